@@ -1,0 +1,1 @@
+//! Multi-node scenario tests for cloudy-p2p (see tests/).

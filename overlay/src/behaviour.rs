@@ -1,0 +1,61 @@
+//! The composed libp2p behaviour.
+
+use crate::config::Config;
+use crate::protocols;
+use crate::rpc::{RpcRequest, RpcResponse};
+use crate::sync_msg::SyncMessage;
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
+use libp2p::{gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
+use std::time::Duration;
+
+/// Every protocol the node speaks.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) members: request_response::cbor::Behaviour<SyncMessage, SyncMessage>,
+    pub(crate) rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
+    pub(crate) stream: libp2p_stream::Behaviour,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, cfg: &Config) -> Result<Self, String> {
+        let peer = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(protocols::IDENTIFY_VERSION.to_string(), key.public())
+                .with_agent_version(format!("cloudy-p2p/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(cfg.ping_interval));
+        let mut kad_cfg = kad::Config::new(protocols::KAD);
+        kad_cfg.set_query_timeout(Duration::from_secs(30));
+        let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(crate::membership::wire::MAX_MESSAGE_BYTES)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )?;
+        let mdns = match cfg.mdns {
+            true => Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer).map_err(|e| e.to_string())?),
+            false => None,
+        };
+        let rr_cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(30));
+        Ok(Behaviour {
+            identify,
+            ping,
+            kad,
+            gossipsub,
+            mdns: mdns.into(),
+            members: request_response::cbor::Behaviour::new([(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)], rr_cfg.clone()),
+            rpc: request_response::cbor::Behaviour::new([(protocols::RPC, request_response::ProtocolSupport::Full)], rr_cfg),
+            stream: libp2p_stream::Behaviour::new(),
+        })
+    }
+}

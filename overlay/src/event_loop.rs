@@ -1,0 +1,358 @@
+//! The one task that owns the libp2p Swarm.
+//!
+//! Data flow:
+//! - commands from [`crate::Handle`] arrive on a bounded channel and start
+//!   work; the loop never awaits a remote round trip;
+//! - swarm events complete pending replies (keyed by query or request id),
+//!   feed the member table, RTT averages and Vivaldi coordinate;
+//! - timers publish our heartbeat, advance the failure detector, account
+//!   availability, keep enough connections and save history;
+//! - after every change a fresh [`PeerScores`] snapshot goes out on a
+//!   `watch` channel, which services read without asking the loop.
+
+use crate::behaviour::Behaviour;
+use crate::config::Config;
+use crate::handle::Command;
+use crate::local::LocalState;
+use crate::membership::wire::Message;
+use crate::membership::{Change, MemberState, MemberTable};
+use crate::rpc::{InboundRequest, RpcRequest, RpcResponse};
+use crate::scoring::history::{Availability, HistoryStore};
+use crate::scoring::rtt::RttEwma;
+use crate::scoring::{score, LocalView, PeerScores, PeerView, ScoreInputs};
+use crate::Error;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{gossipsub, kad, PeerId, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Period of the failure-detector check.
+const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Period of connection upkeep.
+const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
+/// Do not redial a member sooner than this.
+const REDIAL_BACKOFF: Duration = Duration::from_secs(10);
+/// Period of Kademlia bootstrap queries.
+const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
+/// How long the loop keeps running after publishing its goodbye.
+const LEAVE_DRAIN: Duration = Duration::from_millis(500);
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+pub(crate) enum KadPending {
+    Provide(Reply<()>),
+    Providers(HashSet<PeerId>, Reply<HashSet<PeerId>>),
+}
+
+pub(crate) struct PendingRpc {
+    pub reply: Reply<Vec<u8>>,
+    pub peer: PeerId,
+    pub sent: Instant,
+}
+
+pub(crate) type ReplyFuture = BoxFuture<'static, (ResponseChannel<RpcResponse>, Option<Vec<u8>>)>;
+
+/// The event loop's state.
+pub(crate) struct EventLoop {
+    pub swarm: Swarm<Behaviour>,
+    pub commands: mpsc::Receiver<Command>,
+    pub cancel: CancellationToken,
+    pub cfg: Config,
+    pub topic: gossipsub::IdentTopic,
+    pub local: LocalState,
+    pub table: MemberTable,
+    pub rtt: HashMap<PeerId, RttEwma>,
+    /// Added to measured RTTs (test hook; empty in production).
+    pub rtt_delay: HashMap<PeerId, Duration>,
+    pub history: HashMap<PeerId, Availability>,
+    pub store: Box<dyn HistoryStore>,
+    pub last_account: Instant,
+    pub scores_tx: watch::Sender<Arc<PeerScores>>,
+    pub routes: HashMap<String, mpsc::Sender<InboundRequest>>,
+    pub pending_rpc: HashMap<OutboundRequestId, PendingRpc>,
+    pub pending_replies: FuturesUnordered<ReplyFuture>,
+    pub pending_kad: HashMap<kad::QueryId, KadPending>,
+    pub last_dial: HashMap<PeerId, Instant>,
+    pub last_heartbeat: Instant,
+    pub dirty: bool,
+    pub last_publish: Instant,
+    pub bootstrapped: bool,
+}
+
+impl EventLoop {
+    pub async fn run(mut self) {
+        let mut heartbeat = interval(self.cfg.heartbeat_interval);
+        let mut check = interval(CHECK_INTERVAL);
+        let mut maintain = interval(MAINTAIN_INTERVAL);
+        let mut save = interval(self.cfg.history_save_interval);
+        let mut kad_boot = interval(KAD_BOOTSTRAP_INTERVAL);
+        for t in [&mut heartbeat, &mut check, &mut maintain, &mut save, &mut kad_boot] {
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        }
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                Some((channel, body)) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
+                    let resp = body.map_or(RpcResponse::Dropped, RpcResponse::Ok);
+                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
+                }
+                _ = heartbeat.tick() => self.publish_alive(),
+                _ = check.tick() => self.on_check(),
+                _ = maintain.tick() => self.maintain_connections(),
+                _ = save.tick() => self.save_history(),
+                _ = kad_boot.tick() => { let _ = self.swarm.behaviour_mut().kad.bootstrap(); }
+            }
+        }
+        self.leave().await;
+    }
+
+    /// Says goodbye, lets the message out, saves history.
+    async fn leave(&mut self) {
+        let msg = self.local.leave();
+        self.publish(msg);
+        let swarm = &mut self.swarm;
+        let _ = tokio::time::timeout(LEAVE_DRAIN, async {
+            loop {
+                swarm.select_next_some().await;
+            }
+        })
+        .await;
+        self.account(Instant::now());
+        self.save_history();
+        info!(peer = %self.local.peer, "overlay stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Announce { name, meta, reply } => {
+                self.local.services.insert(name, meta);
+                self.publish_alive();
+                self.publish_snapshot();
+                let _ = reply.send(Ok(()));
+            }
+            Command::Withdraw { name, reply } => {
+                let existed = self.local.services.remove(&name).is_some();
+                if existed {
+                    self.publish_alive();
+                    self.publish_snapshot();
+                }
+                let _ = reply.send(Ok(existed));
+            }
+            Command::Dial { addr, reply } => {
+                let res = self.swarm.dial(addr.clone());
+                let _ = reply.send(res.map_err(|e| Error::Dial { target: addr.to_string(), reason: e.to_string() }));
+            }
+            Command::Request { peer, service, body, reply } => self.send_rpc(peer, service, body, reply),
+            Command::StartProviding { key, reply } => {
+                match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::new(&key)) {
+                    Ok(id) => drop(self.pending_kad.insert(id, KadPending::Provide(reply))),
+                    Err(e) => drop(reply.send(Err(Error::Dht(e.to_string())))),
+                }
+            }
+            Command::GetProviders { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&key));
+                self.pending_kad.insert(id, KadPending::Providers(HashSet::new(), reply));
+            }
+            Command::ReportRtt { peer, rtt } => self.on_rtt(peer, rtt),
+            Command::ReportFailure { peer } => {
+                self.history.entry(peer).or_default().record_failure(crate::unix_ms());
+                self.dirty = true;
+            }
+            #[cfg(feature = "test-utils")]
+            Command::InjectRttDelay { peer, delay } => {
+                self.rtt_delay.insert(peer, delay);
+                self.rtt.remove(&peer);
+            }
+        }
+    }
+
+    fn send_rpc(&mut self, peer: PeerId, service: String, body: Vec<u8>, reply: Reply<Vec<u8>>) {
+        if !self.swarm.is_connected(&peer) {
+            if let Some(m) = self.table.get(&peer) {
+                let opts = DialOpts::peer_id(peer).addresses(m.info.addrs.clone()).build();
+                let _ = self.swarm.dial(opts);
+            }
+        }
+        let id = self.swarm.behaviour_mut().rpc.send_request(&peer, RpcRequest { service, body });
+        self.pending_rpc.insert(id, PendingRpc { reply, peer, sent: Instant::now() });
+    }
+
+    /// One RTT sample, from ping or a request round trip.
+    pub fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
+        let rtt = rtt + self.rtt_delay.get(&peer).copied().unwrap_or_default();
+        self.rtt.entry(peer).or_default().add(rtt);
+        if let Some(coord) = self.table.get(&peer).and_then(|m| m.info.coord.clone()) {
+            self.local.vivaldi.update(&coord, rtt);
+        }
+        self.dirty = true;
+    }
+
+    pub fn publish(&mut self, msg: Message) {
+        let bytes = msg.encode();
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
+            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => debug!("membership publish failed: {e}"),
+        }
+    }
+
+    pub fn publish_alive(&mut self) {
+        let msg = self.local.alive(&self.cfg.external_addrs);
+        self.publish(msg);
+        self.last_heartbeat = Instant::now();
+    }
+
+    fn on_check(&mut self) {
+        let now = Instant::now();
+        let changes = self.table.tick(now);
+        self.apply_changes(changes);
+        self.account(now);
+        if self.dirty || now.duration_since(self.last_publish) >= Duration::from_secs(1) {
+            self.publish_snapshot();
+        }
+    }
+
+    /// Adds the time since the last call to every member's availability.
+    fn account(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_account).as_millis() as u64;
+        self.last_account = now;
+        for m in self.table.iter() {
+            self.history.entry(m.info.peer).or_default().observe(dt, m.state.is_up());
+        }
+    }
+
+    pub fn apply_changes(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            self.dirty = true;
+            match change {
+                Change::State { peer, from, to } => {
+                    info!(target: "cloudy::_events::member", peer = %peer, state = %to,
+                        from = from.map_or("new", |s| s.as_str()), "member state changed");
+                    if to == MemberState::Failed {
+                        self.history.entry(peer).or_default().record_failure(crate::unix_ms());
+                    }
+                    if from.is_none() {
+                        self.learn_addresses(peer);
+                    }
+                }
+                Change::Services { peer, announced, withdrawn } => {
+                    for name in announced {
+                        info!(target: "cloudy::_events::service", peer = %peer, name = %name, action = "announced", "service announced");
+                    }
+                    for name in withdrawn {
+                        info!(target: "cloudy::_events::service", peer = %peer, name = %name, action = "withdrawn", "service withdrawn");
+                    }
+                }
+            }
+        }
+    }
+
+    fn learn_addresses(&mut self, peer: PeerId) {
+        let Some(m) = self.table.get(&peer) else { return };
+        for addr in m.info.addrs.clone() {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        }
+    }
+
+    /// Dials the best-scored unconnected members until `target_peers` are connected.
+    fn maintain_connections(&mut self) {
+        let connected = self.swarm.connected_peers().count();
+        if connected >= self.cfg.target_peers {
+            return;
+        }
+        let now = Instant::now();
+        let snapshot = self.scores_tx.borrow().clone();
+        let candidates: Vec<PeerId> = snapshot
+            .ranked()
+            .into_iter()
+            .filter(|v| v.state.is_up() && !self.swarm.is_connected(&v.peer))
+            .filter(|v| self.last_dial.get(&v.peer).is_none_or(|t| now.duration_since(*t) >= REDIAL_BACKOFF))
+            .map(|v| v.peer)
+            .take(self.cfg.target_peers - connected)
+            .collect();
+        for peer in candidates {
+            let Some(m) = self.table.get(&peer) else { continue };
+            let opts = DialOpts::peer_id(peer)
+                .addresses(m.info.addrs.clone())
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            self.last_dial.insert(peer, now);
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, "dial failed: {e}");
+            }
+        }
+    }
+
+    fn save_history(&mut self) {
+        let rows: Vec<_> = self.history.iter().map(|(p, a)| (*p, a.clone())).collect();
+        if let Err(e) = self.store.save(&rows) {
+            warn!("could not save availability history: {e}");
+        }
+    }
+
+    pub fn publish_snapshot(&mut self) {
+        let snapshot = self.build_snapshot();
+        self.scores_tx.send_replace(Arc::new(snapshot));
+        self.dirty = false;
+        self.last_publish = Instant::now();
+    }
+
+    fn build_snapshot(&self) -> PeerScores {
+        let now = Instant::now();
+        let now_ms = crate::unix_ms();
+        let me = self.local.vivaldi.coordinate();
+        let mut peers = HashMap::new();
+        for m in self.table.iter() {
+            let peer = m.info.peer;
+            let measured = self.rtt.get(&peer).and_then(|e| e.get());
+            let estimated = m.info.coord.as_ref().map(|c| me.distance_to(c));
+            // An estimate from unsettled coordinates is noise: do not score on it.
+            let settled = m.info.coord.as_ref().is_some_and(|c| (c.error + me.error) / 2.0 < 1.0);
+            let hist = self.history.get(&peer).cloned().unwrap_or_default();
+            let same_zone = !self.cfg.zone.is_empty() && self.cfg.zone == m.info.zone;
+            let inputs = ScoreInputs {
+                state: m.state,
+                rtt: measured.or(if settled { estimated } else { None }),
+                availability: hist.ratio(),
+                failures: hist.failures_at(now_ms),
+                same_zone,
+            };
+            let view = PeerView {
+                peer,
+                addrs: m.info.addrs.clone(),
+                state: m.state,
+                rtt_measured: measured,
+                rtt_estimated: estimated,
+                availability: hist.ratio(),
+                failures: inputs.failures,
+                zone: m.info.zone.clone(),
+                score: score(&inputs),
+                connected: self.swarm.is_connected(&peer),
+                last_heard_ago: now.saturating_duration_since(m.last_heard),
+                services: m.info.services.clone(),
+            };
+            peers.insert(peer, view);
+        }
+        let local = LocalView {
+            peer: Some(self.local.peer),
+            listen_addrs: self.local.listen_addrs.clone(),
+            zone: self.cfg.zone.clone(),
+            services: self.local.services.clone(),
+            coordinate: Some(me.clone()),
+        };
+        PeerScores { local, peers }
+    }
+}

@@ -1,0 +1,114 @@
+//! The cloneable handle services use to reach the overlay's event loop.
+
+use crate::membership::wire::ServiceMeta;
+use crate::scoring::PeerScores;
+use crate::Error;
+use libp2p::{Multiaddr, PeerId};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Capacity of the command channel.
+pub const COMMAND_CAPACITY: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// Everything the event loop can be asked to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Announce { name: String, meta: ServiceMeta, reply: Reply<()> },
+    Withdraw { name: String, reply: Reply<bool> },
+    Dial { addr: Multiaddr, reply: Reply<()> },
+    Request { peer: PeerId, service: String, body: Vec<u8>, reply: Reply<Vec<u8>> },
+    StartProviding { key: Vec<u8>, reply: Reply<()> },
+    GetProviders { key: Vec<u8>, reply: Reply<HashSet<PeerId>> },
+    ReportRtt { peer: PeerId, rtt: Duration },
+    ReportFailure { peer: PeerId },
+    #[cfg(feature = "test-utils")]
+    InjectRttDelay { peer: PeerId, delay: Duration },
+}
+
+/// A cheap, cloneable handle to the overlay.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) local: PeerId,
+    pub(crate) scores: watch::Receiver<Arc<PeerScores>>,
+    pub(crate) stream: libp2p_stream::Control,
+}
+
+impl Handle {
+    /// Our peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    /// The latest snapshot of members, scores and services (no round trip).
+    pub fn snapshot(&self) -> Arc<PeerScores> {
+        self.scores.borrow().clone()
+    }
+
+    /// A receiver that sees every new snapshot.
+    pub fn watch(&self) -> watch::Receiver<Arc<PeerScores>> {
+        self.scores.clone()
+    }
+
+    /// Control for opening and accepting bulk-data streams.
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.stream.clone()
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Announces (or updates) a service offered by this node.
+    pub async fn announce(&self, name: &str, meta: ServiceMeta) -> Result<(), Error> {
+        self.call(|reply| Command::Announce { name: name.to_string(), meta, reply }).await
+    }
+
+    /// Withdraws a service; `false` if it was not announced.
+    pub async fn withdraw(&self, name: &str) -> Result<bool, Error> {
+        self.call(|reply| Command::Withdraw { name: name.to_string(), reply }).await
+    }
+
+    /// Dials an address (the dial itself completes in the background).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), Error> {
+        self.call(|reply| Command::Dial { addr, reply }).await
+    }
+
+    /// Sends a small request to `service` on `peer` and waits for its answer.
+    pub async fn request(&self, peer: PeerId, service: &str, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.call(|reply| Command::Request { peer, service: service.to_string(), body, reply }).await
+    }
+
+    /// Announces in the DHT that we provide `key`.
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), Error> {
+        self.call(|reply| Command::StartProviding { key, reply }).await
+    }
+
+    /// Finds providers of `key` in the DHT.
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, Error> {
+        self.call(|reply| Command::GetProviders { key, reply }).await
+    }
+
+    /// Reports a measured request round trip (feeds the RTT EWMA). Best effort.
+    pub fn report_rtt(&self, peer: PeerId, rtt: Duration) {
+        let _ = self.tx.try_send(Command::ReportRtt { peer, rtt });
+    }
+
+    /// Reports a failed interaction with `peer` (feeds its failure rate). Best effort.
+    pub fn report_failure(&self, peer: PeerId) {
+        let _ = self.tx.try_send(Command::ReportFailure { peer });
+    }
+
+    /// Test hook: adds `delay` to every RTT sample measured to `peer`, as if
+    /// the link were slower.
+    #[cfg(feature = "test-utils")]
+    pub async fn inject_rtt_delay(&self, peer: PeerId, delay: Duration) -> Result<(), Error> {
+        self.tx.send(Command::InjectRttDelay { peer, delay }).await.map_err(|_| Error::Closed)
+    }
+}

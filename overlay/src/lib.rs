@@ -1,0 +1,177 @@
+//! The overlay of cloudy-p2p: the one libp2p Swarm of a node and what lives
+//! on it — transports (QUIC v1, TCP+noise+yamux), identify, ping, Kademlia
+//! under `/cloudy/kad/1.0.0`, gossipsub, mDNS, request-response and streams —
+//! plus community membership with failure detection, the service directory
+//! and locality-aware peer scores.
+//!
+//! # Layout
+//! - [`spawn`] builds the Swarm and starts the event loop task
+//!   ([`event_loop`]), returning a [`Handle`].
+//! - [`Handle`] is cheap to clone; its methods send commands over a bounded
+//!   channel. Scores and members are read from a snapshot
+//!   ([`Handle::snapshot`]) without a round trip.
+//! - Pure logic with no I/O: [`membership`] (member table and failure
+//!   detector), [`scoring`] (Vivaldi, RTT EWMA, availability, the score).
+//!
+//! The overlay depends on no other workspace crate; the services
+//! (storage, sync, streaming) depend on it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cloudy_overlay::Error> {
+//! use cloudy_overlay::{Config, Routes};
+//! let key = cloudy_overlay::Keypair::generate_ed25519();
+//! let cancel = tokio_util::sync::CancellationToken::new();
+//! let (handle, _task) = cloudy_overlay::spawn(Config::default(), key, Routes::default(), cancel)?;
+//! handle.announce("storage", Default::default()).await?;
+//! for (name, p) in handle.snapshot().providers(None) {
+//!     println!("{name} at {} score {:.2}", p.peer, p.score);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod behaviour;
+pub mod config;
+mod error;
+pub mod event_loop;
+mod handle;
+mod local;
+pub mod membership;
+pub mod protocols;
+pub mod rpc;
+pub mod scoring;
+mod swarm_events;
+pub mod sync_msg;
+#[cfg(feature = "test-utils")]
+pub mod testing;
+
+pub use config::Config;
+pub use error::Error;
+pub use handle::Handle;
+pub use libp2p::identity::Keypair;
+pub use libp2p::{multiaddr, Multiaddr, PeerId, StreamProtocol};
+pub use libp2p_stream as stream;
+pub use membership::{wire::ServiceMeta, MemberState};
+pub use rpc::{InboundRequest, Routes};
+pub use scoring::{PeerScores, PeerView, Provider};
+
+use behaviour::Behaviour;
+use event_loop::EventLoop;
+use libp2p::{gossipsub, noise, tcp, yamux};
+use scoring::history::{HistoryStore, MemHistory, SqliteHistory};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Builds the Swarm, starts listening and dialing the bootstrap peers, and
+/// spawns the event loop. Listening errors (address in use, unsupported
+/// address) are returned here rather than logged later. Must be called
+/// inside a tokio runtime.
+pub fn spawn(
+    cfg: Config,
+    key: Keypair,
+    routes: Routes,
+    cancel: CancellationToken,
+) -> Result<(Handle, JoinHandle<()>), Error> {
+    let history: Box<dyn HistoryStore> = match &cfg.history_path {
+        Some(path) => Box::new(SqliteHistory::open(path)?),
+        None => Box::new(MemHistory::default()),
+    };
+    spawn_with_history(cfg, key, routes, history, cancel)
+}
+
+/// [`spawn`] with an explicit availability-history backend.
+pub fn spawn_with_history(
+    cfg: Config,
+    key: Keypair,
+    routes: Routes,
+    mut store: Box<dyn HistoryStore>,
+    cancel: CancellationToken,
+) -> Result<(Handle, JoinHandle<()>), Error> {
+    cfg.validate()?;
+    let local = key.public().to_peer_id();
+    let history = store.load()?;
+    let mut swarm = build_swarm(&cfg, key)?;
+    for addr in &cfg.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| Error::Listen { addr: addr.clone(), reason: listen_reason(e) })?;
+    }
+    let topic = gossipsub::IdentTopic::new(protocols::MEMBERSHIP_TOPIC);
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
+    for addr in &cfg.bootstrap {
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+        }
+    }
+    let stream = swarm.behaviour().stream.new_control();
+    let (tx, commands) = mpsc::channel(handle::COMMAND_CAPACITY);
+    let (scores_tx, scores) = watch::channel(Arc::new(PeerScores::default()));
+    let now = Instant::now();
+    let mut event_loop = EventLoop {
+        swarm,
+        commands,
+        cancel,
+        topic,
+        local: local::LocalState::new(local, cfg.zone.clone()),
+        table: membership::MemberTable::new(local, cfg.timing),
+        cfg,
+        rtt: Default::default(),
+        rtt_delay: Default::default(),
+        history,
+        store,
+        last_account: now,
+        scores_tx,
+        routes: routes.0,
+        pending_rpc: Default::default(),
+        pending_replies: Default::default(),
+        pending_kad: Default::default(),
+        last_dial: Default::default(),
+        last_heartbeat: now,
+        dirty: true,
+        last_publish: now,
+        bootstrapped: false,
+    };
+    event_loop.publish_snapshot();
+    let task = tokio::spawn(event_loop.run());
+    Ok((Handle { tx, local, scores, stream }, task))
+}
+
+fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, Error> {
+    let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport(&e))?
+        .with_quic()
+        .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
+        .build();
+    Ok(swarm)
+}
+
+fn listen_reason(e: libp2p::TransportError<std::io::Error>) -> String {
+    match e {
+        libp2p::TransportError::MultiaddrNotSupported(_) => "no transport supports this address".to_string(),
+        libp2p::TransportError::Other(io) if addr_in_use(&io) => "address already in use".to_string(),
+        libp2p::TransportError::Other(io) => io.to_string(),
+    }
+}
+
+/// Whether the listen error is EADDRINUSE. The OS error reaches us boxed
+/// inside the transport stack's generic `TransportError<Either<…>>`, which
+/// cannot be downcast by name, so its debug rendering is inspected.
+fn addr_in_use(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::AddrInUse || format!("{io:?}").contains("AddrInUse")
+}

@@ -1,0 +1,14 @@
+//! Protocol ids and gossip topics of the overlay.
+
+use libp2p::StreamProtocol;
+
+/// Kademlia, under our own id so that our DHT does not merge with IPFS's.
+pub const KAD: StreamProtocol = StreamProtocol::new("/cloudy/kad/1.0.0");
+/// Join-time membership state exchange (request-response, CBOR).
+pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/1.0.0");
+/// Service requests routed to the registered service (request-response, CBOR).
+pub const RPC: StreamProtocol = StreamProtocol::new("/cloudy/rpc/1.0.0");
+/// Identify's protocol-version string.
+pub const IDENTIFY_VERSION: &str = "/cloudy/1.0.0";
+/// Gossipsub topic of membership heartbeats and service announcements.
+pub const MEMBERSHIP_TOPIC: &str = "/cloudy/membership/1";

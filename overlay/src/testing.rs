@@ -1,0 +1,108 @@
+//! Test helpers (feature `test-utils`): start several overlays on QUIC at
+//! 127.0.0.1 port 0 in one runtime, and wait for conditions with timeouts.
+
+use crate::{spawn, Config, Error, Handle, Keypair, Multiaddr, PeerScores, Routes};
+use crate::membership::Timing;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Default wait for test conditions.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Faster failure detection for tests: heartbeat 250 ms, suspect 1 s, fail 2 s.
+pub fn fast_config() -> Config {
+    Config {
+        heartbeat_interval: Duration::from_millis(250),
+        timing: Timing {
+            suspect_after: Duration::from_secs(1),
+            fail_after: Duration::from_secs(2),
+            reap_after: Duration::from_secs(3600),
+        },
+        ping_interval: Duration::from_millis(500),
+        ..Config::for_test()
+    }
+}
+
+/// One overlay of a [`TestNet`].
+pub struct TestNode {
+    /// Its handle.
+    pub handle: Handle,
+    /// Cancels it (a clean leave).
+    pub cancel: CancellationToken,
+    /// Its event-loop task.
+    pub task: JoinHandle<()>,
+}
+
+impl TestNode {
+    /// Starts one overlay and waits for its first listen address.
+    pub async fn start(cfg: Config, routes: Routes) -> Result<TestNode, Error> {
+        let cancel = CancellationToken::new();
+        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), routes, cancel.clone())?;
+        let node = TestNode { handle, cancel, task };
+        wait_until(&node.handle, "a listen address", |s| !s.local.listen_addrs.is_empty()).await?;
+        Ok(node)
+    }
+
+    /// Its first listen address with `/p2p/<peer id>`, to bootstrap others.
+    pub fn addr(&self) -> Multiaddr {
+        let s = self.handle.snapshot();
+        s.local.listen_addrs[0].clone().with_p2p(self.handle.local_peer_id()).expect("no /p2p yet")
+    }
+
+    /// Ends the node abruptly: the task is aborted, nothing is said to anyone.
+    pub fn crash(self) {
+        self.task.abort();
+    }
+}
+
+/// Several overlays that bootstrap from the first.
+pub struct TestNet {
+    /// The nodes, in start order.
+    pub nodes: Vec<TestNode>,
+}
+
+impl TestNet {
+    /// Starts `n` overlays with `cfg` (listen and bootstrap are filled in).
+    pub async fn start(n: usize, cfg: Config) -> Result<TestNet, Error> {
+        let first = TestNode::start(cfg.clone(), Routes::default()).await?;
+        let boot = first.addr();
+        let mut nodes = vec![first];
+        for _ in 1..n {
+            let cfg = Config { bootstrap: vec![boot.clone()], ..cfg.clone() };
+            nodes.push(TestNode::start(cfg, Routes::default()).await?);
+        }
+        Ok(TestNet { nodes })
+    }
+
+    /// Waits until every node sees every other as alive.
+    pub async fn wait_all_alive(&self) -> Result<(), Error> {
+        let n = self.nodes.len();
+        for node in &self.nodes {
+            wait_until(&node.handle, "all members alive", |s| s.count(crate::MemberState::Alive) == n - 1).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `pred` holds for `handle`'s snapshot, at most [`WAIT`].
+pub async fn wait_until(
+    handle: &Handle,
+    what: &str,
+    mut pred: impl FnMut(&PeerScores) -> bool,
+) -> Result<Arc<PeerScores>, Error> {
+    let mut rx = handle.watch();
+    let fut = async {
+        loop {
+            let snap = rx.borrow_and_update().clone();
+            if pred(&snap) {
+                return Ok(snap);
+            }
+            rx.changed().await.map_err(|_| Error::Closed)?;
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .map_err(|_| Error::Config(format!("timed out after {WAIT:?} waiting for {what}")))?
+}

@@ -1,0 +1,146 @@
+//! Five overlays on QUIC at 127.0.0.1 in one process.
+
+use cloudy_overlay::testing::{fast_config, wait_until, TestNet, TestNode};
+use cloudy_overlay::{MemberState, Routes};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_discover_each_other() {
+    let net = TestNet::start(5, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    // Members are known beyond direct connections' bootstrap node: node 4
+    // knows node 1 although both only bootstrapped from node 0.
+    let s = net.nodes[4].handle.snapshot();
+    let p1 = net.nodes[1].handle.local_peer_id();
+    assert_eq!(s.peers[&p1].state, MemberState::Alive);
+    assert!(!s.peers[&p1].addrs.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announce_and_withdraw_propagate() {
+    let net = TestNet::start(5, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let provider = net.nodes[2].handle.local_peer_id();
+    let meta = BTreeMap::from([("free".to_string(), "42".to_string())]);
+    net.nodes[2].handle.announce("storage", meta).await.unwrap();
+    for node in &net.nodes {
+        let s = wait_until(&node.handle, "storage announced", |s| !s.providers(Some("storage")).is_empty())
+            .await
+            .unwrap();
+        let (name, p) = &s.providers(Some("storage"))[0];
+        assert_eq!((name.as_str(), p.peer), ("storage", provider));
+        assert_eq!(p.meta["free"], "42");
+    }
+    assert!(net.nodes[2].handle.withdraw("storage").await.unwrap());
+    assert!(!net.nodes[2].handle.withdraw("storage").await.unwrap(), "second withdraw finds nothing");
+    for node in &net.nodes {
+        wait_until(&node.handle, "storage withdrawn", |s| s.providers(Some("storage")).is_empty()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_node_is_failed_and_its_services_expire_left_node_is_left() {
+    let mut net = TestNet::start(5, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    net.nodes[3].handle.announce("video", Default::default()).await.unwrap();
+    for node in &net.nodes {
+        wait_until(&node.handle, "video announced", |s| !s.providers(Some("video")).is_empty()).await.unwrap();
+    }
+    let crashed = net.nodes.remove(3);
+    let crashed_id = crashed.handle.local_peer_id();
+    crashed.crash();
+    for node in &net.nodes {
+        let s = wait_until(&node.handle, "crashed node failed", |s| {
+            s.peers.get(&crashed_id).is_some_and(|p| p.state == MemberState::Failed)
+        })
+        .await
+        .unwrap();
+        assert!(s.providers(Some("video")).is_empty(), "announcements expire with their node");
+        assert!(s.peers[&crashed_id].failures > 0.0);
+    }
+    let leaving = net.nodes.remove(1);
+    let leaving_id = leaving.handle.local_peer_id();
+    leaving.cancel.cancel();
+    leaving.task.await.unwrap();
+    for node in &net.nodes {
+        wait_until(&node.handle, "leaving node left", |s| {
+            s.peers.get(&leaving_id).is_some_and(|p| p.state == MemberState::Left)
+        })
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_prefers_the_lower_rtt_peer() {
+    let net = TestNet::start(5, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let me = &net.nodes[0].handle;
+    let near = net.nodes[1].handle.local_peer_id();
+    let far = net.nodes[2].handle.local_peer_id();
+    // Both provide the same service; the link to `far` gets 80 ms slower.
+    for n in [1, 2] {
+        net.nodes[n].handle.announce("storage", Default::default()).await.unwrap();
+    }
+    me.inject_rtt_delay(far, Duration::from_millis(80)).await.unwrap();
+    let s = wait_until(me, "RTTs measured to both", |s| {
+        s.providers(Some("storage")).len() == 2
+            && s.peers[&far].rtt_measured.is_some_and(|r| r >= Duration::from_millis(80))
+            && s.peers[&near].rtt_measured.is_some()
+    })
+    .await
+    .unwrap();
+    assert!(s.score(&near) > s.score(&far), "near {} far {}", s.score(&near), s.score(&far));
+    let ranked: Vec<_> = s.providers(Some("storage")).into_iter().map(|(_, p)| p.peer).collect();
+    assert_eq!(ranked, vec![near, far]);
+    let mut peers = vec![far, near];
+    s.rank(&mut peers);
+    assert_eq!(peers, vec![near, far]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_reaches_the_registered_service_and_unknown_service_is_an_error() {
+    let mut routes = Routes::default();
+    let mut inbox = routes.add("echo", 8);
+    let server = TestNode::start(fast_config(), routes).await.unwrap();
+    let mut cfg = fast_config();
+    cfg.bootstrap = vec![server.addr()];
+    let client = TestNode::start(cfg, Routes::default()).await.unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = inbox.recv().await {
+            let mut body = req.body;
+            body.reverse();
+            let _ = req.reply.send(body);
+        }
+    });
+    let sid = server.handle.local_peer_id();
+    let got = client.handle.request(sid, "echo", b"abc".to_vec()).await.unwrap();
+    assert_eq!(got, b"cba");
+    let err = client.handle.request(sid, "nope", vec![]).await.unwrap_err().to_string();
+    assert!(err.contains("does not run service \"nope\""), "{err}");
+    // The round trip fed the RTT average.
+    wait_until(&client.handle, "rtt from rpc", |s| s.peers.get(&sid).is_some_and(|p| p.rtt_measured.is_some()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_provider_records_are_found_by_others() {
+    let net = TestNet::start(3, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let key = b"vod:some-root".to_vec();
+    net.nodes[1].handle.start_providing(key.clone()).await.unwrap();
+    let found = net.nodes[2].handle.get_providers(key).await.unwrap();
+    assert!(found.contains(&net.nodes[1].handle.local_peer_id()), "{found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_in_use_is_a_clear_error() {
+    let a = TestNode::start(fast_config(), Routes::default()).await.unwrap();
+    let taken = a.handle.snapshot().local.listen_addrs[0].clone();
+    let mut cfg = fast_config();
+    cfg.listen = vec![taken.clone()];
+    let err = TestNode::start(cfg, Routes::default()).await.err().expect("second bind must fail").to_string();
+    assert!(err.contains("address already in use") && err.contains(&taken.to_string()), "{err}");
+}
