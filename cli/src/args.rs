@@ -1,0 +1,107 @@
+//! Command-line definition.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// cloudy-p2p: a community-cloud node (membership, service directory,
+/// locality-aware peer scores) built on libp2p.
+#[derive(Parser, Debug)]
+#[command(name = "cloudy-p2p", version, about)]
+pub struct Cli {
+    /// Home directory of the node [default: $XDG_DATA_HOME/cloudy-p2p].
+    #[arg(long, global = true, env = "CLOUDY_HOME")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the home: identity key, API token and a commented config.toml.
+    Init(InitArgs),
+    /// Run the node in the foreground (logs on stderr, RUST_LOG respected).
+    Up {
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Show this node's peer id, addresses, member count and uptime.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List members with state, RTT, availability, zone and score.
+    Peers {
+        /// Show only this peer.
+        peer: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List service providers, nearest and most reliable first.
+    Services {
+        /// Only this service.
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Announce a service offered by this node to the community.
+    Announce {
+        /// Service name.
+        name: String,
+        /// Metadata, repeatable: --meta key=value.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+    },
+    /// Withdraw a service this node announced.
+    Withdraw {
+        /// Service name.
+        name: String,
+    },
+    /// Ask the running node to leave the community and exit.
+    Stop,
+    /// Start a small local community of node processes on 127.0.0.1 and show it.
+    Demo {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Directory for the nodes' homes [default: a new temporary directory].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `init` options.
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Port for QUIC and TCP; 0 lets the OS choose at every start.
+    #[arg(long, default_value_t = 7391)]
+    pub port: u16,
+    /// Control API address.
+    #[arg(long, default_value = "127.0.0.1:7390")]
+    pub api: String,
+    /// Bootstrap peer multiaddress, repeatable.
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
+    /// Zone label.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Do not use mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Listen on 127.0.0.1 only (local tests and demos).
+    #[arg(long)]
+    pub loopback: bool,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,74 @@
+//! `demo`: a small local community of real node processes on 127.0.0.1.
+
+use super::info;
+use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::Announce;
+use cloudy_node::control::client::Client;
+use cloudy_node::process::{init_local_home, NodeProcess};
+use cloudy_node::Home;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
+    if !(2..=50).contains(&n) {
+        bail!("--nodes must be between 2 and 50, not {n}");
+    }
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("cloudy-demo-{}", std::process::id())));
+    let exe = std::env::current_exe().context("finding the cloudy-p2p executable")?;
+    println!("starting {n} nodes with homes under {}", dir.display());
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 1..=n {
+        let home = Home::new(dir.join(format!("node{i}")));
+        if home.root().exists() {
+            bail!("{} already exists; pick another --dir", home.root().display());
+        }
+        let bootstrap = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
+        init_local_home(&home, bootstrap)?;
+        let node = NodeProcess::start(&exe, &home, i, None).await?;
+        println!("  node{i}: peer {} api {}", node.peer_id, node.api);
+        nodes.push(node);
+    }
+    let first = Client::for_home(&nodes[0].home)?;
+    let second = Client::for_home(&nodes[1].home)?;
+    let meta = [("port".to_string(), "8080".to_string())].into();
+    second.announce(&Announce { name: "demo-web".into(), meta }).await?;
+    wait_for_community(&first, n).await?;
+    println!("\nnode1 sees:");
+    info::status(&first, false).await?;
+    println!();
+    info::peers(&first, None, false).await?;
+    println!();
+    info::services(&first, None, false).await?;
+    let home1 = nodes[0].home.root().display().to_string();
+    println!("\nThe community runs until you press Ctrl-C. Try, in another terminal:");
+    println!("  {} --home {home1} peers", exe.display());
+    println!("  {} --home {home1} announce my-service --meta url=http://example", exe.display());
+    println!("  kill -9 {}   # node{n}: watch it become failed in `peers`", nodes[n - 1].pid().unwrap_or(0));
+    super::interrupted().await?;
+    println!("\nstopping the community");
+    for node in &mut nodes {
+        if let Ok(c) = Client::for_home(&node.home) {
+            let _ = c.shutdown().await;
+        }
+        node.wait_exit(Duration::from_secs(10)).await;
+    }
+    Ok(())
+}
+
+/// Waits (at most 30 s) until node1 sees every other node alive and the
+/// demo service.
+async fn wait_for_community(client: &Client, n: usize) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let alive = client.peers().await?.iter().filter(|p| p.state == "alive").count();
+        let web = client.services(Some("demo-web")).await?.len();
+        if alive == n - 1 && web == 1 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("after 30 s node1 sees {alive} of {} other nodes alive", n - 1);
+        }
+    }
+}

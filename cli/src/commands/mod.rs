@@ -1,0 +1,76 @@
+//! One function per subcommand.
+
+mod demo;
+mod info;
+mod up;
+
+use crate::args::{Cli, Command, InitArgs};
+use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::Announce;
+use cloudy_node::control::client::Client;
+use cloudy_node::{Home, InitOptions};
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = Home::resolve(cli.home);
+    match cli.command {
+        Command::Init(a) => init(&home, a),
+        Command::Up { log_format } => up::run(&home, log_format).await,
+        Command::Status { json } => info::status(&client(&home)?, json).await,
+        Command::Peers { peer, json } => info::peers(&client(&home)?, peer.as_deref(), json).await,
+        Command::Services { name, json } => info::services(&client(&home)?, name.as_deref(), json).await,
+        Command::Announce { name, meta } => announce(&client(&home)?, name, &meta).await,
+        Command::Withdraw { name } => {
+            client(&home)?.withdraw(&name).await?;
+            println!("withdrew {name}");
+            Ok(())
+        }
+        Command::Stop => {
+            client(&home)?.shutdown().await?;
+            println!("node is leaving the community and stopping");
+            Ok(())
+        }
+        Command::Demo { nodes, dir } => demo::run(nodes, dir).await,
+    }
+}
+
+fn client(home: &Home) -> Result<Client> {
+    Ok(Client::for_home(home)?)
+}
+
+fn init(home: &Home, a: InitArgs) -> Result<()> {
+    let opts = InitOptions {
+        port: Some(a.port),
+        api: Some(a.api),
+        bootstrap: a.bootstrap,
+        zone: a.zone,
+        no_mdns: a.no_mdns,
+        loopback: a.loopback,
+    };
+    home.init(&opts)?;
+    println!("initialised {}", home.root().display());
+    println!("next: cloudy-p2p --home {} up", home.root().display());
+    Ok(())
+}
+
+async fn announce(client: &Client, name: String, meta: &[String]) -> Result<()> {
+    let mut a = Announce { name, meta: Default::default() };
+    for pair in meta {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--meta {pair:?} is not of the form key=value");
+        };
+        a.meta.insert(k.to_string(), v.to_string());
+    }
+    client.announce(&a).await.with_context(|| format!("announcing {}", a.name))?;
+    println!("announced {}", a.name);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM, saying which.
+pub async fn interrupted() -> Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map(|_| "interrupted").map_err(Into::into),
+        _ = term.recv() => Ok("terminated"),
+    }
+}

@@ -1,0 +1,34 @@
+//! Plain-text tables.
+
+/// Prints rows under a header, columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|s| s.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// A peer id shortened to its last 8 characters, as in `…a1b2c3d4`.
+pub fn short(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 12 {
+        id.to_string()
+    } else {
+        format!("…{}", id.chars().skip(n - 8).collect::<String>())
+    }
+}
+
+/// Milliseconds with a unit, or `-`.
+pub fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| if v < 10.0 { format!("{v:.2}ms") } else { format!("{v:.0}ms") })
+}

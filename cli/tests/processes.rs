@@ -1,0 +1,157 @@
+//! Real `cloudy-p2p` processes on 127.0.0.1, driven through the CLI.
+
+use cloudy_node::process::{init_local_home, NodeProcess};
+use cloudy_node::Home;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+/// A valid peer id that belongs to no test community.
+const STRANGER: &str = "12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT";
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn cli(home: &Path, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .await
+        .expect("run cloudy-p2p");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn fails_with(home: &Path, args: &[&str], needle: &str) {
+    let out = cli(home, args).await;
+    assert!(!out.ok, "{args:?} should fail, printed {}", out.stdout);
+    assert!(out.stderr.contains(needle), "{args:?}: expected {needle:?} in {:?}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one clear line: {:?}", out.stderr);
+}
+
+async fn json(home: &Path, args: &[&str]) -> Value {
+    let out = cli(home, args).await;
+    assert!(out.ok, "{args:?} failed: {}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("JSON output")
+}
+
+/// Polls `peers --json` on `home` until `pred` holds (20 s at most).
+async fn wait_peers(home: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let v = json(home, &["peers", "--json"]).await;
+        if pred(v.as_array().expect("array")) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {v}");
+    }
+}
+
+fn state_of(peers: &[Value], id: &str) -> Option<String> {
+    peers.iter().find(|p| p["peer_id"] == id).map(|p| p["state"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn user_errors_before_any_node_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    fails_with(&home, &["status"], "is not an initialised cloudy-p2p home").await;
+    fails_with(&home, &["up"], "is not an initialised cloudy-p2p home").await;
+    let out = cli(&home, &["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("next: cloudy-p2p --home"), "{}", out.stdout);
+    for secret in ["identity.key", "api.token"] {
+        let mode = std::fs::metadata(home.join(secret)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
+    }
+    fails_with(&home, &["init"], "already initialised").await;
+    fails_with(&home, &["status"], "no node is running").await;
+    fails_with(&home, &["peers"], "no node is running").await;
+
+    let cfg = home.join("config.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let line = good.lines().position(|l| l.starts_with("bootstrap")).unwrap() + 1;
+    let bad = good.replace("bootstrap = []", "bootstrap = [\"/ip4/10.0.0.1/tcp/notaport\"]");
+    std::fs::write(&cfg, bad).unwrap();
+    fails_with(&home, &["up"], &format!("config.toml: line {line}: invalid multiaddr \"/ip4/10.0.0.1/tcp/notaport\"")).await;
+    std::fs::write(&cfg, good.replace("mdns = false", "mdns = maybe")).unwrap();
+    fails_with(&home, &["up"], "config.toml: line").await;
+    std::fs::write(&cfg, &good).unwrap();
+    std::fs::write(home.join("identity.key"), b"garbage").unwrap();
+    fails_with(&home, &["up"], "identity.key: not a valid identity key").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_of_processes_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..3 {
+        let home = Home::new(dir.path().join(format!("n{i}")));
+        let boot = nodes.first().map(|n| n.listen.clone()).unwrap_or_default();
+        init_local_home(&home, boot).unwrap();
+        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, None).await.unwrap());
+    }
+    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let ids: Vec<_> = nodes.iter().map(|n| n.peer_id.clone()).collect();
+    wait_peers(&h[0], "two alive members", |p| p.iter().filter(|p| p["state"] == "alive").count() == 2).await;
+
+    // Service directory.
+    let out = cli(&h[1], &["announce", "web", "--meta", "port=80"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = json(&h[2], &["services", "web", "--json"]).await;
+        if v.as_array().unwrap().len() == 1 {
+            assert_eq!(v[0]["peer_id"], ids[1].as_str());
+            assert_eq!(v[0]["meta"]["port"], "80");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "announcement never reached node 2");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fails_with(&h[1], &["announce", "bad name!"], "invalid service name").await;
+    fails_with(&h[1], &["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
+    fails_with(&h[1], &["withdraw", "nothere"], "is not announced by this node").await;
+    fails_with(&h[0], &["peers", "not-a-peer"], "is not a valid peer id").await;
+    fails_with(&h[0], &["peers", STRANGER], "unknown peer").await;
+    let one = json(&h[0], &["peers", &ids[1], "--json"]).await;
+    assert_eq!(one[0]["services"][0], "web");
+    let status = json(&h[0], &["status", "--json"]).await;
+    assert_eq!(status["peer_id"], ids[0].as_str());
+    assert_eq!(status["members"]["alive"], 2);
+
+    // A second node on a taken API port says so.
+    let clash = Home::new(dir.path().join("clash"));
+    init_local_home(&clash, vec![]).unwrap();
+    let cfg = clash.config_path();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("127.0.0.1:0", &nodes[0].api);
+    std::fs::write(&cfg, text).unwrap();
+    fails_with(clash.root(), &["up"], &format!("cannot serve the control API on {}: address already in use", nodes[0].api)).await;
+
+    // kill -9: failed everywhere; its announcements expire.
+    nodes[1].kill9().await;
+    for home in [&h[0], &h[2]] {
+        wait_peers(home, "killed node failed", |p| state_of(p, &ids[1]).as_deref() == Some("failed")).await;
+    }
+    assert!(json(&h[2], &["services", "web", "--json"]).await.as_array().unwrap().is_empty());
+
+    // A clean stop: left, and the process exits by itself with success.
+    let out = cli(&h[2], &["stop"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let status = nodes[2].wait_exit(Duration::from_secs(15)).await.expect("exits after stop");
+    assert!(status.success());
+    wait_peers(&h[0], "stopped node left", |p| state_of(p, &ids[2]).as_deref() == Some("left")).await;
+    fails_with(&h[2], &["status"], "no node is running").await;
+}

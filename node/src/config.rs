@@ -1,0 +1,221 @@
+//! `config.toml`: the node's configuration, with documented defaults
+//! (the commented template in `config.toml.in` is what `init` writes).
+
+use crate::error::NodeError;
+use cloudy_overlay::membership::Timing;
+use cloudy_overlay::Multiaddr;
+use serde::{de::Error as _, Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The commented configuration file `init` writes (placeholders `@…@`).
+pub const CONFIG_TEMPLATE: &str = include_str!("config.toml.in");
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// Listen addresses.
+    #[serde(default = "default_listen", deserialize_with = "multiaddrs")]
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap peers.
+    #[serde(default, deserialize_with = "multiaddrs")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Extra addresses to announce.
+    #[serde(default, deserialize_with = "multiaddrs")]
+    pub external_addrs: Vec<Multiaddr>,
+    /// mDNS on or off.
+    #[serde(default = "yes")]
+    pub mdns: bool,
+    /// Control API address.
+    #[serde(default = "default_api")]
+    pub api: SocketAddr,
+    /// Zone label.
+    #[serde(default)]
+    pub zone: String,
+    /// Data directory (relative to home unless absolute).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Failure-detector settings.
+    #[serde(default)]
+    pub membership: MembershipConfig,
+    /// Connection settings.
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+}
+
+/// `[membership]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MembershipConfig {
+    /// Heartbeat period.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Silence before suspect.
+    #[serde(with = "humantime_serde")]
+    pub suspect_after: Duration,
+    /// Silence before failed.
+    #[serde(with = "humantime_serde")]
+    pub fail_after: Duration,
+    /// How long failed and left members stay listed.
+    #[serde(with = "humantime_serde")]
+    pub reap_after: Duration,
+}
+
+/// `[connections]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Members to stay connected to.
+    pub target_peers: usize,
+    /// Idle connection timeout.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Ping period.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        let d = cloudy_overlay::Config::default();
+        MembershipConfig {
+            heartbeat_interval: d.heartbeat_interval,
+            suspect_after: d.timing.suspect_after,
+            fail_after: d.timing.fail_after,
+            reap_after: d.timing.reap_after,
+        }
+    }
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        let d = cloudy_overlay::Config::default();
+        ConnectionsConfig { target_peers: d.target_peers, idle_timeout: d.idle_timeout, ping_interval: d.ping_interval }
+    }
+}
+
+fn default_listen() -> Vec<Multiaddr> {
+    cloudy_overlay::Config::default().listen
+}
+fn yes() -> bool {
+    true
+}
+fn default_api() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7390))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn multiaddrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| s.parse().map_err(|e| D::Error::custom(format!("invalid multiaddr {s:?}: {e}"))))
+        .collect()
+}
+
+/// For "unknown field `k`" errors toml's span covers the whole table; find
+/// the line where the key is set instead.
+fn unknown_key_line(text: &str, msg: &str) -> Option<usize> {
+    let key = msg.strip_prefix("unknown field `")?.split('`').next()?;
+    text.lines().position(|l| {
+        l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+    }).map(|i| i + 1)
+}
+
+/// Folds a multi-line parser message into one line.
+fn one_line(msg: &str) -> String {
+    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+impl NodeConfig {
+    /// Parses config text; errors name the file and the line.
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, NodeError> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| {
+            let line = unknown_key_line(text, e.message())
+                .or_else(|| e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)));
+            let where_ = line.map_or(String::new(), |l| format!("line {l}: "));
+            NodeError::Config { path: path.to_path_buf(), message: format!("{where_}{}", one_line(e.message())) }
+        })?;
+        cfg.overlay(None).validate().map_err(|e| NodeError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(cfg)
+    }
+
+    /// The overlay part, with availability history at `history_path`.
+    pub fn overlay(&self, history_path: Option<PathBuf>) -> cloudy_overlay::Config {
+        let mut c = cloudy_overlay::Config::default();
+        c.listen = self.listen.clone();
+        c.bootstrap = self.bootstrap.clone();
+        c.external_addrs = self.external_addrs.clone();
+        c.mdns = self.mdns;
+        c.zone = self.zone.clone();
+        c.heartbeat_interval = self.membership.heartbeat_interval;
+        c.timing = Timing {
+            suspect_after: self.membership.suspect_after,
+            fail_after: self.membership.fail_after,
+            reap_after: self.membership.reap_after,
+        };
+        c.target_peers = self.connections.target_peers;
+        c.idle_timeout = self.connections.idle_timeout;
+        c.ping_interval = self.connections.ping_interval;
+        c.history_path = history_path;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, String> {
+        NodeConfig::parse(text, Path::new("/h/config.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.api, default_api());
+        assert!(c.mdns);
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.membership.fail_after, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn template_parses() {
+        let t = CONFIG_TEMPLATE
+            .replace("@LISTEN@", "\"/ip4/0.0.0.0/udp/0/quic-v1\"")
+            .replace("@BOOTSTRAP@", "")
+            .replace("@MDNS@", "false")
+            .replace("@API@", "127.0.0.1:0")
+            .replace("@ZONE@", "\"z\"");
+        let c = parse(&t).unwrap();
+        assert_eq!(c.zone, "z");
+        assert!(!c.mdns);
+    }
+
+    #[test]
+    fn malformed_multiaddr_names_file_line_and_value() {
+        let err = parse("mdns = true\n\nbootstrap = [\"/ip4/1.2.3.4/udp/x\"]\n").unwrap_err();
+        assert!(err.starts_with("/h/config.toml: line 3: invalid multiaddr \"/ip4/1.2.3.4/udp/x\""), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn bad_toml_and_unknown_keys_name_the_line() {
+        let err = parse("zone = \"a\"\nlisten = [oops\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        let err = parse("zone = \"a\"\nlistn = []\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("unknown field `listn`"), "{err}");
+        let err = parse("[membership]\nfail_after = \"soon\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_timing_is_rejected() {
+        let err = parse("[membership]\nsuspect_after = \"5s\"\nfail_after = \"4s\"\n").unwrap_err();
+        assert!(err.contains("fail_after must be longer than suspect_after"), "{err}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Types of the local control API (HTTP + JSON), shared by server and client.
+//!
+//! Every request carries `Authorization: Bearer <api.token>`.
+//!
+//! | method and path | body / query | answer |
+//! |---|---|---|
+//! | `GET /v1/status` | | [`Status`] |
+//! | `GET /v1/peers` | | `[PeerRow]`, best score first |
+//! | `GET /v1/peers/{peer id}` | | [`PeerRow`]; 400 malformed id, 404 unknown |
+//! | `GET /v1/services` | `?name=NAME` | `[ServiceRow]`, by name then score |
+//! | `POST /v1/services` | [`Announce`] | 204 |
+//! | `DELETE /v1/services/{name}` | | 204; 404 if not announced here |
+//! | `POST /v1/shutdown` | | 202; the node leaves and exits |
+//!
+//! Errors are `{"error": "…"}` with a 4xx/5xx status.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Listen addresses (with `/p2p/<id>`, ready to paste as a bootstrap peer).
+    pub listen_addrs: Vec<String>,
+    /// Zone label.
+    pub zone: String,
+    /// Members by state (not counting ourselves).
+    pub members: MemberCounts,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// Program version.
+    pub version: String,
+}
+
+/// Members by state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MemberCounts {
+    /// Alive.
+    pub alive: usize,
+    /// Suspect.
+    pub suspect: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Left.
+    pub left: usize,
+}
+
+/// One member in `GET /v1/peers`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerRow {
+    /// Peer id.
+    pub peer_id: String,
+    /// Announced addresses.
+    pub addrs: Vec<String>,
+    /// alive / suspect / failed / left.
+    pub state: String,
+    /// Measured RTT (EWMA), milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// RTT estimated from network coordinates, milliseconds.
+    pub est_rtt_ms: Option<f64>,
+    /// Fraction of time seen up, smoothed.
+    pub availability: f64,
+    /// Decayed recent failures.
+    pub failures: f64,
+    /// Zone label.
+    pub zone: String,
+    /// Locality score in [0, 1].
+    pub score: f64,
+    /// Directly connected.
+    pub connected: bool,
+    /// Milliseconds since last heard.
+    pub last_heard_ms: u64,
+    /// Announced service names.
+    pub services: Vec<String>,
+}
+
+/// One provider in `GET /v1/services`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServiceRow {
+    /// Service name.
+    pub name: String,
+    /// Provider's peer id.
+    pub peer_id: String,
+    /// Whether the provider is this node.
+    pub local: bool,
+    /// Provider's score (1 for this node).
+    pub score: f64,
+    /// Announced metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Provider's addresses.
+    pub addrs: Vec<String>,
+}
+
+/// `POST /v1/services`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Announce {
+    /// Service name: 1–64 characters of `A-Z a-z 0-9 . _ - /`.
+    pub name: String,
+    /// Metadata: up to 32 pairs, keys like names, values up to 256 bytes.
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+}
+
+/// Error body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Checks a service name or metadata key.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-/".contains(c);
+    if s.is_empty() || s.len() > 64 || !s.chars().all(ok_char) {
+        return Err(format!("invalid {what} {s:?}: use 1-64 characters of A-Z a-z 0-9 . _ - /"));
+    }
+    Ok(())
+}
+
+impl Announce {
+    /// Checks name and metadata.
+    pub fn validate(&self) -> Result<(), String> {
+        check_name("service name", &self.name)?;
+        if self.meta.len() > 32 {
+            return Err(format!("too much metadata: {} pairs, at most 32", self.meta.len()));
+        }
+        for (k, v) in &self.meta {
+            check_name("metadata key", k)?;
+            if v.len() > 256 {
+                return Err(format!("metadata value of {k:?} is {} bytes, at most 256", v.len()));
+            }
+        }
+        Ok(())
+    }
+}

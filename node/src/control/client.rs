@@ -1,0 +1,157 @@
+//! Client of the control API, used by every CLI subcommand but `init` and `up`.
+
+use super::api::{Announce, ErrorBody, PeerRow, ServiceRow, Status};
+use crate::error::NodeError;
+use crate::home::Home;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors talking to the local node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The home is not initialised or its files are broken.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Nothing answers at the API address.
+    #[error("no node is running for {} (nothing answers at {addr}); start one with `cloudy-p2p up`", home.display())]
+    NotRunning {
+        /// The home.
+        home: PathBuf,
+        /// Where we knocked.
+        addr: SocketAddr,
+    },
+    /// The node answered with an error.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The node's error message.
+        message: String,
+    },
+    /// The answer could not be understood or the request failed midway.
+    #[error("talking to the node at {addr}: {reason}")]
+    Protocol {
+        /// Where.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A client bound to one node's home.
+pub struct Client {
+    http: reqwest::Client,
+    addr: SocketAddr,
+    token: String,
+    home: PathBuf,
+}
+
+impl Client {
+    /// A client for the node of `home`: the address comes from `api.addr`
+    /// (written by the running node) or else from the config.
+    pub fn for_home(home: &Home) -> Result<Client, ClientError> {
+        let token = home.load_token()?;
+        let addr = match std::fs::read_to_string(home.api_addr_path()) {
+            Ok(s) => s.trim().parse().ok(),
+            Err(_) => None,
+        };
+        let addr = match addr {
+            Some(a) => a,
+            None => home.load_config()?.api,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .map_err(|e| ClientError::Protocol { addr, reason: e.to_string() })?;
+        Ok(Client { http, addr, token, home: home.root().to_path_buf() })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<Option<T>, ClientError> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| self.transport_error(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| format!("the node answered {status}: {}", String::from_utf8_lossy(&bytes).trim()));
+            return Err(ClientError::Api { status: status.as_u16(), message });
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> ClientError {
+        if e.is_connect() {
+            ClientError::NotRunning { home: self.home.clone(), addr: self.addr }
+        } else {
+            ClientError::Protocol { addr: self.addr, reason: e.to_string() }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.get(self.url(path)))
+            .await?
+            .ok_or_else(|| ClientError::Protocol { addr: self.addr, reason: "empty answer".into() })
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.get("/v1/status").await
+    }
+
+    /// `GET /v1/peers`.
+    pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
+        self.get("/v1/peers").await
+    }
+
+    /// `GET /v1/peers/{id}`.
+    pub async fn peer(&self, id: &str) -> Result<PeerRow, ClientError> {
+        self.get(&format!("/v1/peers/{}", encode(id))).await
+    }
+
+    /// `GET /v1/services[?name=]`.
+    pub async fn services(&self, name: Option<&str>) -> Result<Vec<ServiceRow>, ClientError> {
+        match name {
+            Some(n) => self.get(&format!("/v1/services?name={}", encode(n))).await,
+            None => self.get("/v1/services").await,
+        }
+    }
+
+    /// `POST /v1/services`.
+    pub async fn announce(&self, a: &Announce) -> Result<(), ClientError> {
+        self.send::<()>(self.http.post(self.url("/v1/services")).json(a)).await.map(|_| ())
+    }
+
+    /// `DELETE /v1/services/{name}`.
+    pub async fn withdraw(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/v1/services/{}", encode(name)));
+        self.send::<()>(self.http.delete(url)).await.map(|_| ())
+    }
+
+    /// `POST /v1/shutdown`.
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        self.send::<()>(self.http.post(self.url("/v1/shutdown"))).await.map(|_| ())
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! The local control API: [`api`] types, the [`server`] the node runs and the
+//! [`client`] the CLI uses.
+
+pub mod api;
+pub mod client;
+pub mod server;

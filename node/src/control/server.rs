@@ -1,0 +1,177 @@
+//! The control API server (axum), bound to a local address and guarded by
+//! the token in `api.token`. Reads come from the overlay's snapshot; writes
+//! go through `overlay::Handle`.
+
+use super::api::{Announce, ErrorBody, MemberCounts, PeerRow, ServiceRow, Status};
+use crate::announcements::Announcements;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cloudy_overlay::{MemberState, PeerId, PeerView};
+use serde::Deserialize;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers share.
+pub struct ApiState {
+    /// The overlay.
+    pub overlay: cloudy_overlay::Handle,
+    /// The expected bearer token.
+    pub token: String,
+    /// When the node started.
+    pub started: Instant,
+    /// Cancelled by `POST /v1/shutdown`.
+    pub shutdown: CancellationToken,
+    /// Services announced through the API, persisted in the home.
+    pub announcements: Announcements,
+}
+
+type Shared = Arc<ApiState>;
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+/// The routes of the API (see [`super::api`]).
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/peers/{id}", get(peer))
+        .route("/v1/services", get(services).post(announce))
+        .route("/v1/services/{name}", axum::routing::delete(withdraw))
+        .route("/v1/shutdown", post(shutdown))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn status(State(s): State<Shared>) -> Json<Status> {
+    let snap = s.overlay.snapshot();
+    let me = s.overlay.local_peer_id();
+    let listen_addrs = snap
+        .local
+        .listen_addrs
+        .iter()
+        .map(|a| a.clone().with_p2p(me).map_or_else(|a| a.to_string(), |a| a.to_string()))
+        .collect();
+    Json(Status {
+        peer_id: me.to_string(),
+        listen_addrs,
+        zone: snap.local.zone.clone(),
+        members: MemberCounts {
+            alive: snap.count(MemberState::Alive),
+            suspect: snap.count(MemberState::Suspect),
+            failed: snap.count(MemberState::Failed),
+            left: snap.count(MemberState::Left),
+        },
+        uptime_secs: s.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+fn peer_row(v: &PeerView) -> PeerRow {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    PeerRow {
+        peer_id: v.peer.to_string(),
+        addrs: v.addrs.iter().map(|a| a.to_string()).collect(),
+        state: v.state.to_string(),
+        rtt_ms: v.rtt_measured.map(ms),
+        est_rtt_ms: v.rtt_estimated.map(ms),
+        availability: v.availability,
+        failures: v.failures,
+        zone: v.zone.clone(),
+        score: v.score,
+        connected: v.connected,
+        last_heard_ms: v.last_heard_ago.as_millis() as u64,
+        services: v.services.keys().cloned().collect(),
+    }
+}
+
+async fn peers(State(s): State<Shared>) -> Json<Vec<PeerRow>> {
+    Json(s.overlay.snapshot().ranked().into_iter().map(peer_row).collect())
+}
+
+async fn peer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<PeerRow>, ApiError> {
+    let peer = PeerId::from_str(&id)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a valid peer id: {e}")))?;
+    let snap = s.overlay.snapshot();
+    let view = snap
+        .peers
+        .get(&peer)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown peer {peer}: not a member of this community")))?;
+    Ok(Json(peer_row(view)))
+}
+
+#[derive(Deserialize)]
+struct ServicesQuery {
+    name: Option<String>,
+}
+
+async fn services(State(s): State<Shared>, Query(q): Query<ServicesQuery>) -> Json<Vec<ServiceRow>> {
+    let rows = s
+        .overlay
+        .snapshot()
+        .providers(q.name.as_deref())
+        .into_iter()
+        .map(|(name, p)| ServiceRow {
+            name,
+            peer_id: p.peer.to_string(),
+            local: p.local,
+            score: p.score,
+            meta: p.meta,
+            addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
+        })
+        .collect();
+    Json(rows)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+async fn announce(State(s): State<Shared>, Json(req): Json<Announce>) -> Result<StatusCode, ApiError> {
+    req.validate().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    s.overlay.announce(&req.name, req.meta.clone()).await.map_err(unavailable)?;
+    s.announcements.insert(req.name, req.meta).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn withdraw(State(s): State<Shared>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    if !s.overlay.withdraw(&name).await.map_err(unavailable)? {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("service {name:?} is not announced by this node")));
+    }
+    s.announcements.remove(&name).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn shutdown(State(s): State<Shared>) -> StatusCode {
+    s.shutdown.cancel();
+    StatusCode::ACCEPTED
+}

@@ -1,0 +1,72 @@
+//! Node errors: each names what was wrong and where.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Errors starting or managing a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// `init` has not run for this home.
+    #[error("{} is not an initialised cloudy-p2p home; run `cloudy-p2p init` first (or pass --home / set CLOUDY_HOME)", home.display())]
+    NotInitialised {
+        /// The home.
+        home: PathBuf,
+    },
+    /// `init` already ran here.
+    #[error("{} is already initialised; remove it first to start over", home.display())]
+    AlreadyInitialised {
+        /// The home.
+        home: PathBuf,
+    },
+    /// The config file does not parse or holds a bad value.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line when known.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity file is corrupt.
+    #[error("{}: not a valid identity key: {reason}", path.display())]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The control API could not be served.
+    #[error("cannot serve the control API on {addr}: {}", describe_bind(source))]
+    ApiBind {
+        /// The address from the config.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The overlay failed.
+    #[error(transparent)]
+    Overlay(#[from] cloudy_overlay::Error),
+}
+
+impl NodeError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        NodeError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+fn describe_bind(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address already in use (is another node running? set `api` in config.toml)".into(),
+        _ => e.to_string(),
+    }
+}

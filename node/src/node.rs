@@ -1,0 +1,97 @@
+//! `Node`: the composition root. Loads the home, binds the control API,
+//! spawns the overlay (and, as their issues land, the services), and shuts
+//! everything down in order.
+
+use crate::announcements::Announcements;
+use crate::control::server::{router, ApiState};
+use crate::error::NodeError;
+use crate::home::Home;
+use cloudy_overlay::{Multiaddr, Routes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for the parts to finish.
+const EXIT_DEADLINE: Duration = Duration::from_secs(8);
+
+/// A running node.
+pub struct Node {
+    /// The overlay handle services use.
+    pub overlay: cloudy_overlay::Handle,
+    /// Where the control API listens.
+    pub api_addr: SocketAddr,
+    home: Home,
+    cancel: CancellationToken,
+    overlay_task: JoinHandle<()>,
+    api_task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts the node of `home`. Fails with a clear error when the home is
+    /// not initialised, the config is wrong, or a port is taken.
+    pub async fn start(home: &Home) -> Result<Node, NodeError> {
+        let cfg = home.load_config()?;
+        let key = home.load_identity()?;
+        let token = home.load_token()?;
+        let data = home.data_dir(&cfg);
+        std::fs::create_dir_all(&data).map_err(|e| NodeError::io(&data, e))?;
+        let announcements = Announcements::load(home.announcements_path())?;
+        let listener = tokio::net::TcpListener::bind(cfg.api)
+            .await
+            .map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
+        let api_addr = listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
+        let cancel = CancellationToken::new();
+        let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
+        let (overlay, overlay_task) = cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
+        for (name, meta) in announcements.all().await {
+            overlay.announce(&name, meta).await?;
+        }
+        let state = Arc::new(ApiState {
+            overlay: overlay.clone(),
+            token,
+            started: Instant::now(),
+            shutdown: cancel.clone(),
+            announcements,
+        });
+        let api_cancel = cancel.child_token();
+        let api_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router(state)).with_graceful_shutdown(api_cancel.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!("control API stopped: {e}");
+            }
+        });
+        let path = home.api_addr_path();
+        std::fs::write(&path, api_addr.to_string()).map_err(|e| NodeError::io(&path, e))?;
+        Ok(Node { overlay, api_addr, home: home.clone(), cancel, overlay_task, api_task })
+    }
+
+    /// Waits until the overlay listens, and returns its addresses with `/p2p/`.
+    pub async fn listen_addrs(&self, timeout: Duration) -> Vec<Multiaddr> {
+        let mut rx = self.overlay.watch();
+        let me = self.overlay.local_peer_id();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|s| !s.local.listen_addrs.is_empty())).await;
+        let snap = self.overlay.snapshot();
+        snap.local.listen_addrs.iter().filter_map(|a| a.clone().with_p2p(me).ok()).collect()
+    }
+
+    /// Cancelled when the node is asked to stop (API `shutdown`).
+    pub fn stopping(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops everything: the overlay says goodbye, the API closes; waits at
+    /// most [`EXIT_DEADLINE`].
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let wait = async {
+            let _ = self.overlay_task.await;
+            let _ = self.api_task.await;
+        };
+        if tokio::time::timeout(EXIT_DEADLINE, wait).await.is_err() {
+            tracing::warn!("shutdown took longer than {EXIT_DEADLINE:?}; exiting anyway");
+        }
+        let _ = std::fs::remove_file(self.home.api_addr_path());
+    }
+}
