@@ -110,16 +110,18 @@ async fn community_of_processes_through_the_cli() {
     // Service directory.
     let out = cli(&h[1], &["announce", "web", "--meta", "port=80"]).await;
     assert!(out.ok, "{}", out.stderr);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = json(&h[2], &["services", "web", "--json"]).await;
-        if v.as_array().unwrap().len() == 1 {
-            assert_eq!(v[0]["peer_id"], ids[1].as_str());
-            assert_eq!(v[0]["meta"]["port"], "80");
-            break;
+    for home in [&h[0], &h[2]] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = json(home, &["services", "web", "--json"]).await;
+            if v.as_array().unwrap().len() == 1 {
+                assert_eq!(v[0]["peer_id"], ids[1].as_str());
+                assert_eq!(v[0]["meta"]["port"], "80");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "announcement never reached {}", home.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "announcement never reached node 2");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     fails_with(&h[1], &["announce", "bad name!"], "invalid service name").await;
     fails_with(&h[1], &["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
@@ -127,7 +129,7 @@ async fn community_of_processes_through_the_cli() {
     fails_with(&h[0], &["peers", "not-a-peer"], "is not a valid peer id").await;
     fails_with(&h[0], &["peers", STRANGER], "unknown peer").await;
     let one = json(&h[0], &["peers", &ids[1], "--json"]).await;
-    assert_eq!(one[0]["services"][0], "web");
+    assert_eq!(one[0]["services"][0], "web", "{one}");
     let status = json(&h[0], &["status", "--json"]).await;
     assert_eq!(status["peer_id"], ids[0].as_str());
     assert_eq!(status["members"]["alive"], 2);

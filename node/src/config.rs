@@ -50,15 +50,23 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MembershipConfig {
-    /// Heartbeat period.
+    /// Full-state heartbeat period.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
-    /// Silence before suspect.
+    /// Probe period.
     #[serde(with = "humantime_serde")]
-    pub suspect_after: Duration,
-    /// Silence before failed.
+    pub probe_interval: Duration,
+    /// Probe timeout.
     #[serde(with = "humantime_serde")]
-    pub fail_after: Duration,
+    pub probe_timeout: Duration,
+    /// Members probing each member.
+    pub monitors: usize,
+    /// Time a suspect has to refute.
+    #[serde(with = "humantime_serde")]
+    pub suspicion_timeout: Duration,
+    /// Silence before failed, even if unprobed.
+    #[serde(with = "humantime_serde")]
+    pub silence_timeout: Duration,
     /// How long failed and left members stay listed.
     #[serde(with = "humantime_serde")]
     pub reap_after: Duration,
@@ -83,8 +91,11 @@ impl Default for MembershipConfig {
         let d = cloudy_overlay::Config::default();
         MembershipConfig {
             heartbeat_interval: d.heartbeat_interval,
-            suspect_after: d.timing.suspect_after,
-            fail_after: d.timing.fail_after,
+            probe_interval: d.probe_interval,
+            probe_timeout: d.probe_timeout,
+            monitors: d.monitors,
+            suspicion_timeout: d.timing.suspicion_timeout,
+            silence_timeout: d.timing.silence_timeout,
             reap_after: d.timing.reap_after,
         }
     }
@@ -152,11 +163,15 @@ impl NodeConfig {
         c.external_addrs = self.external_addrs.clone();
         c.mdns = self.mdns;
         c.zone = self.zone.clone();
-        c.heartbeat_interval = self.membership.heartbeat_interval;
+        let m = &self.membership;
+        c.heartbeat_interval = m.heartbeat_interval;
+        c.probe_interval = m.probe_interval;
+        c.probe_timeout = m.probe_timeout;
+        c.monitors = m.monitors;
         c.timing = Timing {
-            suspect_after: self.membership.suspect_after,
-            fail_after: self.membership.fail_after,
-            reap_after: self.membership.reap_after,
+            suspicion_timeout: m.suspicion_timeout,
+            silence_timeout: m.silence_timeout,
+            reap_after: m.reap_after,
         };
         c.target_peers = self.connections.target_peers;
         c.idle_timeout = self.connections.idle_timeout;
@@ -180,7 +195,8 @@ mod tests {
         assert_eq!(c.api, default_api());
         assert!(c.mdns);
         assert_eq!(c.listen.len(), 2);
-        assert_eq!(c.membership.fail_after, Duration::from_secs(4));
+        assert_eq!(c.membership.suspicion_timeout, Duration::from_secs(2));
+        assert_eq!(c.membership.probe_interval, Duration::from_secs(1));
     }
 
     #[test]
@@ -209,13 +225,13 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
         let err = parse("zone = \"a\"\nlistn = []\n").unwrap_err();
         assert!(err.contains("line 2") && err.contains("unknown field `listn`"), "{err}");
-        let err = parse("[membership]\nfail_after = \"soon\"\n").unwrap_err();
+        let err = parse("[membership]\nsuspicion_timeout = \"soon\"\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn inconsistent_timing_is_rejected() {
-        let err = parse("[membership]\nsuspect_after = \"5s\"\nfail_after = \"4s\"\n").unwrap_err();
-        assert!(err.contains("fail_after must be longer than suspect_after"), "{err}");
+        let err = parse("[membership]\nheartbeat_interval = \"60s\"\nsilence_timeout = \"90s\"\n").unwrap_err();
+        assert!(err.contains("silence_timeout must be at least twice heartbeat_interval"), "{err}");
     }
 }

@@ -10,10 +10,14 @@ use std::time::Duration;
 /// Defaults (see [`Config::default`]):
 /// - listen on QUIC v1 and TCP on all IPv4 addresses, port 7391;
 /// - mDNS on; no bootstrap peers; empty zone label;
-/// - heartbeat every 1 s, suspect after 2.5 s, failed after 4 s of silence,
-///   failed and left members listed for 24 h;
+/// - every member probed every 1 s by 3 monitors, probe timeout 1 s, an
+///   unrefuted suspicion fails a member after 2 s (kill -9 is seen as
+///   failed by all within probe interval + probe timeout + suspicion
+///   timeout ≈ 4 s, whatever N is);
+/// - full-state heartbeat every 30 s, a member silent for 90 s is failed
+///   even if unprobed; failed and left members listed for 24 h;
 /// - keep connections to at least 8 members, close idle connections after
-///   300 s, ping every 5 s;
+///   300 s, ping every connection every 15 s (RTT samples);
 /// - availability history saved every 30 s.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -28,8 +32,14 @@ pub struct Config {
     pub zone: String,
     /// Addresses to announce besides the listen addresses (public or NAT-mapped).
     pub external_addrs: Vec<Multiaddr>,
-    /// Period of membership heartbeats.
+    /// Period of full-state membership heartbeats.
     pub heartbeat_interval: Duration,
+    /// Period of failure-detector probes.
+    pub probe_interval: Duration,
+    /// A probe unanswered for this long fails.
+    pub probe_timeout: Duration,
+    /// How many members probe each member.
+    pub monitors: usize,
     /// Failure-detector timing.
     pub timing: Timing,
     /// Dial members until this many are connected.
@@ -55,15 +65,18 @@ impl Default for Config {
             mdns: true,
             zone: String::new(),
             external_addrs: Vec::new(),
-            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(1),
+            monitors: 3,
             timing: Timing {
-                suspect_after: Duration::from_millis(2500),
-                fail_after: Duration::from_secs(4),
+                suspicion_timeout: Duration::from_secs(2),
+                silence_timeout: Duration::from_secs(90),
                 reap_after: Duration::from_secs(24 * 3600),
             },
             target_peers: 8,
             idle_timeout: Duration::from_secs(300),
-            ping_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(15),
             history_path: None,
             history_save_interval: Duration::from_secs(30),
         }
@@ -84,14 +97,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), crate::Error> {
         let t = &self.timing;
         let bad = |what: &str| Err(crate::Error::Config(what.to_string()));
-        if self.heartbeat_interval.is_zero() {
-            return bad("heartbeat_interval must be above zero");
+        let zero = [self.heartbeat_interval, self.probe_interval, self.probe_timeout, t.suspicion_timeout];
+        if zero.iter().any(|d| d.is_zero()) {
+            return bad("heartbeat_interval, probe_interval, probe_timeout and suspicion_timeout must be above zero");
         }
-        if t.suspect_after < self.heartbeat_interval * 2 {
-            return bad("suspect_after must be at least twice heartbeat_interval");
+        if t.silence_timeout < self.heartbeat_interval * 2 {
+            return bad("silence_timeout must be at least twice heartbeat_interval");
         }
-        if t.fail_after <= t.suspect_after {
-            return bad("fail_after must be longer than suspect_after");
+        if self.monitors == 0 {
+            return bad("monitors must be at least 1");
         }
         if self.ping_interval.is_zero() || self.idle_timeout.is_zero() {
             return bad("ping_interval and idle_timeout must be above zero");

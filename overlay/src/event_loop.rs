@@ -83,6 +83,10 @@ pub(crate) struct EventLoop {
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     pub last_dial: HashMap<PeerId, Instant>,
     pub last_heartbeat: Instant,
+    /// Probes under way: target → (request, sent at).
+    pub probing: HashMap<PeerId, (OutboundRequestId, Instant)>,
+    /// Members we accused and must confirm as failed if they do not refute.
+    pub accused: HashSet<PeerId>,
     pub dirty: bool,
     pub last_publish: Instant,
     pub bootstrapped: bool,
@@ -91,11 +95,12 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     pub async fn run(mut self) {
         let mut heartbeat = interval(self.cfg.heartbeat_interval);
+        let mut probe = interval(self.cfg.probe_interval);
         let mut check = interval(CHECK_INTERVAL);
         let mut maintain = interval(MAINTAIN_INTERVAL);
         let mut save = interval(self.cfg.history_save_interval);
         let mut kad_boot = interval(KAD_BOOTSTRAP_INTERVAL);
-        for t in [&mut heartbeat, &mut check, &mut maintain, &mut save, &mut kad_boot] {
+        for t in [&mut heartbeat, &mut probe, &mut check, &mut maintain, &mut save, &mut kad_boot] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         loop {
@@ -111,6 +116,7 @@ impl EventLoop {
                     let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
                 }
                 _ = heartbeat.tick() => self.publish_alive(),
+                _ = probe.tick() => self.on_probe_tick(),
                 _ = check.tick() => self.on_check(),
                 _ = maintain.tick() => self.maintain_connections(),
                 _ = save.tick() => self.save_history(),
@@ -177,6 +183,8 @@ impl EventLoop {
                 self.rtt_delay.insert(peer, delay);
                 self.rtt.remove(&peer);
             }
+            #[cfg(feature = "test-utils")]
+            Command::Accuse { peer } => self.probe_failed(peer, "accused by test"),
         }
     }
 
@@ -234,7 +242,12 @@ impl EventLoop {
         }
     }
 
+    /// Logs and acts on membership changes, then publishes a fresh snapshot
+    /// at once (readers must never see a change later than the log says).
     pub fn apply_changes(&mut self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
         for change in changes {
             self.dirty = true;
             match change {
@@ -243,10 +256,20 @@ impl EventLoop {
                         from = from.map_or("new", |s| s.as_str()), "member state changed");
                     if to == MemberState::Failed {
                         self.history.entry(peer).or_default().record_failure(crate::unix_ms());
+                        if self.accused.remove(&peer) {
+                            self.confirm_failed(peer);
+                        }
+                    }
+                    if to == MemberState::Alive {
+                        self.accused.remove(&peer);
                     }
                     if from.is_none() {
                         self.learn_addresses(peer);
                     }
+                }
+                Change::Refute => {
+                    info!("a member suspects this node; refuting with a fresh heartbeat");
+                    self.publish_alive();
                 }
                 Change::Services { peer, announced, withdrawn } => {
                     for name in announced {
@@ -258,6 +281,7 @@ impl EventLoop {
                 }
             }
         }
+        self.publish_snapshot();
     }
 
     fn learn_addresses(&mut self, peer: PeerId) {

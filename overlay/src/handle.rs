@@ -27,6 +27,8 @@ pub(crate) enum Command {
     ReportFailure { peer: PeerId },
     #[cfg(feature = "test-utils")]
     InjectRttDelay { peer: PeerId, delay: Duration },
+    #[cfg(feature = "test-utils")]
+    Accuse { peer: PeerId },
 }
 
 /// A cheap, cloneable handle to the overlay.
@@ -110,5 +112,11 @@ impl Handle {
     #[cfg(feature = "test-utils")]
     pub async fn inject_rtt_delay(&self, peer: PeerId, delay: Duration) -> Result<(), Error> {
         self.tx.send(Command::InjectRttDelay { peer, delay }).await.map_err(|_| Error::Closed)
+    }
+
+    /// Test hook: acts as if a probe to `peer` had just failed.
+    #[cfg(feature = "test-utils")]
+    pub async fn accuse(&self, peer: PeerId) -> Result<(), Error> {
+        self.tx.send(Command::Accuse { peer }).await.map_err(|_| Error::Closed)
     }
 }

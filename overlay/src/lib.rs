@@ -35,6 +35,7 @@ mod error;
 pub mod event_loop;
 mod handle;
 mod local;
+mod probe;
 pub mod membership;
 pub mod protocols;
 pub mod rpc;
@@ -138,6 +139,8 @@ pub fn spawn_with_history(
         pending_kad: Default::default(),
         last_dial: Default::default(),
         last_heartbeat: now,
+        probing: Default::default(),
+        accused: Default::default(),
         dirty: true,
         last_publish: now,
         bootstrapped: false,

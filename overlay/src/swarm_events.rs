@@ -91,6 +91,7 @@ impl EventLoop {
             BehaviourEvent::Mdns(_) => {}
             BehaviourEvent::Members(ev) => self.on_members(ev),
             BehaviourEvent::Rpc(ev) => self.on_rpc(ev),
+            BehaviourEvent::Probe(ev) => self.on_probe(ev),
             BehaviourEvent::Stream(()) => {}
         }
     }
@@ -128,8 +129,8 @@ impl EventLoop {
             return Err(format!("unexpected topic {}", message.topic));
         }
         let msg = Message::decode(&message.data).map_err(|e| e.to_string())?;
-        if message.source != Some(msg.peer()) {
-            return Err(format!("message about {} was authored by {:?}", msg.peer(), message.source));
+        if message.source != Some(msg.author()) {
+            return Err(format!("message signed by {:?} claims to be from {}", message.source, msg.author()));
         }
         Ok(msg)
     }
@@ -153,10 +154,10 @@ impl EventLoop {
             return;
         }
         let now = Instant::now();
-        let fail_after = self.table.timing().fail_after;
+        let too_old = self.table.timing().silence_timeout;
         for e in msg.entries {
             let age = Duration::from_millis(e.age_ms);
-            if age >= fail_after || e.alive.coord.as_ref().is_some_and(|c| !c.is_valid()) {
+            if age >= too_old || e.alive.coord.as_ref().is_some_and(|c| !c.is_valid()) {
                 continue;
             }
             let heard = now.checked_sub(age).unwrap_or(now);

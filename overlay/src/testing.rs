@@ -11,16 +11,19 @@ use tokio_util::sync::CancellationToken;
 /// Default wait for test conditions.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// Faster failure detection for tests: heartbeat 250 ms, suspect 1 s, fail 2 s.
+/// Faster timers for tests: heartbeat 1 s, probe every 500 ms with a 1 s
+/// timeout, suspicion 1 s, silence 5 s, ping 1 s.
 pub fn fast_config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(250),
+        heartbeat_interval: Duration::from_secs(1),
+        probe_interval: Duration::from_millis(500),
+        probe_timeout: Duration::from_secs(1),
         timing: Timing {
-            suspect_after: Duration::from_secs(1),
-            fail_after: Duration::from_secs(2),
+            suspicion_timeout: Duration::from_secs(1),
+            silence_timeout: Duration::from_secs(5),
             reap_after: Duration::from_secs(3600),
         },
-        ping_interval: Duration::from_millis(500),
+        ping_interval: Duration::from_secs(1),
         ..Config::for_test()
     }
 }
@@ -102,7 +105,23 @@ pub async fn wait_until(
             rx.changed().await.map_err(|_| Error::Closed)?;
         }
     };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .map_err(|_| Error::Config(format!("timed out after {WAIT:?} waiting for {what}")))?
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(r) => r,
+        Err(_) => {
+            let s = handle.snapshot();
+            let mut states: Vec<String> =
+                s.peers.values().map(|p| format!("{}={}", short(&p.peer), p.state)).collect();
+            states.sort();
+            Err(Error::Config(format!(
+                "{} timed out after {WAIT:?} waiting for {what}; it sees [{}]",
+                short(&handle.local_peer_id()),
+                states.join(", ")
+            )))
+        }
+    }
+}
+
+fn short(p: &crate::PeerId) -> String {
+    let s = p.to_string();
+    s[s.len() - 6..].to_string()
 }

@@ -73,6 +73,26 @@ async fn crashed_node_is_failed_and_its_services_expire_left_node_is_left() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falsely_suspected_node_refutes_and_is_never_failed() {
+    let net = TestNet::start(4, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let victim = net.nodes[2].handle.local_peer_id();
+    let mut watcher = net.nodes[3].handle.watch();
+    net.nodes[0].handle.accuse(victim).await.unwrap();
+    // Everyone ends up seeing the victim alive again, at a newer version.
+    for node in &net.nodes {
+        if node.handle.local_peer_id() != victim {
+            wait_until(&node.handle, "refutation", |s| s.peers[&victim].state == MemberState::Alive).await.unwrap();
+        }
+    }
+    // Watch one node for longer than the suspicion timeout: never failed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::timeout_at(deadline, watcher.changed()).await.is_ok() {
+        assert_ne!(watcher.borrow().peers[&victim].state, MemberState::Failed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoring_prefers_the_lower_rtt_peer() {
     let net = TestNet::start(5, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();

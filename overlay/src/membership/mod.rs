@@ -1,13 +1,23 @@
 //! Community membership and failure detection (pure logic, no I/O).
 //!
-//! Every member publishes an [`wire::Alive`] heartbeat on the membership
-//! gossip topic every `heartbeat_interval`; gossipsub carries it to every
-//! member in O(log N) hops. A member unheard for `suspect_after` becomes
-//! [`MemberState::Suspect`], for `fail_after` [`MemberState::Failed`]; a
-//! [`wire::Message::Leave`] makes it [`MemberState::Left`]. A newer
-//! heartbeat (higher `(incarnation, seq)`) brings it back. A successful
-//! direct ping also counts as hearing from a member. Announced services are
-//! visible while their member is alive or suspect and expire with it.
+//! Failure detection follows SWIM (Das et al. 2002) with a deterministic
+//! choice of monitors:
+//! - every member is probed every `probe_interval` by the `monitors` members
+//!   that precede it on the ring of up members sorted by peer id
+//!   ([`monitor_targets`]); a probe that fails makes the prober publish a
+//!   [`wire::Message::Suspect`];
+//! - every node that hears a suspicion marks the member
+//!   [`MemberState::Suspect`]; the member itself, if alive, refutes it by
+//!   publishing a newer [`wire::Alive`] (higher `(incarnation, seq)`);
+//! - a suspicion not refuted within `suspicion_timeout` makes the member
+//!   [`MemberState::Failed`] (the accuser also publishes a confirmation);
+//! - full-state heartbeats every `heartbeat_interval` carry addresses,
+//!   coordinates and services and are the backstop: a member unheard for
+//!   `silence_timeout` is failed even if nobody probed it;
+//! - [`wire::Message::Leave`] makes a member [`MemberState::Left`].
+//!
+//! Announced services are visible while their member is alive or suspect
+//! and expire with it.
 
 pub mod wire;
 
@@ -24,9 +34,9 @@ use wire::{Alive, Message};
 pub enum MemberState {
     /// Heard from recently.
     Alive,
-    /// Not heard from for `suspect_after`.
+    /// A probe to it failed; it has `suspicion_timeout` to refute.
     Suspect,
-    /// Not heard from for `fail_after`: crashed or cut off.
+    /// Crashed or cut off: suspicion unrefuted, or silent for `silence_timeout`.
     Failed,
     /// Said goodbye.
     Left,
@@ -58,10 +68,11 @@ impl std::fmt::Display for MemberState {
 /// Failure-detector timing.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
-    /// Silence after which a member is suspect.
-    pub suspect_after: Duration,
-    /// Silence after which a member is failed.
-    pub fail_after: Duration,
+    /// How long a suspicion may go unrefuted before the member is failed.
+    pub suspicion_timeout: Duration,
+    /// Silence (no heartbeat, no answered probe or ping) after which a
+    /// member is failed even if nobody suspected it.
+    pub silence_timeout: Duration,
     /// How long failed and left members stay listed.
     pub reap_after: Duration,
 }
@@ -79,6 +90,8 @@ pub struct Member {
     pub last_heard: Instant,
     /// When `state` last changed.
     pub state_since: Instant,
+    /// When the current suspicion started, while suspect.
+    pub suspected_at: Option<Instant>,
 }
 
 /// A change worth telling the rest of the node about.
@@ -102,6 +115,8 @@ pub enum Change {
         /// Names no longer visible.
         withdrawn: Vec<String>,
     },
+    /// Someone suspects *us*: publish a newer heartbeat to refute it.
+    Refute,
 }
 
 /// The members this node knows of (not itself).
@@ -135,9 +150,32 @@ impl MemberTable {
     /// Applies a message heard at `heard_at`; stale messages are ignored.
     pub fn apply(&mut self, msg: Message, heard_at: Instant) -> Vec<Change> {
         let peer = msg.peer();
-        if peer == self.local {
+        match msg {
+            Message::Suspect(_) | Message::Failed(_) if peer == self.local => vec![Change::Refute],
+            _ if peer == self.local => Vec::new(),
+            Message::Suspect(a) => self.accuse(&a, heard_at, MemberState::Suspect),
+            Message::Failed(a) => self.accuse(&a, heard_at, MemberState::Failed),
+            msg => self.apply_own(msg, heard_at),
+        }
+    }
+
+    /// A suspicion or failure confirmation about a member. It counts only
+    /// if the member has said nothing newer than what the accuser knew.
+    fn accuse(&mut self, a: &wire::Accusation, now: Instant, to: MemberState) -> Vec<Change> {
+        let Some(m) = self.members.get_mut(&a.peer) else { return Vec::new() };
+        if m.version > (a.incarnation, a.seq) || !m.state.is_up() || m.state == to {
             return Vec::new();
         }
+        let old = m.clone();
+        m.state = to;
+        m.state_since = now;
+        m.suspected_at = (to == MemberState::Suspect).then_some(now);
+        diff(a.peer, Some(&old), m)
+    }
+
+    /// A heartbeat or goodbye from the member itself.
+    fn apply_own(&mut self, msg: Message, heard_at: Instant) -> Vec<Change> {
+        let peer = msg.peer();
         if self.members.get(&peer).is_some_and(|m| m.version >= msg.version()) {
             return Vec::new();
         }
@@ -150,13 +188,14 @@ impl MemberTable {
                 // A goodbye from someone we never met: nothing to record.
                 None => return Vec::new(),
             },
+            Message::Suspect(_) | Message::Failed(_) => return Vec::new(),
         };
         let (old_state, old_since, old_heard) = match &old {
             Some(m) => (Some(m.state), m.state_since, m.last_heard.max(heard_at)),
             None => (None, heard_at, heard_at),
         };
         let state_since = if old_state == Some(state) { old_since } else { heard_at };
-        let member = Member { info, version, state, last_heard: old_heard, state_since };
+        let member = Member { info, version, state, last_heard: old_heard, state_since, suspected_at: None };
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
         changes
@@ -173,6 +212,7 @@ impl MemberTable {
             let old = m.clone();
             m.state = MemberState::Alive;
             m.state_since = now;
+            m.suspected_at = None;
             return diff(*peer, Some(&old), m);
         }
         Vec::new()
@@ -186,18 +226,13 @@ impl MemberTable {
             if !m.state.is_up() {
                 continue;
             }
-            let silent = now.saturating_duration_since(m.last_heard);
-            let to = if silent >= t.fail_after {
-                MemberState::Failed
-            } else if silent >= t.suspect_after {
-                MemberState::Suspect
-            } else {
-                continue;
-            };
-            if to != m.state {
+            let silent = now.saturating_duration_since(m.last_heard) >= t.silence_timeout;
+            let unrefuted = m.suspected_at.is_some_and(|s| now.saturating_duration_since(s) >= t.suspicion_timeout);
+            if silent || unrefuted {
                 let old = m.clone();
-                m.state = to;
+                m.state = MemberState::Failed;
                 m.state_since = now;
+                m.suspected_at = None;
                 changes.extend(diff(*peer, Some(&old), m));
             }
         }
@@ -215,6 +250,17 @@ impl MemberTable {
             .map(|m| (m.info.clone(), now.saturating_duration_since(m.last_heard)))
             .collect()
     }
+}
+
+/// The members `local` probes: the `k` up members that follow it on the
+/// ring of up members (and itself) sorted by peer id. Every member is thus
+/// probed by the `k` members that precede it, whatever N is.
+pub fn monitor_targets(local: PeerId, up: impl IntoIterator<Item = PeerId>, k: usize) -> Vec<PeerId> {
+    let mut ring: Vec<PeerId> = up.into_iter().filter(|p| *p != local).collect();
+    ring.sort();
+    ring.dedup();
+    let start = ring.partition_point(|p| *p < local);
+    (0..k.min(ring.len())).map(|i| ring[(start + i) % ring.len()]).collect()
 }
 
 fn visible(m: Option<&Member>) -> Vec<&String> {

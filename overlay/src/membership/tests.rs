@@ -1,9 +1,10 @@
 use super::*;
 use std::collections::BTreeMap;
+use wire::Accusation;
 
 const T: Timing = Timing {
-    suspect_after: Duration::from_millis(2500),
-    fail_after: Duration::from_secs(4),
+    suspicion_timeout: Duration::from_secs(2),
+    silence_timeout: Duration::from_secs(90),
     reap_after: Duration::from_secs(3600),
 };
 
@@ -19,6 +20,10 @@ fn alive(peer: PeerId, inc: u64, seq: u64, services: &[&str]) -> Message {
     })
 }
 
+fn suspect(peer: PeerId, inc: u64, seq: u64) -> Message {
+    Message::Suspect(Accusation { peer, incarnation: inc, seq, by: PeerId::random() })
+}
+
 fn states(changes: &[Change]) -> Vec<MemberState> {
     changes
         .iter()
@@ -30,33 +35,61 @@ fn states(changes: &[Change]) -> Vec<MemberState> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn silence_makes_suspect_then_failed_and_expires_services() {
+async fn unrefuted_suspicion_fails_member_and_expires_services() {
     let mut t = MemberTable::new(PeerId::random(), T);
     let p = PeerId::random();
     let now = Instant::now();
     let c = t.apply(alive(p, 1, 1, &["storage"]), now);
     assert_eq!(c[0], Change::State { peer: p, from: None, to: MemberState::Alive });
     assert!(matches!(&c[1], Change::Services { announced, .. } if announced == &["storage".to_string()]));
-    assert!(t.tick(now + Duration::from_secs(2)).is_empty());
-    assert_eq!(states(&t.tick(now + Duration::from_millis(2600))), vec![MemberState::Suspect]);
-    let c = t.tick(now + Duration::from_millis(4100));
+    let c = t.apply(suspect(p, 1, 1), now + Duration::from_secs(1));
+    assert_eq!(states(&c), vec![MemberState::Suspect]);
+    assert!(t.apply(suspect(p, 1, 1), now + Duration::from_secs(1)).is_empty(), "already suspect");
+    assert!(t.tick(now + Duration::from_millis(2900)).is_empty());
+    let c = t.tick(now + Duration::from_secs(3));
     assert_eq!(states(&c), vec![MemberState::Failed]);
     assert!(c.iter().any(|c| matches!(c, Change::Services { withdrawn, .. } if withdrawn == &["storage".to_string()])));
 }
 
 #[tokio::test(start_paused = true)]
-async fn heartbeats_keep_alive_and_stale_ones_are_ignored() {
+async fn newer_heartbeat_refutes_and_stale_suspicion_is_ignored() {
     let mut t = MemberTable::new(PeerId::random(), T);
     let p = PeerId::random();
     let now = Instant::now();
     t.apply(alive(p, 1, 5, &[]), now);
-    for i in 1..20u64 {
-        t.apply(alive(p, 1, 5 + i, &[]), now + Duration::from_secs(i));
-        assert!(t.tick(now + Duration::from_secs(i) + Duration::from_millis(900)).is_empty());
-    }
-    // An older message must not roll back state or services.
-    assert!(t.apply(alive(p, 1, 3, &["x"]), now + Duration::from_secs(20)).is_empty());
+    t.apply(suspect(p, 1, 5), now);
+    let c = t.apply(alive(p, 1, 6, &[]), now + Duration::from_millis(10));
+    assert_eq!(states(&c), vec![MemberState::Alive]);
+    assert!(t.tick(now + Duration::from_secs(10)).is_empty(), "refuted suspicion does not fail");
+    // A suspicion about an older version arrives late: ignored.
+    assert!(t.apply(suspect(p, 1, 5), now + Duration::from_secs(10)).is_empty());
+    // An older heartbeat must not roll back state or services.
+    assert!(t.apply(alive(p, 1, 3, &["x"]), now).is_empty());
     assert!(t.get(&p).unwrap().info.services.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn suspicion_about_us_asks_for_refutation() {
+    let local = PeerId::random();
+    let mut t = MemberTable::new(local, T);
+    assert_eq!(t.apply(suspect(local, 1, 1), Instant::now()), vec![Change::Refute]);
+    let failed = Message::Failed(Accusation { peer: local, incarnation: 1, seq: 1, by: PeerId::random() });
+    assert_eq!(t.apply(failed, Instant::now()), vec![Change::Refute]);
+    assert!(t.apply(alive(local, 1, 1, &[]), Instant::now()).is_empty(), "own heartbeats are ignored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_confirmation_and_silence_backstop() {
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    t.apply(alive(q, 1, 1, &[]), now);
+    let confirm = Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
+    assert_eq!(states(&t.apply(confirm, now)), vec![MemberState::Failed]);
+    // q is never suspected but goes silent.
+    let c = t.tick(now + T.silence_timeout);
+    assert_eq!(c, vec![Change::State { peer: q, from: Some(MemberState::Alive), to: MemberState::Failed }]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -67,11 +100,10 @@ async fn leave_then_restart_with_new_incarnation() {
     t.apply(alive(p, 1, 1, &["a"]), now);
     let c = t.apply(Message::Leave { peer: p, incarnation: 1, seq: 2 }, now);
     assert_eq!(states(&c), vec![MemberState::Left]);
-    // A delayed heartbeat from before the leave changes nothing.
-    assert!(t.apply(alive(p, 1, 1, &["a"]), now).is_empty());
-    // Left members are not failed by silence.
-    assert!(t.tick(now + Duration::from_secs(60)).is_empty());
-    let c = t.apply(alive(p, 2, 1, &["a"]), now + Duration::from_secs(61));
+    assert!(t.apply(alive(p, 1, 1, &["a"]), now).is_empty(), "heartbeat from before the leave");
+    assert!(t.apply(suspect(p, 1, 2), now).is_empty(), "left members are not suspected");
+    assert!(t.tick(now + Duration::from_secs(600)).is_empty(), "left members do not fail");
+    let c = t.apply(alive(p, 2, 1, &["a"]), now + Duration::from_secs(601));
     assert_eq!(states(&c), vec![MemberState::Alive]);
 }
 
@@ -81,30 +113,27 @@ async fn failed_member_comes_back_and_reaping() {
     let p = PeerId::random();
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &[]), now);
-    t.tick(now + Duration::from_secs(5));
+    t.apply(suspect(p, 1, 1), now);
+    t.tick(now + Duration::from_secs(2));
     assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
-    // A ping to a failed member does not resurrect it; a heartbeat does.
-    assert!(t.touch(&p, now + Duration::from_secs(6)).is_empty());
+    assert!(t.touch(&p, now + Duration::from_secs(6)).is_empty(), "a ping does not resurrect");
     let c = t.apply(alive(p, 1, 2, &[]), now + Duration::from_secs(6));
     assert_eq!(c, vec![Change::State { peer: p, from: Some(MemberState::Failed), to: MemberState::Alive }]);
-    t.tick(now + Duration::from_secs(11));
-    t.tick(now + Duration::from_secs(11) + T.reap_after);
+    t.apply(suspect(p, 1, 2), now + Duration::from_secs(7));
+    t.tick(now + Duration::from_secs(9));
+    t.tick(now + Duration::from_secs(9) + T.reap_after);
     assert!(t.get(&p).is_none());
 }
 
 #[tokio::test(start_paused = true)]
-async fn ping_clears_suspicion_and_own_messages_are_ignored() {
-    let local = PeerId::random();
-    let mut t = MemberTable::new(local, T);
-    assert!(t.apply(alive(local, 1, 1, &[]), Instant::now()).is_empty());
+async fn answered_probe_clears_local_suspicion() {
+    let mut t = MemberTable::new(PeerId::random(), T);
     let p = PeerId::random();
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &[]), now);
-    t.tick(now + Duration::from_secs(3));
-    assert_eq!(t.get(&p).unwrap().state, MemberState::Suspect);
-    let c = t.touch(&p, now + Duration::from_secs(3));
-    assert_eq!(states(&c), vec![MemberState::Alive]);
-    assert!(t.tick(now + Duration::from_millis(5000)).is_empty());
+    t.apply(suspect(p, 1, 1), now);
+    assert_eq!(states(&t.touch(&p, now + Duration::from_secs(1))), vec![MemberState::Alive]);
+    assert!(t.tick(now + Duration::from_secs(5)).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,4 +149,22 @@ async fn withdraw_and_meta_change_are_reported() {
         a.services.get_mut("a").unwrap().insert("k".into(), "v".into());
     }
     assert_eq!(t.apply(m, now).len(), 1);
+}
+
+#[test]
+fn every_member_gets_k_monitors() {
+    let peers: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
+    let mut probed_by: std::collections::HashMap<PeerId, usize> = Default::default();
+    for me in &peers {
+        let targets = monitor_targets(*me, peers.iter().copied(), 3);
+        assert_eq!(targets.len(), 3);
+        assert!(!targets.contains(me));
+        for t in targets {
+            *probed_by.entry(t).or_default() += 1;
+        }
+    }
+    assert!(peers.iter().all(|p| probed_by[p] == 3), "{probed_by:?}");
+    // With fewer members than k, everyone else is probed.
+    assert_eq!(monitor_targets(peers[0], peers[..3].iter().copied(), 5).len(), 2);
+    assert!(monitor_targets(peers[0], [peers[0]], 3).is_empty());
 }

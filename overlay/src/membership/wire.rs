@@ -2,8 +2,9 @@
 //! and of the join-time state exchange ([`crate::protocols::MEMBERS_SYNC`]).
 //!
 //! Gossip messages are UTF-8 JSON, one object per gossipsub message, signed
-//! by the author's libp2p key (gossipsub strict signing); the `peer` field
-//! must equal the message author or the message is rejected:
+//! by the author's libp2p key (gossipsub strict signing). For `alive` and
+//! `leave` the `peer` field must equal the message author, for `suspect`
+//! and `failed` the `by` field must; otherwise the message is rejected:
 //!
 //! ```json
 //! {"v":1,"kind":"alive","peer":"12D3Koo…","incarnation":1763800000000,"seq":42,
@@ -11,7 +12,13 @@
 //!  "coord":{"vec":[0.001,0,0,0,0,0,0,0],"error":0.4,"adjustment":0.0,"height":0.0001},
 //!  "services":{"storage":{"free":"5000000000"}}}
 //! {"v":1,"kind":"leave","peer":"12D3Koo…","incarnation":1763800000000,"seq":43}
+//! {"v":1,"kind":"suspect","peer":"12D3Koo…","incarnation":1763800000000,"seq":42,"by":"12D3KooX…"}
+//! {"v":1,"kind":"failed","peer":"12D3Koo…","incarnation":1763800000000,"seq":42,"by":"12D3KooX…"}
 //! ```
+//!
+//! `suspect` says that `by` could not probe `peer`, whose latest message it
+//! knew was `(incarnation, seq)`; `peer` refutes it with any newer `alive`.
+//! `failed` confirms a suspicion nobody refuted.
 //!
 //! `incarnation` is the sender's start time in unix ms and `seq` counts its
 //! messages within an incarnation; `(incarnation, seq)` orders a member's
@@ -70,6 +77,25 @@ pub enum Message {
         /// Its message counter.
         seq: u64,
     },
+    /// `by` could not reach `peer` (as of `peer`'s version `(incarnation, seq)`).
+    Suspect(Accusation),
+    /// `by` confirms that `peer` did not refute a suspicion in time.
+    Failed(Accusation),
+}
+
+/// Body of `suspect` and `failed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Accusation {
+    /// The suspected member.
+    #[serde(with = "peer_str")]
+    pub peer: PeerId,
+    /// Its incarnation as the accuser knew it.
+    pub incarnation: u64,
+    /// Its message counter as the accuser knew it.
+    pub seq: u64,
+    /// The accuser, who must be the message's author.
+    #[serde(with = "peer_str")]
+    pub by: PeerId,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,14 +129,25 @@ impl Message {
         match self {
             Message::Alive(a) => a.peer,
             Message::Leave { peer, .. } => *peer,
+            Message::Suspect(a) | Message::Failed(a) => a.peer,
         }
     }
 
-    /// `(incarnation, seq)`, the order of a member's messages.
+    /// Who must have signed the message.
+    pub fn author(&self) -> PeerId {
+        match self {
+            Message::Suspect(a) | Message::Failed(a) => a.by,
+            _ => self.peer(),
+        }
+    }
+
+    /// `(incarnation, seq)`: of the message for `alive`/`leave`, of the
+    /// member as known to the accuser for `suspect`/`failed`.
     pub fn version(&self) -> (u64, u64) {
         match self {
             Message::Alive(a) => (a.incarnation, a.seq),
             Message::Leave { incarnation, seq, .. } => (*incarnation, *seq),
+            Message::Suspect(a) | Message::Failed(a) => (a.incarnation, a.seq),
         }
     }
 
@@ -173,6 +210,13 @@ mod tests {
         assert_eq!(Message::decode(&a.encode()).unwrap(), a);
         let l = Message::Leave { peer: PeerId::random(), incarnation: 5, seq: 9 };
         assert_eq!(Message::decode(&l.encode()).unwrap(), l);
+        let acc = Accusation { peer: PeerId::random(), incarnation: 1, seq: 2, by: PeerId::random() };
+        let s = Message::Suspect(acc.clone());
+        assert_eq!(Message::decode(&s.encode()).unwrap(), s);
+        assert_eq!(s.author(), acc.by);
+        let json: serde_json::Value = serde_json::from_slice(&Message::Failed(acc.clone()).encode()).unwrap();
+        assert_eq!(json["kind"], "failed");
+        assert_eq!(json["by"], acc.by.to_string());
     }
 
     #[test]
