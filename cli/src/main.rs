@@ -8,9 +8,20 @@ mod output;
 
 use clap::Parser;
 
+/// The node runs on one worker thread unless TOKIO_WORKER_THREADS says
+/// otherwise: an idle node then wakes one thread instead of several, which
+/// is most of its idle CPU cost (see ARCHITECTURE.md).
+fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if matches!(command, args::Command::Up { .. }) && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        b.worker_threads(1);
+    }
+    b.enable_all().build()
+}
+
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -8,10 +8,6 @@ use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
 use std::time::Duration;
 
-/// Failure-detector probe and its answer (an empty CBOR map each way).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Probe {}
-
 /// Every protocol the node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -22,7 +18,6 @@ pub struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) members: request_response::cbor::Behaviour<SyncMessage, SyncMessage>,
     pub(crate) rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
-    pub(crate) probe: request_response::cbor::Behaviour<Probe, Probe>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
@@ -60,10 +55,6 @@ impl Behaviour {
             mdns: mdns.into(),
             members: request_response::cbor::Behaviour::new([(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)], rr_cfg.clone()),
             rpc: request_response::cbor::Behaviour::new([(protocols::RPC, request_response::ProtocolSupport::Full)], rr_cfg),
-            probe: request_response::cbor::Behaviour::new(
-                [(protocols::PROBE, request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(cfg.probe_timeout),
-            ),
             stream: libp2p_stream::Behaviour::new(),
         })
     }

@@ -35,8 +35,9 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// Period of the failure-detector check.
-const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Period of the housekeeping check (silence, availability, snapshot);
+/// suspicions get an exact timer of their own.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Period of connection upkeep.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
 /// Do not redial a member sooner than this.
@@ -83,8 +84,10 @@ pub(crate) struct EventLoop {
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     pub last_dial: HashMap<PeerId, Instant>,
     pub last_heartbeat: Instant,
-    /// Probes under way: target → (request, sent at).
-    pub probing: HashMap<PeerId, (OutboundRequestId, Instant)>,
+    /// Our monitor targets, watched by the prober.
+    pub probe_targets: watch::Sender<Vec<PeerId>>,
+    /// Probe results from the prober.
+    pub probe_results: mpsc::Receiver<crate::prober::ProbeResult>,
     /// Members we accused and must confirm as failed if they do not refute.
     pub accused: HashSet<PeerId>,
     pub dirty: bool,
@@ -104,8 +107,11 @@ impl EventLoop {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         loop {
+            let deadline = self.table.next_deadline();
+            let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
+                _ = suspicion_due, if deadline.is_some() => self.on_check(),
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
@@ -117,6 +123,7 @@ impl EventLoop {
                 }
                 _ = heartbeat.tick() => self.publish_alive(),
                 _ = probe.tick() => self.on_probe_tick(),
+                Some(r) = self.probe_results.recv() => self.on_probe_result(r),
                 _ = check.tick() => self.on_check(),
                 _ = maintain.tick() => self.maintain_connections(),
                 _ = save.tick() => self.save_history(),
@@ -228,7 +235,7 @@ impl EventLoop {
         let changes = self.table.tick(now);
         self.apply_changes(changes);
         self.account(now);
-        if self.dirty || now.duration_since(self.last_publish) >= Duration::from_secs(1) {
+        if self.dirty || now.duration_since(self.last_publish) >= CHECK_INTERVAL {
             self.publish_snapshot();
         }
     }

@@ -36,6 +36,7 @@ pub mod event_loop;
 mod handle;
 mod local;
 mod probe;
+mod prober;
 pub mod membership;
 pub mod protocols;
 pub mod rpc;
@@ -110,12 +111,11 @@ pub fn spawn_with_history(
         .gossipsub
         .subscribe(&topic)
         .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
-    for addr in &cfg.bootstrap {
-        if let Err(e) = swarm.dial(addr.clone()) {
-            tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
-        }
-    }
+    dial_bootstrap(&mut swarm, &cfg.bootstrap);
     let stream = swarm.behaviour().stream.new_control();
+    let (probe_targets, targets_rx) = watch::channel(Vec::new());
+    let (results_tx, probe_results) = mpsc::channel(256);
+    prober::spawn(stream.clone(), targets_rx, results_tx, cfg.probe_interval, cfg.probe_timeout, cancel.clone())?;
     let (tx, commands) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (scores_tx, scores) = watch::channel(Arc::new(PeerScores::default()));
     let now = Instant::now();
@@ -139,7 +139,8 @@ pub fn spawn_with_history(
         pending_kad: Default::default(),
         last_dial: Default::default(),
         last_heartbeat: now,
-        probing: Default::default(),
+        probe_targets,
+        probe_results,
         accused: Default::default(),
         dirty: true,
         last_publish: now,
@@ -148,6 +149,33 @@ pub fn spawn_with_history(
     event_loop.publish_snapshot();
     let task = tokio::spawn(event_loop.run());
     Ok((Handle { tx, local, scores, stream }, task))
+}
+
+/// Dials each bootstrap peer once, with all its addresses (QUIC first), so
+/// that a peer listed with a QUIC and a TCP address gets one connection.
+fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr]) {
+    use libp2p::multiaddr::Protocol;
+    use libp2p::swarm::dial_opts::DialOpts;
+    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<Multiaddr>> = Default::default();
+    for addr in bootstrap {
+        match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => by_peer.entry(peer).or_default().push(addr.clone()),
+            _ => {
+                if let Err(e) = swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+                }
+            }
+        }
+    }
+    for (peer, mut addrs) in by_peer {
+        addrs.sort_by_key(|a| !local::is_quic(a));
+        for a in &addrs {
+            swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+        }
+        if let Err(e) = swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
+            tracing::warn!(%peer, "cannot dial bootstrap peer: {e}");
+        }
+    }
 }
 
 fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, Error> {
@@ -159,7 +187,12 @@ fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, E
         .with_quic()
         .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
         .map_err(|e| transport(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
+        .with_swarm_config(|c| {
+            // Try a peer's addresses one at a time, in the order given (QUIC
+            // first), rather than racing them into duplicate connections.
+            c.with_idle_connection_timeout(cfg.idle_timeout)
+                .with_dial_concurrency_factor(std::num::NonZeroU8::MIN)
+        })
         .build();
     Ok(swarm)
 }

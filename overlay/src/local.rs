@@ -30,7 +30,7 @@ impl LocalState {
         }
     }
 
-    /// The addresses we tell others to dial.
+    /// The addresses we tell others to dial, QUIC (the primary transport) first.
     pub fn announced_addrs(&self, external: &[Multiaddr]) -> Vec<Multiaddr> {
         let mut out: Vec<Multiaddr> = self.listen_addrs.iter().filter(|a| !is_unspecified(a)).cloned().collect();
         for a in external {
@@ -38,6 +38,7 @@ impl LocalState {
                 out.push(a.clone());
             }
         }
+        out.sort_by_key(|a| !is_quic(a));
         out
     }
 
@@ -73,4 +74,9 @@ fn is_unspecified(a: &Multiaddr) -> bool {
         Protocol::Ip6(ip) => ip.is_unspecified(),
         _ => false,
     })
+}
+
+/// Whether the address is a QUIC one.
+pub(crate) fn is_quic(a: &Multiaddr) -> bool {
+    a.iter().any(|p| matches!(p, Protocol::QuicV1))
 }

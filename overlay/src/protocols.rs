@@ -6,7 +6,7 @@ use libp2p::StreamProtocol;
 pub const KAD: StreamProtocol = StreamProtocol::new("/cloudy/kad/1.0.0");
 /// Join-time membership state exchange (request-response, CBOR).
 pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/1.0.0");
-/// Failure-detector probes (request-response, CBOR).
+/// Failure-detector probes: a long-lived stream of 8-byte nonces, echoed.
 pub const PROBE: StreamProtocol = StreamProtocol::new("/cloudy/probe/1.0.0");
 /// Service requests routed to the registered service (request-response, CBOR).
 pub const RPC: StreamProtocol = StreamProtocol::new("/cloudy/rpc/1.0.0");

@@ -91,7 +91,6 @@ impl EventLoop {
             BehaviourEvent::Mdns(_) => {}
             BehaviourEvent::Members(ev) => self.on_members(ev),
             BehaviourEvent::Rpc(ev) => self.on_rpc(ev),
-            BehaviourEvent::Probe(ev) => self.on_probe(ev),
             BehaviourEvent::Stream(()) => {}
         }
     }

@@ -241,6 +241,11 @@ impl MemberTable {
         changes
     }
 
+    /// When the next suspicion runs out, if any member is suspect.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.members.values().filter_map(|m| m.suspected_at).min().map(|s| s + self.timing.suspicion_timeout)
+    }
+
     /// Heartbeats of up members with how long ago we heard each, for the
     /// join-time state exchange.
     pub fn up_entries(&self, now: Instant) -> Vec<(Alive, Duration)> {

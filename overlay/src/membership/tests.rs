@@ -42,8 +42,10 @@ async fn unrefuted_suspicion_fails_member_and_expires_services() {
     let c = t.apply(alive(p, 1, 1, &["storage"]), now);
     assert_eq!(c[0], Change::State { peer: p, from: None, to: MemberState::Alive });
     assert!(matches!(&c[1], Change::Services { announced, .. } if announced == &["storage".to_string()]));
+    assert_eq!(t.next_deadline(), None);
     let c = t.apply(suspect(p, 1, 1), now + Duration::from_secs(1));
     assert_eq!(states(&c), vec![MemberState::Suspect]);
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(3)));
     assert!(t.apply(suspect(p, 1, 1), now + Duration::from_secs(1)).is_empty(), "already suspect");
     assert!(t.tick(now + Duration::from_millis(2900)).is_empty());
     let c = t.tick(now + Duration::from_secs(3));
