@@ -141,6 +141,17 @@ async fn community_of_processes_through_the_cli() {
     let text = std::fs::read_to_string(&cfg).unwrap().replace("127.0.0.1:0", &nodes[0].api);
     std::fs::write(&cfg, text).unwrap();
     fails_with(clash.root(), &["up"], &format!("cannot serve the control API on {}: address already in use", nodes[0].api)).await;
+    // ... and so does one whose QUIC port is taken.
+    let quic = nodes[0].listen.iter().find(|a| a.contains("quic")).unwrap();
+    let quic = quic.split("/p2p/").next().unwrap();
+    let text: String = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&nodes[0].api, "127.0.0.1:0")
+        .lines()
+        .map(|l| if l.starts_with("listen = ") { format!("listen = [\"{quic}\"]\n") } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(&cfg, text).unwrap();
+    fails_with(clash.root(), &["up"], &format!("cannot listen on {quic}: address already in use")).await;
 
     // kill -9: failed everywhere; its announcements expire.
     nodes[1].kill9().await;

@@ -113,11 +113,11 @@ impl EventLoop {
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
                 let _ = gs.report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
-            gossipsub::Event::Subscribed { topic, .. } if topic == self.topic.hash() => {
-                // Tell the newcomer about us now rather than at the next beat.
-                if self.last_heartbeat.elapsed() >= EAGER_HEARTBEAT_SPACING {
-                    self.publish_alive();
-                }
+            // Tell a newcomer about us now rather than at the next beat.
+            gossipsub::Event::Subscribed { topic, .. }
+                if topic == self.topic.hash() && self.last_heartbeat.elapsed() >= EAGER_HEARTBEAT_SPACING =>
+            {
+                self.publish_alive();
             }
             _ => {}
         }

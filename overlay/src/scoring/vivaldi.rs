@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn converges_on_a_line() {
         let truth = [[0.0, 0.010, 0.030], [0.010, 0.0, 0.020], [0.030, 0.020, 0.0]];
-        let mut nodes = vec![VivaldiClient::default(), VivaldiClient::default(), VivaldiClient::default()];
+        let mut nodes: [VivaldiClient; 3] = Default::default();
         for _ in 0..300 {
             for i in 0..3 {
                 for j in 0..3 {
