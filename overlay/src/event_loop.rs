@@ -261,14 +261,13 @@ impl EventLoop {
                 Change::State { peer, from, to } => {
                     info!(target: "cloudy::_events::member", peer = %peer, state = %to,
                         from = from.map_or("new", |s| s.as_str()), "member state changed");
+                    // An accusation ends with any state but suspect.
+                    let we_accused = to != MemberState::Suspect && self.accused.remove(&peer);
                     if to == MemberState::Failed {
                         self.history.entry(peer).or_default().record_failure(crate::unix_ms());
-                        if self.accused.remove(&peer) {
+                        if we_accused {
                             self.confirm_failed(peer);
                         }
-                    }
-                    if to == MemberState::Alive {
-                        self.accused.remove(&peer);
                     }
                     if from.is_none() {
                         self.learn_addresses(peer);
@@ -305,12 +304,13 @@ impl EventLoop {
             return;
         }
         let now = Instant::now();
+        self.last_dial.retain(|_, t| now.duration_since(*t) < REDIAL_BACKOFF);
         let snapshot = self.scores_tx.borrow().clone();
         let candidates: Vec<PeerId> = snapshot
             .ranked()
             .into_iter()
             .filter(|v| v.state.is_up() && !self.swarm.is_connected(&v.peer))
-            .filter(|v| self.last_dial.get(&v.peer).is_none_or(|t| now.duration_since(*t) >= REDIAL_BACKOFF))
+            .filter(|v| !self.last_dial.contains_key(&v.peer))
             .map(|v| v.peer)
             .take(self.cfg.target_peers - connected)
             .collect();
