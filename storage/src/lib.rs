@@ -1,2 +1,38 @@
-//! The storage service of cloudy-p2p. Empty until its issue lands; it will depend
-//! only on `cloudy-overlay` and reach the network through `overlay::Handle`.
+//! Storage for cloudy-p2p: a Tahoe-like grid of encrypted, erasure-coded
+//! immutable files, reached through capabilities.
+//!
+//! # Layout
+//! - Pure data path (no I/O), done: [`crypt`] (chacha20poly1305 per segment,
+//!   convergent keys, storage index), [`erasure`] (codec interface, Reed-
+//!   Solomon without SIMD), [`root`] (root record, block-hash lists),
+//!   [`coding`] (streaming [`coding::Encoder`] / [`coding::Decoder`]),
+//!   [`capability`] (read, verify and literal capabilities).
+//! - Servers, placement, the storage protocol, check/repair and the HTTP
+//!   gateway build on these (issue 3, in progress).
+//!
+//! Depends only on `cloudy-overlay`.
+//!
+//! ```
+//! use cloudy_storage::coding::{Encoder, Decoder, Params};
+//! use cloudy_storage::capability::ReadCap;
+//! let p = Params { k: 2, n: 3, segment_size: 4 };
+//! let mut enc = Encoder::new([7; 32], p, 5).unwrap();
+//! let seg0 = enc.push(b"hell").unwrap();
+//! let seg1 = enc.push(b"o").unwrap();
+//! let (record, hashes) = enc.finish().unwrap();
+//! let cap = ReadCap { key: [7; 32], root: record.hash(), k: 2, n: 3, size: 5 };
+//! let mut dec = Decoder::for_read(&cap, &record.encode()).unwrap();
+//! for s in [0, 2] { dec.accept_hashes(s, hashes[s].clone()).unwrap(); }
+//! let a = dec.plaintext(0, vec![(0, seg0[0].clone()), (2, seg0[2].clone())]).unwrap();
+//! let b = dec.plaintext(1, vec![(0, seg1[0].clone()), (2, seg1[2].clone())]).unwrap();
+//! assert_eq!([a, b].concat(), b"hello");
+//! ```
+
+pub mod capability;
+pub mod coding;
+pub mod crypt;
+pub mod erasure;
+mod error;
+pub mod root;
+
+pub use error::CodingError;

@@ -1,0 +1,261 @@
+//! Capabilities: the text a person pastes to get, check or repair a file.
+//!
+//! ```text
+//! cloudy:chk:<key>:<root>:<k>:<n>:<size>         read (decrypts; base32 key and root hash)
+//! cloudy:chk-verify:<si>:<root>:<k>:<n>:<size>   verify (check and repair, cannot decrypt)
+//! cloudy:lit:<data>                              literal (files of up to 55 bytes, no server)
+//! ```
+//!
+//! The verify capability is derived from the read capability one way: the
+//! storage index is a hash of the key. Base32 is RFC 4648 lowercase without
+//! padding.
+
+use crate::crypt::{storage_index, SI_LEN};
+use crate::root::Hash;
+use data_encoding::{Encoding, Specification};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+/// Files up to this size live inside their capability.
+pub const LITERAL_MAX: usize = 55;
+
+static B32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding().expect("valid base32 specification")
+});
+
+/// Reads (and so decrypts) one immutable file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadCap {
+    /// The file key.
+    pub key: [u8; 32],
+    /// Hash of the root record.
+    pub root: Hash,
+    /// Blocks needed.
+    pub k: u8,
+    /// Blocks made.
+    pub n: u8,
+    /// File size.
+    pub size: u64,
+}
+
+/// Checks and repairs one file without being able to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyCap {
+    /// Where servers keep the shares.
+    pub storage_index: [u8; SI_LEN],
+    /// Hash of the root record.
+    pub root: Hash,
+    /// Blocks needed.
+    pub k: u8,
+    /// Blocks made.
+    pub n: u8,
+    /// File size.
+    pub size: u64,
+}
+
+/// Any capability.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// Read capability.
+    Read(ReadCap),
+    /// Verify capability.
+    Verify(VerifyCap),
+    /// A tiny file carried in the capability itself.
+    Literal(Vec<u8>),
+}
+
+impl ReadCap {
+    /// The verify capability of the same file.
+    pub fn verify_cap(&self) -> VerifyCap {
+        VerifyCap { storage_index: storage_index(&self.key), root: self.root, k: self.k, n: self.n, size: self.size }
+    }
+}
+
+/// Why a capability string does not parse. Each names the part at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CapError {
+    /// Not one of ours at all.
+    #[error("not a cloudy capability (expected it to start with \"cloudy:\"): {0:?}")]
+    NotACapability(String),
+    /// Unknown kind after `cloudy:`.
+    #[error("unknown capability kind {0:?} (expected chk, chk-verify or lit)")]
+    UnknownKind(String),
+    /// Too few or too many `:`-separated parts (e.g. truncated when pasted).
+    #[error("{kind} capability has {got} fields, expected {expected} (truncated when copied?)")]
+    FieldCount {
+        /// Kind.
+        kind: &'static str,
+        /// Fields expected.
+        expected: usize,
+        /// Fields found.
+        got: usize,
+    },
+    /// One field is malformed.
+    #[error("capability field {field} is malformed ({value:?}): {reason}")]
+    BadField {
+        /// Which field.
+        field: &'static str,
+        /// Its text.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn bytes<const N: usize>(field: &'static str, s: &str) -> Result<[u8; N], CapError> {
+    let bad = |reason: String| CapError::BadField { field, value: s.to_string(), reason };
+    let v = B32.decode(s.as_bytes()).map_err(|e| bad(format!("not base32: {e}")))?;
+    v.try_into().map_err(|v: Vec<u8>| bad(format!("{} bytes, expected {N}", v.len())))
+}
+
+fn number<T: FromStr>(field: &'static str, s: &str) -> Result<T, CapError> {
+    s.parse().map_err(|_| CapError::BadField { field, value: s.to_string(), reason: "not a number in range".into() })
+}
+
+/// Parses the shared tail `<k>:<n>:<size>` and checks 1 ≤ k ≤ n.
+fn params(f: &[&str]) -> Result<(u8, u8, u64), CapError> {
+    let (k, n): (u8, u8) = (number("k", f[0])?, number("n", f[1])?);
+    if k == 0 || k > n {
+        return Err(CapError::BadField { field: "k", value: f[0].into(), reason: format!("need 1 <= k <= n (n = {n})") });
+    }
+    Ok((k, n, number("size", f[2])?))
+}
+
+impl FromStr for Cap {
+    type Err = CapError;
+
+    fn from_str(s: &str) -> Result<Cap, CapError> {
+        let s = s.trim();
+        let Some(rest) = s.strip_prefix("cloudy:") else { return Err(CapError::NotACapability(s.to_string())) };
+        let f: Vec<&str> = rest.split(':').collect();
+        let count = |kind, expected| {
+            if f.len() == expected {
+                Ok(())
+            } else {
+                Err(CapError::FieldCount { kind, expected, got: f.len() })
+            }
+        };
+        match f[0] {
+            "chk" => {
+                count("read", 6)?;
+                let (k, n, size) = params(&f[3..])?;
+                Ok(Cap::Read(ReadCap { key: bytes("key", f[1])?, root: bytes("root", f[2])?, k, n, size }))
+            }
+            "chk-verify" => {
+                count("verify", 6)?;
+                let (k, n, size) = params(&f[3..])?;
+                let storage_index = bytes("storage index", f[1])?;
+                Ok(Cap::Verify(VerifyCap { storage_index, root: bytes("root", f[2])?, k, n, size }))
+            }
+            "lit" => {
+                count("literal", 2)?;
+                let data = B32.decode(f[1].as_bytes()).map_err(|e| CapError::BadField {
+                    field: "data",
+                    value: f[1].to_string(),
+                    reason: format!("not base32: {e}"),
+                })?;
+                if data.len() > LITERAL_MAX {
+                    let reason = format!("{} bytes, a literal holds at most {LITERAL_MAX}", data.len());
+                    return Err(CapError::BadField { field: "data", value: f[1].to_string(), reason });
+                }
+                Ok(Cap::Literal(data))
+            }
+            other => Err(CapError::UnknownKind(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Cap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cap::Read(c) => {
+                write!(f, "cloudy:chk:{}:{}:{}:{}:{}", B32.encode(&c.key), B32.encode(&c.root), c.k, c.n, c.size)
+            }
+            Cap::Verify(c) => write!(
+                f,
+                "cloudy:chk-verify:{}:{}:{}:{}:{}",
+                B32.encode(&c.storage_index),
+                B32.encode(&c.root),
+                c.k,
+                c.n,
+                c.size
+            ),
+            Cap::Literal(d) => write!(f, "cloudy:lit:{}", B32.encode(d)),
+        }
+    }
+}
+
+impl Cap {
+    /// A human explanation, for `cloudy-p2p cap info`.
+    pub fn describe(&self) -> String {
+        match self {
+            Cap::Read(c) => format!(
+                "read capability: decrypts and reads a {}-byte file stored as {}-of-{} shares\nstorage index: {}\nverify capability: {}",
+                c.size,
+                c.k,
+                c.n,
+                B32.encode(&c.verify_cap().storage_index),
+                Cap::Verify(c.verify_cap())
+            ),
+            Cap::Verify(c) => format!(
+                "verify capability: can check and repair a {}-byte file stored as {}-of-{} shares, cannot read it\nstorage index: {}",
+                c.size,
+                c.k,
+                c.n,
+                B32.encode(&c.storage_index)
+            ),
+            Cap::Literal(d) => format!("literal capability: a {}-byte file held in the capability itself, on no server", d.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read() -> ReadCap {
+        ReadCap { key: [1; 32], root: [2; 32], k: 3, n: 6, size: 1234 }
+    }
+
+    proptest! {
+        #[test]
+        fn print_parse_roundtrip(key in any::<[u8; 32]>(), root in any::<[u8; 32]>(), k in 1u8..10, extra in 0u8..10, size in any::<u64>(), lit in proptest::collection::vec(any::<u8>(), 0..=LITERAL_MAX)) {
+            let r = ReadCap { key, root, k, n: k + extra, size };
+            for cap in [Cap::Read(r.clone()), Cap::Verify(r.verify_cap()), Cap::Literal(lit.clone())] {
+                prop_assert_eq!(cap.to_string().parse::<Cap>().unwrap(), cap);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_and_truncated_caps_name_the_part() {
+        let good = Cap::Read(read()).to_string();
+        let err = |s: &str| s.parse::<Cap>().unwrap_err().to_string();
+        assert!(err("URI:CHK:abc").contains("not a cloudy capability"));
+        assert!(err("cloudy:dir:x").contains("unknown capability kind \"dir\""));
+        let truncated = &good[..good.rfind(':').unwrap()];
+        assert!(err(truncated).contains("read capability has 5 fields, expected 6"), "{}", err(truncated));
+        let short_key = good.replacen(":aeaq", ":", 1);
+        assert!(err(&short_key).contains("field key"), "{}", err(&short_key));
+        assert!(err(&good.replace(":3:6:", ":9:6:")).contains("field k"));
+        assert!(err(&good.replace(":3:6:", ":3:x:")).contains("field n"));
+        assert!(err(&good.replace("1234", "-1")).contains("field size"));
+        assert!(err("cloudy:lit:!!").contains("field data"));
+        let long = Cap::Literal(vec![0; LITERAL_MAX + 1]).to_string();
+        assert!(err(&long).contains("at most 55"));
+    }
+
+    #[test]
+    fn verify_cap_cannot_give_back_the_key_and_describe_says_so() {
+        let v = read().verify_cap();
+        assert_eq!(v.root, [2; 32]);
+        assert_ne!(&v.storage_index[..], &read().key[..16]);
+        assert!(Cap::Verify(v).describe().contains("cannot read"));
+        assert!(Cap::Read(read()).describe().contains("cloudy:chk-verify:"));
+    }
+}
