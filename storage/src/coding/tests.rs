@@ -2,9 +2,16 @@ use super::*;
 use crate::capability::ReadCap;
 use proptest::prelude::*;
 
-/// Encodes `data` and returns the read capability, root bytes, hash lists
-/// and blocks as `blocks[segment][share]`.
-fn upload(data: &[u8], p: Params) -> (ReadCap, Vec<u8>, Vec<Vec<Hash>>, Vec<Vec<Vec<u8>>>) {
+/// What an upload produced.
+struct Upload {
+    cap: ReadCap,
+    root: Vec<u8>,
+    hashes: Vec<Vec<Hash>>,
+    /// `blocks[segment][share]`.
+    blocks: Vec<Vec<Vec<u8>>>,
+}
+
+fn upload(data: &[u8], p: Params) -> Upload {
     let key: [u8; 32] = rand::random();
     let mut enc = Encoder::new(key, p, data.len() as u64).unwrap();
     let mut blocks = Vec::new();
@@ -15,7 +22,7 @@ fn upload(data: &[u8], p: Params) -> (ReadCap, Vec<u8>, Vec<Vec<Hash>>, Vec<Vec<
     }
     let (record, hashes) = enc.finish().unwrap();
     let cap = ReadCap { key, root: record.hash(), k: p.k, n: p.n, size: data.len() as u64 };
-    (cap, record.encode(), hashes, blocks)
+    Upload { cap, root: record.encode(), hashes, blocks }
 }
 
 fn download(cap: &ReadCap, root: &[u8], hashes: &[Vec<Hash>], blocks: &[Vec<Vec<u8>>], shares: &[usize]) -> Result<Vec<u8>, CodingError> {
@@ -40,7 +47,7 @@ proptest! {
         k in 1u8..5, extra in 0u8..4, seg in 1u32..1500, pick in any::<u64>(),
     ) {
         let p = Params { k, n: k + extra, segment_size: seg };
-        let (cap, root, hashes, blocks) = upload(&data, p);
+        let Upload { cap, root, hashes, blocks } = upload(&data, p);
         let mut shares: Vec<usize> = (0..p.n as usize).collect();
         shares.rotate_left(pick as usize % p.n as usize);
         shares.truncate(k as usize);
@@ -53,7 +60,7 @@ fn sizes_around_segment_boundaries() {
     let p = Params { k: 3, n: 6, segment_size: 1024 };
     for size in [0usize, 1, 1023, 1024, 1025, 3 * 1024, 3 * 1024 + 7] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
-        let (cap, root, hashes, blocks) = upload(&data, p);
+        let Upload { cap, root, hashes, blocks } = upload(&data, p);
         assert_eq!(blocks.len(), size.div_ceil(1024).max(1), "size {size}");
         assert_eq!(download(&cap, &root, &hashes, &blocks, &[5, 1, 3]).unwrap(), data, "size {size}");
     }
@@ -63,7 +70,7 @@ fn sizes_around_segment_boundaries() {
 fn corruption_is_caught_where_it_happens() {
     let p = Params { k: 2, n: 4, segment_size: 100 };
     let data = vec![42u8; 350];
-    let (cap, root, hashes, mut blocks) = upload(&data, p);
+    let Upload { cap, root, hashes, mut blocks } = upload(&data, p);
     // A flipped bit in one block: named by share and segment.
     blocks[2][1][0] ^= 1;
     assert_eq!(download(&cap, &root, &hashes, &blocks, &[1, 3]), Err(CodingError::CorruptBlock { share: 1, segment: 2 }));
@@ -85,7 +92,7 @@ fn corruption_is_caught_where_it_happens() {
 fn verify_cap_repairs_without_reading() {
     let p = Params { k: 2, n: 4, segment_size: 64 };
     let data: Vec<u8> = (0..200).map(|i| i as u8).collect();
-    let (cap, root, hashes, blocks) = upload(&data, p);
+    let Upload { cap, root, hashes, blocks } = upload(&data, p);
     let mut dec = Decoder::for_verify(&cap.verify_cap(), &root).unwrap();
     for s in [0, 2] {
         dec.accept_hashes(s, hashes[s].clone()).unwrap();
@@ -102,7 +109,7 @@ fn verify_cap_repairs_without_reading() {
 #[test]
 fn too_few_shares_and_wrong_segment_lengths() {
     let p = Params { k: 3, n: 5, segment_size: 10 };
-    let (cap, root, hashes, blocks) = upload(&[1u8; 25], p);
+    let Upload { cap, root, hashes, blocks } = upload(&[1u8; 25], p);
     assert_eq!(
         download(&cap, &root, &hashes, &blocks, &[0, 4]),
         Err(CodingError::NotEnoughBlocks { segment: 0, k: 3, have: 2 })
