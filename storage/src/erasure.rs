@@ -23,6 +23,12 @@ impl Codec {
     }
 }
 
+/// Length of each of the blocks that `len` bytes are coded into with k
+/// data blocks (the last data block is zero-padded; never empty).
+pub fn block_len(len: usize, k: usize) -> usize {
+    len.div_ceil(k).max(1)
+}
+
 /// A k-of-n coder for one parameter set.
 pub struct Coder {
     k: usize,
@@ -47,7 +53,7 @@ impl Coder {
 
     /// Length of each block for `len` bytes of input.
     pub fn block_len(&self, len: usize) -> usize {
-        len.div_ceil(self.k).max(1)
+        block_len(len, self.k)
     }
 
     /// Splits `data` into k blocks (zero-padded) and adds n−k parity blocks.

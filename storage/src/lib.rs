@@ -34,5 +34,6 @@ pub mod crypt;
 pub mod erasure;
 mod error;
 pub mod root;
+pub mod store;
 
 pub use error::CodingError;

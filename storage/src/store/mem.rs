@@ -1,0 +1,138 @@
+//! In-memory share store: the twin of [`super::FsStore`] for tests.
+
+use super::{Expect, Layout, ShareMeta, ShareStore, ShareWriter, StorageIndex, StoreError};
+use crate::root::Hash;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Inner {
+    shares: HashMap<(StorageIndex, u8), Vec<u8>>,
+    reserved: u64,
+}
+
+/// Shares in a map; clones share the map.
+#[derive(Clone)]
+pub struct MemStore {
+    inner: Arc<Mutex<Inner>>,
+    capacity: u64,
+}
+
+impl MemStore {
+    /// A store that accepts up to `capacity` bytes.
+    pub fn new(capacity: u64) -> Self {
+        MemStore { inner: Arc::default(), capacity }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn blob(&self, si: &StorageIndex, share: u8) -> Result<Vec<u8>, StoreError> {
+        let inner = self.lock();
+        inner.shares.get(&(*si, share)).cloned().ok_or(StoreError::NotFound { si: hex::encode(si), share })
+    }
+
+    fn layout(&self, si: &StorageIndex, share: u8, blob: &[u8]) -> Result<Layout, StoreError> {
+        Layout::read(blob.len() as u64, |at, n| slice(blob, at, n))
+            .map_err(|reason| StoreError::Damaged { si: hex::encode(si), share, reason })
+    }
+
+    /// Test hook: flips one byte of a stored share (simulated bit rot).
+    pub fn corrupt(&self, si: &StorageIndex, share: u8, offset: usize) {
+        if let Some(b) = self.lock().shares.get_mut(&(*si, share)).and_then(|v| v.get_mut(offset)) {
+            *b ^= 0xff;
+        }
+    }
+}
+
+fn slice(blob: &[u8], at: u64, n: usize) -> Option<Vec<u8>> {
+    let at = usize::try_from(at).ok()?;
+    blob.get(at..at.checked_add(n)?).map(|s| s.to_vec())
+}
+
+impl ShareStore for MemStore {
+    fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError> {
+        let mut inner = self.lock();
+        let used: u64 = inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved;
+        let free = self.capacity.saturating_sub(used);
+        if len > free {
+            return Err(StoreError::Full { needed: len, free });
+        }
+        inner.reserved += len;
+        let expect = Expect { si: *si, share, len, written: 0 };
+        Ok(Box::new(MemWriter { store: self.clone(), buf: Vec::new(), expect, done: false }))
+    }
+
+    fn list(&self, si: &StorageIndex) -> Result<Vec<u8>, StoreError> {
+        let mut v: Vec<u8> = self.lock().shares.keys().filter(|(s, _)| s == si).map(|(_, n)| *n).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn read_meta(&self, si: &StorageIndex, share: u8) -> Result<ShareMeta, StoreError> {
+        let blob = self.blob(si, share)?;
+        let l = self.layout(si, share, &blob)?;
+        let hashes = l.hashes(|at, n| slice(&blob, at, n)).ok_or(StoreError::Damaged {
+            si: hex::encode(si),
+            share,
+            reason: "hash list unreadable".into(),
+        })?;
+        Ok(ShareMeta { root: l.root, hashes })
+    }
+
+    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
+        let blob = self.blob(si, share)?;
+        let l = self.layout(si, share, &blob)?;
+        let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
+        let (at, n) = l.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
+        slice(&blob, at, n).ok_or_else(|| damaged("block out of range".into()))
+    }
+
+    fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {
+        Ok(self.lock().shares.remove(&(*si, share)).is_some())
+    }
+
+    fn used(&self) -> u64 {
+        let inner = self.lock();
+        inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved
+    }
+}
+
+struct MemWriter {
+    store: MemStore,
+    buf: Vec<u8>,
+    expect: Expect,
+    done: bool,
+}
+
+impl ShareWriter for MemWriter {
+    fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
+        self.expect.block(block.len())?;
+        self.buf.extend_from_slice(block);
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError> {
+        self.expect.finish(root, hashes)?;
+        let mut blob = std::mem::take(&mut self.buf);
+        for h in hashes {
+            blob.extend_from_slice(h);
+        }
+        blob.extend_from_slice(root);
+        blob.extend_from_slice(&super::trailer(root.len()));
+        let mut inner = self.store.lock();
+        inner.reserved -= self.expect.len;
+        inner.shares.insert((self.expect.si, self.expect.share), blob);
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for MemWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            self.store.lock().reserved -= self.expect.len;
+        }
+    }
+}

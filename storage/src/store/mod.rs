@@ -1,0 +1,210 @@
+//! Where a storage server keeps shares: the [`ShareStore`] trait, an
+//! in-memory twin ([`MemStore`]) and files on disk ([`FsStore`]).
+//!
+//! A share is stored as one blob:
+//!
+//! ```text
+//! block 0 ‖ block 1 ‖ … ‖ block S−1 ‖ S × 32-byte block hashes ‖ root record ‖ b"CLDYSHR1" ‖ root_len:u32
+//! ```
+//!
+//! The trailer gives the root record, and the record gives the block sizes,
+//! so any block can be read without reading the rest. A share is written
+//! block by block (in segment order, as the upload streams) and becomes
+//! visible only when [`ShareWriter::finish`] has the whole blob in place.
+//! On disk that means a temporary file renamed over the final name, so a
+//! crash never leaves a half share that looks whole.
+
+mod fs;
+mod mem;
+
+pub use fs::FsStore;
+pub use mem::MemStore;
+
+use crate::crypt::{SI_LEN, TAG_LEN};
+use crate::erasure::{self, Codec};
+use crate::root::{Hash, RootRecord};
+
+/// Where servers file a file's shares.
+pub type StorageIndex = [u8; SI_LEN];
+
+const MAGIC: &[u8; 8] = b"CLDYSHR1";
+/// Bytes of the trailer.
+pub const TRAILER_LEN: usize = 12;
+
+/// Errors of a share store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Not enough room for the share.
+    #[error("storage full: share needs {needed} bytes, {free} free of the configured capacity")]
+    Full {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// No such share here.
+    #[error("no share {share} of storage index {si}")]
+    NotFound {
+        /// Storage index, hex.
+        si: String,
+        /// Share number.
+        share: u8,
+    },
+    /// The stored blob is damaged beyond reading its layout.
+    #[error("share {share} of storage index {si} is damaged: {reason}")]
+    Damaged {
+        /// Storage index, hex.
+        si: String,
+        /// Share number.
+        share: u8,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer was given more or other data than the declared share.
+    #[error("share {share} of storage index {si}: {reason}")]
+    BadUpload {
+        /// Storage index, hex.
+        si: String,
+        /// Share number.
+        share: u8,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Disk or database trouble.
+    #[error("{path}: {reason}")]
+    Io {
+        /// File or database involved.
+        path: String,
+        /// What the OS or SQLite said.
+        reason: String,
+    },
+}
+
+/// What a share says about the file, besides its blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareMeta {
+    /// The root record bytes (check their hash against the capability).
+    pub root: Vec<u8>,
+    /// The share's block hashes.
+    pub hashes: Vec<Hash>,
+}
+
+/// Share storage of one server.
+pub trait ShareStore: Send + Sync + 'static {
+    /// Starts writing share `share` of `si`, `len` bytes in all.
+    fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError>;
+    /// Share numbers of `si` held here.
+    fn list(&self, si: &StorageIndex) -> Result<Vec<u8>, StoreError>;
+    /// Root record and block hashes of a share.
+    fn read_meta(&self, si: &StorageIndex, share: u8) -> Result<ShareMeta, StoreError>;
+    /// One block of a share.
+    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError>;
+    /// Deletes a share; `false` if it was not here.
+    fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError>;
+    /// Bytes of finished shares plus space reserved by writers under way.
+    fn used(&self) -> u64;
+}
+
+/// A share being written. Dropping it unfinished discards it.
+pub trait ShareWriter: Send {
+    /// Appends the next block (segment order).
+    fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError>;
+    /// Appends hashes and root record and makes the share visible.
+    fn finish(self: Box<Self>, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError>;
+}
+
+/// Total bytes of a share blob for a file described by `record`.
+pub fn share_len(record: &RootRecord) -> u64 {
+    let root_len = record.encode().len() as u64;
+    let blocks: u64 = (0..record.segments()).map(|i| block_len(record, i) as u64).sum();
+    blocks + 32 * record.segments() + root_len + TRAILER_LEN as u64
+}
+
+/// Length of every share's block for segment `i`.
+pub fn block_len(record: &RootRecord, i: u64) -> usize {
+    let Codec::ReedSolomon = record.codec;
+    erasure::block_len(record.segment_len(i) + TAG_LEN, record.k as usize)
+}
+
+/// The trailer that ends a share blob.
+fn trailer(root_len: usize) -> [u8; TRAILER_LEN] {
+    let mut t = [0u8; TRAILER_LEN];
+    t[..8].copy_from_slice(MAGIC);
+    t[8..].copy_from_slice(&(root_len as u32).to_be_bytes());
+    t
+}
+
+/// Positions inside a share blob, read from its tail.
+struct Layout {
+    record: RootRecord,
+    root: Vec<u8>,
+    hashes_at: u64,
+}
+
+impl Layout {
+    /// From the blob length and a reader of `(offset, len)` ranges.
+    fn read(total: u64, mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Result<Layout, String> {
+        let t = read(total.checked_sub(TRAILER_LEN as u64).ok_or("shorter than its trailer")?, TRAILER_LEN)
+            .ok_or("cannot read trailer")?;
+        if &t[..8] != MAGIC {
+            return Err("bad trailer magic".into());
+        }
+        let root_len = u32::from_be_bytes(t[8..].try_into().expect("4 bytes")) as u64;
+        let root_at = (total - TRAILER_LEN as u64).checked_sub(root_len).ok_or("root record longer than share")?;
+        let root = read(root_at, root_len as usize).ok_or("cannot read root record")?;
+        let record = RootRecord::decode(&root).map_err(|e| e.to_string())?;
+        let hashes_at = root_at.checked_sub(32 * record.segments()).ok_or("hash list longer than share")?;
+        if share_len(&record) != total {
+            return Err(format!("{total} bytes, the root record implies {}", share_len(&record)));
+        }
+        Ok(Layout { record, root, hashes_at })
+    }
+
+    fn block_range(&self, segment: u64) -> Option<(u64, usize)> {
+        if segment >= self.record.segments() {
+            return None;
+        }
+        let full = block_len(&self.record, 0) as u64;
+        Some((segment * full, block_len(&self.record, segment)))
+    }
+
+    fn hashes(&self, read: impl FnOnce(u64, usize) -> Option<Vec<u8>>) -> Option<Vec<Hash>> {
+        let raw = read(self.hashes_at, 32 * self.record.segments() as usize)?;
+        Some(raw.chunks(32).map(|c| c.try_into().expect("32 bytes")).collect())
+    }
+}
+
+/// Checks what a writer receives against the share it declared.
+struct Expect {
+    si: StorageIndex,
+    share: u8,
+    len: u64,
+    written: u64,
+}
+
+impl Expect {
+    fn bad(&self, reason: String) -> StoreError {
+        StoreError::BadUpload { si: hex::encode(self.si), share: self.share, reason }
+    }
+
+    fn block(&mut self, n: usize) -> Result<(), StoreError> {
+        self.written += n as u64;
+        if self.written > self.len {
+            return Err(self.bad(format!("more than the declared {} bytes", self.len)));
+        }
+        Ok(())
+    }
+
+    fn finish(&self, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError> {
+        let record = RootRecord::decode(root).map_err(|e| self.bad(e.to_string()))?;
+        let total = self.written + 32 * hashes.len() as u64 + root.len() as u64 + TRAILER_LEN as u64;
+        if hashes.len() as u64 != record.segments() || total != share_len(&record) || total != self.len {
+            return Err(self.bad(format!("{total} bytes written, {} declared, {} implied by the root record", self.len, share_len(&record))));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

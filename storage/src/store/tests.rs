@@ -1,0 +1,172 @@
+use super::*;
+use crate::capability::ReadCap;
+use crate::coding::{Decoder, Encoder, Params};
+
+const SI: StorageIndex = [3; 16];
+const P: Params = Params { k: 2, n: 3, segment_size: 1000 };
+
+/// A file encoded into shares: (capability, root bytes, hashes, blocks[segment][share]).
+struct Encoded {
+    cap: ReadCap,
+    root: Vec<u8>,
+    hashes: Vec<Vec<Hash>>,
+    blocks: Vec<Vec<Vec<u8>>>,
+    data: Vec<u8>,
+}
+
+fn encode(size: usize) -> Encoded {
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut enc = Encoder::new([9; 32], P, size as u64).unwrap();
+    let mut blocks = Vec::new();
+    let mut off = 0;
+    while let Some(len) = enc.next_segment_len() {
+        blocks.push(enc.push(&data[off..off + len]).unwrap());
+        off += len;
+    }
+    let (record, hashes) = enc.finish().unwrap();
+    let cap = ReadCap { key: [9; 32], root: record.hash(), k: P.k, n: P.n, size: size as u64 };
+    Encoded { cap, root: record.encode(), hashes, blocks, data }
+}
+
+fn store_share(s: &dyn ShareStore, e: &Encoded, share: u8) -> Result<(), StoreError> {
+    let len = share_len(&RootRecord::decode(&e.root).unwrap());
+    let mut w = s.create(&SI, share, len)?;
+    for row in &e.blocks {
+        w.write_block(&row[share as usize])?;
+    }
+    w.finish(&e.root, &e.hashes[share as usize])
+}
+
+fn read_back(s: &dyn ShareStore, e: &Encoded, shares: &[u8]) -> Result<Vec<u8>, crate::CodingError> {
+    let mut dec = Decoder::for_read(&e.cap, &s.read_meta(&SI, shares[0]).unwrap().root)?;
+    for &sh in shares {
+        dec.accept_hashes(sh as usize, s.read_meta(&SI, sh).unwrap().hashes)?;
+    }
+    let mut out = Vec::new();
+    for seg in 0..e.blocks.len() as u64 {
+        let blocks = shares.iter().map(|&sh| (sh as usize, s.read_block(&SI, sh, seg).unwrap())).collect();
+        out.extend(dec.plaintext(seg, blocks)?);
+    }
+    Ok(out)
+}
+
+fn roundtrip(s: &dyn ShareStore) {
+    for size in [0, 1, 999, 1000, 2500] {
+        let e = encode(size);
+        for share in 0..3 {
+            store_share(s, &e, share).unwrap();
+        }
+        assert_eq!(s.list(&SI).unwrap(), vec![0, 1, 2]);
+        assert_eq!(read_back(s, &e, &[2, 0]).unwrap(), e.data, "size {size}");
+        for share in 0..3 {
+            assert!(s.remove(&SI, share).unwrap());
+        }
+        assert!(!s.remove(&SI, 0).unwrap());
+        assert_eq!(s.used(), 0);
+    }
+}
+
+fn full_and_bad_uploads(s: &dyn ShareStore, capacity: u64) {
+    let err = s.create(&SI, 0, capacity + 1).err().expect("over capacity");
+    assert!(matches!(err, StoreError::Full { needed, free } if needed == capacity + 1 && free == capacity), "{err}");
+    // A writer holds its reservation until dropped.
+    let w = s.create(&SI, 0, capacity).unwrap();
+    assert!(matches!(s.create(&SI, 1, 1), Err(StoreError::Full { free: 0, .. })));
+    drop(w);
+    assert_eq!(s.used(), 0);
+    // More bytes than declared, or a root record that disagrees: refused, nothing visible.
+    let e = encode(2500);
+    let mut w = s.create(&SI, 0, 10).unwrap();
+    assert!(matches!(w.write_block(&[0u8; 11]), Err(StoreError::BadUpload { .. })));
+    drop(w);
+    let len = share_len(&RootRecord::decode(&e.root).unwrap());
+    let mut w = s.create(&SI, 0, len).unwrap();
+    for row in &e.blocks {
+        w.write_block(&row[0]).unwrap();
+    }
+    let err = w.finish(&e.root, &e.hashes[0][..1]).unwrap_err().to_string();
+    assert!(err.contains("implied by the root record"), "{err}");
+    assert!(s.list(&SI).unwrap().is_empty());
+    assert!(matches!(s.read_block(&SI, 0, 0), Err(StoreError::NotFound { share: 0, .. })));
+    assert_eq!(s.used(), 0);
+}
+
+#[test]
+fn roundtrip_mem() {
+    roundtrip(&MemStore::new(1 << 30));
+}
+
+#[test]
+fn roundtrip_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    roundtrip(&FsStore::open(dir.path(), 1 << 30).unwrap());
+}
+
+#[test]
+fn full_and_bad_uploads_mem() {
+    full_and_bad_uploads(&MemStore::new(50_000), 50_000);
+}
+
+#[test]
+fn full_and_bad_uploads_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    full_and_bad_uploads(&FsStore::open(dir.path(), 50_000).unwrap(), 50_000);
+}
+
+#[test]
+fn corruption_on_disk_is_detected_and_other_shares_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    let e = encode(2500);
+    for share in 0..3 {
+        store_share(&s, &e, share).unwrap();
+    }
+    // Flip a byte inside segment 1's block of share 0.
+    let path = dir.path().join(hex::encode(SI)).join("0");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let full = block_len(&RootRecord::decode(&e.root).unwrap(), 0);
+    bytes[full + 3] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(read_back(&s, &e, &[0, 1]), Err(crate::CodingError::CorruptBlock { share: 0, segment: 1 }));
+    assert_eq!(read_back(&s, &e, &[1, 2]).unwrap(), e.data);
+    // The in-memory twin can simulate the same.
+    let m = MemStore::new(1 << 30);
+    store_share(&m, &e, 0).unwrap();
+    store_share(&m, &e, 1).unwrap();
+    m.corrupt(&SI, 1, 0);
+    assert_eq!(read_back(&m, &e, &[0, 1]), Err(crate::CodingError::CorruptBlock { share: 1, segment: 0 }));
+}
+
+#[test]
+fn crash_mid_write_leaves_no_share_and_index_follows_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = encode(2500);
+    {
+        let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+        store_share(&s, &e, 0).unwrap();
+        store_share(&s, &e, 1).unwrap();
+        let mut w = s.create(&SI, 2, 100_000).unwrap();
+        w.write_block(&e.blocks[0][2]).unwrap();
+        // A crash: the writer is never finished nor dropped.
+        std::mem::forget(w);
+    }
+    std::fs::remove_file(dir.path().join(hex::encode(SI)).join("1")).unwrap();
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(s.list(&SI).unwrap(), vec![0], "half share gone, deleted share unlisted");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(hex::encode(SI))).unwrap().flatten().collect();
+    assert_eq!(leftovers.len(), 1, "temporary file removed");
+    assert_eq!(s.used(), share_len(&RootRecord::decode(&e.root).unwrap()));
+}
+
+#[test]
+fn truncated_share_file_is_reported_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    let e = encode(2500);
+    store_share(&s, &e, 0).unwrap();
+    let path = dir.path().join(hex::encode(SI)).join("0");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+    let err = s.read_block(&SI, 0, 0).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { share: 0, .. }), "{err}");
+}
