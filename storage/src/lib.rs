@@ -6,9 +6,13 @@
 //!   convergent keys, storage index), [`erasure`] (codec interface, Reed-
 //!   Solomon without SIMD), [`root`] (root record, block-hash lists),
 //!   [`coding`] (streaming [`coding::Encoder`] / [`coding::Decoder`]),
-//!   [`capability`] (read, verify and literal capabilities).
-//! - Servers, placement, the storage protocol, check/repair and the HTTP
-//!   gateway build on these (issue 3, in progress).
+//!   [`capability`] (read, verify and literal capabilities),
+//!   [`placement`] (permuted ring + locality scores + zones, happiness).
+//! - Share storage: [`store`] — the `ShareStore` trait, `MemStore` twin and
+//!   `FsStore` (atomic writes, SQLite index, capacity).
+//! - Still to come (issue 3): the storage protocol over overlay streams,
+//!   the upload/download service, check/verify/repair, the CLI and the
+//!   HTTP gateway.
 //!
 //! Depends only on `cloudy-overlay`.
 //!
@@ -33,6 +37,7 @@ pub mod coding;
 pub mod crypt;
 pub mod erasure;
 mod error;
+pub mod placement;
 pub mod root;
 pub mod store;
 
