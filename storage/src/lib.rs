@@ -10,8 +10,10 @@
 //!   [`placement`] (permuted ring + locality scores + zones, happiness).
 //! - Share storage: [`store`] — the `ShareStore` trait, `MemStore` twin and
 //!   `FsStore` (atomic writes, SQLite index, capacity).
-//! - Still to come (issue 3): the storage protocol over overlay streams,
-//!   the upload/download service, check/verify/repair, the CLI and the
+//! - Wire protocol: [`protocol`] (`/cloudy/storage/1.0.0` frames) and its
+//!   server side [`server::serve`], which runs a session on any byte stream.
+//! - Still to come (issue 3): the node service accepting overlay streams,
+//!   the uploader/downloader client, check/verify/repair, the CLI and the
 //!   HTTP gateway.
 //!
 //! Depends only on `cloudy-overlay`.
@@ -38,7 +40,9 @@ pub mod crypt;
 pub mod erasure;
 mod error;
 pub mod placement;
+pub mod protocol;
 pub mod root;
+pub mod server;
 pub mod store;
 
 pub use error::CodingError;

@@ -1,0 +1,326 @@
+//! Wire protocol of storage servers, `/cloudy/storage/1.0.0`, carried on
+//! overlay streams (bulk data never goes through the event loop).
+//!
+//! A stream is a session of requests, each answered in turn. Every message
+//! is a frame: `len:u32 ‖ tag:u8 ‖ fields` (big-endian, at most
+//! [`MAX_FRAME`] bytes). An upload is `Put` → `Ready`, then one `Block`
+//! frame per segment, then `Finish` → `Stored`. Anything malformed ends the
+//! session with an error; nothing is stored from it.
+
+use crate::root::Hash;
+use crate::store::StorageIndex;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Protocol id.
+pub const PROTOCOL: &str = "/cloudy/storage/1.0.0";
+/// Largest frame: a block of the largest segment plus headroom.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Client → server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Start storing share `share` of `si`, `len` bytes in all.
+    Put { si: StorageIndex, share: u8, len: u64 },
+    /// Next block of the upload under way.
+    Block(Vec<u8>),
+    /// End of the upload: hash list and root record.
+    Finish { root: Vec<u8>, hashes: Vec<Hash> },
+    /// Root record and hash list of a share.
+    Meta { si: StorageIndex, share: u8 },
+    /// One block of a share.
+    Get { si: StorageIndex, share: u8, segment: u64 },
+    /// Which shares of `si` the server holds.
+    List { si: StorageIndex },
+}
+
+/// Why a server refused or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorKind {
+    /// No room.
+    Full = 1,
+    /// No such share.
+    NotFound = 2,
+    /// The stored share is damaged.
+    Damaged = 3,
+    /// The request was malformed or out of order.
+    BadRequest = 4,
+    /// Server-side trouble.
+    Internal = 5,
+}
+
+/// Server → client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Upload accepted; send blocks.
+    Ready,
+    /// Upload finished and durable.
+    Stored,
+    /// Answer to `Meta`.
+    Meta { root: Vec<u8>, hashes: Vec<Hash> },
+    /// Answer to `Get`.
+    Block(Vec<u8>),
+    /// Answer to `List`.
+    Shares(Vec<u8>),
+    /// Refusal or failure, with a message naming what was wrong.
+    Error { kind: ErrorKind, message: String },
+}
+
+/// Protocol failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The stream failed.
+    #[error("storage stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent something that is not a valid frame.
+    #[error("malformed storage message: {0}")]
+    Malformed(String),
+}
+
+fn malformed<T>(m: impl Into<String>) -> Result<T, ProtocolError> {
+    Err(ProtocolError::Malformed(m.into()))
+}
+
+/// Reads fields out of a frame, refusing to run past its end.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
+        if self.0.len() < n {
+            return malformed(format!("frame ends {} bytes early", n - self.0.len()));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn si(&mut self) -> Result<StorageIndex, ProtocolError> {
+        Ok(self.take(16)?.try_into().expect("16 bytes"))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+        let n = self.u64()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn hashes(&mut self) -> Result<Vec<Hash>, ProtocolError> {
+        let raw = self.bytes()?;
+        if raw.len() % 32 != 0 {
+            return malformed("hash list length is not a multiple of 32");
+        }
+        Ok(raw.chunks(32).map(|c| c.try_into().expect("32 bytes")).collect())
+    }
+    fn end(self) -> Result<(), ProtocolError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            malformed(format!("{} unexpected bytes at the end of a frame", self.0.len()))
+        }
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+impl Request {
+    /// Encodes the frame body (tag and fields).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        match self {
+            Request::Put { si, share, len } => {
+                o.push(1);
+                o.extend_from_slice(si);
+                o.push(*share);
+                o.extend_from_slice(&len.to_be_bytes());
+            }
+            Request::Block(b) => {
+                o.push(2);
+                put_bytes(&mut o, b);
+            }
+            Request::Finish { root, hashes } => {
+                o.push(3);
+                put_bytes(&mut o, root);
+                put_bytes(&mut o, &hashes.concat());
+            }
+            Request::Meta { si, share } => {
+                o.push(4);
+                o.extend_from_slice(si);
+                o.push(*share);
+            }
+            Request::Get { si, share, segment } => {
+                o.push(5);
+                o.extend_from_slice(si);
+                o.push(*share);
+                o.extend_from_slice(&segment.to_be_bytes());
+            }
+            Request::List { si } => {
+                o.push(6);
+                o.extend_from_slice(si);
+            }
+        }
+        o
+    }
+
+    /// Decodes a frame body.
+    pub fn decode(b: &[u8]) -> Result<Request, ProtocolError> {
+        let mut f = Fields(b);
+        let r = match f.u8()? {
+            1 => Request::Put { si: f.si()?, share: f.u8()?, len: f.u64()? },
+            2 => Request::Block(f.bytes()?),
+            3 => Request::Finish { root: f.bytes()?, hashes: f.hashes()? },
+            4 => Request::Meta { si: f.si()?, share: f.u8()? },
+            5 => Request::Get { si: f.si()?, share: f.u8()?, segment: f.u64()? },
+            6 => Request::List { si: f.si()? },
+            t => return malformed(format!("unknown request tag {t}")),
+        };
+        f.end()?;
+        Ok(r)
+    }
+}
+
+impl Response {
+    /// Encodes the frame body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        match self {
+            Response::Ready => o.push(1),
+            Response::Stored => o.push(2),
+            Response::Meta { root, hashes } => {
+                o.push(3);
+                put_bytes(&mut o, root);
+                put_bytes(&mut o, &hashes.concat());
+            }
+            Response::Block(b) => {
+                o.push(4);
+                put_bytes(&mut o, b);
+            }
+            Response::Shares(s) => {
+                o.push(5);
+                put_bytes(&mut o, s);
+            }
+            Response::Error { kind, message } => {
+                o.push(6);
+                o.push(*kind as u8);
+                put_bytes(&mut o, message.as_bytes());
+            }
+        }
+        o
+    }
+
+    /// Decodes a frame body.
+    pub fn decode(b: &[u8]) -> Result<Response, ProtocolError> {
+        let mut f = Fields(b);
+        let r = match f.u8()? {
+            1 => Response::Ready,
+            2 => Response::Stored,
+            3 => Response::Meta { root: f.bytes()?, hashes: f.hashes()? },
+            4 => Response::Block(f.bytes()?),
+            5 => Response::Shares(f.bytes()?),
+            6 => {
+                let kind = match f.u8()? {
+                    1 => ErrorKind::Full,
+                    2 => ErrorKind::NotFound,
+                    3 => ErrorKind::Damaged,
+                    4 => ErrorKind::BadRequest,
+                    5 => ErrorKind::Internal,
+                    k => return malformed(format!("unknown error kind {k}")),
+                };
+                let message = String::from_utf8_lossy(&f.bytes()?).into_owned();
+                Response::Error { kind, message }
+            }
+            t => return malformed(format!("unknown response tag {t}")),
+        };
+        f.end()?;
+        Ok(r)
+    }
+}
+
+/// Writes one frame.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), ProtocolError> {
+    if body.len() > MAX_FRAME {
+        return malformed(format!("frame of {} bytes is over the {MAX_FRAME}-byte limit", body.len()));
+    }
+    w.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    w.write_all(body).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 || len > MAX_FRAME {
+        return malformed(format!("frame length {len} is out of range (1..={MAX_FRAME})"));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Request::decode(&bytes);
+            let _ = Response::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn every_message_roundtrips_and_truncations_fail() {
+        let reqs = vec![
+            Request::Put { si: [1; 16], share: 3, len: 99 },
+            Request::Block(vec![5; 10]),
+            Request::Finish { root: vec![1, 2], hashes: vec![[7; 32], [8; 32]] },
+            Request::Meta { si: [2; 16], share: 1 },
+            Request::Get { si: [2; 16], share: 1, segment: 77 },
+            Request::List { si: [4; 16] },
+        ];
+        for r in reqs {
+            let b = r.encode();
+            assert_eq!(Request::decode(&b).unwrap(), r);
+            for cut in 0..b.len() {
+                assert!(Request::decode(&b[..cut]).is_err(), "{r:?} cut at {cut}");
+            }
+        }
+        let resps = vec![
+            Response::Ready,
+            Response::Stored,
+            Response::Meta { root: vec![3], hashes: vec![[1; 32]] },
+            Response::Block(vec![9; 3]),
+            Response::Shares(vec![0, 2]),
+            Response::Error { kind: ErrorKind::Full, message: "disk full".into() },
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode()).unwrap(), r);
+        }
+        assert!(Request::decode(&[9]).unwrap_err().to_string().contains("unknown request tag 9"));
+    }
+
+    #[tokio::test]
+    async fn frames_over_a_stream_and_oversized_lengths() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, b"hello").await.unwrap();
+        let mut r = futures::io::Cursor::new(buf);
+        assert_eq!(read_frame(&mut r).await.unwrap().unwrap(), b"hello");
+        assert!(read_frame(&mut r).await.unwrap().is_none(), "clean end");
+        let mut huge = futures::io::Cursor::new(u32::MAX.to_be_bytes().to_vec());
+        assert!(read_frame(&mut huge).await.unwrap_err().to_string().contains("out of range"));
+    }
+}

@@ -1,0 +1,96 @@
+use super::*;
+use crate::capability::ReadCap;
+use crate::coding::{Decoder, Encoder, Params};
+use crate::store::{share_len, MemStore};
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+type Pipe = Compat<tokio::io::DuplexStream>;
+
+fn session(store: SharedStore) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let task = tokio::spawn(async move {
+        let mut server = server.compat();
+        serve(store, &mut server).await
+    });
+    (client.compat(), task)
+}
+
+async fn ask(c: &mut Pipe, r: Request) -> Response {
+    write_frame(c, &r.encode()).await.unwrap();
+    Response::decode(&read_frame(c).await.unwrap().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn upload_then_download_over_the_protocol() {
+    let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+    let (mut c, task) = session(store.clone());
+    let p = Params { k: 2, n: 3, segment_size: 500 };
+    let data: Vec<u8> = (0..1234u32).map(|i| i as u8).collect();
+    let mut enc = Encoder::new([4; 32], p, data.len() as u64).unwrap();
+    let mut segments = Vec::new();
+    let mut off = 0;
+    while let Some(len) = enc.next_segment_len() {
+        segments.push(enc.push(&data[off..off + len]).unwrap());
+        off += len;
+    }
+    let (record, hashes) = enc.finish().unwrap();
+    let si = [8; 16];
+    for share in [0u8, 2] {
+        let put = Request::Put { si, share, len: share_len(&record) };
+        assert_eq!(ask(&mut c, put).await, Response::Ready);
+        for seg in &segments {
+            write_frame(&mut c, &Request::Block(seg[share as usize].clone()).encode()).await.unwrap();
+        }
+        let fin = Request::Finish { root: record.encode(), hashes: hashes[share as usize].clone() };
+        assert_eq!(ask(&mut c, fin).await, Response::Stored);
+    }
+    assert_eq!(ask(&mut c, Request::List { si }).await, Response::Shares(vec![0, 2]));
+
+    let cap = ReadCap { key: [4; 32], root: record.hash(), k: 2, n: 3, size: data.len() as u64 };
+    let Response::Meta { root, hashes: h0 } = ask(&mut c, Request::Meta { si, share: 0 }).await else { panic!() };
+    let mut dec = Decoder::for_read(&cap, &root).unwrap();
+    dec.accept_hashes(0, h0).unwrap();
+    let Response::Meta { hashes: h2, .. } = ask(&mut c, Request::Meta { si, share: 2 }).await else { panic!() };
+    dec.accept_hashes(2, h2).unwrap();
+    let mut out = Vec::new();
+    for segment in 0..segments.len() as u64 {
+        let mut blocks = Vec::new();
+        for share in [0u8, 2] {
+            let Response::Block(b) = ask(&mut c, Request::Get { si, share, segment }).await else { panic!() };
+            blocks.push((share as usize, b));
+        }
+        out.extend(dec.plaintext(segment, blocks).unwrap());
+    }
+    assert_eq!(out, data);
+    let missing = ask(&mut c, Request::Meta { si, share: 1 }).await;
+    assert!(matches!(missing, Response::Error { kind: ErrorKind::NotFound, .. }));
+    drop(c);
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn full_server_refuses_and_the_session_goes_on() {
+    let store: SharedStore = Arc::new(MemStore::new(100));
+    let (mut c, _task) = session(store);
+    let r = ask(&mut c, Request::Put { si: [1; 16], share: 0, len: 1000 }).await;
+    let Response::Error { kind: ErrorKind::Full, message } = r else { panic!("{r:?}") };
+    assert!(message.contains("storage full"), "{message}");
+    assert_eq!(ask(&mut c, Request::List { si: [1; 16] }).await, Response::Shares(vec![]));
+}
+
+#[tokio::test]
+async fn garbage_ends_the_session_and_a_broken_upload_stores_nothing() {
+    let store: SharedStore = Arc::new(MemStore::new(1 << 20));
+    let (mut c, task) = session(store.clone());
+    write_frame(&mut c, b"\xffgarbage").await.unwrap();
+    let err = task.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("unknown request tag 255"), "{err}");
+
+    let (mut c, task) = session(store.clone());
+    assert_eq!(ask(&mut c, Request::Put { si: [2; 16], share: 0, len: 5000 }).await, Response::Ready);
+    write_frame(&mut c, &Request::Block(vec![1; 100]).encode()).await.unwrap();
+    drop(c); // the uploader dies mid-upload
+    assert!(task.await.unwrap().is_err());
+    assert!(store.list(&[2; 16]).unwrap().is_empty());
+    assert_eq!(store.used(), 0, "reservation released");
+}
