@@ -79,7 +79,7 @@ pub fn order(si: &StorageIndex, servers: &[Server]) -> Vec<Server> {
         .iter()
         .map(|s| (-((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64), ring_position(si, &s.peer), s.clone()))
         .collect();
-    v.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    v.sort_by_key(|x| (x.0, x.1));
     v.into_iter().map(|(_, _, s)| s).collect()
 }
 
