@@ -93,6 +93,8 @@ pub(crate) struct EventLoop {
     pub dirty: bool,
     pub last_publish: Instant,
     pub bootstrapped: bool,
+    /// Cancels the prober and responder when the loop is dropped.
+    pub _helpers: tokio_util::sync::DropGuard,
 }
 
 impl EventLoop {

@@ -50,7 +50,7 @@ pub use config::Config;
 pub use error::Error;
 pub use handle::Handle;
 pub use libp2p::identity::Keypair;
-pub use libp2p::{multiaddr, Multiaddr, PeerId, StreamProtocol};
+pub use libp2p::{multiaddr, Multiaddr, PeerId, Stream, StreamProtocol};
 pub use libp2p_stream as stream;
 pub use membership::{wire::ServiceMeta, MemberState};
 pub use rpc::{InboundRequest, Routes};
@@ -115,7 +115,10 @@ pub fn spawn_with_history(
     let stream = swarm.behaviour().stream.new_control();
     let (probe_targets, targets_rx) = watch::channel(Vec::new());
     let (results_tx, probe_results) = mpsc::channel(256);
-    prober::spawn(stream.clone(), targets_rx, results_tx, cfg.probe_interval, cfg.probe_timeout, cancel.clone())?;
+    // The loop's helpers stop when the loop ends, however it ends: a node
+    // whose loop died must not keep answering probes.
+    let helpers = cancel.child_token();
+    prober::spawn(stream.clone(), targets_rx, results_tx, cfg.probe_interval, cfg.probe_timeout, helpers.clone())?;
     let (tx, commands) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (scores_tx, scores) = watch::channel(Arc::new(PeerScores::default()));
     let now = Instant::now();
@@ -145,6 +148,7 @@ pub fn spawn_with_history(
         dirty: true,
         last_publish: now,
         bootstrapped: false,
+        _helpers: helpers.drop_guard(),
     };
     event_loop.publish_snapshot();
     let task = tokio::spawn(event_loop.run());

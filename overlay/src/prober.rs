@@ -136,12 +136,19 @@ async fn respond(mut incoming: libp2p_stream::IncomingStreams, cancel: Cancellat
             next = incoming.next() => next,
         };
         let Some((_peer, mut stream)) = next else { return };
+        let cancel = cancel.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 8];
-            while stream.read_exact(&mut buf).await.is_ok() {
-                if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
-                    break;
+            let echo = async {
+                let mut buf = [0u8; 8];
+                while stream.read_exact(&mut buf).await.is_ok() {
+                    if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
+                        break;
+                    }
                 }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = echo => {}
             }
         });
     }

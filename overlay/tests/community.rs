@@ -164,3 +164,19 @@ async fn port_in_use_is_a_clear_error() {
     let err = TestNode::start(cfg, Routes::default()).await.err().expect("second bind must fail").to_string();
     assert!(err.contains("address already in use") && err.contains(&taken.to_string()), "{err}");
 }
+
+/// Regression: a node whose event loop dies must stop answering probes
+/// (its helper tasks used to outlive the loop and keep it "alive").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successive_crashes_down_to_two_members_are_all_detected() {
+    let mut net = TestNet::start(5, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    for _ in 0..3 {
+        let victim = net.nodes.remove(1);
+        let id = victim.handle.local_peer_id();
+        victim.crash();
+        for node in &net.nodes {
+            wait_until(&node.handle, "crash detected", |s| s.peers[&id].state == MemberState::Failed).await.unwrap();
+        }
+    }
+}

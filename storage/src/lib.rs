@@ -12,9 +12,13 @@
 //!   `FsStore` (atomic writes, SQLite index, capacity).
 //! - Wire protocol: [`protocol`] (`/cloudy/storage/1.0.0` frames) and its
 //!   server side [`server::serve`], which runs a session on any byte stream.
-//! - Still to come (issue 3): the node service accepting overlay streams,
-//!   the uploader/downloader client, check/verify/repair, the CLI and the
-//!   HTTP gateway.
+//! - Network: [`service::start`] serves a store on overlay streams and
+//!   announces it; [`client::Client`] uploads (placement, fallback to spare
+//!   servers, happiness) and downloads (holders asked in parallel, blocks
+//!   verified, switching share when a holder fails or serves corruption).
+//! - Still to come (issue 3): node wiring, CLI `put`/`get`/`check`/`repair`/
+//!   `cap info`, check/verify/repair and automatic repair, leases, the HTTP
+//!   gateway, the 6-process benchmark.
 //!
 //! Depends only on `cloudy-overlay`.
 //!
@@ -35,6 +39,7 @@
 //! ```
 
 pub mod capability;
+pub mod client;
 pub mod coding;
 pub mod crypt;
 pub mod erasure;
@@ -43,6 +48,7 @@ pub mod placement;
 pub mod protocol;
 pub mod root;
 pub mod server;
+pub mod service;
 pub mod store;
 
 pub use error::CodingError;

@@ -29,40 +29,58 @@ fn refusal(e: &StoreError) -> Response {
 }
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ProtocolError> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ProtocolError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ProtocolError::Io(std::io::Error::other(e)))
 }
 
 /// Serves requests until the client closes the stream.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(store: SharedStore, stream: &mut S) -> Result<(), ProtocolError> {
     while let Some(frame) = read_frame(stream).await? {
-        let s = store.clone();
-        let resp = match Request::decode(&frame)? {
-            Request::Put { si, share, len } => {
-                upload(store.clone(), stream, si, share, len).await?;
-                continue;
-            }
-            Request::Meta { si, share } => match blocking(move || s.read_meta(&si, share)).await? {
-                Ok(m) => Response::Meta { root: m.root, hashes: m.hashes },
-                Err(e) => refusal(&e),
-            },
-            Request::Get { si, share, segment } => match blocking(move || s.read_block(&si, share, segment)).await? {
-                Ok(b) => Response::Block(b),
-                Err(e) => refusal(&e),
-            },
-            Request::List { si } => match blocking(move || s.list(&si)).await? {
-                Ok(v) => Response::Shares(v),
-                Err(e) => refusal(&e),
-            },
-            Request::Block(_) | Request::Finish { .. } => {
-                let message = "block or finish outside an upload".to_string();
-                write_frame(stream, &Response::Error { kind: ErrorKind::BadRequest, message }.encode()).await?;
+        match Request::decode(&frame)? {
+            Request::Put { si, share, len } => upload(store.clone(), stream, si, share, len).await?,
+            req @ (Request::Block(_) | Request::Finish { .. }) => {
+                write_frame(stream, &answer(store.clone(), req).await?.encode()).await?;
                 return Err(ProtocolError::Malformed("block or finish outside an upload".into()));
             }
-        };
-        write_frame(stream, &resp.encode()).await?;
+            req => write_frame(stream, &answer(store.clone(), req).await?.encode()).await?,
+        }
     }
     Ok(())
+}
+
+/// Answers a read request (`Meta`, `Get`, `List`) from `store`; anything
+/// else is a bad request here. Used by sessions and for the node's own store.
+pub async fn answer(store: SharedStore, req: Request) -> Result<Response, ProtocolError> {
+    let resp = match req {
+        Request::Meta { si, share } => match blocking(move || store.read_meta(&si, share)).await? {
+            Ok(m) => Response::Meta { root: m.root, hashes: m.hashes },
+            Err(e) => refusal(&e),
+        },
+        Request::Get { si, share, segment } => match blocking(move || store.read_block(&si, share, segment)).await? {
+            Ok(b) => Response::Block(b),
+            Err(e) => refusal(&e),
+        },
+        Request::List { si } => match blocking(move || store.list(&si)).await? {
+            Ok(v) => Response::Shares(v),
+            Err(e) => refusal(&e),
+        },
+        other => {
+            let message = format!("{} outside an upload", request_name(&other));
+            Response::Error { kind: ErrorKind::BadRequest, message }
+        }
+    };
+    Ok(resp)
+}
+
+fn request_name(r: &Request) -> &'static str {
+    match r {
+        Request::Put { .. } => "put",
+        Request::Block(_) => "block",
+        Request::Finish { .. } => "finish",
+        Request::Meta { .. } => "meta",
+        Request::Get { .. } => "get",
+        Request::List { .. } => "list",
+    }
 }
 
 /// One upload: `Ready`, blocks, `Finish`, `Stored` (or a refusal).

@@ -1,0 +1,103 @@
+//! The grid client: uploads ([`Client::put`]) and downloads
+//! ([`Client::get`]) over overlay streams.
+//!
+//! - Storage servers are the live providers of the `storage` service in
+//!   the overlay's snapshot, with their scores, zones and announced free
+//!   space (no round trip through the event loop).
+//! - Each server is reached through one [`Conn`]: a protocol session on an
+//!   overlay stream, or the node's own store when the server is this node
+//!   (libp2p does not dial itself).
+
+mod get;
+mod put;
+
+pub use get::GetError;
+pub use put::{PutError, PutOptions};
+
+use crate::placement::Server;
+use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response, PROTOCOL};
+use crate::server::{answer, SharedStore};
+use cloudy_overlay::{Handle, PeerId, StreamProtocol};
+
+/// Name of the storage service in the overlay's directory.
+pub const SERVICE: &str = "storage";
+/// Metadata key of a server's free bytes.
+pub const META_FREE: &str = "free";
+/// Longest wait for a session to open or a request to be answered; a
+/// server that does not answer in time is treated as unreachable.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn timed_out(what: &str) -> ProtocolError {
+    ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: no answer within {CALL_TIMEOUT:?}")))
+}
+
+/// Uploads and downloads files on the grid.
+#[derive(Clone)]
+pub struct Client {
+    overlay: Handle,
+    local: Option<SharedStore>,
+    convergence: [u8; 32],
+}
+
+impl Client {
+    /// A client for a node with overlay `overlay`, its own store if it is a
+    /// storage server, and its convergence secret.
+    pub fn new(overlay: Handle, local: Option<SharedStore>, convergence: [u8; 32]) -> Self {
+        Client { overlay, local, convergence }
+    }
+
+    /// Storage servers known now, this node included if it serves.
+    pub fn servers(&self) -> Vec<Server> {
+        let snap = self.overlay.snapshot();
+        snap.providers(Some(SERVICE))
+            .into_iter()
+            .map(|(_, p)| Server {
+                peer: p.peer,
+                score: p.score,
+                zone: snap.peers.get(&p.peer).map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
+                free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Opens a session with `peer`.
+    async fn connect(&self, peer: PeerId) -> Result<Conn, ProtocolError> {
+        if peer == self.overlay.local_peer_id() {
+            if let Some(store) = &self.local {
+                return Ok(Conn::Local(store.clone()));
+            }
+        }
+        let mut control = self.overlay.stream_control();
+        let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
+        let stream = tokio::time::timeout(CALL_TIMEOUT, open)
+            .await
+            .map_err(|_| timed_out("opening a storage session"))?
+            .map_err(|e| ProtocolError::Io(std::io::Error::other(e.to_string())))?;
+        Ok(Conn::Remote(stream))
+    }
+}
+
+/// A session with one storage server.
+pub(crate) enum Conn {
+    /// Over an overlay stream.
+    Remote(cloudy_overlay::Stream),
+    /// This node's own store.
+    Local(SharedStore),
+}
+
+impl Conn {
+    /// Sends a read request and waits for its answer.
+    pub(crate) async fn call(&mut self, req: Request) -> Result<Response, ProtocolError> {
+        match self {
+            Conn::Local(store) => answer(store.clone(), req).await,
+            Conn::Remote(s) => {
+                let exchange = async {
+                    write_frame(s, &req.encode()).await?;
+                    let frame = read_frame(s).await?.ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
+                    Response::decode(&frame)
+                };
+                tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| timed_out("storage request"))?
+            }
+        }
+    }
+}
