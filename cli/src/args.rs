@@ -63,6 +63,39 @@ pub enum Command {
     },
     /// Ask the running node to leave the community and exit.
     Stop,
+    /// Store a file on the community's grid and print its capability.
+    Put {
+        /// The file, or - for standard input.
+        file: PathBuf,
+        /// Shares needed to read the file back [default: 3].
+        #[arg(long)]
+        k: Option<u8>,
+        /// Shares made [default: 5].
+        #[arg(long)]
+        n: Option<u8>,
+        /// Distinct servers that must hold shares [default: 4].
+        #[arg(long)]
+        happy: Option<usize>,
+        /// Encrypt with a fresh random key instead of the convergent one.
+        #[arg(long)]
+        random_key: bool,
+        /// Print the read and verify capabilities as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a file by its read capability.
+    Get {
+        /// The capability.
+        cap: String,
+        /// Output file, or - for standard output (the default).
+        #[arg(short = 'o', long = "output", default_value = "-")]
+        output: PathBuf,
+    },
+    /// Capability tools.
+    Cap {
+        #[command(subcommand)]
+        command: CapCommand,
+    },
     /// Start a small local community of node processes on 127.0.0.1 and show it.
     Demo {
         /// Number of nodes.
@@ -71,6 +104,16 @@ pub enum Command {
         /// Directory for the nodes' homes [default: a new temporary directory].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+/// `cap` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CapCommand {
+    /// Explain a capability (no node needed).
+    Info {
+        /// The capability.
+        cap: String,
     },
 }
 

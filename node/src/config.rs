@@ -44,6 +44,25 @@ pub struct NodeConfig {
     /// Connection settings.
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// Storage server settings.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Serve storage to the community.
+    pub enabled: bool,
+    /// Space offered for shares, MiB.
+    pub capacity_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { enabled: true, capacity_mib: 10 * 1024 }
+    }
 }
 
 /// `[membership]`.

@@ -53,6 +53,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The storage server could not start.
+    #[error("storage: {0}")]
+    Storage(String),
     /// The overlay failed.
     #[error(transparent)]
     Overlay(#[from] cloudy_overlay::Error),

@@ -77,6 +77,25 @@ impl Home {
     pub fn api_addr_path(&self) -> PathBuf {
         self.root.join("api.addr")
     }
+    /// `convergence.secret`: keys convergent encryption (mode 0600).
+    pub fn convergence_path(&self) -> PathBuf {
+        self.root.join("convergence.secret")
+    }
+
+    /// The convergence secret, created on first use.
+    pub fn convergence_secret(&self) -> Result<[u8; 32], NodeError> {
+        let path = self.convergence_path();
+        match fs::read(&path) {
+            Ok(b) => b.try_into().map_err(|_| NodeError::Identity { path, reason: "not 32 bytes".into() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secret: [u8; 32] = rand::random();
+                write_private(&path, &secret)?;
+                Ok(secret)
+            }
+            Err(e) => Err(NodeError::io(&path, e)),
+        }
+    }
+
     /// `announcements.json`.
     pub fn announcements_path(&self) -> PathBuf {
         self.root.join("announcements.json")
@@ -109,6 +128,7 @@ impl Home {
         write_private(&self.identity_path(), &encoded)?;
         let token: [u8; 32] = rand::random();
         write_private(&self.token_path(), hex::encode(token).as_bytes())?;
+        self.convergence_secret()?;
         let text = render_config(opts);
         // Make sure what we write parses, so a bad --bootstrap fails here.
         NodeConfig::parse(&text, &self.config_path())?;

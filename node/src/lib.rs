@@ -28,6 +28,7 @@ pub mod node;
 pub mod process;
 
 pub use cloudy_overlay as overlay;
+pub use cloudy_storage as storage;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use home::{Home, InitOptions};

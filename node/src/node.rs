@@ -45,6 +45,7 @@ impl Node {
         let cancel = CancellationToken::new();
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
         let (overlay, overlay_task) = cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
+        let storage = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -54,6 +55,8 @@ impl Node {
             started: Instant::now(),
             shutdown: cancel.clone(),
             announcements,
+            storage,
+            spool: data.join("spool"),
         });
         let api_cancel = cancel.child_token();
         let api_task = tokio::spawn(async move {
@@ -94,4 +97,31 @@ impl Node {
         }
         let _ = std::fs::remove_file(self.home.api_addr_path());
     }
+}
+
+/// Opens the share store and serves it if storage is enabled; returns the
+/// grid client this node's API uses.
+async fn start_storage(
+    home: &Home,
+    cfg: &crate::NodeConfig,
+    data: &std::path::Path,
+    overlay: &cloudy_overlay::Handle,
+    cancel: &CancellationToken,
+) -> Result<cloudy_storage::client::Client, NodeError> {
+    use cloudy_storage::server::SharedStore;
+    let secret = home.convergence_secret()?;
+    let spool = data.join("spool");
+    std::fs::create_dir_all(&spool).map_err(|e| NodeError::io(&spool, e))?;
+    if !cfg.storage.enabled {
+        return Ok(cloudy_storage::client::Client::new(overlay.clone(), None, secret));
+    }
+    let capacity = cfg.storage.capacity_mib << 20;
+    let dir = data.join("shares");
+    let store = cloudy_storage::store::FsStore::open(&dir, capacity)
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let store: SharedStore = std::sync::Arc::new(store);
+    cloudy_storage::service::start(overlay.clone(), store.clone(), capacity, cancel.child_token())
+        .await
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    Ok(cloudy_storage::client::Client::new(overlay.clone(), Some(store), secret))
 }

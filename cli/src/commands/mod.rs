@@ -1,10 +1,11 @@
 //! One function per subcommand.
 
 mod demo;
+mod files;
 mod info;
 mod up;
 
-use crate::args::{Cli, Command, InitArgs};
+use crate::args::{CapCommand, Cli, Command, InitArgs};
 use anyhow::{bail, Context, Result};
 use cloudy_node::control::api::Announce;
 use cloudy_node::control::client::Client;
@@ -31,6 +32,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { nodes, dir } => demo::run(nodes, dir).await,
+        Command::Put { file, k, n, happy, random_key, json } => {
+            let q = files::PutQuery { k, n, happy, random_key };
+            files::put(&client(&home)?, &file, q, json).await
+        }
+        Command::Get { cap, output } => files::get(&client(&home)?, &cap, &output).await,
+        Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
     }
 }
 

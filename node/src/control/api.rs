@@ -11,6 +11,8 @@
 //! | `POST /v1/services` | [`Announce`] | 204 |
 //! | `DELETE /v1/services/{name}` | | 204; 404 if not announced here |
 //! | `POST /v1/shutdown` | | 202; the node leaves and exits |
+//! | `PUT /uri` | body: the file; `?k=&n=&happy=&random_key=true` | [`Stored`] |
+//! | `GET /uri/{cap}` | | the file (Content-Length = its size); 503 with the reason if it cannot be read |
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
 
@@ -134,4 +136,13 @@ impl Announce {
         }
         Ok(())
     }
+}
+
+/// Answer of `PUT /uri`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stored {
+    /// Read capability.
+    pub cap: String,
+    /// Verify capability (absent for literal files).
+    pub verify_cap: Option<String>,
 }

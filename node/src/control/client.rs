@@ -1,6 +1,6 @@
 //! Client of the control API, used by every CLI subcommand but `init` and `up`.
 
-use super::api::{Announce, ErrorBody, PeerRow, ServiceRow, Status};
+use super::api::{Announce, ErrorBody, PeerRow, ServiceRow, Status, Stored};
 use crate::error::NodeError;
 use crate::home::Home;
 use serde::de::DeserializeOwned;
@@ -63,7 +63,7 @@ impl Client {
             None => home.load_config()?.api,
         };
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
             .no_proxy()
             .build()
             .map_err(|e| ClientError::Protocol { addr, reason: e.to_string() })?;
@@ -74,16 +74,23 @@ impl Client {
         format!("http://{}{}", self.addr, path)
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<Option<T>, ClientError> {
+    /// Sends a request; a non-success answer becomes [`ClientError::Api`].
+    async fn start(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
         let resp = req.bearer_auth(&self.token).send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| b.error)
                 .unwrap_or_else(|_| format!("the node answered {status}: {}", String::from_utf8_lossy(&bytes).trim()));
             return Err(ClientError::Api { status: status.as_u16(), message });
         }
+        Ok(resp)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<Option<T>, ClientError> {
+        let resp = self.start(req.timeout(Duration::from_secs(30))).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -143,6 +150,36 @@ impl Client {
     /// `POST /v1/shutdown`.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         self.send::<()>(self.http.post(self.url("/v1/shutdown"))).await.map(|_| ())
+    }
+}
+
+impl Client {
+    /// `PUT /uri`: uploads `data` (a file or stdin); `query` is `k=3&n=5…` or empty.
+    pub async fn put<R: tokio::io::AsyncRead + Send + 'static>(&self, data: R, query: &str) -> Result<Stored, ClientError> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(data));
+        let resp = self.start(self.http.put(self.url(&format!("/uri?{query}"))).body(body)).await?;
+        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `GET /uri/{cap}` into `out`; fails unless exactly the file's size arrived.
+    pub async fn get_file<W: tokio::io::AsyncWrite + Unpin>(&self, cap: &str, out: &mut W) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = self.start(self.http.get(self.url(&format!("/uri/{}", encode(cap))))).await?;
+        let expected = resp.content_length();
+        let mut got = 0u64;
+        let cut = |got: u64, e: String| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("download stopped after {got} bytes ({e}); the node's log says why"),
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
+            out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
+            got += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| cut(got, e.to_string()))?;
+        match expected {
+            Some(n) if n != got => Err(cut(got, format!("expected {n}"))),
+            _ => Ok(got),
+        }
     }
 }
 

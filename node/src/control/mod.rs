@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod client;
+mod gateway;
 pub mod server;

@@ -29,11 +29,15 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Services announced through the API, persisted in the home.
     pub announcements: Announcements,
+    /// The storage grid client.
+    pub storage: cloudy_storage::client::Client,
+    /// Where uploads are spooled before encoding.
+    pub spool: std::path::PathBuf,
 }
 
-type Shared = Arc<ApiState>;
+pub(crate) type Shared = Arc<ApiState>;
 
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -50,6 +54,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services", get(services).post(announce))
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
+        .route("/uri", axum::routing::put(super::gateway::put))
+        .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

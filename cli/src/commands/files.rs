@@ -1,0 +1,75 @@
+//! `put`, `get`, `cap info`.
+
+use anyhow::{Context, Result};
+use cloudy_node::control::client::Client;
+use cloudy_node::storage::capability::Cap;
+use std::path::Path;
+
+/// Options of `put` that go into the query string.
+pub struct PutQuery {
+    pub k: Option<u8>,
+    pub n: Option<u8>,
+    pub happy: Option<usize>,
+    pub random_key: bool,
+}
+
+impl PutQuery {
+    fn to_query(&self) -> String {
+        let mut q = Vec::new();
+        if let Some(k) = self.k {
+            q.push(format!("k={k}"));
+        }
+        if let Some(n) = self.n {
+            q.push(format!("n={n}"));
+        }
+        if let Some(h) = self.happy {
+            q.push(format!("happy={h}"));
+        }
+        if self.random_key {
+            q.push("random_key=true".into());
+        }
+        q.join("&")
+    }
+}
+
+pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Result<()> {
+    let stored = if file == Path::new("-") {
+        client.put(tokio::io::stdin(), &q.to_query()).await?
+    } else {
+        let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+        client.put(f, &q.to_query()).await?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stored)?);
+    } else {
+        println!("{}", stored.cap);
+    }
+    Ok(())
+}
+
+pub async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
+    // Check the capability here so a typo gets a precise message at once.
+    cap.parse::<Cap>()?;
+    if output == Path::new("-") {
+        client.get_file(cap, &mut tokio::io::stdout()).await?;
+        return Ok(());
+    }
+    // Write beside the target and rename: a failed download leaves no file.
+    let part = output.with_extension(format!("part-{}", std::process::id()));
+    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+    let result = client.get_file(cap, &mut f).await;
+    drop(f);
+    match result {
+        Ok(_) => std::fs::rename(&part, output).with_context(|| format!("cannot write {}", output.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e.into())
+        }
+    }
+}
+
+pub fn cap_info(cap: &str) -> Result<()> {
+    let cap: Cap = cap.parse()?;
+    println!("{}", cap.describe());
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! The storage gateway on the control API's port: `PUT /uri` stores the
+//! request body and answers its capability; `GET /uri/{cap}` streams the
+//! file back (with Content-Length, so a cut transfer is detectable).
+
+use super::server::{ApiError, Shared};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use cloudy_storage::capability::Cap;
+use cloudy_storage::client::PutOptions;
+use cloudy_storage::coding::Params;
+use futures::StreamExt;
+use super::api::Stored;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Query of `PUT /uri`.
+#[derive(Deserialize)]
+pub struct PutQuery {
+    k: Option<u8>,
+    n: Option<u8>,
+    happy: Option<usize>,
+    #[serde(default)]
+    random_key: bool,
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+pub async fn put(State(s): State<Shared>, Query(q): Query<PutQuery>, body: Body) -> Result<axum::Json<Stored>, ApiError> {
+    let d = PutOptions::default();
+    let params = Params { k: q.k.unwrap_or(d.params.k), n: q.n.unwrap_or(d.params.n), segment_size: d.params.segment_size };
+    let opts = PutOptions { params, happy: q.happy.unwrap_or(d.happy), random_key: q.random_key };
+    // Spool the body (bounded memory), then encode from the file.
+    let spool = tempfile::NamedTempFile::new_in(&s.spool).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut file = tokio::fs::File::create(spool.path()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(bad)?;
+        file.write_all(&chunk).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    }
+    file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    let cap = s.storage.put(spool.path(), opts).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let verify_cap = match &cap {
+        Cap::Read(r) => Some(Cap::Verify(r.verify_cap()).to_string()),
+        _ => None,
+    };
+    Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap }))
+}
+
+pub async fn get(State(s): State<Shared>, Path(cap): Path<String>) -> Result<Response, ApiError> {
+    let cap: Cap = cap.parse().map_err(bad)?;
+    let (len, body) = match cap {
+        Cap::Literal(data) => (data.len() as u64, Body::from(data)),
+        Cap::Verify(_) => return Err(bad("a verify capability cannot read a file; use the read capability")),
+        Cap::Read(r) => {
+            let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let client = s.storage.clone();
+            let size = r.size;
+            tokio::spawn(async move {
+                let result = client.get(&r, &mut tx).await;
+                if let Err(e) = &result {
+                    // Dropping the pipe early cuts the body short of its length.
+                    tracing::warn!("download failed: {e}");
+                }
+                drop(tx);
+                let _ = done_tx.send(result.map_err(|e| e.to_string()));
+            });
+            // Fail with the reason if not even the first segment arrives.
+            let mut first = vec![0u8; 64 << 10];
+            let n = rx.read(&mut first).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            if n == 0 {
+                let reason = match done_rx.await {
+                    Ok(Err(e)) => e,
+                    _ => "download ended without data".to_string(),
+                };
+                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, reason));
+            }
+            first.truncate(n);
+            let head = futures::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) });
+            (size, Body::from_stream(head.chain(tokio_util::io::ReaderStream::new(rx))))
+        }
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
