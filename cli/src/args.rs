@@ -91,6 +91,25 @@ pub enum Command {
         #[arg(short = 'o', long = "output", default_value = "-")]
         output: PathBuf,
     },
+    /// Show which servers hold a file's shares (--verify: fetch and check every block).
+    Check {
+        /// A read or verify capability.
+        cap: String,
+        /// Fetch and verify every block of every share.
+        #[arg(long)]
+        verify: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Regenerate missing or corrupt shares of a file on other servers.
+    Repair {
+        /// A read or verify capability.
+        cap: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Capability tools.
     Cap {
         #[command(subcommand)]

@@ -201,6 +201,12 @@ async fn put_and_get_across_processes() {
     let input = dir.path().join("input.bin");
     std::fs::write(&input, &data).unwrap();
     let input = input.to_str().unwrap();
+    // A second file, never repaired, for the "too few shares" case below.
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, vec![7u8; 100_000]).unwrap();
+    let out = cli(&h[0], &["put", other.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let cap2 = out.stdout.trim().to_string();
     let out = cli(&h[0], &["put", input, "--k", "2", "--n", "3", "--happy", "3", "--json"]).await;
     assert!(out.ok, "{}", out.stderr);
     let stored: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -232,9 +238,18 @@ async fn put_and_get_across_processes() {
     let out = cli(&h[2], &["get", &cap, "-o", again.to_str().unwrap()]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(std::fs::read(&again).unwrap() == data, "file differs after losing a server");
+    // check sees the loss, repair regenerates the share, verify confirms.
+    let report = json(&h[2], &["check", &cap, "--json"]).await;
+    assert_eq!((report["good_shares"].as_u64(), report["healthy"].as_bool()), (Some(2), Some(false)), "{report}");
+    let repaired = json(&h[2], &["repair", &cap, "--json"]).await;
+    assert_eq!(repaired["placed"].as_array().unwrap().len(), 1, "{repaired}");
+    let report = json(&h[2], &["check", &cap, "--verify", "--json"]).await;
+    assert_eq!(report["healthy"], true, "{report}");
+    fails_with(&h[2], &["check", &lit], "literal capability holds its file itself").await;
+
     nodes[0].kill9().await;
     wait_storage_servers(&h[2], 1).await;
     let lost = dir.path().join("lost.bin");
-    fails_with(&h[2], &["get", &cap, "-o", lost.to_str().unwrap()], "not enough shares: need 2, found 1").await;
+    fails_with(&h[2], &["get", &cap2, "-o", lost.to_str().unwrap()], "not enough shares: need 2, found 1").await;
     assert!(!lost.exists(), "no partial file is left behind");
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 struct Grid {
     net: TestNet,
     clients: Vec<Client>,
+    stores: Vec<MemStore>,
     cancel: CancellationToken,
 }
 
@@ -21,15 +22,18 @@ async fn grid(n: usize) -> Grid {
     net.wait_all_alive().await.unwrap();
     let cancel = CancellationToken::new();
     let mut clients = Vec::new();
+    let mut stores = Vec::new();
     for node in &net.nodes {
-        let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+        let mem = MemStore::new(1 << 30);
+        let store: SharedStore = Arc::new(mem.clone());
         cloudy_storage::service::start(node.handle.clone(), store.clone(), 1 << 30, cancel.clone()).await.unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
+        stores.push(mem);
     }
     for node in &net.nodes {
         wait_until(&node.handle, "all storage servers", |s| s.providers(Some("storage")).len() == n).await.unwrap();
     }
-    Grid { net, clients, cancel }
+    Grid { net, clients, stores, cancel }
 }
 
 fn file(size: usize) -> tempfile::NamedTempFile {
@@ -81,5 +85,43 @@ async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
     assert!(matches!(err, GetError::NotEnoughShares { k: 3, found: 2, .. }), "{err}");
     assert!(err.to_string().contains("need 3, found 2"), "{err}");
     assert!(out.is_empty(), "no partial output");
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_corruption_and_repair_restores_full_health() {
+    let mut g = grid(7).await;
+    let f = file(200_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let vcap = cap.verify_cap();
+    let report = g.clients[0].check(&vcap, false).await.unwrap();
+    assert!(report.healthy(), "{report:?}");
+    let index_of = |peer| g.net.nodes.iter().position(|n| n.handle.local_peer_id() == peer).unwrap();
+    // Rot one copy on disk, and crash the holder of another share.
+    let (rot_share, rot_peer) = report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| index_of(*p) != 0).unwrap();
+    g.stores[index_of(rot_peer)].corrupt(&vcap.storage_index, rot_share, 5);
+    let report = g.clients[0].check(&vcap, true).await.unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{report:?}");
+    assert_eq!(report.corrupt[0].0, rot_share);
+    assert_eq!(report.good_shares(), 4);
+    let (dead_share, dead_peer) =
+        report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| ![0, index_of(rot_peer)].contains(&index_of(*p))).unwrap();
+    let dead = index_of(dead_peer);
+    g.net.nodes.remove(dead).crash();
+    g.clients.remove(dead);
+    g.stores.remove(dead);
+    wait_until(&g.net.nodes[0].handle, "crash detected", |s| s.providers(Some("storage")).len() == 6).await.unwrap();
+    let repaired = g.clients[0].repair(&vcap).await.unwrap();
+    let mut fixed: Vec<u8> = repaired.placed.iter().map(|(s, _)| *s).collect();
+    fixed.sort();
+    let mut expected = vec![rot_share, dead_share];
+    expected.sort();
+    assert_eq!(fixed, expected, "{repaired:?}");
+    let after = g.clients[0].check(&vcap, true).await.unwrap();
+    assert!(after.healthy(), "{after:?}");
+    // And the file still reads back, from another node.
+    let mut out = Vec::new();
+    g.clients[2].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
     g.cancel.cancel();
 }

@@ -73,3 +73,48 @@ pub fn cap_info(cap: &str) -> Result<()> {
     println!("{}", cap.describe());
     Ok(())
 }
+
+fn print_report(r: &cloudy_node::control::api::CheckReport) {
+    let state = if r.healthy { "healthy" } else if r.recoverable { "degraded (repairable)" } else { "NOT recoverable" };
+    let how = if r.verified { "verified block by block" } else { "listed" };
+    println!("{state}: {} of {} shares present, {} needed ({how})", r.good_shares, r.n, r.k);
+    for (share, peers) in &r.shares {
+        let short: Vec<String> = peers.iter().map(|p| crate::output::short(p)).collect();
+        println!("  share {share}: {}", short.join(", "));
+    }
+    for bad in &r.corrupt {
+        println!("  share {} on {} is CORRUPT: {}", bad.share, crate::output::short(&bad.peer_id), bad.reason);
+    }
+}
+
+pub async fn check(client: &Client, cap: &str, verify: bool, json: bool) -> Result<()> {
+    let r = client.check(cap, verify).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_report(&r);
+    }
+    Ok(())
+}
+
+pub async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
+    let r = client.repair(cap).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    print_report(&r.before);
+    if r.placed.is_empty() && r.failures.is_empty() {
+        println!("nothing to repair");
+    }
+    for (share, peer) in &r.placed {
+        println!("regenerated share {share} on {}", crate::output::short(peer));
+    }
+    for f in &r.failures {
+        println!("failed: {f}");
+    }
+    if !r.failures.is_empty() {
+        anyhow::bail!("repair incomplete: {} failures", r.failures.len());
+    }
+    Ok(())
+}

@@ -38,6 +38,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Get { cap, output } => files::get(&client(&home)?, &cap, &output).await,
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
+        Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
+        Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,
     }
 }
 

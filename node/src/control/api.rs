@@ -12,6 +12,8 @@
 //! | `DELETE /v1/services/{name}` | | 204; 404 if not announced here |
 //! | `POST /v1/shutdown` | | 202; the node leaves and exits |
 //! | `PUT /uri` | body: the file; `?k=&n=&happy=&random_key=true` | [`Stored`] |
+//! | `POST /v1/check` | [`CheckRequest`] | [`CheckReport`] |
+//! | `POST /v1/repair` | [`CheckRequest`] (verify ignored) | [`RepairResult`] |
 //! | `GET /uri/{cap}` | | the file (Content-Length = its size); 503 with the reason if it cannot be read |
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
@@ -145,4 +147,57 @@ pub struct Stored {
     pub cap: String,
     /// Verify capability (absent for literal files).
     pub verify_cap: Option<String>,
+}
+
+/// `POST /v1/check` and `/v1/repair`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckRequest {
+    /// A read or verify capability.
+    pub cap: String,
+    /// Fetch and verify every block.
+    #[serde(default)]
+    pub verify: bool,
+}
+
+/// One copy that failed verification.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BadCopy {
+    /// Share number.
+    pub share: u8,
+    /// Server holding it.
+    pub peer_id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Health of a stored file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Shares needed.
+    pub k: u8,
+    /// Shares made.
+    pub n: u8,
+    /// Share numbers with a good copy.
+    pub good_shares: usize,
+    /// All n present.
+    pub healthy: bool,
+    /// At least k present.
+    pub recoverable: bool,
+    /// Whether blocks were verified.
+    pub verified: bool,
+    /// Share number → servers holding a good copy.
+    pub shares: BTreeMap<u8, Vec<String>>,
+    /// Copies that failed verification.
+    pub corrupt: Vec<BadCopy>,
+}
+
+/// Result of a repair.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RepairResult {
+    /// Health before the repair.
+    pub before: CheckReport,
+    /// Regenerated shares: (share, server).
+    pub placed: Vec<(u8, String)>,
+    /// What failed.
+    pub failures: Vec<String>,
 }

@@ -1,6 +1,6 @@
 //! Client of the control API, used by every CLI subcommand but `init` and `up`.
 
-use super::api::{Announce, ErrorBody, PeerRow, ServiceRow, Status, Stored};
+use super::api::{Announce, CheckReport, CheckRequest, ErrorBody, PeerRow, RepairResult, ServiceRow, Status, Stored};
 use crate::error::NodeError;
 use crate::home::Home;
 use serde::de::DeserializeOwned;
@@ -158,6 +158,20 @@ impl Client {
     pub async fn put<R: tokio::io::AsyncRead + Send + 'static>(&self, data: R, query: &str) -> Result<Stored, ClientError> {
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(data));
         let resp = self.start(self.http.put(self.url(&format!("/uri?{query}"))).body(body)).await?;
+        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `POST /v1/check` (no overall timeout: verifying reads every block).
+    pub async fn check(&self, cap: &str, verify: bool) -> Result<CheckReport, ClientError> {
+        let req = CheckRequest { cap: cap.to_string(), verify };
+        let resp = self.start(self.http.post(self.url("/v1/check")).json(&req)).await?;
+        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `POST /v1/repair`.
+    pub async fn repair(&self, cap: &str) -> Result<RepairResult, ClientError> {
+        let req = CheckRequest { cap: cap.to_string(), verify: true };
+        let resp = self.start(self.http.post(self.url("/v1/repair")).json(&req)).await?;
         resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
     }
 

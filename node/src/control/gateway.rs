@@ -90,3 +90,50 @@ pub async fn get(State(s): State<Shared>, Path(cap): Path<String>) -> Result<Res
         .body(body)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
+
+fn verify_cap(cap: &str) -> Result<cloudy_storage::capability::VerifyCap, ApiError> {
+    match cap.parse::<Cap>().map_err(bad)? {
+        Cap::Read(r) => Ok(r.verify_cap()),
+        Cap::Verify(v) => Ok(v),
+        Cap::Literal(_) => Err(bad("a literal capability holds its file itself: nothing to check or repair")),
+    }
+}
+
+fn report(r: cloudy_storage::client::Report) -> super::api::CheckReport {
+    super::api::CheckReport {
+        k: r.k,
+        n: r.n,
+        good_shares: r.good_shares(),
+        healthy: r.healthy(),
+        recoverable: r.recoverable(),
+        verified: r.verified,
+        shares: r.good.iter().map(|(s, p)| (*s, p.iter().map(|p| p.to_string()).collect())).collect(),
+        corrupt: r
+            .corrupt
+            .into_iter()
+            .map(|(share, peer, reason)| super::api::BadCopy { share, peer_id: peer.to_string(), reason })
+            .collect(),
+    }
+}
+
+pub async fn check(
+    State(s): State<Shared>,
+    axum::Json(req): axum::Json<super::api::CheckRequest>,
+) -> Result<axum::Json<super::api::CheckReport>, ApiError> {
+    let cap = verify_cap(&req.cap)?;
+    let r = s.storage.check(&cap, req.verify).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(axum::Json(report(r)))
+}
+
+pub async fn repair(
+    State(s): State<Shared>,
+    axum::Json(req): axum::Json<super::api::CheckRequest>,
+) -> Result<axum::Json<super::api::RepairResult>, ApiError> {
+    let cap = verify_cap(&req.cap)?;
+    let r = s.storage.repair(&cap).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(axum::Json(super::api::RepairResult {
+        before: report(r.before),
+        placed: r.placed.into_iter().map(|(s, p)| (s, p.to_string())).collect(),
+        failures: r.failures,
+    }))
+}

@@ -54,6 +54,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services", get(services).post(announce))
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/check", post(super::gateway::check))
+        .route("/v1/repair", post(super::gateway::repair))
         .route("/uri", axum::routing::put(super::gateway::put))
         .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))

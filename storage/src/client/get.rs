@@ -36,6 +36,16 @@ pub enum GetError {
     Coding(#[from] CodingError),
 }
 
+/// Who holds which shares of a file, with open sessions to them.
+pub(crate) struct Holders {
+    /// Share number → servers holding it, best-scored first.
+    pub map: BTreeMap<u8, Vec<PeerId>>,
+    /// Sessions with every server that answered.
+    pub conns: HashMap<PeerId, Conn>,
+    /// What each server said or why it did not answer.
+    pub notes: Vec<String>,
+}
+
 /// One share we read from, and where.
 struct Source {
     share: u8,
@@ -47,33 +57,7 @@ impl Client {
     /// Nothing is written for a segment until it is fully verified.
     pub async fn get<W: AsyncWrite + Unpin>(&self, cap: &ReadCap, out: &mut W) -> Result<u64, GetError> {
         let si = storage_index(&cap.key);
-        let mut conns: HashMap<PeerId, Conn> = HashMap::new();
-        let mut notes: Vec<String> = Vec::new();
-        // Who holds what, best-scored servers first.
-        let mut servers = self.servers();
-        servers.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let mut holders: BTreeMap<u8, Vec<PeerId>> = BTreeMap::new();
-        // Ask every server at once which shares it holds.
-        let asks = servers.iter().map(|s| async move {
-            let listed = match self.connect(s.peer).await {
-                Ok(mut c) => c.call(Request::List { si }).await.map(|r| (c, r)),
-                Err(e) => Err(e),
-            };
-            (s.peer, listed)
-        });
-        for (peer, listed) in futures::future::join_all(asks).await {
-            match listed {
-                Ok((conn, Response::Shares(v))) => {
-                    notes.push(format!("{peer} has {v:?}"));
-                    for sh in v {
-                        holders.entry(sh).or_default().push(peer);
-                    }
-                    conns.insert(peer, conn);
-                }
-                Ok((_, other)) => notes.push(format!("{peer}: {other:?}")),
-                Err(e) => notes.push(format!("{peer}: {e}")),
-            }
-        }
+        let Holders { map: holders, mut conns, mut notes } = self.find_holders(si).await;
         let mut decoder: Option<Decoder> = None;
         let mut sources: Vec<Source> = Vec::new();
         let mut candidates: Vec<(u8, PeerId)> =
@@ -148,6 +132,34 @@ impl Client {
         dec.finish()?;
         out.flush().await.map_err(GetError::Write)?;
         Ok(written)
+    }
+
+    /// Asks every storage server at once which shares of `si` it holds.
+    pub(crate) async fn find_holders(&self, si: crate::store::StorageIndex) -> Holders {
+        let mut servers = self.servers();
+        servers.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let asks = servers.iter().map(|s| async move {
+            let listed = match self.connect(s.peer).await {
+                Ok(mut c) => c.call(Request::List { si }).await.map(|r| (c, r)),
+                Err(e) => Err(e),
+            };
+            (s.peer, listed)
+        });
+        let mut h = Holders { map: BTreeMap::new(), conns: HashMap::new(), notes: Vec::new() };
+        for (peer, listed) in futures::future::join_all(asks).await {
+            match listed {
+                Ok((conn, Response::Shares(v))) => {
+                    h.notes.push(format!("{peer} has {v:?}"));
+                    for sh in v {
+                        h.map.entry(sh).or_default().push(peer);
+                    }
+                    h.conns.insert(peer, conn);
+                }
+                Ok((_, other)) => h.notes.push(format!("{peer}: {other:?}")),
+                Err(e) => h.notes.push(format!("{peer}: {e}")),
+            }
+        }
+        h
     }
 
     /// Adds the next share (not yet used) whose hash list checks out.

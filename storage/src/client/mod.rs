@@ -8,9 +8,11 @@
 //!   overlay stream, or the node's own store when the server is this node
 //!   (libp2p does not dial itself).
 
+mod check;
 mod get;
 mod put;
 
+pub use check::{RepairError, RepairReport, Report};
 pub use get::GetError;
 pub use put::{PutError, PutOptions};
 

@@ -65,20 +65,20 @@ pub enum PutError {
 }
 
 /// Where one share is being written.
-enum Sink {
+pub(super) enum Sink {
     Remote(cloudy_overlay::Stream),
     /// `None` only while the writer is away on the blocking pool.
     Local(Option<Box<dyn ShareWriter>>),
 }
 
-struct Upload {
-    share: u8,
-    peer: PeerId,
-    sink: Sink,
+pub(super) struct Upload {
+    pub(super) share: u8,
+    pub(super) peer: PeerId,
+    pub(super) sink: Sink,
 }
 
 impl Upload {
-    async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
+    pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
         match &mut self.sink {
             Sink::Remote(s) => write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string()),
             Sink::Local(slot) => {
@@ -95,7 +95,7 @@ impl Upload {
         }
     }
 
-    async fn finish(self, root: Vec<u8>, hashes: Vec<Hash>) -> Result<PeerId, String> {
+    pub(super) async fn finish(self, root: Vec<u8>, hashes: Vec<Hash>) -> Result<PeerId, String> {
         match self.sink {
             Sink::Remote(mut s) => {
                 write_frame(&mut s, &Request::Finish { root, hashes }.encode()).await.map_err(|e| e.to_string())?;
@@ -235,7 +235,7 @@ impl Client {
         uploads
     }
 
-    async fn start_upload(&self, peer: PeerId, si: &StorageIndex, share: u8, len: u64) -> Result<Sink, String> {
+    pub(super) async fn start_upload(&self, peer: PeerId, si: &StorageIndex, share: u8, len: u64) -> Result<Sink, String> {
         match self.connect(peer).await.map_err(|e| e.to_string())? {
             Conn::Local(store) => {
                 let si = *si;

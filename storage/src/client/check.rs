@@ -1,0 +1,223 @@
+//! Check, verify and repair a stored file with its verify capability.
+//!
+//! - `check` asks every server which shares it holds (cheap).
+//! - `check` with `verify` also fetches every copy of every share and
+//!   checks its hash list and each block against the root record.
+//! - `repair` rebuilds the ciphertext of each segment from k good shares
+//!   (it cannot decrypt), regenerates every share number that has no good
+//!   copy, checks the regenerated hash lists against the root record, and
+//!   uploads them through placement like a `put` does.
+
+use super::get::Holders;
+use super::put::Upload;
+use super::{Client, Conn};
+use crate::capability::VerifyCap;
+use crate::coding::Decoder;
+use crate::placement::{plan, DEFAULT_HAPPY};
+use crate::protocol::{Request, Response};
+use crate::root::{block_hash, hashes_root};
+use crate::store::share_len;
+use cloudy_overlay::PeerId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a check found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Shares needed.
+    pub k: u8,
+    /// Shares made.
+    pub n: u8,
+    /// Share number → servers holding a copy (verified good, if verified).
+    pub good: BTreeMap<u8, Vec<PeerId>>,
+    /// Copies that failed verification: (share, server, why).
+    pub corrupt: Vec<(u8, PeerId, String)>,
+    /// Whether blocks were fetched and verified.
+    pub verified: bool,
+    /// What each server answered.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Distinct share numbers with a good copy.
+    pub fn good_shares(&self) -> usize {
+        self.good.len()
+    }
+    /// All n share numbers have a good copy.
+    pub fn healthy(&self) -> bool {
+        self.good_shares() == self.n as usize
+    }
+    /// At least k share numbers have a good copy.
+    pub fn recoverable(&self) -> bool {
+        self.good_shares() >= self.k as usize
+    }
+}
+
+/// What a repair did.
+#[derive(Clone, Debug)]
+pub struct RepairReport {
+    /// Health before.
+    pub before: Report,
+    /// Share numbers regenerated, and where each went.
+    pub placed: Vec<(u8, PeerId)>,
+    /// Shares that could not be placed, and why.
+    pub failures: Vec<String>,
+}
+
+/// Why a check or repair could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepairError {
+    /// Fewer than k good shares: the file cannot be rebuilt.
+    #[error("cannot repair: {good} good shares found, {k} needed ({notes})")]
+    Unrecoverable {
+        /// Good shares.
+        good: usize,
+        /// Needed.
+        k: u8,
+        /// What servers said.
+        notes: String,
+    },
+    /// No server has the root record, so nothing can be checked.
+    #[error("no server holds a root record matching the capability ({0})")]
+    NoRoot(String),
+}
+
+impl Client {
+    /// Checks a file; with `verify`, fetches and verifies every block.
+    pub async fn check(&self, cap: &VerifyCap, verify: bool) -> Result<Report, RepairError> {
+        self.check_impl(cap, verify).await.map(|(r, _, _)| r)
+    }
+
+    async fn check_impl(&self, cap: &VerifyCap, verify: bool) -> Result<(Report, Holders, Option<Decoder>), RepairError> {
+        let mut h = self.find_holders(cap.storage_index).await;
+        let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };
+        let mut decoder: Option<Decoder> = None;
+        for (share, peers) in h.map.clone() {
+            for peer in peers {
+                let Some(conn) = h.conns.get_mut(&peer) else { continue };
+                let verdict = if verify || decoder.is_none() {
+                    verify_copy(conn, cap, share, &mut decoder, verify).await
+                } else {
+                    Ok(())
+                };
+                match verdict {
+                    Ok(()) => report.good.entry(share).or_default().push(peer),
+                    Err(why) => report.corrupt.push((share, peer, why)),
+                }
+            }
+        }
+        report.notes = h.notes.clone();
+        h.notes.clear();
+        Ok((report, h, decoder))
+    }
+
+    /// Regenerates shares that have no good copy and places them.
+    pub async fn repair(&self, cap: &VerifyCap) -> Result<RepairReport, RepairError> {
+        let (before, mut holders, decoder) = self.check_impl(cap, true).await?;
+        let notes = || before.notes.join("; ");
+        if !before.recoverable() {
+            return Err(RepairError::Unrecoverable { good: before.good_shares(), k: cap.k, notes: notes() });
+        }
+        let mut dec = decoder.ok_or_else(|| RepairError::NoRoot(notes()))?;
+        let missing: Vec<u8> = (0..cap.n).filter(|s| !before.good.contains_key(s)).collect();
+        if missing.is_empty() {
+            return Ok(RepairReport { before, placed: Vec::new(), failures: Vec::new() });
+        }
+        // Sources: k good shares, each from its first good holder.
+        let sources: Vec<(u8, PeerId)> = before.good.iter().take(cap.k as usize).map(|(s, p)| (*s, p[0])).collect();
+        for (share, peer) in &sources {
+            if let Some(Ok(Response::Meta { hashes, .. })) = call(&mut holders, *peer, Request::Meta { si: cap.storage_index, share: *share }).await {
+                let _ = dec.accept_hashes(*share as usize, hashes);
+            }
+        }
+        // New homes: prefer servers that hold no good share of this file.
+        let len = share_len(dec.record());
+        let busy: BTreeSet<PeerId> = before.good.values().flatten().copied().collect();
+        let all = self.servers();
+        let fresh: Vec<_> = all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
+        let servers = if fresh.is_empty() { all } else { fresh };
+        let happy = missing.len().min(servers.len()).min(DEFAULT_HAPPY).max(1);
+        let placed_plan = plan(&cap.storage_index, &servers, missing.len() as u8, len, happy).map_err(|e| {
+            RepairError::Unrecoverable { good: before.good_shares(), k: cap.k, notes: e.to_string() }
+        })?;
+        let mut failures = Vec::new();
+        let mut uploads: Vec<Upload> = Vec::new();
+        for (i, (_, peer)) in placed_plan.shares.iter().enumerate() {
+            let share = missing[i];
+            match self.start_upload(*peer, &cap.storage_index, share, len).await {
+                Ok(sink) => uploads.push(Upload { share, peer: *peer, sink }),
+                Err(e) => failures.push(format!("{peer} (share {share}): {e}")),
+            }
+        }
+        let mut new_hashes: BTreeMap<u8, Vec<[u8; 32]>> = BTreeMap::new();
+        for segment in 0..dec.record().segments() {
+            let mut blocks = Vec::new();
+            for (share, peer) in &sources {
+                let req = Request::Get { si: cap.storage_index, share: *share, segment };
+                if let Some(Ok(Response::Block(b))) = call(&mut holders, *peer, req).await {
+                    blocks.push((*share as usize, b));
+                }
+            }
+            let ciphertext = dec.ciphertext(segment, blocks).map_err(|e| RepairError::Unrecoverable {
+                good: before.good_shares(),
+                k: cap.k,
+                notes: e.to_string(),
+            })?;
+            let regenerated = dec.blocks_of(&ciphertext);
+            for u in &mut uploads {
+                let block = regenerated[u.share as usize].clone();
+                new_hashes.entry(u.share).or_default().push(block_hash(&block));
+                if let Err(e) = u.send(block).await {
+                    failures.push(format!("{} (share {}): {e}", u.peer, u.share));
+                }
+            }
+        }
+        let root = dec.record().encode();
+        let mut placed = Vec::new();
+        for u in uploads {
+            let hashes = new_hashes.remove(&u.share).unwrap_or_default();
+            if hashes_root(&hashes) != dec.record().share_roots[u.share as usize] {
+                failures.push(format!("share {}: regenerated blocks do not match the root record", u.share));
+                continue;
+            }
+            let (share, peer) = (u.share, u.peer);
+            match u.finish(root.clone(), hashes).await {
+                Ok(_) => placed.push((share, peer)),
+                Err(e) => failures.push(format!("{peer} (share {share}): {e}")),
+            }
+        }
+        Ok(RepairReport { before, placed, failures })
+    }
+}
+
+async fn call(h: &mut Holders, peer: PeerId, req: Request) -> Option<Result<Response, crate::protocol::ProtocolError>> {
+    let conn = h.conns.get_mut(&peer)?;
+    Some(conn.call(req).await)
+}
+
+/// Checks one copy of a share: its root record and hash list, and with
+/// `blocks`, every block.
+async fn verify_copy(conn: &mut Conn, cap: &VerifyCap, share: u8, decoder: &mut Option<Decoder>, blocks: bool) -> Result<(), String> {
+    let si = cap.storage_index;
+    let (root, hashes) = match conn.call(Request::Meta { si, share }).await.map_err(|e| e.to_string())? {
+        Response::Meta { root, hashes } => (root, hashes),
+        other => return Err(format!("{other:?}")),
+    };
+    if decoder.is_none() {
+        *decoder = Some(Decoder::for_verify(cap, &root).map_err(|e| e.to_string())?);
+    }
+    let dec = decoder.as_mut().expect("set above");
+    if root != dec.record().encode() {
+        return Err("root record differs from the capability's".into());
+    }
+    dec.accept_hashes(share as usize, hashes).map_err(|e| e.to_string())?;
+    if blocks {
+        for segment in 0..dec.record().segments() {
+            match conn.call(Request::Get { si, share, segment }).await.map_err(|e| e.to_string())? {
+                Response::Block(b) => dec.check_block(share as usize, segment, &b).map_err(|e| e.to_string())?,
+                other => return Err(format!("segment {segment}: {other:?}")),
+            }
+        }
+    }
+    Ok(())
+}
