@@ -136,7 +136,7 @@ impl Client {
         let all = self.servers();
         let fresh: Vec<_> = all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
         let servers = if fresh.is_empty() { all } else { fresh };
-        let happy = missing.len().min(servers.len()).min(DEFAULT_HAPPY).max(1);
+        let happy = missing.len().min(servers.len()).clamp(1, DEFAULT_HAPPY);
         let placed_plan = plan(&cap.storage_index, &servers, missing.len() as u8, len, happy).map_err(|e| {
             RepairError::Unrecoverable { good: before.good_shares(), k: cap.k, notes: e.to_string() }
         })?;
