@@ -57,15 +57,7 @@ impl Encoder {
     /// Starts encoding a file of `size` bytes under `key`.
     pub fn new(key: [u8; 32], p: Params, size: u64) -> Result<Self, CodingError> {
         p.validate()?;
-        let record = RootRecord {
-            codec: Codec::ReedSolomon,
-            k: p.k,
-            n: p.n,
-            segment_size: p.segment_size,
-            size,
-            ciphertext_hash: [0; 32],
-            share_roots: Vec::new(),
-        };
+        let record = RootRecord::unsealed(p, size);
         Ok(Encoder {
             key,
             coder: Coder::new(Codec::ReedSolomon, p.k as usize, p.n as usize)?,
@@ -202,6 +194,25 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Every block of a file: `blocks[segment][share]`.
+#[cfg(test)]
+pub(crate) type AllBlocks = Vec<Vec<Vec<u8>>>;
+
+/// Test helper: encodes `data` whole; returns the record, the hash lists
+/// and all blocks.
+#[cfg(test)]
+pub(crate) fn encode_all(key: [u8; 32], p: Params, data: &[u8]) -> (RootRecord, Vec<Vec<Hash>>, AllBlocks) {
+    let mut enc = Encoder::new(key, p, data.len() as u64).expect("valid params");
+    let mut blocks = Vec::new();
+    let mut off = 0;
+    while let Some(len) = enc.next_segment_len() {
+        blocks.push(enc.push(&data[off..off + len]).expect("right length"));
+        off += len;
+    }
+    let (record, hashes) = enc.finish().expect("all segments");
+    (record, hashes, blocks)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use super::{Client, Conn};
 use crate::capability::{Cap, ReadCap, LITERAL_MAX};
 use crate::coding::{Encoder, Params};
 use crate::crypt::{storage_index, ConvergentKey};
-use crate::erasure::Codec;
 use crate::placement::{plan, PlacementError, DEFAULT_HAPPY, DEFAULT_PARAMS};
 use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response};
 use crate::root::{Hash, RootRecord};
@@ -137,16 +136,7 @@ impl Client {
         };
         let si = storage_index(&key);
         let p = opts.params;
-        let sizing = RootRecord {
-            codec: Codec::ReedSolomon,
-            k: p.k,
-            n: p.n,
-            segment_size: p.segment_size,
-            size,
-            ciphertext_hash: [0; 32],
-            share_roots: vec![[0; 32]; p.n as usize],
-        };
-        let len = share_len(&sizing);
+        let len = share_len(&RootRecord::unsealed(p, size));
         let placed = plan(&si, &self.servers(), p.n, len, opts.happy)?;
         let mut failures = Vec::new();
         let mut uploads = self.open_uploads(&si, len, &placed, &mut failures).await;

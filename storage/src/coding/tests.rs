@@ -13,14 +13,7 @@ struct Upload {
 
 fn upload(data: &[u8], p: Params) -> Upload {
     let key: [u8; 32] = rand::random();
-    let mut enc = Encoder::new(key, p, data.len() as u64).unwrap();
-    let mut blocks = Vec::new();
-    let mut off = 0;
-    while let Some(len) = enc.next_segment_len() {
-        blocks.push(enc.push(&data[off..off + len]).unwrap());
-        off += len;
-    }
-    let (record, hashes) = enc.finish().unwrap();
+    let (record, hashes, blocks) = encode_all(key, p, data);
     let cap = ReadCap { key, root: record.hash(), k: p.k, n: p.n, size: data.len() as u64 };
     Upload { cap, root: record.encode(), hashes, blocks }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::capability::ReadCap;
-use crate::coding::{Decoder, Encoder, Params};
+use crate::coding::{Decoder, Params};
 use crate::store::{share_len, MemStore};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -26,14 +26,7 @@ async fn upload_then_download_over_the_protocol() {
     let (mut c, task) = session(store.clone());
     let p = Params { k: 2, n: 3, segment_size: 500 };
     let data: Vec<u8> = (0..1234u32).map(|i| i as u8).collect();
-    let mut enc = Encoder::new([4; 32], p, data.len() as u64).unwrap();
-    let mut segments = Vec::new();
-    let mut off = 0;
-    while let Some(len) = enc.next_segment_len() {
-        segments.push(enc.push(&data[off..off + len]).unwrap());
-        off += len;
-    }
-    let (record, hashes) = enc.finish().unwrap();
+    let (record, hashes, segments) = crate::coding::encode_all([4; 32], p, &data);
     let si = [8; 16];
     for share in [0u8, 2] {
         let put = Request::Put { si, share, len: share_len(&record) };

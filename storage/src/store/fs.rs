@@ -140,19 +140,12 @@ impl ShareStore for FsStore {
 
     fn read_meta(&self, si: &StorageIndex, share: u8) -> Result<ShareMeta, StoreError> {
         let (file, l) = self.open_share(si, share)?;
-        let hashes = l.hashes(|at, n| read_at(&file, at, n)).ok_or(StoreError::Damaged {
-            si: hex::encode(si),
-            share,
-            reason: "hash list unreadable".into(),
-        })?;
-        Ok(ShareMeta { root: l.root, hashes })
+        l.meta(si, share, |at, n| read_at(&file, at, n))
     }
 
     fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
         let (file, l) = self.open_share(si, share)?;
-        let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
-        let (at, n) = l.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
-        read_at(&file, at, n).ok_or_else(|| damaged("block unreadable".into()))
+        l.block(si, share, segment, |at, n| read_at(&file, at, n))
     }
 
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {

@@ -72,21 +72,12 @@ impl ShareStore for MemStore {
 
     fn read_meta(&self, si: &StorageIndex, share: u8) -> Result<ShareMeta, StoreError> {
         let blob = self.blob(si, share)?;
-        let l = self.layout(si, share, &blob)?;
-        let hashes = l.hashes(|at, n| slice(&blob, at, n)).ok_or(StoreError::Damaged {
-            si: hex::encode(si),
-            share,
-            reason: "hash list unreadable".into(),
-        })?;
-        Ok(ShareMeta { root: l.root, hashes })
+        self.layout(si, share, &blob)?.meta(si, share, |at, n| slice(&blob, at, n))
     }
 
     fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
         let blob = self.blob(si, share)?;
-        let l = self.layout(si, share, &blob)?;
-        let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
-        let (at, n) = l.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
-        slice(&blob, at, n).ok_or_else(|| damaged("block out of range".into()))
+        self.layout(si, share, &blob)?.block(si, share, segment, |at, n| slice(&blob, at, n))
     }
 
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {

@@ -173,6 +173,29 @@ impl Layout {
         let raw = read(self.hashes_at, 32 * self.record.segments() as usize)?;
         Some(raw.chunks(32).map(|c| c.try_into().expect("32 bytes")).collect())
     }
+
+    /// Root record and hash list, via `read`; both backends use this.
+    fn meta(self, si: &StorageIndex, share: u8, read: impl FnOnce(u64, usize) -> Option<Vec<u8>>) -> Result<ShareMeta, StoreError> {
+        let hashes = self.hashes(read).ok_or(StoreError::Damaged {
+            si: hex::encode(si),
+            share,
+            reason: "hash list unreadable".into(),
+        })?;
+        Ok(ShareMeta { root: self.root, hashes })
+    }
+
+    /// One block, via `read`; both backends use this.
+    fn block(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        segment: u64,
+        read: impl FnOnce(u64, usize) -> Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
+        let (at, n) = self.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
+        read(at, n).ok_or_else(|| damaged("block unreadable".into()))
+    }
 }
 
 /// Checks what a writer receives against the share it declared.

@@ -1,6 +1,6 @@
 use super::*;
 use crate::capability::ReadCap;
-use crate::coding::{Decoder, Encoder, Params};
+use crate::coding::{Decoder, Params};
 
 const SI: StorageIndex = [3; 16];
 const P: Params = Params { k: 2, n: 3, segment_size: 1000 };
@@ -16,14 +16,7 @@ struct Encoded {
 
 fn encode(size: usize) -> Encoded {
     let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let mut enc = Encoder::new([9; 32], P, size as u64).unwrap();
-    let mut blocks = Vec::new();
-    let mut off = 0;
-    while let Some(len) = enc.next_segment_len() {
-        blocks.push(enc.push(&data[off..off + len]).unwrap());
-        off += len;
-    }
-    let (record, hashes) = enc.finish().unwrap();
+    let (record, hashes, blocks) = crate::coding::encode_all([9; 32], P, &data);
     let cap = ReadCap { key: [9; 32], root: record.hash(), k: P.k, n: P.n, size: size as u64 };
     Encoded { cap, root: record.encode(), hashes, blocks, data }
 }
