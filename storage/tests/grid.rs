@@ -125,3 +125,25 @@ async fn verify_finds_corruption_and_repair_restores_full_health() {
     assert_eq!(out, std::fs::read(f.path()).unwrap());
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_switches_away_from_corrupt_shares() {
+    let g = grid(5).await;
+    let f = file(300_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let vcap = cap.verify_cap();
+    let report = g.clients[0].check(&vcap, false).await.unwrap();
+    // Shares are tried in ascending order: rot 0 and 1 so the first picks fail.
+    for share in [0u8, 1] {
+        for peer in &report.good[&share] {
+            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
+            g.stores[i].corrupt(&vcap.storage_index, share, 70_000);
+        }
+    }
+    let mut out = Vec::new();
+    g.clients[4].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
+    let verified = g.clients[4].check(&vcap, true).await.unwrap();
+    assert_eq!(verified.corrupt.len(), 2, "{verified:?}");
+    g.cancel.cancel();
+}

@@ -97,26 +97,29 @@ impl Client {
         };
         let mut written = 0u64;
         for segment in 0..dec.record().segments() {
-            let mut blocks = Vec::new();
-            let mut i = 0;
-            while i < sources.len() {
-                let s = &sources[i];
-                let got = match conns.get_mut(&s.peer) {
-                    Some(c) => fetch(c, si_of(cap), s.share, segment).await,
-                    None => Err(ProtocolError::Malformed("no session".into())),
-                };
-                match got.map_err(|e| e.to_string()).and_then(|b| {
-                    dec.check_block(s.share as usize, segment, &b).map(|()| b).map_err(|e| e.to_string())
-                }) {
-                    Ok(b) => {
-                        blocks.push((s.share as usize, b));
-                        i += 1;
-                    }
-                    Err(e) => {
-                        notes.push(format!("{} share {} segment {segment}: {e}", s.peer, s.share));
-                        sources.remove(i);
-                        // Bring in another share, if any holder has one.
-                        self.replace_source(cap, &mut dec, &mut conns, &mut candidates, &mut sources, &mut notes).await;
+            let mut blocks: Vec<(usize, Vec<u8>)> = Vec::new();
+            loop {
+                // Blocks still wanted, fetched from all their servers at once.
+                let pending: Vec<(u8, PeerId)> = sources
+                    .iter()
+                    .filter(|s| !blocks.iter().any(|(sh, _)| *sh == s.share as usize))
+                    .map(|s| (s.share, s.peer))
+                    .collect();
+                if pending.is_empty() {
+                    break;
+                }
+                for (share, peer, got) in fetch_many(&mut conns, si_of(cap), segment, &pending).await {
+                    let checked = got.and_then(|b| {
+                        dec.check_block(share as usize, segment, &b).map(|()| b).map_err(|e| e.to_string())
+                    });
+                    match checked {
+                        Ok(b) => blocks.push((share as usize, b)),
+                        Err(e) => {
+                            notes.push(format!("{peer} share {share} segment {segment}: {e}"));
+                            sources.retain(|s| s.share != share);
+                            // Bring in another share, if any holder has one.
+                            self.replace_source(cap, &mut dec, &mut conns, &mut candidates, &mut sources, &mut notes).await;
+                        }
                     }
                 }
             }
@@ -190,6 +193,38 @@ impl Client {
 
 fn si_of(cap: &ReadCap) -> crate::store::StorageIndex {
     storage_index(&cap.key)
+}
+
+/// Fetches block `segment` of each wanted `(share, server)`: servers in
+/// parallel, one request after another on each server's session.
+async fn fetch_many(
+    conns: &mut HashMap<PeerId, Conn>,
+    si: crate::store::StorageIndex,
+    segment: u64,
+    wanted: &[(u8, PeerId)],
+) -> Vec<(u8, PeerId, Result<Vec<u8>, String>)> {
+    let mut by_peer: HashMap<PeerId, Vec<u8>> = HashMap::new();
+    for (share, peer) in wanted {
+        by_peer.entry(*peer).or_default().push(*share);
+    }
+    let jobs = conns.iter_mut().filter_map(|(peer, conn)| {
+        let shares = by_peer.get(peer)?.clone();
+        let peer = *peer;
+        Some(async move {
+            let mut out = Vec::new();
+            for share in shares {
+                out.push((share, peer, fetch(conn, si, share, segment).await.map_err(|e| e.to_string())));
+            }
+            out
+        })
+    });
+    let mut results: Vec<_> = futures::future::join_all(jobs).await.into_iter().flatten().collect();
+    for (share, peer) in wanted {
+        if !conns.contains_key(peer) {
+            results.push((*share, *peer, Err("no session with this server".into())));
+        }
+    }
+    results
 }
 
 async fn fetch(c: &mut Conn, si: crate::store::StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, ProtocolError> {
