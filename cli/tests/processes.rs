@@ -99,9 +99,7 @@ async fn community_of_processes_through_the_cli() {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..3 {
         let home = Home::new(dir.path().join(format!("n{i}")));
-        let boot = nodes.first().map(|n| n.listen.clone()).unwrap_or_default();
-        init_local_home(&home, boot).unwrap();
-        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, None).await.unwrap());
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
     }
     let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
     let ids: Vec<_> = nodes.iter().map(|n| n.peer_id.clone()).collect();
@@ -189,9 +187,7 @@ async fn put_and_get_across_processes() {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..3 {
         let home = Home::new(dir.path().join(format!("s{i}")));
-        let boot = nodes.first().map(|n| n.listen.clone()).unwrap_or_default();
-        init_local_home(&home, boot).unwrap();
-        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, None).await.unwrap());
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
     }
     let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
     for home in &h {

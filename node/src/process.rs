@@ -90,6 +90,19 @@ pub fn init_local_home(home: &Home, bootstrap: Vec<String>) -> Result<(), NodeEr
 }
 
 impl NodeProcess {
+    /// Initialises `home` with [`init_local_home`], bootstrapping from
+    /// `first` if given, and starts it with [`NodeProcess::start`].
+    pub async fn start_local(
+        exe: &Path,
+        home: &Home,
+        first: Option<&NodeProcess>,
+        index: usize,
+        lines: Option<mpsc::Sender<LogLine>>,
+    ) -> Result<NodeProcess, LaunchError> {
+        init_local_home(home, first.map(|f| f.listen.clone()).unwrap_or_default())?;
+        NodeProcess::start(exe, home, index, lines).await
+    }
+
     /// Runs `exe --home <home> up` and waits for its readiness line. Log lines
     /// go to `<home>/node.log` and, when `lines` is given, to that channel.
     pub async fn start(

@@ -4,7 +4,7 @@ use super::info;
 use anyhow::{bail, Context, Result};
 use cloudy_node::control::api::Announce;
 use cloudy_node::control::client::Client;
-use cloudy_node::process::{init_local_home, NodeProcess};
+use cloudy_node::process::NodeProcess;
 use cloudy_node::Home;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,9 +22,7 @@ pub async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
         if home.root().exists() {
             bail!("{} already exists; pick another --dir", home.root().display());
         }
-        let bootstrap = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
-        init_local_home(&home, bootstrap)?;
-        let node = NodeProcess::start(&exe, &home, i, None).await?;
+        let node = NodeProcess::start_local(&exe, &home, nodes.first(), i, None).await?;
         println!("  node{i}: peer {} api {}", node.peer_id, node.api);
         nodes.push(node);
     }

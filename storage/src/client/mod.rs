@@ -79,6 +79,12 @@ impl Client {
     }
 }
 
+/// Reads the server's next answer on a session stream.
+pub(crate) async fn read_response(s: &mut cloudy_overlay::Stream) -> Result<Response, ProtocolError> {
+    let frame = read_frame(s).await?.ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
+    Response::decode(&frame)
+}
+
 /// A session with one storage server.
 pub(crate) enum Conn {
     /// Over an overlay stream.
@@ -95,8 +101,7 @@ impl Conn {
             Conn::Remote(s) => {
                 let exchange = async {
                     write_frame(s, &req.encode()).await?;
-                    let frame = read_frame(s).await?.ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
-                    Response::decode(&frame)
+                    read_response(s).await
                 };
                 tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| timed_out("storage request"))?
             }

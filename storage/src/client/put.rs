@@ -1,11 +1,11 @@
 //! Upload: encrypt, encode and place a file's shares on the grid.
 
-use super::{Client, Conn};
+use super::{read_response, Client, Conn};
 use crate::capability::{Cap, ReadCap, LITERAL_MAX};
 use crate::coding::{Encoder, Params};
 use crate::crypt::{storage_index, ConvergentKey};
 use crate::placement::{plan, PlacementError, DEFAULT_HAPPY, DEFAULT_PARAMS};
-use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response};
+use crate::protocol::{write_frame, Request, Response};
 use crate::root::{Hash, RootRecord};
 use crate::server::blocking;
 use crate::store::{share_len, ShareWriter, StorageIndex};
@@ -111,11 +111,6 @@ impl Upload {
                 .map_err(|e| e.to_string()),
         }
     }
-}
-
-async fn read_response(s: &mut cloudy_overlay::Stream) -> Result<Response, ProtocolError> {
-    let frame = read_frame(s).await?.ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
-    Response::decode(&frame)
 }
 
 fn read_err(path: &Path) -> impl Fn(std::io::Error) -> PutError + '_ {
