@@ -54,9 +54,14 @@ impl TestNode {
         s.local.listen_addrs[0].clone().with_p2p(self.handle.local_peer_id()).expect("no /p2p yet")
     }
 
-    /// Ends the node abruptly: the task is aborted, nothing is said to anyone.
-    pub fn crash(self) {
+    /// Ends the node abruptly: the task is aborted, nothing is said to
+    /// anyone. The handle is dropped only once the task is gone; dropped
+    /// earlier, a loop still mid-poll would see its command channel close
+    /// and leave cleanly instead of crashing.
+    pub async fn crash(self) {
         self.task.abort();
+        let _ = self.task.await;
+        drop(self.handle);
     }
 }
 

@@ -49,7 +49,7 @@ async fn crashed_node_is_failed_and_its_services_expire_left_node_is_left() {
     }
     let crashed = net.nodes.remove(3);
     let crashed_id = crashed.handle.local_peer_id();
-    crashed.crash();
+    crashed.crash().await;
     for node in &net.nodes {
         let s = wait_until(&node.handle, "crashed node failed", |s| {
             s.peers.get(&crashed_id).is_some_and(|p| p.state == MemberState::Failed)
@@ -174,7 +174,7 @@ async fn successive_crashes_down_to_two_members_are_all_detected() {
     for _ in 0..3 {
         let victim = net.nodes.remove(1);
         let id = victim.handle.local_peer_id();
-        victim.crash();
+        victim.crash().await;
         for node in &net.nodes {
             wait_until(&node.handle, "crash detected", |s| s.peers[&id].state == MemberState::Failed).await.unwrap();
         }

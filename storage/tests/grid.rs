@@ -69,7 +69,7 @@ async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
     // Crash n−k = 2 servers other than the reader: still readable once the
     // overlay has noticed (before that, a dead holder costs a timeout).
     for _ in 0..2 {
-        g.net.nodes.remove(1).crash();
+        g.net.nodes.remove(1).crash().await;
         g.clients.remove(1);
     }
     wait_until(&g.net.nodes[2].handle, "crashes detected", |s| s.providers(Some("storage")).len() == 3).await.unwrap();
@@ -77,7 +77,7 @@ async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
     g.clients[2].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap());
     // One more: k shares are no longer reachable, and the error says so.
-    g.net.nodes.remove(1).crash();
+    g.net.nodes.remove(1).crash().await;
     g.clients.remove(1);
     wait_until(&g.net.nodes[1].handle, "crash detected", |s| s.providers(Some("storage")).len() == 2).await.unwrap();
     let mut out = Vec::new();
@@ -107,7 +107,7 @@ async fn verify_finds_corruption_and_repair_restores_full_health() {
     let (dead_share, dead_peer) =
         report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| ![0, index_of(rot_peer)].contains(&index_of(*p))).unwrap();
     let dead = index_of(dead_peer);
-    g.net.nodes.remove(dead).crash();
+    g.net.nodes.remove(dead).crash().await;
     g.clients.remove(dead);
     g.stores.remove(dead);
     wait_until(&g.net.nodes[0].handle, "crash detected", |s| s.providers(Some("storage")).len() == 6).await.unwrap();
