@@ -3,14 +3,14 @@
 //!
 //! - Requests are answered in order. Store calls block on disk, so they run
 //!   on tokio's blocking pool, never on the async threads.
-//! - An upload (`Put` … `Finish`) writes through a [`ShareWriter`]; if the
+//! - An upload (`Put` … `Finish`) writes through a [`PipedWriter`]; if the
 //!   client vanishes or misbehaves mid-upload the writer is dropped and
 //!   nothing becomes visible.
 //! - A malformed frame ends the session with an error the caller logs; the
 //!   store is untouched.
 
 use crate::protocol::{read_frame, write_frame, ErrorKind, ProtocolError, Request, Response};
-use crate::store::{ShareStore, ShareWriter, StoreError};
+use crate::store::{PipedWriter, ShareStore, StoreError};
 use futures::{AsyncRead, AsyncWrite};
 use std::sync::Arc;
 
@@ -91,8 +91,8 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
     share: u8,
     len: u64,
 ) -> Result<(), ProtocolError> {
-    let mut writer: Box<dyn ShareWriter> = match blocking(move || store.create(&si, share, len)).await? {
-        Ok(w) => w,
+    let mut writer = match blocking(move || store.create(&si, share, len)).await? {
+        Ok(w) => PipedWriter::new(w),
         Err(e) => return write_frame(stream, &refusal(&e).encode()).await,
     };
     write_frame(stream, &Response::Ready.encode()).await?;
@@ -102,19 +102,13 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match Request::decode(&frame)? {
             Request::Block(b) => {
-                let (w, r) = blocking(move || {
-                    let r = writer.write_block(&b);
-                    (writer, r)
-                })
-                .await?;
-                writer = w;
-                if let Err(e) = r {
+                if let Err(e) = writer.write(b).await {
                     write_frame(stream, &refusal(&e).encode()).await?;
                     return Err(ProtocolError::Malformed(e.to_string()));
                 }
             }
             Request::Finish { root, hashes } => {
-                let resp = match blocking(move || writer.finish(&root, &hashes)).await? {
+                let resp = match writer.finish(root, hashes).await {
                     Ok(()) => Response::Stored,
                     Err(e) => refusal(&e),
                 };

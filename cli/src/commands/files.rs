@@ -34,10 +34,11 @@ impl PutQuery {
 
 pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Result<()> {
     let stored = if file == Path::new("-") {
-        client.put(tokio::io::stdin(), &q.to_query()).await?
+        client.put(tokio::io::stdin(), None, &q.to_query()).await?
     } else {
         let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot read {}", file.display()))?;
-        client.put(f, &q.to_query()).await?
+        let len = f.metadata().await.with_context(|| format!("cannot read {}", file.display()))?.len();
+        client.put(f, Some(len), &q.to_query()).await?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&stored)?);

@@ -154,10 +154,20 @@ impl Client {
 }
 
 impl Client {
-    /// `PUT /uri`: uploads `data` (a file or stdin); `query` is `k=3&n=5…` or empty.
-    pub async fn put<R: tokio::io::AsyncRead + Send + 'static>(&self, data: R, query: &str) -> Result<Stored, ClientError> {
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(data));
-        let resp = self.start(self.http.put(self.url(&format!("/uri?{query}"))).body(body)).await?;
+    /// `PUT /uri`: uploads `data` (a file or stdin) of `len` bytes if known;
+    /// `query` is `k=3&n=5…` or empty.
+    pub async fn put<R: tokio::io::AsyncRead + Send + 'static>(
+        &self,
+        data: R,
+        len: Option<u64>,
+        query: &str,
+    ) -> Result<Stored, ClientError> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 256 << 10));
+        let mut req = self.http.put(self.url(&format!("/uri?{query}"))).body(body);
+        if let Some(len) = len {
+            req = req.header(reqwest::header::CONTENT_LENGTH, len);
+        }
+        let resp = self.start(req).await?;
         resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
     }
 

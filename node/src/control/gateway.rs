@@ -5,10 +5,10 @@
 use super::server::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use cloudy_storage::capability::Cap;
-use cloudy_storage::client::PutOptions;
+use cloudy_storage::client::{PutError, PutOptions};
 use cloudy_storage::coding::Params;
 use futures::StreamExt;
 use super::api::Stored;
@@ -29,20 +29,62 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-pub async fn put(State(s): State<Shared>, Query(q): Query<PutQuery>, body: Body) -> Result<axum::Json<Stored>, ApiError> {
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The request body as an `AsyncRead`.
+fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
+    tokio_util::io::StreamReader::new(body.into_data_stream().map(|r| r.map_err(std::io::Error::other)))
+}
+
+pub async fn put(
+    State(s): State<Shared>,
+    Query(q): Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Stored>, ApiError> {
     let d = PutOptions::default();
     let params = Params { k: q.k.unwrap_or(d.params.k), n: q.n.unwrap_or(d.params.n), segment_size: d.params.segment_size };
     let opts = PutOptions { params, happy: q.happy.unwrap_or(d.happy), random_key: q.random_key };
-    // Spool the body (bounded memory), then encode from the file.
-    let spool = tempfile::NamedTempFile::new_in(&s.spool).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut file = tokio::fs::File::create(spool.path()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(bad)?;
-        file.write_all(&chunk).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-    }
-    file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-    let cap = s.storage.put(spool.path(), opts).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    params.validate().map_err(bad)?;
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut reader = body_reader(body);
+    let result = match (q.random_key, length) {
+        // A random key and a known length: encode straight from the body.
+        (true, Some(len)) => {
+            let source = tokio_util::io::SyncIoBridge::new(reader);
+            s.storage.put_source(Box::new(source), "request body", len, None, opts).await
+        }
+        // Otherwise spool it first (bounded memory), hashing for the
+        // convergent key on the way, then encode from the spool.
+        _ => {
+            let spool = tempfile::NamedTempFile::new_in(&s.spool).map_err(internal)?;
+            let mut file = tokio::fs::File::create(spool.path()).await.map_err(internal)?;
+            let mut hasher = (!q.random_key).then(|| s.storage.convergence(params));
+            let mut buf = vec![0u8; 256 << 10];
+            let mut size = 0u64;
+            loop {
+                let n = reader.read(&mut buf).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(h) = &mut hasher {
+                    h.update(&buf[..n]);
+                }
+                file.write_all(&buf[..n]).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+                size += n as u64;
+            }
+            file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+            let source = std::fs::File::open(spool.path()).map_err(internal)?;
+            let key = hasher.map(|h| h.finish());
+            s.storage.put_source(Box::new(source), "spooled request body", size, key, opts).await
+        }
+    };
+    let cap = result.map_err(|e| match e {
+        PutError::Read { .. } | PutError::Coding(_) => bad(e),
+        e => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    })?;
     let verify_cap = match &cap {
         Cap::Read(r) => Some(Cap::Verify(r.verify_cap()).to_string()),
         _ => None,

@@ -1,14 +1,17 @@
 //! Download: find holders, check everything against the capability, fetch
 //! k blocks per segment from the best holders, switch holder on failure.
 
+use super::reader::ShareReader;
 use super::{Client, Conn};
 use crate::capability::ReadCap;
 use crate::coding::Decoder;
 use crate::crypt::storage_index;
 use crate::protocol::{ProtocolError, Request, Response};
+use crate::root::Hash;
 use crate::CodingError;
 use cloudy_overlay::PeerId;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Why a download failed.
@@ -34,6 +37,16 @@ pub enum GetError {
     /// Decoding failed.
     #[error(transparent)]
     Coding(#[from] CodingError),
+    /// The byte range asked for is not inside the file.
+    #[error("range {start}..{end} is not inside the file of {size} bytes")]
+    Range {
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+        /// File size.
+        size: u64,
+    },
 }
 
 /// Who holds which shares of a file, with open sessions to them.
@@ -46,95 +59,125 @@ pub(crate) struct Holders {
     pub notes: Vec<String>,
 }
 
-/// One share we read from, and where.
-struct Source {
+/// Shares chosen for a download, before their readers start.
+struct Chosen {
     share: u8,
     peer: PeerId,
+    hashes: Vec<Hash>,
+}
+
+/// What is left to try when a share fails mid-download.
+struct Spares<'a> {
+    cap: &'a ReadCap,
+    candidates: Vec<(u8, PeerId)>,
+    conns: HashMap<PeerId, Conn>,
+    notes: Vec<String>,
 }
 
 impl Client {
     /// Downloads the file of `cap` into `out`; returns the bytes written.
     /// Nothing is written for a segment until it is fully verified.
     pub async fn get<W: AsyncWrite + Unpin>(&self, cap: &ReadCap, out: &mut W) -> Result<u64, GetError> {
+        self.get_range(cap, 0..cap.size, out).await
+    }
+
+    /// Downloads bytes `range` of the file of `cap` into `out`, reading only
+    /// the segments that hold them; returns the bytes written.
+    pub async fn get_range<W: AsyncWrite + Unpin>(
+        &self,
+        cap: &ReadCap,
+        range: Range<u64>,
+        out: &mut W,
+    ) -> Result<u64, GetError> {
+        if range.start > range.end || range.end > cap.size {
+            return Err(GetError::Range { start: range.start, end: range.end, size: cap.size });
+        }
         let si = storage_index(&cap.key);
-        let Holders { map: holders, mut conns, mut notes } = self.find_holders(si).await;
-        let mut decoder: Option<Decoder> = None;
-        let mut sources: Vec<Source> = Vec::new();
+        let Holders { map: holders, conns, notes } = self.find_holders(si).await;
         let mut candidates: Vec<(u8, PeerId)> =
             holders.iter().flat_map(|(sh, peers)| peers.iter().map(move |p| (*sh, *p))).collect();
         candidates.reverse();
+        let mut spares = Spares { cap, candidates, conns, notes };
         // Pick k distinct shares whose hash lists check out.
-        while sources.len() < cap.k as usize {
-            let Some((share, peer)) = candidates.pop() else { break };
-            if sources.iter().any(|s| s.share == share) {
-                continue;
+        let mut decoder: Option<Decoder> = None;
+        let mut chosen: Vec<Chosen> = Vec::new();
+        while chosen.len() < cap.k as usize {
+            let Some(c) = spares.next_share(self, &mut decoder, &chosen).await else { break };
+            chosen.push(c);
+        }
+        let Some(mut dec) = decoder.filter(|_| chosen.len() >= cap.k as usize) else {
+            let found = chosen.len();
+            return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: spares.notes.join("; ") });
+        };
+        if range.is_empty() {
+            return Ok(0);
+        }
+        let seg_size = dec.record().segment_size as u64;
+        let segments = range.start / seg_size..(range.end - 1) / seg_size + 1;
+        let mut readers = Vec::new();
+        for c in chosen {
+            match self.conn_for(&mut spares.conns, c.peer).await {
+                Ok(conn) => readers.push(ShareReader::spawn(conn, si, c.share, c.peer, c.hashes, segments.clone())),
+                Err(e) => spares.notes.push(format!("{} share {}: {e}", c.peer, c.share)),
             }
-            let Some(conn) = conns.get_mut(&peer) else { continue };
-            match conn.call(Request::Meta { si, share }).await {
-                Ok(Response::Meta { root, hashes }) => {
-                    if decoder.is_none() {
-                        match Decoder::for_read(cap, &root) {
-                            Ok(d) => decoder = Some(d),
-                            Err(e) => {
-                                notes.push(format!("{peer} share {share}: {e}"));
-                                continue;
+        }
+        let mut written = 0u64;
+        for segment in segments.clone() {
+            let mut blocks: Vec<(usize, Vec<u8>)> = Vec::new();
+            while blocks.len() < cap.k as usize {
+                let waiting: Vec<&mut ShareReader> =
+                    readers.iter_mut().filter(|r| !blocks.iter().any(|(sh, _)| *sh == r.share as usize)).collect();
+                if waiting.is_empty() {
+                    let found = blocks.len();
+                    return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: spares.notes.join("; ") });
+                }
+                let got = futures::future::join_all(waiting.into_iter().map(|r| async { (r.share, r.peer, r.next().await) })).await;
+                for (share, peer, result) in got {
+                    match result {
+                        Ok(b) => blocks.push((share as usize, b)),
+                        Err(e) => {
+                            spares.notes.push(format!("{peer} share {share} segment {segment}: {e}"));
+                            readers.retain(|r| r.share != share);
+                            // Bring in another share, if any holder has one.
+                            let taken: Vec<Chosen> = readers.iter().map(|r| Chosen { share: r.share, peer: r.peer, hashes: Vec::new() }).collect();
+                            let mut d = Some(dec);
+                            let next = spares.next_share(self, &mut d, &taken).await;
+                            dec = d.expect("decoder stays");
+                            if let Some(c) = next {
+                                if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
+                                    readers.push(ShareReader::spawn(conn, si, c.share, c.peer, c.hashes, segment..segments.end));
+                                }
                             }
                         }
                     }
-                    let dec = decoder.as_mut().expect("set above");
-                    match dec.accept_hashes(share as usize, hashes) {
-                        Ok(()) => sources.push(Source { share, peer }),
-                        Err(e) => notes.push(format!("{peer}: {e}")),
-                    }
                 }
-                Ok(other) => notes.push(format!("{peer} share {share}: {other:?}")),
-                Err(e) => notes.push(format!("{peer} share {share}: {e}")),
             }
+            let (d, plain) = tokio::task::spawn_blocking(move || {
+                let plain = dec.plaintext(segment, blocks);
+                (dec, plain)
+            })
+            .await
+            .map_err(|e| GetError::Write(std::io::Error::other(e)))?;
+            dec = d;
+            let plain = plain?;
+            let from = range.start.saturating_sub(segment * seg_size).min(plain.len() as u64) as usize;
+            let to = (range.end - segment * seg_size).min(plain.len() as u64) as usize;
+            out.write_all(&plain[from..to]).await.map_err(GetError::Write)?;
+            written += (to - from) as u64;
         }
-        let Some(mut dec) = decoder.filter(|_| sources.len() >= cap.k as usize) else {
-            let found = sources.len();
-            return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: notes.join("; ") });
-        };
-        let mut written = 0u64;
-        for segment in 0..dec.record().segments() {
-            let mut blocks: Vec<(usize, Vec<u8>)> = Vec::new();
-            loop {
-                // Blocks still wanted, fetched from all their servers at once.
-                let pending: Vec<(u8, PeerId)> = sources
-                    .iter()
-                    .filter(|s| !blocks.iter().any(|(sh, _)| *sh == s.share as usize))
-                    .map(|s| (s.share, s.peer))
-                    .collect();
-                if pending.is_empty() {
-                    break;
-                }
-                for (share, peer, got) in fetch_many(&mut conns, si_of(cap), segment, &pending).await {
-                    let checked = got.and_then(|b| {
-                        dec.check_block(share as usize, segment, &b).map(|()| b).map_err(|e| e.to_string())
-                    });
-                    match checked {
-                        Ok(b) => blocks.push((share as usize, b)),
-                        Err(e) => {
-                            notes.push(format!("{peer} share {share} segment {segment}: {e}"));
-                            sources.retain(|s| s.share != share);
-                            // Bring in another share, if any holder has one.
-                            self.replace_source(cap, &mut dec, &mut conns, &mut candidates, &mut sources, &mut notes).await;
-                        }
-                    }
-                }
-            }
-            if blocks.len() < cap.k as usize {
-                let found = blocks.len();
-                return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: notes.join("; ") });
-            }
-            blocks.truncate(cap.k as usize);
-            let plain = dec.plaintext(segment, blocks)?;
-            out.write_all(&plain).await.map_err(GetError::Write)?;
-            written += plain.len() as u64;
+        if range == (0..cap.size) {
+            dec.finish()?;
         }
-        dec.finish()?;
         out.flush().await.map_err(GetError::Write)?;
         Ok(written)
+    }
+
+    /// The open session with `peer` if nobody uses it yet, else a new one.
+    async fn conn_for(&self, conns: &mut HashMap<PeerId, Conn>, peer: PeerId) -> Result<Conn, ProtocolError> {
+        match conns.remove(&peer) {
+            Some(c) => Ok(c),
+            None => self.connect(peer).await,
+        }
     }
 
     /// Asks every storage server at once which shares of `si` it holds.
@@ -164,73 +207,56 @@ impl Client {
         }
         h
     }
-
-    /// Adds the next share (not yet used) whose hash list checks out.
-    async fn replace_source(
-        &self,
-        cap: &ReadCap,
-        dec: &mut Decoder,
-        conns: &mut HashMap<PeerId, Conn>,
-        candidates: &mut Vec<(u8, PeerId)>,
-        sources: &mut Vec<Source>,
-        notes: &mut Vec<String>,
-    ) {
-        while let Some((share, peer)) = candidates.pop() {
-            if sources.iter().any(|s| s.share == share) {
-                continue;
-            }
-            let Some(conn) = conns.get_mut(&peer) else { continue };
-            if let Ok(Response::Meta { hashes, .. }) = conn.call(Request::Meta { si: si_of(cap), share }).await {
-                if dec.accept_hashes(share as usize, hashes).is_ok() {
-                    sources.push(Source { share, peer });
-                    return;
-                }
-            }
-            notes.push(format!("{peer} share {share}: unusable"));
-        }
-    }
 }
 
 fn si_of(cap: &ReadCap) -> crate::store::StorageIndex {
     storage_index(&cap.key)
 }
 
-/// Fetches block `segment` of each wanted `(share, server)`: servers in
-/// parallel, one request after another on each server's session.
-async fn fetch_many(
-    conns: &mut HashMap<PeerId, Conn>,
-    si: crate::store::StorageIndex,
-    segment: u64,
-    wanted: &[(u8, PeerId)],
-) -> Vec<(u8, PeerId, Result<Vec<u8>, String>)> {
-    let mut by_peer: HashMap<PeerId, Vec<u8>> = HashMap::new();
-    for (share, peer) in wanted {
-        by_peer.entry(*peer).or_default().push(*share);
-    }
-    let jobs = conns.iter_mut().filter_map(|(peer, conn)| {
-        let shares = by_peer.get(peer)?.clone();
-        let peer = *peer;
-        Some(async move {
-            let mut out = Vec::new();
-            for share in shares {
-                out.push((share, peer, fetch(conn, si, share, segment).await.map_err(|e| e.to_string())));
+impl Spares<'_> {
+    /// The next untried share, not among `taken`, whose hash list checks
+    /// out (the first good root record sets up `decoder`).
+    async fn next_share(&mut self, client: &Client, decoder: &mut Option<Decoder>, taken: &[Chosen]) -> Option<Chosen> {
+        let si = si_of(self.cap);
+        while let Some((share, peer)) = self.candidates.pop() {
+            if taken.iter().any(|c| c.share == share) {
+                continue;
             }
-            out
-        })
-    });
-    let mut results: Vec<_> = futures::future::join_all(jobs).await.into_iter().flatten().collect();
-    for (share, peer) in wanted {
-        if !conns.contains_key(peer) {
-            results.push((*share, *peer, Err("no session with this server".into())));
+            let mut conn = match client.conn_for(&mut self.conns, peer).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.notes.push(format!("{peer}: {e}"));
+                    continue;
+                }
+            };
+            let answer = conn.call(Request::Meta { si, share }).await;
+            self.conns.insert(peer, conn);
+            let (root, hashes) = match answer {
+                Ok(Response::Meta { root, hashes }) => (root, hashes),
+                Ok(other) => {
+                    self.notes.push(format!("{peer} share {share}: {other:?}"));
+                    continue;
+                }
+                Err(e) => {
+                    self.notes.push(format!("{peer} share {share}: {e}"));
+                    continue;
+                }
+            };
+            if decoder.is_none() {
+                match Decoder::for_read(self.cap, &root) {
+                    Ok(d) => *decoder = Some(d),
+                    Err(e) => {
+                        self.notes.push(format!("{peer} share {share}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            let dec = decoder.as_mut().expect("set above");
+            match dec.accept_hashes(share as usize, hashes.clone()) {
+                Ok(()) => return Some(Chosen { share, peer, hashes }),
+                Err(e) => self.notes.push(format!("{peer}: {e}")),
+            }
         }
-    }
-    results
-}
-
-async fn fetch(c: &mut Conn, si: crate::store::StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, ProtocolError> {
-    match c.call(Request::Get { si, share, segment }).await? {
-        Response::Block(b) => Ok(b),
-        Response::Error { message, .. } => Err(ProtocolError::Malformed(message)),
-        other => Err(ProtocolError::Malformed(format!("unexpected answer {other:?}"))),
+        None
     }
 }

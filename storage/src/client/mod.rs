@@ -10,10 +10,13 @@
 
 mod check;
 mod get;
+mod pipeline;
 mod put;
+mod reader;
 
 pub use check::{RepairError, RepairReport, Report};
 pub use get::GetError;
+pub use pipeline::Source;
 pub use put::{PutError, PutOptions};
 
 use crate::placement::Server;
@@ -94,6 +97,32 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
+    /// Sends a read request without waiting (remote sessions pipeline
+    /// requests; answers come back in order). The local store answers at
+    /// once, so there the request is answered by [`Conn::recv`] instead.
+    pub(crate) async fn send(&mut self, req: Request, queued: &mut std::collections::VecDeque<Request>) -> Result<(), ProtocolError> {
+        match self {
+            Conn::Local(_) => {
+                queued.push_back(req);
+                Ok(())
+            }
+            Conn::Remote(s) => {
+                tokio::time::timeout(CALL_TIMEOUT, write_frame(s, &req.encode())).await.map_err(|_| timed_out("storage request"))?
+            }
+        }
+    }
+
+    /// The answer to the oldest request sent with [`Conn::send`].
+    pub(crate) async fn recv(&mut self, queued: &mut std::collections::VecDeque<Request>) -> Result<Response, ProtocolError> {
+        match self {
+            Conn::Local(store) => {
+                let req = queued.pop_front().ok_or_else(|| ProtocolError::Malformed("no request outstanding".into()))?;
+                answer(store.clone(), req).await
+            }
+            Conn::Remote(s) => tokio::time::timeout(CALL_TIMEOUT, read_response(s)).await.map_err(|_| timed_out("storage request"))?,
+        }
+    }
+
     /// Sends a read request and waits for its answer.
     pub(crate) async fn call(&mut self, req: Request) -> Result<Response, ProtocolError> {
         match self {

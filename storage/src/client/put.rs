@@ -1,17 +1,16 @@
 //! Upload: encrypt, encode and place a file's shares on the grid.
 
 use super::{read_response, Client, Conn};
-use crate::capability::{Cap, ReadCap, LITERAL_MAX};
-use crate::coding::{Encoder, Params};
-use crate::crypt::{storage_index, ConvergentKey};
-use crate::placement::{plan, PlacementError, DEFAULT_HAPPY, DEFAULT_PARAMS};
+use crate::capability::{Cap, LITERAL_MAX};
+use crate::coding::Params;
+use crate::crypt::ConvergentKey;
+use crate::placement::{PlacementError, DEFAULT_HAPPY, DEFAULT_PARAMS};
 use crate::protocol::{write_frame, Request, Response};
-use crate::root::{Hash, RootRecord};
+use crate::root::Hash;
 use crate::server::blocking;
-use crate::store::{share_len, ShareWriter, StorageIndex};
+use crate::store::{PipedWriter, StorageIndex};
 use crate::CodingError;
 use cloudy_overlay::PeerId;
-use std::collections::HashSet;
 use std::path::Path;
 use tokio::io::AsyncReadExt;
 
@@ -36,10 +35,10 @@ impl Default for PutOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PutError {
-    /// The file could not be read.
+    /// The file (or request body) could not be read.
     #[error("{path}: {source}")]
     Read {
-        /// The file.
+        /// The file, or what else was being read.
         path: String,
         /// Why.
         #[source]
@@ -66,8 +65,7 @@ pub enum PutError {
 /// Where one share is being written.
 pub(super) enum Sink {
     Remote(cloudy_overlay::Stream),
-    /// `None` only while the writer is away on the blocking pool.
-    Local(Option<Box<dyn ShareWriter>>),
+    Local(PipedWriter),
 }
 
 pub(super) struct Upload {
@@ -80,17 +78,7 @@ impl Upload {
     pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
         match &mut self.sink {
             Sink::Remote(s) => write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string()),
-            Sink::Local(slot) => {
-                let mut w = slot.take().ok_or("local share writer lost")?;
-                let (w, r) = blocking(move || {
-                    let r = w.write_block(&block);
-                    (w, r)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-                *slot = Some(w);
-                r.map_err(|e| e.to_string())
-            }
+            Sink::Local(w) => w.write(block).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -100,15 +88,11 @@ impl Upload {
                 write_frame(&mut s, &Request::Finish { root, hashes }.encode()).await.map_err(|e| e.to_string())?;
                 match read_response(&mut s).await.map_err(|e| e.to_string())? {
                     Response::Stored => Ok(self.peer),
-                    other => Err(format!("{other:?}")),
+                    Response::Error { message, .. } => Err(message),
+                    other => Err(format!("unexpected answer {other:?}")),
                 }
             }
-            Sink::Local(None) => Err("local share writer lost".into()),
-            Sink::Local(Some(w)) => blocking(move || w.finish(&root, &hashes))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|()| self.peer)
-                .map_err(|e| e.to_string()),
+            Sink::Local(w) => w.finish(root, hashes).await.map(|()| self.peer).map_err(|e| e.to_string()),
         }
     }
 }
@@ -122,61 +106,23 @@ impl Client {
     pub async fn put(&self, path: &Path, opts: PutOptions) -> Result<Cap, PutError> {
         opts.params.validate()?;
         let size = tokio::fs::metadata(path).await.map_err(read_err(path))?.len();
-        if size as usize <= LITERAL_MAX {
-            return Ok(Cap::Literal(tokio::fs::read(path).await.map_err(read_err(path))?));
-        }
-        let key = match opts.random_key {
-            true => rand::random(),
-            false => self.convergent_key(path, opts.params).await?,
+        let key = match opts.random_key || size as usize <= LITERAL_MAX {
+            true => None,
+            false => Some(self.convergent_key(path, opts.params).await?),
         };
-        let si = storage_index(&key);
-        let p = opts.params;
-        let len = share_len(&RootRecord::unsealed(p, size));
-        let placed = plan(&si, &self.servers(), p.n, len, opts.happy)?;
-        let mut failures = Vec::new();
-        let mut uploads = self.open_uploads(&si, len, &placed, &mut failures).await;
-        let mut enc = Encoder::new(key, p, size)?;
-        let mut file = tokio::fs::File::open(path).await.map_err(read_err(path))?;
-        let mut buf = vec![0u8; p.segment_size as usize];
-        while let Some(n) = enc.next_segment_len() {
-            file.read_exact(&mut buf[..n]).await.map_err(read_err(path))?;
-            let blocks = enc.push(&buf[..n])?;
-            let sends = uploads.iter_mut().map(|u| {
-                let block = blocks[u.share as usize].clone();
-                async move { u.send(block).await }
-            });
-            let results = futures::future::join_all(sends).await;
-            let mut keep = Vec::new();
-            for (u, r) in uploads.into_iter().zip(results) {
-                match r {
-                    Ok(()) => keep.push(u),
-                    Err(e) => failures.push(format!("{} (share {}): {e}", u.peer, u.share)),
-                }
-            }
-            uploads = keep;
-            check_happy(&uploads, opts.happy, &failures)?;
-        }
-        let (record, hashes) = enc.finish()?;
-        let root = record.encode();
-        let finishes = uploads.into_iter().map(|u| {
-            let (root, h, share, peer) = (root.clone(), hashes[u.share as usize].clone(), u.share, u.peer);
-            async move { u.finish(root, h).await.map_err(|e| format!("{peer} (share {share}): {e}")) }
-        });
-        let mut stored = HashSet::new();
-        for r in futures::future::join_all(finishes).await {
-            match r {
-                Ok(peer) => drop(stored.insert(peer)),
-                Err(e) => failures.push(e),
-            }
-        }
-        if stored.len() < opts.happy {
-            return Err(PutError::Unhappy { stored: stored.len(), happy: opts.happy, failures: failures.join("; ") });
-        }
-        Ok(Cap::Read(ReadCap { key, root: record.hash(), k: p.k, n: p.n, size }))
+        let file = std::fs::File::open(path).map_err(read_err(path))?;
+        self.put_source(Box::new(file), &path.display().to_string(), size, key, opts).await
+    }
+
+    /// The hasher that gives a file's convergent key with this node's
+    /// secret, for callers that see the file once (the HTTP gateway hashes
+    /// the body while spooling it).
+    pub fn convergence(&self, p: Params) -> ConvergentKey {
+        ConvergentKey::new(&self.convergence, p.k as usize, p.n as usize, p.segment_size as usize)
     }
 
     async fn convergent_key(&self, path: &Path, p: Params) -> Result<[u8; 32], PutError> {
-        let mut ck = ConvergentKey::new(&self.convergence, p.k as usize, p.n as usize, p.segment_size as usize);
+        let mut ck = self.convergence(p);
         let mut file = tokio::fs::File::open(path).await.map_err(read_err(path))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -190,7 +136,7 @@ impl Client {
 
     /// Starts every share's upload on its planned server, falling back to
     /// spares (then to servers already used) when one refuses.
-    async fn open_uploads(
+    pub(super) async fn open_uploads(
         &self,
         si: &StorageIndex,
         len: u64,
@@ -225,7 +171,7 @@ impl Client {
             Conn::Local(store) => {
                 let si = *si;
                 let w = blocking(move || store.create(&si, share, len)).await.map_err(|e| e.to_string())?;
-                w.map(|w| Sink::Local(Some(w))).map_err(|e| e.to_string())
+                w.map(|w| Sink::Local(PipedWriter::new(w))).map_err(|e| e.to_string())
             }
             Conn::Remote(mut s) => {
                 let ask = async {
@@ -241,12 +187,4 @@ impl Client {
             }
         }
     }
-}
-
-fn check_happy(uploads: &[Upload], happy: usize, failures: &[String]) -> Result<(), PutError> {
-    let distinct: HashSet<PeerId> = uploads.iter().map(|u| u.peer).collect();
-    if distinct.len() < happy {
-        return Err(PutError::Unhappy { stored: distinct.len(), happy, failures: failures.join("; ") });
-    }
-    Ok(())
 }

@@ -16,9 +16,11 @@
 
 mod fs;
 mod mem;
+mod piped;
 
 pub use fs::FsStore;
 pub use mem::MemStore;
+pub use piped::PipedWriter;
 
 use crate::crypt::{SI_LEN, TAG_LEN};
 use crate::erasure::{self, Codec};
