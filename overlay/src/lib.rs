@@ -182,13 +182,25 @@ fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr])
     }
 }
 
+/// QUIC flow-control window per stream, in bytes.
+const QUIC_STREAM_WINDOW: u32 = 2_000_000;
+
 fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
         .map_err(|e| transport(&e))?
-        .with_quic()
+        .with_quic_config(|mut c| {
+            // Flow-control windows bound what a peer may have in flight to
+            // us, and so what sits in its send buffers: quinn's defaults
+            // (10 MB per stream, 15 MB per connection) made an uploader to
+            // five servers hold ~50 MB. 2 MB still covers a 100 Mbit/s
+            // link at 150 ms round trip.
+            c.max_stream_data = QUIC_STREAM_WINDOW;
+            c.max_connection_data = 2 * QUIC_STREAM_WINDOW;
+            c
+        })
         .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| {

@@ -16,9 +16,9 @@ use std::ops::Range;
 use tokio::sync::mpsc;
 
 /// Requests in flight per share.
-pub const WINDOW: u64 = 4;
+pub const WINDOW: u64 = 6;
 /// Checked blocks waiting for the decoder, per share.
-const QUEUE: usize = 2;
+const QUEUE: usize = 4;
 
 /// The receiving end of a share reader. Dropping it stops the task.
 pub(super) struct ShareReader {
