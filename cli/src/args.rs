@@ -110,6 +110,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Files this node checks and repairs on its own (uploads are added unless
+    /// [storage] maintain_uploads = false).
+    Maintain {
+        #[command(subcommand)]
+        command: MaintainCommand,
+    },
     /// Capability tools.
     Cap {
         #[command(subcommand)]
@@ -134,6 +140,29 @@ pub enum CapCommand {
         /// The capability.
         cap: String,
     },
+}
+
+/// `maintain` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum MaintainCommand {
+    /// List maintained files with the outcome of their last check.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Maintain a file (a read or verify capability; only the verify part is kept).
+    Add {
+        /// The capability.
+        cap: String,
+    },
+    /// Stop maintaining a file.
+    Remove {
+        /// The capability.
+        cap: String,
+    },
+    /// Check (and repair) every maintained file now.
+    Run,
 }
 
 /// `init` options.

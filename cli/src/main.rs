@@ -5,16 +5,19 @@
 mod args;
 mod commands;
 mod output;
+mod progress;
 
 use clap::Parser;
 
-/// The node runs on one worker thread unless TOKIO_WORKER_THREADS says
-/// otherwise: an idle node then wakes one thread instead of several, which
-/// is most of its idle CPU cost (see ARCHITECTURE.md).
+/// The node runs on at most two worker threads unless TOKIO_WORKER_THREADS
+/// says otherwise: a second thread lets transfers use a second core, more
+/// would only add wake-ups on the small boxes nodes run on (see
+/// ARCHITECTURE.md). Client commands keep tokio's default.
 fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if matches!(command, args::Command::Up { .. }) && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        b.worker_threads(1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        b.worker_threads(cores.min(2));
     }
     b.enable_all().build()
 }

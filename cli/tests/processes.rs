@@ -249,3 +249,94 @@ async fn put_and_get_across_processes() {
     fails_with(&h[2], &["get", &cap2, "-o", lost.to_str().unwrap()], "not enough shares: need 2, found 1").await;
     assert!(!lost.exists(), "no partial file is left behind");
 }
+
+/// Polls `maintain list --json` on `home` until the only file's status is `want`.
+async fn wait_maintained(home: &Path, want: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(home, &["maintain", "list", "--json"]).await;
+        if v[0]["status"] == want {
+            return v[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waiting for status {want}; last: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_ranges_and_automatic_repair_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..4 {
+        let home = Home::new(dir.path().join(format!("r{i}")));
+        init_local_home(&home, nodes.first().map(|f| f.listen.clone()).unwrap_or_default()).unwrap();
+        if i == 0 {
+            // Node 0 acts on a failed server after half a second.
+            let text = std::fs::read_to_string(home.config_path()).unwrap();
+            std::fs::write(home.config_path(), text.replace("repair_delay = \"1m\"", "repair_delay = \"500ms\"")).unwrap();
+        }
+        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, None).await.unwrap());
+    }
+    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    for home in &h {
+        wait_storage_servers(home, 4).await;
+    }
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+    let input = dir.path().join("movie.txt");
+    std::fs::write(&input, &data).unwrap();
+    let out = cli(&h[0], &["put", input.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let cap = out.stdout.trim().to_string();
+
+    // HTTP Range on the gateway, as a browser or video player would ask.
+    let token = std::fs::read_to_string(nodes[1].home.token_path()).unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/uri/{cap}", nodes[1].api);
+    let ask = |range: Option<&str>, query: &str| {
+        let mut req = http.get(format!("{url}{query}")).bearer_auth(token.trim());
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        req.send()
+    };
+    let resp = ask(Some("bytes=1048570-1048589"), "").await.unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], "bytes 1048570-1048589/2500000");
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.bytes().await.unwrap(), &data[1048570..1048590], "a range across a segment boundary");
+    let resp = ask(Some("bytes=-10"), "").await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.bytes().await.unwrap()), (206, data[2_499_990..].to_vec().into()));
+    let resp = ask(Some("bytes=2500000-"), "").await.unwrap();
+    assert_eq!(resp.status(), 416);
+    assert_eq!(resp.headers()["content-range"], "bytes */2500000");
+    let resp = ask(None, "?filename=movie.txt").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(resp.headers()["content-length"], "2500000");
+    assert!(resp.bytes().await.unwrap() == data, "whole file over HTTP");
+
+    // The upload is maintained by node 0, checked soon after the put.
+    let entry = wait_maintained(&h[0], "healthy").await;
+    assert_eq!(entry["good_shares"], 3, "{entry}");
+    assert!(entry["verify_cap"].as_str().unwrap().starts_with("cloudy:chk-verify:"));
+    // Kill a holder other than node 0: node 0 repairs on its own.
+    let report = json(&h[0], &["check", &cap, "--json"]).await;
+    let ids: Vec<String> = nodes.iter().map(|n| n.peer_id.clone()).collect();
+    let holders: Vec<String> = report["shares"].as_object().unwrap().values().flat_map(|v| v.as_array().unwrap().clone()).map(|v| v.as_str().unwrap().to_string()).collect();
+    let victim = (1..4).find(|i| holders.contains(&ids[*i])).expect("a holder besides node 0");
+    nodes[victim].kill9().await;
+    let entry = wait_maintained(&h[0], "repaired").await;
+    assert_eq!(entry["good_shares"], 3, "{entry}");
+    let report = json(&h[0], &["check", &cap, "--verify", "--json"]).await;
+    assert_eq!(report["healthy"], true, "{report}");
+    let others: Vec<usize> = (0..4).filter(|i| *i != victim && *i != 0).collect();
+    let fetched = dir.path().join("fetched.bin");
+    let out = cli(&h[others[0]], &["get", &cap, "-o", fetched.to_str().unwrap()]).await;
+    assert!(out.ok && std::fs::read(&fetched).unwrap() == data, "{}", out.stderr);
+
+    // The list can be edited by hand.
+    let out = cli(&h[0], &["maintain", "remove", &cap]).await;
+    assert!(out.ok && out.stdout.contains("no longer maintained"), "{}", out.stderr);
+    assert!(json(&h[0], &["maintain", "list", "--json"]).await.as_array().unwrap().is_empty());
+    fails_with(&h[0], &["maintain", "add", "cloudy:chk:bad"], "read capability").await;
+}

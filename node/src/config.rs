@@ -57,11 +57,40 @@ pub struct StorageConfig {
     pub enabled: bool,
     /// Space offered for shares, MiB.
     pub capacity_mib: u64,
+    /// Maintain files uploaded through this node.
+    pub maintain_uploads: bool,
+    /// Period of the full check of maintained files.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+    /// Wait after a server fails before checking its files.
+    #[serde(with = "humantime_serde")]
+    pub repair_delay: Duration,
+    /// Missing shares tolerated before a repair.
+    pub repair_tolerance: u8,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { enabled: true, capacity_mib: 10 * 1024 }
+        let u = cloudy_storage::upkeep::UpkeepConfig::default();
+        StorageConfig {
+            enabled: true,
+            capacity_mib: 10 * 1024,
+            maintain_uploads: true,
+            check_interval: u.interval,
+            repair_delay: u.after_failure,
+            repair_tolerance: u.tolerance,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The upkeep part.
+    pub fn upkeep(&self) -> cloudy_storage::upkeep::UpkeepConfig {
+        cloudy_storage::upkeep::UpkeepConfig {
+            interval: self.check_interval,
+            after_failure: self.repair_delay,
+            tolerance: self.repair_tolerance,
+        }
     }
 }
 
@@ -171,6 +200,10 @@ impl NodeConfig {
             NodeError::Config { path: path.to_path_buf(), message: format!("{where_}{}", one_line(e.message())) }
         })?;
         cfg.overlay(None).validate().map_err(|e| NodeError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        if cfg.storage.check_interval < Duration::from_secs(1) {
+            let message = "[storage] check_interval must be at least 1s".to_string();
+            return Err(NodeError::Config { path: path.to_path_buf(), message });
+        }
         Ok(cfg)
     }
 

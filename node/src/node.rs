@@ -45,7 +45,7 @@ impl Node {
         let cancel = CancellationToken::new();
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
         let (overlay, overlay_task) = cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
-        let storage = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
+        let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -56,6 +56,8 @@ impl Node {
             shutdown: cancel.clone(),
             announcements,
             storage,
+            upkeep,
+            maintain_uploads: cfg.storage.maintain_uploads,
             spool: data.join("spool"),
         });
         let api_cancel = cancel.child_token();
@@ -99,21 +101,28 @@ impl Node {
     }
 }
 
-/// Opens the share store and serves it if storage is enabled; returns the
-/// grid client this node's API uses.
+/// Opens the share store and serves it if storage is enabled; starts the
+/// upkeep of maintained files; returns the grid client this node's API uses.
 async fn start_storage(
     home: &Home,
     cfg: &crate::NodeConfig,
     data: &std::path::Path,
     overlay: &cloudy_overlay::Handle,
     cancel: &CancellationToken,
-) -> Result<cloudy_storage::client::Client, NodeError> {
+) -> Result<(cloudy_storage::client::Client, cloudy_storage::upkeep::Upkeep), NodeError> {
+    use cloudy_storage::client::Client;
     use cloudy_storage::server::SharedStore;
+    use cloudy_storage::upkeep::{self, Maintained};
     let secret = home.convergence_secret()?;
     let spool = data.join("spool");
     std::fs::create_dir_all(&spool).map_err(|e| NodeError::io(&spool, e))?;
+    let list = Maintained::open(&data.join("maintained.sqlite")).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let with_upkeep = |client: Client| {
+        let (up, _task) = upkeep::start(client.clone(), Arc::new(list), cfg.storage.upkeep(), cancel.child_token());
+        (client, up)
+    };
     if !cfg.storage.enabled {
-        return Ok(cloudy_storage::client::Client::new(overlay.clone(), None, secret));
+        return Ok(with_upkeep(Client::new(overlay.clone(), None, secret)));
     }
     let capacity = cfg.storage.capacity_mib << 20;
     let dir = data.join("shares");
@@ -123,5 +132,5 @@ async fn start_storage(
     cloudy_storage::service::start(overlay.clone(), store.clone(), capacity, cancel.child_token())
         .await
         .map_err(|e| NodeError::Storage(e.to_string()))?;
-    Ok(cloudy_storage::client::Client::new(overlay.clone(), Some(store), secret))
+    Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))
 }

@@ -16,9 +16,8 @@
 //!   announces it; [`client::Client`] uploads (placement, fallback to spare
 //!   servers, happiness) and downloads (holders asked in parallel, blocks
 //!   verified, switching share when a holder fails or serves corruption).
-//! - Still to come (issue 3): node wiring, CLI `put`/`get`/`check`/`repair`/
-//!   `cap info`, check/verify/repair and automatic repair, leases, the HTTP
-//!   gateway, the 6-process benchmark.
+//! - Upkeep: [`upkeep`] keeps a list of maintained files (verify
+//!   capabilities) and checks and repairs them on its own.
 //!
 //! Depends only on `cloudy-overlay`.
 //!
@@ -50,5 +49,6 @@ pub mod root;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod upkeep;
 
 pub use error::CodingError;

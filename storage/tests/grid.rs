@@ -147,3 +147,64 @@ async fn get_switches_away_from_corrupt_shares() {
     assert_eq!(verified.corrupt.len(), 2, "{verified:?}");
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_repairs_after_a_holder_is_killed() {
+    use cloudy_storage::upkeep::{self, Maintained, UpkeepConfig};
+    let mut g = grid(6).await;
+    let f = file(200_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let vcap = cap.verify_cap();
+    // Node 0 maintains the file; failures are acted on after 200 ms, and
+    // no periodic pass runs during the test.
+    let cfg = UpkeepConfig { interval: std::time::Duration::from_secs(3600), after_failure: std::time::Duration::from_millis(200), tolerance: 0 };
+    let (up, _task) = upkeep::start(g.clients[0].clone(), Arc::new(Maintained::in_memory()), cfg, g.cancel.clone());
+    assert!(up.add(&vcap).unwrap());
+    let wait_status = |want: &'static str| {
+        let up = up.clone();
+        async move {
+            for _ in 0..300 {
+                let e = up.list().all().unwrap().remove(0);
+                if e.status == want {
+                    return e;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("status never became {want}: {:?}", up.list().all().unwrap());
+        }
+    };
+    // The new file is checked soon after it is added.
+    let first = wait_status("healthy").await;
+    assert_eq!(first.good, Some(5));
+    // Kill a holder (not node 0): upkeep notices, checks and repairs.
+    let ids: Vec<_> = g.net.nodes.iter().map(|n| n.handle.local_peer_id()).collect();
+    let victim = (1..ids.len()).find(|i| first.holders.contains(&ids[*i])).unwrap();
+    g.net.nodes.remove(victim).crash().await;
+    g.clients.remove(victim);
+    let after = wait_status("repaired").await;
+    assert_eq!(after.good, Some(5));
+    assert!(!after.holders.contains(&ids[victim]));
+    let report = g.clients[0].check(&vcap, true).await.unwrap();
+    assert!(report.healthy(), "{report:?}");
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_reads_return_exactly_the_bytes_asked_for() {
+    let g = grid(5).await;
+    let f = file((64 << 10) * 3 + 17);
+    let data = std::fs::read(f.path()).unwrap();
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let seg = 64u64 << 10;
+    for (a, b) in [(0, 1), (5, seg), (seg - 3, seg + 3), (seg, 2 * seg), (100, 3 * seg + 17), (3 * seg + 16, 3 * seg + 17), (7, 7)] {
+        let mut out = Vec::new();
+        let n = g.clients[2].get_range(&cap, a..b, &mut out).await.unwrap();
+        assert_eq!(n, b - a);
+        assert_eq!(out, data[a as usize..b as usize], "range {a}..{b}");
+    }
+    let mut out = Vec::new();
+    let err = g.clients[2].get_range(&cap, 10..3 * seg + 18, &mut out).await.unwrap_err();
+    assert!(matches!(err, GetError::Range { .. }), "{err}");
+    assert!(out.is_empty());
+    g.cancel.cancel();
+}

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use cloudy_node::control::client::Client;
+use crate::progress;
 use cloudy_node::storage::capability::Cap;
 use std::path::Path;
 
@@ -34,11 +35,17 @@ impl PutQuery {
 
 pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Result<()> {
     let stored = if file == Path::new("-") {
-        client.put(tokio::io::stdin(), None, &q.to_query()).await?
+        let bar = progress::bar(None, "sending");
+        let stored = client.put(progress::Reading::new(tokio::io::stdin(), bar.clone()), None, &q.to_query()).await;
+        bar.finish_and_clear();
+        stored?
     } else {
         let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot read {}", file.display()))?;
         let len = f.metadata().await.with_context(|| format!("cannot read {}", file.display()))?.len();
-        client.put(f, Some(len), &q.to_query()).await?
+        let bar = progress::bar(Some(len), "sending");
+        let stored = client.put(progress::Reading::new(f, bar.clone()), Some(len), &q.to_query()).await;
+        bar.finish_and_clear();
+        stored?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&stored)?);
@@ -50,15 +57,22 @@ pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Resul
 
 pub async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
     // Check the capability here so a typo gets a precise message at once.
-    cap.parse::<Cap>()?;
+    let size = match cap.parse::<Cap>()? {
+        Cap::Read(r) => Some(r.size),
+        _ => None,
+    };
+    let bar = progress::bar(size, "fetching");
     if output == Path::new("-") {
-        client.get_file(cap, &mut tokio::io::stdout()).await?;
+        let result = client.get_file(cap, &mut bar.wrap_async_write(tokio::io::stdout())).await;
+        bar.finish_and_clear();
+        result?;
         return Ok(());
     }
     // Write beside the target and rename: a failed download leaves no file.
     let part = output.with_extension(format!("part-{}", std::process::id()));
     let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
-    let result = client.get_file(cap, &mut f).await;
+    let result = client.get_file(cap, &mut bar.wrap_async_write(&mut f)).await;
+    bar.finish_and_clear();
     drop(f);
     match result {
         Ok(_) => std::fs::rename(&part, output).with_context(|| format!("cannot write {}", output.display())),
@@ -116,6 +130,24 @@ pub async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
     }
     if !r.failures.is_empty() {
         anyhow::bail!("repair incomplete: {} failures", r.failures.len());
+    }
+    Ok(())
+}
+
+pub async fn maintained(client: &Client, json: bool) -> Result<()> {
+    let rows = client.maintained().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no maintained files");
+    }
+    let now = cloudy_node::storage::upkeep::now_secs();
+    for r in rows {
+        let shares = r.good_shares.map_or("?".to_string(), |g| g.to_string());
+        let when = r.checked.map_or("never checked".to_string(), |t| format!("checked {}s ago", now.saturating_sub(t)));
+        println!("{:<14} {shares}/{} shares  {} bytes  {when}  {}", r.status, r.n, r.size, r.verify_cap);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ mod files;
 mod info;
 mod up;
 
-use crate::args::{CapCommand, Cli, Command, InitArgs};
+use crate::args::{CapCommand, Cli, Command, InitArgs, MaintainCommand};
 use anyhow::{bail, Context, Result};
 use cloudy_node::control::api::Announce;
 use cloudy_node::control::client::Client;
@@ -40,6 +40,27 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
         Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
         Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,
+        Command::Maintain { command } => {
+            let c = client(&home)?;
+            match command {
+                MaintainCommand::List { json } => files::maintained(&c, json).await,
+                MaintainCommand::Add { cap } => {
+                    let changed = c.maintain(&cap).await?;
+                    println!("{}", if changed { "now maintained" } else { "already maintained" });
+                    Ok(())
+                }
+                MaintainCommand::Remove { cap } => {
+                    let changed = c.unmaintain(&cap).await?;
+                    println!("{}", if changed { "no longer maintained" } else { "was not maintained" });
+                    Ok(())
+                }
+                MaintainCommand::Run => {
+                    c.run_upkeep().await?;
+                    println!("checking every maintained file now; see `cloudy-p2p maintain list`");
+                    Ok(())
+                }
+            }
+        }
     }
 }
 

@@ -201,3 +201,38 @@ pub struct RepairResult {
     /// What failed.
     pub failures: Vec<String>,
 }
+
+/// `POST /v1/maintained` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapBody {
+    /// A read or verify capability.
+    pub cap: String,
+}
+
+/// Whether an add or remove changed the list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Changed {
+    /// `false` when the file was already (or not) on the list.
+    pub changed: bool,
+}
+
+/// One maintained file (`GET /v1/maintained`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MaintainedRow {
+    /// Its verify capability.
+    pub verify_cap: String,
+    /// Shares needed.
+    pub k: u8,
+    /// Shares made.
+    pub n: u8,
+    /// File size.
+    pub size: u64,
+    /// When it was added (Unix seconds).
+    pub added: u64,
+    /// When it was last checked (Unix seconds).
+    pub checked: Option<u64>,
+    /// Good shares at the last check.
+    pub good_shares: Option<u8>,
+    /// `unchecked`, `healthy`, `repaired`, `degraded`, `unrecoverable` or `error: …`.
+    pub status: String,
+}

@@ -1,6 +1,9 @@
 //! Client of the control API, used by every CLI subcommand but `init` and `up`.
 
-use super::api::{Announce, CheckReport, CheckRequest, ErrorBody, PeerRow, RepairResult, ServiceRow, Status, Stored};
+use super::api::{
+    Announce, CapBody, Changed, CheckReport, CheckRequest, ErrorBody, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status,
+    Stored,
+};
 use crate::error::NodeError;
 use crate::home::Home;
 use serde::de::DeserializeOwned;
@@ -183,6 +186,29 @@ impl Client {
         let req = CheckRequest { cap: cap.to_string(), verify: true };
         let resp = self.start(self.http.post(self.url("/v1/repair")).json(&req)).await?;
         resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `GET /v1/maintained`.
+    pub async fn maintained(&self) -> Result<Vec<MaintainedRow>, ClientError> {
+        self.get("/v1/maintained").await
+    }
+
+    /// `POST /v1/maintained`; `false` if already maintained.
+    pub async fn maintain(&self, cap: &str) -> Result<bool, ClientError> {
+        let body = CapBody { cap: cap.to_string() };
+        let c: Option<Changed> = self.send(self.http.post(self.url("/v1/maintained")).json(&body)).await?;
+        Ok(c.is_some_and(|c| c.changed))
+    }
+
+    /// `DELETE /v1/maintained/{cap}`; `false` if it was not maintained.
+    pub async fn unmaintain(&self, cap: &str) -> Result<bool, ClientError> {
+        let c: Option<Changed> = self.send(self.http.delete(self.url(&format!("/v1/maintained/{}", encode(cap))))).await?;
+        Ok(c.is_some_and(|c| c.changed))
+    }
+
+    /// `POST /v1/maintained/run`.
+    pub async fn run_upkeep(&self) -> Result<(), ClientError> {
+        self.send::<Changed>(self.http.post(self.url("/v1/maintained/run"))).await.map(|_| ())
     }
 
     /// `GET /uri/{cap}` into `out`; fails unless exactly the file's size arrived.

@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use cloudy_storage::capability::Cap;
+use super::range::{wanted, Wanted};
+use cloudy_storage::capability::{Cap, ReadCap};
 use cloudy_storage::client::{PutError, PutOptions};
 use cloudy_storage::coding::Params;
 use futures::StreamExt;
@@ -86,60 +87,111 @@ pub async fn put(
         e => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     })?;
     let verify_cap = match &cap {
-        Cap::Read(r) => Some(Cap::Verify(r.verify_cap()).to_string()),
+        Cap::Read(r) => {
+            if s.maintain_uploads {
+                if let Err(e) = s.upkeep.add(&r.verify_cap()) {
+                    tracing::warn!("cannot add the upload to the maintained list: {e}");
+                }
+            }
+            Some(Cap::Verify(r.verify_cap()).to_string())
+        }
         _ => None,
     };
     Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap }))
 }
 
-pub async fn get(State(s): State<Shared>, Path(cap): Path<String>) -> Result<Response, ApiError> {
-    let cap: Cap = cap.parse().map_err(bad)?;
-    let (len, body) = match cap {
-        Cap::Literal(data) => (data.len() as u64, Body::from(data)),
-        Cap::Verify(_) => return Err(bad("a verify capability cannot read a file; use the read capability")),
-        Cap::Read(r) => {
-            let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let client = s.storage.clone();
-            let size = r.size;
-            tokio::spawn(async move {
-                let result = client.get(&r, &mut tx).await;
-                if let Err(e) = &result {
-                    // Dropping the pipe early cuts the body short of its length.
-                    tracing::warn!("download failed: {e}");
-                }
-                drop(tx);
-                let _ = done_tx.send(result.map_err(|e| e.to_string()));
-            });
-            // Fail with the reason if not even the first segment arrives.
-            let mut first = vec![0u8; 64 << 10];
-            let n = rx.read(&mut first).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            if n == 0 {
-                let reason = match done_rx.await {
-                    Ok(Err(e)) => e,
-                    _ => "download ended without data".to_string(),
-                };
-                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, reason));
-            }
-            first.truncate(n);
-            let head = futures::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) });
-            (size, Body::from_stream(head.chain(tokio_util::io::ReaderStream::new(rx))))
-        }
-    };
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, len)
-        .body(body)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+/// Query of `GET /uri/{cap}`.
+#[derive(Deserialize)]
+pub struct GetQuery {
+    /// A file name: sets Content-Type by its extension and a
+    /// Content-Disposition naming it (as Tahoe's `?filename=`).
+    filename: Option<String>,
 }
 
-fn verify_cap(cap: &str) -> Result<cloudy_storage::capability::VerifyCap, ApiError> {
-    match cap.parse::<Cap>().map_err(bad)? {
-        Cap::Read(r) => Ok(r.verify_cap()),
-        Cap::Verify(v) => Ok(v),
-        Cap::Literal(_) => Err(bad("a literal capability holds its file itself: nothing to check or repair")),
+/// Starts downloading bytes `range` of `r`; fails with the reason if not
+/// even the first bytes arrive. Returns the first chunk and a body.
+async fn download(s: &Shared, r: ReadCap, range: std::ops::Range<u64>) -> Result<(Vec<u8>, Body), ApiError> {
+    let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let client = s.storage.clone();
+    tokio::spawn(async move {
+        let result = client.get_range(&r, range, &mut tx).await;
+        if let Err(e) = &result {
+            // Dropping the pipe early cuts the body short of its length.
+            tracing::warn!("download failed: {e}");
+        }
+        drop(tx);
+        let _ = done_tx.send(result.map_err(|e| e.to_string()));
+    });
+    let mut first = vec![0u8; 64 << 10];
+    let n = rx.read(&mut first).await.map_err(internal)?;
+    if n == 0 {
+        let reason = match done_rx.await {
+            Ok(Err(e)) => e,
+            _ => "download ended without data".to_string(),
+        };
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, reason));
     }
+    first.truncate(n);
+    let head = futures::stream::once({
+        let first = first.clone();
+        async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(first)) }
+    });
+    Ok((first, Body::from_stream(head.chain(tokio_util::io::ReaderStream::new(rx)))))
 }
+
+pub async fn get(
+    State(s): State<Shared>,
+    Path(cap): Path<String>,
+    Query(q): Query<GetQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let cap: Cap = cap.parse().map_err(bad)?;
+    let size = match &cap {
+        Cap::Literal(data) => data.len() as u64,
+        Cap::Read(r) => r.size,
+        Cap::Verify(_) => return Err(bad("a verify capability cannot read a file; use the read capability")),
+    };
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
+    let (start, end) = match asked {
+        Wanted::All => (0, size),
+        Wanted::Part(a, b) => (a, b),
+        Wanted::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .map_err(internal);
+        }
+    };
+    let (first, body) = match cap {
+        Cap::Literal(data) => {
+            let part = data[start as usize..end as usize].to_vec();
+            (part.clone(), Body::from(part))
+        }
+        Cap::Read(r) => download(&s, r, start..end).await?,
+        Cap::Verify(_) => unreachable!("refused above"),
+    };
+    let content_type = match &q.filename {
+        Some(name) => mime_guess::from_path(name).first_or_octet_stream().to_string(),
+        None if start == 0 => infer::get(&first).map_or("application/octet-stream", |t| t.mime_type()).to_string(),
+        None => "application/octet-stream".to_string(),
+    };
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(name) = &q.filename {
+        let safe: String = name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
+        resp = resp.header(header::CONTENT_DISPOSITION, format!("inline; filename=\"{safe}\""));
+    }
+    if matches!(asked, Wanted::Part(..)) {
+        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
+    }
+    resp.body(body).map_err(internal)
+}
+
+use super::upkeep::verify_cap;
 
 fn report(r: cloudy_storage::client::Report) -> super::api::CheckReport {
     super::api::CheckReport {

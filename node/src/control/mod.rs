@@ -4,4 +4,6 @@
 pub mod api;
 pub mod client;
 mod gateway;
+mod range;
+mod upkeep;
 pub mod server;

@@ -31,6 +31,10 @@ pub struct ApiState {
     pub announcements: Announcements,
     /// The storage grid client.
     pub storage: cloudy_storage::client::Client,
+    /// Upkeep of maintained files.
+    pub upkeep: cloudy_storage::upkeep::Upkeep,
+    /// Put uploads on the maintained list.
+    pub maintain_uploads: bool,
     /// Where uploads are spooled before encoding.
     pub spool: std::path::PathBuf,
 }
@@ -56,6 +60,9 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/check", post(super::gateway::check))
         .route("/v1/repair", post(super::gateway::repair))
+        .route("/v1/maintained", get(super::upkeep::list).post(super::upkeep::add))
+        .route("/v1/maintained/{cap}", axum::routing::delete(super::upkeep::remove))
+        .route("/v1/maintained/run", post(super::upkeep::run))
         .route("/uri", axum::routing::put(super::gateway::put))
         .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))

@@ -51,6 +51,11 @@ impl Client {
         Client { overlay, local, convergence }
     }
 
+    /// The overlay this client uses.
+    pub fn overlay(&self) -> &Handle {
+        &self.overlay
+    }
+
     /// Storage servers known now, this node included if it serves.
     pub fn servers(&self) -> Vec<Server> {
         let snap = self.overlay.snapshot();

@@ -1,0 +1,57 @@
+//! `/v1/maintained`: the files this node keeps healthy on its own.
+
+use super::api::{CapBody, Changed, MaintainedRow};
+use super::server::{ApiError, Shared};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cloudy_storage::capability::{Cap, VerifyCap};
+
+/// The verify capability of a read or verify capability.
+pub(crate) fn verify_cap(cap: &str) -> Result<VerifyCap, ApiError> {
+    match cap.parse::<Cap>().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))? {
+        Cap::Read(r) => Ok(r.verify_cap()),
+        Cap::Verify(v) => Ok(v),
+        Cap::Literal(_) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a literal capability holds its file itself: nothing to check or repair".into(),
+        )),
+    }
+}
+
+fn list_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+pub async fn list(State(s): State<Shared>) -> Result<Json<Vec<MaintainedRow>>, ApiError> {
+    let rows = s.upkeep.list().all().map_err(list_error)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|e| MaintainedRow {
+                verify_cap: Cap::Verify(e.cap.clone()).to_string(),
+                k: e.cap.k,
+                n: e.cap.n,
+                size: e.cap.size,
+                added: e.added,
+                checked: e.checked,
+                good_shares: e.good,
+                status: e.status,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn add(State(s): State<Shared>, Json(body): Json<CapBody>) -> Result<Json<Changed>, ApiError> {
+    let cap = verify_cap(&body.cap)?;
+    Ok(Json(Changed { changed: s.upkeep.add(&cap).map_err(list_error)? }))
+}
+
+pub async fn remove(State(s): State<Shared>, Path(cap): Path<String>) -> Result<Json<Changed>, ApiError> {
+    let cap = verify_cap(&cap)?;
+    Ok(Json(Changed { changed: s.upkeep.list().remove(&cap).map_err(list_error)? }))
+}
+
+pub async fn run(State(s): State<Shared>) -> Json<Changed> {
+    s.upkeep.run_now();
+    Json(Changed { changed: true })
+}
