@@ -29,18 +29,17 @@ pub enum ServiceError {
     Overlay(#[from] cloudy_overlay::Error),
 }
 
-/// Starts serving `store` (capacity `capacity` bytes) and announces it.
+/// Starts serving `store` and announces it with its free space.
 pub async fn start(
     overlay: Handle,
     store: SharedStore,
-    capacity: u64,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, ServiceError> {
     let mut incoming = overlay
         .stream_control()
         .accept(StreamProtocol::new(PROTOCOL))
         .map_err(|_| ServiceError::AlreadyServing)?;
-    let free = move |s: &SharedStore| capacity.saturating_sub(s.used());
+    let free = |s: &SharedStore| s.free();
     let mut announced = free(&store);
     overlay.announce(SERVICE, [(META_FREE.to_string(), announced.to_string())].into()).await?;
     Ok(tokio::spawn(async move {

@@ -18,15 +18,25 @@ struct Grid {
 }
 
 async fn grid(n: usize) -> Grid {
+    grid_with(n, None).await
+}
+
+/// A grid whose last node serves `last` (when given) instead of a MemStore.
+async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
     let net = TestNet::start(n, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();
     let cancel = CancellationToken::new();
     let mut clients = Vec::new();
     let mut stores = Vec::new();
-    for node in &net.nodes {
+    for (i, node) in net.nodes.iter().enumerate() {
+        if let Some(store) = last.take_if(|_| i == n - 1) {
+            cloudy_storage::service::start(node.handle.clone(), store.clone(), cancel.clone()).await.unwrap();
+            clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
+            continue;
+        }
         let mem = MemStore::new(1 << 30);
         let store: SharedStore = Arc::new(mem.clone());
-        cloudy_storage::service::start(node.handle.clone(), store.clone(), 1 << 30, cancel.clone()).await.unwrap();
+        cloudy_storage::service::start(node.handle.clone(), store.clone(), cancel.clone()).await.unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
         stores.push(mem);
     }
@@ -206,5 +216,26 @@ async fn range_reads_return_exactly_the_bytes_asked_for() {
     let err = g.clients[2].get_range(&cap, 10..3 * seg + 18, &mut out).await.unwrap_err();
     assert!(matches!(err, GetError::Range { .. }), "{err}");
     assert!(out.is_empty());
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_disk_is_full_refuses_and_the_upload_places_elsewhere() {
+    use cloudy_storage::store::FsStore;
+    let Some(disk) = cloudy_storage::testing::Tmpfs::mount(2 << 20) else { return };
+    let full: SharedStore = Arc::new(FsStore::open(&disk.path().join("shares"), 1 << 30).unwrap());
+    let g = grid_with(6, Some(full)).await;
+    // The disk fills up after the server announced ~2 MB free.
+    disk.fill(4096);
+    let full_peer = g.net.nodes[5].handle.local_peer_id();
+    let f = file(600_000);
+    let opts = PutOptions { params: Params { k: 3, n: 6, segment_size: 64 << 10 }, happy: 5, random_key: true };
+    let Cap::Read(cap) = g.clients[0].put(f.path(), opts).await.unwrap() else { panic!() };
+    let report = g.clients[0].check(&cap.verify_cap(), true).await.unwrap();
+    assert!(report.healthy(), "all 6 shares placed: {report:?}");
+    assert!(report.good.values().flatten().all(|p| *p != full_peer), "nothing on the full server: {report:?}");
+    let mut out = Vec::new();
+    g.clients[5].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
     g.cancel.cancel();
 }

@@ -116,10 +116,24 @@ fn read_at(file: &File, at: u64, n: usize) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+impl FsStore {
+    /// Bytes the filesystem still offers, less what writers under way have
+    /// reserved but not yet written (an estimate: they may have written some).
+    fn disk_free(&self, reserved: u64) -> u64 {
+        match rustix::fs::statvfs(&self.0.dir) {
+            Ok(st) => (st.f_bavail * st.f_frsize).saturating_sub(reserved),
+            // Cannot tell: the capacity alone decides, and a write that
+            // hits a full disk still fails cleanly as "full".
+            Err(_) => u64::MAX,
+        }
+    }
+}
+
 impl ShareStore for FsStore {
     fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError> {
-        let used = self.0.used.load(Ordering::SeqCst) + self.0.reserved.fetch_add(len, Ordering::SeqCst);
-        let free = self.0.capacity.saturating_sub(used);
+        let reserved = self.0.reserved.fetch_add(len, Ordering::SeqCst);
+        let used = self.0.used.load(Ordering::SeqCst) + reserved;
+        let free = self.0.capacity.saturating_sub(used).min(self.disk_free(reserved));
         if len > free {
             self.0.reserved.fetch_sub(len, Ordering::SeqCst);
             return Err(StoreError::Full { needed: len, free });
@@ -164,6 +178,11 @@ impl ShareStore for FsStore {
 
     fn used(&self) -> u64 {
         self.0.used.load(Ordering::SeqCst) + self.0.reserved.load(Ordering::SeqCst)
+    }
+
+    fn free(&self) -> u64 {
+        let reserved = self.0.reserved.load(Ordering::SeqCst);
+        self.0.capacity.saturating_sub(self.used()).min(self.disk_free(reserved))
     }
 }
 

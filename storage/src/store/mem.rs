@@ -88,6 +88,10 @@ impl ShareStore for MemStore {
         let inner = self.lock();
         inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved
     }
+
+    fn free(&self) -> u64 {
+        self.capacity.saturating_sub(self.used())
+    }
 }
 
 struct MemWriter {

@@ -106,6 +106,9 @@ pub trait ShareStore: Send + Sync + 'static {
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError>;
     /// Bytes of finished shares plus space reserved by writers under way.
     fn used(&self) -> u64;
+    /// Bytes a new share may still take: what the capacity leaves, and on
+    /// disk also what the filesystem has.
+    fn free(&self) -> u64;
 }
 
 /// A share being written. Dropping it unfinished discards it.

@@ -163,3 +163,41 @@ fn truncated_share_file_is_reported_damaged() {
     let err = s.read_block(&SI, 0, 0).unwrap_err();
     assert!(matches!(err, StoreError::Damaged { share: 0, .. }), "{err}");
 }
+
+#[test]
+fn a_real_full_disk_refuses_up_front_or_mid_write_and_loses_nothing() {
+    let Some(fs) = crate::testing::Tmpfs::mount(256 << 10) else { return };
+    // Capacity far above the disk: the filesystem is what runs out.
+    let s = FsStore::open(&fs.path().join("shares"), 1 << 30).unwrap();
+    let small = encode(20_000);
+    store_share(&s, &small, 0).unwrap();
+    // A share larger than the disk is refused before anything is written.
+    let big = encode(1_000_000);
+    let err = store_share(&s, &big, 0).unwrap_err();
+    assert!(matches!(err, StoreError::Full { .. }), "{err}");
+    assert!(s.free() < 256 << 10);
+    // The disk fills up while a share is being written: refused as full,
+    // the half share disappears, the earlier share is intact.
+    let mid = encode(60_000);
+    let len = share_len(&RootRecord::decode(&mid.root).unwrap());
+    let mut w = s.create(&SI, 1, len).unwrap();
+    fs.fill(4096);
+    let mut failed = None;
+    for row in &mid.blocks {
+        if let Err(e) = w.write_block(&row[1]) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => w.finish(&mid.root, &mid.hashes[1]).unwrap_err(),
+    };
+    assert!(matches!(err, StoreError::Full { .. }), "{err}");
+    assert_eq!(s.list(&SI).unwrap(), vec![0]);
+    assert_eq!(s.read_block(&SI, 0, 0).unwrap(), small.blocks[0][0]);
+    // Space freed: writing works again.
+    fs.unfill();
+    store_share(&s, &mid, 1).unwrap();
+    assert_eq!(s.list(&SI).unwrap(), vec![0, 1]);
+}

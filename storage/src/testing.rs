@@ -1,0 +1,53 @@
+//! Test helpers (feature `test-utils`): a real, small filesystem to fill.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A tmpfs of a given size mounted on a new temporary directory, unmounted
+/// on drop. Mounting needs root (CI and the dev machine run tests as root).
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes`. Returns `None`, saying why on stderr, only
+    /// when not running as root; as root a failure to mount panics.
+    pub fn mount(bytes: u64) -> Option<Tmpfs> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: mounting a small filesystem needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "cannot mount a tmpfs on {}", dir.path().display());
+        Some(Tmpfs { dir })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem until fewer than `leave` bytes are free.
+    pub fn fill(&self, leave: u64) {
+        let st = rustix::fs::statvfs(self.path()).expect("statvfs");
+        let free = st.f_bavail * st.f_frsize;
+        let filler = vec![0u8; free.saturating_sub(leave) as usize];
+        std::fs::write(self.path().join("filler"), filler).expect("write filler");
+    }
+
+    /// Removes what [`Tmpfs::fill`] wrote.
+    pub fn unfill(&self) {
+        let _ = std::fs::remove_file(self.path().join("filler"));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
