@@ -340,3 +340,74 @@ async fn http_ranges_and_automatic_repair_across_processes() {
     assert!(json(&h[0], &["maintain", "list", "--json"]).await.as_array().unwrap().is_empty());
     fails_with(&h[0], &["maintain", "add", "cloudy:chk:bad"], "read capability").await;
 }
+
+/// True when a half-written share (`*.tmp-*`) is in `home`'s share store.
+fn writing_share(home: &Path) -> bool {
+    let shares = home.join("data").join("shares");
+    std::fs::read_dir(shares).into_iter().flatten().flatten().filter(|d| d.path().is_dir()).any(|d| {
+        std::fs::read_dir(d.path()).into_iter().flatten().flatten().any(|f| f.file_name().to_string_lossy().contains(".tmp-"))
+    })
+}
+
+/// Starts a put of `file` on `home` and, as soon as one of `servers`
+/// is writing a share, kills it; returns the put's outcome and the victim.
+async fn put_and_kill_a_server(home: &Path, file: &Path, args: &[&str], nodes: &mut [NodeProcess], servers: &[usize]) -> (Out, usize) {
+    let mut all = vec!["put", file.to_str().unwrap(), "--random-key"];
+    all.extend_from_slice(args);
+    let kill = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let victim = loop {
+            if let Some(v) = servers.iter().copied().find(|i| writing_share(nodes[*i].home.root())) {
+                break v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no server started writing a share");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        nodes[victim].kill9().await;
+        victim
+    };
+    tokio::join!(cli(home, &all), kill)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_storage_node_during_a_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..5 {
+        let home = Home::new(dir.path().join(format!("k{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
+    }
+    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    wait_storage_servers(&h[0], 5).await;
+    let data: Vec<u8> = (0..48_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let input = dir.path().join("big.bin");
+    std::fs::write(&input, &data).unwrap();
+
+    // 4 shares, happy 3: losing one server mid-put still meets happiness.
+    let (out, victim) = put_and_kill_a_server(&h[0], &input, &["--k", "2", "--n", "4", "--happy", "3"], &mut nodes, &[1, 2, 3, 4]).await;
+    assert!(out.ok, "the put should survive one lost server: {}", out.stderr);
+    let cap = out.stdout.trim().to_string();
+    let alive: Vec<usize> = (1..5).filter(|i| *i != victim).collect();
+    let fetched = dir.path().join("fetched.bin");
+    let got = cli(&h[alive[0]], &["get", &cap, "-o", fetched.to_str().unwrap()]).await;
+    assert!(got.ok, "{}", got.stderr);
+    assert!(std::fs::read(&fetched).unwrap() == data, "file differs");
+    let report = json(&h[0], &["check", &cap, "--verify", "--json"]).await;
+    let holders: std::collections::HashSet<String> =
+        report["shares"].as_object().unwrap().values().flat_map(|v| v.as_array().unwrap().clone()).map(|v| v.to_string()).collect();
+    assert!(holders.len() >= 3, "happiness met: {report}");
+
+    // 4 shares, happy 4, on the 4 servers left: losing one must fail cleanly.
+    wait_storage_servers(&h[0], 4).await;
+    let (out, second) = put_and_kill_a_server(&h[0], &input, &["--k", "2", "--n", "4", "--happy", "4"], &mut nodes, &alive).await;
+    assert!(!out.ok, "the put cannot meet happiness: {}", out.stdout);
+    assert!(out.stderr.contains("upload failed") && out.stderr.contains("4 needed"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one clear line: {}", out.stderr);
+    // The survivors drop their half-written shares.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let survivors: Vec<usize> = (0..5).filter(|i| *i != victim && *i != second).collect();
+    while survivors.iter().any(|i| writing_share(&h[*i])) {
+        assert!(tokio::time::Instant::now() < deadline, "half-written shares left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
