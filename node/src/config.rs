@@ -67,6 +67,8 @@ pub struct StorageConfig {
     pub repair_delay: Duration,
     /// Missing shares tolerated before a repair.
     pub repair_tolerance: u8,
+    /// Delete shares whose leases all ended.
+    pub expire_leases: bool,
 }
 
 impl Default for StorageConfig {
@@ -79,6 +81,7 @@ impl Default for StorageConfig {
             check_interval: u.interval,
             repair_delay: u.after_failure,
             repair_tolerance: u.tolerance,
+            expire_leases: false,
         }
     }
 }

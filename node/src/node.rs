@@ -129,7 +129,7 @@ async fn start_storage(
     let store = cloudy_storage::store::FsStore::open(&dir, capacity)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store: SharedStore = std::sync::Arc::new(store);
-    cloudy_storage::service::start(overlay.clone(), store.clone(), cancel.child_token())
+    cloudy_storage::service::start(overlay.clone(), store.clone(), cfg.storage.expire_leases, cancel.child_token())
         .await
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))

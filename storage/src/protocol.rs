@@ -4,7 +4,8 @@
 //! A stream is a session of requests, each answered in turn. Every message
 //! is a frame: `len:u32 ‖ tag:u8 ‖ fields` (big-endian, at most
 //! [`MAX_FRAME`] bytes). An upload is `Put` → `Ready`, then one `Block`
-//! frame per segment, then `Finish` → `Stored`. Anything malformed ends the
+//! frame per segment, then `Finish` → `Stored`; the stored share carries a
+//! lease of the uploading peer, which `Renew` extends. Anything malformed ends the
 //! session with an error; nothing is stored from it.
 
 use crate::root::Hash;
@@ -31,6 +32,8 @@ pub enum Request {
     Get { si: StorageIndex, share: u8, segment: u64 },
     /// Which shares of `si` the server holds.
     List { si: StorageIndex },
+    /// Renew the sender's lease on every share of `si` held here.
+    Renew { si: StorageIndex },
 }
 
 /// Why a server refused or failed.
@@ -62,6 +65,8 @@ pub enum Response {
     Block(Vec<u8>),
     /// Answer to `List`.
     Shares(Vec<u8>),
+    /// Answer to `Renew`: shares covered, and when the lease ends (Unix seconds).
+    Renewed { shares: u8, until: u64 },
     /// Refusal or failure, with a message naming what was wrong.
     Error { kind: ErrorKind, message: String },
 }
@@ -163,6 +168,10 @@ impl Request {
                 o.push(6);
                 o.extend_from_slice(si);
             }
+            Request::Renew { si } => {
+                o.push(7);
+                o.extend_from_slice(si);
+            }
         }
         o
     }
@@ -177,6 +186,7 @@ impl Request {
             4 => Request::Meta { si: f.si()?, share: f.u8()? },
             5 => Request::Get { si: f.si()?, share: f.u8()?, segment: f.u64()? },
             6 => Request::List { si: f.si()? },
+            7 => Request::Renew { si: f.si()? },
             t => return malformed(format!("unknown request tag {t}")),
         };
         f.end()?;
@@ -204,6 +214,11 @@ impl Response {
                 o.push(5);
                 put_bytes(&mut o, s);
             }
+            Response::Renewed { shares, until } => {
+                o.push(7);
+                o.push(*shares);
+                o.extend_from_slice(&until.to_be_bytes());
+            }
             Response::Error { kind, message } => {
                 o.push(6);
                 o.push(*kind as u8);
@@ -222,6 +237,7 @@ impl Response {
             3 => Response::Meta { root: f.bytes()?, hashes: f.hashes()? },
             4 => Response::Block(f.bytes()?),
             5 => Response::Shares(f.bytes()?),
+            7 => Response::Renewed { shares: f.u8()?, until: f.u64()? },
             6 => {
                 let kind = match f.u8()? {
                     1 => ErrorKind::Full,
@@ -291,6 +307,7 @@ mod tests {
             Request::Meta { si: [2; 16], share: 1 },
             Request::Get { si: [2; 16], share: 1, segment: 77 },
             Request::List { si: [4; 16] },
+            Request::Renew { si: [5; 16] },
         ];
         for r in reqs {
             let b = r.encode();
@@ -305,6 +322,7 @@ mod tests {
             Response::Meta { root: vec![3], hashes: vec![[1; 32]] },
             Response::Block(vec![9; 3]),
             Response::Shares(vec![0, 2]),
+            Response::Renewed { shares: 2, until: 1_900_000_000 },
             Response::Error { kind: ErrorKind::Full, message: "disk full".into() },
         ];
         for r in resps {

@@ -10,7 +10,8 @@
 //!   store is untouched.
 
 use crate::protocol::{read_frame, write_frame, ErrorKind, ProtocolError, Request, Response};
-use crate::store::{PipedWriter, ShareStore, StoreError};
+use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
+use crate::upkeep::now_secs;
 use futures::{AsyncRead, AsyncWrite};
 use std::sync::Arc;
 
@@ -33,25 +34,54 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     tokio::task::spawn_blocking(f).await.map_err(|e| ProtocolError::Io(std::io::Error::other(e)))
 }
 
-/// Serves requests until the client closes the stream.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(store: SharedStore, stream: &mut S) -> Result<(), ProtocolError> {
+/// Serves requests of peer `owner` until it closes the stream; shares it
+/// uploads or renews carry its lease.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(store: SharedStore, owner: &str, stream: &mut S) -> Result<(), ProtocolError> {
     while let Some(frame) = read_frame(stream).await? {
         match Request::decode(&frame)? {
-            Request::Put { si, share, len } => upload(store.clone(), stream, si, share, len).await?,
+            Request::Put { si, share, len } => upload(store.clone(), owner, stream, si, share, len).await?,
             req @ (Request::Block(_) | Request::Finish { .. }) => {
-                write_frame(stream, &answer(store.clone(), req).await?.encode()).await?;
+                write_frame(stream, &answer(store.clone(), owner, req).await?.encode()).await?;
                 return Err(ProtocolError::Malformed("block or finish outside an upload".into()));
             }
-            req => write_frame(stream, &answer(store.clone(), req).await?.encode()).await?,
+            req => write_frame(stream, &answer(store.clone(), owner, req).await?.encode()).await?,
         }
     }
     Ok(())
 }
 
-/// Answers a read request (`Meta`, `Get`, `List`) from `store`; anything
-/// else is a bad request here. Used by sessions and for the node's own store.
-pub async fn answer(store: SharedStore, req: Request) -> Result<Response, ProtocolError> {
+/// Gives `owner` a lease on the shares of `si` held in `store`, ending
+/// [`LEASE_SECS`] from now.
+pub async fn renew(store: SharedStore, owner: &str, si: StorageIndex) -> Result<Response, ProtocolError> {
+    let until = now_secs() + LEASE_SECS;
+    let owner = owner.to_string();
+    Ok(match blocking(move || store.renew(&si, &owner, until)).await? {
+        Ok(0) => Response::Error { kind: ErrorKind::NotFound, message: format!("no share of {} here", hex::encode(si)) },
+        Ok(n) => Response::Renewed { shares: n.min(255) as u8, until },
+        Err(e) => refusal(&e),
+    })
+}
+
+/// Removes every share whose leases all ended before `now` (lease
+/// expiry, when the server turned it on); returns what it removed.
+pub fn collect_garbage(store: &dyn ShareStore, now: u64) -> Result<Vec<(StorageIndex, u8)>, StoreError> {
+    let mut removed = Vec::new();
+    for si in store.expired(now)? {
+        for share in store.list(&si)? {
+            if store.remove(&si, share)? {
+                removed.push((si, share));
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Answers a request outside an upload (`Meta`, `Get`, `List`, `Renew`)
+/// from `store` for peer `owner`; anything else is a bad request here.
+/// Used by sessions and for the node's own store.
+pub async fn answer(store: SharedStore, owner: &str, req: Request) -> Result<Response, ProtocolError> {
     let resp = match req {
+        Request::Renew { si } => renew(store, owner, si).await?,
         Request::Meta { si, share } => match blocking(move || store.read_meta(&si, share)).await? {
             Ok(m) => Response::Meta { root: m.root, hashes: m.hashes },
             Err(e) => refusal(&e),
@@ -80,18 +110,21 @@ fn request_name(r: &Request) -> &'static str {
         Request::Meta { .. } => "meta",
         Request::Get { .. } => "get",
         Request::List { .. } => "list",
+        Request::Renew { .. } => "renew",
     }
 }
 
 /// One upload: `Ready`, blocks, `Finish`, `Stored` (or a refusal).
 async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
     store: SharedStore,
+    owner: &str,
     stream: &mut S,
     si: crate::store::StorageIndex,
     share: u8,
     len: u64,
 ) -> Result<(), ProtocolError> {
-    let mut writer = match blocking(move || store.create(&si, share, len)).await? {
+    let creating = store.clone();
+    let mut writer = match blocking(move || creating.create(&si, share, len)).await? {
         Ok(w) => PipedWriter::new(w),
         Err(e) => return write_frame(stream, &refusal(&e).encode()).await,
     };
@@ -109,7 +142,10 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Request::Finish { root, hashes } => {
                 let resp = match writer.finish(root, hashes).await {
-                    Ok(()) => Response::Stored,
+                    Ok(()) => match renew(store, owner, si).await? {
+                        Response::Renewed { .. } => Response::Stored,
+                        other => other,
+                    },
                     Err(e) => refusal(&e),
                 };
                 return write_frame(stream, &resp.encode()).await;

@@ -4,13 +4,14 @@
 
 use crate::client::{META_FREE, SERVICE};
 use crate::protocol::PROTOCOL;
-use crate::server::{serve, SharedStore};
+use crate::server::{collect_garbage, serve, SharedStore};
+use crate::upkeep::now_secs;
 use cloudy_overlay::{Handle, StreamProtocol};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How often free space is re-announced (when it changed noticeably).
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(30);
@@ -29,10 +30,16 @@ pub enum ServiceError {
     Overlay(#[from] cloudy_overlay::Error),
 }
 
-/// Starts serving `store` and announces it with its free space.
+/// How often expired leases are collected, when expiry is on.
+const GC_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts serving `store` and announces it with its free space. With
+/// `expire_leases`, shares whose leases all ended are deleted every hour
+/// (off by default in the node, as in Tahoe).
 pub async fn start(
     overlay: Handle,
     store: SharedStore,
+    expire_leases: bool,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, ServiceError> {
     let mut incoming = overlay
@@ -44,14 +51,26 @@ pub async fn start(
     overlay.announce(SERVICE, [(META_FREE.to_string(), announced.to_string())].into()).await?;
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+        let mut gc = tokio::time::interval(GC_EVERY);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = gc.tick(), if expire_leases => {
+                    let s = store.clone();
+                    match crate::server::blocking(move || collect_garbage(s.as_ref(), now_secs())).await {
+                        Ok(Ok(removed)) if !removed.is_empty() => {
+                            info!(target: "cloudy::_events::storage", shares = removed.len(), "expired shares deleted");
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => warn!("lease expiry: {e}"),
+                        Err(e) => warn!("lease expiry: {e}"),
+                    }
+                }
                 next = incoming.next() => {
                     let Some((peer, mut stream)) = next else { break };
                     let store = store.clone();
                     tokio::spawn(async move {
-                        match serve(store, &mut stream).await {
+                        match serve(store, &peer.to_string(), &mut stream).await {
                             Ok(()) => debug!(%peer, "storage session ended"),
                             Err(e) => warn!(%peer, "storage session aborted: {e}"),
                         }

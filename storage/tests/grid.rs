@@ -30,13 +30,13 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
     let mut stores = Vec::new();
     for (i, node) in net.nodes.iter().enumerate() {
         if let Some(store) = last.take_if(|_| i == n - 1) {
-            cloudy_storage::service::start(node.handle.clone(), store.clone(), cancel.clone()).await.unwrap();
+            cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone()).await.unwrap();
             clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
             continue;
         }
         let mem = MemStore::new(1 << 30);
         let store: SharedStore = Arc::new(mem.clone());
-        cloudy_storage::service::start(node.handle.clone(), store.clone(), cancel.clone()).await.unwrap();
+        cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone()).await.unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
         stores.push(mem);
     }

@@ -111,6 +111,21 @@ impl Client {
         Ok((report, h, decoder))
     }
 
+    /// Renews this node's lease on every share of the file, on every server
+    /// holding one; returns the servers that renewed.
+    pub async fn renew(&self, cap: &VerifyCap) -> Vec<PeerId> {
+        let mut h = self.find_holders(cap.storage_index).await;
+        let holders: BTreeSet<PeerId> = h.map.values().flatten().copied().collect();
+        let mut renewed = Vec::new();
+        for peer in holders {
+            let Some(conn) = h.conns.get_mut(&peer) else { continue };
+            if let Ok(Response::Renewed { .. }) = conn.call(Request::Renew { si: cap.storage_index }).await {
+                renewed.push(peer);
+            }
+        }
+        renewed
+    }
+
     /// Regenerates shares that have no good copy and places them.
     pub async fn repair(&self, cap: &VerifyCap) -> Result<RepairReport, RepairError> {
         let (before, mut holders, decoder) = self.check_impl(cap, true).await?;

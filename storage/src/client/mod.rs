@@ -74,7 +74,7 @@ impl Client {
     async fn connect(&self, peer: PeerId) -> Result<Conn, ProtocolError> {
         if peer == self.overlay.local_peer_id() {
             if let Some(store) = &self.local {
-                return Ok(Conn::Local(store.clone()));
+                return Ok(Conn::Local(store.clone(), peer.to_string()));
             }
         }
         let mut control = self.overlay.stream_control();
@@ -97,8 +97,8 @@ pub(crate) async fn read_response(s: &mut cloudy_overlay::Stream) -> Result<Resp
 pub(crate) enum Conn {
     /// Over an overlay stream.
     Remote(cloudy_overlay::Stream),
-    /// This node's own store.
-    Local(SharedStore),
+    /// This node's own store, and this node's peer id (the lease owner).
+    Local(SharedStore, String),
 }
 
 impl Conn {
@@ -107,7 +107,7 @@ impl Conn {
     /// once, so there the request is answered by [`Conn::recv`] instead.
     pub(crate) async fn send(&mut self, req: Request, queued: &mut std::collections::VecDeque<Request>) -> Result<(), ProtocolError> {
         match self {
-            Conn::Local(_) => {
+            Conn::Local(..) => {
                 queued.push_back(req);
                 Ok(())
             }
@@ -120,9 +120,9 @@ impl Conn {
     /// The answer to the oldest request sent with [`Conn::send`].
     pub(crate) async fn recv(&mut self, queued: &mut std::collections::VecDeque<Request>) -> Result<Response, ProtocolError> {
         match self {
-            Conn::Local(store) => {
+            Conn::Local(store, me) => {
                 let req = queued.pop_front().ok_or_else(|| ProtocolError::Malformed("no request outstanding".into()))?;
-                answer(store.clone(), req).await
+                answer(store.clone(), me, req).await
             }
             Conn::Remote(s) => tokio::time::timeout(CALL_TIMEOUT, read_response(s)).await.map_err(|_| timed_out("storage request"))?,
         }
@@ -131,7 +131,7 @@ impl Conn {
     /// Sends a read request and waits for its answer.
     pub(crate) async fn call(&mut self, req: Request) -> Result<Response, ProtocolError> {
         match self {
-            Conn::Local(store) => answer(store.clone(), req).await,
+            Conn::Local(store, me) => answer(store.clone(), me, req).await,
             Conn::Remote(s) => {
                 let exchange = async {
                     write_frame(s, &req.encode()).await?;

@@ -7,7 +7,7 @@ use crate::crypt::ConvergentKey;
 use crate::placement::{PlacementError, DEFAULT_HAPPY, DEFAULT_PARAMS};
 use crate::protocol::{write_frame, Request, Response};
 use crate::root::Hash;
-use crate::server::blocking;
+use crate::server::{blocking, SharedStore};
 use crate::store::{PipedWriter, StorageIndex};
 use crate::CodingError;
 use cloudy_overlay::PeerId;
@@ -65,7 +65,8 @@ pub enum PutError {
 /// Where one share is being written.
 pub(super) enum Sink {
     Remote(cloudy_overlay::Stream),
-    Local(PipedWriter),
+    /// The writer, and what the lease needs once it is finished.
+    Local(PipedWriter, SharedStore, String, StorageIndex),
 }
 
 pub(super) struct Upload {
@@ -78,7 +79,7 @@ impl Upload {
     pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
         match &mut self.sink {
             Sink::Remote(s) => write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string()),
-            Sink::Local(w) => w.write(block).await.map_err(|e| e.to_string()),
+            Sink::Local(w, ..) => w.write(block).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -92,7 +93,13 @@ impl Upload {
                     other => Err(format!("unexpected answer {other:?}")),
                 }
             }
-            Sink::Local(w) => w.finish(root, hashes).await.map(|()| self.peer).map_err(|e| e.to_string()),
+            Sink::Local(w, store, me, si) => {
+                w.finish(root, hashes).await.map_err(|e| e.to_string())?;
+                match crate::server::renew(store, &me, si).await.map_err(|e| e.to_string())? {
+                    Response::Renewed { .. } => Ok(self.peer),
+                    other => Err(format!("lease: {other:?}")),
+                }
+            }
         }
     }
 }
@@ -168,10 +175,10 @@ impl Client {
 
     pub(super) async fn start_upload(&self, peer: PeerId, si: &StorageIndex, share: u8, len: u64) -> Result<Sink, String> {
         match self.connect(peer).await.map_err(|e| e.to_string())? {
-            Conn::Local(store) => {
-                let si = *si;
-                let w = blocking(move || store.create(&si, share, len)).await.map_err(|e| e.to_string())?;
-                w.map(|w| Sink::Local(PipedWriter::new(w))).map_err(|e| e.to_string())
+            Conn::Local(store, me) => {
+                let (si, creating) = (*si, store.clone());
+                let w = blocking(move || creating.create(&si, share, len)).await.map_err(|e| e.to_string())?;
+                w.map(|w| Sink::Local(PipedWriter::new(w), store, me, si)).map_err(|e| e.to_string())
             }
             Conn::Remote(mut s) => {
                 let ask = async {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::LEASE_SECS;
 use crate::capability::ReadCap;
 use crate::coding::{Decoder, Params};
 use crate::store::{share_len, MemStore};
@@ -7,10 +8,14 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 type Pipe = Compat<tokio::io::DuplexStream>;
 
 fn session(store: SharedStore) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
+    session_of(store, "peer-a")
+}
+
+fn session_of(store: SharedStore, owner: &'static str) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut server = server.compat();
-        serve(store, &mut server).await
+        serve(store, owner, &mut server).await
     });
     (client.compat(), task)
 }
@@ -85,5 +90,41 @@ async fn garbage_ends_the_session_and_a_broken_upload_stores_nothing() {
     drop(c); // the uploader dies mid-upload
     assert!(task.await.unwrap().is_err());
     assert!(store.list(&[2; 16]).unwrap().is_empty());
+    // The writer is dropped on its blocking-pool thread, just after.
+    for _ in 0..500 {
+        if store.used() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(store.used(), 0, "reservation released");
+}
+
+#[tokio::test]
+async fn uploads_carry_a_lease_that_renew_extends_and_gc_honours() {
+    let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+    let (mut alice, _t) = session_of(store.clone(), "alice");
+    let p = Params { k: 1, n: 2, segment_size: 500 };
+    let (record, hashes, segments) = crate::coding::encode_all([5; 32], p, &[7u8; 900]);
+    let si = [9; 16];
+    assert_eq!(ask(&mut alice, Request::Put { si, share: 0, len: share_len(&record) }).await, Response::Ready);
+    for seg in &segments {
+        write_frame(&mut alice, &Request::Block(seg[0].clone()).encode()).await.unwrap();
+    }
+    let fin = Request::Finish { root: record.encode(), hashes: hashes[0].clone() };
+    assert_eq!(ask(&mut alice, fin).await, Response::Stored);
+    let now = now_secs();
+    assert!(store.expired(now).unwrap().is_empty(), "a fresh upload is leased");
+    assert_eq!(store.expired(now + LEASE_SECS + 5).unwrap(), vec![si], "the lease lasts LEASE_SECS");
+    // Nothing is collected while a lease runs; everything once all ended.
+    assert!(collect_garbage(store.as_ref(), now).unwrap().is_empty());
+    // Another peer renews: its lease counts too, and GC honours the later one.
+    let (mut bob, _t) = session_of(store.clone(), "bob");
+    let Response::Renewed { shares: 1, until } = ask(&mut bob, Request::Renew { si }).await else { panic!() };
+    assert!(until >= now + LEASE_SECS);
+    let missing = ask(&mut bob, Request::Renew { si: [1; 16] }).await;
+    assert!(matches!(missing, Response::Error { kind: ErrorKind::NotFound, .. }), "{missing:?}");
+    assert_eq!(collect_garbage(store.as_ref(), until + 1).unwrap(), vec![(si, 0)]);
+    assert!(store.list(&si).unwrap().is_empty());
+    assert!(store.expired(until + 1).unwrap().is_empty(), "leases go with their shares");
 }

@@ -40,7 +40,9 @@ impl FsStore {
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS shares (si TEXT NOT NULL, share INTEGER NOT NULL, len INTEGER NOT NULL,
-                                                PRIMARY KEY (si, share))",
+                                                PRIMARY KEY (si, share));
+             CREATE TABLE IF NOT EXISTS leases (si TEXT NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL,
+                                                PRIMARY KEY (si, owner));",
         )
         .map_err(|e| io_err(&db_path, e))?;
         let store = FsStore(Arc::new(Inner {
@@ -89,6 +91,15 @@ impl FsStore {
             tx.execute("INSERT INTO shares (si, share, len) VALUES (?1, ?2, ?3)", rusqlite::params![si, share, *len as i64])
                 .map_err(|e| self.db_err(e))?;
         }
+        // Shares found with no lease (from before leases, or a crash between
+        // an upload and its lease) get one from now.
+        tx.execute(
+            "INSERT INTO leases (si, owner, until) SELECT DISTINCT si, 'found at start', ?1 FROM shares
+             WHERE si NOT IN (SELECT si FROM leases)",
+            [(crate::upkeep::now_secs() + super::LEASE_SECS) as i64],
+        )
+        .map_err(|e| self.db_err(e))?;
+        tx.execute("DELETE FROM leases WHERE si NOT IN (SELECT si FROM shares)", []).map_err(|e| self.db_err(e))?;
         tx.commit().map_err(|e| self.db_err(e))?;
         self.0.used.store(found.iter().map(|f| f.2).sum(), Ordering::SeqCst);
         Ok(())
@@ -169,11 +180,46 @@ impl ShareStore for FsStore {
             Err(_) => return Ok(false),
         };
         fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-        self.db()
-            .execute("DELETE FROM shares WHERE si = ?1 AND share = ?2", rusqlite::params![hex::encode(si), share])
+        let db = self.db();
+        db.execute("DELETE FROM shares WHERE si = ?1 AND share = ?2", rusqlite::params![hex::encode(si), share])
             .map_err(|e| self.db_err(e))?;
+        db.execute("DELETE FROM leases WHERE si = ?1 AND si NOT IN (SELECT si FROM shares)", [hex::encode(si)])
+            .map_err(|e| self.db_err(e))?;
+        drop(db);
         self.0.used.fetch_sub(len, Ordering::SeqCst);
         Ok(true)
+    }
+
+    fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError> {
+        let db = self.db();
+        let si = hex::encode(si);
+        let held: i64 =
+            db.query_row("SELECT COUNT(*) FROM shares WHERE si = ?1", [&si], |r| r.get(0)).map_err(|e| self.db_err(e))?;
+        if held > 0 {
+            db.execute(
+                "INSERT INTO leases (si, owner, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (si, owner) DO UPDATE SET until = MAX(until, excluded.until)",
+                rusqlite::params![si, owner, until as i64],
+            )
+            .map_err(|e| self.db_err(e))?;
+        }
+        Ok(held as usize)
+    }
+
+    fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT si FROM leases WHERE si IN (SELECT si FROM shares) GROUP BY si HAVING MAX(until) < ?1")
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt.query_map([now as i64], |r| r.get::<_, String>(0)).map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for si in rows {
+            let si = si.map_err(|e| self.db_err(e))?;
+            if let Some(si) = hex::decode(&si).ok().and_then(|b| StorageIndex::try_from(b).ok()) {
+                out.push(si);
+            }
+        }
+        Ok(out)
     }
 
     fn used(&self) -> u64 {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct Inner {
     shares: HashMap<(StorageIndex, u8), Vec<u8>>,
+    leases: HashMap<StorageIndex, HashMap<String, u64>>,
     reserved: u64,
 }
 
@@ -81,7 +82,33 @@ impl ShareStore for MemStore {
     }
 
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {
-        Ok(self.lock().shares.remove(&(*si, share)).is_some())
+        let mut inner = self.lock();
+        let removed = inner.shares.remove(&(*si, share)).is_some();
+        if !inner.shares.keys().any(|(s, _)| s == si) {
+            inner.leases.remove(si);
+        }
+        Ok(removed)
+    }
+
+    fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let held = inner.shares.keys().filter(|(s, _)| s == si).count();
+        if held > 0 {
+            let end = inner.leases.entry(*si).or_default().entry(owner.to_string()).or_insert(until);
+            *end = (*end).max(until);
+        }
+        Ok(held)
+    }
+
+    fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .leases
+            .iter()
+            .filter(|(_, l)| l.values().all(|until| *until < now))
+            .map(|(si, _)| *si)
+            .filter(|si| inner.shares.keys().any(|(s, _)| s == si))
+            .collect())
     }
 
     fn used(&self) -> u64 {

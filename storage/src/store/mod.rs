@@ -32,6 +32,8 @@ pub type StorageIndex = [u8; SI_LEN];
 const MAGIC: &[u8; 8] = b"CLDYSHR1";
 /// Bytes of the trailer.
 pub const TRAILER_LEN: usize = 12;
+/// How long a lease lasts from its last renewal: 31 days, as in Tahoe.
+pub const LEASE_SECS: u64 = 31 * 24 * 3600;
 
 /// Errors of a share store.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,13 @@ pub trait ShareStore: Send + Sync + 'static {
     fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError>;
     /// Deletes a share; `false` if it was not here.
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError>;
+    /// Sets `owner`'s lease on every share of `si` held here to end no
+    /// earlier than `until` (Unix seconds); returns how many shares that is.
+    fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError>;
+    /// Storage indexes held here whose leases all ended before `now`.
+    /// Shares with no lease yet (one is added right after an upload) are
+    /// never expired.
+    fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError>;
     /// Bytes of finished shares plus space reserved by writers under way.
     fn used(&self) -> u64;
     /// Bytes a new share may still take: what the capacity leaves, and on

@@ -201,3 +201,51 @@ fn a_real_full_disk_refuses_up_front_or_mid_write_and_loses_nothing() {
     store_share(&s, &mid, 1).unwrap();
     assert_eq!(s.list(&SI).unwrap(), vec![0, 1]);
 }
+
+fn leases(s: &dyn ShareStore) {
+    let e = encode(2500);
+    store_share(s, &e, 0).unwrap();
+    assert!(s.expired(u64::MAX).unwrap().is_empty(), "a share without a lease yet is never expired");
+    assert_eq!(s.renew(&SI, "a", 100).unwrap(), 1);
+    assert_eq!(s.renew(&SI, "a", 50).unwrap(), 1, "renewing never shortens a lease");
+    assert!(s.expired(100).unwrap().is_empty());
+    assert_eq!(s.expired(101).unwrap(), vec![SI]);
+    s.renew(&SI, "b", 200).unwrap();
+    assert!(s.expired(150).unwrap().is_empty(), "every owner's lease counts");
+    assert_eq!(s.expired(201).unwrap(), vec![SI]);
+    assert_eq!(s.renew(&[7; 16], "a", 100).unwrap(), 0, "nothing to lease");
+    assert!(s.remove(&SI, 0).unwrap());
+    assert!(s.expired(u64::MAX).unwrap().is_empty(), "leases go with the last share");
+}
+
+#[test]
+fn leases_mem() {
+    leases(&MemStore::new(1 << 30));
+}
+
+#[test]
+fn leases_fs_and_they_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    leases(&FsStore::open(dir.path(), 1 << 30).unwrap());
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    let e = encode(2500);
+    store_share(&s, &e, 1).unwrap();
+    s.renew(&SI, "a", 300).unwrap();
+    drop(s);
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(s.expired(301).unwrap(), vec![SI], "the lease was kept");
+    // A share found with no lease at all (written before leases existed)
+    // gets one from the time the store opens.
+    let other: StorageIndex = [4; 16];
+    let len = share_len(&RootRecord::decode(&e.root).unwrap());
+    let mut w = s.create(&other, 0, len).unwrap();
+    for row in &e.blocks {
+        w.write_block(&row[0]).unwrap();
+    }
+    w.finish(&e.root, &e.hashes[0]).unwrap();
+    drop(s);
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    let now = crate::upkeep::now_secs();
+    assert!(!s.expired(now + 60).unwrap().contains(&other));
+    assert!(s.expired(now + LEASE_SECS + 60).unwrap().contains(&other));
+}

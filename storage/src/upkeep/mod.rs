@@ -13,6 +13,8 @@
 //! - **Threshold**: a file is repaired when more than `tolerance` of its n
 //!   shares have no good copy. Checks are the cheap kind (which server
 //!   holds which share); a repair verifies every block it reads.
+//! - **Leases**: each pass renews this node's lease on every share of the
+//!   files it checked, so servers that expire leases keep them.
 
 mod list;
 
@@ -134,6 +136,10 @@ async fn pass(client: &Client, list: &Maintained, cfg: UpkeepConfig, select: imp
     };
     for e in entries.into_iter().filter(|e| select(e)) {
         let (good, status, holders) = upkeep_one(client, &e, cfg.tolerance).await;
+        // Keep the file's leases running while it is maintained.
+        if good.is_some() {
+            client.renew(&e.cap).await;
+        }
         if let Err(err) = list.record(&e.cap, good, &status, &holders) {
             warn!("upkeep: {err}");
         }
