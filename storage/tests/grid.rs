@@ -239,3 +239,28 @@ async fn a_server_whose_disk_is_full_refuses_and_the_upload_places_elsewhere() {
     assert_eq!(out, std::fs::read(f.path()).unwrap());
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_garbage_on_the_storage_protocol_is_cut_off_and_the_node_serves_on() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let g = grid(5).await;
+    let target = g.net.nodes[1].handle.local_peer_id();
+    let mut control = g.net.nodes[0].handle.stream_control();
+    let proto = cloudy_overlay::StreamProtocol::new(cloudy_storage::protocol::PROTOCOL);
+    for garbage in [&b"\x00\x00\x00\x05\xffjunk"[..], &b"\xff\xff\xff\xffxx"[..], &b"\x00\x00\x00\x03\x01\x02\x03"[..]] {
+        let mut s = control.open_stream(target, proto.clone()).await.unwrap();
+        s.write_all(garbage).await.unwrap();
+        s.flush().await.unwrap();
+        // The server ends the session: the stream reaches its end (or fails).
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+        assert!(ended.is_ok(), "the server kept a garbage session open");
+    }
+    // The node still stores and serves.
+    let f = file(150_000);
+    let Cap::Read(cap) = g.clients[1].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let mut out = Vec::new();
+    g.clients[0].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
+    g.cancel.cancel();
+}
