@@ -93,6 +93,7 @@ impl StorageConfig {
             interval: self.check_interval,
             after_failure: self.repair_delay,
             tolerance: self.repair_tolerance,
+            ..Default::default()
         }
     }
 }

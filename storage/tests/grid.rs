@@ -167,7 +167,8 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
     let vcap = cap.verify_cap();
     // Node 0 maintains the file; failures are acted on after 200 ms, and
     // no periodic pass runs during the test.
-    let cfg = UpkeepConfig { interval: std::time::Duration::from_secs(3600), after_failure: std::time::Duration::from_millis(200), tolerance: 0 };
+    let ms = std::time::Duration::from_millis;
+    let cfg = UpkeepConfig { interval: ms(3_600_000), after_failure: ms(200), tolerance: 0, first_check: ms(100) };
     let (up, _task) = upkeep::start(g.clients[0].clone(), Arc::new(Maintained::in_memory()), cfg, g.cancel.clone());
     assert!(up.add(&vcap).unwrap());
     let wait_status = |want: &'static str| {

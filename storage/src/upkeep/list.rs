@@ -46,7 +46,8 @@ pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS maintained (
+const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+CREATE TABLE IF NOT EXISTS maintained (
     cap TEXT PRIMARY KEY,
     added INTEGER NOT NULL,
     checked INTEGER,

@@ -8,8 +8,9 @@
 //! - **When**: every `interval` (the first pass one interval after start,
 //!   once the node knows the grid); `after_failure` after the overlay
 //!   reports a server failed or left, for the files it held at their last
-//!   check (so a node that restarts within that delay costs nothing); soon
-//!   after a file is added; and on demand ([`Upkeep::run_now`]).
+//!   check, and for files not checked yet (so a node that restarts within
+//!   that delay costs nothing); `first_check` after a file is added; and on
+//!   demand ([`Upkeep::run_now`]).
 //! - **Threshold**: a file is repaired when more than `tolerance` of its n
 //!   shares have no good copy. Checks are the cheap kind (which server
 //!   holds which share); a repair verifies every block it reads.
@@ -40,11 +41,20 @@ pub struct UpkeepConfig {
     pub after_failure: Duration,
     /// Missing shares tolerated before a repair.
     pub tolerance: u8,
+    /// Delay between a file being added and its first check; files added
+    /// meanwhile are checked together (uploads just met happiness, and a
+    /// burst of small uploads should not pay for a check each).
+    pub first_check: Duration,
 }
 
 impl Default for UpkeepConfig {
     fn default() -> Self {
-        UpkeepConfig { interval: Duration::from_secs(3600), after_failure: Duration::from_secs(60), tolerance: 0 }
+        UpkeepConfig {
+            interval: Duration::from_secs(3600),
+            after_failure: Duration::from_secs(60),
+            tolerance: 0,
+            first_check: Duration::from_secs(10),
+        }
     }
 }
 
@@ -91,11 +101,12 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
         let mut gone = down(&members.borrow());
         let mut pending: HashSet<PeerId> = HashSet::new();
         let mut deadline: Option<Instant> = None;
+        let mut first_checks: Option<Instant> = None;
         let mut tick = tokio::time::interval_at(Instant::now() + cfg.interval, cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let wait_failure = async {
-                match deadline {
+            let at = |d: Option<Instant>| async move {
+                match d {
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
@@ -104,7 +115,13 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => pass(&client, &me.list, cfg, |_| true).await,
                 _ = me.full_pass.notified() => pass(&client, &me.list, cfg, |_| true).await,
-                _ = me.new_files.notified() => pass(&client, &me.list, cfg, |e| e.checked.is_none()).await,
+                _ = me.new_files.notified() => {
+                    first_checks.get_or_insert(Instant::now() + cfg.first_check);
+                }
+                _ = at(first_checks) => {
+                    first_checks = None;
+                    pass(&client, &me.list, cfg, |e| e.checked.is_none()).await;
+                }
                 changed = members.changed() => {
                     if changed.is_err() {
                         break;
@@ -117,7 +134,7 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
                         deadline.get_or_insert(Instant::now() + cfg.after_failure);
                     }
                 }
-                _ = wait_failure => {
+                _ = at(deadline) => {
                     let lost = std::mem::take(&mut pending);
                     deadline = None;
                     pass(&client, &me.list, cfg, |e| e.checked.is_none() || e.holders.iter().any(|h| lost.contains(h))).await;
