@@ -209,6 +209,9 @@ async fn put_and_get_across_processes() {
     let cap = stored["cap"].as_str().unwrap().to_string();
     assert!(cap.starts_with("cloudy:chk:"), "{cap}");
     assert!(stored["verify_cap"].as_str().unwrap().starts_with("cloudy:chk-verify:"));
+    // Convergence: the same file from the same node gives the same capability.
+    let again = cli(&h[0], &["put", input, "--k", "2", "--n", "3", "--happy", "3"]).await;
+    assert_eq!(again.stdout.trim(), cap, "{}", again.stderr);
 
     let info = cli(&h[0], &["cap", "info", &cap]).await;
     assert!(info.ok && info.stdout.contains("2-of-3") && info.stdout.contains("3000000-byte"), "{}", info.stdout);

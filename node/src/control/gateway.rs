@@ -39,6 +39,38 @@ fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static
     tokio_util::io::StreamReader::new(body.into_data_stream().map(|r| r.map_err(std::io::Error::other)))
 }
 
+/// Bodies up to this size are hashed in memory rather than spooled.
+const IN_MEMORY_MAX: u64 = 4 << 20;
+
+/// Spools the body under `data/spool/` (hashing it for the convergent key
+/// unless the key is random), then encodes from the spool.
+async fn spool_and_put(
+    s: &Shared,
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    opts: PutOptions,
+) -> Result<Result<Cap, PutError>, ApiError> {
+    let spool = tempfile::NamedTempFile::new_in(&s.spool).map_err(internal)?;
+    let mut file = tokio::fs::File::create(spool.path()).await.map_err(internal)?;
+    let mut hasher = (!opts.random_key).then(|| s.storage.convergence(opts.params));
+    let mut buf = vec![0u8; 256 << 10];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(h) = &mut hasher {
+            h.update(&buf[..n]);
+        }
+        file.write_all(&buf[..n]).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+        size += n as u64;
+    }
+    file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    let source = std::fs::File::open(spool.path()).map_err(internal)?;
+    let key = hasher.map(|h| h.finish());
+    Ok(s.storage.put_source(Box::new(source), "spooled request body", size, key, opts).await)
+}
+
 pub async fn put(
     State(s): State<Shared>,
     Query(q): Query<PutQuery>,
@@ -57,30 +89,18 @@ pub async fn put(
             let source = tokio_util::io::SyncIoBridge::new(reader);
             s.storage.put_source(Box::new(source), "request body", len, None, opts).await
         }
+        // A small body of known length: hash it in memory, no spool file.
+        (false, Some(len)) if len <= IN_MEMORY_MAX => {
+            let mut body = Vec::with_capacity(len as usize);
+            reader.read_to_end(&mut body).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
+            let mut hasher = s.storage.convergence(params);
+            hasher.update(&body);
+            let size = body.len() as u64;
+            s.storage.put_source(Box::new(std::io::Cursor::new(body)), "request body", size, Some(hasher.finish()), opts).await
+        }
         // Otherwise spool it first (bounded memory), hashing for the
         // convergent key on the way, then encode from the spool.
-        _ => {
-            let spool = tempfile::NamedTempFile::new_in(&s.spool).map_err(internal)?;
-            let mut file = tokio::fs::File::create(spool.path()).await.map_err(internal)?;
-            let mut hasher = (!q.random_key).then(|| s.storage.convergence(params));
-            let mut buf = vec![0u8; 256 << 10];
-            let mut size = 0u64;
-            loop {
-                let n = reader.read(&mut buf).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                if let Some(h) = &mut hasher {
-                    h.update(&buf[..n]);
-                }
-                file.write_all(&buf[..n]).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-                size += n as u64;
-            }
-            file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-            let source = std::fs::File::open(spool.path()).map_err(internal)?;
-            let key = hasher.map(|h| h.finish());
-            s.storage.put_source(Box::new(source), "spooled request body", size, key, opts).await
-        }
+        _ => spool_and_put(&s, &mut reader, opts).await?,
     };
     let cap = result.map_err(|e| match e {
         PutError::Read { .. } | PutError::Coding(_) => bad(e),
