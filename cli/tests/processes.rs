@@ -45,18 +45,23 @@ async fn json(home: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).expect("JSON output")
 }
 
-/// Polls `peers --json` on `home` until `pred` holds (20 s at most).
-async fn wait_peers(home: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+/// Runs `args` (a `--json` command) on `home` every 100 ms until `pred`
+/// holds for its output, which it returns; fails after `secs` seconds.
+async fn wait_json(home: &Path, args: &[&str], what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        tick.tick().await;
-        let v = json(home, &["peers", "--json"]).await;
-        if pred(v.as_array().expect("array")) {
-            return;
+        let v = json(home, args).await;
+        if pred(&v) {
+            return v;
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Polls `peers --json` on `home` until `pred` holds (20 s at most).
+async fn wait_peers(home: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
+    wait_json(home, &["peers", "--json"], what, 20, |v| pred(v.as_array().expect("array"))).await;
 }
 
 fn state_of(peers: &[Value], id: &str) -> Option<String> {
@@ -170,15 +175,8 @@ async fn community_of_processes_through_the_cli() {
 
 /// Polls `services storage --json` on `home` until `n` servers are listed.
 async fn wait_storage_servers(home: &Path, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = json(home, &["services", "storage", "--json"]).await;
-        if v.as_array().unwrap().len() == n {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waiting for {n} storage servers; last: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("{n} storage servers");
+    wait_json(home, &["services", "storage", "--json"], &what, 20, |v| v.as_array().unwrap().len() == n).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,15 +253,8 @@ async fn put_and_get_across_processes() {
 
 /// Polls `maintain list --json` on `home` until the only file's status is `want`.
 async fn wait_maintained(home: &Path, want: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = json(home, &["maintain", "list", "--json"]).await;
-        if v[0]["status"] == want {
-            return v[0].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waiting for status {want}; last: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("status {want}");
+    wait_json(home, &["maintain", "list", "--json"], &what, 30, |v| v[0]["status"] == want).await[0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

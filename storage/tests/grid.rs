@@ -197,6 +197,12 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
     assert!(!after.holders.contains(&ids[victim]));
     let report = g.clients[0].check(&vcap, true).await.unwrap();
     assert!(report.healthy(), "{report:?}");
+    // Every holder, the new ones included, takes a lease renewal.
+    let mut renewed = g.clients[0].renew(&vcap, &after.holders).await;
+    let mut holders = after.holders.clone();
+    renewed.sort();
+    holders.sort();
+    assert_eq!(renewed, holders);
     g.cancel.cancel();
 }
 

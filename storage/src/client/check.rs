@@ -111,19 +111,17 @@ impl Client {
         Ok((report, h, decoder))
     }
 
-    /// Renews this node's lease on every share of the file, on every server
-    /// holding one; returns the servers that renewed.
-    pub async fn renew(&self, cap: &VerifyCap) -> Vec<PeerId> {
-        let mut h = self.find_holders(cap.storage_index).await;
-        let holders: BTreeSet<PeerId> = h.map.values().flatten().copied().collect();
-        let mut renewed = Vec::new();
-        for peer in holders {
-            let Some(conn) = h.conns.get_mut(&peer) else { continue };
-            if let Ok(Response::Renewed { .. }) = conn.call(Request::Renew { si: cap.storage_index }).await {
-                renewed.push(peer);
+    /// Renews this node's lease on the file's shares held by `holders`;
+    /// returns the servers that renewed.
+    pub async fn renew(&self, cap: &VerifyCap, holders: &[PeerId]) -> Vec<PeerId> {
+        let asks = holders.iter().map(|peer| async move {
+            let mut conn = self.connect(*peer).await.ok()?;
+            match conn.call(Request::Renew { si: cap.storage_index }).await {
+                Ok(Response::Renewed { .. }) => Some(*peer),
+                _ => None,
             }
-        }
-        renewed
+        });
+        futures::future::join_all(asks).await.into_iter().flatten().collect()
     }
 
     /// Regenerates shares that have no good copy and places them.

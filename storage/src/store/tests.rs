@@ -22,8 +22,12 @@ fn encode(size: usize) -> Encoded {
 }
 
 fn store_share(s: &dyn ShareStore, e: &Encoded, share: u8) -> Result<(), StoreError> {
+    store_share_at(s, &SI, e, share)
+}
+
+fn store_share_at(s: &dyn ShareStore, si: &StorageIndex, e: &Encoded, share: u8) -> Result<(), StoreError> {
     let len = share_len(&RootRecord::decode(&e.root).unwrap());
-    let mut w = s.create(&SI, share, len)?;
+    let mut w = s.create(si, share, len)?;
     for row in &e.blocks {
         w.write_block(&row[share as usize])?;
     }
@@ -237,12 +241,7 @@ fn leases_fs_and_they_survive_a_restart() {
     // A share found with no lease at all (written before leases existed)
     // gets one from the time the store opens.
     let other: StorageIndex = [4; 16];
-    let len = share_len(&RootRecord::decode(&e.root).unwrap());
-    let mut w = s.create(&other, 0, len).unwrap();
-    for row in &e.blocks {
-        w.write_block(&row[0]).unwrap();
-    }
-    w.finish(&e.root, &e.hashes[0]).unwrap();
+    store_share_at(&s, &other, &e, 0).unwrap();
     drop(s);
     let s = FsStore::open(dir.path(), 1 << 30).unwrap();
     let now = crate::upkeep::now_secs();

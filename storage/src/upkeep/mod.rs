@@ -154,9 +154,7 @@ async fn pass(client: &Client, list: &Maintained, cfg: UpkeepConfig, select: imp
     for e in entries.into_iter().filter(|e| select(e)) {
         let (good, status, holders) = upkeep_one(client, &e, cfg.tolerance).await;
         // Keep the file's leases running while it is maintained.
-        if good.is_some() {
-            client.renew(&e.cap).await;
-        }
+        client.renew(&e.cap, &holders).await;
         if let Err(err) = list.record(&e.cap, good, &status, &holders) {
             warn!("upkeep: {err}");
         }
