@@ -227,6 +227,8 @@ async fn put_and_get_across_processes() {
     let lit = cli(&h[1], &["put", tiny.to_str().unwrap()]).await.stdout.trim().to_string();
     assert!(lit.starts_with("cloudy:lit:"), "{lit}");
     assert_eq!(cli(&h[2], &["get", &lit]).await.stdout, "hello grid");
+    let out = cli(&h[1], &["put", tiny.to_str().unwrap(), "--random-key"]).await;
+    assert_eq!((out.ok, out.stdout.trim()), (true, lit.as_str()), "{}", out.stderr);
 
     // n − k = 1 server killed: still readable; two killed: a clear error, no file.
     nodes[1].kill9().await;

@@ -66,8 +66,12 @@ impl Client {
         p.validate()?;
         let read_err = |source| PutError::Read { path: what.to_string(), source };
         if size as usize <= LITERAL_MAX {
-            let mut data = Vec::new();
-            source.take(size).read_to_end(&mut data).map_err(read_err)?;
+            // The source may block (a file, or a bridge from an async body).
+            let read = tokio::task::spawn_blocking(move || {
+                let mut data = Vec::new();
+                source.take(size).read_to_end(&mut data).map(|_| data)
+            });
+            let data = read.await.map_err(|e| read_err(std::io::Error::other(e)))?.map_err(read_err)?;
             return match data.len() as u64 == size {
                 true => Ok(Cap::Literal(data)),
                 false => Err(read_err(short_read(data.len() as u64, size))),
