@@ -11,5 +11,7 @@
 
 pub mod chunk;
 pub mod conflict;
+pub mod index;
 pub mod path;
+pub mod scan;
 pub mod vv;
