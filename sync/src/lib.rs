@@ -9,8 +9,10 @@
 //!   and watcher, the sync protocol and puller, and the node and CLI wiring.
 //!   DESIGN/sync.md holds the plan.
 
+pub mod apply;
 pub mod chunk;
 pub mod conflict;
+pub mod decide;
 pub mod index;
 pub mod path;
 pub mod scan;

@@ -1,0 +1,148 @@
+use super::*;
+use crate::chunk::blocks_of;
+use crate::scan::scan;
+use crate::vv::VersionVector;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Blocks served from memory; counts what was fetched.
+#[derive(Default)]
+struct Mem {
+    blocks: HashMap<Hash, Vec<u8>>,
+    fetched: Mutex<usize>,
+}
+
+impl Mem {
+    fn with(data: &[u8]) -> (Mem, Vec<Block>) {
+        let blocks = blocks_of(data).unwrap();
+        let mut m = Mem::default();
+        for b in &blocks {
+            m.blocks.insert(b.hash, data[b.offset as usize..(b.offset + b.size as u64) as usize].to_vec());
+        }
+        (m, blocks)
+    }
+}
+
+impl BlockSource for Mem {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        *self.fetched.lock().unwrap() += 1;
+        let got = self.blocks.get(&hash).cloned().ok_or_else(|| "not here".to_string());
+        Box::pin(async move { got })
+    }
+}
+
+fn remote(path: &str, blocks: Vec<Block>, by: u64) -> FileInfo {
+    FileInfo {
+        path: RelPath::parse(path).unwrap(),
+        kind: Kind::File,
+        size: blocks.iter().map(|b| b.size as u64).sum(),
+        mtime_ns: 1_795_000_000_000_000_000,
+        mode: 0o640,
+        version: VersionVector::new().bumped(by),
+        deleted: false,
+        modified_by: by,
+        blocks,
+        sequence: 0,
+    }
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31 + seed as usize * 7) % 251) as u8 ^ (i >> 9) as u8).collect()
+}
+
+#[tokio::test]
+async fn a_file_arrives_whole_and_a_rescan_sees_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    let content = data(300_000, 1);
+    let (src, blocks) = Mem::with(&content);
+    let f = remote("sub/new.bin", blocks, 2);
+    take(dir.path(), &ix, &f, &src).await.unwrap();
+    let on_disk = dir.path().join("sub/new.bin");
+    assert_eq!(std::fs::read(&on_disk).unwrap(), content);
+    assert_eq!(on_disk.metadata().unwrap().permissions().mode() & 0o777, 0o640);
+    let indexed = ix.get(&f.path).unwrap().unwrap();
+    assert_eq!(indexed.version, f.version);
+    let r = scan(dir.path(), &ix, 1).unwrap();
+    assert!(!r.changed.iter().any(|p| p.as_str() == "sub/new.bin"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_renamed_file_is_built_from_local_blocks_without_fetching() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    let content = data(500_000, 2);
+    std::fs::write(dir.path().join("old.bin"), &content).unwrap();
+    scan(dir.path(), &ix, 1).unwrap();
+    let src = Mem::default(); // has nothing: every fetch would fail
+    let f = remote("new.bin", blocks_of(&content[..]).unwrap(), 2);
+    take(dir.path(), &ix, &f, &src).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("new.bin")).unwrap(), content);
+    assert_eq!(*src.fetched.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_corrupt_block_is_refused_and_nothing_replaces_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    std::fs::write(dir.path().join("f"), b"the good old content").unwrap();
+    scan(dir.path(), &ix, 1).unwrap();
+    let content = data(100_000, 3);
+    let (mut src, blocks) = Mem::with(&content);
+    for v in src.blocks.values_mut() {
+        v[0] ^= 1;
+    }
+    let mut f = remote("f", blocks, 2);
+    f.version = ix.get(&f.path).unwrap().unwrap().version.bumped(2);
+    let err = take(dir.path(), &ix, &f, &src).await.unwrap_err();
+    assert!(err.to_string().contains("hash mismatch"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"the good old content");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
+
+#[tokio::test]
+async fn deletions_and_replacements_keep_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    std::fs::write(dir.path().join("a"), b"version one").unwrap();
+    scan(dir.path(), &ix, 1).unwrap();
+    let ours = ix.get(&RelPath::parse("a").unwrap()).unwrap().unwrap();
+    let (src, blocks) = Mem::with(b"version two, longer");
+    let newer = FileInfo { version: ours.version.bumped(2), ..remote("a", blocks, 2) };
+    take(dir.path(), &ix, &newer, &src).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"version two, longer");
+    let gone = FileInfo { deleted: true, blocks: vec![], version: newer.version.bumped(2), ..newer.clone() };
+    take(dir.path(), &ix, &gone, &src).await.unwrap();
+    assert!(!dir.path().join("a").exists());
+    let mut kept: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join(VERSIONS_DIR))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec![b"version one".to_vec(), b"version two, longer".to_vec()]);
+    assert!(ix.get(&gone.path).unwrap().unwrap().deleted);
+}
+
+#[tokio::test]
+async fn nothing_is_written_through_a_symbolic_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+    let ix = Index::in_memory();
+    let (src, blocks) = Mem::with(b"payload");
+    let err = take(dir.path(), &ix, &remote("escape/evil", blocks, 2), &src).await.unwrap_err();
+    assert!(matches!(err, ApplyError::ThroughLink(_)), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn their_losing_content_is_saved_as_a_conflict_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    let (src, blocks) = Mem::with(b"their edit");
+    let theirs = remote("notes.txt", blocks, 0xABCDEF0123456789);
+    let name = save_conflict_copy(dir.path(), &ix, &theirs, false, &src).await.unwrap();
+    assert_eq!(name.as_str(), "notes.sync-conflict-20261118-110640-ABCDEF0.txt");
+    assert_eq!(std::fs::read(name.under(dir.path())).unwrap(), b"their edit");
+}
