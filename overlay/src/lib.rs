@@ -33,6 +33,7 @@ pub mod behaviour;
 pub mod config;
 mod error;
 pub mod event_loop;
+pub mod frame;
 mod handle;
 mod local;
 mod probe;

@@ -10,7 +10,7 @@
 
 use crate::root::Hash;
 use crate::store::StorageIndex;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 
 /// Protocol id.
 pub const PROTOCOL: &str = "/cloudy/storage/1.0.0";
@@ -257,32 +257,21 @@ impl Response {
     }
 }
 
+fn frame_error(e: std::io::Error) -> ProtocolError {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => ProtocolError::Malformed(e.to_string()),
+        _ => ProtocolError::Io(e),
+    }
+}
+
 /// Writes one frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), ProtocolError> {
-    if body.len() > MAX_FRAME {
-        return malformed(format!("frame of {} bytes is over the {MAX_FRAME}-byte limit", body.len()));
-    }
-    w.write_all(&(body.len() as u32).to_be_bytes()).await?;
-    w.write_all(body).await?;
-    w.flush().await?;
-    Ok(())
+    cloudy_overlay::frame::write_frame(w, body, MAX_FRAME).await.map_err(frame_error)
 }
 
 /// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ProtocolError> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len == 0 || len > MAX_FRAME {
-        return malformed(format!("frame length {len} is out of range (1..={MAX_FRAME})"));
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
+    cloudy_overlay::frame::read_frame(r, MAX_FRAME).await.map_err(frame_error)
 }
 
 #[cfg(test)]

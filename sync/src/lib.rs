@@ -15,5 +15,6 @@ pub mod conflict;
 pub mod decide;
 pub mod index;
 pub mod path;
+pub mod protocol;
 pub mod scan;
 pub mod vv;
