@@ -221,7 +221,12 @@ impl Index {
 
     /// Every entry changed after local sequence `since`, oldest first.
     pub fn since(&self, since: u64) -> Result<Vec<FileInfo>, IndexError> {
-        self.rows("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence", [since as i64])
+        self.since_at_most(since, u32::MAX)
+    }
+
+    /// The first `limit` entries changed after `since`, oldest first.
+    pub fn since_at_most(&self, since: u64, limit: u32) -> Result<Vec<FileInfo>, IndexError> {
+        self.rows("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2", rusqlite::params![since as i64, limit])
     }
 
     /// Every entry, by path.

@@ -1,0 +1,341 @@
+//! One folder at work: scanning (a filesystem watcher with a short
+//! debounce, plus a periodic full rescan) and one subscription per other
+//! member, which applies that member's index changes as they arrive.
+//!
+//! Scans and applied batches take the folder's lock in turn, so a scan
+//! never sees a file the puller is halfway through installing.
+
+use crate::apply::{self, ApplyError};
+use crate::decide::{decide, Action};
+use crate::index::{FileInfo, Index};
+use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
+use crate::scan::{ignores, is_ignored, scan};
+use crate::service::{Inner, Status};
+use crate::source::{PeerBlocks, TIMEOUT};
+use cloudy_overlay::{MemberState, PeerId, StreamProtocol};
+use notify::Watcher;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Errors kept in a folder's status.
+const KEEP_ERRORS: usize = 20;
+
+/// A running folder.
+pub(crate) struct Running {
+    pub index: Index,
+    seq: watch::Sender<u64>,
+    lock: tokio::sync::Mutex<()>,
+    status: Mutex<Status>,
+    pub cancel: CancellationToken,
+}
+
+impl Running {
+    /// Its status, with fresh totals.
+    pub fn status(&self) -> Status {
+        let mut st = self.status.lock().expect("status lock").clone();
+        if let Ok(all) = self.index.all() {
+            let live: Vec<&FileInfo> = all.iter().filter(|f| !f.deleted).collect();
+            st.files = live.len() as u64;
+            st.bytes = live.iter().map(|f| f.size).sum();
+        }
+        st
+    }
+
+    fn set_state(&self, state: &str) {
+        self.status.lock().expect("status lock").state = state.to_string();
+    }
+
+    fn error(&self, e: String) {
+        let mut st = self.status.lock().expect("status lock");
+        st.errors.push(e);
+        let extra = st.errors.len().saturating_sub(KEEP_ERRORS);
+        st.errors.drain(..extra);
+    }
+
+    /// Notified when the local index changes.
+    pub fn watch_seq(&self) -> watch::Receiver<u64> {
+        self.seq.subscribe()
+    }
+
+    fn changed(&self) {
+        if let Ok(s) = self.index.max_sequence() {
+            self.seq.send_replace(s);
+        }
+    }
+
+    /// The bytes of a block found in the folder, checked against its hash.
+    pub async fn read_block(&self, root: &Path, hash: &[u8; 32]) -> Option<Vec<u8>> {
+        let (path, offset, size) = self.index.find_block(hash).ok()??;
+        let file = path.under(root);
+        let hash = *hash;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(file).ok()?;
+            let mut buf = vec![0u8; size as usize];
+            f.read_exact_at(&mut buf, offset).ok()?;
+            (*blake3::hash(&buf).as_bytes() == hash).then_some(buf)
+        })
+        .await
+        .ok()?
+    }
+}
+
+/// Starts folder `id` with its index.
+pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running> {
+    let seq = index.max_sequence().unwrap_or(0);
+    let running = Arc::new(Running {
+        index,
+        seq: watch::channel(seq).0,
+        lock: tokio::sync::Mutex::new(()),
+        status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
+        cancel: inner.cancel.child_token(),
+    });
+    tokio::spawn(scanner(inner.clone(), id.clone(), running.clone()));
+    tokio::spawn(members(inner, id, running.clone()));
+    running
+}
+
+fn root_of(inner: &Inner, id: &str) -> Option<PathBuf> {
+    inner.folders.get(id).map(|f| f.path)
+}
+
+async fn scan_now(inner: &Inner, id: &str, r: &Running) {
+    let Some(root) = root_of(inner, id) else { return };
+    let _guard = r.lock.lock().await;
+    let index_path = inner.dir.join(format!("{id}.sqlite"));
+    let me = inner.member;
+    // The scan runs on the blocking pool with its own connection to the
+    // index (SQLite in WAL mode serialises the writes).
+    let result = tokio::task::spawn_blocking(move || {
+        let ix = Index::open(&index_path).map_err(|e| e.to_string())?;
+        scan(&root, &ix, me).map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            if !report.changed.is_empty() || !report.deleted.is_empty() {
+                info!(target: "cloudy::_events::sync", folder = %id, changed = report.changed.len(), deleted = report.deleted.len(), "local changes");
+                r.changed();
+            }
+        }
+        Ok(Err(e)) => r.error(e),
+        Err(e) => r.error(e.to_string()),
+    }
+}
+
+async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.try_send(());
+    })
+    .ok();
+    if let (Some(w), Some(root)) = (watcher.as_mut(), root_of(&inner, &id)) {
+        if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
+            warn!(folder = %id, "no filesystem watcher ({e}); relying on rescans");
+        }
+    }
+    let mut tick = tokio::time::interval(inner.cfg.rescan);
+    loop {
+        tokio::select! {
+            _ = r.cancel.cancelled() => break,
+            _ = tick.tick() => {}
+            Some(()) = rx.recv() => {
+                // Let a burst of events settle, then scan once.
+                tokio::time::sleep(inner.cfg.debounce).await;
+                while rx.try_recv().is_ok() {}
+            }
+        }
+        scan_now(&inner, &id, &r).await;
+        let mut st = r.status.lock().expect("status lock");
+        if st.state == "scanning" {
+            st.state = "in sync".into();
+        }
+    }
+}
+
+/// Keeps one subscription per other member running.
+async fn members(inner: Arc<Inner>, id: String, r: Arc<Running>) {
+    let mut subs: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = r.cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let Some(f) = inner.folders.get(&id) else { break };
+        for m in f.members.iter().filter(|m| **m != inner.me) {
+            if subs.get(m).is_some_and(|h| !h.is_finished()) {
+                continue;
+            }
+            let Ok(peer) = m.parse::<PeerId>() else { continue };
+            subs.insert(m.clone(), tokio::spawn(subscribe(inner.clone(), id.clone(), r.clone(), peer)));
+        }
+    }
+    for h in subs.values() {
+        h.abort();
+    }
+}
+
+/// Follows `peer`'s index of folder `id` and applies what changes.
+async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId) {
+    let mut snapshots = inner.overlay.watch();
+    loop {
+        // Wait until the peer is alive.
+        let alive = snapshots.wait_for(|s| s.peers.get(&peer).is_some_and(|p| p.state == MemberState::Alive));
+        tokio::select! {
+            _ = r.cancel.cancelled() => return,
+            ok = alive => if ok.is_err() { return },
+        }
+        let outcome = tokio::select! {
+            _ = r.cancel.cancelled() => return,
+            o = follow(&inner, &id, &r, peer) => o,
+        };
+        if let Err(e) = outcome {
+            r.error(format!("{peer}: {e}"));
+        }
+        tokio::select! {
+            _ = r.cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One `Index` session with `peer`, until it ends.
+async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<(), String> {
+    let mut control = inner.overlay.stream_control();
+    let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
+    let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?.map_err(|e| e.to_string())?;
+    let seen = r.index.peer_seen(&peer.to_string()).map_err(|e| e.to_string())?;
+    send(&mut s, &Request::Index { folder: id.to_string(), since: seen }).await.map_err(|e| e.to_string())?;
+    let source = PeerBlocks::new(inner.overlay.clone(), peer, id.to_string());
+    loop {
+        let msg = recv::<_, Response>(&mut s).await.map_err(|e| e.to_string())?;
+        match msg {
+            None => return Ok(()),
+            Some(Response::Refused { reason }) => {
+                ask_to_join(inner, id, peer).await;
+                return Err(format!("refused: {reason}"));
+            }
+            Some(Response::Members { members }) => {
+                let owner = inner.folders.get(id).map(|f| f.owner);
+                if owner.as_deref() == Some(&peer.to_string()) {
+                    let _ = inner.folders.update(id, |f| f.map(|mut f| { f.members = members; f }));
+                }
+            }
+            Some(Response::Files { files, seq }) => {
+                let clean = apply_batch(inner, id, r, files, &source).await;
+                if clean {
+                    r.index.set_peer_seen(&peer.to_string(), seq).map_err(|e| e.to_string())?;
+                } else {
+                    // Retry the batch on a new session.
+                    return Err("some changes could not be applied yet".into());
+                }
+            }
+            Some(other) => return Err(format!("unexpected {other:?}")),
+        }
+    }
+}
+
+async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
+    let Some(f) = inner.folders.get(id) else { return };
+    if f.owner != peer.to_string() {
+        return;
+    }
+    let ask = async {
+        let mut s = inner.overlay.stream_control().open_stream(peer, StreamProtocol::new(PROTOCOL)).await.ok()?;
+        send(&mut s, &Request::Join { folder: id.to_string() }).await.ok()?;
+        recv::<_, Response>(&mut s).await.ok()?
+    };
+    if let Ok(Some(Response::Joined { name, members })) = tokio::time::timeout(TIMEOUT, ask).await {
+        let _ = inner.folders.update(id, |f| f.map(|mut f| { f.name = name; f.members = members; f }));
+    } else if let Some(r) = inner.running.lock().expect("running lock").get(id) {
+        r.set_state("waiting for admission");
+    }
+}
+
+/// Applies one batch of a peer's entries; `false` if any must be retried.
+async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>, source: &PeerBlocks) -> bool {
+    let Some(root) = root_of(inner, id) else { return true };
+    let mut infos = Vec::new();
+    for w in files {
+        match w.into_info() {
+            Ok(i) => infos.push(i),
+            Err(e) => warn!(target: "cloudy::_events::sync", folder = %id, "refused an entry from a peer: {e}"),
+        }
+    }
+    // Additions first, parents before children (so renames find their
+    // blocks before the old name is deleted); deletions deepest first.
+    infos.sort_by(|a, b| a.deleted.cmp(&b.deleted).then_with(|| if a.deleted { b.path.cmp(&a.path) } else { a.path.cmp(&b.path) }));
+    let _guard = r.lock.lock().await;
+    let ig = ignores(&root);
+    {
+        let mut st = r.status.lock().expect("status lock");
+        st.state = "syncing".into();
+        st.need_files = infos.iter().filter(|f| !f.deleted).count() as u64;
+        st.need_bytes = infos.iter().filter(|f| !f.deleted).map(|f| f.size).sum();
+    }
+    let mut clean = true;
+    let mut changed_ours = false;
+    for theirs in &infos {
+        if is_ignored(&ig, &theirs.path, theirs.kind == crate::index::Kind::Dir) {
+            continue;
+        }
+        match apply_one(inner, &root, r, theirs, source).await {
+            Ok(ours_changed) => changed_ours |= ours_changed,
+            Err(ApplyError::Io { full: true, path, reason }) => {
+                r.set_state(&format!("paused: disk full ({path}: {reason})"));
+                return false;
+            }
+            Err(e) => {
+                r.error(e.to_string());
+                clean = false;
+            }
+        }
+        let mut st = r.status.lock().expect("status lock");
+        if !theirs.deleted {
+            st.need_files = st.need_files.saturating_sub(1);
+            st.need_bytes = st.need_bytes.saturating_sub(theirs.size);
+        }
+    }
+    r.set_state(if clean { "in sync" } else { "error: see errors" });
+    if changed_ours {
+        r.changed();
+    }
+    clean
+}
+
+/// Applies one entry; `true` when our own version changed (to send back).
+async fn apply_one(inner: &Inner, root: &Path, r: &Running, theirs: &FileInfo, source: &PeerBlocks) -> Result<bool, ApplyError> {
+    let ours = r.index.get(&theirs.path)?;
+    match decide(ours.as_ref(), theirs) {
+        Action::Nothing => Ok(false),
+        Action::Take => apply::take(root, &r.index, theirs, source).await.map(|()| false),
+        Action::MergeSame => {
+            let ours = ours.expect("merge needs ours");
+            r.index.put(&FileInfo { version: ours.version.merged(&theirs.version), ..ours })?;
+            Ok(true)
+        }
+        Action::KeepOurs { copy_theirs } => {
+            if copy_theirs {
+                let name = apply::save_conflict_copy(root, &r.index, theirs, false, source).await?;
+                info!(target: "cloudy::_events::sync", path = %theirs.path, copy = %name, "conflict: kept ours, saved theirs");
+            }
+            let ours = ours.expect("keep needs ours");
+            let version = ours.version.merged(&theirs.version).bumped(inner.member);
+            r.index.put(&FileInfo { version, ..ours })?;
+            Ok(true)
+        }
+        Action::TakeTheirs { copy_ours } => {
+            if let (true, Some(ours)) = (copy_ours, &ours) {
+                let name = apply::save_conflict_copy(root, &r.index, ours, true, source).await?;
+                info!(target: "cloudy::_events::sync", path = %theirs.path, copy = %name, "conflict: took theirs, saved ours");
+            }
+            apply::take(root, &r.index, theirs, source).await.map(|()| false)
+        }
+    }
+}

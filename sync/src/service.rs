@@ -1,0 +1,352 @@
+//! The sync service of a node: the folder list, one runner per folder, and
+//! the server side of `/cloudy/sync/1.0.0` (every session checks that the
+//! peer is a member of the folder it asks about; others are refused and
+//! logged).
+
+use crate::folders::{parse_invite, Folder, FolderError, Folders};
+use crate::index::{Index, IndexError};
+use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
+use crate::runner::{self, Running};
+use cloudy_overlay::{Handle, PeerId, StreamProtocol};
+use futures::{AsyncReadExt, StreamExt};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// Sync settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncConfig {
+    /// Full rescan period (the watcher catches changes in between).
+    pub rescan: Duration,
+    /// Quiet time after a filesystem event before scanning.
+    pub debounce: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { rescan: Duration::from_secs(60), debounce: Duration::from_millis(200) }
+    }
+}
+
+/// Errors of sync commands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The local folder cannot be used.
+    #[error("folder {path}: {reason}")]
+    BadPath {
+        /// The path given.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No folder with this id.
+    #[error("no folder {0} (see `cloudy-p2p sync list`)")]
+    NoFolder(String),
+    /// Only the owner admits members.
+    #[error("only the folder's owner ({0}) can admit members")]
+    NotOwner(String),
+    /// A malformed peer id.
+    #[error("{0:?} is not a peer id")]
+    BadPeer(String),
+    /// The folder list.
+    #[error(transparent)]
+    Folders(#[from] FolderError),
+    /// An index.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The protocol is already served on this node.
+    #[error("the sync protocol is already being served")]
+    AlreadyServing,
+}
+
+/// How a folder is doing.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    /// `scanning`, `syncing`, `in sync`, `waiting for admission`,
+    /// `paused: …` or `error: …`.
+    pub state: String,
+    /// Files in the local index (not deleted).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files still to fetch in the batch being applied.
+    pub need_files: u64,
+    /// Their bytes.
+    pub need_bytes: u64,
+    /// Recent per-file errors.
+    pub errors: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub overlay: Handle,
+    pub me: String,
+    pub member: u64,
+    pub dir: PathBuf,
+    pub folders: Folders,
+    pub running: Mutex<HashMap<String, Arc<Running>>>,
+    pub cfg: SyncConfig,
+    pub cancel: CancellationToken,
+}
+
+/// Handle on the sync service.
+#[derive(Clone)]
+pub struct Sync(pub(crate) Arc<Inner>);
+
+/// A member's short id (in version vectors and conflict names).
+pub fn member_id(peer: &str) -> u64 {
+    u64::from_be_bytes(blake3::hash(peer.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// Checks that `path` is a writable directory.
+fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
+    let bad = |reason: String| SyncError::BadPath { path: path.display().to_string(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    let probe = path.join(format!("{}probe-{:08x}", crate::scan::TMP_PREFIX, rand::random::<u32>()));
+    std::fs::write(&probe, b"").map_err(|e| bad(format!("not writable ({e})")))?;
+    let _ = std::fs::remove_file(&probe);
+    std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))
+}
+
+impl Sync {
+    /// Starts the service with its data in `dir` (folder list, indexes).
+    pub fn start(overlay: Handle, dir: &Path, cfg: SyncConfig, cancel: CancellationToken) -> Result<Sync, SyncError> {
+        std::fs::create_dir_all(dir).map_err(|e| SyncError::BadPath { path: dir.display().to_string(), reason: e.to_string() })?;
+        let folders = Folders::load(&dir.join("folders.json"))?;
+        let me = overlay.local_peer_id().to_string();
+        let incoming = overlay.stream_control().accept(StreamProtocol::new(PROTOCOL)).map_err(|_| SyncError::AlreadyServing)?;
+        let inner = Arc::new(Inner {
+            member: member_id(&me),
+            me,
+            overlay,
+            dir: dir.to_path_buf(),
+            folders,
+            running: Mutex::new(HashMap::new()),
+            cfg,
+            cancel,
+        });
+        let sync = Sync(inner.clone());
+        for f in inner.folders.all() {
+            sync.run(&f)?;
+        }
+        tokio::spawn(accept(inner, incoming));
+        Ok(sync)
+    }
+
+    fn run(&self, f: &Folder) -> Result<(), SyncError> {
+        let index = Index::open(&self.0.dir.join(format!("{}.sqlite", f.id)))?;
+        let running = runner::start(self.0.clone(), f.id.clone(), index);
+        self.0.running.lock().expect("running lock").insert(f.id.clone(), running);
+        Ok(())
+    }
+
+    /// Shares the directory at `path`; `members` may join without asking.
+    pub fn add(&self, path: &Path, name: Option<String>, members: Vec<String>) -> Result<Folder, SyncError> {
+        let path = usable_dir(path)?;
+        for m in &members {
+            m.parse::<PeerId>().map_err(|_| SyncError::BadPeer(m.clone()))?;
+        }
+        let mut all = vec![self.0.me.clone()];
+        all.extend(members.into_iter().filter(|m| *m != self.0.me));
+        let folder = Folder {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            name: name.unwrap_or_else(|| path.file_name().map_or("folder".into(), |n| n.to_string_lossy().into_owned())),
+            path,
+            owner: self.0.me.clone(),
+            members: all,
+            pending: Vec::new(),
+        };
+        self.0.folders.update(&folder.id, |_| Some(folder.clone()))?;
+        self.run(&folder)?;
+        Ok(folder)
+    }
+
+    /// Joins the folder of `invite` into the directory at `path`. The
+    /// owner must admit this node (unless it was named at `add`).
+    pub fn join(&self, invite: &str, path: &Path) -> Result<Folder, SyncError> {
+        let (id, owner) = parse_invite(invite)?;
+        let path = usable_dir(path)?;
+        let folder = Folder {
+            id: id.clone(),
+            name: id[..8].to_string(),
+            path,
+            owner: owner.clone(),
+            members: vec![owner, self.0.me.clone()],
+            pending: Vec::new(),
+        };
+        self.0.folders.update(&id, |_| Some(folder.clone()))?;
+        self.run(&folder)?;
+        Ok(folder)
+    }
+
+    /// Admits `peer` to folder `id` (owner only).
+    pub fn admit(&self, id: &str, peer: &str) -> Result<Folder, SyncError> {
+        peer.parse::<PeerId>().map_err(|_| SyncError::BadPeer(peer.to_string()))?;
+        let f = self.0.folders.get(id).ok_or_else(|| SyncError::NoFolder(id.to_string()))?;
+        if f.owner != self.0.me {
+            return Err(SyncError::NotOwner(f.owner));
+        }
+        let updated = self.0.folders.update(id, |f| {
+            f.map(|mut f| {
+                f.pending.retain(|p| p != peer);
+                if !f.members.iter().any(|m| m == peer) {
+                    f.members.push(peer.to_string());
+                }
+                f
+            })
+        })?;
+        updated.ok_or_else(|| SyncError::NoFolder(id.to_string()))
+    }
+
+    /// Every folder with its status.
+    pub fn list(&self) -> Vec<(Folder, Status)> {
+        let running = self.0.running.lock().expect("running lock");
+        self.0
+            .folders
+            .all()
+            .into_iter()
+            .map(|f| {
+                let st = running.get(&f.id).map(|r| r.status()).unwrap_or_default();
+                (f, st)
+            })
+            .collect()
+    }
+
+    /// Stops syncing folder `id` and forgets it; its files stay.
+    pub fn remove(&self, id: &str) -> Result<Folder, SyncError> {
+        let f = self.0.folders.get(id).ok_or_else(|| SyncError::NoFolder(id.to_string()))?;
+        if let Some(r) = self.0.running.lock().expect("running lock").remove(id) {
+            r.cancel.cancel();
+        }
+        self.0.folders.update(id, |_| None)?;
+        for ext in ["sqlite", "sqlite-wal", "sqlite-shm"] {
+            let _ = std::fs::remove_file(self.0.dir.join(format!("{id}.{ext}")));
+        }
+        Ok(f)
+    }
+}
+
+async fn accept(inner: Arc<Inner>, mut incoming: cloudy_overlay::stream::IncomingStreams) {
+    loop {
+        let next = tokio::select! {
+            _ = inner.cancel.cancelled() => break,
+            n = incoming.next() => n,
+        };
+        let Some((peer, stream)) = next else { break };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(&inner, peer, stream).await {
+                debug!(%peer, "sync session ended: {e}");
+            }
+        });
+    }
+}
+
+impl Inner {
+    /// The running folder `id` if `peer` is one of its members.
+    fn member_of(&self, id: &str, peer: &PeerId) -> Option<(Folder, Arc<Running>)> {
+        let f = self.folders.get(id)?;
+        if !f.members.iter().any(|m| *m == peer.to_string()) {
+            return None;
+        }
+        let r = self.running.lock().expect("running lock").get(id).cloned()?;
+        Some((f, r))
+    }
+}
+
+async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
+    let Some(req) = recv::<_, Request>(&mut s).await? else { return Ok(()) };
+    let folder = match &req {
+        Request::Join { folder } | Request::Index { folder, .. } | Request::Block { folder, .. } => folder.clone(),
+    };
+    if let Request::Join { .. } = req {
+        return send(&mut s, &join_answer(inner, &folder, &peer)).await;
+    }
+    let Some((f, running)) = inner.member_of(&folder, &peer) else {
+        warn!(target: "cloudy::_events::sync", %peer, folder = %folder, "refused a peer that is not a member");
+        return send(&mut s, &Response::Refused { reason: "not a member of this folder".into() }).await;
+    };
+    match req {
+        Request::Index { since, .. } => serve_index(f, running, since, s).await,
+        Request::Block { hash, .. } => {
+            let mut next = Some(hash);
+            while let Some(hash) = next {
+                let answer = match running.read_block(&f.path, &hash).await {
+                    Some(b) => Response::Data(b),
+                    None => Response::Missing,
+                };
+                send(&mut s, &answer).await?;
+                next = match recv::<_, Request>(&mut s).await? {
+                    Some(Request::Block { folder: other, hash }) if other == folder => Some(hash),
+                    Some(_) => return Err(crate::protocol::ProtocolError::Malformed("only block requests on a block session".into())),
+                    None => None,
+                };
+            }
+            Ok(())
+        }
+        Request::Join { .. } => Ok(()),
+    }
+}
+
+fn join_answer(inner: &Inner, folder: &str, peer: &PeerId) -> Response {
+    let Some(f) = inner.folders.get(folder).filter(|f| f.owner == inner.me) else {
+        return Response::Refused { reason: "no such folder owned here".into() };
+    };
+    let p = peer.to_string();
+    if f.members.contains(&p) {
+        return Response::Joined { name: f.name, members: f.members };
+    }
+    let _ = inner.folders.update(folder, |f| {
+        f.map(|mut f| {
+            if !f.pending.contains(&p) {
+                f.pending.push(p.clone());
+            }
+            f
+        })
+    });
+    warn!(target: "cloudy::_events::sync", peer = %p, folder = %folder, "join request waiting for `sync admit`");
+    Response::Pending
+}
+
+/// An `Index` session: the member list, everything after `since`, then
+/// every change as it happens, until the client goes away.
+async fn serve_index(f: Folder, running: Arc<Running>, since: u64, s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
+    let (mut rd, mut wr) = s.split();
+    send(&mut wr, &Response::Members { members: f.members.clone() }).await?;
+    let mut seq = running.watch_seq();
+    let mut cursor = since;
+    // An empty first batch tells the client it is up to date.
+    let mut told = false;
+    let mut closed = Box::pin(async move {
+        let mut b = [0u8; 1];
+        let _ = rd.read(&mut b).await;
+    });
+    loop {
+        let batch = running
+            .index
+            .since_at_most(cursor, BATCH as u32)
+            .map_err(|e| crate::protocol::ProtocolError::Io(std::io::Error::other(e.to_string())))?;
+        if let Some(last) = batch.last() {
+            cursor = last.sequence;
+            let files = batch.iter().map(WireFile::from).collect();
+            send(&mut wr, &Response::Files { files, seq: cursor }).await?;
+            told = true;
+            continue;
+        }
+        if !told {
+            send(&mut wr, &Response::Files { files: Vec::new(), seq: cursor }).await?;
+            told = true;
+        }
+        tokio::select! {
+            _ = &mut closed => return Ok(()),
+            changed = seq.changed() => if changed.is_err() { return Ok(()) },
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Blocks from a peer: a [`BlockSource`] over one `Block` session with
+//! it, opened on first use and reopened after a failure.
+
+use crate::apply::BlockSource;
+use crate::chunk::Hash;
+use crate::protocol::{recv, send, Request, Response, PROTOCOL};
+use cloudy_overlay::{Handle, PeerId, StreamProtocol};
+use futures::future::BoxFuture;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Longest wait for a session to open or a block to arrive.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Blocks of `folder` fetched from `peer`.
+pub struct PeerBlocks {
+    overlay: Handle,
+    peer: PeerId,
+    folder: String,
+    session: Mutex<Option<cloudy_overlay::Stream>>,
+}
+
+impl PeerBlocks {
+    /// A source for `folder`'s blocks on `peer`.
+    pub fn new(overlay: Handle, peer: PeerId, folder: String) -> Self {
+        PeerBlocks { overlay, peer, folder, session: Mutex::new(None) }
+    }
+
+    async fn ask(&self, hash: Hash) -> Result<Vec<u8>, String> {
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            let mut control = self.overlay.stream_control();
+            let open = control.open_stream(self.peer, StreamProtocol::new(PROTOCOL));
+            let s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?;
+            *session = Some(s.map_err(|e| e.to_string())?);
+        }
+        let s = session.as_mut().expect("opened above");
+        let exchange = async {
+            send(s, &Request::Block { folder: self.folder.clone(), hash }).await?;
+            recv::<_, Response>(s).await
+        };
+        let answer = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| "no answer in time".to_string());
+        match answer {
+            Ok(Ok(Some(Response::Data(b)))) => Ok(b),
+            Ok(Ok(Some(Response::Missing))) => Err(format!("{} does not have it", self.peer)),
+            other => {
+                *session = None;
+                Err(format!("{}: {other:?}", self.peer))
+            }
+        }
+    }
+}
+
+impl BlockSource for PeerBlocks {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(self.ask(hash))
+    }
+}

@@ -1,0 +1,147 @@
+//! In-process members on QUIC at 127.0.0.1 syncing real directories.
+
+use cloudy_overlay::testing::{fast_config, TestNet};
+use cloudy_sync::service::{Sync, SyncConfig};
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Member {
+    sync: Sync,
+    dir: tempfile::TempDir,
+    _data: tempfile::TempDir,
+}
+
+const CFG: SyncConfig = SyncConfig { rescan: Duration::from_secs(30), debounce: Duration::from_millis(50) };
+
+/// `n` overlay nodes; the first `with_sync` of them run sync.
+async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, CancellationToken) {
+    let net = TestNet::start(n, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let cancel = CancellationToken::new();
+    let cfg = CFG;
+    let mut out = Vec::new();
+    for node in &net.nodes[..with_sync] {
+        let data = tempfile::tempdir().unwrap();
+        let sync = Sync::start(node.handle.clone(), data.path(), cfg, cancel.clone()).unwrap();
+        out.push(Member { sync, dir: tempfile::tempdir().unwrap(), _data: data });
+    }
+    (net, out, cancel)
+}
+
+/// Waits (20 s at most) until `pred` holds.
+async fn until(what: &str, mut pred: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if pred() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn read(p: &Path) -> Option<Vec<u8>> {
+    std::fs::read(p).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_sync_edits_deletes_renames_and_a_stranger_is_refused() {
+    let (net, m, cancel) = members(3, 3).await;
+    let ids: Vec<String> = net.nodes.iter().map(|n| n.handle.local_peer_id().to_string()).collect();
+    let (a, b) = (&m[0], &m[1]);
+    std::fs::write(a.dir.path().join("before.txt"), b"existed before sharing").unwrap();
+    let folder = a.sync.add(a.dir.path(), Some("docs".into()), vec![ids[1].clone()]).unwrap();
+    b.sync.join(&folder.invite(), b.dir.path()).unwrap();
+    let bp = b.dir.path().to_path_buf();
+    until("the first file", || read(&bp.join("before.txt")).as_deref() == Some(&b"existed before sharing"[..])).await;
+
+    // New file, nested.
+    std::fs::create_dir(a.dir.path().join("sub")).unwrap();
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(a.dir.path().join("sub/big.bin"), &big).unwrap();
+    until("a new file", || read(&bp.join("sub/big.bin")).as_ref() == Some(&big)).await;
+    // An edit on B comes back to A.
+    std::fs::write(b.dir.path().join("before.txt"), b"edited on b").unwrap();
+    let ap = a.dir.path().to_path_buf();
+    until("the edit", || read(&ap.join("before.txt")).as_deref() == Some(&b"edited on b"[..])).await;
+    // A rename on A.
+    std::fs::rename(a.dir.path().join("sub/big.bin"), a.dir.path().join("sub/moved.bin")).unwrap();
+    until("the rename", || read(&bp.join("sub/moved.bin")).as_ref() == Some(&big) && !bp.join("sub/big.bin").exists()).await;
+    // A delete keeps a version on the other side.
+    std::fs::remove_file(a.dir.path().join("before.txt")).unwrap();
+    until("the delete", || !bp.join("before.txt").exists()).await;
+    let versions = bp.join(".cloudy-versions");
+    assert!(std::fs::read_dir(&versions).unwrap().count() >= 1, "the deleted file is kept as a version");
+
+    // A stranger that was not admitted gets nothing.
+    let c = &m[2];
+    c.sync.join(&folder.invite(), c.dir.path()).unwrap();
+    until("the join request", || a.sync.list()[0].0.pending.contains(&ids[2])).await;
+    assert_eq!(std::fs::read_dir(c.dir.path()).unwrap().count(), 0);
+    // Admitted, it catches up.
+    a.sync.admit(&folder.id, &ids[2]).unwrap();
+    let cp = c.dir.path().to_path_buf();
+    until("the admitted member to catch up", || read(&cp.join("sub/moved.bin")).as_ref() == Some(&big)).await;
+    cancel.cancel();
+}
+
+fn set_mtime(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+}
+
+/// The files whose name contains `part`, with their contents.
+fn matching(dir: &Path, part: &str) -> Vec<Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(part))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
+    let (net, m, cancel) = members(2, 1).await;
+    let b_id = net.nodes[1].handle.local_peer_id().to_string();
+    let folder = m[0].sync.add(m[0].dir.path(), None, vec![b_id]).unwrap();
+    // B runs under its own token so it can be stopped and started again.
+    let b_cancel = CancellationToken::new();
+    let b_data = tempfile::tempdir().unwrap();
+    let cfg = CFG;
+    let b = Sync::start(net.nodes[1].handle.clone(), b_data.path(), cfg, b_cancel.clone()).unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    b.join(&folder.invite(), b_dir.path()).unwrap();
+    let (ap, bp) = (m[0].dir.path().to_path_buf(), b_dir.path().to_path_buf());
+    std::fs::write(ap.join("f.txt"), b"base").unwrap();
+    until("the base version", || read(&bp.join("f.txt")).as_deref() == Some(&b"base"[..])).await;
+
+    // B goes offline; both edit the same file; A adds another.
+    b_cancel.cancel();
+    drop(b);
+    std::fs::write(ap.join("f.txt"), b"from a").unwrap();
+    set_mtime(&ap.join("f.txt"), 1_790_000_000);
+    std::fs::write(ap.join("offline.txt"), b"made while b was away").unwrap();
+    std::fs::write(bp.join("f.txt"), b"from b, later").unwrap();
+    set_mtime(&bp.join("f.txt"), 1_790_000_100);
+    // A sees its own changes before B returns.
+    until("a to index its edit", || m[0].sync.list()[0].1.files >= 2).await;
+
+    // B comes back (the old session's protocol registration may take a
+    // moment to go away).
+    let b_cancel = CancellationToken::new();
+    let mut b = None;
+    until("b to restart", || {
+        b = b.take().or_else(|| Sync::start(net.nodes[1].handle.clone(), b_data.path(), cfg, b_cancel.clone()).ok());
+        b.is_some()
+    })
+    .await;
+    until("b to catch up", || read(&bp.join("offline.txt")).as_deref() == Some(&b"made while b was away"[..])).await;
+    // The later edit keeps the name everywhere; the other is kept beside it.
+    for dir in [&ap, &bp] {
+        until("the winner", || read(&dir.join("f.txt")).as_deref() == Some(&b"from b, later"[..])).await;
+        until("the conflict copy", || matching(dir, "sync-conflict") == vec![b"from a".to_vec()]).await;
+    }
+    cancel.cancel();
+    b_cancel.cancel();
+}
