@@ -116,6 +116,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MaintainCommand,
     },
+    /// Folders kept identical between members (Syncthing-like).
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Capability tools.
     Cap {
         #[command(subcommand)]
@@ -139,6 +144,55 @@ pub enum CapCommand {
     Info {
         /// The capability.
         cap: String,
+    },
+}
+
+/// `sync` subcommands. FOLDER is a folder id, a unique prefix of one, or its name.
+#[derive(Subcommand, Debug)]
+pub enum SyncCommand {
+    /// Share a local directory; prints the invite others join with.
+    Add {
+        /// The directory.
+        dir: PathBuf,
+        /// A name for the folder [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// A peer admitted in advance, repeatable.
+        #[arg(long = "member", value_name = "PEER")]
+        members: Vec<String>,
+    },
+    /// Join a folder into a local directory; the owner admits you.
+    Join {
+        /// The invite (cloudy-sync:…).
+        invite: String,
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Admit a peer that asked to join (owner only).
+    Admit {
+        /// The folder.
+        folder: String,
+        /// The peer id.
+        peer: String,
+    },
+    /// List shared folders with their state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Details of one folder, or of all: state, files and bytes left, errors.
+    Status {
+        /// The folder.
+        folder: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop syncing a folder (its files stay).
+    Remove {
+        /// The folder.
+        folder: String,
     },
 }
 

@@ -47,6 +47,24 @@ pub struct NodeConfig {
     /// Storage server settings.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Folder sync settings.
+    #[serde(default)]
+    pub sync: SyncSettings,
+}
+
+/// `[sync]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Full rescan period of every folder.
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings { rescan_interval: cloudy_sync::service::SyncConfig::default().rescan }
+    }
 }
 
 /// `[storage]`.
@@ -204,6 +222,10 @@ impl NodeConfig {
             NodeError::Config { path: path.to_path_buf(), message: format!("{where_}{}", one_line(e.message())) }
         })?;
         cfg.overlay(None).validate().map_err(|e| NodeError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        if cfg.sync.rescan_interval < Duration::from_secs(1) {
+            let message = "[sync] rescan_interval must be at least 1s".to_string();
+            return Err(NodeError::Config { path: path.to_path_buf(), message });
+        }
         if cfg.storage.check_interval < Duration::from_secs(1) {
             let message = "[storage] check_interval must be at least 1s".to_string();
             return Err(NodeError::Config { path: path.to_path_buf(), message });

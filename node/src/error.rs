@@ -56,6 +56,9 @@ pub enum NodeError {
     /// The storage server could not start.
     #[error("storage: {0}")]
     Storage(String),
+    /// Folder sync could not start.
+    #[error("sync: {0}")]
+    Sync(String),
     /// The overlay failed.
     #[error(transparent)]
     Overlay(#[from] cloudy_overlay::Error),

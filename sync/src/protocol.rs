@@ -47,8 +47,8 @@ pub enum Response {
     Pending,
     /// Not a member (or no such folder).
     Refused { reason: String },
-    /// The folder's members, first answer to `Index`.
-    Members { members: Vec<String> },
+    /// The folder's name and members, first answer to `Index`.
+    Members { name: String, members: Vec<String> },
     /// Index entries, and the sequence they bring the client up to.
     Files { files: Vec<WireFile>, seq: u64 },
     /// A block.

@@ -221,10 +221,17 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                 ask_to_join(inner, id, peer).await;
                 return Err(format!("refused: {reason}"));
             }
-            Some(Response::Members { members }) => {
+            Some(Response::Members { name, members }) => {
+                // Only the owner's word counts for the name and the members.
                 let owner = inner.folders.get(id).map(|f| f.owner);
                 if owner.as_deref() == Some(&peer.to_string()) {
-                    let _ = inner.folders.update(id, |f| f.map(|mut f| { f.members = members; f }));
+                    let _ = inner.folders.update(id, |f| {
+                        f.map(|mut f| {
+                            f.name = name;
+                            f.members = members;
+                            f
+                        })
+                    });
                 }
             }
             Some(Response::Files { files, seq }) => {
@@ -252,7 +259,13 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
         recv::<_, Response>(&mut s).await.ok()?
     };
     if let Ok(Some(Response::Joined { name, members })) = tokio::time::timeout(TIMEOUT, ask).await {
-        let _ = inner.folders.update(id, |f| f.map(|mut f| { f.name = name; f.members = members; f }));
+        let _ = inner.folders.update(id, |f| {
+            f.map(|mut f| {
+                f.name = name;
+                f.members = members;
+                f
+            })
+        });
     } else if let Some(r) = inner.running.lock().expect("running lock").get(id) {
         r.set_state("waiting for admission");
     }

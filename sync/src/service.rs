@@ -319,7 +319,7 @@ fn join_answer(inner: &Inner, folder: &str, peer: &PeerId) -> Response {
 /// every change as it happens, until the client goes away.
 async fn serve_index(f: Folder, running: Arc<Running>, since: u64, s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
     let (mut rd, mut wr) = s.split();
-    send(&mut wr, &Response::Members { members: f.members.clone() }).await?;
+    send(&mut wr, &Response::Members { name: f.name.clone(), members: f.members.clone() }).await?;
     let mut seq = running.watch_seq();
     let mut cursor = since;
     // An empty first batch tells the client it is up to date.

@@ -3,6 +3,7 @@
 mod demo;
 mod files;
 mod info;
+mod sync;
 mod up;
 
 use crate::args::{CapCommand, Cli, Command, InitArgs, MaintainCommand};
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
         Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
         Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,
+        Command::Sync { command } => sync::run(&client(&home)?, command).await,
         Command::Maintain { command } => {
             let c = client(&home)?;
             match command {

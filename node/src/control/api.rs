@@ -236,3 +236,63 @@ pub struct MaintainedRow {
     /// `unchecked`, `healthy`, `repaired`, `degraded`, `unrecoverable` or `error: …`.
     pub status: String,
 }
+
+/// `POST /v1/sync`: share a folder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddFolder {
+    /// Absolute path on the node's machine.
+    pub path: String,
+    /// A label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Peers admitted in advance.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// `POST /v1/sync/join`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinFolder {
+    /// The invite printed by `sync add`.
+    pub invite: String,
+    /// Absolute path on the node's machine.
+    pub path: String,
+}
+
+/// `POST /v1/sync/{id}/admit`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Admit {
+    /// The peer to admit.
+    pub peer: String,
+}
+
+/// A shared folder (`GET /v1/sync`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FolderRow {
+    /// Folder id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Local path.
+    pub path: String,
+    /// Owner peer id.
+    pub owner: String,
+    /// Members.
+    pub members: Vec<String>,
+    /// Peers waiting for `sync admit`.
+    pub pending: Vec<String>,
+    /// The invite to give others.
+    pub invite: String,
+    /// `in sync`, `syncing`, `scanning`, `waiting for admission`, `paused: …`, `error: …`.
+    pub state: String,
+    /// Files here.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files still to fetch.
+    pub need_files: u64,
+    /// Bytes still to fetch.
+    pub need_bytes: u64,
+    /// Recent per-file errors.
+    pub errors: Vec<String>,
+}

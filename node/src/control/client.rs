@@ -1,7 +1,7 @@
 //! Client of the control API, used by every CLI subcommand but `init` and `up`.
 
 use super::api::{
-    Announce, CapBody, Changed, CheckReport, CheckRequest, ErrorBody, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status,
+    Admit, AddFolder, Announce, CapBody, Changed, FolderRow, JoinFolder, CheckReport, CheckRequest, ErrorBody, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status,
     Stored,
 };
 use crate::error::NodeError;
@@ -186,6 +186,36 @@ impl Client {
         let req = CheckRequest { cap: cap.to_string(), verify: true };
         let resp = self.start(self.http.post(self.url("/v1/repair")).json(&req)).await?;
         resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `GET /v1/sync`.
+    pub async fn folders(&self) -> Result<Vec<FolderRow>, ClientError> {
+        self.get("/v1/sync").await
+    }
+
+    /// `POST /v1/sync`.
+    pub async fn add_folder(&self, req: &AddFolder) -> Result<FolderRow, ClientError> {
+        self.send_json(self.http.post(self.url("/v1/sync")).json(req)).await
+    }
+
+    /// `POST /v1/sync/join`.
+    pub async fn join_folder(&self, req: &JoinFolder) -> Result<FolderRow, ClientError> {
+        self.send_json(self.http.post(self.url("/v1/sync/join")).json(req)).await
+    }
+
+    /// `POST /v1/sync/{id}/admit`.
+    pub async fn admit(&self, id: &str, peer: &str) -> Result<FolderRow, ClientError> {
+        let req = Admit { peer: peer.to_string() };
+        self.send_json(self.http.post(self.url(&format!("/v1/sync/{}/admit", encode(id)))).json(&req)).await
+    }
+
+    /// `DELETE /v1/sync/{id}`.
+    pub async fn remove_folder(&self, id: &str) -> Result<FolderRow, ClientError> {
+        self.send_json(self.http.delete(self.url(&format!("/v1/sync/{}", encode(id))))).await
+    }
+
+    async fn send_json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        self.send(req).await?.ok_or_else(|| ClientError::Protocol { addr: self.addr, reason: "empty answer".into() })
     }
 
     /// `GET /v1/maintained`.

@@ -5,5 +5,6 @@ pub mod api;
 pub mod client;
 mod gateway;
 mod range;
+mod sync;
 mod upkeep;
 pub mod server;

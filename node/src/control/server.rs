@@ -31,6 +31,8 @@ pub struct ApiState {
     pub announcements: Announcements,
     /// The storage grid client.
     pub storage: cloudy_storage::client::Client,
+    /// Folder sync.
+    pub sync: cloudy_sync::service::Sync,
     /// Upkeep of maintained files.
     pub upkeep: cloudy_storage::upkeep::Upkeep,
     /// Put uploads on the maintained list.
@@ -63,6 +65,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/maintained", get(super::upkeep::list).post(super::upkeep::add))
         .route("/v1/maintained/{cap}", axum::routing::delete(super::upkeep::remove))
         .route("/v1/maintained/run", post(super::upkeep::run))
+        .route("/v1/sync", get(super::sync::list).post(super::sync::add))
+        .route("/v1/sync/join", post(super::sync::join))
+        .route("/v1/sync/{id}/admit", post(super::sync::admit))
+        .route("/v1/sync/{id}", axum::routing::delete(super::sync::remove))
         .route("/uri", axum::routing::put(super::gateway::put))
         .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))

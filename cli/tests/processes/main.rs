@@ -7,17 +7,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+pub(crate) const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 /// A valid peer id that belongs to no test community.
 const STRANGER: &str = "12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT";
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn cli(home: &Path, args: &[&str]) -> Out {
+pub(crate) async fn cli(home: &Path, args: &[&str]) -> Out {
     let out = tokio::process::Command::new(EXE)
         .arg("--home")
         .arg(home)
@@ -32,7 +32,7 @@ async fn cli(home: &Path, args: &[&str]) -> Out {
     }
 }
 
-async fn fails_with(home: &Path, args: &[&str], needle: &str) {
+pub(crate) async fn fails_with(home: &Path, args: &[&str], needle: &str) {
     let out = cli(home, args).await;
     assert!(!out.ok, "{args:?} should fail, printed {}", out.stdout);
     assert!(out.stderr.contains(needle), "{args:?}: expected {needle:?} in {:?}", out.stderr);
@@ -47,7 +47,7 @@ async fn json(home: &Path, args: &[&str]) -> Value {
 
 /// Runs `args` (a `--json` command) on `home` every 100 ms until `pred`
 /// holds for its output, which it returns; fails after `secs` seconds.
-async fn wait_json(home: &Path, args: &[&str], what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_json(home: &Path, args: &[&str], what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let v = json(home, args).await;
@@ -406,3 +406,5 @@ async fn kill_9_of_a_storage_node_during_a_put() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+mod sync;

@@ -1,0 +1,68 @@
+//! Folder sync between real processes, through the CLI.
+
+use super::{cli, fails_with, wait_json, EXE};
+use cloudy_node::process::NodeProcess;
+use cloudy_node::Home;
+use std::path::Path;
+use std::time::Duration;
+
+/// Waits (20 s at most) until the file at `p` holds `want`.
+async fn wait_file(p: &Path, want: &[u8]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read(p).ok().as_deref() != Some(want) {
+        assert!(tokio::time::Instant::now() < deadline, "{} never got the expected content", p.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..3 {
+        let home = Home::new(dir.path().join(format!("y{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
+    }
+    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let d: Vec<_> = (0..3).map(|i| dir.path().join(format!("folder{i}"))).collect();
+    for p in &d {
+        std::fs::create_dir(p).unwrap();
+    }
+    // Bad folders are named.
+    fails_with(&h[0], &["sync", "add", "/nonexistent/dir"], "/nonexistent/dir").await;
+    let file = dir.path().join("plain.txt");
+    std::fs::write(&file, b"x").unwrap();
+    fails_with(&h[0], &["sync", "add", file.to_str().unwrap()], "not a directory").await;
+    fails_with(&h[1], &["sync", "join", "cloudy-sync:nope", d[1].to_str().unwrap()], "bad invite").await;
+
+    std::fs::write(d[0].join("hello.txt"), b"hello from node 0").unwrap();
+    let out = cli(&h[0], &["sync", "add", d[0].to_str().unwrap(), "--name", "docs", "--member", &nodes[1].peer_id]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let invite = out.stdout.split_whitespace().find(|w| w.starts_with("cloudy-sync:")).expect("an invite").to_string();
+    let out = cli(&h[1], &["sync", "join", &invite, d[1].to_str().unwrap()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    wait_file(&d[1].join("hello.txt"), b"hello from node 0").await;
+    std::fs::create_dir(d[1].join("sub")).unwrap();
+    std::fs::write(d[1].join("sub/reply.txt"), b"reply from node 1").unwrap();
+    wait_file(&d[0].join("sub/reply.txt"), b"reply from node 1").await;
+
+    // Node 2 was not named: it waits for admission and gets nothing.
+    let out = cli(&h[2], &["sync", "join", &invite, d[2].to_str().unwrap()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let id2 = nodes[2].peer_id.clone();
+    wait_json(&h[0], &["sync", "status", "docs", "--json"], "the join request", 20, |v| {
+        v[0]["pending"].as_array().is_some_and(|p| p.iter().any(|x| x == id2.as_str()))
+    })
+    .await;
+    assert_eq!(std::fs::read_dir(&d[2]).unwrap().count(), 0, "a stranger receives nothing");
+    fails_with(&h[1], &["sync", "admit", "docs", &id2], "only the folder's owner").await;
+    let out = cli(&h[0], &["sync", "admit", "docs", &id2]).await;
+    assert!(out.ok, "{}", out.stderr);
+    wait_file(&d[2].join("sub/reply.txt"), b"reply from node 1").await;
+    wait_json(&h[2], &["sync", "list", "--json"], "in sync", 20, |v| v[0]["state"] == "in sync" && v[0]["files"] == 3).await;
+
+    // Removing keeps the files and stops syncing.
+    let out = cli(&h[2], &["sync", "remove", "docs"]).await;
+    assert!(out.ok && out.stdout.contains("its files stay"), "{}", out.stderr);
+    assert!(d[2].join("hello.txt").exists());
+}

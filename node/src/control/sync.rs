@@ -1,0 +1,70 @@
+//! `/v1/sync`: shared folders.
+
+use super::api::{Admit, AddFolder, FolderRow, JoinFolder};
+use super::server::{ApiError, Shared};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cloudy_sync::folders::Folder;
+use cloudy_sync::service::{Status, SyncError};
+
+fn row(f: Folder, st: Status) -> FolderRow {
+    FolderRow {
+        invite: f.invite(),
+        id: f.id,
+        name: f.name,
+        path: f.path.display().to_string(),
+        owner: f.owner,
+        members: f.members,
+        pending: f.pending,
+        state: st.state,
+        files: st.files,
+        bytes: st.bytes,
+        need_files: st.need_files,
+        need_bytes: st.need_bytes,
+        errors: st.errors,
+    }
+}
+
+fn api_error(e: SyncError) -> ApiError {
+    let status = match e {
+        SyncError::NoFolder(_) => StatusCode::NOT_FOUND,
+        SyncError::BadPath { .. } | SyncError::BadPeer(_) | SyncError::Folders(cloudy_sync::folders::FolderError::Invite(_)) => {
+            StatusCode::BAD_REQUEST
+        }
+        SyncError::NotOwner(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, e.to_string())
+}
+
+/// The row of folder `id` after a change.
+fn current(s: &Shared, id: &str) -> Result<FolderRow, ApiError> {
+    let (f, st) = s.sync.list().into_iter().find(|(f, _)| f.id == id).ok_or_else(|| api_error(SyncError::NoFolder(id.into())))?;
+    Ok(row(f, st))
+}
+
+pub async fn list(State(s): State<Shared>) -> Json<Vec<FolderRow>> {
+    Json(s.sync.list().into_iter().map(|(f, st)| row(f, st)).collect())
+}
+
+pub async fn add(State(s): State<Shared>, Json(req): Json<AddFolder>) -> Result<Json<FolderRow>, ApiError> {
+    let f = s.sync.add(std::path::Path::new(&req.path), req.name, req.members).map_err(api_error)?;
+    current(&s, &f.id).map(Json)
+}
+
+pub async fn join(State(s): State<Shared>, Json(req): Json<JoinFolder>) -> Result<Json<FolderRow>, ApiError> {
+    let f = s.sync.join(&req.invite, std::path::Path::new(&req.path)).map_err(api_error)?;
+    current(&s, &f.id).map(Json)
+}
+
+pub async fn admit(State(s): State<Shared>, Path(id): Path<String>, Json(req): Json<Admit>) -> Result<Json<FolderRow>, ApiError> {
+    s.sync.admit(&id, &req.peer).map_err(api_error)?;
+    current(&s, &id).map(Json)
+}
+
+pub async fn remove(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<FolderRow>, ApiError> {
+    let row_before = current(&s, &id)?;
+    s.sync.remove(&id).map_err(api_error)?;
+    Ok(Json(row_before))
+}
