@@ -1,0 +1,150 @@
+//! Folder sync benchmark: 2 real `cloudy-p2p` processes on 127.0.0.1.
+//!
+//! ```text
+//! cargo bench -p cloudy-cli --bench sync
+//! ```
+//!
+//! Node 0 shares a folder, node 1 joins it; each step changes node 0's
+//! folder and waits until node 1's copy is byte-identical. Prints seconds
+//! per step, MB/s for the large file, bytes on the wire for the small
+//! edits (the loopback interface's byte counter, both directions, QUIC
+//! headers included), and both nodes' RSS once idle.
+
+use cloudy_node::control::api::{AddFolder, JoinFolder};
+use cloudy_node::control::client::Client;
+use cloudy_node::process::NodeProcess;
+use cloudy_node::Home;
+use rand::RngCore;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+
+/// Bytes received on `lo` so far (every loopback byte is received once).
+fn lo_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    text.lines()
+        .find(|l| l.trim_start().starts_with("lo:"))
+        .and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    kb as f64 * 1024.0 / 1e6
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut v);
+    v
+}
+
+/// Polls `done` every 20 ms (120 s at most); returns the time taken from `start`.
+async fn until(start: Instant, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}: not done after 120 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) if x.len() == y.len() => std::fs::read(a).ok() == std::fs::read(b).ok(),
+        _ => false,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..2 {
+        let home = Home::new(dir.path().join(format!("n{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
+    }
+    let (a, b): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let c0 = Client::for_home(&nodes[0].home).unwrap();
+    let c1 = Client::for_home(&nodes[1].home).unwrap();
+    let f = c0
+        .add_folder(&AddFolder { path: a.display().to_string(), name: Some("bench".into()), members: vec![nodes[1].peer_id.clone()] })
+        .await
+        .expect("add");
+    c1.join_folder(&JoinFolder { invite: f.invite.clone(), path: b.display().to_string() }).await.expect("join");
+    let start = Instant::now();
+    loop {
+        let rows = c1.folders().await.unwrap_or_default();
+        if rows.first().is_some_and(|r| r.members.len() == 2 && r.state == "in sync") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the folders never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 1000 files of 4 KiB.
+    let names: Vec<String> = (0..1000).map(|i| format!("small/f{i:04}.bin")).collect();
+    std::fs::create_dir(a.join("small")).unwrap();
+    let t = Instant::now();
+    for n in &names {
+        std::fs::write(a.join(n), random(4096)).unwrap();
+    }
+    let small = until(t, "1000 files", || names.iter().all(|n| same_file(&a.join(n), &b.join(n)))).await;
+
+    // One 256 MiB file.
+    let big = random(256 << 20);
+    let t = Instant::now();
+    std::fs::write(a.join("big.bin"), &big).unwrap();
+    let large = until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+
+    // One byte changed in the middle.
+    let mut edited = big.clone();
+    edited[128 << 20] ^= 0xff;
+    let (t, wire) = (Instant::now(), lo_bytes());
+    std::fs::write(a.join("big.bin"), &edited).unwrap();
+    let change = until(t, "1-byte change", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+    let change_wire = lo_bytes() - wire;
+
+    // One byte inserted at the start.
+    let mut inserted = vec![42u8];
+    inserted.extend_from_slice(&edited);
+    let (t, wire) = (Instant::now(), lo_bytes());
+    std::fs::write(a.join("big.bin"), &inserted).unwrap();
+    let insert = until(t, "1-byte insertion", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+    let insert_wire = lo_bytes() - wire;
+
+    // 100 files deleted.
+    let t = Instant::now();
+    for n in &names[..100] {
+        std::fs::remove_file(a.join(n)).unwrap();
+    }
+    let delete = until(t, "100 deletions", || names[..100].iter().all(|n| !b.join(n).exists())).await;
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss: Vec<f64> = nodes.iter().map(|n| rss_mb(n.pid().unwrap_or(0))).collect();
+    for c in [&c0, &c1] {
+        let _ = c.shutdown().await;
+    }
+    for n in &mut nodes {
+        n.wait_exit(Duration::from_secs(10)).await;
+    }
+
+    let mbps = (256u64 << 20) as f64 / 1e6 / large.as_secs_f64();
+    println!();
+    println!("cloudy-p2p sync benchmark: 2 processes on 127.0.0.1");
+    println!("| step | measured | target | Syncthing 1.19 |");
+    println!("|---|---|---|---|");
+    println!("| initial sync, 1000 x 4 KiB | {} | <= 2 s | 3.2 s |", secs(small));
+    println!("| one 256 MiB file | {} ({mbps:.0} MB/s) | <= 3 s (>= 100 MB/s) | 4.5 s (59 MB/s) |", secs(large));
+    println!("| 1 byte changed in the middle | {}, {:.0} KB on the wire | <= 2 s, <= 200 KB | 3.8 s, 308 KB |", secs(change), change_wire as f64 / 1e3);
+    println!("| 1 byte inserted at the start | {}, {:.0} KB on the wire | <= 2 s, <= 300 KB | - |", secs(insert), insert_wire as f64 / 1e3);
+    println!("| delete 100 files | {} | <= 1.5 s | 1.2 s |", secs(delete));
+    println!("| idle RSS after sync, node 0 / node 1 | {:.1} MB / {:.1} MB | <= 30 MB | 66-79 MB |", rss[0], rss[1]);
+}
