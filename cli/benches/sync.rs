@@ -127,6 +127,17 @@ async fn main() {
     }
     let delete = until(t, "100 deletions", || names[..100].iter().all(|n| !b.join(n).exists())).await;
 
+    let conflicts = std::fs::read_dir(&b).unwrap().filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains("sync-conflict"))).count();
+    let versions = std::fs::read_dir(b.join(".cloudy-versions")).map(|d| d.count()).unwrap_or(0);
+    if std::env::var_os("SYNC_BENCH_DEBUG").is_some() {
+        for e in std::fs::read_dir(b.join(".cloudy-versions")).unwrap().flatten() {
+            eprintln!("version {:?} {} bytes", e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0));
+        }
+        for n in &nodes {
+            eprintln!("--- {}", n.log.display());
+            eprintln!("{}", std::fs::read_to_string(&n.log).unwrap_or_default().lines().filter(|l| l.contains("sync")).collect::<Vec<_>>().join("\n"));
+        }
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss: Vec<f64> = nodes.iter().map(|n| rss_mb(n.pid().unwrap_or(0))).collect();
     for c in [&c0, &c1] {
@@ -146,5 +157,6 @@ async fn main() {
     println!("| 1 byte changed in the middle | {}, {:.0} KB on the wire | <= 2 s, <= 200 KB | 3.8 s, 308 KB |", secs(change), change_wire as f64 / 1e3);
     println!("| 1 byte inserted at the start | {}, {:.0} KB on the wire | <= 2 s, <= 300 KB | - |", secs(insert), insert_wire as f64 / 1e3);
     println!("| delete 100 files | {} | <= 1.5 s | 1.2 s |", secs(delete));
+    println!("| conflict copies made (should be none) / versions kept on node 1 | {conflicts} / {versions} | 0 / - | - |");
     println!("| idle RSS after sync, node 0 / node 1 | {:.1} MB / {:.1} MB | <= 30 MB | 66-79 MB |", rss[0], rss[1]);
 }

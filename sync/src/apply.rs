@@ -19,9 +19,13 @@ use crate::index::{FileInfo, Index, IndexError, Kind};
 use crate::path::{RelPath, VERSIONS_DIR};
 use crate::scan::TMP_PREFIX;
 use futures::future::BoxFuture;
+use futures::StreamExt;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Blocks fetched at once for one file.
+pub const FETCH_AHEAD: usize = 8;
 
 /// Where missing blocks come from (the network, in the node).
 pub trait BlockSource: Send + Sync {
@@ -134,6 +138,29 @@ fn already_there(index: &Index, theirs: &FileInfo, target: &Path) -> bool {
         && target.metadata().is_ok_and(|m| m.len() == ours.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == ours.mtime_ns)
 }
 
+/// One block of a file being assembled: from the folder if any file has
+/// it, else from `source`; checked against its hash either way.
+fn block_bytes<'a>(
+    root: &'a Path,
+    index: &'a Index,
+    source: &'a dyn BlockSource,
+    rel: &'a RelPath,
+    i: usize,
+    b: &'a Block,
+) -> BoxFuture<'a, Result<Vec<u8>, ApplyError>> {
+    Box::pin(async move {
+        if let Some(bytes) = local_block(root, index, b) {
+            return Ok(bytes);
+        }
+        let bad = |reason: String| ApplyError::Block { path: rel.to_string(), block: i, reason };
+        let bytes = source.fetch(b.hash, b.size).await.map_err(bad)?;
+        if *blake3::hash(&bytes).as_bytes() != b.hash {
+            return Err(bad("hash mismatch".into()));
+        }
+        Ok(bytes)
+    })
+}
+
 /// Writes file `theirs` at `rel` (its own path, or a conflict name).
 async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<(), ApplyError> {
     let target = rel.under(root);
@@ -142,22 +169,13 @@ async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath
     let tmp: PathBuf = dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name()));
     let result = async {
         let mut out = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        for (i, b) in theirs.blocks.iter().enumerate() {
-            let bytes = match local_block(root, index, b) {
-                Some(bytes) => bytes,
-                None => {
-                    let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| ApplyError::Block {
-                        path: rel.to_string(),
-                        block: i,
-                        reason,
-                    })?;
-                    if *blake3::hash(&bytes).as_bytes() != b.hash {
-                        return Err(ApplyError::Block { path: rel.to_string(), block: i, reason: "hash mismatch".into() });
-                    }
-                    bytes
-                }
-            };
-            out.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+        // Blocks in order, up to FETCH_AHEAD fetched at once; local ones
+        // are read from the folder.
+        let wanted: Vec<BoxFuture<'_, Result<Vec<u8>, ApplyError>>> =
+            theirs.blocks.iter().enumerate().map(|(i, b)| block_bytes(root, index, source, rel, i, b)).collect();
+        let mut blocks = futures::stream::iter(wanted).buffered(FETCH_AHEAD);
+        while let Some(bytes) = blocks.next().await {
+            out.write_all(&bytes?).map_err(|e| io(&tmp, e))?;
         }
         out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(&tmp, e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);

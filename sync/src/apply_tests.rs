@@ -63,7 +63,7 @@ async fn a_file_arrives_whole_and_a_rescan_sees_no_change() {
     assert_eq!(on_disk.metadata().unwrap().permissions().mode() & 0o777, 0o640);
     let indexed = ix.get(&f.path).unwrap().unwrap();
     assert_eq!(indexed.version, f.version);
-    let r = scan(dir.path(), &ix, 1).unwrap();
+    let r = scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
     assert!(!r.changed.iter().any(|p| p.as_str() == "sub/new.bin"), "{r:?}");
 }
 
@@ -73,7 +73,7 @@ async fn a_renamed_file_is_built_from_local_blocks_without_fetching() {
     let ix = Index::in_memory();
     let content = data(500_000, 2);
     std::fs::write(dir.path().join("old.bin"), &content).unwrap();
-    scan(dir.path(), &ix, 1).unwrap();
+    scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
     let src = Mem::default(); // has nothing: every fetch would fail
     let f = remote("new.bin", blocks_of(&content[..]).unwrap(), 2);
     take(dir.path(), &ix, &f, &src).await.unwrap();
@@ -86,7 +86,7 @@ async fn a_corrupt_block_is_refused_and_nothing_replaces_the_old_file() {
     let dir = tempfile::tempdir().unwrap();
     let ix = Index::in_memory();
     std::fs::write(dir.path().join("f"), b"the good old content").unwrap();
-    scan(dir.path(), &ix, 1).unwrap();
+    scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
     let content = data(100_000, 3);
     let (mut src, blocks) = Mem::with(&content);
     for v in src.blocks.values_mut() {
@@ -106,7 +106,7 @@ async fn deletions_and_replacements_keep_a_version() {
     let dir = tempfile::tempdir().unwrap();
     let ix = Index::in_memory();
     std::fs::write(dir.path().join("a"), b"version one").unwrap();
-    scan(dir.path(), &ix, 1).unwrap();
+    scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
     let ours = ix.get(&RelPath::parse("a").unwrap()).unwrap().unwrap();
     let (src, blocks) = Mem::with(b"version two, longer");
     let newer = FileInfo { version: ours.version.bumped(2), ..remote("a", blocks, 2) };

@@ -9,12 +9,12 @@ use crate::apply::{self, ApplyError};
 use crate::decide::{decide, Action};
 use crate::index::{FileInfo, Index};
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
-use crate::scan::{ignores, is_ignored, scan};
+use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
 use crate::source::{PeerBlocks, TIMEOUT};
 use cloudy_overlay::{MemberState, PeerId, StreamProtocol};
 use notify::Watcher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,16 +104,18 @@ fn root_of(inner: &Inner, id: &str) -> Option<PathBuf> {
     inner.folders.get(id).map(|f| f.path)
 }
 
-async fn scan_now(inner: &Inner, id: &str, r: &Running) {
-    let Some(root) = root_of(inner, id) else { return };
+/// Scans folder `id`; returns whether some files were not stable yet.
+async fn scan_now(inner: &Inner, id: &str, r: &Running, busy: HashSet<PathBuf>) -> bool {
+    let Some(root) = root_of(inner, id) else { return false };
     let _guard = r.lock.lock().await;
     let index_path = inner.dir.join(format!("{id}.sqlite"));
     let me = inner.member;
+    let hold = Hold { settle: inner.cfg.settle, busy };
     // The scan runs on the blocking pool with its own connection to the
     // index (SQLite in WAL mode serialises the writes).
     let result = tokio::task::spawn_blocking(move || {
         let ix = Index::open(&index_path).map_err(|e| e.to_string())?;
-        scan(&root, &ix, me).map_err(|e| e.to_string())
+        scan(&root, &ix, me, &hold).map_err(|e| e.to_string())
     })
     .await;
     match result {
@@ -122,39 +124,92 @@ async fn scan_now(inner: &Inner, id: &str, r: &Running) {
                 info!(target: "cloudy::_events::sync", folder = %id, changed = report.changed.len(), deleted = report.deleted.len(), "local changes");
                 r.changed();
             }
+            !report.unstable.is_empty()
         }
-        Ok(Err(e)) => r.error(e),
-        Err(e) => r.error(e.to_string()),
+        Ok(Err(e)) => {
+            r.error(e);
+            false
+        }
+        Err(e) => {
+            r.error(e.to_string());
+            false
+        }
     }
 }
 
+/// What the watcher saw.
+enum Seen {
+    /// A file is being written (modified or created, not yet closed).
+    Writing(PathBuf),
+    /// A writer closed it.
+    Closed(PathBuf),
+    /// Anything else (renames, deletions, attributes).
+    Other,
+}
+
+/// How long a file with no close event counts as being written.
+const BUSY_FOR: Duration = Duration::from_secs(30);
+
 async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.try_send(());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(4096);
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+        let Ok(ev) = ev else { return };
+        let path = ev.paths.first().cloned().unwrap_or_default();
+        let seen = match ev.kind {
+            EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(CreateKind::File) => Seen::Writing(path),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Seen::Closed(path),
+            EventKind::Access(_) => return,
+            _ => Seen::Other,
+        };
+        // A full queue only delays a scan: the next event or rescan comes.
+        let _ = tx.try_send(seen);
     })
     .ok();
+    let mut busy: HashMap<PathBuf, tokio::time::Instant> = HashMap::new();
     if let (Some(w), Some(root)) = (watcher.as_mut(), root_of(&inner, &id)) {
         if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
             warn!(folder = %id, "no filesystem watcher ({e}); relying on rescans");
         }
     }
     let mut tick = tokio::time::interval(inner.cfg.rescan);
+    let mut again: Option<tokio::time::Instant> = None;
     loop {
+        let retry = async {
+            match again {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = r.cancel.cancelled() => break,
             _ = tick.tick() => {}
-            Some(()) = rx.recv() => {
+            _ = retry => {}
+            Some(seen) = rx.recv() => {
                 // Let a burst of events settle, then scan once.
+                note(&mut busy, seen);
                 tokio::time::sleep(inner.cfg.debounce).await;
-                while rx.try_recv().is_ok() {}
+                while let Ok(seen) = rx.try_recv() {
+                    note(&mut busy, seen);
+                }
             }
         }
-        scan_now(&inner, &id, &r).await;
+        busy.retain(|_, at| at.elapsed() < BUSY_FOR);
+        // Files still being written are looked at again once settled.
+        let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect()).await;
+        again = unstable.then(|| tokio::time::Instant::now() + inner.cfg.settle);
         let mut st = r.status.lock().expect("status lock");
         if st.state == "scanning" {
             st.state = "in sync".into();
         }
+    }
+}
+
+fn note(busy: &mut HashMap<PathBuf, tokio::time::Instant>, seen: Seen) {
+    match seen {
+        Seen::Writing(p) => drop(busy.insert(p, tokio::time::Instant::now())),
+        Seen::Closed(p) => drop(busy.remove(&p)),
+        Seen::Other => {}
     }
 }
 

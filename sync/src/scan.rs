@@ -4,8 +4,12 @@
 //! the versions directory and temporary files are never indexed, so they
 //! are never sent nor deleted.
 //!
-//! A file whose size or mtime changes while it is being hashed is left for
-//! the next scan: it is never indexed half-written.
+//! A file is left for a later scan, never indexed half-written, when a
+//! writer still has it open (the watcher saw it modified and not yet
+//! closed), when its size or mtime changes while it is hashed, or when it
+//! was modified less than `settle` ago. (One large `write` moves the mtime
+//! only when it starts, and truncating a large file can take a while, so
+//! the size and mtime alone can look settled while a writer is busy.)
 
 use crate::chunk::blocks_of;
 use crate::index::{FileInfo, Index, IndexError, Kind};
@@ -80,8 +84,20 @@ fn same(old: &FileInfo, kind: &Kind, m: &std::fs::Metadata) -> bool {
     }
 }
 
-/// Scans `root` into `index` as member `me`.
-pub fn scan(root: &Path, index: &Index, me: u64) -> Result<ScanReport, ScanError> {
+/// What a scan must leave alone for now.
+#[derive(Clone, Debug, Default)]
+pub struct Hold {
+    /// Files modified more recently than this are not indexed yet.
+    pub settle: std::time::Duration,
+    /// Files a writer still has open (from the watcher's open/close events).
+    pub busy: HashSet<std::path::PathBuf>,
+}
+
+/// Scans `root` into `index` as member `me`; files that `hold` names, or
+/// that changed while hashed, are reported unstable instead.
+pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanReport, ScanError> {
+    let settle = hold.settle;
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
     std::fs::read_dir(root).map_err(|e| ScanError::Root { path: root.display().to_string(), reason: e.to_string() })?;
     let ig = ignores(root);
     let mut report = ScanReport::default();
@@ -115,6 +131,10 @@ pub fn scan(root: &Path, index: &Index, me: u64) -> Result<ScanReport, ScanError
             continue;
         }
         let blocks = match kind {
+            Kind::File if now_ns - mtime_ns(&m) < settle.as_nanos() as i128 || hold.busy.contains(entry.path()) => {
+                report.unstable.push(path);
+                continue;
+            }
             Kind::File => {
                 let hashed = std::fs::File::open(entry.path()).and_then(blocks_of);
                 let after = entry.path().symlink_metadata();
@@ -166,6 +186,7 @@ pub fn scan(root: &Path, index: &Index, me: u64) -> Result<ScanReport, ScanError
 mod tests {
     use super::*;
 
+
     fn names(v: &[RelPath]) -> Vec<&str> {
         let mut n: Vec<&str> = v.iter().map(|p| p.as_str()).collect();
         n.sort();
@@ -186,7 +207,7 @@ mod tests {
         std::fs::create_dir(root.join(VERSIONS_DIR)).unwrap();
         std::fs::write(root.join(VERSIONS_DIR).join("old"), b"v").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        let r = scan(root, &ix, 1).unwrap();
+        let r = scan(root, &ix, 1, &Hold::default()).unwrap();
         assert_eq!(names(&r.changed), vec!["empty", "link", "sub", "sub/a.txt"]);
         let a = ix.get(&RelPath::parse("sub/a.txt").unwrap()).unwrap().unwrap();
         assert_eq!((a.size, a.blocks.len(), a.modified_by), (5, 1, 1));
@@ -194,18 +215,31 @@ mod tests {
         assert_eq!(link.kind, Kind::Symlink("/etc/passwd".into()), "links are stored, not followed");
 
         // Nothing changed: nothing indexed.
-        assert_eq!(scan(root, &ix, 1).unwrap(), ScanReport::default());
+        assert_eq!(scan(root, &ix, 1, &Hold::default()).unwrap(), ScanReport::default());
         // A change and a deletion.
         std::fs::write(root.join("sub/a.txt"), b"hello, world").unwrap();
         std::fs::remove_file(root.join("empty")).unwrap();
         std::fs::remove_file(root.join("scratch.tmp")).unwrap();
-        let r = scan(root, &ix, 1).unwrap();
+        let r = scan(root, &ix, 1, &Hold::default()).unwrap();
         assert_eq!(names(&r.changed), vec!["sub/a.txt"]);
         assert_eq!(names(&r.deleted), vec!["empty"]);
         let a2 = ix.get(&RelPath::parse("sub/a.txt").unwrap()).unwrap().unwrap();
         assert_eq!(a2.version.compare(&a.version), crate::vv::Order::Newer);
         let gone = ix.get(&RelPath::parse("empty").unwrap()).unwrap().unwrap();
         assert!(gone.deleted);
-        assert!(scan(Path::new("/nonexistent/folder"), &ix, 1).unwrap_err().to_string().contains("/nonexistent/folder"));
+        assert!(scan(Path::new("/nonexistent/folder"), &ix, 1, &Hold::default()).unwrap_err().to_string().contains("/nonexistent/folder"));
+    }
+
+    #[test]
+    fn a_file_modified_just_now_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::in_memory();
+        std::fs::write(dir.path().join("fresh"), b"being written").unwrap();
+        let r = scan(dir.path(), &ix, 1, &Hold { settle: std::time::Duration::from_secs(60), busy: HashSet::new() }).unwrap();
+        assert_eq!(names(&r.unstable), vec!["fresh"]);
+        let busy = Hold { settle: std::time::Duration::ZERO, busy: [dir.path().join("fresh")].into() };
+        assert_eq!(names(&scan(dir.path(), &ix, 1, &busy).unwrap().unstable), vec!["fresh"], "a writer has it open");
+        assert!(ix.all().unwrap().is_empty(), "not indexed yet");
+        assert_eq!(names(&scan(dir.path(), &ix, 1, &Hold::default()).unwrap().changed), vec!["fresh"]);
     }
 }

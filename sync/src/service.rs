@@ -24,11 +24,14 @@ pub struct SyncConfig {
     pub rescan: Duration,
     /// Quiet time after a filesystem event before scanning.
     pub debounce: Duration,
+    /// A file modified more recently than this is not indexed yet (it may
+    /// still be being written); the scan is repeated after this long.
+    pub settle: Duration,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { rescan: Duration::from_secs(60), debounce: Duration::from_millis(200) }
+        SyncConfig { rescan: Duration::from_secs(60), debounce: Duration::from_millis(100), settle: Duration::from_millis(300) }
     }
 }
 

@@ -12,22 +12,28 @@ use tokio::sync::Mutex;
 /// Longest wait for a session to open or a block to arrive.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sessions per peer, so that several blocks are in flight at once.
+pub const SESSIONS: usize = 4;
+
 /// Blocks of `folder` fetched from `peer`.
 pub struct PeerBlocks {
     overlay: Handle,
     peer: PeerId,
     folder: String,
-    session: Mutex<Option<cloudy_overlay::Stream>>,
+    sessions: Vec<Mutex<Option<cloudy_overlay::Stream>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl PeerBlocks {
     /// A source for `folder`'s blocks on `peer`.
     pub fn new(overlay: Handle, peer: PeerId, folder: String) -> Self {
-        PeerBlocks { overlay, peer, folder, session: Mutex::new(None) }
+        let sessions = (0..SESSIONS).map(|_| Mutex::new(None)).collect();
+        PeerBlocks { overlay, peer, folder, sessions, next: Default::default() }
     }
 
     async fn ask(&self, hash: Hash) -> Result<Vec<u8>, String> {
-        let mut session = self.session.lock().await;
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SESSIONS;
+        let mut session = self.sessions[i].lock().await;
         if session.is_none() {
             let mut control = self.overlay.stream_control();
             let open = control.open_stream(self.peer, StreamProtocol::new(PROTOCOL));
