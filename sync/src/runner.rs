@@ -339,6 +339,7 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
     // Additions first, parents before children (so renames find their
     // blocks before the old name is deleted); deletions deepest first.
     infos.sort_by(|a, b| a.deleted.cmp(&b.deleted).then_with(|| if a.deleted { b.path.cmp(&a.path) } else { a.path.cmp(&b.path) }));
+    tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), "batch received");
     let _guard = r.lock.lock().await;
     let ig = ignores(&root);
     {
@@ -370,6 +371,7 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
             st.need_bytes = st.need_bytes.saturating_sub(theirs.size);
         }
     }
+    tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
     r.set_state(if clean { "in sync" } else { "error: see errors" });
     if changed_ours {
         r.changed();
