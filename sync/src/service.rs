@@ -68,7 +68,7 @@ pub enum SyncError {
 }
 
 /// How a folder is doing.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Status {
     /// `scanning`, `syncing`, `in sync`, `waiting for admission`,
     /// `paused: …` or `error: …`.

@@ -33,8 +33,8 @@ fn human(bytes: u64) -> String {
 }
 
 fn line(f: &FolderRow) -> String {
-    let left = if f.need_files > 0 { format!(", {} files / {} left", f.need_files, human(f.need_bytes)) } else { String::new() };
-    format!("{}  {:<12} {:<20} {} files, {}{left}  {}", &f.id[..8], f.name, f.state, f.files, human(f.bytes), f.path)
+    let left = if f.status.need_files > 0 { format!(", {} files / {} left", f.status.need_files, human(f.status.need_bytes)) } else { String::new() };
+    format!("{}  {:<12} {:<20} {} files, {}{left}  {}", &f.id[..8], f.name, f.status.state, f.status.files, human(f.status.bytes), f.path)
 }
 
 fn details(f: &FolderRow) {
@@ -45,7 +45,7 @@ fn details(f: &FolderRow) {
     if !f.pending.is_empty() {
         println!("  waiting to be admitted: {}", f.pending.join(", "));
     }
-    for e in &f.errors {
+    for e in &f.status.errors {
         println!("  error: {e}");
     }
 }

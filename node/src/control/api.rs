@@ -283,16 +283,7 @@ pub struct FolderRow {
     pub pending: Vec<String>,
     /// The invite to give others.
     pub invite: String,
-    /// `in sync`, `syncing`, `scanning`, `waiting for admission`, `paused: …`, `error: …`.
-    pub state: String,
-    /// Files here.
-    pub files: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Files still to fetch.
-    pub need_files: u64,
-    /// Bytes still to fetch.
-    pub need_bytes: u64,
-    /// Recent per-file errors.
-    pub errors: Vec<String>,
+    /// State, totals, what is left, recent errors.
+    #[serde(flatten)]
+    pub status: cloudy_sync::service::Status,
 }

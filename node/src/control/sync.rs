@@ -17,12 +17,7 @@ fn row(f: Folder, st: Status) -> FolderRow {
         owner: f.owner,
         members: f.members,
         pending: f.pending,
-        state: st.state,
-        files: st.files,
-        bytes: st.bytes,
-        need_files: st.need_files,
-        need_bytes: st.need_bytes,
-        errors: st.errors,
+        status: st,
     }
 }
 
