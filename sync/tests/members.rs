@@ -170,3 +170,58 @@ async fn successive_rewrites_of_a_large_file_never_look_like_conflicts() {
     }
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_with_escaping_paths_from_a_member_are_refused() {
+    use cloudy_sync::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
+    use futures::StreamExt;
+    // Node 1 is a member that speaks the protocol by hand and lies.
+    let (net, m, cancel) = members(2, 1).await;
+    let liar = net.nodes[1].handle.clone();
+    let folder = m[0].sync.add(m[0].dir.path(), None, vec![liar.local_peer_id().to_string()]).unwrap();
+    let mut incoming = liar.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
+    let good = b"a fine file".to_vec();
+    let hash = *blake3::hash(&good).as_bytes();
+    let entry = |path: &str| WireFile {
+        path: path.into(),
+        kind: cloudy_sync::index::Kind::File,
+        size: good.len() as u64,
+        mtime_ns: 1_790_000_000_000_000_000,
+        mode: 0o644,
+        version: vec![(7, 1)],
+        deleted: false,
+        modified_by: 7,
+        blocks: vec![(hash, good.len() as u32)],
+    };
+    let files = vec![entry("../escaped.txt"), entry("/tmp/absolute.txt"), entry("ok/../../x"), entry("fine.txt")];
+    let id = folder.id.clone();
+    let served = good.clone();
+    tokio::spawn(async move {
+        while let Some((_, mut s)) = incoming.next().await {
+            let (files, served, id) = (files.clone(), served.clone(), id.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(req)) = recv::<_, Request>(&mut s).await {
+                    let answer = match req {
+                        Request::Index { .. } => {
+                            let members = vec![];
+                            let _ = send(&mut s, &Response::Members { name: id.clone(), members }).await;
+                            Response::Files { files: files.clone(), seq: 1 }
+                        }
+                        Request::Block { .. } => Response::Data(served.clone()),
+                        Request::Join { .. } => Response::Pending,
+                    };
+                    if send(&mut s, &answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let dir = m[0].dir.path().to_path_buf();
+    until("the honest entry", || read(&dir.join("fine.txt")).as_deref() == Some(&good[..])).await;
+    let parent = dir.parent().unwrap();
+    assert!(!parent.join("escaped.txt").exists() && !Path::new("/tmp/absolute.txt").exists() && !parent.join("x").exists());
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("fine.txt")], "only the honest file arrived");
+    cancel.cancel();
+}
