@@ -46,6 +46,8 @@ mod swarm_events;
 pub mod sync_msg;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+#[cfg(feature = "test-utils")]
+pub mod tmpfs;
 
 pub use config::Config;
 pub use error::Error;

@@ -49,8 +49,6 @@ pub mod root;
 pub mod server;
 pub mod service;
 pub mod store;
-#[cfg(any(test, feature = "test-utils"))]
-pub mod testing;
 pub mod upkeep;
 
 pub use error::CodingError;

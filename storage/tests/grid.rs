@@ -229,7 +229,7 @@ async fn range_reads_return_exactly_the_bytes_asked_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_disk_is_full_refuses_and_the_upload_places_elsewhere() {
     use cloudy_storage::store::FsStore;
-    let Some(disk) = cloudy_storage::testing::Tmpfs::mount(2 << 20) else { return };
+    let Some(disk) = cloudy_overlay::tmpfs::Tmpfs::mount(2 << 20) else { return };
     let full: SharedStore = Arc::new(FsStore::open(&disk.path().join("shares"), 1 << 30).unwrap());
     let g = grid_with(6, Some(full)).await;
     // The disk fills up after the server announced ~2 MB free.

@@ -225,3 +225,32 @@ async fn entries_with_escaping_paths_from_a_member_are_refused() {
     assert_eq!(names, vec![std::ffi::OsString::from("fine.txt")], "only the honest file arrived");
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
+    let Some(disk) = cloudy_overlay::tmpfs::Tmpfs::mount(4 << 20) else { return };
+    let (net, m, cancel) = members(2, 1).await;
+    let b_data = tempfile::tempdir().unwrap();
+    let b = Sync::start(net.nodes[1].handle.clone(), b_data.path(), CFG, cancel.clone()).unwrap();
+    let bp = disk.path().join("folder");
+    std::fs::create_dir(&bp).unwrap();
+    let folder = m[0].sync.add(m[0].dir.path(), None, vec![net.nodes[1].handle.local_peer_id().to_string()]).unwrap();
+    b.join(&folder.invite(), &bp).unwrap();
+    let ap = m[0].dir.path().to_path_buf();
+    let old: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(ap.join("doc.bin"), &old).unwrap();
+    until("the first version", || read(&bp.join("doc.bin")).as_ref() == Some(&old)).await;
+
+    // The disk fills up; a new version cannot fit.
+    disk.fill(100_000);
+    let new: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+    std::fs::write(ap.join("doc.bin"), &new).unwrap();
+    until("the folder to pause", || b.list()[0].1.state.starts_with("paused: disk full")).await;
+    assert_eq!(read(&bp.join("doc.bin")).as_ref(), Some(&old), "the good old file stays");
+    let temps = std::fs::read_dir(&bp).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".cloudy-tmp")).count();
+    assert_eq!(temps, 0, "no half-written file is left");
+    // Space comes back: the folder resumes by itself.
+    disk.unfill();
+    until("the new version", || read(&bp.join("doc.bin")).as_ref() == Some(&new)).await;
+    cancel.cancel();
+}

@@ -170,7 +170,7 @@ fn truncated_share_file_is_reported_damaged() {
 
 #[test]
 fn a_real_full_disk_refuses_up_front_or_mid_write_and_loses_nothing() {
-    let Some(fs) = crate::testing::Tmpfs::mount(256 << 10) else { return };
+    let Some(fs) = cloudy_overlay::tmpfs::Tmpfs::mount(256 << 10) else { return };
     // Capacity far above the disk: the filesystem is what runs out.
     let s = FsStore::open(&fs.path().join("shares"), 1 << 30).unwrap();
     let small = encode(20_000);

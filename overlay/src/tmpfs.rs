@@ -1,4 +1,5 @@
-//! Test helpers (feature `test-utils`): a real, small filesystem to fill.
+//! Test helper (feature `test-utils`): a real, small filesystem to fill,
+//! for the services' full-disk tests.
 
 use std::path::Path;
 use std::process::Command;
