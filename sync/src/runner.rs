@@ -167,6 +167,12 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     })
     .ok();
     let mut busy: HashMap<PathBuf, tokio::time::Instant> = HashMap::new();
+    if let Some(root) = root_of(&inner, &id) {
+        let removed = tokio::task::spawn_blocking(move || crate::scan::remove_stale_temps(&root)).await.unwrap_or(0);
+        if removed > 0 {
+            info!(folder = %id, removed, "removed temporary files of an interrupted pull");
+        }
+    }
     if let (Some(w), Some(root)) = (watcher.as_mut(), root_of(&inner, &id)) {
         if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
             warn!(folder = %id, "no filesystem watcher ({e}); relying on rescans");

@@ -93,6 +93,19 @@ pub struct Hold {
     pub busy: HashSet<std::path::PathBuf>,
 }
 
+/// Deletes temporary files left by a pull that was interrupted (a crash or
+/// kill); returns how many. Run before a folder's first scan.
+pub fn remove_stale_temps(root: &Path) -> usize {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != VERSIONS_DIR)
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Scans `root` into `index` as member `me`; files that `hold` names, or
 /// that changed while hashed, are reported unstable instead.
 pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanReport, ScanError> {

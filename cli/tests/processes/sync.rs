@@ -66,3 +66,39 @@ async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission()
     assert!(out.ok && out.stdout.contains("its files stay"), "{}", out.stderr);
     assert!(d[2].join("hello.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_pull_leaves_no_corrupt_file_and_sync_resumes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..2 {
+        let home = Home::new(dir.path().join(format!("z{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
+    }
+    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let data: Vec<u8> = (0..96_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    std::fs::write(a.join("big.bin"), &data).unwrap();
+    let out = cli(&h[0], &["sync", "add", a.to_str().unwrap(), "--name", "big", "--member", &nodes[1].peer_id]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let invite = out.stdout.split_whitespace().find(|w| w.starts_with("cloudy-sync:")).unwrap().to_string();
+    assert!(cli(&h[1], &["sync", "join", &invite, b.to_str().unwrap()]).await.ok);
+    // Kill node 1 as soon as it is writing the file.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let pulling = || std::fs::read_dir(&b).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".cloudy-tmp-"));
+    while !pulling() {
+        assert!(tokio::time::Instant::now() < deadline, "node 1 never started pulling");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[1].kill9().await;
+    let visible = std::fs::read(b.join("big.bin")).ok();
+    assert!(visible.is_none() || visible.as_ref() == Some(&data), "a partial file is visible under the real name");
+    // Restarted, it cleans up and finishes.
+    let home = nodes[1].home.clone();
+    nodes[1] = NodeProcess::start(Path::new(EXE), &home, 1, None).await.unwrap();
+    wait_file(&b.join("big.bin"), &data).await;
+    wait_json(&h[1], &["sync", "list", "--json"], "in sync", 20, |v| v[0]["state"] == "in sync").await;
+    assert!(!pulling(), "the interrupted pull's temporary file is gone");
+}
