@@ -162,7 +162,13 @@ fn block_bytes<'a>(
 }
 
 /// Writes file `theirs` at `rel` (its own path, or a conflict name).
-async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<(), ApplyError> {
+/// A file assembled in its temporary name, waiting to be installed.
+pub struct Prepared {
+    tmp: PathBuf,
+}
+
+/// Assembles `theirs` into a temporary file beside `rel` (not yet synced).
+async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<Prepared, ApplyError> {
     let target = rel.under(root);
     let dir = target.parent().map_or_else(|| root.to_path_buf(), Path::to_path_buf);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -179,16 +185,62 @@ async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath
         }
         out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(&tmp, e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
-        out.set_modified(mtime).map_err(|e| io(&tmp, e))?;
-        out.sync_all().map_err(|e| io(&tmp, e))?;
-        keep_version(root, rel)?;
-        std::fs::rename(&tmp, &target).map_err(|e| io(&target, e))
+        out.set_modified(mtime).map_err(|e| io(&tmp, e))
     }
     .await;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(Prepared { tmp }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+/// Moves a synced temporary file into place at `rel` (keeping what was there).
+fn install(root: &Path, rel: &RelPath, p: Prepared) -> Result<(), ApplyError> {
+    let target = rel.under(root);
+    let done = keep_version(root, rel).and_then(|()| std::fs::rename(&p.tmp, &target).map_err(|e| io(&target, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&p.tmp);
+    }
+    done
+}
+
+/// Assembles, syncs and installs one file.
+async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<(), ApplyError> {
+    let p = assemble(root, index, theirs, rel, source).await?;
+    if let Err(e) = std::fs::File::open(&p.tmp).and_then(|f| f.sync_all()) {
+        let _ = std::fs::remove_file(&p.tmp);
+        return Err(io(&p.tmp, e));
+    }
+    install(root, rel, p)
+}
+
+/// First half of taking a plain file in a batch: assembles it (`None`
+/// when the folder already holds exactly it). The caller syncs the
+/// filesystem once for the whole batch, then calls [`commit`].
+pub async fn prepare(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn BlockSource) -> Result<Option<Prepared>, ApplyError> {
+    no_links_above(root, &theirs.path)?;
+    if already_there(index, theirs, &theirs.path.under(root)) {
+        return Ok(None);
+    }
+    assemble(root, index, theirs, &theirs.path, source).await.map(Some)
+}
+
+/// Second half: installs a prepared file and indexes it.
+pub fn commit(root: &Path, index: &Index, theirs: &FileInfo, p: Option<Prepared>) -> Result<(), ApplyError> {
+    if let Some(p) = p {
+        install(root, &theirs.path, p)?;
+    }
+    index.put(&as_on_disk(root, theirs))?;
+    Ok(())
+}
+
+/// Makes everything written so far in `root`'s filesystem durable.
+pub fn sync_filesystem(root: &Path) -> Result<(), ApplyError> {
+    let dir = std::fs::File::open(root).map_err(|e| io(root, e))?;
+    rustix::fs::syncfs(&dir).map_err(|e| io(root, e.into()))
 }
 
 /// The index entry for what is now on disk at `theirs.path`: their

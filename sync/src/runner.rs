@@ -356,25 +356,51 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
     }
     let mut clean = true;
     let mut changed_ours = false;
+    // Plain new versions of files are assembled first and installed after
+    // one filesystem sync for the whole batch (not one fsync per file).
+    let mut prepared = Vec::new();
     for theirs in &infos {
         if is_ignored(&ig, &theirs.path, theirs.kind == crate::index::Kind::Dir) {
             continue;
         }
-        match apply_one(inner, &root, r, theirs, source).await {
-            Ok(ours_changed) => changed_ours |= ours_changed,
-            Err(ApplyError::Io { full: true, path, reason }) => {
-                r.set_state(&format!("paused: disk full ({path}: {reason})"));
-                return false;
-            }
+        let ours = match r.index.get(&theirs.path) {
+            Ok(o) => o,
             Err(e) => {
                 r.error(e.to_string());
                 clean = false;
+                continue;
             }
+        };
+        let action = decide(ours.as_ref(), theirs);
+        let result = if action == Action::Take && !theirs.deleted && theirs.kind == crate::index::Kind::File {
+            apply::prepare(&root, &r.index, theirs, source).await.map(|p| prepared.push((theirs, p)))
+        } else {
+            apply_one(inner, &root, r, theirs, ours, action, source).await.map(|c| changed_ours |= c)
+        };
+        if let Err(e) = result {
+            if !record(r, e) {
+                return false;
+            }
+            clean = false;
         }
         let mut st = r.status.lock().expect("status lock");
         if !theirs.deleted {
             st.need_files = st.need_files.saturating_sub(1);
             st.need_bytes = st.need_bytes.saturating_sub(theirs.size);
+        }
+    }
+    if prepared.iter().any(|(_, p)| p.is_some()) {
+        if let Err(e) = apply::sync_filesystem(&root) {
+            record(r, e);
+            return false;
+        }
+    }
+    for (theirs, p) in prepared {
+        if let Err(e) = apply::commit(&root, &r.index, theirs, p) {
+            if !record(r, e) {
+                return false;
+            }
+            clean = false;
         }
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
@@ -385,10 +411,32 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
     clean
 }
 
+/// Records a failure in the folder's status; `false` when the disk is full
+/// (the folder pauses and the batch stops).
+fn record(r: &Running, e: ApplyError) -> bool {
+    match e {
+        ApplyError::Io { full: true, path, reason } => {
+            r.set_state(&format!("paused: disk full ({path}: {reason})"));
+            false
+        }
+        e => {
+            r.error(e.to_string());
+            true
+        }
+    }
+}
+
 /// Applies one entry; `true` when our own version changed (to send back).
-async fn apply_one(inner: &Inner, root: &Path, r: &Running, theirs: &FileInfo, source: &PeerBlocks) -> Result<bool, ApplyError> {
-    let ours = r.index.get(&theirs.path)?;
-    match decide(ours.as_ref(), theirs) {
+async fn apply_one(
+    inner: &Inner,
+    root: &Path,
+    r: &Running,
+    theirs: &FileInfo,
+    ours: Option<FileInfo>,
+    action: Action,
+    source: &PeerBlocks,
+) -> Result<bool, ApplyError> {
+    match action {
         Action::Nothing => Ok(false),
         Action::Take => apply::take(root, &r.index, theirs, source).await.map(|()| false),
         Action::MergeSame => {
