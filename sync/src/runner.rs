@@ -11,7 +11,7 @@ use crate::index::{FileInfo, Index};
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
 use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
-use crate::source::{PeerBlocks, TIMEOUT};
+use crate::source::{MemberBlocks, TIMEOUT};
 use cloudy_overlay::{MemberState, PeerId, StreamProtocol};
 use notify::Watcher;
 use std::collections::{HashMap, HashSet};
@@ -273,7 +273,13 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
     let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?.map_err(|e| e.to_string())?;
     let seen = r.index.peer_seen(&peer.to_string()).map_err(|e| e.to_string())?;
     send(&mut s, &Request::Index { folder: id.to_string(), since: seen }).await.map_err(|e| e.to_string())?;
-    let source = PeerBlocks::new(inner.overlay.clone(), peer, id.to_string());
+    let me = inner.overlay.local_peer_id();
+    let others: Vec<PeerId> = inner
+        .folders
+        .get(id)
+        .map(|f| f.members.iter().filter_map(|m| m.parse().ok()).filter(|p| *p != me).collect())
+        .unwrap_or_default();
+    let source = MemberBlocks::new(inner.overlay.clone(), id, peer, others);
     loop {
         let msg = recv::<_, Response>(&mut s).await.map_err(|e| e.to_string())?;
         match msg {
@@ -333,7 +339,7 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
 }
 
 /// Applies one batch of a peer's entries; `false` if any must be retried.
-async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>, source: &PeerBlocks) -> bool {
+async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>, source: &MemberBlocks) -> bool {
     let Some(root) = root_of(inner, id) else { return true };
     let mut infos = Vec::new();
     for w in files {
@@ -434,7 +440,7 @@ async fn apply_one(
     theirs: &FileInfo,
     ours: Option<FileInfo>,
     action: Action,
-    source: &PeerBlocks,
+    source: &MemberBlocks,
 ) -> Result<bool, ApplyError> {
     match action {
         Action::Nothing => Ok(false),

@@ -62,3 +62,45 @@ impl BlockSource for PeerBlocks {
         Box::pin(self.ask(hash))
     }
 }
+
+/// Blocks of a folder from its members: the member that announced the
+/// change first, then every other member. A member that serves a block
+/// whose hash does not match is reported to the overlay (its score drops)
+/// and the block is asked of the next one.
+pub struct MemberBlocks {
+    overlay: Handle,
+    members: Vec<PeerBlocks>,
+}
+
+impl MemberBlocks {
+    /// Blocks of `folder`, from `first` and then `others`.
+    pub fn new(overlay: Handle, folder: &str, first: PeerId, others: impl IntoIterator<Item = PeerId>) -> Self {
+        let members = std::iter::once(first)
+            .chain(others.into_iter().filter(|p| *p != first))
+            .map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string()))
+            .collect();
+        MemberBlocks { overlay, members }
+    }
+
+    async fn any(&self, hash: Hash) -> Result<Vec<u8>, String> {
+        let mut why = Vec::new();
+        for m in &self.members {
+            match m.ask(hash).await {
+                Ok(b) if *blake3::hash(&b).as_bytes() == hash => return Ok(b),
+                Ok(_) => {
+                    tracing::warn!(target: "cloudy::_events::sync", peer = %m.peer, "a member served a corrupt block");
+                    self.overlay.report_failure(m.peer);
+                    why.push(format!("{}: hash mismatch", m.peer));
+                }
+                Err(e) => why.push(e),
+            }
+        }
+        Err(why.join("; "))
+    }
+}
+
+impl BlockSource for MemberBlocks {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(self.any(hash))
+    }
+}

@@ -173,50 +173,14 @@ async fn successive_rewrites_of_a_large_file_never_look_like_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_with_escaping_paths_from_a_member_are_refused() {
-    use cloudy_sync::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
-    use futures::StreamExt;
     // Node 1 is a member that speaks the protocol by hand and lies.
     let (net, m, cancel) = members(2, 1).await;
     let liar = net.nodes[1].handle.clone();
     let folder = m[0].sync.add(m[0].dir.path(), None, vec![liar.local_peer_id().to_string()]).unwrap();
-    let mut incoming = liar.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
     let good = b"a fine file".to_vec();
-    let hash = *blake3::hash(&good).as_bytes();
-    let entry = |path: &str| WireFile {
-        path: path.into(),
-        kind: cloudy_sync::index::Kind::File,
-        size: good.len() as u64,
-        mtime_ns: 1_790_000_000_000_000_000,
-        mode: 0o644,
-        version: vec![(7, 1)],
-        deleted: false,
-        modified_by: 7,
-        blocks: vec![(hash, good.len() as u32)],
-    };
+    let entry = |path: &str| wire_file(path, &good);
     let files = vec![entry("../escaped.txt"), entry("/tmp/absolute.txt"), entry("ok/../../x"), entry("fine.txt")];
-    let id = folder.id.clone();
-    let served = good.clone();
-    tokio::spawn(async move {
-        while let Some((_, mut s)) = incoming.next().await {
-            let (files, served, id) = (files.clone(), served.clone(), id.clone());
-            tokio::spawn(async move {
-                while let Ok(Some(req)) = recv::<_, Request>(&mut s).await {
-                    let answer = match req {
-                        Request::Index { .. } => {
-                            let members = vec![];
-                            let _ = send(&mut s, &Response::Members { name: id.clone(), members }).await;
-                            Response::Files { files: files.clone(), seq: 1 }
-                        }
-                        Request::Block { .. } => Response::Data(served.clone()),
-                        Request::Join { .. } => Response::Pending,
-                    };
-                    if send(&mut s, &answer).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    serve_lies(&liar, &folder.id, files, good.clone());
     let dir = m[0].dir.path().to_path_buf();
     until("the honest entry", || read(&dir.join("fine.txt")).as_deref() == Some(&good[..])).await;
     let parent = dir.parent().unwrap();
@@ -252,5 +216,81 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     // Space comes back: the folder resumes by itself.
     disk.unfill();
     until("the new version", || read(&bp.join("doc.bin")).as_ref() == Some(&new)).await;
+    cancel.cancel();
+}
+
+/// An index entry for a one-block file holding `data`.
+fn wire_file(path: &str, data: &[u8]) -> cloudy_sync::protocol::WireFile {
+    cloudy_sync::protocol::WireFile {
+        path: path.into(),
+        kind: cloudy_sync::index::Kind::File,
+        size: data.len() as u64,
+        mtime_ns: 1_790_000_000_000_000_000,
+        mode: 0o644,
+        version: vec![(7, 1)],
+        deleted: false,
+        modified_by: 7,
+        blocks: vec![(*blake3::hash(data).as_bytes(), data.len() as u32)],
+    }
+}
+
+/// Makes `liar` answer sync sessions by hand: `files` as its index, and
+/// `served` for every block asked of it.
+fn serve_lies(liar: &cloudy_overlay::Handle, folder: &str, files: Vec<cloudy_sync::protocol::WireFile>, served: Vec<u8>) {
+    use cloudy_sync::protocol::{recv, send, Request, Response, PROTOCOL};
+    use futures::StreamExt;
+    let mut incoming = liar.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
+    let name = folder.to_string();
+    tokio::spawn(async move {
+        while let Some((_, mut s)) = incoming.next().await {
+            let (files, served, name) = (files.clone(), served.clone(), name.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(req)) = recv::<_, Request>(&mut s).await {
+                    let answer = match req {
+                        Request::Index { .. } => {
+                            let _ = send(&mut s, &Response::Members { name: name.clone(), members: vec![] }).await;
+                            Response::Files { files: files.clone(), seq: 1 }
+                        }
+                        Request::Block { .. } => Response::Data(served.clone()),
+                        Request::Join { .. } => Response::Pending,
+                    };
+                    if send(&mut s, &answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_block_from_one_member_is_fetched_from_another_and_costs_its_score() {
+    let (net, m, cancel) = members(3, 1).await;
+    let (liar, honest) = (net.nodes[1].handle.clone(), net.nodes[2].handle.clone());
+    let ids = [liar.local_peer_id().to_string(), honest.local_peer_id().to_string()];
+    // Node 0 ignores the honest member's copy, so the good bytes can only
+    // come as blocks fetched from it.
+    std::fs::write(m[0].dir.path().join(".cloudyignore"), b"copy.bin\n").unwrap();
+    let folder = m[0].sync.add(m[0].dir.path(), None, ids.to_vec()).unwrap();
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 241) as u8).collect();
+    let mut rotten = data.clone();
+    rotten[100] ^= 1;
+    serve_lies(&liar, &folder.id, vec![wire_file("f.bin", &data)], rotten);
+    let ap = m[0].dir.path().to_path_buf();
+    let liar_id = liar.local_peer_id();
+    until("the liar's score to drop", || {
+        m[0].sync.list()[0].1.errors.iter().any(|e| e.contains("hash mismatch"))
+            && net.nodes[0].handle.snapshot().peers.get(&liar_id).is_some_and(|p| p.failures > 0.0)
+    })
+    .await;
+    assert!(!ap.join("f.bin").exists(), "nothing corrupt is written");
+    // An honest member holding the same bytes (under another name) joins.
+    let h_data = tempfile::tempdir().unwrap();
+    let h_dir = tempfile::tempdir().unwrap();
+    std::fs::write(h_dir.path().join("copy.bin"), &data).unwrap();
+    let h = Sync::start(honest, h_data.path(), CFG, cancel.clone()).unwrap();
+    h.join(&folder.invite(), h_dir.path()).unwrap();
+    until("the good file", || read(&ap.join("f.bin")).as_ref() == Some(&data)).await;
+    assert!(!ap.join("copy.bin").exists());
     cancel.cancel();
 }
