@@ -108,9 +108,6 @@ async fn main() {
     std::fs::write(a.join("big.bin"), &big).unwrap();
     let large = until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
 
-    if std::env::var_os("SYNC_BENCH_DEBUG").is_some() {
-        eprintln!("step 3 starts at {:?}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap());
-    }
     // One byte changed in the middle.
     let mut edited = big.clone();
     edited[128 << 20] ^= 0xff;
@@ -136,15 +133,6 @@ async fn main() {
 
     let conflicts = std::fs::read_dir(&b).unwrap().filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains("sync-conflict"))).count();
     let versions = std::fs::read_dir(b.join(".cloudy-versions")).map(|d| d.count()).unwrap_or(0);
-    if std::env::var_os("SYNC_BENCH_DEBUG").is_some() {
-        for e in std::fs::read_dir(b.join(".cloudy-versions")).unwrap().flatten() {
-            eprintln!("version {:?} {} bytes", e.file_name(), e.metadata().map(|m| m.len()).unwrap_or(0));
-        }
-        for n in &nodes {
-            eprintln!("--- {}", n.log.display());
-            eprintln!("{}", std::fs::read_to_string(&n.log).unwrap_or_default().lines().filter(|l| l.contains("sync")).collect::<Vec<_>>().join("\n"));
-        }
-    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss: Vec<f64> = nodes.iter().map(|n| rss_mb(n.pid().unwrap_or(0))).collect();
     for c in [&c0, &c1] {

@@ -59,6 +59,18 @@ pub(crate) async fn wait_json(home: &Path, args: &[&str], what: &str, secs: u64,
     }
 }
 
+/// Starts `n` local nodes with homes `<dir>/<prefix><i>`, the first as
+/// everyone's bootstrap; returns them and their homes.
+pub(crate) async fn start_nodes(dir: &Path, prefix: &str, n: usize) -> (Vec<NodeProcess>, Vec<std::path::PathBuf>) {
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..n {
+        let home = Home::new(dir.join(format!("{prefix}{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
+    }
+    let homes = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    (nodes, homes)
+}
+
 /// Polls `peers --json` on `home` until `pred` holds (20 s at most).
 async fn wait_peers(home: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) {
     wait_json(home, &["peers", "--json"], what, 20, |v| pred(v.as_array().expect("array"))).await;
@@ -101,12 +113,7 @@ async fn user_errors_before_any_node_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn community_of_processes_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..3 {
-        let home = Home::new(dir.path().join(format!("n{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
-    }
-    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (mut nodes, h) = start_nodes(dir.path(), "n", 3).await;
     let ids: Vec<_> = nodes.iter().map(|n| n.peer_id.clone()).collect();
     wait_peers(&h[0], "two alive members", |p| p.iter().filter(|p| p["state"] == "alive").count() == 2).await;
 
@@ -182,12 +189,7 @@ async fn wait_storage_servers(home: &Path, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_get_across_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..3 {
-        let home = Home::new(dir.path().join(format!("s{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
-    }
-    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (mut nodes, h) = start_nodes(dir.path(), "s", 3).await;
     for home in &h {
         wait_storage_servers(home, 3).await;
     }
@@ -367,12 +369,7 @@ async fn put_and_kill_a_server(home: &Path, file: &Path, args: &[&str], nodes: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_storage_node_during_a_put() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..5 {
-        let home = Home::new(dir.path().join(format!("k{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
-    }
-    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (mut nodes, h) = start_nodes(dir.path(), "k", 5).await;
     wait_storage_servers(&h[0], 5).await;
     let data: Vec<u8> = (0..48_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let input = dir.path().join("big.bin");

@@ -1,8 +1,7 @@
 //! Folder sync between real processes, through the CLI.
 
-use super::{cli, fails_with, wait_json, EXE};
+use super::{cli, fails_with, start_nodes, wait_json, EXE};
 use cloudy_node::process::NodeProcess;
-use cloudy_node::Home;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,12 +17,7 @@ async fn wait_file(p: &Path, want: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..3 {
-        let home = Home::new(dir.path().join(format!("y{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
-    }
-    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (mut nodes, h) = start_nodes(dir.path(), "y", 3).await;
     let d: Vec<_> = (0..3).map(|i| dir.path().join(format!("folder{i}"))).collect();
     for p in &d {
         std::fs::create_dir(p).unwrap();
@@ -70,12 +64,7 @@ async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_pull_leaves_no_corrupt_file_and_sync_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..2 {
-        let home = Home::new(dir.path().join(format!("z{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.unwrap());
-    }
-    let h: Vec<_> = nodes.iter().map(|n| n.home.root().to_path_buf()).collect();
+    let (mut nodes, h) = start_nodes(dir.path(), "z", 2).await;
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir(&a).unwrap();
     std::fs::create_dir(&b).unwrap();

@@ -102,7 +102,8 @@ impl Client {
         let mut decoder: Option<Decoder> = None;
         let mut chosen: Vec<Chosen> = Vec::new();
         while chosen.len() < cap.k as usize {
-            let Some(c) = spares.next_share(self, &mut decoder, &chosen).await else { break };
+            let taken: Vec<u8> = chosen.iter().map(|c| c.share).collect();
+            let Some(c) = spares.next_share(self, &mut decoder, &taken).await else { break };
             chosen.push(c);
         }
         let Some(mut dec) = decoder.filter(|_| chosen.len() >= cap.k as usize) else {
@@ -139,7 +140,7 @@ impl Client {
                             spares.notes.push(format!("{peer} share {share} segment {segment}: {e}"));
                             readers.retain(|r| r.share != share);
                             // Bring in another share, if any holder has one.
-                            let taken: Vec<Chosen> = readers.iter().map(|r| Chosen { share: r.share, peer: r.peer, hashes: Vec::new() }).collect();
+                            let taken: Vec<u8> = readers.iter().map(|r| r.share).collect();
                             let mut d = Some(dec);
                             let next = spares.next_share(self, &mut d, &taken).await;
                             dec = d.expect("decoder stays");
@@ -216,10 +217,10 @@ fn si_of(cap: &ReadCap) -> crate::store::StorageIndex {
 impl Spares<'_> {
     /// The next untried share, not among `taken`, whose hash list checks
     /// out (the first good root record sets up `decoder`).
-    async fn next_share(&mut self, client: &Client, decoder: &mut Option<Decoder>, taken: &[Chosen]) -> Option<Chosen> {
+    async fn next_share(&mut self, client: &Client, decoder: &mut Option<Decoder>, taken: &[u8]) -> Option<Chosen> {
         let si = si_of(self.cap);
         while let Some((share, peer)) = self.candidates.pop() {
-            if taken.iter().any(|c| c.share == share) {
+            if taken.contains(&share) {
                 continue;
             }
             let mut conn = match client.conn_for(&mut self.conns, peer).await {
