@@ -17,7 +17,7 @@ async fn wait_file(p: &Path, want: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut nodes, h) = start_nodes(dir.path(), "y", 3).await;
+    let (nodes, h) = start_nodes(dir.path(), "y", 3).await;
     let d: Vec<_> = (0..3).map(|i| dir.path().join(format!("folder{i}"))).collect();
     for p in &d {
         std::fs::create_dir(p).unwrap();
