@@ -41,23 +41,49 @@ fn random(len: usize) -> Vec<u8> {
     v
 }
 
-/// Polls `done` every 20 ms (120 s at most); returns the time taken from `start`.
+/// Polls `done` every 20 ms (120 s at most); returns the time from
+/// `start` to the start of the check that passed (so the cost of reading
+/// the files to compare them is not counted).
 async fn until(start: Instant, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    while !done() {
+    loop {
+        let at = start.elapsed();
+        if done() {
+            return at;
+        }
         assert!(start.elapsed() < Duration::from_secs(120), "{what}: not done after 120 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    start.elapsed()
 }
 
-/// Byte-identical. Size and mtime (the receiver copies the sender's) are
-/// compared first, so polling does not read both files every time.
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Byte-identical to `want`. Size and mtime (the receiver copies the
+/// sender's) are compared first, so polling does not read both files every
+/// time; then the receiver's file is streamed against `want`.
+fn same_file(a: &Path, b: &Path, want: &[u8]) -> bool {
+    use std::io::Read;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) if x.len() == y.len() && x.modified().ok() == y.modified().ok() => {
-            std::fs::read(a).ok() == std::fs::read(b).ok()
+        (Ok(x), Ok(y)) if x.len() == y.len() && y.len() == want.len() as u64 && x.modified().ok() == y.modified().ok() => {
+            let Ok(mut f) = std::fs::File::open(b) else { return false };
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0;
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => return at == want.len(),
+                    Ok(n) if want.get(at..at + n) == Some(&buf[..n]) => at += n,
+                    _ => return false,
+                }
+            }
         }
         _ => false,
+    }
+}
+
+/// Flushes what earlier steps wrote, so its writeback is not timed in the
+/// next step.
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
+    if std::env::var_os("SYNC_BENCH_LOGS").is_some() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        eprintln!("step starts at {:.3} (Unix time)", now.as_secs_f64());
     }
 }
 
@@ -96,35 +122,41 @@ async fn main() {
     // 1000 files of 4 KiB.
     let names: Vec<String> = (0..1000).map(|i| format!("small/f{i:04}.bin")).collect();
     std::fs::create_dir(a.join("small")).unwrap();
+    let contents: Vec<Vec<u8>> = names.iter().map(|_| random(4096)).collect();
+    settle_disk();
     let t = Instant::now();
-    for n in &names {
-        std::fs::write(a.join(n), random(4096)).unwrap();
+    for (n, c) in names.iter().zip(&contents) {
+        std::fs::write(a.join(n), c).unwrap();
     }
-    let small = until(t, "1000 files", || names.iter().all(|n| same_file(&a.join(n), &b.join(n)))).await;
+    let small = until(t, "1000 files", || names.iter().zip(&contents).all(|(n, c)| same_file(&a.join(n), &b.join(n), c))).await;
 
     // One 256 MiB file.
     let big = random(256 << 20);
+    settle_disk();
     let t = Instant::now();
     std::fs::write(a.join("big.bin"), &big).unwrap();
-    let large = until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+    let large = until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"), &big)).await;
 
     // One byte changed in the middle.
     let mut edited = big.clone();
     edited[128 << 20] ^= 0xff;
+    settle_disk();
     let (t, wire) = (Instant::now(), lo_bytes());
     std::fs::write(a.join("big.bin"), &edited).unwrap();
-    let change = until(t, "1-byte change", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+    let change = until(t, "1-byte change", || same_file(&a.join("big.bin"), &b.join("big.bin"), &edited)).await;
     let change_wire = lo_bytes() - wire;
 
     // One byte inserted at the start.
     let mut inserted = vec![42u8];
     inserted.extend_from_slice(&edited);
+    settle_disk();
     let (t, wire) = (Instant::now(), lo_bytes());
     std::fs::write(a.join("big.bin"), &inserted).unwrap();
-    let insert = until(t, "1-byte insertion", || same_file(&a.join("big.bin"), &b.join("big.bin"))).await;
+    let insert = until(t, "1-byte insertion", || same_file(&a.join("big.bin"), &b.join("big.bin"), &inserted)).await;
     let insert_wire = lo_bytes() - wire;
 
     // 100 files deleted.
+    settle_disk();
     let t = Instant::now();
     for n in &names[..100] {
         std::fs::remove_file(a.join(n)).unwrap();
@@ -140,6 +172,12 @@ async fn main() {
     }
     for n in &mut nodes {
         n.wait_exit(Duration::from_secs(10)).await;
+    }
+    // SYNC_BENCH_LOGS=DIR keeps both nodes' logs.
+    if let Ok(keep) = std::env::var("SYNC_BENCH_LOGS") {
+        for (i, n) in nodes.iter().enumerate() {
+            let _ = std::fs::copy(&n.log, Path::new(&keep).join(format!("node{i}.log")));
+        }
     }
 
     let mbps = (256u64 << 20) as f64 / 1e6 / large.as_secs_f64();

@@ -13,24 +13,44 @@
 //! - The index records the version from the peer, with size, mtime and
 //!   mode as they are on our disk, so the next scan sees no change.
 
-use crate::chunk::{Block, Hash};
+use crate::chunk::Hash;
 use crate::conflict::{conflict_name, Side};
 use crate::index::{FileInfo, Index, IndexError, Kind};
 use crate::path::{RelPath, VERSIONS_DIR};
 use crate::scan::TMP_PREFIX;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Blocks fetched at once for one file.
-pub const FETCH_AHEAD: usize = 8;
+pub const FETCH_AHEAD: usize = 32;
+
+/// A block's bytes, checked against its hash: [`Verified::check`] is the
+/// only way to make one, so whatever a source returns was checked.
+pub struct Verified(Vec<u8>);
+
+impl Verified {
+    /// `bytes` if they hash to `hash`; else the bytes back.
+    pub fn check(hash: &Hash, bytes: Vec<u8>) -> Result<Verified, Vec<u8>> {
+        if blake3::hash(&bytes).as_bytes() == hash {
+            Ok(Verified(bytes))
+        } else {
+            Err(bytes)
+        }
+    }
+
+    /// The bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
 
 /// Where missing blocks come from (the network, in the node).
 pub trait BlockSource: Send + Sync {
     /// The bytes of the block with `hash` (`size` bytes), or why not.
-    fn fetch(&self, hash: Hash, size: u32) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+    fn fetch(&self, hash: Hash, size: u32) -> BoxFuture<'_, Result<Verified, String>>;
 }
 
 /// Failures applying an entry.
@@ -119,16 +139,6 @@ fn keep_version(root: &Path, rel: &RelPath) -> Result<(), ApplyError> {
     std::fs::rename(&from, &to).map_err(|e| io(&from, e))
 }
 
-/// Reads a block from a local file and checks it.
-fn local_block(root: &Path, index: &Index, b: &Block) -> Option<Vec<u8>> {
-    let (path, offset, size) = index.find_block(&b.hash).ok()??;
-    let mut f = std::fs::File::open(path.under(root)).ok()?;
-    f.seek(SeekFrom::Start(offset)).ok()?;
-    let mut buf = vec![0u8; size as usize];
-    f.read_exact(&mut buf).ok()?;
-    (*blake3::hash(&buf).as_bytes() == b.hash).then_some(buf)
-}
-
 /// Whether the file at `rel` already has exactly `theirs`'s content.
 fn already_there(index: &Index, theirs: &FileInfo, target: &Path) -> bool {
     let Ok(Some(ours)) = index.get(&theirs.path) else { return false };
@@ -138,33 +148,83 @@ fn already_there(index: &Index, theirs: &FileInfo, target: &Path) -> bool {
         && target.metadata().is_ok_and(|m| m.len() == ours.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == ours.mtime_ns)
 }
 
-/// One block of a file being assembled: from the folder if any file has
-/// it, else from `source`; checked against its hash either way.
-fn block_bytes<'a>(
-    root: &'a Path,
-    index: &'a Index,
-    source: &'a dyn BlockSource,
-    rel: &'a RelPath,
+/// A block to copy from a local file into the file being assembled.
+struct LocalCopy {
+    /// Its index in the new file's list.
     i: usize,
-    b: &'a Block,
-) -> BoxFuture<'a, Result<Vec<u8>, ApplyError>> {
-    Box::pin(async move {
-        if let Some(bytes) = local_block(root, index, b) {
-            return Ok(bytes);
-        }
-        let bad = |reason: String| ApplyError::Block { path: rel.to_string(), block: i, reason };
-        let bytes = source.fetch(b.hash, b.size).await.map_err(bad)?;
-        if *blake3::hash(&bytes).as_bytes() != b.hash {
-            return Err(bad("hash mismatch".into()));
-        }
-        Ok(bytes)
-    })
+    from: PathBuf,
+    from_offset: u64,
+    hash: Hash,
+    size: u32,
+    to_offset: u64,
 }
 
-/// Writes file `theirs` at `rel` (its own path, or a conflict name).
+/// Largest run of local blocks read and written at once.
+const RUN: u64 = 4 << 20;
+
+/// Copies blocks found in the folder into `out` (at their offsets), each
+/// checked against its hash; returns the ones that could not be had
+/// locally (the file changed since it was indexed, or is gone). Blocks
+/// that follow each other in both files are read and written as one run,
+/// so rebuilding a large file after a small edit costs few system calls.
+fn copy_local(out: &std::fs::File, tmp: &Path, copies: Vec<LocalCopy>) -> Result<Vec<usize>, ApplyError> {
+    use std::os::unix::fs::FileExt;
+    let mut open: HashMap<PathBuf, Option<std::fs::File>> = HashMap::new();
+    let mut buf = Vec::new();
+    let mut missed = Vec::new();
+    let mut rest = &copies[..];
+    while let Some(first) = rest.first() {
+        // The run: blocks contiguous in the source and in the new file.
+        let mut len = first.size as u64;
+        let mut n = 1;
+        while let Some(c) = rest.get(n) {
+            let follows = c.from == first.from && c.from_offset == first.from_offset + len && c.to_offset == first.to_offset + len;
+            if !follows || len + c.size as u64 > RUN {
+                break;
+            }
+            len += c.size as u64;
+            n += 1;
+        }
+        let (run, after) = rest.split_at(n);
+        rest = after;
+        let from = open.entry(first.from.clone()).or_insert_with(|| std::fs::File::open(&first.from).ok());
+        buf.resize(len as usize, 0);
+        if from.as_ref().is_none_or(|f| f.read_exact_at(&mut buf, first.from_offset).is_err()) {
+            missed.extend(run.iter().map(|c| c.i));
+            continue;
+        }
+        let at = |c: &LocalCopy| (c.to_offset - first.to_offset) as usize..(c.to_offset - first.to_offset + c.size as u64) as usize;
+        let good: Vec<bool> = run.iter().map(|c| blake3::hash(&buf[at(c)]).as_bytes() == &c.hash).collect();
+        if good.iter().all(|g| *g) {
+            out.write_all_at(&buf, first.to_offset).map_err(|e| io(tmp, e))?;
+            continue;
+        }
+        for (c, ok) in run.iter().zip(good) {
+            if ok {
+                out.write_all_at(&buf[at(c)], c.to_offset).map_err(|e| io(tmp, e))?;
+            } else {
+                missed.push(c.i);
+            }
+        }
+    }
+    Ok(missed)
+}
+
 /// A file assembled in its temporary name, waiting to be installed.
 pub struct Prepared {
     tmp: PathBuf,
+}
+
+impl Prepared {
+    /// Makes its content durable.
+    pub fn sync(&self) -> Result<(), ApplyError> {
+        std::fs::File::open(&self.tmp).and_then(|f| f.sync_data()).map_err(|e| io(&self.tmp, e))
+    }
+
+    /// Gives up on it (its temporary file is removed).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Assembles `theirs` into a temporary file beside `rel` (not yet synced).
@@ -174,15 +234,47 @@ async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, 
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let tmp: PathBuf = dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name()));
     let result = async {
-        let mut out = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        // Blocks in order, up to FETCH_AHEAD fetched at once; local ones
-        // are read from the folder.
-        let wanted: Vec<BoxFuture<'_, Result<Vec<u8>, ApplyError>>> =
-            theirs.blocks.iter().enumerate().map(|(i, b)| block_bytes(root, index, source, rel, i, b)).collect();
-        let mut blocks = futures::stream::iter(wanted).buffered(FETCH_AHEAD);
-        while let Some(bytes) = blocks.next().await {
-            out.write_all(&bytes?).map_err(|e| io(&tmp, e))?;
+        let out = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        // Blocks any file in the folder has are copied on the blocking
+        // pool; the others are fetched, up to FETCH_AHEAD at once. Each is
+        // written at its offset, so the order they come in does not matter.
+        let found = index.find_blocks(theirs.blocks.iter().map(|b| &b.hash))?;
+        let mut missing = Vec::new();
+        let mut copies = Vec::new();
+        for (i, (b, f)) in theirs.blocks.iter().zip(found).enumerate() {
+            match f {
+                Some((path, from_offset, size)) if size == b.size => {
+                    copies.push(LocalCopy { i, from: path.under(root), from_offset, hash: b.hash, size, to_offset: b.offset })
+                }
+                _ => missing.push(i),
+            }
         }
+        let out = if copies.is_empty() {
+            out
+        } else {
+            let t = tmp.clone();
+            let (out, missed) = tokio::task::spawn_blocking(move || {
+                let missed = copy_local(&out, &t, copies);
+                (out, missed)
+            })
+            .await
+            .map_err(|e| ApplyError::Io { path: tmp.display().to_string(), reason: e.to_string(), full: false })?;
+            missing.extend(missed?);
+            out
+        };
+        let fetch = |i: usize| {
+            let b = &theirs.blocks[i];
+            let (out, tmp) = (&out, &tmp);
+            async move {
+                let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| ApplyError::Block { path: rel.to_string(), block: i, reason })?;
+                std::os::unix::fs::FileExt::write_all_at(out, &bytes.into_bytes(), b.offset).map_err(|e| io(tmp, e))
+            }
+        };
+        let mut fetched = futures::stream::iter(missing.into_iter().map(fetch)).buffer_unordered(FETCH_AHEAD);
+        while let Some(r) = fetched.next().await {
+            r?;
+        }
+        drop(fetched);
         out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(&tmp, e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
         out.set_modified(mtime).map_err(|e| io(&tmp, e))
@@ -228,12 +320,13 @@ pub async fn prepare(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn
     assemble(root, index, theirs, &theirs.path, source).await.map(Some)
 }
 
-/// Second half: installs a prepared file and indexes it.
-pub fn commit(root: &Path, index: &Index, theirs: &FileInfo, p: Option<Prepared>) -> Result<(), ApplyError> {
+/// Second half: installs a prepared file and indexes it as taken from
+/// peer `origin`.
+pub fn commit(root: &Path, index: &Index, theirs: &FileInfo, p: Option<Prepared>, origin: Option<&str>) -> Result<(), ApplyError> {
     if let Some(p) = p {
         install(root, &theirs.path, p)?;
     }
-    index.put(&as_on_disk(root, theirs))?;
+    index.put_from(&as_on_disk(root, theirs), origin)?;
     Ok(())
 }
 
@@ -257,8 +350,9 @@ fn as_on_disk(root: &Path, theirs: &FileInfo) -> FileInfo {
     info
 }
 
-/// Makes the folder hold `theirs` at its path and indexes it.
-pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn BlockSource) -> Result<(), ApplyError> {
+/// Makes the folder hold `theirs` at its path and indexes it as taken from
+/// peer `origin`.
+pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn BlockSource, origin: Option<&str>) -> Result<(), ApplyError> {
     let rel = &theirs.path;
     no_links_above(root, rel)?;
     let target = rel.under(root);
@@ -290,7 +384,7 @@ pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn Bl
             Kind::File => write_file(root, index, theirs, rel, source).await?,
         }
     }
-    index.put(&as_on_disk(root, theirs))?;
+    index.put_from(&as_on_disk(root, theirs), origin)?;
     Ok(())
 }
 

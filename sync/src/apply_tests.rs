@@ -1,5 +1,5 @@
 use super::*;
-use crate::chunk::blocks_of;
+use crate::chunk::{blocks_of, Block};
 use crate::scan::scan;
 use crate::vv::VersionVector;
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ struct Mem {
 
 impl Mem {
     fn with(data: &[u8]) -> (Mem, Vec<Block>) {
-        let blocks = blocks_of(data).unwrap();
+        let blocks = blocks_of(data, data.len() as u64).unwrap();
         let mut m = Mem::default();
         for b in &blocks {
             m.blocks.insert(b.hash, data[b.offset as usize..(b.offset + b.size as u64) as usize].to_vec());
@@ -24,9 +24,10 @@ impl Mem {
 }
 
 impl BlockSource for Mem {
-    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
         *self.fetched.lock().unwrap() += 1;
         let got = self.blocks.get(&hash).cloned().ok_or_else(|| "not here".to_string());
+        let got = got.and_then(|b| Verified::check(&hash, b).map_err(|_| "hash mismatch".to_string()));
         Box::pin(async move { got })
     }
 }
@@ -57,7 +58,7 @@ async fn a_file_arrives_whole_and_a_rescan_sees_no_change() {
     let content = data(300_000, 1);
     let (src, blocks) = Mem::with(&content);
     let f = remote("sub/new.bin", blocks, 2);
-    take(dir.path(), &ix, &f, &src).await.unwrap();
+    take(dir.path(), &ix, &f, &src, None).await.unwrap();
     let on_disk = dir.path().join("sub/new.bin");
     assert_eq!(std::fs::read(&on_disk).unwrap(), content);
     assert_eq!(on_disk.metadata().unwrap().permissions().mode() & 0o777, 0o640);
@@ -75,8 +76,8 @@ async fn a_renamed_file_is_built_from_local_blocks_without_fetching() {
     std::fs::write(dir.path().join("old.bin"), &content).unwrap();
     scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
     let src = Mem::default(); // has nothing: every fetch would fail
-    let f = remote("new.bin", blocks_of(&content[..]).unwrap(), 2);
-    take(dir.path(), &ix, &f, &src).await.unwrap();
+    let f = remote("new.bin", blocks_of(&content[..], content.len() as u64).unwrap(), 2);
+    take(dir.path(), &ix, &f, &src, None).await.unwrap();
     assert_eq!(std::fs::read(dir.path().join("new.bin")).unwrap(), content);
     assert_eq!(*src.fetched.lock().unwrap(), 0);
 }
@@ -94,7 +95,7 @@ async fn a_corrupt_block_is_refused_and_nothing_replaces_the_old_file() {
     }
     let mut f = remote("f", blocks, 2);
     f.version = ix.get(&f.path).unwrap().unwrap().version.bumped(2);
-    let err = take(dir.path(), &ix, &f, &src).await.unwrap_err();
+    let err = take(dir.path(), &ix, &f, &src, None).await.unwrap_err();
     assert!(err.to_string().contains("hash mismatch"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"the good old content");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -110,10 +111,10 @@ async fn deletions_and_replacements_keep_a_version() {
     let ours = ix.get(&RelPath::parse("a").unwrap()).unwrap().unwrap();
     let (src, blocks) = Mem::with(b"version two, longer");
     let newer = FileInfo { version: ours.version.bumped(2), ..remote("a", blocks, 2) };
-    take(dir.path(), &ix, &newer, &src).await.unwrap();
+    take(dir.path(), &ix, &newer, &src, None).await.unwrap();
     assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"version two, longer");
     let gone = FileInfo { deleted: true, blocks: vec![], version: newer.version.bumped(2), ..newer.clone() };
-    take(dir.path(), &ix, &gone, &src).await.unwrap();
+    take(dir.path(), &ix, &gone, &src, None).await.unwrap();
     assert!(!dir.path().join("a").exists());
     let mut kept: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join(VERSIONS_DIR))
         .unwrap()
@@ -131,7 +132,7 @@ async fn nothing_is_written_through_a_symbolic_link() {
     std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
     let ix = Index::in_memory();
     let (src, blocks) = Mem::with(b"payload");
-    let err = take(dir.path(), &ix, &remote("escape/evil", blocks, 2), &src).await.unwrap_err();
+    let err = take(dir.path(), &ix, &remote("escape/evil", blocks, 2), &src, None).await.unwrap_err();
     assert!(matches!(err, ApplyError::ThroughLink(_)), "{err}");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }

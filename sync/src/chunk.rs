@@ -7,9 +7,9 @@ use std::io::Read;
 /// Smallest block, except a file's last.
 pub const MIN_BLOCK: u32 = 16 << 10;
 /// Target average block size.
-pub const AVG_BLOCK: u32 = 64 << 10;
+pub const AVG_BLOCK: u32 = 48 << 10;
 /// Largest block.
-pub const MAX_BLOCK: u32 = 256 << 10;
+pub const MAX_BLOCK: u32 = 128 << 10;
 
 /// A block's hash.
 pub type Hash = [u8; 32];
@@ -25,17 +25,36 @@ pub struct Block {
     pub size: u32,
 }
 
-/// Cuts everything `reader` yields into blocks.
-pub fn blocks_of(reader: impl Read) -> std::io::Result<Vec<Block>> {
-    let mut out = Vec::new();
-    for chunk in fastcdc::v2020::StreamCDC::new(reader, MIN_BLOCK, AVG_BLOCK, MAX_BLOCK) {
-        let chunk = chunk.map_err(|e| match e {
+/// Inputs at least this large are hashed on a second thread while the
+/// first one cuts.
+const PARALLEL_FROM: u64 = 4 << 20;
+
+/// Cuts everything `reader` yields into blocks. `len` is how much it is
+/// expected to yield: a large input is cut on this thread and hashed on
+/// another, at once.
+pub fn blocks_of(reader: impl Read + Send, len: u64) -> std::io::Result<Vec<Block>> {
+    let cuts = fastcdc::v2020::StreamCDC::new(reader, MIN_BLOCK, AVG_BLOCK, MAX_BLOCK).map(|c| {
+        c.map_err(|e| match e {
             fastcdc::v2020::Error::IoError(e) => e,
             other => std::io::Error::other(other.to_string()),
-        })?;
-        out.push(Block { hash: *blake3::hash(&chunk.data).as_bytes(), offset: chunk.offset, size: chunk.length as u32 });
+        })
+    });
+    let block = |offset: u64, data: &[u8]| Block { hash: *blake3::hash(data).as_bytes(), offset, size: data.len() as u32 };
+    if len < PARALLEL_FROM {
+        return cuts.map(|c| c.map(|c| block(c.offset, &c.data))).collect();
     }
-    Ok(out)
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(8);
+        let hasher = s.spawn(move || rx.into_iter().map(|(offset, data)| block(offset, &data)).collect::<Vec<Block>>());
+        for c in cuts {
+            let c = c?;
+            if tx.send((c.offset, c.data)).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        hasher.join().map_err(|_| std::io::Error::other("the hashing thread panicked"))
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +77,8 @@ mod tests {
     #[test]
     fn blocks_tile_the_file_within_bounds() {
         let data = random(3 << 20, 1);
-        let blocks = blocks_of(&data[..]).unwrap();
+        let blocks = blocks_of(&data[..], data.len() as u64).unwrap();
+        assert_eq!(blocks_of(&data[..], u64::MAX).unwrap(), blocks, "hashing on a second thread gives the same blocks");
         let mut at = 0u64;
         for (i, b) in blocks.iter().enumerate() {
             assert_eq!(b.offset, at);
@@ -69,20 +89,20 @@ mod tests {
             at += b.size as u64;
         }
         assert_eq!(at, data.len() as u64);
-        assert!(blocks_of(&[][..]).unwrap().is_empty(), "an empty file has no blocks");
+        assert!(blocks_of(&[][..], 0).unwrap().is_empty(), "an empty file has no blocks");
     }
 
     #[test]
     fn a_changed_byte_or_an_insertion_touches_few_blocks() {
         let data = random(8 << 20, 2);
-        let before = blocks_of(&data[..]).unwrap();
+        let before = blocks_of(&data[..], data.len() as u64).unwrap();
         let mut changed = data.clone();
         changed[4 << 20] ^= 1;
-        let fresh = new_blocks(&before, &blocks_of(&changed[..]).unwrap());
+        let fresh = new_blocks(&before, &blocks_of(&changed[..], changed.len() as u64).unwrap());
         assert!(fresh.len() <= 2, "{} new blocks after a 1-byte change", fresh.len());
         let mut inserted = vec![7u8];
         inserted.extend_from_slice(&data);
-        let fresh = new_blocks(&before, &blocks_of(&inserted[..]).unwrap());
+        let fresh = new_blocks(&before, &blocks_of(&inserted[..], inserted.len() as u64).unwrap());
         assert!(fresh.len() <= 2, "{} new blocks after a 1-byte insertion", fresh.len());
         let bytes: u64 = fresh.iter().map(|b| b.size as u64).sum();
         assert!(bytes <= 2 * MAX_BLOCK as u64);

@@ -5,8 +5,11 @@
 //! Every change gets the next local sequence number, so a peer that saw
 //! everything up to `s` asks for `since(s)` and gets only what changed.
 //! The index also remembers, per peer, the highest sequence of theirs we
-//! applied, and which local file holds each block (for local reuse).
+//! applied, which local file holds each block (for local reuse) and each
+//! block-list piece (see [`crate::blocklist`]), and which peer an entry was
+//! taken from unchanged (so it is not sent back to that peer).
 
+use crate::blocklist;
 use crate::chunk::{Block, Hash};
 use crate::path::RelPath;
 use crate::vv::VersionVector;
@@ -51,6 +54,16 @@ pub struct FileInfo {
     pub sequence: u64,
 }
 
+impl FileInfo {
+    /// Its block list as (hash, size) entries.
+    pub fn entries(&self) -> Vec<blocklist::Entry> {
+        self.blocks.iter().map(|b| (b.hash, b.size)).collect()
+    }
+}
+
+/// Where a block was found: a local file, the offset and the size.
+pub type Found = (RelPath, u64, u32);
+
 /// Index errors.
 #[derive(Debug, thiserror::Error)]
 #[error("folder index {path}: {reason}")]
@@ -69,10 +82,13 @@ const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL,
     mode INTEGER NOT NULL, version TEXT NOT NULL, deleted INTEGER NOT NULL, modified_by TEXT NOT NULL,
-    blocks BLOB NOT NULL, sequence INTEGER NOT NULL UNIQUE);
+    blocks BLOB NOT NULL, sequence INTEGER NOT NULL UNIQUE, origin TEXT);
 CREATE TABLE IF NOT EXISTS blocks (hash BLOB NOT NULL, path TEXT NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (hash);
 CREATE INDEX IF NOT EXISTS blocks_by_path ON blocks (path);
+CREATE TABLE IF NOT EXISTS pieces (hash BLOB NOT NULL, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pieces_by_hash ON pieces (hash);
+CREATE INDEX IF NOT EXISTS pieces_by_path ON pieces (path);
 CREATE TABLE IF NOT EXISTS peers (peer TEXT PRIMARY KEY, seen INTEGER NOT NULL);";
 
 fn encode_blocks(blocks: &[Block]) -> Vec<u8> {
@@ -121,7 +137,13 @@ impl Index {
     }
 
     fn with(db: rusqlite::Connection, path: String) -> Result<Index, IndexError> {
-        db.execute_batch(SCHEMA).map_err(|e| IndexError { path: path.clone(), reason: e.to_string() })?;
+        let err = |e: rusqlite::Error| IndexError { path: path.clone(), reason: e.to_string() };
+        db.execute_batch(SCHEMA).map_err(err)?;
+        // Indexes made before entries had an origin.
+        let has_origin: bool = db.query_row("SELECT COUNT(*) FROM pragma_table_info('files') WHERE name = 'origin'", [], |r| r.get(0)).map_err(err)?;
+        if !has_origin {
+            db.execute_batch("ALTER TABLE files ADD COLUMN origin TEXT").map_err(err)?;
+        }
         Ok(Index { db: Mutex::new(db), path })
     }
 
@@ -143,12 +165,18 @@ impl Index {
 
     /// Stores `info` under the next sequence number, which it returns.
     pub fn put(&self, info: &FileInfo) -> Result<u64, IndexError> {
+        self.put_from(info, None)
+    }
+
+    /// Stores `info`, taken unchanged from peer `origin` if given (it is
+    /// then not sent back to that peer, which has it already).
+    pub fn put_from(&self, info: &FileInfo, origin: Option<&str>) -> Result<u64, IndexError> {
         let mut db = self.db();
         let tx = db.transaction().map_err(|e| self.err(e))?;
         let seq: i64 = tx.query_row("SELECT COALESCE(MAX(sequence), 0) + 1 FROM files", [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let kind = serde_json::to_string(&info.kind).expect("kind serialises");
         tx.execute(
-            "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             rusqlite::params![
                 info.path.as_str(),
                 kind,
@@ -159,15 +187,23 @@ impl Index {
                 info.deleted,
                 format!("{:x}", info.modified_by),
                 encode_blocks(&info.blocks),
-                seq
+                seq,
+                origin
             ],
         )
         .map_err(|e| self.err(e))?;
         tx.execute("DELETE FROM blocks WHERE path = ?1", [info.path.as_str()]).map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM pieces WHERE path = ?1", [info.path.as_str()]).map_err(|e| self.err(e))?;
         if !info.deleted {
             let mut stmt = tx.prepare("INSERT INTO blocks VALUES (?1, ?2, ?3, ?4)").map_err(|e| self.err(e))?;
             for b in &info.blocks {
                 stmt.execute(rusqlite::params![&b.hash[..], info.path.as_str(), b.offset as i64, b.size]).map_err(|e| self.err(e))?;
+            }
+            if info.blocks.len() > blocklist::INLINE {
+                let mut stmt = tx.prepare("INSERT INTO pieces VALUES (?1, ?2)").map_err(|e| self.err(e))?;
+                for (hash, _) in blocklist::pieces(&info.entries()) {
+                    stmt.execute(rusqlite::params![&hash[..], info.path.as_str()]).map_err(|e| self.err(e))?;
+                }
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
@@ -175,6 +211,10 @@ impl Index {
     }
 
     fn rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<FileInfo>, IndexError> {
+        Ok(self.rows_with_origin(sql, params)?.into_iter().map(|(f, _)| f).collect())
+    }
+
+    fn rows_with_origin(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<(FileInfo, Option<String>)>, IndexError> {
         let db = self.db();
         let mut stmt = db.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -190,15 +230,16 @@ impl Index {
                     r.get::<_, String>(7)?,
                     r.get::<_, Vec<u8>>(8)?,
                     r.get::<_, i64>(9)?,
+                    r.get::<_, Option<String>>(10)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, kind, size, mtime, mode, version, deleted, by, blocks, seq) = row.map_err(|e| self.err(e))?;
+            let (path, kind, size, mtime, mode, version, deleted, by, blocks, seq, origin) = row.map_err(|e| self.err(e))?;
             // Rows are only written by `put`, from checked values.
             let (Ok(path), Ok(kind)) = (RelPath::parse(&path), serde_json::from_str(&kind)) else { continue };
-            out.push(FileInfo {
+            let info = FileInfo {
                 path,
                 kind,
                 size: size as u64,
@@ -209,7 +250,8 @@ impl Index {
                 modified_by: u64::from_str_radix(&by, 16).unwrap_or(0),
                 blocks: decode_blocks(&blocks),
                 sequence: seq as u64,
-            });
+            };
+            out.push((info, origin));
         }
         Ok(out)
     }
@@ -229,22 +271,57 @@ impl Index {
         self.rows("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2", rusqlite::params![since as i64, limit])
     }
 
+    /// What to send `peer` after `since`: the next `limit` changes, less
+    /// those taken unchanged from `peer`, and the sequence they reach.
+    pub fn changes_for(&self, since: u64, limit: u32, peer: &str) -> Result<(Vec<FileInfo>, u64), IndexError> {
+        let rows = self.rows_with_origin("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2", rusqlite::params![since as i64, limit])?;
+        let reached = rows.last().map_or(since, |(f, _)| f.sequence);
+        Ok((rows.into_iter().filter(|(_, o)| o.as_deref() != Some(peer)).map(|(f, _)| f).collect(), reached))
+    }
+
+    /// The block-list piece with this hash, from a local file's list.
+    pub fn find_piece(&self, hash: &Hash) -> Result<Option<Vec<blocklist::Entry>>, IndexError> {
+        Ok(self.pieces_beside(hash)?.into_iter().find(|(h, _)| h == hash).map(|(_, e)| e))
+    }
+
+    /// Every piece of the local file whose list has the piece `hash` (none
+    /// if no file has it): a file's pieces are usually wanted together.
+    pub fn pieces_beside(&self, hash: &Hash) -> Result<Vec<(Hash, Vec<blocklist::Entry>)>, IndexError> {
+        let found = self.db().query_row("SELECT path FROM pieces WHERE hash = ?1 LIMIT 1", [&hash[..]], |r| r.get::<_, String>(0));
+        let path = match found {
+            Ok(p) => p,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let Some(info) = RelPath::parse(&path).ok().map(|p| self.get(&p)).transpose()?.flatten() else { return Ok(Vec::new()) };
+        let entries = info.entries();
+        Ok(blocklist::pieces(&entries).into_iter().map(|(h, e)| (h, e.to_vec())).collect())
+    }
+
     /// Every entry, by path.
     pub fn all(&self) -> Result<Vec<FileInfo>, IndexError> {
         self.rows("SELECT * FROM files ORDER BY path", [])
     }
 
-    /// A local file holding a block with this hash: (path, offset, size).
-    pub fn find_block(&self, hash: &Hash) -> Result<Option<(RelPath, u64, u32)>, IndexError> {
+    /// For each hash, a local file holding that block: (path, offset, size).
+    pub fn find_blocks<'a>(&self, hashes: impl Iterator<Item = &'a Hash>) -> Result<Vec<Option<Found>>, IndexError> {
         let db = self.db();
-        let found = db.query_row("SELECT path, offset, size FROM blocks WHERE hash = ?1 LIMIT 1", [&hash[..]], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?))
-        });
-        match found {
-            Ok((p, o, s)) => Ok(RelPath::parse(&p).ok().map(|p| (p, o as u64, s))),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(self.err(e)),
+        let mut stmt = db.prepare_cached("SELECT path, offset, size FROM blocks WHERE hash = ?1 LIMIT 1").map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for hash in hashes {
+            let found = stmt.query_row([&hash[..]], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?)));
+            out.push(match found {
+                Ok((p, o, s)) => RelPath::parse(&p).ok().map(|p| (p, o as u64, s)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                Err(e) => return Err(self.err(e)),
+            });
         }
+        Ok(out)
+    }
+
+    /// A local file holding a block with this hash: (path, offset, size).
+    pub fn find_block(&self, hash: &Hash) -> Result<Option<Found>, IndexError> {
+        Ok(self.find_blocks(std::iter::once(hash))?.pop().flatten())
     }
 
     /// The highest sequence of `peer`'s index applied here.
@@ -305,6 +382,22 @@ mod tests {
         assert_eq!(ix.peer_seen("p").unwrap(), 0);
         ix.set_peer_seen("p", 42).unwrap();
         assert_eq!(ix.peer_seen("p").unwrap(), 42);
+
+        // A long list's pieces are found through any file holding them.
+        let long: Vec<Block> = (0..300u64).map(|i| Block { hash: *blake3::hash(&i.to_le_bytes()).as_bytes(), offset: i * 10, size: 10 }).collect();
+        let big = info("big", long);
+        // Taken unchanged from peer "p": not sent back to "p".
+        assert_eq!(ix.put_from(&big, Some("p")).unwrap(), 4);
+        for (hash, entries) in crate::blocklist::pieces(&big.entries()) {
+            assert_eq!(ix.find_piece(&hash).unwrap().as_deref(), Some(entries));
+        }
+        assert_eq!(ix.find_piece(&[0; 32]).unwrap(), None);
+        let (to_p, reached) = ix.changes_for(2, 10, "p").unwrap();
+        assert_eq!((to_p.len(), reached), (1, 4), "a.txt only, and the sequence still moves on");
+        assert_eq!(ix.changes_for(2, 10, "q").unwrap().0.len(), 2);
+        // Once changed here, it goes to everyone again.
+        ix.put(&FileInfo { version: big.version.bumped(8), ..big.clone() }).unwrap();
+        assert_eq!(ix.changes_for(4, 10, "p").unwrap().0.len(), 1);
     }
 
     #[test]
@@ -317,7 +410,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         check(&Index::open(&dir.path().join("ix.sqlite")).unwrap());
         let ix = Index::open(&dir.path().join("ix.sqlite")).unwrap();
-        assert_eq!(ix.max_sequence().unwrap(), 3);
+        assert_eq!(ix.max_sequence().unwrap(), 5);
         assert_eq!(ix.peer_seen("p").unwrap(), 42);
         assert!(Index::open(Path::new("/nonexistent/ix.sqlite")).is_err());
     }

@@ -3,13 +3,19 @@
 //!
 //! # Layout
 //! - Pure logic, tested without disks or sockets: [`chunk`] (content-defined
-//!   blocks), [`vv`] (version vectors), [`path`] (safe relative paths),
-//!   [`conflict`] (the conflict rule and conflict-copy names).
-//! - Still to come: the SQLite index with its in-memory twin, the scanner
-//!   and watcher, the sync protocol and puller, and the node and CLI wiring.
-//!   DESIGN/sync.md holds the plan.
+//!   blocks), [`blocklist`] (block lists cut into pieces for the wire),
+//!   [`vv`] (version vectors), [`path`] (safe relative paths), [`conflict`]
+//!   (the conflict rule and conflict-copy names), [`decide`] (what to do
+//!   with a peer's entry).
+//! - On disk: [`index`] (SQLite, with an in-memory twin), [`scan`] (folder
+//!   → index), [`apply`] (a peer's entry → folder, safely), [`folders`]
+//!   (the folder list and invites).
+//! - On the network: [`protocol`] (`/cloudy/sync/1.0.0`), `source` (blocks
+//!   from members), `runner` (a folder at work), [`service`] (the API the
+//!   node uses). DESIGN/sync.md explains the design.
 
 pub mod apply;
+pub mod blocklist;
 pub mod chunk;
 pub mod conflict;
 pub mod decide;

@@ -7,12 +7,15 @@
 //!   server's index changes, for as long as the stream stays open (the
 //!   first batches bring everything after `since`; each says the sequence
 //!   it reaches).
-//! - `Block { folder, hash }` → `Data` / `Missing`, pipelined: the server
-//!   answers in order.
+//! - `Block { folder, hash }` → `Data` / `Missing`, and `List { folder,
+//!   hash }` (a block-list piece, see [`crate::blocklist`]) → `Data` /
+//!   `Missing`, pipelined: the client may send many requests before
+//!   reading, and the server answers in order.
 //!
 //! The overlay authenticates the peer; the server refuses any request for
 //! a folder the peer is not a member of.
 
+use crate::blocklist;
 use crate::chunk::{Block, Hash};
 use crate::index::{FileInfo, Kind};
 use crate::path::{PathError, RelPath};
@@ -36,6 +39,8 @@ pub enum Request {
     Index { folder: String, since: u64 },
     /// One block's bytes.
     Block { folder: String, hash: Hash },
+    /// One block-list piece's bytes.
+    List { folder: String, hash: Hash },
 }
 
 /// Server → client.
@@ -51,13 +56,14 @@ pub enum Response {
     Members { name: String, members: Vec<String> },
     /// Index entries, and the sequence they bring the client up to.
     Files { files: Vec<WireFile>, seq: u64 },
-    /// A block.
-    Data(Vec<u8>),
+    /// A block (as one byte string, not a sequence of numbers).
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The server does not have the block.
     Missing,
 }
 
-/// A [`FileInfo`] as sent: paths as text (checked on receipt).
+/// A [`FileInfo`] as sent: paths as text (checked on receipt), and a long
+/// block list as the hashes of its pieces (`blocks` is then empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireFile {
     pub path: String,
@@ -69,10 +75,13 @@ pub struct WireFile {
     pub deleted: bool,
     pub modified_by: u64,
     pub blocks: Vec<(Hash, u32)>,
+    pub pieces: Vec<Hash>,
 }
 
 impl From<&FileInfo> for WireFile {
     fn from(f: &FileInfo) -> Self {
+        let entries = f.entries();
+        let long = entries.len() > blocklist::INLINE;
         WireFile {
             path: f.path.to_string(),
             kind: f.kind.clone(),
@@ -82,15 +91,27 @@ impl From<&FileInfo> for WireFile {
             version: f.version.pairs().collect(),
             deleted: f.deleted,
             modified_by: f.modified_by,
-            blocks: f.blocks.iter().map(|b| (b.hash, b.size)).collect(),
+            blocks: if long { Vec::new() } else { entries.clone() },
+            pieces: if long { blocklist::pieces(&entries).into_iter().map(|(h, _)| h).collect() } else { Vec::new() },
         }
     }
 }
 
 impl WireFile {
-    /// Checks the entry from a peer: a safe path, blocks adding up to the size.
-    pub fn into_info(self) -> Result<FileInfo, PathError> {
+    /// Checks the entry from a peer: a safe path, blocks adding up to the
+    /// size. `piece` gives the entries of a piece (checked against its hash
+    /// by whoever fetched it).
+    pub fn into_info<'a>(mut self, piece: impl Fn(&Hash) -> Option<&'a [blocklist::Entry]>) -> Result<FileInfo, PathError> {
         let path = RelPath::parse(&self.path)?;
+        if !self.pieces.is_empty() {
+            if !self.blocks.is_empty() {
+                return Err(PathError { path: self.path, reason: "both a block list and pieces" });
+            }
+            for h in &self.pieces {
+                let entries = piece(h).ok_or(PathError { path: self.path.clone(), reason: "a block-list piece is missing" })?;
+                self.blocks.extend_from_slice(entries);
+            }
+        }
         let total: u64 = self.blocks.iter().map(|(_, s)| *s as u64).sum();
         if !self.deleted && self.kind == Kind::File && total != self.size {
             return Err(PathError { path: self.path, reason: "block sizes do not add up to the file size" });
@@ -166,16 +187,29 @@ mod tests {
             deleted: false,
             modified_by: 1,
             blocks: vec![([3; 32], 7)],
+            pieces: vec![],
         };
         let mut buf = Vec::new();
         send(&mut buf, &Response::Files { files: vec![f.clone()], seq: 9 }).await.unwrap();
         let got: Response = recv(&mut futures::io::Cursor::new(buf)).await.unwrap().unwrap();
         assert_eq!(got, Response::Files { files: vec![f.clone()], seq: 9 });
-        let info = f.clone().into_info().unwrap();
+        let none = |_: &Hash| None;
+        let info = f.clone().into_info(none).unwrap();
         assert_eq!(WireFile::from(&info), f);
         // Bad entries from a peer.
-        assert!(WireFile { path: "../etc/passwd".into(), ..f.clone() }.into_info().is_err());
-        assert!(WireFile { size: 8, ..f }.into_info().is_err());
+        assert!(WireFile { path: "../etc/passwd".into(), ..f.clone() }.into_info(none).is_err());
+        assert!(WireFile { size: 8, ..f.clone() }.into_info(none).is_err());
+        // A long list goes as pieces, and comes back from them.
+        let entries: Vec<blocklist::Entry> = (0..200u32).map(|i| (*blake3::hash(&i.to_le_bytes()).as_bytes(), 10)).collect();
+        let long = WireFile { blocks: entries.clone(), size: 2000, ..f.clone() }.into_info(none).unwrap();
+        let wire = WireFile::from(&long);
+        assert!(wire.blocks.is_empty() && !wire.pieces.is_empty());
+        let pieces = blocklist::pieces(&entries);
+        let lookup = |h: &Hash| pieces.iter().find(|(p, _)| p == h).map(|(_, e)| *e);
+        assert_eq!(wire.clone().into_info(lookup).unwrap(), long);
+        let err = wire.clone().into_info(none).unwrap_err();
+        assert!(err.to_string().contains("piece is missing"), "{err}");
+        assert!(WireFile { blocks: vec![([3; 32], 7)], ..wire }.into_info(lookup).is_err());
         let mut junk = Vec::new();
         cloudy_overlay::frame::write_frame(&mut junk, &[0xff, 0xff, 0xff], MAX_FRAME).await.unwrap();
         let err = recv::<_, Request>(&mut futures::io::Cursor::new(junk)).await.unwrap_err();

@@ -5,7 +5,9 @@
 //! Scans and applied batches take the folder's lock in turn, so a scan
 //! never sees a file the puller is halfway through installing.
 
-use crate::apply::{self, ApplyError};
+use crate::apply::{self, ApplyError, FETCH_AHEAD};
+use crate::blocklist::Entry;
+use crate::chunk::Hash;
 use crate::decide::{decide, Action};
 use crate::index::{FileInfo, Index};
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
@@ -13,6 +15,8 @@ use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
 use crate::source::{MemberBlocks, TIMEOUT};
 use cloudy_overlay::{MemberState, PeerId, StreamProtocol};
+use futures::future::BoxFuture;
+use futures::StreamExt;
 use notify::Watcher;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -105,19 +109,22 @@ fn root_of(inner: &Inner, id: &str) -> Option<PathBuf> {
 }
 
 /// Scans folder `id`; returns whether some files were not stable yet.
-async fn scan_now(inner: &Inner, id: &str, r: &Running, busy: HashSet<PathBuf>) -> bool {
+async fn scan_now(inner: &Inner, id: &str, r: &Running, busy: HashSet<PathBuf>, closed: HashSet<PathBuf>) -> bool {
     let Some(root) = root_of(inner, id) else { return false };
     let _guard = r.lock.lock().await;
     let index_path = inner.dir.join(format!("{id}.sqlite"));
     let me = inner.member;
-    let hold = Hold { settle: inner.cfg.settle, busy };
+    let hold = Hold { settle: inner.cfg.settle, busy, closed };
     // The scan runs on the blocking pool with its own connection to the
     // index (SQLite in WAL mode serialises the writes).
+    let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         let ix = Index::open(&index_path).map_err(|e| e.to_string())?;
         scan(&root, &ix, me, &hold).map_err(|e| e.to_string())
     })
     .await;
+    tracing::debug!(target: "cloudy::_events::sync", folder = %id, took = ?started.elapsed(), "scanned");
+
     match result {
         Ok(Ok(report)) => {
             if !report.changed.is_empty() || !report.deleted.is_empty() {
@@ -167,6 +174,7 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     })
     .ok();
     let mut busy: HashMap<PathBuf, tokio::time::Instant> = HashMap::new();
+    let mut closed: HashSet<PathBuf> = HashSet::new();
     if let Some(root) = root_of(&inner, &id) {
         let removed = tokio::task::spawn_blocking(move || crate::scan::remove_stale_temps(&root)).await.unwrap_or(0);
         if removed > 0 {
@@ -193,16 +201,16 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
             _ = retry => {}
             Some(seen) = rx.recv() => {
                 // Let a burst of events settle, then scan once.
-                note(&mut busy, seen);
+                note(&mut busy, &mut closed, seen);
                 tokio::time::sleep(inner.cfg.debounce).await;
                 while let Ok(seen) = rx.try_recv() {
-                    note(&mut busy, seen);
+                    note(&mut busy, &mut closed, seen);
                 }
             }
         }
         busy.retain(|_, at| at.elapsed() < BUSY_FOR);
         // Files still being written are looked at again once settled.
-        let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect()).await;
+        let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect(), std::mem::take(&mut closed)).await;
         again = unstable.then(|| tokio::time::Instant::now() + inner.cfg.settle);
         let mut st = r.status.lock().expect("status lock");
         if st.state == "scanning" {
@@ -211,10 +219,16 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     }
 }
 
-fn note(busy: &mut HashMap<PathBuf, tokio::time::Instant>, seen: Seen) {
+fn note(busy: &mut HashMap<PathBuf, tokio::time::Instant>, closed: &mut HashSet<PathBuf>, seen: Seen) {
     match seen {
-        Seen::Writing(p) => drop(busy.insert(p, tokio::time::Instant::now())),
-        Seen::Closed(p) => drop(busy.remove(&p)),
+        Seen::Writing(p) => {
+            closed.remove(&p);
+            busy.insert(p, tokio::time::Instant::now());
+        }
+        Seen::Closed(p) => {
+            busy.remove(&p);
+            closed.insert(p);
+        }
         Seen::Other => {}
     }
 }
@@ -302,7 +316,7 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                 }
             }
             Some(Response::Files { files, seq }) => {
-                let clean = apply_batch(inner, id, r, files, &source).await;
+                let clean = apply_batch(inner, id, r, peer, files, &source).await;
                 if clean {
                     r.index.set_peer_seen(&peer.to_string(), seq).map_err(|e| e.to_string())?;
                 } else {
@@ -338,16 +352,53 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
     }
 }
 
-/// Applies one batch of a peer's entries; `false` if any must be retried.
-async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>, source: &MemberBlocks) -> bool {
+/// Files of a batch assembled at once.
+const FILES_AT_ONCE: usize = 8;
+
+/// The block-list pieces a batch refers to: from local files' lists where
+/// possible, else fetched (and checked) from the members.
+async fn resolve_pieces(r: &Running, files: &[WireFile], source: &MemberBlocks) -> Result<HashMap<Hash, Vec<Entry>>, String> {
+    let mut lists: HashMap<Hash, Vec<Entry>> = HashMap::new();
+    let mut fetch = Vec::new();
+    for h in files.iter().flat_map(|w| &w.pieces) {
+        if lists.contains_key(h) || fetch.contains(h) {
+            continue;
+        }
+        lists.extend(r.index.pieces_beside(h).map_err(|e| e.to_string())?);
+        if !lists.contains_key(h) {
+            fetch.push(*h);
+        }
+    }
+    type Piece = (Hash, Vec<Entry>);
+    let jobs: Vec<BoxFuture<'_, Result<Piece, String>>> =
+        fetch.into_iter().map(|h| Box::pin(async move { source.list(h).await.map(|e| (h, e)) }) as BoxFuture<'_, _>).collect();
+    let fetched: Vec<_> = futures::stream::iter(jobs).buffer_unordered(FETCH_AHEAD).collect().await;
+    for f in fetched {
+        let (h, e) = f.map_err(|e| format!("block list: {e}"))?;
+        lists.insert(h, e);
+    }
+    Ok(lists)
+}
+
+/// Applies one batch of `peer`'s entries; `false` if any must be retried.
+async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: Vec<WireFile>, source: &MemberBlocks) -> bool {
     let Some(root) = root_of(inner, id) else { return true };
+    let origin = peer.to_string();
+    let lists = match resolve_pieces(r, &files, source).await {
+        Ok(l) => l,
+        Err(e) => {
+            r.error(e);
+            return false;
+        }
+    };
     let mut infos = Vec::new();
     for w in files {
-        match w.into_info() {
+        match w.into_info(|h| lists.get(h).map(Vec::as_slice)) {
             Ok(i) => infos.push(i),
             Err(e) => warn!(target: "cloudy::_events::sync", folder = %id, "refused an entry from a peer: {e}"),
         }
     }
+    drop(lists);
     // Additions first, parents before children (so renames find their
     // blocks before the old name is deleted); deletions deepest first.
     infos.sort_by(|a, b| a.deleted.cmp(&b.deleted).then_with(|| if a.deleted { b.path.cmp(&a.path) } else { a.path.cmp(&b.path) }));
@@ -361,48 +412,64 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
         st.need_bytes = infos.iter().filter(|f| !f.deleted).map(|f| f.size).sum();
     }
     let mut clean = true;
-    let mut changed_ours = false;
-    // Plain new versions of files are assembled first and installed after
-    // one filesystem sync for the whole batch (not one fsync per file).
-    let mut prepared = Vec::new();
+    let mut plan = Vec::new();
     for theirs in &infos {
         if is_ignored(&ig, &theirs.path, theirs.kind == crate::index::Kind::Dir) {
             continue;
         }
-        let ours = match r.index.get(&theirs.path) {
-            Ok(o) => o,
+        match r.index.get(&theirs.path) {
+            Ok(ours) => plan.push((theirs, decide(ours.as_ref(), theirs), ours)),
             Err(e) => {
                 r.error(e.to_string());
                 clean = false;
-                continue;
             }
-        };
-        let action = decide(ours.as_ref(), theirs);
-        let result = if action == Action::Take && !theirs.deleted && theirs.kind == crate::index::Kind::File {
-            apply::prepare(&root, &r.index, theirs, source).await.map(|p| prepared.push((theirs, p)))
-        } else {
-            apply_one(inner, &root, r, theirs, ours, action, source).await.map(|c| changed_ours |= c)
-        };
-        if let Err(e) = result {
-            if !record(r, e) {
-                return false;
-            }
-            clean = false;
-        }
-        let mut st = r.status.lock().expect("status lock");
-        if !theirs.deleted {
-            st.need_files = st.need_files.saturating_sub(1);
-            st.need_bytes = st.need_bytes.saturating_sub(theirs.size);
         }
     }
-    if prepared.iter().any(|(_, p)| p.is_some()) {
-        if let Err(e) = apply::sync_filesystem(&root) {
-            record(r, e);
-            return false;
+    // Plain new versions of files are assembled several at a time, before
+    // anything is deleted (a rename reuses the old name's blocks), and
+    // installed after one filesystem sync for the whole batch.
+    let jobs: Vec<BoxFuture<'_, _>> =
+        plan.iter().filter(|(t, a, _)| plain(t, a)).map(|(t, _, _)| Box::pin(prepare_one(&root, r, t, source)) as BoxFuture<'_, _>).collect();
+    let started = std::time::Instant::now();
+    let assembled: Vec<(&FileInfo, Result<Option<apply::Prepared>, ApplyError>)> =
+        futures::stream::iter(jobs).buffer_unordered(FILES_AT_ONCE).collect().await;
+    tracing::debug!(target: "cloudy::_events::sync", folder = %id, took = ?started.elapsed(), "files assembled");
+    let mut prepared = Vec::new();
+    let mut full = false;
+    for (theirs, p) in assembled {
+        match p {
+            Ok(p) => prepared.push((theirs, p)),
+            Err(e) => {
+                full |= !record(r, e);
+                clean = false;
+            }
         }
+    }
+    if full {
+        prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
+        return false;
+    }
+    let mut changed_ours = false;
+    for (theirs, action, ours) in plan.into_iter().filter(|(t, a, _)| !plain(t, a)) {
+        match apply_one(inner, &root, r, theirs, ours, action, source, &origin).await {
+            Ok(c) => changed_ours |= c,
+            Err(e) => {
+                if !record(r, e) {
+                    prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
+                    return false;
+                }
+                clean = false;
+            }
+        }
+        done(r, theirs);
+    }
+    if let Err(e) = make_durable(&root, &prepared) {
+        record(r, e);
+        prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
+        return false;
     }
     for (theirs, p) in prepared {
-        if let Err(e) = apply::commit(&root, &r.index, theirs, p) {
+        if let Err(e) = apply::commit(&root, &r.index, theirs, p, Some(&origin)) {
             if !record(r, e) {
                 return false;
             }
@@ -411,10 +478,53 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, files: Vec<WireFile>,
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
     r.set_state(if clean { "in sync" } else { "error: see errors" });
-    if changed_ours {
+    // Members subscribed here learn of what was taken (not the member it
+    // came from: see `Index::changes_for`).
+    if changed_ours || !infos.is_empty() {
         r.changed();
     }
     clean
+}
+
+/// Up to this many new files are synced one by one; more, and the whole
+/// filesystem is synced once (one `syncfs` is much cheaper than a thousand
+/// `fsync`s, but it also flushes whatever else is waiting on that disk).
+const SYNC_EACH: usize = 16;
+
+/// Makes the assembled files durable before they are installed.
+fn make_durable(root: &Path, prepared: &[(&FileInfo, Option<apply::Prepared>)]) -> Result<(), ApplyError> {
+    let files: Vec<&apply::Prepared> = prepared.iter().filter_map(|(_, p)| p.as_ref()).collect();
+    match files.len() {
+        0 => Ok(()),
+        n if n <= SYNC_EACH => files.iter().try_for_each(|p| p.sync()),
+        _ => apply::sync_filesystem(root),
+    }
+}
+
+/// A plain new version of a file, taken as is.
+fn plain(theirs: &FileInfo, action: &Action) -> bool {
+    *action == Action::Take && !theirs.deleted && theirs.kind == crate::index::Kind::File
+}
+
+/// Assembles a plain new version of a file (see [`apply::prepare`]).
+async fn prepare_one<'a>(
+    root: &Path,
+    r: &Running,
+    theirs: &'a FileInfo,
+    source: &MemberBlocks,
+) -> (&'a FileInfo, Result<Option<apply::Prepared>, ApplyError>) {
+    let p = apply::prepare(root, &r.index, theirs, source).await;
+    done(r, theirs);
+    (theirs, p)
+}
+
+/// Counts an entry of the batch as dealt with in the folder's status.
+fn done(r: &Running, theirs: &FileInfo) {
+    let mut st = r.status.lock().expect("status lock");
+    if !theirs.deleted {
+        st.need_files = st.need_files.saturating_sub(1);
+        st.need_bytes = st.need_bytes.saturating_sub(theirs.size);
+    }
 }
 
 /// Records a failure in the folder's status; `false` when the disk is full
@@ -432,7 +542,9 @@ fn record(r: &Running, e: ApplyError) -> bool {
     }
 }
 
-/// Applies one entry; `true` when our own version changed (to send back).
+/// Applies one entry from peer `origin`; `true` when our own version
+/// changed (to send back).
+#[allow(clippy::too_many_arguments)]
 async fn apply_one(
     inner: &Inner,
     root: &Path,
@@ -441,10 +553,11 @@ async fn apply_one(
     ours: Option<FileInfo>,
     action: Action,
     source: &MemberBlocks,
+    origin: &str,
 ) -> Result<bool, ApplyError> {
     match action {
         Action::Nothing => Ok(false),
-        Action::Take => apply::take(root, &r.index, theirs, source).await.map(|()| false),
+        Action::Take => apply::take(root, &r.index, theirs, source, Some(origin)).await.map(|()| false),
         Action::MergeSame => {
             let ours = ours.expect("merge needs ours");
             r.index.put(&FileInfo { version: ours.version.merged(&theirs.version), ..ours })?;
@@ -465,7 +578,7 @@ async fn apply_one(
                 let name = apply::save_conflict_copy(root, &r.index, ours, true, source).await?;
                 info!(target: "cloudy::_events::sync", path = %theirs.path, copy = %name, "conflict: took theirs, saved ours");
             }
-            apply::take(root, &r.index, theirs, source).await.map(|()| false)
+            apply::take(root, &r.index, theirs, source, Some(origin)).await.map(|()| false)
         }
     }
 }

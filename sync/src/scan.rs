@@ -91,6 +91,9 @@ pub struct Hold {
     pub settle: std::time::Duration,
     /// Files a writer still has open (from the watcher's open/close events).
     pub busy: HashSet<std::path::PathBuf>,
+    /// Files whose writer closed them after its last write: they are done,
+    /// so they need not wait out `settle`.
+    pub closed: HashSet<std::path::PathBuf>,
 }
 
 /// Deletes temporary files left by a pull that was interrupted (a crash or
@@ -144,12 +147,15 @@ pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanRepo
             continue;
         }
         let blocks = match kind {
-            Kind::File if now_ns - mtime_ns(&m) < settle.as_nanos() as i128 || hold.busy.contains(entry.path()) => {
+            Kind::File
+                if hold.busy.contains(entry.path())
+                    || (now_ns - mtime_ns(&m) < settle.as_nanos() as i128 && !hold.closed.contains(entry.path())) =>
+            {
                 report.unstable.push(path);
                 continue;
             }
             Kind::File => {
-                let hashed = std::fs::File::open(entry.path()).and_then(blocks_of);
+                let hashed = std::fs::File::open(entry.path()).and_then(|f| blocks_of(f, m.len()));
                 let after = entry.path().symlink_metadata();
                 match (hashed, after) {
                     (Ok(b), Ok(a)) if a.len() == m.len() && mtime_ns(&a) == mtime_ns(&m) => b,
@@ -248,11 +254,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::in_memory();
         std::fs::write(dir.path().join("fresh"), b"being written").unwrap();
-        let r = scan(dir.path(), &ix, 1, &Hold { settle: std::time::Duration::from_secs(60), busy: HashSet::new() }).unwrap();
+        let settle = Hold { settle: std::time::Duration::from_secs(60), ..Hold::default() };
+        let r = scan(dir.path(), &ix, 1, &settle).unwrap();
         assert_eq!(names(&r.unstable), vec!["fresh"]);
-        let busy = Hold { settle: std::time::Duration::ZERO, busy: [dir.path().join("fresh")].into() };
+        let busy = Hold { busy: [dir.path().join("fresh")].into(), ..Hold::default() };
         assert_eq!(names(&scan(dir.path(), &ix, 1, &busy).unwrap().unstable), vec!["fresh"], "a writer has it open");
         assert!(ix.all().unwrap().is_empty(), "not indexed yet");
-        assert_eq!(names(&scan(dir.path(), &ix, 1, &Hold::default()).unwrap().changed), vec!["fresh"]);
+        // Its writer closed it: no need to wait.
+        let closed = Hold { closed: [dir.path().join("fresh")].into(), ..settle };
+        assert_eq!(names(&scan(dir.path(), &ix, 1, &closed).unwrap().changed), vec!["fresh"]);
     }
 }

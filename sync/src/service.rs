@@ -266,9 +266,7 @@ impl Inner {
 
 async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
     let Some(req) = recv::<_, Request>(&mut s).await? else { return Ok(()) };
-    let folder = match &req {
-        Request::Join { folder } | Request::Index { folder, .. } | Request::Block { folder, .. } => folder.clone(),
-    };
+    let folder = folder_of(&req).to_string();
     if let Request::Join { .. } = req {
         return send(&mut s, &join_answer(inner, &folder, &peer)).await;
     }
@@ -277,24 +275,31 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
         return send(&mut s, &Response::Refused { reason: "not a member of this folder".into() }).await;
     };
     match req {
-        Request::Index { since, .. } => serve_index(f, running, since, s).await,
-        Request::Block { hash, .. } => {
-            let mut next = Some(hash);
-            while let Some(hash) = next {
-                let answer = match running.read_block(&f.path, &hash).await {
-                    Some(b) => Response::Data(b),
-                    None => Response::Missing,
+        Request::Index { since, .. } => serve_index(f, running, since, &peer.to_string(), s).await,
+        first @ (Request::Block { .. } | Request::List { .. }) => {
+            let mut next = Some(first);
+            while let Some(req) = next {
+                let found = match req {
+                    Request::Block { hash, .. } => running.read_block(&f.path, &hash).await,
+                    Request::List { hash, .. } => running.index.find_piece(&hash).ok().flatten().map(|e| crate::blocklist::encode(&e)),
+                    _ => None,
                 };
-                send(&mut s, &answer).await?;
+                send(&mut s, &found.map_or(Response::Missing, Response::Data)).await?;
                 next = match recv::<_, Request>(&mut s).await? {
-                    Some(Request::Block { folder: other, hash }) if other == folder => Some(hash),
-                    Some(_) => return Err(crate::protocol::ProtocolError::Malformed("only block requests on a block session".into())),
+                    Some(r @ (Request::Block { .. } | Request::List { .. })) if folder_of(&r) == folder => Some(r),
+                    Some(_) => return Err(crate::protocol::ProtocolError::Malformed("only block and list requests of one folder on a block session".into())),
                     None => None,
                 };
             }
             Ok(())
         }
         Request::Join { .. } => Ok(()),
+    }
+}
+
+fn folder_of(r: &Request) -> &str {
+    match r {
+        Request::Join { folder } | Request::Index { folder, .. } | Request::Block { folder, .. } | Request::List { folder, .. } => folder,
     }
 }
 
@@ -320,7 +325,8 @@ fn join_answer(inner: &Inner, folder: &str, peer: &PeerId) -> Response {
 
 /// An `Index` session: the member list, everything after `since`, then
 /// every change as it happens, until the client goes away.
-async fn serve_index(f: Folder, running: Arc<Running>, since: u64, s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
+/// Entries taken unchanged from this peer are not sent back to it.
+async fn serve_index(f: Folder, running: Arc<Running>, since: u64, peer: &str, s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
     let (mut rd, mut wr) = s.split();
     send(&mut wr, &Response::Members { name: f.name.clone(), members: f.members.clone() }).await?;
     let mut seq = running.watch_seq();
@@ -332,12 +338,12 @@ async fn serve_index(f: Folder, running: Arc<Running>, since: u64, s: cloudy_ove
         let _ = rd.read(&mut b).await;
     });
     loop {
-        let batch = running
+        let (batch, reached) = running
             .index
-            .since_at_most(cursor, BATCH as u32)
+            .changes_for(cursor, BATCH as u32, peer)
             .map_err(|e| crate::protocol::ProtocolError::Io(std::io::Error::other(e.to_string())))?;
-        if let Some(last) = batch.last() {
-            cursor = last.sequence;
+        if reached > cursor {
+            cursor = reached;
             let files = batch.iter().map(WireFile::from).collect();
             send(&mut wr, &Response::Files { files, seq: cursor }).await?;
             told = true;

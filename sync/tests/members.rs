@@ -231,6 +231,7 @@ fn wire_file(path: &str, data: &[u8]) -> cloudy_sync::protocol::WireFile {
         deleted: false,
         modified_by: 7,
         blocks: vec![(*blake3::hash(data).as_bytes(), data.len() as u32)],
+        pieces: vec![],
     }
 }
 
@@ -252,6 +253,7 @@ fn serve_lies(liar: &cloudy_overlay::Handle, folder: &str, files: Vec<cloudy_syn
                             Response::Files { files: files.clone(), seq: 1 }
                         }
                         Request::Block { .. } => Response::Data(served.clone()),
+                        Request::List { .. } => Response::Missing,
                         Request::Join { .. } => Response::Pending,
                     };
                     if send(&mut s, &answer).await.is_err() {
@@ -279,7 +281,7 @@ async fn a_corrupt_block_from_one_member_is_fetched_from_another_and_costs_its_s
     let ap = m[0].dir.path().to_path_buf();
     let liar_id = liar.local_peer_id();
     until("the liar's score to drop", || {
-        m[0].sync.list()[0].1.errors.iter().any(|e| e.contains("hash mismatch"))
+        m[0].sync.list()[0].1.errors.iter().any(|e| e.contains("does not match its hash"))
             && net.nodes[0].handle.snapshot().peers.get(&liar_id).is_some_and(|p| p.failures > 0.0)
     })
     .await;
