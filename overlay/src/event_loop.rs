@@ -271,7 +271,15 @@ impl EventLoop {
                             self.confirm_failed(peer);
                         }
                     }
-                    if from.is_none() {
+                    // A member that left or failed loses its connections: a
+                    // dead QUIC connection lingers until its idle timeout,
+                    // and a member restarted in the meantime would be
+                    // probed over it and wrongly found dead.
+                    if matches!(to, MemberState::Left | MemberState::Failed) {
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                    // A new member, or one back with (perhaps) new addresses.
+                    if from.is_none_or(|f| matches!(f, MemberState::Left | MemberState::Failed)) {
                         self.learn_addresses(peer);
                     }
                 }

@@ -77,6 +77,10 @@ pub enum ApplyError {
         /// Why.
         reason: String,
     },
+    /// The file was changed here and not scanned yet: it is left alone
+    /// until the next scan has indexed it (then the two are compared).
+    #[error("{0}: changed here since the last scan; it will be compared after the next one")]
+    ChangedHere(String),
     /// The path would be written through a symbolic link.
     #[error("{0}: a parent directory is a symbolic link; refused")]
     ThroughLink(String),
@@ -145,7 +149,7 @@ fn already_there(index: &Index, theirs: &FileInfo, target: &Path) -> bool {
     !ours.deleted
         && ours.kind == Kind::File
         && ours.blocks.iter().map(|b| b.hash).eq(theirs.blocks.iter().map(|b| b.hash))
-        && target.metadata().is_ok_and(|m| m.len() == ours.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == ours.mtime_ns)
+        && target.metadata().is_ok_and(|m| m.len() == ours.size && mtime_ns(&m) == ours.mtime_ns)
 }
 
 /// A block to copy from a local file into the file being assembled.
@@ -289,10 +293,29 @@ async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, 
     }
 }
 
-/// Moves a synced temporary file into place at `rel` (keeping what was there).
-fn install(root: &Path, rel: &RelPath, p: Prepared) -> Result<(), ApplyError> {
+/// Refuses to replace or delete a file whose size or mtime on disk is not
+/// what the index says: it was changed here since the last scan (or was
+/// never scanned), and must be compared as a local change first.
+fn unchanged_since_scan(root: &Path, index: &Index, rel: &RelPath) -> Result<(), ApplyError> {
+    let Ok(m) = rel.under(root).symlink_metadata() else { return Ok(()) };
+    if !m.is_file() {
+        return Ok(());
+    }
+    match index.get(rel)? {
+        Some(f) if !f.deleted && f.kind == Kind::File && f.size == m.len() && f.mtime_ns == mtime_ns(&m) => Ok(()),
+        _ => Err(ApplyError::ChangedHere(rel.to_string())),
+    }
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i128 {
+    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+}
+
+/// Moves a synced temporary file into place at `rel` (keeping what was
+/// there, unless it changed since the last scan).
+fn install(root: &Path, index: &Index, rel: &RelPath, p: Prepared) -> Result<(), ApplyError> {
     let target = rel.under(root);
-    let done = keep_version(root, rel).and_then(|()| std::fs::rename(&p.tmp, &target).map_err(|e| io(&target, e)));
+    let done = unchanged_since_scan(root, index, rel).and_then(|()| keep_version(root, rel)).and_then(|()| std::fs::rename(&p.tmp, &target).map_err(|e| io(&target, e)));
     if done.is_err() {
         let _ = std::fs::remove_file(&p.tmp);
     }
@@ -306,7 +329,7 @@ async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath
         let _ = std::fs::remove_file(&p.tmp);
         return Err(io(&p.tmp, e));
     }
-    install(root, rel, p)
+    install(root, index, rel, p)
 }
 
 /// First half of taking a plain file in a batch: assembles it (`None`
@@ -324,7 +347,7 @@ pub async fn prepare(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn
 /// peer `origin`.
 pub fn commit(root: &Path, index: &Index, theirs: &FileInfo, p: Option<Prepared>, origin: Option<&str>) -> Result<(), ApplyError> {
     if let Some(p) = p {
-        install(root, &theirs.path, p)?;
+        install(root, index, &theirs.path, p)?;
     }
     index.put_from(&as_on_disk(root, theirs), origin)?;
     Ok(())
@@ -343,7 +366,7 @@ fn as_on_disk(root: &Path, theirs: &FileInfo) -> FileInfo {
     if let Ok(m) = theirs.path.under(root).symlink_metadata() {
         if !theirs.deleted && !m.file_type().is_symlink() {
             info.size = if m.is_file() { m.len() } else { 0 };
-            info.mtime_ns = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
+            info.mtime_ns = mtime_ns(&m);
             info.mode = m.permissions().mode() & 0o7777;
         }
     }
@@ -364,7 +387,10 @@ pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn Bl
                 let _ = std::fs::remove_dir(&target);
             }
             Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&target).map_err(|e| io(&target, e))?,
-            Ok(_) => keep_version(root, rel)?,
+            Ok(_) => {
+                unchanged_since_scan(root, index, rel)?;
+                keep_version(root, rel)?
+            }
             Err(_) => {}
         }
     } else {

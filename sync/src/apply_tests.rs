@@ -147,3 +147,30 @@ async fn their_losing_content_is_saved_as_a_conflict_copy() {
     assert_eq!(name.as_str(), "notes.sync-conflict-20261118-110640-ABCDEF0.txt");
     assert_eq!(std::fs::read(name.under(dir.path())).unwrap(), b"their edit");
 }
+
+#[tokio::test]
+async fn a_file_changed_here_and_not_yet_scanned_is_never_replaced_nor_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::in_memory();
+    let a = dir.path().join("a");
+    std::fs::write(&a, b"scanned").unwrap();
+    scan(dir.path(), &ix, 1, &crate::scan::Hold::default()).unwrap();
+    let ours = ix.get(&RelPath::parse("a").unwrap()).unwrap().unwrap();
+    // Edited here; the scanner has not seen it yet.
+    std::fs::write(&a, b"edited here, longer").unwrap();
+    let (src, blocks) = Mem::with(b"their newer version");
+    let newer = FileInfo { version: ours.version.bumped(2), ..remote("a", blocks, 2) };
+    let err = take(dir.path(), &ix, &newer, &src, None).await.unwrap_err();
+    assert!(matches!(err, ApplyError::ChangedHere(_)), "{err}");
+    let gone = FileInfo { deleted: true, blocks: vec![], ..newer.clone() };
+    assert!(matches!(take(dir.path(), &ix, &gone, &src, None).await.unwrap_err(), ApplyError::ChangedHere(_)));
+    assert_eq!(std::fs::read(&a).unwrap(), b"edited here, longer");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file or version left: {names:?}");
+    // A file that was never scanned at all is left alone too.
+    std::fs::write(dir.path().join("b"), b"never scanned").unwrap();
+    let (src, blocks) = Mem::with(b"theirs");
+    let err = take(dir.path(), &ix, &remote("b", blocks, 2), &src, None).await.unwrap_err();
+    assert!(matches!(err, ApplyError::ChangedHere(_)), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"never scanned");
+}

@@ -35,6 +35,8 @@ pub(crate) struct Running {
     seq: watch::Sender<u64>,
     lock: tokio::sync::Mutex<()>,
     status: Mutex<Status>,
+    /// Block bytes downloaded from members.
+    downloaded: Arc<std::sync::atomic::AtomicU64>,
     pub cancel: CancellationToken,
 }
 
@@ -42,6 +44,7 @@ impl Running {
     /// Its status, with fresh totals.
     pub fn status(&self) -> Status {
         let mut st = self.status.lock().expect("status lock").clone();
+        st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         if let Ok(all) = self.index.all() {
             let live: Vec<&FileInfo> = all.iter().filter(|f| !f.deleted).collect();
             st.files = live.len() as u64;
@@ -97,6 +100,7 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         seq: watch::channel(seq).0,
         lock: tokio::sync::Mutex::new(()),
         status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
+        downloaded: Default::default(),
         cancel: inner.cancel.child_token(),
     });
     tokio::spawn(scanner(inner.clone(), id.clone(), running.clone()));
@@ -266,9 +270,14 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
             _ = r.cancel.cancelled() => return,
             ok = alive => if ok.is_err() { return },
         }
+        // A member that fails or leaves ends the session at once: its
+        // connection may take a while to time out, and it may be back with
+        // a new one before that.
+        let gone = snapshots.wait_for(|s| s.peers.get(&peer).is_none_or(|p| p.state != MemberState::Alive));
         let outcome = tokio::select! {
             _ = r.cancel.cancelled() => return,
             o = follow(&inner, &id, &r, peer) => o,
+            _ = gone => Err("the member left or failed".into()),
         };
         if let Err(e) = outcome {
             r.error(format!("{peer}: {e}"));
@@ -293,7 +302,7 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
         .get(id)
         .map(|f| f.members.iter().filter_map(|m| m.parse().ok()).filter(|p| *p != me).collect())
         .unwrap_or_default();
-    let source = MemberBlocks::new(inner.overlay.clone(), id, peer, others);
+    let source = MemberBlocks::new(inner.overlay.clone(), id, peer, others, r.downloaded.clone());
     loop {
         let msg = recv::<_, Response>(&mut s).await.map_err(|e| e.to_string())?;
         match msg {

@@ -81,6 +81,10 @@ pub struct Status {
     pub need_files: u64,
     /// Their bytes.
     pub need_bytes: u64,
+    /// Block bytes downloaded from members since the node started (blocks
+    /// found in local files are copied, not downloaded).
+    #[serde(default)]
+    pub downloaded: u64,
     /// Recent per-file errors.
     pub errors: Vec<String>,
 }

@@ -18,6 +18,8 @@ use crate::protocol::{recv, send, Request, Response, PROTOCOL};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::AsyncReadExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -118,17 +120,19 @@ impl PeerBlocks {
 pub struct MemberBlocks {
     overlay: Handle,
     members: Vec<PeerBlocks>,
+    downloaded: Arc<AtomicU64>,
 }
 
 impl MemberBlocks {
-    /// Blocks of `folder`, from `first` and then `others` by overlay score.
-    pub fn new(overlay: Handle, folder: &str, first: PeerId, others: impl IntoIterator<Item = PeerId>) -> Self {
+    /// Blocks of `folder`, from `first` and then `others` by overlay score;
+    /// the bytes of good blocks are added to `downloaded`.
+    pub fn new(overlay: Handle, folder: &str, first: PeerId, others: impl IntoIterator<Item = PeerId>, downloaded: Arc<AtomicU64>) -> Self {
         let snapshot = overlay.snapshot();
         let score = |p: &PeerId| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score);
         let mut rest: Vec<PeerId> = others.into_iter().filter(|p| *p != first).collect();
         rest.sort_by(|a, b| score(b).total_cmp(&score(a)));
         let members = std::iter::once(first).chain(rest).map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string())).collect();
-        MemberBlocks { overlay, members }
+        MemberBlocks { overlay, members, downloaded }
     }
 
     /// The first answer to `req` (built per member) that `accept` takes.
@@ -136,9 +140,12 @@ impl MemberBlocks {
         let mut why = Vec::new();
         for m in &self.members {
             match m.ask(req(m)).await {
-                Ok(b) => match accept(b) {
-                    Some(v) => return Ok(v),
-                    None => {
+                Ok(b) => match (b.len(), accept(b)) {
+                    (n, Some(v)) => {
+                        self.downloaded.fetch_add(n as u64, Ordering::Relaxed);
+                        return Ok(v);
+                    }
+                    (_, None) => {
                         tracing::warn!(target: "cloudy::_events::sync", peer = %m.peer, "a member served a corrupt {what}");
                         self.overlay.report_failure(m.peer);
                         why.push(format!("{}: {what} does not match its hash", m.peer));

@@ -39,7 +39,7 @@ pub(crate) async fn fails_with(home: &Path, args: &[&str], needle: &str) {
     assert_eq!(out.stderr.trim().lines().count(), 1, "one clear line: {:?}", out.stderr);
 }
 
-async fn json(home: &Path, args: &[&str]) -> Value {
+pub(crate) async fn json(home: &Path, args: &[&str]) -> Value {
     let out = cli(home, args).await;
     assert!(out.ok, "{args:?} failed: {}", out.stderr);
     serde_json::from_str(&out.stdout).expect("JSON output")
