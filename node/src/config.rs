@@ -59,11 +59,16 @@ pub struct SyncSettings {
     /// Full rescan period of every folder.
     #[serde(with = "humantime_serde")]
     pub rescan_interval: Duration,
+    /// Replaced and deleted files are kept in `.cloudy-versions/` this long
+    /// (zero: for ever).
+    #[serde(with = "humantime_serde")]
+    pub keep_versions: Duration,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        SyncSettings { rescan_interval: cloudy_sync::service::SyncConfig::default().rescan }
+        let d = cloudy_sync::service::SyncConfig::default();
+        SyncSettings { rescan_interval: d.rescan, keep_versions: d.keep_versions }
     }
 }
 
@@ -288,6 +293,7 @@ mod tests {
         let c = parse(&t).unwrap();
         assert_eq!(c.zone, "z");
         assert!(!c.mdns);
+        assert_eq!(c.sync.keep_versions, Duration::from_secs(30 * 86_400), "the template states the default");
     }
 
     #[test]

@@ -46,7 +46,11 @@ impl Node {
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
         let (overlay, overlay_task) = cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
         let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
-        let sync_cfg = cloudy_sync::service::SyncConfig { rescan: cfg.sync.rescan_interval, ..Default::default() };
+        let sync_cfg = cloudy_sync::service::SyncConfig {
+            rescan: cfg.sync.rescan_interval,
+            keep_versions: cfg.sync.keep_versions,
+            ..Default::default()
+        };
         let sync = cloudy_sync::service::Sync::start(overlay.clone(), &data.join("sync"), sync_cfg, cancel.child_token())
             .map_err(|e| NodeError::Sync(e.to_string()))?;
         for (name, meta) in announcements.all().await {

@@ -127,9 +127,7 @@ fn keep_version(root: &Path, rel: &RelPath) -> Result<(), ApplyError> {
         Ok(m) if m.is_file() => {}
         _ => return Ok(()),
     }
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
-        .unwrap_or_default();
+    let stamp = crate::versions::stamp(std::time::SystemTime::now());
     let mut to = root.join(VERSIONS_DIR).join(format!("{rel}~{stamp}"));
     // Two versions within one second: number the later ones.
     let mut n = 1;

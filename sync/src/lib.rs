@@ -8,8 +8,9 @@
 //!   (the conflict rule and conflict-copy names), [`decide`] (what to do
 //!   with a peer's entry).
 //! - On disk: [`index`] (SQLite, with an in-memory twin), [`scan`] (folder
-//!   → index), [`apply`] (a peer's entry → folder, safely), [`folders`]
-//!   (the folder list and invites).
+//!   → index), [`apply`] (a peer's entry → folder, safely), [`versions`]
+//!   (kept versions and their retention), [`folders`] (the folder list and
+//!   invites).
 //! - On the network: [`protocol`] (`/cloudy/sync/1.0.0`), `source` (blocks
 //!   from members), `runner` (a folder at work), [`service`] (the API the
 //!   node uses). DESIGN/sync.md explains the design.
@@ -27,4 +28,5 @@ mod runner;
 pub mod scan;
 pub mod service;
 mod source;
+pub mod versions;
 pub mod vv;

@@ -192,6 +192,7 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     }
     let mut tick = tokio::time::interval(inner.cfg.rescan);
     let mut again: Option<tokio::time::Instant> = None;
+    let mut pruned: Option<tokio::time::Instant> = None;
     loop {
         let retry = async {
             match again {
@@ -213,6 +214,10 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
             }
         }
         busy.retain(|_, at| at.elapsed() < BUSY_FOR);
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) && !inner.cfg.keep_versions.is_zero() {
+            pruned = Some(tokio::time::Instant::now());
+            prune_versions(&inner, &id).await;
+        }
         // Files still being written are looked at again once settled.
         let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect(), std::mem::take(&mut closed)).await;
         again = unstable.then(|| tokio::time::Instant::now() + inner.cfg.settle);
@@ -220,6 +225,19 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
         if st.state == "scanning" {
             st.state = "in sync".into();
         }
+    }
+}
+
+/// How often old versions are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes versions older than the retention.
+async fn prune_versions(inner: &Inner, id: &str) {
+    let Some(root) = root_of(inner, id) else { return };
+    let keep = inner.cfg.keep_versions;
+    let removed = tokio::task::spawn_blocking(move || crate::versions::prune(&root, keep, std::time::SystemTime::now())).await.unwrap_or(0);
+    if removed > 0 {
+        info!(target: "cloudy::_events::sync", folder = %id, removed, "deleted versions past their retention");
     }
 }
 

@@ -13,7 +13,7 @@ struct Member {
 }
 
 const CFG: SyncConfig =
-    SyncConfig { rescan: Duration::from_secs(30), debounce: Duration::from_millis(50), settle: Duration::from_millis(100) };
+    SyncConfig { rescan: Duration::from_secs(30), debounce: Duration::from_millis(50), settle: Duration::from_millis(100), keep_versions: Duration::from_secs(86_400) };
 
 /// `n` overlay nodes; the first `with_sync` of them run sync.
 async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, CancellationToken) {
@@ -294,5 +294,30 @@ async fn a_corrupt_block_from_one_member_is_fetched_from_another_and_costs_its_s
     h.join(&folder.invite(), h_dir.path()).unwrap();
     until("the good file", || read(&ap.join("f.bin")).as_ref() == Some(&data)).await;
     assert!(!ap.join("copy.bin").exists());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbolic_links_travel_as_links_and_are_never_followed() {
+    let (net, m, cancel) = members(2, 2).await;
+    let b_id = net.nodes[1].handle.local_peer_id().to_string();
+    let (ap, bp) = (m[0].dir.path().to_path_buf(), m[1].dir.path().to_path_buf());
+    std::fs::write(ap.join("target.txt"), b"pointed at").unwrap();
+    std::os::unix::fs::symlink("target.txt", ap.join("inside")).unwrap();
+    // A link out of the folder is carried as its text, never as the
+    // content it points to.
+    std::os::unix::fs::symlink("/etc/hostname", ap.join("outside")).unwrap();
+    let folder = m[0].sync.add(&ap, None, vec![b_id]).unwrap();
+    m[1].sync.join(&folder.invite(), &bp).unwrap();
+    let link = |p: &Path| std::fs::symlink_metadata(p).ok().filter(|m| m.file_type().is_symlink()).and_then(|_| std::fs::read_link(p).ok());
+    until("both links", || link(&bp.join("inside")).is_some() && link(&bp.join("outside")).is_some()).await;
+    assert_eq!(link(&bp.join("inside")).unwrap(), Path::new("target.txt"));
+    assert_eq!(link(&bp.join("outside")).unwrap(), Path::new("/etc/hostname"));
+    until("the target", || read(&bp.join("inside")).as_deref() == Some(&b"pointed at"[..])).await;
+    // A link retargeted on B comes back to A as a link.
+    std::fs::remove_file(bp.join("inside")).unwrap();
+    std::os::unix::fs::symlink("elsewhere.txt", bp.join("inside")).unwrap();
+    until("the new target on a", || link(&ap.join("inside")).as_deref() == Some(Path::new("elsewhere.txt"))).await;
+    assert_eq!(read(&ap.join("target.txt")).as_deref(), Some(&b"pointed at"[..]), "nothing was written through the link");
     cancel.cancel();
 }
