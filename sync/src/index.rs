@@ -78,7 +78,7 @@ pub struct Index {
     path: String,
 }
 
-const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-512;
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL,
     mode INTEGER NOT NULL, version TEXT NOT NULL, deleted INTEGER NOT NULL, modified_by TEXT NOT NULL,

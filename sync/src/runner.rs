@@ -380,7 +380,7 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
 }
 
 /// Files of a batch assembled at once.
-const FILES_AT_ONCE: usize = 8;
+const FILES_AT_ONCE: usize = 32;
 
 /// The block-list pieces a batch refers to: from local files' lists where
 /// possible, else fetched (and checked) from the members.
