@@ -10,6 +10,8 @@ use crate::blocklist::Entry;
 use crate::chunk::Hash;
 use crate::decide::{decide, Action};
 use crate::index::{FileInfo, Index};
+use crate::path::RelPath;
+use crate::vv::VersionVector;
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
 use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
@@ -37,6 +39,13 @@ pub(crate) struct Running {
     status: Mutex<Status>,
     /// Block bytes downloaded from members.
     downloaded: Arc<std::sync::atomic::AtomicU64>,
+    /// Block bytes served to members.
+    pub uploaded: std::sync::atomic::AtomicU64,
+    /// The version of each path each member last announced, so a file's
+    /// blocks can be asked of every member that has that very version.
+    announced: Mutex<HashMap<RelPath, HashMap<PeerId, VersionVector>>>,
+    /// Woken when the member list changed (subscriptions start at once).
+    members_changed: tokio::sync::Notify,
     pub cancel: CancellationToken,
 }
 
@@ -45,6 +54,7 @@ impl Running {
     pub fn status(&self) -> Status {
         let mut st = self.status.lock().expect("status lock").clone();
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
+        st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
         if let Ok(all) = self.index.all() {
             let live: Vec<&FileInfo> = all.iter().filter(|f| !f.deleted).collect();
             st.files = live.len() as u64;
@@ -62,6 +72,25 @@ impl Running {
         st.errors.push(e);
         let extra = st.errors.len().saturating_sub(KEEP_ERRORS);
         st.errors.drain(..extra);
+    }
+
+    /// Records what `peer` announced.
+    fn note_announced(&self, peer: PeerId, files: &[FileInfo]) {
+        let mut a = self.announced.lock().expect("announced lock");
+        for f in files {
+            let by = a.entry(f.path.clone()).or_default();
+            if f.deleted {
+                by.remove(&peer);
+            } else {
+                by.insert(peer, f.version.clone());
+            }
+        }
+    }
+
+    /// The members that announced exactly `f`'s version.
+    fn holders(&self, f: &FileInfo) -> Vec<PeerId> {
+        let a = self.announced.lock().expect("announced lock");
+        a.get(&f.path).map(|by| by.iter().filter(|(_, v)| **v == f.version).map(|(p, _)| *p).collect()).unwrap_or_default()
     }
 
     /// Notified when the local index changes.
@@ -101,6 +130,9 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         lock: tokio::sync::Mutex::new(()),
         status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
         downloaded: Default::default(),
+        uploaded: Default::default(),
+        announced: Default::default(),
+        members_changed: Default::default(),
         cancel: inner.cancel.child_token(),
     });
     tokio::spawn(scanner(inner.clone(), id.clone(), running.clone()));
@@ -263,6 +295,7 @@ async fn members(inner: Arc<Inner>, id: String, r: Arc<Running>) {
         tokio::select! {
             _ = r.cancel.cancelled() => break,
             _ = tick.tick() => {}
+            _ = r.members_changed.notified() => {}
         }
         let Some(f) = inner.folders.get(&id) else { break };
         for m in f.members.iter().filter(|m| **m != inner.me) {
@@ -340,6 +373,7 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                             f
                         })
                     });
+                    r.members_changed.notify_one();
                 }
             }
             Some(Response::Files { files, seq }) => {
@@ -426,6 +460,7 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
         }
     }
     drop(lists);
+    r.note_announced(peer, &infos);
     // Additions first, parents before children (so renames find their
     // blocks before the old name is deleted); deletions deepest first.
     infos.sort_by(|a, b| a.deleted.cmp(&b.deleted).then_with(|| if a.deleted { b.path.cmp(&a.path) } else { a.path.cmp(&b.path) }));
@@ -540,7 +575,7 @@ async fn prepare_one<'a>(
     theirs: &'a FileInfo,
     source: &MemberBlocks,
 ) -> (&'a FileInfo, Result<Option<apply::Prepared>, ApplyError>) {
-    let p = apply::prepare(root, &r.index, theirs, source).await;
+    let p = apply::prepare(root, &r.index, theirs, &source.for_file(|| r.holders(theirs))).await;
     done(r, theirs);
     (theirs, p)
 }
@@ -582,6 +617,7 @@ async fn apply_one(
     source: &MemberBlocks,
     origin: &str,
 ) -> Result<bool, ApplyError> {
+    let source = &source.for_file(|| r.holders(theirs));
     match action {
         Action::Nothing => Ok(false),
         Action::Take => apply::take(root, &r.index, theirs, source, Some(origin)).await.map(|()| false),

@@ -92,6 +92,9 @@ pub struct Status {
     /// found in local files are copied, not downloaded).
     #[serde(default)]
     pub downloaded: u64,
+    /// Block bytes served to members since the node started.
+    #[serde(default)]
+    pub uploaded: u64,
     /// Recent per-file errors.
     pub errors: Vec<String>,
 }
@@ -291,7 +294,12 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
             let mut next = Some(first);
             while let Some(req) = next {
                 let found = match req {
-                    Request::Block { hash, .. } => running.read_block(&f.path, &hash).await,
+                    Request::Block { hash, .. } => {
+                        let b = running.read_block(&f.path, &hash).await;
+                        let n = b.as_ref().map_or(0, |b| b.len() as u64);
+                        running.uploaded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        b
+                    }
                     Request::List { hash, .. } => running.index.find_piece(&hash).ok().flatten().map(|e| crate::blocklist::encode(&e)),
                     _ => None,
                 };

@@ -6,10 +6,12 @@
 //!   so a transfer is not paced by round trips.
 //! - [`PeerBlocks`]: a few sessions with one peer, opened on first use and
 //!   reopened after a failure.
-//! - [`MemberBlocks`]: the members of a folder, the one that announced the
-//!   change first, the others in order of their overlay score (near and
-//!   reliable first). A member whose answer does not match its hash is
-//!   reported to the overlay (its score drops) and the next one is asked.
+//! - [`MemberBlocks`]: the members of a folder. A file's blocks are spread
+//!   over the near members that announced its exact version
+//!   ([`MemberBlocks::for_file`]), then asked of the others by overlay
+//!   score (near and reliable first). A member whose answer does not match
+//!   its hash is reported to the overlay (its score drops) and the next
+//!   one is asked.
 
 use crate::apply::{BlockSource, Verified};
 use crate::blocklist::{self, Entry};
@@ -120,29 +122,59 @@ impl PeerBlocks {
 pub struct MemberBlocks {
     overlay: Handle,
     members: Vec<PeerBlocks>,
+    /// Each member's overlay score when the source was made.
+    scores: Vec<f64>,
     downloaded: Arc<AtomicU64>,
 }
 
 impl MemberBlocks {
-    /// Blocks of `folder`, from `first` and then `others` by overlay score;
-    /// the bytes of good blocks are added to `downloaded`.
+    /// Blocks of `folder` from `first` (the member whose index is being
+    /// followed) and `others`; the bytes of good blocks are added to
+    /// `downloaded`.
     pub fn new(overlay: Handle, folder: &str, first: PeerId, others: impl IntoIterator<Item = PeerId>, downloaded: Arc<AtomicU64>) -> Self {
         let snapshot = overlay.snapshot();
-        let score = |p: &PeerId| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score);
-        let mut rest: Vec<PeerId> = others.into_iter().filter(|p| *p != first).collect();
-        rest.sort_by(|a, b| score(b).total_cmp(&score(a)));
-        let members = std::iter::once(first).chain(rest).map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string())).collect();
-        MemberBlocks { overlay, members, downloaded }
+        let peers: Vec<PeerId> = std::iter::once(first).chain(others.into_iter().filter(|p| *p != first)).collect();
+        let scores = peers.iter().map(|p| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score)).collect();
+        let members = peers.into_iter().map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string())).collect();
+        MemberBlocks { overlay, members, scores, downloaded }
     }
 
-    /// The first answer to `req` (built per member) that `accept` takes.
-    async fn any<T>(&self, what: &str, req: impl Fn(&PeerBlocks) -> Request, accept: impl Fn(Vec<u8>) -> Option<T>) -> Result<T, String> {
+    /// Member indexes ordered by score, best first.
+    fn by_score(&self, which: impl Iterator<Item = usize>) -> Vec<usize> {
+        let mut v: Vec<usize> = which.collect();
+        v.sort_by(|a, b| self.scores[*b].total_cmp(&self.scores[*a]));
+        v
+    }
+
+    /// A source for one file. `holders` says, when asked, which members
+    /// announced its exact version (the followed member always counts as
+    /// one); it is asked again for every block, so members that announce
+    /// the version during a long transfer start serving at once. Blocks are
+    /// spread over the near holders (score at least half the best one's),
+    /// round robin, so they come from several members at once; a block one
+    /// of them lacks is asked of the other holders, then of everyone else,
+    /// by score.
+    pub fn for_file<'a>(&'a self, holders: impl Fn() -> Vec<PeerId> + Send + Sync + 'a) -> FileBlocks<'a> {
+        FileBlocks { all: self, holders: Box::new(holders), next: Default::default() }
+    }
+
+    /// The first answer to `req` (built per member), asking members in
+    /// `order`, that `accept` takes.
+    async fn any<T>(
+        &self,
+        what: &'static str,
+        order: impl Iterator<Item = usize>,
+        req: impl Fn(&PeerBlocks) -> Request,
+        accept: impl Fn(Vec<u8>) -> Option<T>,
+    ) -> Result<T, String> {
         let mut why = Vec::new();
-        for m in &self.members {
+        for m in order.map(|i| &self.members[i]) {
             match m.ask(req(m)).await {
                 Ok(b) => match (b.len(), accept(b)) {
                     (n, Some(v)) => {
-                        self.downloaded.fetch_add(n as u64, Ordering::Relaxed);
+                        if what == "block" {
+                            self.downloaded.fetch_add(n as u64, Ordering::Relaxed);
+                        }
                         return Ok(v);
                     }
                     (_, None) => {
@@ -157,16 +189,73 @@ impl MemberBlocks {
         Err(why.join("; "))
     }
 
-    /// A block-list piece, checked against its hash.
+    /// A block-list piece, checked against its hash: from the followed
+    /// member, then the others by score.
     pub async fn list(&self, hash: Hash) -> Result<Vec<Entry>, String> {
         let req = |m: &PeerBlocks| Request::List { folder: m.folder.clone(), hash };
-        self.any("block-list piece", req, |b| (*blake3::hash(&b).as_bytes() == hash).then(|| blocklist::decode(&b)).flatten()).await
+        let order = std::iter::once(0).chain(self.by_score(1..self.members.len()));
+        self.any("block-list piece", order, req, |b| (*blake3::hash(&b).as_bytes() == hash).then(|| blocklist::decode(&b)).flatten()).await
     }
 }
 
-impl BlockSource for MemberBlocks {
+/// The blocks of one file, see [`MemberBlocks::for_file`].
+pub struct FileBlocks<'a> {
+    all: &'a MemberBlocks,
+    holders: Box<dyn Fn() -> Vec<PeerId> + Send + Sync + 'a>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl FileBlocks<'_> {
+    /// Whom to ask for the next block, in turn.
+    fn order(&self) -> Vec<usize> {
+        let holders = (self.holders)();
+        let members = &self.all.members;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        ask_order(&self.all.scores, |i| i == 0 || holders.contains(&members[i].peer), turn)
+    }
+}
+
+/// The order in which to ask members (by index, with `scores`) for a
+/// block on `turn`: one of the near holders, in turn (near: a score at
+/// least half the best holder's); then the other holders, then the other
+/// members, best score first. Member 0 must hold it.
+fn ask_order(scores: &[f64], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
+    let by_score = |mut v: Vec<usize>| {
+        v.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+        v
+    };
+    let held = by_score((0..scores.len()).filter(|i| holds(*i)).collect());
+    let best = scores[held[0]];
+    let near = held.iter().take_while(|i| best <= 0.0 || scores[**i] >= best / 2.0).count();
+    let first = held[turn % near.max(1)];
+    let rest = by_score((0..scores.len()).filter(|i| !holds(*i)).collect());
+    std::iter::once(first).chain(held.into_iter().filter(|i| *i != first)).chain(rest).collect()
+}
+
+impl BlockSource for FileBlocks<'_> {
     fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
         let req = move |m: &PeerBlocks| Request::Block { folder: m.folder.clone(), hash };
-        Box::pin(self.any("block", req, move |b| Verified::check(&hash, b).ok()))
+        let order = self.order();
+        Box::pin(self.all.any("block", order.into_iter(), req, move |b| Verified::check(&hash, b).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ask_order;
+
+    #[test]
+    fn a_files_blocks_are_spread_over_its_near_holders_then_everyone() {
+        // Members 0, 1 and 3 hold the file; 3 is far; 2 does not hold it.
+        let scores = [0.8, 0.9, 0.95, 0.3];
+        let holds = |i: usize| i != 2;
+        let orders: Vec<Vec<usize>> = (0..4).map(|t| ask_order(&scores, holds, t)).collect();
+        assert_eq!(orders[0], vec![1, 0, 3, 2]);
+        assert_eq!(orders[1], vec![0, 1, 3, 2], "near holders take turns");
+        assert_eq!(orders[2], orders[0]);
+        assert!(orders.iter().all(|o| o[0] != 3), "a far holder is asked only after the near ones");
+        assert!(orders.iter().all(|o| o[3] == 2), "a member without the version comes last");
+        // Only the followed member holds it.
+        assert!((0..3).all(|t| ask_order(&scores, |i| i == 0, t) == vec![0, 2, 1, 3]));
     }
 }

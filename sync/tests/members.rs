@@ -41,6 +41,18 @@ async fn until(what: &str, mut pred: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Starts sync again on a node whose sync was stopped (the old session's
+/// protocol registration may take a moment to go away).
+async fn restart(node: &cloudy_overlay::Handle, data: &Path, cancel: &CancellationToken) -> Sync {
+    let mut s = None;
+    until("sync to restart", || {
+        s = s.take().or_else(|| Sync::start(node.clone(), data, CFG, cancel.clone()).ok());
+        s.is_some()
+    })
+    .await;
+    s.expect("started")
+}
+
 fn read(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }
@@ -128,15 +140,9 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     // A sees its own changes before B returns.
     until("a to index its edit", || m[0].sync.list()[0].1.files >= 2).await;
 
-    // B comes back (the old session's protocol registration may take a
-    // moment to go away).
+    // B comes back.
     let b_cancel = CancellationToken::new();
-    let mut b = None;
-    until("b to restart", || {
-        b = b.take().or_else(|| Sync::start(net.nodes[1].handle.clone(), b_data.path(), cfg, b_cancel.clone()).ok());
-        b.is_some()
-    })
-    .await;
+    let _b = restart(&net.nodes[1].handle, b_data.path(), &b_cancel).await;
     until("b to catch up", || read(&bp.join("offline.txt")).as_deref() == Some(&b"made while b was away"[..])).await;
     // The later edit keeps the name everywhere; the other is kept beside it.
     for dir in [&ap, &bp] {
@@ -320,4 +326,40 @@ async fn symbolic_links_travel_as_links_and_are_never_followed() {
     until("the new target on a", || link(&ap.join("inside")).as_deref() == Some(Path::new("elsewhere.txt"))).await;
     assert_eq!(read(&ap.join("target.txt")).as_deref(), Some(&b"pointed at"[..]), "nothing was written through the link");
     cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_member_fetches_from_every_member_that_has_the_file() {
+    let (net, m, cancel) = members(4, 3).await;
+    let ids: Vec<String> = net.nodes[1..].iter().map(|n| n.handle.local_peer_id().to_string()).collect();
+    let folder = m[0].sync.add(m[0].dir.path(), None, ids).unwrap();
+    for x in &m[1..3] {
+        x.sync.join(&folder.invite(), x.dir.path()).unwrap();
+    }
+    // D joins, learns who the members are, and goes offline.
+    let (d_data, d_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let d_cancel = CancellationToken::new();
+    let d = Sync::start(net.nodes[3].handle.clone(), d_data.path(), CFG, d_cancel.clone()).unwrap();
+    d.join(&folder.invite(), d_dir.path()).unwrap();
+    until("d to know every member", || d.list()[0].0.members.len() == 4 && d.list()[0].1.state == "in sync").await;
+    d_cancel.cancel();
+    drop(d);
+    // A film appears and reaches B and C.
+    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    std::fs::write(m[0].dir.path().join("film.bin"), &data).unwrap();
+    for x in &m[1..3] {
+        until("the film on b and c", || read(&x.dir.path().join("film.bin")).as_ref() == Some(&data)).await;
+    }
+    let served = || -> Vec<u64> { m.iter().map(|x| x.sync.list()[0].1.uploaded).collect() };
+    let before = served();
+    // D comes back: A, B and C all have the film, and all serve it.
+    let d_cancel = CancellationToken::new();
+    let d = restart(&net.nodes[3].handle, d_data.path(), &d_cancel).await;
+    until("the film on d", || read(&d_dir.path().join("film.bin")).as_ref() == Some(&data)).await;
+    let by: Vec<u64> = served().iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("bytes served to the returning member by a, b, c: {by:?}");
+    assert_eq!(d.list()[0].1.downloaded, by.iter().sum::<u64>(), "what d downloaded is what the others served");
+    assert!(by.iter().filter(|b| **b > 0).count() >= 2, "blocks came from several members: {by:?}");
+    cancel.cancel();
+    d_cancel.cancel();
 }

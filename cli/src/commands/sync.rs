@@ -42,7 +42,7 @@ fn details(f: &FolderRow) {
     println!("  invite:  {}", f.invite);
     println!("  owner:   {}", f.owner);
     println!("  members: {}", f.members.join(", "));
-    println!("  downloaded since start: {}", human(f.status.downloaded));
+    println!("  since the node started: {} downloaded, {} served to members", human(f.status.downloaded), human(f.status.uploaded));
     if !f.pending.is_empty() {
         println!("  waiting to be admitted: {}", f.pending.join(", "));
     }
