@@ -15,11 +15,13 @@ use clap::Parser;
 /// ARCHITECTURE.md). Client commands keep tokio's default.
 ///
 /// The node also keeps glibc's malloc to two arenas and a fixed mmap
-/// threshold of 256 KiB (unless MALLOC_ARENA_MAX is set): with one arena per
+/// threshold of 2 MiB (unless MALLOC_ARENA_MAX is set): with one arena per
 /// thread that ever allocated, blocks freed on the blocking pool's threads
 /// stayed in their arenas, and a node that had synced a large file idled at
 /// 33 MB instead of 28 MB; and glibc's sliding threshold, once a 4 MiB
-/// buffer was freed, kept later freed memory in the heap (DESIGN/sync.md).
+/// buffer was freed, kept later freed memory in the heap. A lower threshold
+/// (256 KiB) cost storage transfers their 1 MiB segment buffers being mapped
+/// and zeroed afresh each time (ARCHITECTURE.md).
 fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if matches!(command, args::Command::Up { .. }) {
@@ -33,7 +35,7 @@ fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> 
             #[allow(unsafe_code)]
             unsafe {
                 libc::mallopt(libc::M_ARENA_MAX, 2);
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
             };
         }
     }
