@@ -41,6 +41,12 @@ impl Tmpfs {
         std::fs::write(self.path().join("filler"), filler).expect("write filler");
     }
 
+    /// Makes the filesystem read-only (writes fail even for root).
+    pub fn read_only(&self) {
+        let status = Command::new("mount").args(["-o", "remount,ro"]).arg(self.dir.path()).status().expect("run mount");
+        assert!(status.success(), "cannot remount {} read-only", self.dir.path().display());
+    }
+
     /// Removes what [`Tmpfs::fill`] wrote.
     pub fn unfill(&self) {
         let _ = std::fs::remove_file(self.path().join("filler"));

@@ -363,3 +363,16 @@ async fn a_returning_member_fetches_from_every_member_that_has_the_file() {
     cancel.cancel();
     d_cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_that_cannot_be_written_is_refused_at_add_and_at_join() {
+    let Some(disk) = cloudy_overlay::tmpfs::Tmpfs::mount(1 << 20) else { return };
+    disk.read_only();
+    let (_net, m, cancel) = members(2, 2).await;
+    let err = m[0].sync.add(disk.path(), None, vec![]).unwrap_err().to_string();
+    assert!(err.contains("not writable") && err.contains(&disk.path().display().to_string()), "{err}");
+    let folder = m[0].sync.add(m[0].dir.path(), None, vec![]).unwrap();
+    let err = m[1].sync.join(&folder.invite(), disk.path()).unwrap_err().to_string();
+    assert!(err.contains("not writable"), "{err}");
+    cancel.cancel();
+}
