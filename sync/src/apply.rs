@@ -224,7 +224,13 @@ impl Prepared {
     }
 
     /// Gives up on it (its temporary file is removed).
-    pub fn discard(self) {
+    pub fn discard(self) {}
+}
+
+impl Drop for Prepared {
+    /// A prepared file that is not installed (given up, or its batch was
+    /// dropped) leaves no temporary file; once installed, there is none.
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }

@@ -333,6 +333,20 @@ impl Index {
         }
     }
 
+    /// How far each peer's index was applied here.
+    pub fn peers_seen(&self) -> Result<std::collections::BTreeMap<String, u64>, IndexError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT peer, seen FROM peers").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forgets how far every peer's index was applied (it is then asked for
+    /// from the start).
+    pub fn forget_peers(&self) -> Result<(), IndexError> {
+        self.db().execute("DELETE FROM peers", []).map(|_| ()).map_err(|e| self.err(e))
+    }
+
     /// Records that `peer`'s index up to `seen` was applied.
     pub fn set_peer_seen(&self, peer: &str, seen: u64) -> Result<(), IndexError> {
         self.db()
@@ -382,6 +396,10 @@ mod tests {
         assert_eq!(ix.peer_seen("p").unwrap(), 0);
         ix.set_peer_seen("p", 42).unwrap();
         assert_eq!(ix.peer_seen("p").unwrap(), 42);
+        assert_eq!(ix.peers_seen().unwrap(), [("p".to_string(), 42)].into());
+        ix.forget_peers().unwrap();
+        assert_eq!(ix.peer_seen("p").unwrap(), 0);
+        ix.set_peer_seen("p", 42).unwrap();
 
         // A long list's pieces are found through any file holding them.
         let long: Vec<Block> = (0..300u64).map(|i| Block { hash: *blake3::hash(&i.to_le_bytes()).as_bytes(), offset: i * 10, size: 10 }).collect();

@@ -46,6 +46,9 @@ pub(crate) struct Running {
     announced: Mutex<HashMap<RelPath, HashMap<PeerId, VersionVector>>>,
     /// Woken when the member list changed (subscriptions start at once).
     members_changed: tokio::sync::Notify,
+    /// Bumped to make every subscription start over from what the index
+    /// says (after the ignore patterns changed).
+    resubscribe: watch::Sender<u64>,
     pub cancel: CancellationToken,
 }
 
@@ -55,6 +58,8 @@ impl Running {
         let mut st = self.status.lock().expect("status lock").clone();
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
+        st.sequence = self.index.max_sequence().unwrap_or(0);
+        st.applied = self.index.peers_seen().unwrap_or_default();
         if let Ok(all) = self.index.all() {
             let live: Vec<&FileInfo> = all.iter().filter(|f| !f.deleted).collect();
             st.files = live.len() as u64;
@@ -133,6 +138,7 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         uploaded: Default::default(),
         announced: Default::default(),
         members_changed: Default::default(),
+        resubscribe: watch::channel(0).0,
         cancel: inner.cancel.child_token(),
     });
     tokio::spawn(scanner(inner.clone(), id.clone(), running.clone()));
@@ -225,6 +231,7 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     let mut tick = tokio::time::interval(inner.cfg.rescan);
     let mut again: Option<tokio::time::Instant> = None;
     let mut pruned: Option<tokio::time::Instant> = None;
+    let mut patterns: Option<blake3::Hash> = None;
     loop {
         let retry = async {
             match again {
@@ -252,11 +259,31 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
         }
         // Files still being written are looked at again once settled.
         let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect(), std::mem::take(&mut closed)).await;
+        if let Some(root) = root_of(&inner, &id) {
+            let now = blake3::hash(&std::fs::read(root.join(crate::scan::IGNORE_FILE)).unwrap_or_default());
+            if patterns.is_some_and(|before| before != now) {
+                unignore(&id, &r);
+            }
+            patterns = Some(now);
+        }
         again = unstable.then(|| tokio::time::Instant::now() + inner.cfg.settle);
         let mut st = r.status.lock().expect("status lock");
         if st.state == "scanning" {
             st.state = "in sync".into();
         }
+    }
+}
+
+/// The ignore patterns changed: members' indexes are asked for again from
+/// the start, so files no longer ignored are fetched (entries already here
+/// are recognised and cost nothing but their index entries).
+fn unignore(id: &str, r: &Running) {
+    info!(target: "cloudy::_events::sync", folder = %id, "ignore patterns changed; asking members for their whole index again");
+    // Sessions learn of it first: one that records its progress after this
+    // sees the change and takes the record back (see `follow`).
+    r.resubscribe.send_modify(|g| *g += 1);
+    if let Err(e) = r.index.forget_peers() {
+        r.error(e.to_string());
     }
 }
 
@@ -314,6 +341,7 @@ async fn members(inner: Arc<Inner>, id: String, r: Arc<Running>) {
 /// Follows `peer`'s index of folder `id` and applies what changes.
 async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId) {
     let mut snapshots = inner.overlay.watch();
+    let mut again = r.resubscribe.subscribe();
     loop {
         // Wait until the peer is alive.
         let alive = snapshots.wait_for(|s| s.peers.get(&peer).is_some_and(|p| p.state == MemberState::Alive));
@@ -325,10 +353,12 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
         // connection may take a while to time out, and it may be back with
         // a new one before that.
         let gone = snapshots.wait_for(|s| s.peers.get(&peer).is_none_or(|p| p.state != MemberState::Alive));
+        again.borrow_and_update();
         let outcome = tokio::select! {
             _ = r.cancel.cancelled() => return,
             o = follow(&inner, &id, &r, peer) => o,
             _ = gone => Err("the member left or failed".into()),
+            _ = again.changed() => continue,
         };
         if let Err(e) = outcome {
             r.error(format!("{peer}: {e}"));
@@ -342,6 +372,7 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
 
 /// One `Index` session with `peer`, until it ends.
 async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<(), String> {
+    let generation = *r.resubscribe.borrow();
     let mut control = inner.overlay.stream_control();
     let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
     let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?.map_err(|e| e.to_string())?;
@@ -380,6 +411,10 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                 let clean = apply_batch(inner, id, r, peer, files, &source).await;
                 if clean {
                     r.index.set_peer_seen(&peer.to_string(), seq).map_err(|e| e.to_string())?;
+                    if *r.resubscribe.borrow() != generation {
+                        r.index.set_peer_seen(&peer.to_string(), 0).map_err(|e| e.to_string())?;
+                        return Ok(());
+                    }
                 } else {
                     // Retry the batch on a new session.
                     return Err("some changes could not be applied yet".into());

@@ -95,6 +95,12 @@ pub struct Status {
     /// Block bytes served to members since the node started.
     #[serde(default)]
     pub uploaded: u64,
+    /// The local index's sequence (it grows with every change here).
+    #[serde(default)]
+    pub sequence: u64,
+    /// Per member, how far its index (its `sequence`) is applied here.
+    #[serde(default)]
+    pub applied: std::collections::BTreeMap<String, u64>,
     /// Recent per-file errors.
     pub errors: Vec<String>,
 }

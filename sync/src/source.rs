@@ -122,8 +122,10 @@ impl PeerBlocks {
 pub struct MemberBlocks {
     overlay: Handle,
     members: Vec<PeerBlocks>,
-    /// Each member's overlay score when the source was made.
+    /// Each member's overlay score and round trip (measured, else
+    /// estimated from network coordinates) when the source was made.
     scores: Vec<f64>,
+    rtts: Vec<Option<Duration>>,
     downloaded: Arc<AtomicU64>,
 }
 
@@ -135,8 +137,9 @@ impl MemberBlocks {
         let snapshot = overlay.snapshot();
         let peers: Vec<PeerId> = std::iter::once(first).chain(others.into_iter().filter(|p| *p != first)).collect();
         let scores = peers.iter().map(|p| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score)).collect();
+        let rtts = peers.iter().map(|p| snapshot.peers.get(p).and_then(|v| v.rtt_measured.or(v.rtt_estimated))).collect();
         let members = peers.into_iter().map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string())).collect();
-        MemberBlocks { overlay, members, scores, downloaded }
+        MemberBlocks { overlay, members, scores, rtts, downloaded }
     }
 
     /// Member indexes ordered by score, best first.
@@ -211,23 +214,33 @@ impl FileBlocks<'_> {
         let holders = (self.holders)();
         let members = &self.all.members;
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        ask_order(&self.all.scores, |i| i == 0 || holders.contains(&members[i].peer), turn)
+        ask_order(&self.all.scores, &self.all.rtts, |i| i == 0 || holders.contains(&members[i].peer), turn)
     }
 }
 
-/// The order in which to ask members (by index, with `scores`) for a
-/// block on `turn`: one of the near holders, in turn (near: a score at
-/// least half the best holder's); then the other holders, then the other
-/// members, best score first. Member 0 must hold it.
-fn ask_order(scores: &[f64], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
+/// How much slower than the nearest holder a holder may be and still count
+/// as near: twice its round trip, or this much more, whichever is larger.
+const NEAR_SLACK: Duration = Duration::from_millis(20);
+
+/// The order in which to ask members (by index, with their `scores` and
+/// round trips) for a block on `turn`: one of the near holders, in turn;
+/// then the other holders, then the other members, best score first.
+/// Near: a round trip within twice the nearest holder's (or 20 ms more);
+/// with no round trip known, every holder is near. Member 0 must hold it.
+fn ask_order(scores: &[f64], rtts: &[Option<Duration>], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
     let by_score = |mut v: Vec<usize>| {
         v.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
         v
     };
     let held = by_score((0..scores.len()).filter(|i| holds(*i)).collect());
-    let best = scores[held[0]];
-    let near = held.iter().take_while(|i| best <= 0.0 || scores[**i] >= best / 2.0).count();
-    let first = held[turn % near.max(1)];
+    let nearest = held.iter().filter_map(|i| rtts[*i]).min();
+    let is_near = |i: &usize| match (nearest, rtts[*i]) {
+        (None, _) => true,
+        (Some(n), Some(r)) => r <= (n * 2).max(n + NEAR_SLACK),
+        (Some(_), None) => false,
+    };
+    let near: Vec<usize> = held.iter().copied().filter(is_near).collect();
+    let first = near.get(turn % near.len().max(1)).copied().unwrap_or(held[0]);
     let rest = by_score((0..scores.len()).filter(|i| !holds(*i)).collect());
     std::iter::once(first).chain(held.into_iter().filter(|i| *i != first)).chain(rest).collect()
 }
@@ -243,19 +256,25 @@ impl BlockSource for FileBlocks<'_> {
 #[cfg(test)]
 mod tests {
     use super::ask_order;
+    use std::time::Duration;
 
     #[test]
     fn a_files_blocks_are_spread_over_its_near_holders_then_everyone() {
+        let ms = |m: u64| Some(Duration::from_millis(m));
         // Members 0, 1 and 3 hold the file; 3 is far; 2 does not hold it.
         let scores = [0.8, 0.9, 0.95, 0.3];
+        let rtts = [ms(5), ms(12), ms(1), ms(300)];
         let holds = |i: usize| i != 2;
-        let orders: Vec<Vec<usize>> = (0..4).map(|t| ask_order(&scores, holds, t)).collect();
+        let orders: Vec<Vec<usize>> = (0..4).map(|t| ask_order(&scores, &rtts, holds, t)).collect();
         assert_eq!(orders[0], vec![1, 0, 3, 2]);
         assert_eq!(orders[1], vec![0, 1, 3, 2], "near holders take turns");
         assert_eq!(orders[2], orders[0]);
         assert!(orders.iter().all(|o| o[0] != 3), "a far holder is asked only after the near ones");
         assert!(orders.iter().all(|o| o[3] == 2), "a member without the version comes last");
         // Only the followed member holds it.
-        assert!((0..3).all(|t| ask_order(&scores, |i| i == 0, t) == vec![0, 2, 1, 3]));
+        assert!((0..3).all(|t| ask_order(&scores, &rtts, |i| i == 0, t) == vec![0, 2, 1, 3]));
+        // No round trip known yet: every holder takes its turn.
+        let firsts: std::collections::BTreeSet<usize> = (0..6).map(|t| ask_order(&scores, &[None; 4], holds, t)[0]).collect();
+        assert_eq!(firsts, [0, 1, 3].into());
     }
 }

@@ -329,39 +329,37 @@ async fn symbolic_links_travel_as_links_and_are_never_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_returning_member_fetches_from_every_member_that_has_the_file() {
-    let (net, m, cancel) = members(4, 3).await;
-    let ids: Vec<String> = net.nodes[1..].iter().map(|n| n.handle.local_peer_id().to_string()).collect();
-    let folder = m[0].sync.add(m[0].dir.path(), None, ids).unwrap();
-    for x in &m[1..3] {
+async fn a_file_no_longer_ignored_arrives_from_every_member_that_has_it() {
+    let (net, m, cancel) = members(4, 4).await;
+    let ids: Vec<String> = net.nodes.iter().map(|n| n.handle.local_peer_id().to_string()).collect();
+    let folder = m[0].sync.add(m[0].dir.path(), None, ids[1..].to_vec()).unwrap();
+    // D ignores films for now.
+    std::fs::write(m[3].dir.path().join(".cloudyignore"), b"*.bin\n").unwrap();
+    for x in &m[1..] {
         x.sync.join(&folder.invite(), x.dir.path()).unwrap();
     }
-    // D joins, learns who the members are, and goes offline.
-    let (d_data, d_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let d_cancel = CancellationToken::new();
-    let d = Sync::start(net.nodes[3].handle.clone(), d_data.path(), CFG, d_cancel.clone()).unwrap();
-    d.join(&folder.invite(), d_dir.path()).unwrap();
-    until("d to know every member", || d.list()[0].0.members.len() == 4 && d.list()[0].1.state == "in sync").await;
-    d_cancel.cancel();
-    drop(d);
-    // A film appears and reaches B and C.
     let data: Vec<u8> = (0..12_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
     std::fs::write(m[0].dir.path().join("film.bin"), &data).unwrap();
     for x in &m[1..3] {
         until("the film on b and c", || read(&x.dir.path().join("film.bin")).as_ref() == Some(&data)).await;
     }
-    let served = || -> Vec<u64> { m.iter().map(|x| x.sync.list()[0].1.uploaded).collect() };
-    let before = served();
-    // D comes back: A, B and C all have the film, and all serve it.
-    let d_cancel = CancellationToken::new();
-    let d = restart(&net.nodes[3].handle, d_data.path(), &d_cancel).await;
-    until("the film on d", || read(&d_dir.path().join("film.bin")).as_ref() == Some(&data)).await;
-    let by: Vec<u64> = served().iter().zip(&before).map(|(a, b)| a - b).collect();
-    eprintln!("bytes served to the returning member by a, b, c: {by:?}");
-    assert_eq!(d.list()[0].1.downloaded, by.iter().sum::<u64>(), "what d downloaded is what the others served");
-    assert!(by.iter().filter(|b| **b > 0).count() >= 2, "blocks came from several members: {by:?}");
+    // D has seen A, B and C announce it, and did not fetch it.
+    let status = |i: usize| m[i].sync.list()[0].1.clone();
+    until("d to have applied every member's index", || {
+        let d = status(3);
+        (0..3).all(|i| d.applied.get(&ids[i]).is_some_and(|seen| *seen >= status(i).sequence && status(i).sequence > 0))
+    })
+    .await;
+    assert!(!m[3].dir.path().join("film.bin").exists() && status(3).downloaded == 0);
+    let before: Vec<u64> = (0..3).map(|i| status(i).uploaded).collect();
+    // Films are welcome now: it arrives, from all three.
+    std::fs::write(m[3].dir.path().join(".cloudyignore"), b"").unwrap();
+    until("the film on d", || read(&m[3].dir.path().join("film.bin")).as_ref() == Some(&data)).await;
+    let by: Vec<u64> = (0..3).map(|i| status(i).uploaded - before[i]).collect();
+    eprintln!("bytes served to d by a, b, c: {by:?}");
+    assert_eq!(status(3).downloaded, by.iter().sum::<u64>(), "what d downloaded is what the others served");
+    assert!(by.iter().all(|b| *b > 0), "blocks came from every member: {by:?}");
     cancel.cancel();
-    d_cancel.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
