@@ -1,7 +1,6 @@
 use super::*;
 use crate::chunk::{blocks_of, Block};
 use crate::scan::scan;
-use crate::vv::VersionVector;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -33,18 +32,7 @@ impl BlockSource for Mem {
 }
 
 fn remote(path: &str, blocks: Vec<Block>, by: u64) -> FileInfo {
-    FileInfo {
-        path: RelPath::parse(path).unwrap(),
-        kind: Kind::File,
-        size: blocks.iter().map(|b| b.size as u64).sum(),
-        mtime_ns: 1_795_000_000_000_000_000,
-        mode: 0o640,
-        version: VersionVector::new().bumped(by),
-        deleted: false,
-        modified_by: by,
-        blocks,
-        sequence: 0,
-    }
+    FileInfo::test_file(path, blocks, by)
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {

@@ -55,6 +55,23 @@ pub struct FileInfo {
 }
 
 impl FileInfo {
+    /// A file made by member `by` for tests (mode 0640, a fixed mtime).
+    #[cfg(test)]
+    pub(crate) fn test_file(path: &str, blocks: Vec<Block>, by: u64) -> FileInfo {
+        FileInfo {
+            path: RelPath::parse(path).expect("a valid test path"),
+            kind: Kind::File,
+            size: blocks.iter().map(|b| b.size as u64).sum(),
+            mtime_ns: 1_795_000_000_000_000_000,
+            mode: 0o640,
+            version: VersionVector::new().bumped(by),
+            deleted: false,
+            modified_by: by,
+            blocks,
+            sequence: 0,
+        }
+    }
+
     /// Its block list as (hash, size) entries.
     pub fn entries(&self) -> Vec<blocklist::Entry> {
         self.blocks.iter().map(|b| (b.hash, b.size)).collect()
@@ -361,18 +378,7 @@ mod tests {
     use super::*;
 
     fn info(path: &str, blocks: Vec<Block>) -> FileInfo {
-        FileInfo {
-            path: RelPath::parse(path).unwrap(),
-            kind: Kind::File,
-            size: blocks.iter().map(|b| b.size as u64).sum(),
-            mtime_ns: 1_795_000_000_123_456_789,
-            mode: 0o644,
-            version: VersionVector::new().bumped(7),
-            deleted: false,
-            modified_by: 7,
-            blocks,
-            sequence: 0,
-        }
+        FileInfo::test_file(path, blocks, 7)
     }
 
     fn check(ix: &Index) {
