@@ -52,7 +52,7 @@ pub mod tmpfs;
 pub use config::Config;
 pub use error::Error;
 pub use handle::Handle;
-pub use libp2p::identity::Keypair;
+pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{multiaddr, Multiaddr, PeerId, Stream, StreamProtocol};
 pub use libp2p_stream as stream;
 pub use membership::{wire::ServiceMeta, MemberState};

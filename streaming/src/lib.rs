@@ -1,2 +1,12 @@
-//! The streaming service of cloudy-p2p. Empty until its issue lands; it will depend
-//! only on `cloudy-overlay` and reach the network through `overlay::Handle`.
+//! Live channels and video on demand for cloudy-p2p (issue 5, in
+//! progress). Depends only on `cloudy-overlay` and reaches the network
+//! through `overlay::Handle`.
+//!
+//! Built so far, pure and tested without sockets: [`ts`] (just enough
+//! MPEG-TS), [`cutter`] (a live stream into chunks that start where a
+//! player can), [`chunk`] (signed chunks of a channel). DESIGN/streaming.md
+//! holds the design and what is still planned.
+
+pub mod chunk;
+pub mod cutter;
+pub mod ts;
