@@ -5,10 +5,12 @@
 //! Built so far, pure and tested without sockets: [`ts`] (just enough
 //! MPEG-TS), [`cutter`] (a live stream into chunks that start where a
 //! player can), [`chunk`] (signed chunks of a channel), [`playout`] (chunks
-//! back in order for a player, skipping what is late). DESIGN/streaming.md
+//! back in order for a player, skipping what is late), [`window`] (buffer
+//! maps and what to ask which neighbour). DESIGN/streaming.md
 //! holds the design and what is still planned.
 
 pub mod chunk;
 pub mod cutter;
 pub mod playout;
 pub mod ts;
+pub mod window;
