@@ -218,18 +218,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Makes its content durable.
+    /// Makes its content and its metadata (mode, mtime) durable.
     pub fn sync(&self) -> Result<(), ApplyError> {
-        std::fs::File::open(&self.tmp).and_then(|f| f.sync_data()).map_err(|e| io(&self.tmp, e))
+        std::fs::File::open(&self.tmp).and_then(|f| f.sync_all()).map_err(|e| io(&self.tmp, e))
     }
-
-    /// Gives up on it (its temporary file is removed).
-    pub fn discard(self) {}
 }
 
 impl Drop for Prepared {
-    /// A prepared file that is not installed (given up, or its batch was
-    /// dropped) leaves no temporary file; once installed, there is none.
+    /// A prepared file that is not installed (it failed, was given up, or
+    /// its batch was dropped) leaves no temporary file; once installed,
+    /// there is none left to remove.
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
@@ -240,61 +238,54 @@ async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, 
     let target = rel.under(root);
     let dir = target.parent().map_or_else(|| root.to_path_buf(), Path::to_path_buf);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let tmp: PathBuf = dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name()));
-    let result = async {
-        let out = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        // Blocks any file in the folder has are copied on the blocking
-        // pool; the others are fetched, up to FETCH_AHEAD at once. Each is
-        // written at its offset, so the order they come in does not matter.
-        let found = index.find_blocks(theirs.blocks.iter().map(|b| &b.hash))?;
-        let mut missing = Vec::new();
-        let mut copies = Vec::new();
-        for (i, (b, f)) in theirs.blocks.iter().zip(found).enumerate() {
-            match f {
-                Some((path, from_offset, size)) if size == b.size => {
-                    copies.push(LocalCopy { i, from: path.under(root), from_offset, hash: b.hash, size, to_offset: b.offset })
-                }
-                _ => missing.push(i),
+    // Made first, so that any failure below removes the temporary file.
+    let prepared = Prepared { tmp: dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name())) };
+    let tmp = &prepared.tmp;
+    let out = std::fs::File::create(tmp).map_err(|e| io(tmp, e))?;
+    // Blocks any file in the folder has are copied on the blocking
+    // pool; the others are fetched, up to FETCH_AHEAD at once. Each is
+    // written at its offset, so the order they come in does not matter.
+    let found = index.find_blocks(theirs.blocks.iter().map(|b| &b.hash))?;
+    let mut missing = Vec::new();
+    let mut copies = Vec::new();
+    for (i, (b, f)) in theirs.blocks.iter().zip(found).enumerate() {
+        match f {
+            Some((path, from_offset, size)) if size == b.size => {
+                copies.push(LocalCopy { i, from: path.under(root), from_offset, hash: b.hash, size, to_offset: b.offset })
             }
-        }
-        let out = if copies.is_empty() {
-            out
-        } else {
-            let t = tmp.clone();
-            let (out, missed) = tokio::task::spawn_blocking(move || {
-                let missed = copy_local(&out, &t, copies);
-                (out, missed)
-            })
-            .await
-            .map_err(|e| ApplyError::Io { path: tmp.display().to_string(), reason: e.to_string(), full: false })?;
-            missing.extend(missed?);
-            out
-        };
-        let fetch = |i: usize| {
-            let b = &theirs.blocks[i];
-            let (out, tmp) = (&out, &tmp);
-            async move {
-                let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| ApplyError::Block { path: rel.to_string(), block: i, reason })?;
-                std::os::unix::fs::FileExt::write_all_at(out, &bytes.into_bytes(), b.offset).map_err(|e| io(tmp, e))
-            }
-        };
-        let mut fetched = futures::stream::iter(missing.into_iter().map(fetch)).buffer_unordered(FETCH_AHEAD);
-        while let Some(r) = fetched.next().await {
-            r?;
-        }
-        drop(fetched);
-        out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(&tmp, e))?;
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
-        out.set_modified(mtime).map_err(|e| io(&tmp, e))
-    }
-    .await;
-    match result {
-        Ok(()) => Ok(Prepared { tmp }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+            _ => missing.push(i),
         }
     }
+    let out = if copies.is_empty() {
+        out
+    } else {
+        let t = tmp.clone();
+        let (out, missed) = tokio::task::spawn_blocking(move || {
+            let missed = copy_local(&out, &t, copies);
+            (out, missed)
+        })
+        .await
+        .map_err(|e| ApplyError::Io { path: tmp.display().to_string(), reason: e.to_string(), full: false })?;
+        missing.extend(missed?);
+        out
+    };
+    let fetch = |i: usize| {
+        let b = &theirs.blocks[i];
+        let out = &out;
+        async move {
+            let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| ApplyError::Block { path: rel.to_string(), block: i, reason })?;
+            std::os::unix::fs::FileExt::write_all_at(out, &bytes.into_bytes(), b.offset).map_err(|e| io(tmp, e))
+        }
+    };
+    let mut fetched = futures::stream::iter(missing.into_iter().map(fetch)).buffer_unordered(FETCH_AHEAD);
+    while let Some(r) = fetched.next().await {
+        r?;
+    }
+    drop(fetched);
+    out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(tmp, e))?;
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
+    out.set_modified(mtime).map_err(|e| io(tmp, e))?;
+    Ok(prepared)
 }
 
 /// Refuses to replace or delete a file whose size or mtime on disk is not
@@ -319,20 +310,15 @@ fn mtime_ns(m: &std::fs::Metadata) -> i128 {
 /// there, unless it changed since the last scan).
 fn install(root: &Path, index: &Index, rel: &RelPath, p: Prepared) -> Result<(), ApplyError> {
     let target = rel.under(root);
-    let done = unchanged_since_scan(root, index, rel).and_then(|()| keep_version(root, rel)).and_then(|()| std::fs::rename(&p.tmp, &target).map_err(|e| io(&target, e)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&p.tmp);
-    }
-    done
+    unchanged_since_scan(root, index, rel)?;
+    keep_version(root, rel)?;
+    std::fs::rename(&p.tmp, &target).map_err(|e| io(&target, e))
 }
 
 /// Assembles, syncs and installs one file.
 async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<(), ApplyError> {
     let p = assemble(root, index, theirs, rel, source).await?;
-    if let Err(e) = std::fs::File::open(&p.tmp).and_then(|f| f.sync_all()) {
-        let _ = std::fs::remove_file(&p.tmp);
-        return Err(io(&p.tmp, e));
-    }
+    p.sync()?;
     install(root, index, rel, p)
 }
 

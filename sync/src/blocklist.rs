@@ -47,14 +47,21 @@ pub fn split(entries: &[Entry]) -> Vec<Range<usize>> {
     out
 }
 
-/// A piece's bytes.
-pub fn encode(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * ENTRY);
+/// The bytes of a list of entries (a piece, or a whole list as the index
+/// stores it).
+pub fn encode(entries: impl IntoIterator<Item = Entry>) -> Vec<u8> {
+    let entries = entries.into_iter();
+    let mut out = Vec::with_capacity(entries.size_hint().0 * ENTRY);
     for (hash, size) in entries {
-        out.extend_from_slice(hash);
+        out.extend_from_slice(&hash);
         out.extend_from_slice(&size.to_be_bytes());
     }
     out
+}
+
+/// The entries of [`encode`]d bytes (a trailing partial entry is ignored).
+pub fn entries(bytes: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    bytes.chunks_exact(ENTRY).map(|c| (c[..32].try_into().expect("32 bytes"), u32::from_be_bytes(c[32..].try_into().expect("4 bytes"))))
 }
 
 /// A piece's entries, or `None` if the bytes are not a piece.
@@ -62,13 +69,12 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(ENTRY) || bytes.len() / ENTRY > MAX_PIECE {
         return None;
     }
-    let entry = |c: &[u8]| (c[..32].try_into().expect("32 bytes"), u32::from_be_bytes(c[32..].try_into().expect("4 bytes")));
-    Some(bytes.chunks_exact(ENTRY).map(entry).collect())
+    Some(entries(bytes).collect())
 }
 
 /// The pieces of a list: each piece's hash and its entries.
 pub fn pieces(entries: &[Entry]) -> Vec<(Hash, &[Entry])> {
-    split(entries).into_iter().map(|r| (*blake3::hash(&encode(&entries[r.clone()])).as_bytes(), &entries[r])).collect()
+    split(entries).into_iter().map(|r| (*blake3::hash(&encode(entries[r.clone()].iter().copied())).as_bytes(), &entries[r])).collect()
 }
 
 #[cfg(test)]
@@ -91,7 +97,7 @@ mod tests {
         let p = pieces(&l);
         assert!((60..250).contains(&p.len()), "about one piece per 32 blocks: {}", p.len());
         let joined: Vec<Entry> = p.iter().flat_map(|(h, e)| {
-            let bytes = encode(e);
+            let bytes = encode(e.iter().copied());
             assert_eq!(*blake3::hash(&bytes).as_bytes(), *h);
             decode(&bytes).unwrap()
         }).collect();

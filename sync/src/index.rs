@@ -3,7 +3,7 @@
 //! in-memory database).
 //!
 //! Every change gets the next local sequence number, so a peer that saw
-//! everything up to `s` asks for `since(s)` and gets only what changed.
+//! everything up to `s` asks for what changed after `s` ([`Index::changes_for`]).
 //! The index also remembers, per peer, the highest sequence of theirs we
 //! applied, which local file holds each block (for local reuse) and each
 //! block-list piece (see [`crate::blocklist`]), and which peer an entry was
@@ -108,21 +108,13 @@ CREATE INDEX IF NOT EXISTS pieces_by_hash ON pieces (hash);
 CREATE INDEX IF NOT EXISTS pieces_by_path ON pieces (path);
 CREATE TABLE IF NOT EXISTS peers (peer TEXT PRIMARY KEY, seen INTEGER NOT NULL);";
 
-fn encode_blocks(blocks: &[Block]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(blocks.len() * 36);
-    for b in blocks {
-        out.extend_from_slice(&b.hash);
-        out.extend_from_slice(&b.size.to_be_bytes());
-    }
-    out
-}
-
+/// A block list as stored: the same bytes as a list piece on the wire
+/// (see [`blocklist::encode`]); offsets follow from the sizes.
 fn decode_blocks(raw: &[u8]) -> Vec<Block> {
     let mut offset = 0u64;
-    raw.chunks_exact(36)
-        .map(|c| {
-            let size = u32::from_be_bytes(c[32..36].try_into().expect("4 bytes"));
-            let b = Block { hash: c[..32].try_into().expect("32 bytes"), offset, size };
+    blocklist::entries(raw)
+        .map(|(hash, size)| {
+            let b = Block { hash, offset, size };
             offset += size as u64;
             b
         })
@@ -203,7 +195,7 @@ impl Index {
                 encode_version(&info.version),
                 info.deleted,
                 format!("{:x}", info.modified_by),
-                encode_blocks(&info.blocks),
+                blocklist::encode(info.blocks.iter().map(|b| (b.hash, b.size))),
                 seq,
                 origin
             ],
@@ -276,16 +268,6 @@ impl Index {
     /// The entry of `path`, if any (tombstones included).
     pub fn get(&self, path: &RelPath) -> Result<Option<FileInfo>, IndexError> {
         Ok(self.rows("SELECT * FROM files WHERE path = ?1", [path.as_str()])?.pop())
-    }
-
-    /// Every entry changed after local sequence `since`, oldest first.
-    pub fn since(&self, since: u64) -> Result<Vec<FileInfo>, IndexError> {
-        self.since_at_most(since, u32::MAX)
-    }
-
-    /// The first `limit` entries changed after `since`, oldest first.
-    pub fn since_at_most(&self, since: u64, limit: u32) -> Result<Vec<FileInfo>, IndexError> {
-        self.rows("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2", rusqlite::params![since as i64, limit])
     }
 
     /// What to send `peer` after `since`: the next `limit` changes, less
@@ -395,7 +377,7 @@ mod tests {
         // A change moves the entry to the next sequence.
         let gone = FileInfo { deleted: true, version: a.version.bumped(7), ..a.clone() };
         assert_eq!(ix.put(&gone).unwrap(), 3);
-        let since: Vec<String> = ix.since(1).unwrap().iter().map(|f| f.path.to_string()).collect();
+        let since: Vec<String> = ix.changes_for(1, 100, "nobody").unwrap().0.iter().map(|f| f.path.to_string()).collect();
         assert_eq!(since, vec!["l", "a.txt"]);
         assert_eq!(ix.find_block(&[2; 32]).unwrap(), None, "a deleted file's blocks are not reusable");
         assert_eq!(ix.all().unwrap().len(), 2);

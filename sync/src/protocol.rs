@@ -81,7 +81,11 @@ pub struct WireFile {
 impl From<&FileInfo> for WireFile {
     fn from(f: &FileInfo) -> Self {
         let entries = f.entries();
-        let long = entries.len() > blocklist::INLINE;
+        let (blocks, pieces) = if entries.len() > blocklist::INLINE {
+            (Vec::new(), blocklist::pieces(&entries).into_iter().map(|(h, _)| h).collect())
+        } else {
+            (entries, Vec::new())
+        };
         WireFile {
             path: f.path.to_string(),
             kind: f.kind.clone(),
@@ -91,8 +95,8 @@ impl From<&FileInfo> for WireFile {
             version: f.version.pairs().collect(),
             deleted: f.deleted,
             modified_by: f.modified_by,
-            blocks: if long { Vec::new() } else { entries.clone() },
-            pieces: if long { blocklist::pieces(&entries).into_iter().map(|(h, _)| h).collect() } else { Vec::new() },
+            blocks,
+            pieces,
         }
     }
 }

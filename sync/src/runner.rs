@@ -397,13 +397,7 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                 // Only the owner's word counts for the name and the members.
                 let owner = inner.folders.get(id).map(|f| f.owner);
                 if owner.as_deref() == Some(&peer.to_string()) {
-                    let _ = inner.folders.update(id, |f| {
-                        f.map(|mut f| {
-                            f.name = name;
-                            f.members = members;
-                            f
-                        })
-                    });
+                    take_members(inner, id, name, members);
                     r.members_changed.notify_one();
                 }
             }
@@ -425,6 +419,17 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
     }
 }
 
+/// Records the folder's name and member list as its owner gave them.
+fn take_members(inner: &Inner, id: &str, name: String, members: Vec<String>) {
+    let _ = inner.folders.update(id, |f| {
+        f.map(|mut f| {
+            f.name = name;
+            f.members = members;
+            f
+        })
+    });
+}
+
 async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
     let Some(f) = inner.folders.get(id) else { return };
     if f.owner != peer.to_string() {
@@ -436,13 +441,7 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
         recv::<_, Response>(&mut s).await.ok()?
     };
     if let Ok(Some(Response::Joined { name, members })) = tokio::time::timeout(TIMEOUT, ask).await {
-        let _ = inner.folders.update(id, |f| {
-            f.map(|mut f| {
-                f.name = name;
-                f.members = members;
-                f
-            })
-        });
+        take_members(inner, id, name, members);
     } else if let Some(r) = inner.running.lock().expect("running lock").get(id) {
         r.set_state("waiting for admission");
     }
@@ -542,27 +541,22 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
             }
         }
     }
+    // Returning early drops what was prepared, and with it the temporary
+    // files (see `apply::Prepared`).
     if full {
-        prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
         return false;
     }
-    let mut changed_ours = false;
     for (theirs, action, ours) in plan.into_iter().filter(|(t, a, _)| !plain(t, a)) {
-        match apply_one(inner, &root, r, theirs, ours, action, source, &origin).await {
-            Ok(c) => changed_ours |= c,
-            Err(e) => {
-                if !record(r, e) {
-                    prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
-                    return false;
-                }
-                clean = false;
+        if let Err(e) = apply_one(inner, &root, r, theirs, ours, action, source, &origin).await {
+            if !record(r, e) {
+                return false;
             }
+            clean = false;
         }
         done(r, theirs);
     }
     if let Err(e) = make_durable(&root, &prepared) {
         record(r, e);
-        prepared.into_iter().flat_map(|(_, p)| p).for_each(apply::Prepared::discard);
         return false;
     }
     for (theirs, p) in prepared {
@@ -575,9 +569,10 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
     r.set_state(if clean { "in sync" } else { "error: see errors" });
-    // Members subscribed here learn of what was taken (not the member it
-    // came from: see `Index::changes_for`).
-    if changed_ours || !infos.is_empty() {
+    // Members subscribed here learn of what was taken or merged (entries
+    // taken unchanged skip the member they came from: see
+    // `Index::changes_for`).
+    if !infos.is_empty() {
         r.changed();
     }
     clean
@@ -639,8 +634,7 @@ fn record(r: &Running, e: ApplyError) -> bool {
     }
 }
 
-/// Applies one entry from peer `origin`; `true` when our own version
-/// changed (to send back).
+/// Applies one entry from peer `origin`.
 #[allow(clippy::too_many_arguments)]
 async fn apply_one(
     inner: &Inner,
@@ -651,15 +645,15 @@ async fn apply_one(
     action: Action,
     source: &MemberBlocks,
     origin: &str,
-) -> Result<bool, ApplyError> {
+) -> Result<(), ApplyError> {
     let source = &source.for_file(|| r.holders(theirs));
     match action {
-        Action::Nothing => Ok(false),
-        Action::Take => apply::take(root, &r.index, theirs, source, Some(origin)).await.map(|()| false),
+        Action::Nothing => Ok(()),
+        Action::Take => apply::take(root, &r.index, theirs, source, Some(origin)).await,
         Action::MergeSame => {
             let ours = ours.expect("merge needs ours");
             r.index.put(&FileInfo { version: ours.version.merged(&theirs.version), ..ours })?;
-            Ok(true)
+            Ok(())
         }
         Action::KeepOurs { copy_theirs } => {
             if copy_theirs {
@@ -669,14 +663,14 @@ async fn apply_one(
             let ours = ours.expect("keep needs ours");
             let version = ours.version.merged(&theirs.version).bumped(inner.member);
             r.index.put(&FileInfo { version, ..ours })?;
-            Ok(true)
+            Ok(())
         }
         Action::TakeTheirs { copy_ours } => {
             if let (true, Some(ours)) = (copy_ours, &ours) {
                 let name = apply::save_conflict_copy(root, &r.index, ours, true, source).await?;
                 info!(target: "cloudy::_events::sync", path = %theirs.path, copy = %name, "conflict: took theirs, saved ours");
             }
-            apply::take(root, &r.index, theirs, source, Some(origin)).await.map(|()| false)
+            apply::take(root, &r.index, theirs, source, Some(origin)).await
         }
     }
 }

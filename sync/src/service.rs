@@ -306,7 +306,7 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
                         running.uploaded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                         b
                     }
-                    Request::List { hash, .. } => running.index.find_piece(&hash).ok().flatten().map(|e| crate::blocklist::encode(&e)),
+                    Request::List { hash, .. } => running.index.find_piece(&hash).ok().flatten().map(crate::blocklist::encode),
                     _ => None,
                 };
                 send(&mut s, &found.map_or(Response::Missing, Response::Data)).await?;

@@ -96,7 +96,7 @@ impl PeerBlocks {
 
     /// A live session's request queue, opening one if needed.
     async fn session(&self) -> Result<mpsc::Sender<(Request, Reply)>, String> {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SESSIONS;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % SESSIONS;
         let mut slot = self.sessions[i].lock().await;
         if let Some(s) = slot.as_ref().filter(|s| !s.requests.is_closed()) {
             return Ok(s.requests.clone());
@@ -142,21 +142,13 @@ impl MemberBlocks {
         MemberBlocks { overlay, members, scores, rtts, downloaded }
     }
 
-    /// Member indexes ordered by score, best first.
-    fn by_score(&self, which: impl Iterator<Item = usize>) -> Vec<usize> {
-        let mut v: Vec<usize> = which.collect();
-        v.sort_by(|a, b| self.scores[*b].total_cmp(&self.scores[*a]));
-        v
-    }
-
     /// A source for one file. `holders` says, when asked, which members
     /// announced its exact version (the followed member always counts as
     /// one); it is asked again for every block, so members that announce
     /// the version during a long transfer start serving at once. Blocks are
-    /// spread over the near holders (score at least half the best one's),
-    /// round robin, so they come from several members at once; a block one
-    /// of them lacks is asked of the other holders, then of everyone else,
-    /// by score.
+    /// spread over the near holders, round robin, so they come from several
+    /// members at once; a block one of them lacks is asked of the other
+    /// holders, then of everyone else, by score (see [`ask_order`]).
     pub fn for_file<'a>(&'a self, holders: impl Fn() -> Vec<PeerId> + Send + Sync + 'a) -> FileBlocks<'a> {
         FileBlocks { all: self, holders: Box::new(holders), next: Default::default() }
     }
@@ -165,7 +157,7 @@ impl MemberBlocks {
     /// `order`, that `accept` takes.
     async fn any<T>(
         &self,
-        what: &'static str,
+        what: &str,
         order: impl Iterator<Item = usize>,
         req: impl Fn(&PeerBlocks) -> Request,
         accept: impl Fn(Vec<u8>) -> Option<T>,
@@ -173,14 +165,9 @@ impl MemberBlocks {
         let mut why = Vec::new();
         for m in order.map(|i| &self.members[i]) {
             match m.ask(req(m)).await {
-                Ok(b) => match (b.len(), accept(b)) {
-                    (n, Some(v)) => {
-                        if what == "block" {
-                            self.downloaded.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        return Ok(v);
-                    }
-                    (_, None) => {
+                Ok(b) => match accept(b) {
+                    Some(v) => return Ok(v),
+                    None => {
                         tracing::warn!(target: "cloudy::_events::sync", peer = %m.peer, "a member served a corrupt {what}");
                         self.overlay.report_failure(m.peer);
                         why.push(format!("{}: {what} does not match its hash", m.peer));
@@ -196,7 +183,7 @@ impl MemberBlocks {
     /// member, then the others by score.
     pub async fn list(&self, hash: Hash) -> Result<Vec<Entry>, String> {
         let req = |m: &PeerBlocks| Request::List { folder: m.folder.clone(), hash };
-        let order = std::iter::once(0).chain(self.by_score(1..self.members.len()));
+        let order = std::iter::once(0).chain(by_score(&self.scores, (1..self.members.len()).collect()));
         self.any("block-list piece", order, req, |b| (*blake3::hash(&b).as_bytes() == hash).then(|| blocklist::decode(&b)).flatten()).await
     }
 }
@@ -228,11 +215,7 @@ const NEAR_SLACK: Duration = Duration::from_millis(20);
 /// Near: a round trip within twice the nearest holder's (or 20 ms more);
 /// with no round trip known, every holder is near. Member 0 must hold it.
 fn ask_order(scores: &[f64], rtts: &[Option<Duration>], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
-    let by_score = |mut v: Vec<usize>| {
-        v.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
-        v
-    };
-    let held = by_score((0..scores.len()).filter(|i| holds(*i)).collect());
+    let held = by_score(scores, (0..scores.len()).filter(|i| holds(*i)).collect());
     let nearest = held.iter().filter_map(|i| rtts[*i]).min();
     let is_near = |i: &usize| match (nearest, rtts[*i]) {
         (None, _) => true,
@@ -241,15 +224,29 @@ fn ask_order(scores: &[f64], rtts: &[Option<Duration>], holds: impl Fn(usize) ->
     };
     let near: Vec<usize> = held.iter().copied().filter(is_near).collect();
     let first = near.get(turn % near.len().max(1)).copied().unwrap_or(held[0]);
-    let rest = by_score((0..scores.len()).filter(|i| !holds(*i)).collect());
+    let rest = by_score(scores, (0..scores.len()).filter(|i| !holds(*i)).collect());
     std::iter::once(first).chain(held.into_iter().filter(|i| *i != first)).chain(rest).collect()
+}
+
+/// Member indexes `v`, best score first (ties by index, so the order is
+/// stable).
+fn by_score(scores: &[f64], mut v: Vec<usize>) -> Vec<usize> {
+    v.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+    v
 }
 
 impl BlockSource for FileBlocks<'_> {
     fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
         let req = move |m: &PeerBlocks| Request::Block { folder: m.folder.clone(), hash };
         let order = self.order();
-        Box::pin(self.all.any("block", order.into_iter(), req, move |b| Verified::check(&hash, b).ok()))
+        let downloaded = &self.all.downloaded;
+        let accept = move |b: Vec<u8>| {
+            let n = b.len() as u64;
+            let v = Verified::check(&hash, b).ok()?;
+            downloaded.fetch_add(n, Ordering::Relaxed);
+            Some(v)
+        };
+        Box::pin(self.all.any("block", order.into_iter(), req, accept))
     }
 }
 
