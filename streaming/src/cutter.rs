@@ -4,7 +4,8 @@
 //! cut on packet boundaries only, and a new chunk starts at every start of
 //! a group of pictures (or at the PAT just before it), marked *key*: a
 //! viewer that starts playing at a key chunk decodes from its first byte.
-//! Other input is carried as it is, cut by size and age.
+//! Other input is carried as it is, cut by size and age; every chunk of it
+//! is marked key, since no point in it is a better start than another.
 
 use crate::ts;
 use std::time::{Duration, Instant};
@@ -144,7 +145,8 @@ impl Cutter {
             return None;
         }
         self.first = false;
-        let key = std::mem::take(&mut self.cur_key);
+        // Opaque input has no better place to start than any chunk.
+        let key = std::mem::take(&mut self.cur_key) || self.mode == Mode::Bytes;
         Some(Cut { data: std::mem::take(&mut self.cur), key })
     }
 
@@ -246,7 +248,7 @@ mod tests {
         cuts.extend(c.push(&input[3000..], t0 + Duration::from_millis(300)));
         cuts.extend(c.finish());
         assert_eq!(cuts.concat_data(), input);
-        assert!(cuts[0].key && cuts[1..].iter().all(|k| !k.key), "only the first chunk is a start");
+        assert!(cuts.iter().all(|k| k.key), "any chunk of opaque input is as good a start as any other");
         assert!(cuts.iter().all(|k| k.data.len() <= 4096));
         // Tiny input still comes out.
         let mut c = Cutter::new(4096, Duration::from_millis(250));

@@ -11,6 +11,9 @@
 
 pub mod chunk;
 pub mod cutter;
+pub mod live;
 pub mod playout;
+pub mod protocol;
+pub mod service;
 pub mod ts;
 pub mod window;

@@ -12,7 +12,9 @@
 //!
 //! Each chunk goes to a neighbour that holds it, the one with the fewest
 //! requests in flight (ties to the better score, i.e. the earlier in the
-//! list), and no neighbour gets more than [`PER_PEER`] at once.
+//! list), and no neighbour gets more than [`PER_PEER`] at once. The
+//! publisher is spared: it is asked only for chunks no other neighbour
+//! holds, so its upload stays near one copy of the stream.
 
 use std::collections::BTreeSet;
 
@@ -23,36 +25,74 @@ pub const URGENT: u64 = 8;
 /// Requests in flight per neighbour.
 pub const PER_PEER: usize = 4;
 
-/// Which chunks of the last [`WINDOW`] a peer holds.
+/// Which chunks of the last [`WINDOW`] a peer holds, and which of them
+/// are key chunks (where playback can start).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BufferMap {
     /// The newest sequence held (meaningless when `bits` is all zero).
     pub newest: u64,
     /// Bit `i` set: holds `newest - i`.
     pub bits: u64,
+    /// Bit `i` set: `newest - i` is a key chunk.
+    pub keys: u64,
+}
+
+fn bits_of(set: &BTreeSet<u64>, newest: u64) -> u64 {
+    set.range(newest.saturating_sub(WINDOW - 1)..=newest).fold(0u64, |b, s| b | 1 << (newest - s))
 }
 
 impl BufferMap {
-    /// The map of `held` sequences (only the last [`WINDOW`] count).
-    pub fn of(held: &BTreeSet<u64>) -> BufferMap {
+    /// The map of `held` sequences, `keys` among them (only the last
+    /// [`WINDOW`] count).
+    pub fn of(held: &BTreeSet<u64>, keys: &BTreeSet<u64>) -> BufferMap {
         let Some(&newest) = held.last() else { return BufferMap::default() };
-        let bits = held.range(newest.saturating_sub(WINDOW - 1)..=newest).fold(0u64, |b, s| b | 1 << (newest - s));
-        BufferMap { newest, bits }
+        BufferMap { newest, bits: bits_of(held, newest), keys: bits_of(keys, newest) & bits_of(held, newest) }
+    }
+
+    fn bit(&self, seq: u64) -> Option<u64> {
+        (seq <= self.newest && self.newest - seq < WINDOW).then(|| 1 << (self.newest - seq))
     }
 
     /// Whether it holds `seq`.
     pub fn has(&self, seq: u64) -> bool {
-        seq <= self.newest && self.newest - seq < WINDOW && self.bits & (1 << (self.newest - seq)) != 0
+        self.bit(seq).is_some_and(|b| self.bits & b != 0)
+    }
+
+    /// Whether it holds `seq` and `seq` is a key chunk.
+    pub fn has_key(&self, seq: u64) -> bool {
+        self.bit(seq).is_some_and(|b| self.keys & self.bits & b != 0)
+    }
+
+    /// The newest key chunk it holds.
+    pub fn newest_key(&self) -> Option<u64> {
+        let k = self.keys & self.bits;
+        (k != 0).then(|| self.newest - u64::from(k.trailing_zeros()))
+    }
+
+    /// Forgets `seq` (the peer said it no longer has it).
+    pub fn clear(&mut self, seq: u64) {
+        if let Some(b) = self.bit(seq) {
+            self.bits &= !b;
+            self.keys &= !b;
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.bits == 0
     }
 }
 
 /// A neighbour as the scheduler sees it.
 #[derive(Clone, Debug)]
 pub struct Neighbour {
-    /// What it holds.
+    /// What it holds (or what we may ask it for).
     pub map: BufferMap,
     /// Our requests to it not yet answered.
     pub in_flight: usize,
+    /// A neighbour to spare (the publisher): asked only for chunks no
+    /// other neighbour holds.
+    pub spare: bool,
 }
 
 /// Which chunk to ask which neighbour (by index in `neighbours`, which is
@@ -68,7 +108,11 @@ pub fn pick(held: &BTreeSet<u64>, next: Option<u64>, neighbours: &[Neighbour]) -
     let mut load: Vec<usize> = neighbours.iter().map(|n| n.in_flight).collect();
     let mut out = Vec::new();
     for seq in order.filter(|s| !held.contains(s)) {
-        let best = (0..neighbours.len()).filter(|i| neighbours[*i].map.has(seq) && load[*i] < PER_PEER).min_by_key(|i| (load[*i], *i));
+        let holds = |i: &usize| neighbours[*i].map.has(seq);
+        let others = (0..neighbours.len()).any(|i| !neighbours[i].spare && holds(&i));
+        let best = (0..neighbours.len())
+            .filter(|i| holds(i) && load[*i] < PER_PEER && !(others && neighbours[*i].spare))
+            .min_by_key(|i| (load[*i], *i));
         if let Some(i) = best {
             load[i] += 1;
             out.push((seq, i));
@@ -87,20 +131,25 @@ mod tests {
 
     #[test]
     fn maps_cover_the_window() {
-        let m = BufferMap::of(&set([3, 100, 101, 103]));
+        let mut m = BufferMap::of(&set([3, 100, 101, 103]), &set([3, 100, 102]));
         assert_eq!(m.newest, 103);
         assert!(m.has(103) && m.has(101) && m.has(100) && !m.has(102) && !m.has(104));
         assert!(!m.has(3), "older than the window");
-        assert!(!BufferMap::of(&set([])).has(0));
+        assert!(m.has_key(100) && !m.has_key(101) && !m.has_key(102), "only held keys count");
+        assert_eq!(m.newest_key(), Some(100));
+        m.clear(100);
+        assert!(!m.has(100) && m.newest_key().is_none());
+        assert!(!BufferMap::of(&set([]), &set([])).has(0));
+        assert!(BufferMap::default().is_empty());
         let wire = postcard::to_stdvec(&m).unwrap();
         assert!(wire.len() <= 20, "a map costs a few bytes: {}", wire.len());
     }
 
     #[test]
     fn urgent_chunks_first_then_newest_first_spread_over_holders() {
-        let all = BufferMap::of(&set(10..=40));
-        let fresh = BufferMap::of(&set(30..=42));
-        let n = vec![Neighbour { map: all, in_flight: 0 }, Neighbour { map: fresh, in_flight: 0 }];
+        let all = BufferMap::of(&set(10..=40), &set([]));
+        let fresh = BufferMap::of(&set(30..=42), &set([]));
+        let n = vec![Neighbour { map: all, in_flight: 0, spare: false }, Neighbour { map: fresh, in_flight: 0, spare: false }];
         // We play from 20 and hold 20..=21 and 35..=40.
         let held = set((20..=21).chain(35..=40));
         let picks = pick(&held, Some(20), &n);
@@ -115,7 +164,15 @@ mod tests {
         assert_eq!(picks[0], (42, 1), "the live edge, from the only holder");
         assert_eq!(pick(&set([]), None, &[]), vec![]);
         // A busy neighbour is left alone.
-        let busy = vec![Neighbour { map: BufferMap::of(&set(10..=40)), in_flight: PER_PEER }];
+        let busy = vec![Neighbour { map: BufferMap::of(&set(10..=40), &set([])), in_flight: PER_PEER, spare: false }];
         assert!(pick(&set([]), Some(10), &busy).is_empty());
+        // A costly neighbour is asked only for what nobody else can give.
+        let spare = vec![
+            Neighbour { map: BufferMap::of(&set(10..=40), &set([])), in_flight: 0, spare: true },
+            Neighbour { map: BufferMap::of(&set(10..=38), &set([])), in_flight: 0, spare: false },
+        ];
+        let picks = pick(&set(10..=30), Some(31), &spare);
+        assert!(picks.iter().filter(|p| p.1 == 0).all(|p| p.0 > 38), "{picks:?}");
+        assert!(picks.contains(&(39, 0)) && picks.contains(&(40, 0)));
     }
 }

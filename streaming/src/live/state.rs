@@ -1,0 +1,557 @@
+//! The mesh logic of one channel on one node, publisher or viewer (pure:
+//! the caller passes the time, delivers messages and carries out the
+//! returned [`Action`]s).
+//!
+//! - The publisher sends each new chunk to one neighbour, taking turns,
+//!   and tells the others about it only after [`Params::patience`], so the
+//!   viewers fetch it from each other first. It answers requests from a
+//!   budget of [`Params::pull_share`] of the stream, and says
+//!   [`Msg::Missing`] beyond it.
+//! - A viewer keeps [`Params::neighbours`] sessions, chosen at random
+//!   weighted by overlay score, and asks them for what it lacks by
+//!   [`window::pick`]: due-soon chunks first, then newest first. A request
+//!   unanswered in [`Params::request_timeout`] is asked again elsewhere; a
+//!   neighbour silent for [`Params::silence`] is dropped and replaced.
+//! - Every node tells its neighbours what it holds on every new chunk and
+//!   at least every [`Params::keepalive`].
+
+use super::stats::Stats;
+use crate::chunk::Chunk;
+use crate::playout::{Out, Playout};
+use crate::protocol::Msg;
+use crate::window::{self, BufferMap, Neighbour, WINDOW};
+use cloudy_overlay::PeerId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most the publisher's request budget saves up, in bytes.
+const BUDGET_CAP: f64 = 256.0 * 1024.0;
+
+/// A neighbour session, numbered by the caller.
+pub type Sid = u64;
+/// A local player.
+pub type SubId = u64;
+
+/// Tunables (DESIGN/streaming.md gives the reasons).
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    /// Sessions a viewer opens until it has this many.
+    pub neighbours: usize,
+    /// More incoming sessions than this are refused.
+    pub max_neighbours: usize,
+    /// How long a player waits for a missing chunk.
+    pub playout_delay: Duration,
+    /// A request unanswered this long is asked again elsewhere.
+    pub request_timeout: Duration,
+    /// A neighbour silent this long is dropped.
+    pub silence: Duration,
+    /// We tell each neighbour what we hold at least this often.
+    pub keepalive: Duration,
+    /// The publisher advertises a chunk this long after pushing it.
+    pub patience: Duration,
+    /// A viewer with no new chunk for this long gives the channel up.
+    pub stall: Duration,
+    /// The publisher's answers to requests, as a share of the stream.
+    pub pull_share: f64,
+    /// A peer that refused us or failed is not dialed again for this long.
+    pub retry: Duration,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            neighbours: 5,
+            max_neighbours: 10,
+            playout_delay: Duration::from_secs(3),
+            request_timeout: Duration::from_millis(1000),
+            silence: Duration::from_secs(3),
+            keepalive: Duration::from_millis(1000),
+            patience: Duration::from_millis(300),
+            stall: Duration::from_secs(10),
+            pull_share: 0.75,
+            retry: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The time, both ways.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Monotonic, for timers.
+    pub at: Instant,
+    /// Unix milliseconds, to compare with chunk timestamps.
+    pub unix_ms: u64,
+}
+
+/// Another node watching or publishing the channel, from the directory.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The node.
+    pub peer: PeerId,
+    /// Its overlay score (higher is nearer and more reliable).
+    pub score: f64,
+    /// It publishes the channel.
+    pub publisher: bool,
+}
+
+/// What the caller must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send a control message.
+    Send(Sid, Msg),
+    /// Send a chunk.
+    Chunk(Sid, Arc<Chunk>),
+    /// Close a session.
+    Close(Sid, String),
+    /// Open a session to this peer.
+    Dial(PeerId),
+    /// Give a player this.
+    Play(SubId, Out),
+}
+
+/// How the channel is doing here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No chunk yet.
+    Starting,
+    /// Chunks flow.
+    Live,
+    /// The end chunk arrived.
+    Ended,
+    /// No chunk for [`Params::stall`]: the publisher is gone.
+    Lost,
+}
+
+struct Nb {
+    peer: PeerId,
+    publisher: bool,
+    score: f64,
+    map: BufferMap,
+    asked: BTreeMap<u64, Instant>,
+    heard: Instant,
+    told: Instant,
+    told_map: BufferMap,
+    benched: Option<Instant>,
+    /// Chunks asked of it so far.
+    asked_total: u64,
+}
+
+/// One channel's mesh state on one node.
+pub struct Live {
+    params: Params,
+    publisher: bool,
+    store: BTreeMap<u64, Arc<Chunk>>,
+    held: BTreeSet<u64>,
+    keys: BTreeSet<u64>,
+    cut_at: BTreeMap<u64, Instant>,
+    nbs: BTreeMap<Sid, Nb>,
+    subs: BTreeMap<SubId, Playout>,
+    start_key: Option<u64>,
+    last_new: Instant,
+    end: Option<u64>,
+    phase: Phase,
+    turn: usize,
+    budget: f64,
+    dialing: BTreeSet<PeerId>,
+    avoid: BTreeMap<PeerId, Instant>,
+    /// What happened so far.
+    pub stats: Stats,
+}
+
+impl Live {
+    /// A publisher's (`publisher`) or a viewer's state.
+    pub fn new(params: Params, publisher: bool, now: Instant) -> Live {
+        Live {
+            params,
+            publisher,
+            store: BTreeMap::new(),
+            held: BTreeSet::new(),
+            keys: BTreeSet::new(),
+            cut_at: BTreeMap::new(),
+            nbs: BTreeMap::new(),
+            subs: BTreeMap::new(),
+            start_key: None,
+            last_new: now,
+            end: None,
+            phase: Phase::Starting,
+            turn: 0,
+            budget: 0.0,
+            dialing: BTreeSet::new(),
+            avoid: BTreeMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Neighbours: `(peer, is publisher)`.
+    pub fn neighbours(&self) -> Vec<(PeerId, bool)> {
+        self.nbs.values().map(|n| (n.peer, n.publisher)).collect()
+    }
+
+    /// Local players.
+    pub fn players(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether every player has played the end.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Ended | Phase::Lost) && self.subs.values().all(Playout::ended)
+    }
+
+    fn map(&self) -> BufferMap {
+        BufferMap::of(&self.held, &self.keys)
+    }
+
+    /// What the publisher may advertise: chunks pushed at least
+    /// `patience` ago (and the end at once).
+    fn advertised(&self, now: Instant) -> BufferMap {
+        let ripe = |s: &u64| self.cut_at.get(s).is_none_or(|t| now.duration_since(*t) >= self.params.patience) || Some(*s) == self.end;
+        let held: BTreeSet<u64> = self.held.iter().copied().filter(ripe).collect();
+        BufferMap::of(&held, &self.keys)
+    }
+
+    /// Whether a session from `peer` can be taken.
+    pub fn accepts(&self, peer: &PeerId) -> Result<(), String> {
+        if self.nbs.values().any(|n| n.peer == *peer) {
+            return Err("already neighbours".into());
+        }
+        if self.nbs.len() >= self.params.max_neighbours {
+            return Err(format!("no room: {} neighbours already", self.nbs.len()));
+        }
+        if matches!(self.phase, Phase::Ended | Phase::Lost) {
+            return Err("the channel is over here".into());
+        }
+        Ok(())
+    }
+
+    /// A session is open (either way).
+    pub fn on_open(&mut self, sid: Sid, peer: PeerId, publisher: bool, score: f64, now: Now) -> Vec<Action> {
+        self.dialing.remove(&peer);
+        self.stats.sessions_opened += 1;
+        let map = if self.publisher { self.advertised(now.at) } else { self.map() };
+        let nb = Nb {
+            peer,
+            publisher,
+            score,
+            map: BufferMap::default(),
+            asked: BTreeMap::new(),
+            heard: now.at,
+            told: now.at,
+            told_map: map.clone(),
+            benched: None,
+            asked_total: 0,
+        };
+        self.nbs.insert(sid, nb);
+        vec![Action::Send(sid, Msg::Have(map))]
+    }
+
+    /// A session closed (or failed); its peer is not dialed again for a while.
+    pub fn on_close(&mut self, sid: Sid, now: Now) {
+        if let Some(nb) = self.nbs.remove(&sid) {
+            self.stats.sessions_closed += 1;
+            self.avoid.insert(nb.peer, now.at + self.params.retry);
+        }
+    }
+
+    /// Opening a session to `peer` failed.
+    pub fn on_dial_failed(&mut self, peer: PeerId, now: Now) {
+        self.dialing.remove(&peer);
+        self.avoid.insert(peer, now.at + self.params.retry);
+    }
+
+    /// A message from a neighbour. Chunks must have been verified.
+    pub fn on_msg(&mut self, sid: Sid, msg: Msg, now: Now) -> Vec<Action> {
+        let mut acts = Vec::new();
+        let Some(nb) = self.nbs.get_mut(&sid) else { return acts };
+        nb.heard = now.at;
+        match msg {
+            Msg::Have(map) => nb.map = map,
+            Msg::Want(seqs) => {
+                for seq in seqs {
+                    self.serve(sid, seq, &mut acts);
+                }
+            }
+            Msg::Chunk(c) => {
+                nb.asked.remove(&c.seq);
+                nb.benched = None;
+                self.stats.bytes_down += c.data.len() as u64;
+                self.take(c, now, &mut acts);
+            }
+            Msg::Missing(seq) => {
+                nb.asked.remove(&seq);
+                nb.map.clear(seq);
+            }
+            Msg::Hello { .. } | Msg::Welcome | Msg::Refuse { .. } => {
+                acts.push(Action::Close(sid, "protocol violation: handshake message inside a session".into()));
+                return acts;
+            }
+        }
+        self.request(now, &mut acts);
+        acts
+    }
+
+    fn serve(&mut self, sid: Sid, seq: u64, acts: &mut Vec<Action>) {
+        let Some(c) = self.store.get(&seq) else {
+            acts.push(Action::Send(sid, Msg::Missing(seq)));
+            return;
+        };
+        let len = c.data.len() as f64;
+        if self.publisher && self.budget < len && Some(seq) != self.end {
+            self.stats.spared += 1;
+            acts.push(Action::Send(sid, Msg::Missing(seq)));
+            return;
+        }
+        if self.publisher {
+            self.budget -= len;
+        }
+        self.stats.bytes_up += c.data.len() as u64;
+        acts.push(Action::Chunk(sid, c.clone()));
+    }
+
+    /// The publisher's new chunk.
+    pub fn publish(&mut self, c: Chunk, now: Now) -> Vec<Action> {
+        let mut acts = Vec::new();
+        let len = c.data.len() as f64;
+        self.budget = (self.budget + self.params.pull_share * len).min(BUDGET_CAP + len);
+        let seq = c.seq;
+        let end = c.is_end();
+        self.cut_at.insert(seq, now.at);
+        let Some(c) = self.take(c, now, &mut acts) else { return acts };
+        // Push: the end to everyone, any other chunk to one neighbour in turn.
+        let live: Vec<Sid> = self.nbs.keys().copied().collect();
+        let targets: Vec<Sid> = if end || live.is_empty() {
+            live
+        } else {
+            self.turn = (self.turn + 1) % live.len();
+            vec![live[self.turn]]
+        };
+        for sid in targets {
+            self.stats.bytes_up += c.data.len() as u64;
+            acts.push(Action::Chunk(sid, c.clone()));
+        }
+        if end {
+            self.tell_all(now, &mut acts, true);
+        }
+        acts
+    }
+
+    /// Stores a new chunk, hands it to players and tells neighbours.
+    /// Returns it, or `None` if it was not new.
+    fn take(&mut self, c: Chunk, now: Now, acts: &mut Vec<Action>) -> Option<Arc<Chunk>> {
+        let floor = self.held.last().map_or(0, |n| n.saturating_sub(WINDOW - 1));
+        if self.held.contains(&c.seq) || c.seq < floor || self.end.is_some_and(|e| c.seq > e) {
+            self.stats.duplicates += 1;
+            return None;
+        }
+        let seq = c.seq;
+        if c.is_end() {
+            self.end = Some(seq);
+        }
+        if c.is_key() {
+            self.keys.insert(seq);
+        }
+        self.held.insert(seq);
+        self.stats.arrived(seq, c.timestamp_ms, if self.publisher { c.timestamp_ms } else { now.unix_ms });
+        self.last_new = now.at;
+        if self.phase == Phase::Starting {
+            self.phase = Phase::Live;
+        }
+        let c = Arc::new(c);
+        self.store.insert(seq, c.clone());
+        while self.store.len() as u64 > WINDOW {
+            if let Some((old, _)) = self.store.pop_first() {
+                self.held.remove(&old);
+                self.keys.remove(&old);
+                self.cut_at.remove(&old);
+            }
+        }
+        for p in self.subs.values_mut() {
+            p.add((*c).clone());
+        }
+        self.play(now, acts);
+        if !self.publisher {
+            self.tell_all(now, acts, false);
+        }
+        Some(c)
+    }
+
+    /// Tells neighbours what we hold: those whose view of us is out of
+    /// date (or all when `force`), and any not told for `keepalive`.
+    fn tell_all(&mut self, now: Now, acts: &mut Vec<Action>, force: bool) {
+        let map = if self.publisher { self.advertised(now.at) } else { self.map() };
+        for (sid, nb) in self.nbs.iter_mut() {
+            if force || news(&map, &nb.told_map) || now.at.duration_since(nb.told) >= self.params.keepalive {
+                nb.told = now.at;
+                nb.told_map = map.clone();
+                acts.push(Action::Send(*sid, Msg::Have(map.clone())));
+            }
+        }
+    }
+
+    fn play(&mut self, now: Now, acts: &mut Vec<Action>) {
+        for (id, p) in self.subs.iter_mut() {
+            let before = p.played;
+            let skipped = p.skipped;
+            if !p.start(now.at) {
+                continue;
+            }
+            let first = p.next();
+            for out in p.poll(now.at) {
+                acts.push(Action::Play(*id, out));
+            }
+            if p.played > before && self.stats.first_played.is_none() {
+                self.stats.first_played = first;
+            }
+            self.stats.played += p.played - before;
+            self.stats.skipped += p.skipped - skipped;
+        }
+        if self.end.is_some() && self.subs.values().all(Playout::ended) {
+            self.phase = Phase::Ended;
+        }
+    }
+
+    /// Where a viewer fetches from: the earliest player position, or
+    /// before any player starts, the newest key chunk anyone holds.
+    fn position(&mut self) -> Option<u64> {
+        if let Some(p) = self.subs.values().filter_map(Playout::next).min() {
+            return Some(p);
+        }
+        let known = self.keys.last().copied().into_iter().chain(self.nbs.values().filter_map(|n| n.map.newest_key()));
+        if let Some(k) = known.max() {
+            if self.start_key.is_none_or(|s| k > s && !self.held.contains(&s)) {
+                self.start_key = Some(k);
+            }
+        }
+        self.start_key
+    }
+
+    fn request(&mut self, now: Now, acts: &mut Vec<Action>) {
+        if self.publisher || self.subs.is_empty() || matches!(self.phase, Phase::Ended | Phase::Lost) {
+            return;
+        }
+        let Some(from) = self.position() else { return };
+        // Nearer first (scores in steps of 0.1), then the one asked least so
+        // far, so that the load spreads over equally near neighbours.
+        let mut order: Vec<Sid> = self.nbs.keys().copied().collect();
+        let step = |s: f64| (s * 10.0).round() as i64;
+        order.sort_by_key(|sid| (-step(self.nbs[sid].score), self.nbs[sid].asked_total));
+        let mut have = self.held.clone();
+        let view: Vec<Neighbour> = order
+            .iter()
+            .map(|sid| {
+                let nb = &self.nbs[sid];
+                have.extend(nb.asked.keys());
+                let benched = nb.benched.is_some_and(|t| now.at < t);
+                let mut map = if benched { BufferMap::default() } else { nb.map.clone() };
+                if let Some(e) = self.end {
+                    for s in e + 1..=map.newest {
+                        map.clear(s);
+                    }
+                }
+                Neighbour { map, in_flight: nb.asked.len(), spare: nb.publisher }
+            })
+            .collect();
+        let mut wants: BTreeMap<Sid, Vec<u64>> = BTreeMap::new();
+        for (seq, i) in window::pick(&have, Some(from), &view) {
+            wants.entry(order[i]).or_default().push(seq);
+        }
+        for (sid, seqs) in wants {
+            if let Some(nb) = self.nbs.get_mut(&sid) {
+                nb.asked.extend(seqs.iter().map(|s| (*s, now.at)));
+                nb.asked_total += seqs.len() as u64;
+            }
+            acts.push(Action::Send(sid, Msg::Want(seqs)));
+        }
+    }
+
+    /// Timers: request timeouts, silent neighbours, keepalives, playout
+    /// deadlines, the stall check and new neighbours from `candidates`.
+    pub fn tick(&mut self, now: Now, candidates: &[Candidate]) -> Vec<Action> {
+        let mut acts = Vec::new();
+        let p = self.params;
+        for nb in self.nbs.values_mut() {
+            let before = nb.asked.len();
+            nb.asked.retain(|_, t| now.at.duration_since(*t) < p.request_timeout);
+            if nb.asked.len() < before {
+                self.stats.timeouts += (before - nb.asked.len()) as u64;
+                nb.benched = Some(now.at + p.request_timeout);
+            }
+        }
+        let silent: Vec<Sid> = self.nbs.iter().filter(|(_, n)| now.at.duration_since(n.heard) >= p.silence).map(|(s, _)| *s).collect();
+        for sid in silent {
+            acts.push(Action::Close(sid, format!("silent for {:?}", p.silence)));
+            self.on_close(sid, now);
+        }
+        self.tell_all(now, &mut acts, false);
+        self.play(now, &mut acts);
+        let waiting = matches!(self.phase, Phase::Live | Phase::Starting) && !self.publisher && !self.subs.is_empty();
+        if waiting && self.end.is_none() && now.at.duration_since(self.last_new) >= p.stall {
+            self.phase = Phase::Lost;
+            for id in self.subs.keys() {
+                acts.push(Action::Play(*id, Out::End));
+            }
+        }
+        if !self.publisher && !matches!(self.phase, Phase::Ended | Phase::Lost) {
+            self.dial(now, candidates, &mut acts);
+        }
+        self.request(now, &mut acts);
+        acts
+    }
+
+    fn dial(&mut self, now: Now, candidates: &[Candidate], acts: &mut Vec<Action>) {
+        self.avoid.retain(|_, until| now.at < *until);
+        let mut want = self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len());
+        let mut pool: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| !self.avoid.contains_key(&c.peer) && !self.dialing.contains(&c.peer) && !self.nbs.values().any(|n| n.peer == c.peer))
+            .collect();
+        while want > 0 && !pool.is_empty() {
+            // Weighted by score: near and reliable peers are likelier.
+            let total: f64 = pool.iter().map(|c| c.score.max(0.01)).sum();
+            let mut x = rand::random::<f64>() * total;
+            let mut i = 0;
+            while i + 1 < pool.len() && x >= pool[i].score.max(0.01) {
+                x -= pool[i].score.max(0.01);
+                i += 1;
+            }
+            let c = pool.swap_remove(i);
+            self.dialing.insert(c.peer);
+            acts.push(Action::Dial(c.peer));
+            want -= 1;
+        }
+    }
+
+    /// A local player joins; it starts at the newest key chunk held.
+    pub fn subscribe(&mut self, id: SubId, now: Now) -> Vec<Action> {
+        let mut p = Playout::new(self.params.playout_delay);
+        for c in self.store.values() {
+            p.add((**c).clone());
+        }
+        self.subs.insert(id, p);
+        let mut acts = Vec::new();
+        if self.phase == Phase::Lost {
+            acts.push(Action::Play(id, Out::End));
+        }
+        self.play(now, &mut acts);
+        self.request(now, &mut acts);
+        acts
+    }
+
+    /// A local player leaves.
+    pub fn unsubscribe(&mut self, id: SubId) {
+        self.subs.remove(&id);
+    }
+}
+
+/// Whether `map` holds something `told` did not.
+fn news(map: &BufferMap, told: &BufferMap) -> bool {
+    if map.newest != told.newest {
+        return map.newest > told.newest;
+    }
+    map.bits & !told.bits != 0
+}
