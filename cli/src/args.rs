@@ -121,6 +121,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Live channels: publish, play, list.
+    Stream {
+        #[command(subcommand)]
+        command: StreamCommand,
+    },
     /// Capability tools.
     Cap {
         #[command(subcommand)]
@@ -134,6 +139,47 @@ pub enum Command {
         /// Directory for the nodes' homes [default: a new temporary directory].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+/// `stream` subcommands. CHANNEL is a channel id or a channel's name.
+#[derive(Subcommand, Debug)]
+pub enum StreamCommand {
+    /// Publish a live channel from a byte stream (MPEG-TS is cut at picture
+    /// groups so players start cleanly); prints the channel id, then runs
+    /// until the input ends, which ends the channel for every viewer.
+    Publish {
+        /// The channel's name (publishing the same name again keeps its id).
+        name: String,
+        /// The input: a file, or - for standard input.
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+    },
+    /// Play a channel: its bytes in order to a file or standard output
+    /// (`| mpv -`, `| ffplay -`), from the newest picture group.
+    Play {
+        /// The channel.
+        channel: String,
+        /// Output file, or - for standard output.
+        #[arg(short = 'o', long = "output", default_value = "-")]
+        output: PathBuf,
+        /// Print the URL a player can open (`mpv URL`, `vlc URL`) instead.
+        #[arg(long)]
+        url: bool,
+    },
+    /// Channels in the community, with publisher and viewer count.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// This node's part in a channel: neighbours, latency, continuity, bytes.
+    Status {
+        /// The channel id.
+        channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

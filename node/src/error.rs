@@ -59,6 +59,9 @@ pub enum NodeError {
     /// Folder sync could not start.
     #[error("sync: {0}")]
     Sync(String),
+    /// Streaming could not start.
+    #[error("streaming: {0}")]
+    Streaming(String),
     /// The overlay failed.
     #[error(transparent)]
     Overlay(#[from] cloudy_overlay::Error),

@@ -53,6 +53,8 @@ impl Node {
         };
         let sync = cloudy_sync::service::Sync::start(overlay.clone(), &data.join("sync"), sync_cfg, cancel.child_token())
             .map_err(|e| NodeError::Sync(e.to_string()))?;
+        let streams = cloudy_streaming::service::Streaming::start(overlay.clone(), &data.join("streams"), Default::default(), cancel.child_token())
+            .map_err(|e| NodeError::Streaming(e.to_string()))?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -65,6 +67,7 @@ impl Node {
             storage,
             upkeep,
             sync,
+            streams,
             maintain_uploads: cfg.storage.maintain_uploads,
             spool: data.join("spool"),
         });

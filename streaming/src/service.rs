@@ -22,6 +22,8 @@ use tracing::{debug, warn};
 /// How long `watch` waits for a channel to show up in the directory (a
 /// node that just started may not have heard of it yet).
 pub const FIND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the status of a stopped channel is kept.
+pub const KEEP_STOPPED: Duration = Duration::from_secs(60);
 /// How long an idle publisher channel (no input yet) is kept.
 pub const INPUT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -165,9 +167,12 @@ impl Streaming {
         }
     }
 
+    /// The channel table, without channels stopped more than
+    /// [`KEEP_STOPPED`] ago (kept that long so players can ask how one ended).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         let mut map = self.0.channels.lock().expect("channels lock");
-        map.retain(|_, e| !e.running.cancel.is_cancelled());
+        let now = task::unix_ms();
+        map.retain(|_, e| e.running.status.lock().expect("status").stopped_ms.is_none_or(|t| now - t.min(now) < KEEP_STOPPED.as_millis() as u64));
         map
     }
 
@@ -177,7 +182,7 @@ impl Streaming {
         let channel = self.key(name)?;
         let id = channel.id().to_string();
         let mut map = self.lock();
-        if map.contains_key(&id) {
+        if map.get(&id).is_some_and(active) {
             return Err(StreamError::Busy(name.to_string()));
         }
         let running = task::start(self.0.overlay.clone(), channel.id().clone(), name.to_string(), true, self.0.params, self.0.cancel.child_token());
@@ -206,7 +211,7 @@ impl Streaming {
     pub async fn feed<R: tokio::io::AsyncRead + Unpin>(&self, id: &str, input: R) -> Result<FeedSummary, StreamError> {
         let (key, tx) = {
             let mut map = self.lock();
-            let e = map.get_mut(id).ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
+            let e = map.get_mut(id).filter(|e| active(e)).ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
             let key = e.key.clone().ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
             if e.fed {
                 return Err(StreamError::Busy(e.name.clone()));
@@ -251,12 +256,11 @@ impl Streaming {
         let key = id.to_string();
         let (tx, status) = {
             let mut map = self.lock();
-            let e = map.entry(key.clone()).or_insert_with(|| Entry {
-                running: task::start(self.0.overlay.clone(), id.clone(), name.clone(), false, self.0.params, self.0.cancel.child_token()),
-                name: name.clone(),
-                key: None,
-                fed: true,
-            });
+            if !map.get(&key).is_some_and(active) {
+                let running = task::start(self.0.overlay.clone(), id.clone(), name.clone(), false, self.0.params, self.0.cancel.child_token());
+                map.insert(key.clone(), Entry { running, name: name.clone(), key: None, fed: true });
+            }
+            let e = map.get(&key).expect("just made");
             (e.running.tx.clone(), e.running.status.clone())
         };
         let (ptx, rx) = mpsc::channel(task::PLAYER_QUEUE);
@@ -303,8 +307,12 @@ impl Streaming {
     }
 
     fn route(&self, channel: &str) -> Option<mpsc::Sender<Command>> {
-        self.lock().get(channel).map(|e| e.running.tx.clone())
+        self.lock().get(channel).filter(|e| active(e)).map(|e| e.running.tx.clone())
     }
+}
+
+fn active(e: &Entry) -> bool {
+    !e.running.cancel.is_cancelled()
 }
 
 /// Serves incoming sessions: reads the hello and hands the stream to the

@@ -88,7 +88,7 @@ async fn viewers_play_exactly_what_the_publisher_sent_and_see_the_end() {
     assert!(st.stats.bytes_up as f64 <= 2.0 * source.len() as f64, "publisher sent {} for {}", st.stats.bytes_up, source.len());
     // Publishing the same name again keeps the id.
     tokio::time::timeout(Duration::from_secs(20), async {
-        while svcs[0].status(&created.id).is_some() {
+        while svcs[0].status(&created.id).is_some_and(|s| s.stopped_ms.is_none()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })

@@ -3,6 +3,7 @@
 mod demo;
 mod files;
 mod info;
+mod stream;
 mod sync;
 mod up;
 
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
         Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,
         Command::Sync { command } => sync::run(&client(&home)?, command).await,
+        Command::Stream { command } => stream::run(&client(&home)?, command).await,
         Command::Maintain { command } => {
             let c = client(&home)?;
             match command {

@@ -405,3 +405,4 @@ async fn kill_9_of_a_storage_node_during_a_put() {
 }
 
 mod sync;
+mod stream;

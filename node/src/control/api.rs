@@ -287,3 +287,14 @@ pub struct FolderRow {
     #[serde(flatten)]
     pub status: cloudy_sync::service::Status,
 }
+
+/// Body of `POST /v1/streams`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateChannel {
+    /// The channel's name (a channel published again under the same name
+    /// keeps its id).
+    pub name: String,
+}
+
+/// Header naming the channel a `GET /stream/…` plays.
+pub const CHANNEL_HEADER: &str = "x-cloudy-channel";

@@ -263,6 +263,57 @@ impl Client {
     }
 }
 
+/// Live channels.
+impl Client {
+    /// `GET /v1/streams`.
+    pub async fn channels(&self) -> Result<Vec<cloudy_streaming::service::ChannelRow>, ClientError> {
+        self.get("/v1/streams").await
+    }
+
+    /// `POST /v1/streams`.
+    pub async fn create_channel(&self, name: &str) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+        let req = super::api::CreateChannel { name: name.to_string() };
+        self.send_json(self.http.post(self.url("/v1/streams")).json(&req)).await
+    }
+
+    /// `GET /v1/streams/{id}`.
+    pub async fn channel(&self, id: &str) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+        self.get(&format!("/v1/streams/{}", encode(id))).await
+    }
+
+    /// `PUT /v1/streams/{id}/input`: publishes `data` until it ends.
+    pub async fn feed_channel<R: tokio::io::AsyncRead + Send + 'static>(
+        &self,
+        id: &str,
+        data: R,
+    ) -> Result<cloudy_streaming::live::publish::FeedSummary, ClientError> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 64 << 10));
+        let resp = self.start(self.http.put(self.url(&format!("/v1/streams/{}/input", encode(id)))).body(body)).await?;
+        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `GET /stream/{channel}` into `out` until the channel ends; returns
+    /// the channel id and the bytes written.
+    pub async fn play_channel<W: tokio::io::AsyncWrite + Unpin>(&self, channel: &str, out: &mut W) -> Result<(String, u64), ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = self.start(self.http.get(self.url(&format!("/stream/{}", encode(channel))))).await?;
+        let id = resp.headers().get(super::api::CHANNEL_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(channel).to_string();
+        let mut got = 0u64;
+        let cut = |got: u64, e: String| ClientError::Protocol { addr: self.addr, reason: format!("stream stopped after {got} bytes ({e})") };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
+            out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
+            out.flush().await.map_err(|e| cut(got, e.to_string()))?;
+            got += chunk.len() as u64;
+        }
+        Ok((id, got))
+    }
+
+    /// The URL a player opens for `path` (`/stream/…`), token included.
+    pub fn media_url(&self, path: &str) -> String {
+        format!("{}?token={}", self.url(path), encode(&self.token))
+    }
+}
+
 /// Percent-encodes a path segment or query value.
 fn encode(s: &str) -> String {
     s.bytes()

@@ -8,3 +8,4 @@ mod range;
 mod sync;
 mod upkeep;
 pub mod server;
+mod streams;

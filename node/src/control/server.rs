@@ -33,6 +33,8 @@ pub struct ApiState {
     pub storage: cloudy_storage::client::Client,
     /// Folder sync.
     pub sync: cloudy_sync::service::Sync,
+    /// Live channels.
+    pub streams: cloudy_streaming::service::Streaming,
     /// Upkeep of maintained files.
     pub upkeep: cloudy_storage::upkeep::Upkeep,
     /// Put uploads on the maintained list.
@@ -69,18 +71,30 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/sync/join", post(super::sync::join))
         .route("/v1/sync/{id}/admit", post(super::sync::admit))
         .route("/v1/sync/{id}", axum::routing::delete(super::sync::remove))
+        .route("/v1/streams", get(super::streams::list).post(super::streams::create))
+        .route("/v1/streams/{id}", get(super::streams::status))
+        .route("/v1/streams/{id}/input", axum::routing::put(super::streams::input))
+        .route("/stream/{channel}", get(super::streams::play))
         .route("/uri", axum::routing::put(super::gateway::put))
         .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
+/// Checks the token: in the `Authorization: Bearer` header, or for the
+/// media URLs a player opens (`/stream/…`), in a `token` query parameter.
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let in_query = || {
+        let media = req.uri().path().starts_with("/stream/");
+        let query = req.uri().query().unwrap_or("");
+        query.split('&').find_map(|kv| kv.strip_prefix("token=")).filter(|_| media)
+    };
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(in_query)
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
         return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())

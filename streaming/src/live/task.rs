@@ -83,6 +83,8 @@ pub struct ChannelStatus {
     pub latency_ms: Option<(u64, u64, u64)>,
     /// Share of chunks since playback started that arrived within 3 s.
     pub continuity: Option<f64>,
+    /// When this node stopped taking part (Unix ms).
+    pub stopped_ms: Option<u64>,
     /// Counters.
     pub stats: Stats,
 }
@@ -190,6 +192,7 @@ impl Task {
         }
         let _ = self.overlay.withdraw(&service).await;
         self.refresh_status();
+        self.status.lock().expect("status").stopped_ms = Some(unix_ms());
         self.cancel.cancel();
         info!(channel = %self.id, state = %self.status.lock().expect("status").state, "channel stopped");
     }

@@ -1,0 +1,103 @@
+//! `stream publish|play|list|status`.
+
+use crate::args::StreamCommand;
+use anyhow::{bail, Context, Result};
+use cloudy_node::control::client::Client;
+use cloudy_node::streaming::live::task::ChannelStatus;
+use std::io::Write;
+use std::path::Path;
+
+pub async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
+    match cmd {
+        StreamCommand::Publish { name, input } => publish(client, &name, &input).await,
+        StreamCommand::Play { channel, output, url } => {
+            if url {
+                println!("{}", client.media_url(&format!("/stream/{channel}")));
+                return Ok(());
+            }
+            play(client, &channel, &output).await
+        }
+        StreamCommand::List { json } => list(client, json).await,
+        StreamCommand::Status { channel, json } => {
+            let st = client.channel(&channel).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                status(&st);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn publish(client: &Client, name: &str, input: &Path) -> Result<()> {
+    // Open the input first: a typo must not leave an announced channel.
+    let file = if input == Path::new("-") {
+        None
+    } else {
+        Some(tokio::fs::File::open(input).await.with_context(|| format!("cannot read {}", input.display()))?)
+    };
+    let ch = client.create_channel(name).await?;
+    println!("{}", ch.id);
+    std::io::stdout().flush()?;
+    eprintln!("publishing {name:?} as channel {}; watch with `cloudy-p2p stream play {}`", ch.id, ch.id);
+    let summary = match file {
+        Some(f) => client.feed_channel(&ch.id, f).await?,
+        None => client.feed_channel(&ch.id, tokio::io::stdin()).await?,
+    };
+    let kind = if summary.mpeg_ts { "MPEG-TS" } else { "bytes" };
+    eprintln!("channel ended: {} bytes of {kind} in {} chunks", summary.bytes, summary.chunks);
+    if let Some(e) = summary.error {
+        bail!("the input broke off: {e}");
+    }
+    Ok(())
+}
+
+async fn play(client: &Client, channel: &str, output: &Path) -> Result<()> {
+    let (id, bytes) = if output == Path::new("-") {
+        client.play_channel(channel, &mut tokio::io::stdout()).await?
+    } else {
+        let mut f = tokio::fs::File::create(output).await.with_context(|| format!("cannot write {}", output.display()))?;
+        client.play_channel(channel, &mut f).await?
+    };
+    let state = client.channel(&id).await.map(|s| s.state).unwrap_or_default();
+    match state.as_str() {
+        "lost" => bail!("channel {id} was lost after {bytes} bytes: no chunk arrived for 10 s (is its publisher gone?)"),
+        "ended" => {
+            eprintln!("channel {id} ended ({bytes} bytes played)");
+            Ok(())
+        }
+        other => bail!("the stream of channel {id} stopped after {bytes} bytes (state: {other:?}); the node's log says why"),
+    }
+}
+
+async fn list(client: &Client, json: bool) -> Result<()> {
+    let rows = client.channels().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no live channels");
+    }
+    for r in rows {
+        let here = r.local.map(|l| format!("  (here: {} {})", l.role, l.state)).unwrap_or_default();
+        println!("{}  {:<20} by {}  {} viewers{here}", r.id, r.name, r.publisher, r.viewers);
+    }
+    Ok(())
+}
+
+fn status(st: &ChannelStatus) {
+    println!("{} {:?}: {} here, {}", st.id, st.name, st.role, st.state);
+    println!("  neighbours: {}", if st.neighbours.is_empty() { "none".to_string() } else { st.neighbours.join(", ") });
+    println!("  players: {}", st.players);
+    let s = &st.stats;
+    println!("  chunks: {} ({} played, {} skipped, {} duplicates, {} rejected)", s.chunks, s.played, s.skipped, s.duplicates, s.rejected);
+    println!("  bytes: {} received, {} sent to neighbours", s.bytes_down, s.bytes_up);
+    if let Some((p50, p95, max)) = st.latency_ms {
+        println!("  latency: p50 {p50} ms, p95 {p95} ms, max {max} ms");
+    }
+    if let Some(c) = st.continuity {
+        println!("  continuity: {:.3}", c);
+    }
+}
