@@ -35,6 +35,9 @@ pub struct BufferMap {
     pub bits: u64,
     /// Bit `i` set: `newest - i` is a key chunk.
     pub keys: u64,
+    /// How busy the sender is: chunk bytes it uploaded lately, KB/s.
+    /// Requesters prefer less busy holders, which spreads the relaying.
+    pub load: u32,
 }
 
 fn bits_of(set: &BTreeSet<u64>, newest: u64) -> u64 {
@@ -46,7 +49,7 @@ impl BufferMap {
     /// [`WINDOW`] count).
     pub fn of(held: &BTreeSet<u64>, keys: &BTreeSet<u64>) -> BufferMap {
         let Some(&newest) = held.last() else { return BufferMap::default() };
-        BufferMap { newest, bits: bits_of(held, newest), keys: bits_of(keys, newest) & bits_of(held, newest) }
+        BufferMap { newest, bits: bits_of(held, newest), keys: bits_of(keys, newest) & bits_of(held, newest), load: 0 }
     }
 
     fn bit(&self, seq: u64) -> Option<u64> {

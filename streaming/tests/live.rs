@@ -121,7 +121,7 @@ async fn a_forged_chunk_is_rejected_and_never_played() {
         assert_eq!(recv(&mut s).await.unwrap(), Some(Msg::Welcome));
         let now = cloudy_streaming::live::task::unix_ms();
         let fake = Channel::generate();
-        let map = BufferMap { newest: now + 5, bits: u64::MAX, keys: u64::MAX };
+        let map = BufferMap { newest: now + 5, bits: u64::MAX, keys: u64::MAX, load: 0 };
         send(&mut s, &Msg::Have(map)).await.unwrap();
         let mut forged_sent = 0;
         while let Ok(Some(m)) = recv(&mut s).await {

@@ -10,8 +10,12 @@
 //! - A viewer keeps [`Params::neighbours`] sessions, chosen at random
 //!   weighted by overlay score, and asks them for what it lacks by
 //!   [`window::pick`]: due-soon chunks first, then newest first. A request
-//!   unanswered in [`Params::request_timeout`] is asked again elsewhere; a
-//!   neighbour silent for [`Params::silence`] is dropped and replaced.
+//!   unanswered in [`Params::request_timeout`] is asked again elsewhere (and
+//!   its neighbour gets no more requests until it answers); a neighbour
+//!   silent for [`Params::silence`] is dropped and replaced.
+//! - A viewer answers requests from a budget of [`Params::relay_share`] of
+//!   the stream, so the relaying spreads over all viewers instead of
+//!   falling on the first to hold each chunk.
 //! - Every node tells its neighbours what it holds on every new chunk and
 //!   at least every [`Params::keepalive`].
 
@@ -25,7 +29,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most the publisher's request budget saves up, in bytes.
+/// Chunks kept to play and to serve (10 s at 4 a second; buffer maps
+/// cover [`WINDOW`], the older part of it simply shows as not held).
+const STORE: usize = 40;
+/// A viewer with no new chunk for this long opens one more session.
+const STARVED: Duration = Duration::from_secs(2);
+/// How long after getting a chunk a node may refuse it for want of budget.
+const FRESH: Duration = Duration::from_millis(600);
+/// Most a request budget saves up, in bytes.
 const BUDGET_CAP: f64 = 256.0 * 1024.0;
 
 /// A neighbour session, numbered by the caller.
@@ -54,6 +65,9 @@ pub struct Params {
     pub stall: Duration,
     /// The publisher's answers to requests, as a share of the stream.
     pub pull_share: f64,
+    /// A viewer's answers to requests, as a share of the stream: a cap
+    /// that spreads the relaying over all viewers.
+    pub relay_share: f64,
     /// A peer that refused us or failed is not dialed again for this long.
     pub retry: Duration,
 }
@@ -70,7 +84,8 @@ impl Default for Params {
             patience: Duration::from_millis(300),
             stall: Duration::from_secs(10),
             pull_share: 0.75,
-            retry: Duration::from_secs(10),
+            relay_share: 1.2,
+            retry: Duration::from_secs(3),
         }
     }
 }
@@ -144,7 +159,7 @@ pub struct Live {
     store: BTreeMap<u64, Arc<Chunk>>,
     held: BTreeSet<u64>,
     keys: BTreeSet<u64>,
-    cut_at: BTreeMap<u64, Instant>,
+    got_at: BTreeMap<u64, Instant>,
     nbs: BTreeMap<Sid, Nb>,
     subs: BTreeMap<SubId, Playout>,
     start_key: Option<u64>,
@@ -153,6 +168,11 @@ pub struct Live {
     phase: Phase,
     turn: usize,
     budget: f64,
+    /// Upload rate, bytes/s, averaged over about 2 s.
+    load: f64,
+    load_at: (Instant, u64),
+    last_reach: Instant,
+    rng: rand::rngs::StdRng,
     dialing: BTreeSet<PeerId>,
     avoid: BTreeMap<PeerId, Instant>,
     /// What happened so far.
@@ -168,7 +188,7 @@ impl Live {
             store: BTreeMap::new(),
             held: BTreeSet::new(),
             keys: BTreeSet::new(),
-            cut_at: BTreeMap::new(),
+            got_at: BTreeMap::new(),
             nbs: BTreeMap::new(),
             subs: BTreeMap::new(),
             start_key: None,
@@ -177,10 +197,19 @@ impl Live {
             phase: Phase::Starting,
             turn: 0,
             budget: 0.0,
+            load: 0.0,
+            load_at: (now, 0),
+            last_reach: now,
+            rng: rand::SeedableRng::from_entropy(),
             dialing: BTreeSet::new(),
             avoid: BTreeMap::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// Makes the random choices (of neighbours) repeatable.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = rand::SeedableRng::seed_from_u64(seed);
     }
 
     /// The phase.
@@ -191,6 +220,13 @@ impl Live {
     /// Neighbours: `(peer, is publisher)`.
     pub fn neighbours(&self) -> Vec<(PeerId, bool)> {
         self.nbs.values().map(|n| (n.peer, n.publisher)).collect()
+    }
+
+    /// For tests: each neighbour's map newest, bits and our requests to it.
+    #[cfg(test)]
+    pub(crate) fn debug(&self) -> String {
+        let nbs: Vec<String> = self.nbs.values().map(|n| format!("{}:{}/{:x}/{:?}/b{:?}", &n.peer.to_string()[46..], n.map.newest, n.map.bits, n.asked.keys().collect::<Vec<_>>(), n.benched.is_some())).collect();
+        format!("held {:?}.. start {:?} phase {:?} budget {:.0} nbs [{}]", self.held.first(), self.start_key, self.phase, self.budget, nbs.join(" "))
     }
 
     /// Local players.
@@ -204,15 +240,20 @@ impl Live {
     }
 
     fn map(&self) -> BufferMap {
-        BufferMap::of(&self.held, &self.keys)
+        BufferMap { load: self.load_kbs(), ..BufferMap::of(&self.held, &self.keys) }
+    }
+
+    /// Chunk bytes uploaded lately, KB/s (an average over about 2 s).
+    fn load_kbs(&self) -> u32 {
+        (self.load / 1000.0) as u32
     }
 
     /// What the publisher may advertise: chunks pushed at least
     /// `patience` ago (and the end at once).
     fn advertised(&self, now: Instant) -> BufferMap {
-        let ripe = |s: &u64| self.cut_at.get(s).is_none_or(|t| now.duration_since(*t) >= self.params.patience) || Some(*s) == self.end;
+        let ripe = |s: &u64| self.got_at.get(s).is_none_or(|t| now.duration_since(*t) >= self.params.patience) || Some(*s) == self.end;
         let held: BTreeSet<u64> = self.held.iter().copied().filter(ripe).collect();
-        BufferMap::of(&held, &self.keys)
+        BufferMap { load: self.load_kbs(), ..BufferMap::of(&held, &self.keys) }
     }
 
     /// Whether a session from `peer` can be taken.
@@ -273,14 +314,17 @@ impl Live {
             Msg::Have(map) => nb.map = map,
             Msg::Want(seqs) => {
                 for seq in seqs {
-                    self.serve(sid, seq, &mut acts);
+                    self.serve(sid, seq, now.at, &mut acts);
                 }
             }
             Msg::Chunk(c) => {
                 nb.asked.remove(&c.seq);
                 nb.benched = None;
-                self.stats.bytes_down += c.data.len() as u64;
-                self.take(c, now, &mut acts);
+                let len = c.data.len() as u64;
+                self.stats.bytes_down += len;
+                if self.take(c, now, &mut acts).is_none() {
+                    self.stats.bytes_dup += len;
+                }
             }
             Msg::Missing(seq) => {
                 nb.asked.remove(&seq);
@@ -295,32 +339,38 @@ impl Live {
         acts
     }
 
-    fn serve(&mut self, sid: Sid, seq: u64, acts: &mut Vec<Action>) {
+    /// Answers a request. Over budget, a chunk got less than
+    /// [`FRESH`] ago is refused: others will hold it soon. An older one is
+    /// always sent, so no chunk goes missing for want of budget.
+    fn serve(&mut self, sid: Sid, seq: u64, now: Instant, acts: &mut Vec<Action>) {
         let Some(c) = self.store.get(&seq) else {
             acts.push(Action::Send(sid, Msg::Missing(seq)));
             return;
         };
         let len = c.data.len() as f64;
-        if self.publisher && self.budget < len && Some(seq) != self.end {
+        let fresh = self.got_at.get(&seq).is_some_and(|t| now.duration_since(*t) < FRESH);
+        if self.budget < len && fresh && Some(seq) != self.end {
             self.stats.spared += 1;
             acts.push(Action::Send(sid, Msg::Missing(seq)));
             return;
         }
-        if self.publisher {
-            self.budget -= len;
-        }
+        self.budget = (self.budget - len).max(-BUDGET_CAP);
         self.stats.bytes_up += c.data.len() as u64;
         acts.push(Action::Chunk(sid, c.clone()));
+    }
+
+    /// Adds `share` of a new chunk's `len` to the budget for answering
+    /// requests.
+    fn save(&mut self, share: f64, len: usize) {
+        let len = len as f64;
+        self.budget = (self.budget + share * len).min(BUDGET_CAP + len);
     }
 
     /// The publisher's new chunk.
     pub fn publish(&mut self, c: Chunk, now: Now) -> Vec<Action> {
         let mut acts = Vec::new();
-        let len = c.data.len() as f64;
-        self.budget = (self.budget + self.params.pull_share * len).min(BUDGET_CAP + len);
-        let seq = c.seq;
+        self.save(self.params.pull_share, c.data.len());
         let end = c.is_end();
-        self.cut_at.insert(seq, now.at);
         let Some(c) = self.take(c, now, &mut acts) else { return acts };
         // Push: the end to everyone, any other chunk to one neighbour in turn.
         let live: Vec<Sid> = self.nbs.keys().copied().collect();
@@ -361,13 +411,17 @@ impl Live {
         if self.phase == Phase::Starting {
             self.phase = Phase::Live;
         }
+        if !self.publisher {
+            self.save(self.params.relay_share, c.data.len());
+        }
+        self.got_at.insert(seq, now.at);
         let c = Arc::new(c);
         self.store.insert(seq, c.clone());
-        while self.store.len() as u64 > WINDOW {
+        while self.store.len() > STORE {
             if let Some((old, _)) = self.store.pop_first() {
                 self.held.remove(&old);
                 self.keys.remove(&old);
-                self.cut_at.remove(&old);
+                self.got_at.remove(&old);
             }
         }
         for p in self.subs.values_mut() {
@@ -435,11 +489,15 @@ impl Live {
             return;
         }
         let Some(from) = self.position() else { return };
-        // Nearer first (scores in steps of 0.1), then the one asked least so
-        // far, so that the load spreads over equally near neighbours.
+        // Nearer first (scores in steps of 0.1), then the least busy, then
+        // the one asked least so far: the relaying spreads over equally
+        // near neighbours.
         let mut order: Vec<Sid> = self.nbs.keys().copied().collect();
         let step = |s: f64| (s * 10.0).round() as i64;
-        order.sort_by_key(|sid| (-step(self.nbs[sid].score), self.nbs[sid].asked_total));
+        order.sort_by_key(|sid| {
+            let nb = &self.nbs[sid];
+            (-step(nb.score), nb.map.load / 16, nb.asked_total)
+        });
         let mut have = self.held.clone();
         let view: Vec<Neighbour> = order
             .iter()
@@ -474,12 +532,20 @@ impl Live {
     pub fn tick(&mut self, now: Now, candidates: &[Candidate]) -> Vec<Action> {
         let mut acts = Vec::new();
         let p = self.params;
+        let dt = now.at.duration_since(self.load_at.0).as_secs_f64();
+        if dt >= 0.5 {
+            let rate = (self.stats.bytes_up - self.load_at.1) as f64 / dt;
+            self.load = if self.load == 0.0 { rate } else { 0.75 * self.load + 0.25 * rate };
+            self.load_at = (now.at, self.stats.bytes_up);
+        }
         for nb in self.nbs.values_mut() {
             let before = nb.asked.len();
             nb.asked.retain(|_, t| now.at.duration_since(*t) < p.request_timeout);
             if nb.asked.len() < before {
+                // Likely dead: no requests until it answers or is dropped
+                // for silence.
                 self.stats.timeouts += (before - nb.asked.len()) as u64;
-                nb.benched = Some(now.at + p.request_timeout);
+                nb.benched = Some(now.at + p.silence);
             }
         }
         let silent: Vec<Sid> = self.nbs.iter().filter(|(_, n)| now.at.duration_since(n.heard) >= p.silence).map(|(s, _)| *s).collect();
@@ -506,6 +572,23 @@ impl Live {
     fn dial(&mut self, now: Now, candidates: &[Candidate], acts: &mut Vec<Action>) {
         self.avoid.retain(|_, until| now.at < *until);
         let mut want = self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len());
+        // Nothing new for a while, though neighbours are there: they may
+        // be an island cut off from the source. Reach out to one more.
+        let starved = now.at.duration_since(self.last_new) >= STARVED && now.at.duration_since(self.last_reach) >= STARVED;
+        if starved && !self.subs.is_empty() && !matches!(self.phase, Phase::Ended | Phase::Lost) {
+            self.last_reach = now.at;
+            // Drop the neighbours that have nothing newer than we do
+            // (keeping two), and look for others.
+            let ours = self.held.last().copied().unwrap_or(0);
+            let mut behind: Vec<(u64, Sid)> =
+                self.nbs.iter().filter(|(_, n)| !n.publisher && n.map.newest <= ours).map(|(s, n)| (n.map.newest, *s)).collect();
+            behind.sort();
+            for (_, sid) in behind.into_iter().take(self.nbs.len().saturating_sub(2)) {
+                acts.push(Action::Close(sid, "nothing new from this neighbour; trying others".into()));
+                self.on_close(sid, now);
+            }
+            want = self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len()).max(1);
+        }
         let mut pool: Vec<&Candidate> = candidates
             .iter()
             .filter(|c| !self.avoid.contains_key(&c.peer) && !self.dialing.contains(&c.peer) && !self.nbs.values().any(|n| n.peer == c.peer))
@@ -513,7 +596,7 @@ impl Live {
         while want > 0 && !pool.is_empty() {
             // Weighted by score: near and reliable peers are likelier.
             let total: f64 = pool.iter().map(|c| c.score.max(0.01)).sum();
-            let mut x = rand::random::<f64>() * total;
+            let mut x = rand::Rng::gen::<f64>(&mut self.rng) * total;
             let mut i = 0;
             while i + 1 < pool.len() && x >= pool[i].score.max(0.01) {
                 x -= pool[i].score.max(0.01);

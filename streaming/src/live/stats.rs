@@ -17,6 +17,8 @@ pub struct Stats {
     pub bytes_up: u64,
     /// Chunks received twice.
     pub duplicates: u64,
+    /// Their bytes.
+    pub bytes_dup: u64,
     /// Requests that went unanswered in time.
     pub timeouts: u64,
     /// Requests the publisher turned down to keep its upload low.

@@ -1,0 +1,381 @@
+//! Live streaming benchmark: 1 publisher + N viewer processes on 127.0.0.1.
+//!
+//! ```text
+//! cargo bench -p cloudy-cli --bench stream            # N = 10 and 30, 60 s each
+//! STREAM_BENCH_N=10 STREAM_BENCH_SECS=30 cargo bench -p cloudy-cli --bench stream
+//! ```
+//!
+//! ffmpeg makes a 1 Mbit/s H.264 + AAC MPEG-TS stream in real time, piped
+//! into `stream publish` on node 0. After 3 s the viewers join, 100 ms
+//! apart, each playing `GET /stream/ID` from its own node into a file.
+//! At two thirds of the run 30 % of the viewers' nodes are killed with
+//! SIGKILL. Printed per N:
+//!
+//! - startup: join (the HTTP request) → first byte written, median and max;
+//! - continuity: share of the publisher's chunks from a viewer's first
+//!   played chunk on that arrived within 3 s of being cut, worst and mean;
+//! - latency from cut to arrival, p50 / p95 / max over all viewers;
+//! - source upload ÷ stream bytes, on the wire (an nftables counter on
+//!   the publisher's ports at the output hook: IP, UDP and QUIC included);
+//! - total overhead ÷ media bytes: every node's wire bytes during the run
+//!   minus the media bytes the viewers received, over the latter (the
+//!   overlay's own membership traffic is included and printed apart);
+//! - Jain's fairness index over the viewers' chunk uploads;
+//! - the survivors' continuity for the chunks cut in the 10 s after the kill;
+//! - CPU (share of one core over the run) and RSS per viewer node;
+//! - viewers whose file decodes with zero errors (`ffmpeg -v error`).
+//!
+//! Wire counters need root and `nft`; without them those rows say n/a.
+
+use cloudy_node::control::client::Client;
+use cloudy_node::process::NodeProcess;
+use cloudy_node::Home;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+const TABLE: &str = "cloudybench";
+
+fn ports(n: &NodeProcess) -> Vec<(String, u16)> {
+    n.listen
+        .iter()
+        .filter_map(|a| {
+            let parts: Vec<&str> = a.split('/').collect();
+            let i = parts.iter().position(|p| *p == "udp" || *p == "tcp")?;
+            Some((parts[i].to_string(), parts.get(i + 1)?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn nft(args: &str) -> bool {
+    std::process::Command::new("nft").args(args.split_whitespace()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Counters of bytes sent from each node's ports, or `None` without nft.
+struct Wire {
+    ports: Vec<Vec<(String, u16)>>,
+}
+
+impl Wire {
+    fn setup(nodes: &[NodeProcess]) -> Option<Wire> {
+        let _ = nft(&format!("delete table inet {TABLE}"));
+        if !nft(&format!("add table inet {TABLE}")) {
+            return None;
+        }
+        nft(&format!("add chain inet {TABLE} out {{ type filter hook output priority 0 ; }}"));
+        let ports: Vec<Vec<(String, u16)>> = nodes.iter().map(ports).collect();
+        for p in ports.iter().flatten() {
+            nft(&format!("add rule inet {TABLE} out {} sport {} counter", p.0, p.1));
+        }
+        Some(Wire { ports })
+    }
+
+    /// Bytes sent so far by each node.
+    fn read(&self) -> Vec<u64> {
+        self.read_field("bytes")
+    }
+
+    /// Packets sent so far by each node.
+    fn packets(&self) -> Vec<u64> {
+        self.read_field("packets")
+    }
+
+    fn read_field(&self, field: &str) -> Vec<u64> {
+        let out = std::process::Command::new("nft").args(["list", "chain", "inet", TABLE, "out"]).output().expect("nft");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut by_port = std::collections::HashMap::new();
+        for line in text.lines() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(i), Some(b)) = (w.iter().position(|x| *x == "sport"), w.iter().position(|x| *x == field)) {
+                let key = (w[i - 1].to_string(), w[i + 1].parse::<u16>().unwrap_or(0));
+                by_port.insert(key, w[b + 1].parse::<u64>().unwrap_or(0));
+            }
+        }
+        self.ports.iter().map(|ps| ps.iter().map(|p| by_port.get(p).copied().unwrap_or(0)).sum()).collect()
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        nft(&format!("delete table inet {TABLE}"));
+    }
+}
+
+/// UDP datagrams dropped so far because a socket's receive buffer was
+/// full (`RcvbufErrors` in /proc/net/snmp): loss on a busy loopback.
+fn udp_drops() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("Udp:")).collect();
+    if rows.len() < 2 {
+        return 0;
+    }
+    let names: Vec<&str> = rows[0].split_whitespace().collect();
+    let vals: Vec<&str> = rows[1].split_whitespace().collect();
+    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| vals.get(i)?.parse().ok()).unwrap_or(0)
+}
+
+/// CPU seconds (user + system) of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn rss_mb(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: u64 = status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    kb as f64 * 1024.0 / 1e6
+}
+
+/// A file that notes when its first byte was written.
+struct Recorder {
+    file: std::fs::File,
+    first: Arc<Mutex<Option<Instant>>>,
+}
+
+impl tokio::io::AsyncWrite for Recorder {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        let me = self.get_mut();
+        me.first.lock().unwrap().get_or_insert_with(Instant::now);
+        Poll::Ready(me.file.write_all(buf).map(|_| buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn jain(x: &[f64]) -> f64 {
+    let s: f64 = x.iter().sum();
+    let q: f64 = x.iter().map(|v| v * v).sum();
+    if q == 0.0 {
+        return f64::NAN;
+    }
+    s * s / (x.len() as f64 * q)
+}
+
+/// `(seq, cut ms, latency ms)` of a node's status.
+fn arrivals(st: &Value) -> Vec<(u64, u64, u64)> {
+    st["stats"]["arrivals"].as_array().map(|a| a.iter().map(|t| (t[0].as_u64().unwrap(), t[1].as_u64().unwrap(), t[2].as_u64().unwrap())).collect()).unwrap_or_default()
+}
+
+/// Share of the publisher's chunks in `seqs` that `st` got within 3 s.
+fn on_time(st: &Value, seqs: &[u64]) -> f64 {
+    let got: std::collections::HashMap<u64, u64> = arrivals(st).into_iter().map(|a| (a.0, a.2)).collect();
+    let ok = seqs.iter().filter(|s| got.get(s).is_some_and(|l| *l <= 3000)).count();
+    ok as f64 / seqs.len().max(1) as f64
+}
+
+async fn run(n: usize, secs: u64, root: &Path) {
+    println!("\n== 1 publisher + {n} viewers, {secs} s of 1 Mbit/s MPEG-TS ==");
+    let dir = root.join(format!("n{n}"));
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..=n {
+        let home = Home::new(dir.join(format!("node{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
+    }
+    let clients: Vec<Client> = nodes.iter().map(|p| Client::for_home(&p.home).unwrap()).collect();
+    let t = Instant::now();
+    while clients[0].peers().await.unwrap().iter().filter(|p| p.state == "alive").count() < n {
+        assert!(t.elapsed() < Duration::from_secs(60), "the community did not form");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let wire = Wire::setup(&nodes);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle0 = wire.as_ref().map(|w| w.read());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_rate: Option<f64> = wire.as_ref().zip(idle0).map(|(w, a)| (w.read().iter().sum::<u64>() - a.iter().sum::<u64>()) as f64 / 10.0);
+
+    let idle_rss: Vec<f64> = nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
+    // The source.
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts", "-"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg");
+    let mut publish = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(nodes[0].home.root())
+        .args(["stream", "publish", "bench"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("publish");
+    let mut stdin = publish.stdin.take().unwrap();
+    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap()).lines().next_line().await.unwrap().expect("channel id");
+    let mut src = ffmpeg.stdout.take().unwrap();
+    let pump = tokio::spawn(async move {
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(k) = src.read(&mut buf).await {
+            if k == 0 || stdin.write_all(&buf[..k]).await.is_err() {
+                break;
+            }
+            total += k as u64;
+        }
+        total
+    });
+    let wire0 = wire.as_ref().map(|w| w.read());
+    let packets0 = wire.as_ref().map(|w| w.packets());
+    let drops0 = udp_drops();
+    let cpu0: Vec<f64> = nodes.iter().map(|p| cpu_secs(p.pid().unwrap())).collect();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Viewers join, 100 ms apart.
+    let mut players = Vec::new();
+    let mut joined = Vec::new();
+    for (i, client) in clients.iter().enumerate().skip(1) {
+        let out = dir.join(format!("recv{i}.ts"));
+        let first = Arc::new(Mutex::new(None));
+        let mut rec = Recorder { file: std::fs::File::create(&out).unwrap(), first: first.clone() };
+        let c = Client::for_home(&nodes[i].home).unwrap();
+        let id = id.clone();
+        joined.push((Instant::now(), first, out, cloudy_node::streaming::live::task::unix_ms()));
+        players.push(tokio::spawn(async move { c.play_channel(&id, &mut rec).await }));
+        let _ = client;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Kill 30 % at two thirds of the run.
+    let kill_at = Duration::from_secs(secs * 2 / 3);
+    tokio::time::sleep(kill_at.saturating_sub(started.elapsed())).await;
+    let killed: Vec<usize> = (1..=n).filter(|i| i % 10 == 2 || i % 10 == 5 || i % 10 == 8).collect();
+    let kill_ms = cloudy_node::streaming::live::task::unix_ms();
+    let mut last_status = std::collections::HashMap::new();
+    for &k in &killed {
+        if let Ok(st) = clients[k].channel(&id).await {
+            last_status.insert(k, serde_json::to_value(st).unwrap());
+        }
+        nodes[k].kill9().await;
+    }
+    let media = pump.await.unwrap();
+    let _ = publish.wait().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let wire1 = wire.as_ref().map(|w| w.read());
+    let packets1 = wire.as_ref().map(|w| w.packets());
+    let drops = udp_drops() - drops0;
+    let cpu1: Vec<f64> = nodes.iter().map(|p| p.pid().map_or(0.0, cpu_secs)).collect();
+    for p in players.iter() {
+        let t = Instant::now();
+        while !p.is_finished() && t.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let pub_st = serde_json::to_value(clients[0].channel(&id).await.unwrap()).unwrap();
+    let all_seqs: Vec<(u64, u64)> = arrivals(&pub_st).into_iter().map(|a| (a.0, a.1)).collect();
+    let survivors: Vec<usize> = (1..=n).filter(|i| !killed.contains(i)).collect();
+    let mut statuses = std::collections::HashMap::new();
+    for &v in &survivors {
+        statuses.insert(v, serde_json::to_value(clients[v].channel(&id).await.unwrap()).unwrap());
+    }
+    statuses.extend(last_status);
+
+    // Figures.
+    let mut startup: Vec<f64> = joined.iter().filter_map(|(at, first, _, _)| first.lock().unwrap().map(|f| f.duration_since(*at).as_secs_f64())).collect();
+    let started_n = startup.len();
+    let (smed, smax) = (pct(&mut startup, 0.5), pct(&mut startup, 1.0));
+    let mut conts = Vec::new();
+    let mut lat = Vec::new();
+    for &v in &survivors {
+        let st = &statuses[&v];
+        let first = st["stats"]["first_played"].as_u64().unwrap_or(u64::MAX);
+        let seqs: Vec<u64> = all_seqs.iter().map(|s| s.0).filter(|s| *s >= first).collect();
+        conts.push(on_time(st, &seqs));
+        // Chunks cut after the viewer joined: the ones before it are the
+        // picture group it starts with, fetched at once by design.
+        let join_ms = joined[v - 1].3;
+        lat.extend(arrivals(st).iter().filter(|a| a.1 >= join_ms).map(|a| a.2 as f64 / 1000.0));
+    }
+    let worst = conts.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = conts.iter().sum::<f64>() / conts.len().max(1) as f64;
+    let after: Vec<u64> = all_seqs.iter().filter(|s| s.1 >= kill_ms && s.1 < kill_ms + 10_000).map(|s| s.0).collect();
+    let mut post: Vec<f64> = survivors.iter().map(|v| on_time(&statuses[v], &after)).collect();
+    let ups: Vec<f64> = (1..=n).filter_map(|v| statuses.get(&v)).map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).collect();
+    let received: f64 = statuses.values().map(|s| s["stats"]["bytes_down"].as_f64().unwrap_or(0.0) - s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
+    let mut clean = 0;
+    for &v in &survivors {
+        let out = std::process::Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&joined[v - 1].2).args(["-f", "null", "-"]).output().unwrap();
+        if out.stderr.is_empty() && std::fs::metadata(&joined[v - 1].2).map(|m| m.len()).unwrap_or(0) > 0 {
+            clean += 1;
+        }
+    }
+    let cpu: Vec<f64> = survivors.iter().map(|v| (cpu1[*v] - cpu0[*v]) / elapsed * 100.0).collect();
+    let rss: Vec<f64> = survivors.iter().map(|v| rss_mb(nodes[*v].pid().unwrap(), "VmHWM:")).collect();
+    let pub_app = pub_st["stats"]["bytes_up"].as_f64().unwrap_or(0.0);
+    let dup: f64 = statuses.values().map(|s| s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
+
+    println!("media: {:.2} MB in {elapsed:.0} s ({:.2} Mbit/s); {} chunks", media as f64 / 1e6, media as f64 * 8.0 / elapsed / 1e6, all_seqs.len());
+    println!("| figure | measured | target |");
+    println!("|---|---|---|");
+    println!("| startup median / max | {smed:.2} s / {smax:.2} s ({started_n} of {n} started) | ≤ 2 s / ≤ 4 s |");
+    println!("| continuity within 3 s, worst / mean | {worst:.3} / {mean:.4} | ≥ 0.99 / ≥ 0.998 |");
+    println!("| latency p50 / p95 / max (chunks cut after the join) | {:.2} / {:.2} / {:.2} s | ≤ 0.5 / 1.5 / 3 s |", pct(&mut lat, 0.5), pct(&mut lat, 0.95), pct(&mut lat, 1.0));
+    match (&wire0, &wire1) {
+        (Some(a), Some(b)) => {
+            let sent: Vec<f64> = a.iter().zip(b).map(|(x, y)| (y - x) as f64).collect();
+            let total: f64 = sent.iter().sum();
+            let packets: u64 = packets1.as_ref().zip(packets0.as_ref()).map(|(b, a)| b.iter().sum::<u64>() - a.iter().sum::<u64>()).unwrap_or(0);
+            println!("(wire: {packets} packets, {drops} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
+            let overlay = idle_rate.unwrap_or(0.0) * elapsed;
+            println!("| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |", sent[0] / media as f64, pub_app / media as f64);
+            println!(
+                "| streaming overhead ÷ media (wire, without the overlay's idle traffic) | {:.1} % | ≤ 10 % |",
+                (total - overlay - received) / received * 100.0
+            );
+            println!(
+                "| all traffic ÷ media (with membership, probes, DHT: {:.1} KB/s per node idle) | {:.1} % | — |",
+                idle_rate.unwrap_or(0.0) / (n + 1) as f64 / 1e3,
+                (total - received) / received * 100.0
+            );
+        }
+        _ => println!("| source upload ÷ stream | n/a on the wire (no nft); chunk payload {:.2}× | ≤ 2.0× |", pub_app / media as f64),
+    }
+    println!("| fairness (Jain, viewers' uploads) | {:.3} | ≥ 0.8 |", jain(&ups));
+    println!("| survivors' continuity, 10 s after killing {} of {n} | worst {:.3}, mean {:.3} | ≥ 0.98 |", killed.len(), pct(&mut post, 0.0), post.iter().sum::<f64>() / post.len().max(1) as f64);
+    println!("| CPU per viewer, mean / max | {:.1} % / {:.1} % of a core | ≤ 5 % |", cpu.iter().sum::<f64>() / cpu.len() as f64, cpu.iter().copied().fold(0.0, f64::max));
+    println!("| peak RSS per viewer, mean / max | {:.1} / {:.1} MB | ≤ 30 MB |", rss.iter().sum::<f64>() / rss.len() as f64, rss.iter().copied().fold(0.0, f64::max));
+    println!("| viewers decoding with zero errors | {clean} of {} | all |", survivors.len());
+    println!("(duplicate chunk bytes: {:.1} % of those received; idle RSS before the stream: mean {:.1} MB)", dup / received * 100.0, idle_rss.iter().sum::<f64>() / idle_rss.len() as f64);
+    let _ = ffmpeg.wait().await;
+    for mut p in nodes {
+        p.kill9().await;
+    }
+    drop(wire);
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::var("STREAM_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let ns: Vec<usize> = std::env::var("STREAM_BENCH_N").ok().map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or(vec![10, 30]);
+    let keep = std::env::var_os("STREAM_BENCH_DIR").map(PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    for n in ns {
+        run(n, secs, &root).await;
+    }
+    println!("\non demand: not built yet (issue 5 is still open)");
+}
