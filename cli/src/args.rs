@@ -155,10 +155,11 @@ pub enum StreamCommand {
         #[arg(long, default_value = "-")]
         input: PathBuf,
     },
-    /// Play a channel: its bytes in order to a file or standard output
-    /// (`| mpv -`, `| ffplay -`), from the newest picture group.
+    /// Play a channel (its bytes in order, from the newest picture group)
+    /// or a video on demand (the whole file) to a file or standard output
+    /// (`| mpv -`, `| ffplay -`).
     Play {
-        /// The channel.
+        /// A channel id or name, or a video id.
         channel: String,
         /// Output file, or - for standard output.
         #[arg(short = 'o', long = "output", default_value = "-")]
@@ -173,10 +174,32 @@ pub enum StreamCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Videos on demand: publish a file, list what this node holds.
+    Vod {
+        #[command(subcommand)]
+        command: VodCommand,
+    },
     /// This node's part in a channel: neighbours, latency, continuity, bytes.
     Status {
         /// The channel id.
         channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `stream vod` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum VodCommand {
+    /// Make a video file available to the community; prints its id
+    /// (`stream play ID` or `GET /vod/ID` watch it, with seeking).
+    Publish {
+        /// The file (copied into the node's cache).
+        file: PathBuf,
+    },
+    /// Videos this node holds (published or cached), and bytes served.
+    List {
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -50,6 +50,24 @@ pub struct NodeConfig {
     /// Folder sync settings.
     #[serde(default)]
     pub sync: SyncSettings,
+    /// Video on demand settings.
+    #[serde(default)]
+    pub vod: VodSettings,
+}
+
+/// `[vod]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VodSettings {
+    /// Most MiB of videos watched here kept to serve others (published
+    /// videos do not count).
+    pub cache_mib: u64,
+}
+
+impl Default for VodSettings {
+    fn default() -> Self {
+        VodSettings { cache_mib: 1024 }
+    }
 }
 
 /// `[sync]`.
@@ -294,6 +312,7 @@ mod tests {
         assert_eq!(c.zone, "z");
         assert!(!c.mdns);
         assert_eq!(c.sync.keep_versions, Duration::from_secs(30 * 86_400), "the template states the default");
+        assert_eq!(c.vod.cache_mib, VodSettings::default().cache_mib, "the template states the default");
     }
 
     #[test]

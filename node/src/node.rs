@@ -55,6 +55,9 @@ impl Node {
             .map_err(|e| NodeError::Sync(e.to_string()))?;
         let streams = cloudy_streaming::service::Streaming::start(overlay.clone(), &data.join("streams"), Default::default(), cancel.child_token())
             .map_err(|e| NodeError::Streaming(e.to_string()))?;
+        let vod = cloudy_streaming::vod::service::Vod::start(overlay.clone(), &data.join("vod"), cfg.vod.cache_mib << 20, cancel.child_token())
+            .await
+            .map_err(|e| NodeError::Streaming(e.to_string()))?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -68,6 +71,7 @@ impl Node {
             upkeep,
             sync,
             streams,
+            vod,
             maintain_uploads: cfg.storage.maintain_uploads,
             spool: data.join("spool"),
         });

@@ -16,4 +16,5 @@ pub mod playout;
 pub mod protocol;
 pub mod service;
 pub mod ts;
+pub mod vod;
 pub mod window;

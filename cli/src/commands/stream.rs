@@ -1,6 +1,6 @@
 //! `stream publish|play|list|status`.
 
-use crate::args::StreamCommand;
+use crate::args::{StreamCommand, VodCommand};
 use anyhow::{bail, Context, Result};
 use cloudy_node::control::client::Client;
 use cloudy_node::streaming::live::task::ChannelStatus;
@@ -11,11 +11,36 @@ pub async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
     match cmd {
         StreamCommand::Publish { name, input } => publish(client, &name, &input).await,
         StreamCommand::Play { channel, output, url } => {
+            let video = cloudy_node::streaming::vod::manifest::VodId::looks_like(&channel);
             if url {
-                println!("{}", client.media_url(&format!("/stream/{channel}")));
+                let kind = if video { "vod" } else { "stream" };
+                println!("{}", client.media_url(&format!("/{kind}/{channel}")));
                 return Ok(());
             }
+            if video {
+                return play_video(client, &channel, &output).await;
+            }
             play(client, &channel, &output).await
+        }
+        StreamCommand::Vod { command: VodCommand::Publish { file } } => {
+            let abs = std::path::absolute(&file).with_context(|| format!("{}", file.display()))?;
+            let p = client.publish_video(&abs.display().to_string()).await?;
+            println!("{}", p.id);
+            eprintln!("published {} ({} bytes, {} pieces); watch with `cloudy-p2p stream play {}`", file.display(), p.size, p.pieces, p.id);
+            Ok(())
+        }
+        StreamCommand::Vod { command: VodCommand::List { json } } => {
+            let v = client.videos().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            for r in &v.videos {
+                let what = if r.published { "published here" } else { "cached" };
+                println!("{}  {} bytes, {} of {} pieces held, {what}", r.id, r.size, r.held, r.pieces);
+            }
+            println!("since start: {} bytes served to others, {} fetched", v.stats.served, v.stats.fetched);
+            Ok(())
         }
         StreamCommand::List { json } => list(client, json).await,
         StreamCommand::Status { channel, json } => {
@@ -68,6 +93,29 @@ async fn play(client: &Client, channel: &str, output: &Path) -> Result<()> {
             Ok(())
         }
         other => bail!("the stream of channel {id} stopped after {bytes} bytes (state: {other:?}); the node's log says why"),
+    }
+}
+
+async fn play_video(client: &Client, id: &str, output: &Path) -> Result<()> {
+    if output == Path::new("-") {
+        client.get_video(id, &mut tokio::io::stdout()).await?;
+        return Ok(());
+    }
+    // Write beside the target and rename: a failed download leaves no file.
+    let part = output.with_extension(format!("part-{}", std::process::id()));
+    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+    let result = client.get_video(id, &mut f).await;
+    drop(f);
+    match result {
+        Ok(n) => {
+            std::fs::rename(&part, output).with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!("video {id}: {n} bytes");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e.into())
+        }
     }
 }
 

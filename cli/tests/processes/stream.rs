@@ -184,3 +184,57 @@ async fn opaque_bytes_unknown_channels_and_a_killed_publisher() {
     let out = cli(&h[2], &["stream", "list"]).await;
     assert!(out.ok && !out.stdout.contains("doomed"), "a dead publisher's channel leaves the list: {}", out.stdout);
 }
+
+/// `GET path` on `home`'s node with the token in the query, as a player
+/// does; `range` is a `Range` header value.
+async fn media(home: &Path, path: &str, range: Option<&str>) -> reqwest::Response {
+    let client = cloudy_node::control::client::Client::for_home(&cloudy_node::Home::new(home)).unwrap();
+    let mut req = reqwest::Client::new().get(client.media_url(path));
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, h) = start_nodes(dir.path(), "v", 3).await;
+    wait_json(&h[2], &["peers", "--json"], "two alive members", 20, |v| v.as_array().unwrap().iter().filter(|p| p["state"] == "alive").count() == 2).await;
+    let film: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let src = dir.path().join("film.ts");
+    std::fs::write(&src, &film).unwrap();
+    let out = cli(&h[0], &["stream", "vod", "publish", src.to_str().unwrap()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let id = out.stdout.trim().to_string();
+    assert_eq!(id.len(), 64);
+
+    // Watched on node 1: the whole file, then a seek by HTTP Range.
+    let got = dir.path().join("got.ts");
+    let out = cli(&h[1], &["stream", "play", &id, "-o", got.to_str().unwrap()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(std::fs::read(&got).unwrap() == film, "byte-identical");
+    let resp = media(&h[1], &format!("/vod/{id}"), Some("bytes=2000000-2000099")).await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], format!("bytes 2000000-2000099/{}", film.len()).as_str());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &film[2_000_000..2_000_100]);
+    assert_eq!(media(&h[1], &format!("/vod/{id}"), Some("bytes=9000000-")).await.status(), 416);
+    let listed = json(&h[1], &["stream", "vod", "list", "--json"]).await;
+    assert_eq!(listed["videos"][0]["id"], id.as_str());
+    assert_eq!(listed["videos"][0]["held"], listed["videos"][0]["pieces"]);
+
+    // The publisher dies; node 2 seeks into the film and gets it from node 1.
+    nodes[0].kill9().await;
+    let resp = media(&h[2], &format!("/vod/{id}"), Some("bytes=1000000-")).await;
+    assert_eq!(resp.status(), 206);
+    assert!(resp.bytes().await.unwrap().as_ref() == &film[1_000_000..], "fetched from the viewer that cached it");
+    let served = json(&h[1], &["stream", "vod", "list", "--json"]).await;
+    assert!(served["stats"]["served"].as_u64().unwrap() >= 2_000_000, "node 1 served it: {served}");
+
+    // Bad ids.
+    fails_with(&h[2], &["stream", "play", &"ab".repeat(32)], "unknown video").await;
+    let resp = media(&h[2], "/vod/not-a-video", None).await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("not a video id"));
+    fails_with(&h[1], &["stream", "vod", "publish", "/no/such/film"], "/no/such/film").await;
+}

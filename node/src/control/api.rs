@@ -298,3 +298,30 @@ pub struct CreateChannel {
 
 /// Header naming the channel a `GET /stream/…` plays.
 pub const CHANNEL_HEADER: &str = "x-cloudy-channel";
+
+/// Body of `POST /v1/vod`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PublishVideo {
+    /// The file, as the node sees it (an absolute path).
+    pub path: String,
+}
+
+/// Answer of `POST /v1/vod`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Published {
+    /// The video id.
+    pub id: String,
+    /// Bytes.
+    pub size: u64,
+    /// Pieces.
+    pub pieces: u64,
+}
+
+/// Answer of `GET /v1/vod`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Videos {
+    /// Videos held here.
+    pub videos: Vec<cloudy_streaming::vod::service::VideoRow>,
+    /// Bytes served and fetched since start.
+    pub stats: cloudy_streaming::vod::service::VodStats,
+}

@@ -314,6 +314,39 @@ impl Client {
     }
 }
 
+/// Video on demand.
+impl Client {
+    /// `POST /v1/vod`.
+    pub async fn publish_video(&self, path: &str) -> Result<super::api::Published, ClientError> {
+        let req = super::api::PublishVideo { path: path.to_string() };
+        let resp = self.start(self.http.post(self.url("/v1/vod")).json(&req)).await?;
+        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+    }
+
+    /// `GET /v1/vod`.
+    pub async fn videos(&self) -> Result<super::api::Videos, ClientError> {
+        self.get("/v1/vod").await
+    }
+
+    /// `GET /vod/{id}` into `out`; fails unless the whole video arrived.
+    pub async fn get_video<W: tokio::io::AsyncWrite + Unpin>(&self, id: &str, out: &mut W) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = self.start(self.http.get(self.url(&format!("/vod/{}", encode(id))))).await?;
+        let expected = resp.content_length();
+        let mut got = 0u64;
+        let cut = |got: u64, e: String| ClientError::Protocol { addr: self.addr, reason: format!("video stopped after {got} bytes ({e}); the node's log says why") };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
+            out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
+            got += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| cut(got, e.to_string()))?;
+        match expected {
+            Some(n) if n != got => Err(cut(got, format!("expected {n}"))),
+            _ => Ok(got),
+        }
+    }
+}
+
 /// Percent-encodes a path segment or query value.
 fn encode(s: &str) -> String {
     s.bytes()

@@ -9,3 +9,4 @@ mod sync;
 mod upkeep;
 pub mod server;
 mod streams;
+mod vod;

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub sync: cloudy_sync::service::Sync,
     /// Live channels.
     pub streams: cloudy_streaming::service::Streaming,
+    /// Video on demand.
+    pub vod: cloudy_streaming::vod::service::Vod,
     /// Upkeep of maintained files.
     pub upkeep: cloudy_storage::upkeep::Upkeep,
     /// Put uploads on the maintained list.
@@ -75,6 +77,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/streams/{id}", get(super::streams::status))
         .route("/v1/streams/{id}/input", axum::routing::put(super::streams::input))
         .route("/stream/{channel}", get(super::streams::play))
+        .route("/v1/vod", get(super::vod::list).post(super::vod::publish))
+        .route("/vod/{id}", get(super::vod::get))
         .route("/uri", axum::routing::put(super::gateway::put))
         .route("/uri/{cap}", get(super::gateway::get))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -82,10 +86,10 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Checks the token: in the `Authorization: Bearer` header, or for the
-/// media URLs a player opens (`/stream/…`), in a `token` query parameter.
+/// media URLs a player opens (`/stream/…`, `/vod/…`), in a `token` query parameter.
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let in_query = || {
-        let media = req.uri().path().starts_with("/stream/");
+        let media = req.uri().path().starts_with("/stream/") || req.uri().path().starts_with("/vod/");
         let query = req.uri().query().unwrap_or("");
         query.split('&').find_map(|kv| kv.strip_prefix("token=")).filter(|_| media)
     };

@@ -1,0 +1,74 @@
+//! `/v1/vod` (publish, list) and `GET /vod/{id}`, with HTTP Range so a
+//! player can seek.
+
+use super::api::{PublishVideo, Published, Videos};
+use super::range::{wanted, Wanted};
+use super::server::{ApiError, Shared};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use cloudy_streaming::vod::manifest::VodId;
+use cloudy_streaming::vod::service::VodError;
+use futures::StreamExt;
+
+fn api_error(e: VodError) -> ApiError {
+    let status = match e {
+        VodError::Manifest(cloudy_streaming::vod::manifest::ManifestError::BadId(_)) => StatusCode::BAD_REQUEST,
+        VodError::Unknown(_) => StatusCode::NOT_FOUND,
+        VodError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        VodError::Cache(cloudy_streaming::vod::cache::CacheError::Io { .. }) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, e.to_string())
+}
+
+pub async fn list(State(s): State<Shared>) -> Json<Videos> {
+    Json(Videos { videos: s.vod.list(), stats: s.vod.stats() })
+}
+
+pub async fn publish(State(s): State<Shared>, Json(req): Json<PublishVideo>) -> Result<Json<Published>, ApiError> {
+    let m = s.vod.publish(std::path::Path::new(&req.path)).await.map_err(api_error)?;
+    Ok(Json(Published { id: m.id().to_string(), size: m.size, pieces: m.pieces() }))
+}
+
+pub async fn get(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = VodId::parse(&id).map_err(|e| api_error(e.into()))?;
+    let m = s.vod.manifest(&id).await.map_err(api_error)?;
+    let size = m.size;
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
+    let (start, end) = match asked {
+        Wanted::All => (0, size),
+        Wanted::Part(a, b) => (a, b),
+        Wanted::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+        }
+    };
+    // The first piece before the headers: a video nobody can serve is an
+    // error status, not a truncated body.
+    let mut bytes = s.vod.read(m, start..end).boxed();
+    let first = match bytes.next().await {
+        Some(r) => r.map_err(api_error)?,
+        None => Vec::new(),
+    };
+    let rest = bytes.map(|r| {
+        r.map_err(|e| {
+            tracing::warn!("video download stopped: {e}");
+            std::io::Error::other(e.to_string())
+        })
+    });
+    let body = futures::stream::once(async move { Ok(first) }).chain(rest);
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp2t")
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if matches!(asked, Wanted::Part(..)) {
+        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
+    }
+    resp.body(Body::from_stream(body)).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
