@@ -26,6 +26,13 @@
 //! - viewers whose file decodes with zero errors (`ffmpeg -v error`).
 //!
 //! Wire counters need root and `nft`; without them those rows say n/a.
+//!
+//! Then video on demand (`STREAM_BENCH_NO_VOD` skips it): a 1 Mbit/s film
+//! published on node 0, 10 viewers joining 1 s apart, each a paced player
+//! (2 s start buffer, 8 s read-ahead) that plays 15 s, seeks to 70 % and
+//! plays 5 s more. Printed: startup (join → 2 s buffered), viewers with no
+//! stall, the seeder's upload ÷ the file, and seek time (Range request →
+//! 2 s buffered).
 
 use cloudy_node::control::client::Client;
 use cloudy_node::process::NodeProcess;
@@ -377,5 +384,114 @@ async fn main() {
     for n in ns {
         run(n, secs, &root).await;
     }
-    println!("\non demand: not built yet (issue 5 is still open)");
+    if std::env::var_os("STREAM_BENCH_NO_VOD").is_none() {
+        vod(10, secs.min(40), &root).await;
+    }
+}
+
+/// What a paced player saw.
+#[derive(Default)]
+struct Watched {
+    startup: Option<f64>,
+    stalls: u32,
+    seek: Option<f64>,
+}
+
+/// Plays `url` from `from` like a player with a 2 s start buffer and an
+/// 8 s read-ahead, consuming `rate` bytes/s, for `play` seconds (or to the
+/// end). Returns the time to fill the start buffer and the stalls.
+async fn player(url: &str, from: u64, size: u64, rate: f64, play: Duration) -> (Option<f64>, u32) {
+    let t0 = Instant::now();
+    let mut resp = reqwest::Client::new().get(url).header("range", format!("bytes={from}-")).send().await.expect("GET /vod");
+    assert!(resp.status().is_success(), "GET /vod: {}", resp.status());
+    let total = size - from;
+    let (mut got, mut pos) = (0u64, 0f64);
+    let mut playing: Option<Instant> = None;
+    let mut base = 0f64;
+    let (mut startup, mut stalls) = (None, 0);
+    loop {
+        let now = Instant::now();
+        if let Some(t) = playing {
+            pos = base + now.duration_since(t).as_secs_f64() * rate;
+            if pos >= got as f64 && got < total {
+                stalls += 1;
+                base = got as f64;
+                playing = None;
+            }
+            if pos >= total as f64 || now.duration_since(t0) >= play {
+                break;
+            }
+        } else if got as f64 - base >= 2.0 * rate || got == total {
+            startup.get_or_insert(now.duration_since(t0).as_secs_f64());
+            playing = Some(now);
+        }
+        if got as f64 - pos > 8.0 * rate || got == total {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), resp.chunk()).await {
+            Ok(Ok(Some(b))) => got += b.len() as u64,
+            Ok(Err(e)) => panic!("video download broke: {e}"),
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+    (startup, stalls)
+}
+
+async fn vod(n: usize, secs: u64, root: &Path) {
+    println!("\n== on demand: 1 seeder + {n} viewers, a {secs} s 1 Mbit/s video ==");
+    let dir = root.join("vod");
+    std::fs::create_dir_all(&dir).unwrap();
+    let film = dir.join("film.ts");
+    let made = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts"])
+        .arg(&film)
+        .status()
+        .await
+        .expect("ffmpeg");
+    assert!(made.success());
+    let size = std::fs::metadata(&film).unwrap().len();
+    let rate = size as f64 / secs as f64;
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..=n {
+        let home = Home::new(dir.join(format!("node{i}")));
+        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
+    }
+    let clients: Vec<Client> = nodes.iter().map(|p| Client::for_home(&p.home).unwrap()).collect();
+    let t = Instant::now();
+    while clients[0].peers().await.unwrap().iter().filter(|p| p.state == "alive").count() < n {
+        assert!(t.elapsed() < Duration::from_secs(60), "the community did not form");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = clients[0].publish_video(&film.display().to_string()).await.unwrap().id;
+    // Viewers join 1 s apart; each plays 15 s, seeks to 70 %, plays 5 s.
+    let mut tasks = Vec::new();
+    for (i, c) in clients.iter().enumerate().skip(1) {
+        let url = c.media_url(&format!("/vod/{id}"));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(i as u64 - 1)).await;
+            let (startup, s1) = player(&url, 0, size, rate, Duration::from_secs(15)).await;
+            let (seek, s2) = player(&url, size * 7 / 10, size, rate, Duration::from_secs(5)).await;
+            Watched { startup, stalls: s1 + s2, seek }
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    let served = clients[0].videos().await.unwrap().stats.served;
+    let mut startup: Vec<f64> = seen.iter().filter_map(|w| w.startup).collect();
+    let mut seek: Vec<f64> = seen.iter().filter_map(|w| w.seek).collect();
+    let smooth = seen.iter().filter(|w| w.stalls == 0).count();
+    println!("video: {:.2} MB, {} pieces", size as f64 / 1e6, size.div_ceil(256 * 1024));
+    println!("| figure | measured | target |");
+    println!("|---|---|---|");
+    println!("| startup (join → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 1.5 s |", pct(&mut startup, 0.5), pct(&mut startup, 1.0));
+    println!("| viewers with no stall (2 s buffer) | {smooth} of {n} | ≥ 95 % |");
+    println!("| seeder upload ÷ file | {:.2}× | ≤ 3× |", served as f64 / size as f64);
+    println!("| seek (Range request → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 2 s |", pct(&mut seek, 0.5), pct(&mut seek, 1.0));
+    for mut p in nodes {
+        p.kill9().await;
+    }
 }

@@ -28,7 +28,7 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// asked later, without a map).
 pub const HAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Providers and their maps are looked up again after this long.
-pub const REFRESH: Duration = Duration::from_secs(3);
+pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// Errors of video on demand.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,7 @@ impl Vod {
 
     /// Providers of `id`, best first, with their maps (refreshed every
     /// [`REFRESH`]).
-    async fn providers(&self, id: &VodId, force: bool) -> Vec<(PeerId, Option<Vec<u8>>)> {
+    async fn providers(&self, id: &VodId, force: bool) -> Vec<(PeerId, f64, Option<Vec<u8>>)> {
         let fresh = {
             let map = self.0.providers.lock().expect("lock");
             map.get(id).and_then(|p| p.at).is_some_and(|t| t.elapsed() < REFRESH)
@@ -206,7 +206,7 @@ impl Vod {
         }
         let map = self.0.providers.lock().expect("lock");
         let p = &map[id];
-        p.peers.iter().map(|(peer, _)| (*peer, p.have.get(peer).cloned())).collect()
+        p.peers.iter().map(|(peer, score)| (*peer, *score, p.have.get(peer).cloned())).collect()
     }
 
     async fn ask(&self, peer: PeerId, req: Req) -> Result<Resp, String> {
@@ -238,7 +238,7 @@ impl Vod {
         }
         let mut last = None;
         for attempt in 0..3 {
-            for (peer, _) in self.providers(id, attempt > 0).await {
+            for (peer, _, _) in self.providers(id, attempt > 0).await {
                 match self.ask(peer, Req::Manifest(id.0)).await {
                     Ok(Resp::Manifest(bytes)) => match Manifest::decode(id, &bytes) {
                         Ok(m) => {
@@ -272,10 +272,16 @@ impl Vod {
         let mut why = "no provider".to_string();
         for attempt in 0..3 {
             let mut order = self.providers(&id, attempt > 0).await;
-            // Holders of this piece first (the seeder and viewers ahead of
-            // us), nearest first within each group.
-            order.sort_by_key(|(_, have)| have.as_ref().is_none_or(|h| h.get(i as usize) != Some(&1)));
-            for (peer, _) in order {
+            // Holders of this piece first, nearest first (scores in steps
+            // of 0.1); among equally near ones, viewers ahead of us before
+            // complete copies, so seeders are spared, and at random so the
+            // load spreads.
+            order.sort_by_cached_key(|(_, score, have)| {
+                let holds = have.as_ref().is_some_and(|h| h.get(i as usize) == Some(&1));
+                let complete = have.as_ref().is_some_and(|h| h.iter().all(|b| *b == 1));
+                (!holds, -(score * 10.0).round() as i64, complete, rand::random::<u32>())
+            });
+            for (peer, _, _) in order {
                 match self.ask(peer, Req::Piece(id.0, i)).await {
                     Ok(Resp::Piece(data)) => {
                         if let Err(e) = m.verify(i, &data) {
