@@ -80,12 +80,34 @@ impl Wire {
         for p in ports.iter().flatten() {
             nft(&format!("add rule inet {TABLE} out {} sport {} counter", p.0, p.1));
         }
+        // Small and large datagrams apart (all nodes together): control
+        // and acknowledgements against data.
+        let udp: Vec<String> = ports.iter().flatten().filter(|p| p.0 == "udp").map(|p| p.1.to_string()).collect();
+        if !udp.is_empty() {
+            let set = udp.join(",");
+            nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length < 300 counter comment \"small\""));
+            nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length >= 300 counter comment \"large\""));
+        }
         Some(Wire { ports })
     }
 
     /// Bytes sent so far by each node.
     fn read(&self) -> Vec<u64> {
         self.read_field("bytes")
+    }
+
+    /// `(packets, bytes)` of small and of large datagrams, all nodes together.
+    fn sizes(&self) -> [(u64, u64); 2] {
+        let out = std::process::Command::new("nft").args(["list", "chain", "inet", TABLE, "out"]).output().expect("nft");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut r = [(0, 0); 2];
+        for line in text.lines() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let at = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)?.parse::<u64>().ok()).unwrap_or(0);
+            let slot = if line.contains("\"small\"") { 0 } else if line.contains("\"large\"") { 1 } else { continue };
+            r[slot] = (at("packets"), at("bytes"));
+        }
+        r
     }
 
     /// Packets sent so far by each node.
@@ -192,9 +214,8 @@ fn on_time(st: &Value, seqs: &[u64]) -> f64 {
     ok as f64 / seqs.len().max(1) as f64
 }
 
-async fn run(n: usize, secs: u64, root: &Path) {
-    println!("\n== 1 publisher + {n} viewers, {secs} s of 1 Mbit/s MPEG-TS ==");
-    let dir = root.join(format!("n{n}"));
+/// Starts `n + 1` nodes in `dir` and waits until node 0 sees them all alive.
+async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..=n {
         let home = Home::new(dir.join(format!("node{i}")));
@@ -206,6 +227,13 @@ async fn run(n: usize, secs: u64, root: &Path) {
         assert!(t.elapsed() < Duration::from_secs(60), "the community did not form");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    (nodes, clients)
+}
+
+async fn run(n: usize, secs: u64, root: &Path) {
+    println!("\n== 1 publisher + {n} viewers, {secs} s of 1 Mbit/s MPEG-TS ==");
+    let dir = root.join(format!("n{n}"));
+    let (mut nodes, clients) = community(n, &dir).await;
     let wire = Wire::setup(&nodes);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle0 = wire.as_ref().map(|w| w.read());
@@ -248,6 +276,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     });
     let wire0 = wire.as_ref().map(|w| w.read());
     let packets0 = wire.as_ref().map(|w| w.packets());
+    let sizes0 = wire.as_ref().map(|w| w.sizes());
     let drops0 = udp_drops();
     let cpu0: Vec<f64> = nodes.iter().map(|p| cpu_secs(p.pid().unwrap())).collect();
     let started = Instant::now();
@@ -284,6 +313,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let elapsed = started.elapsed().as_secs_f64();
     let wire1 = wire.as_ref().map(|w| w.read());
     let packets1 = wire.as_ref().map(|w| w.packets());
+    let sizes1 = wire.as_ref().map(|w| w.sizes());
     let drops = udp_drops() - drops0;
     let cpu1: Vec<f64> = nodes.iter().map(|p| p.pid().map_or(0.0, cpu_secs)).collect();
     for p in players.iter() {
@@ -346,6 +376,15 @@ async fn run(n: usize, secs: u64, root: &Path) {
             let sent: Vec<f64> = a.iter().zip(b).map(|(x, y)| (y - x) as f64).collect();
             let total: f64 = sent.iter().sum();
             let packets: u64 = packets1.as_ref().zip(packets0.as_ref()).map(|(b, a)| b.iter().sum::<u64>() - a.iter().sum::<u64>()).unwrap_or(0);
+            if let (Some([s0, l0]), Some([s1, l1])) = (sizes0, sizes1) {
+                let (sp, sb, lp, lb) = (s1.0 - s0.0, s1.1 - s0.1, l1.0 - l0.0, l1.1 - l0.1);
+                println!(
+                    "(UDP datagrams under 300 bytes: {sp}, {:.1} MB; 300 bytes and over: {lp}, {:.1} MB, {:.0} bytes each)",
+                    sb as f64 / 1e6,
+                    lb as f64 / 1e6,
+                    lb as f64 / lp.max(1) as f64
+                );
+            }
             println!("(wire: {packets} packets, {drops} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
             let overlay = idle_rate.unwrap_or(0.0) * elapsed;
             println!("| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |", sent[0] / media as f64, pub_app / media as f64);
@@ -453,17 +492,7 @@ async fn vod(n: usize, secs: u64, root: &Path) {
     assert!(made.success());
     let size = std::fs::metadata(&film).unwrap().len();
     let rate = size as f64 / secs as f64;
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    for i in 0..=n {
-        let home = Home::new(dir.join(format!("node{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
-    }
-    let clients: Vec<Client> = nodes.iter().map(|p| Client::for_home(&p.home).unwrap()).collect();
-    let t = Instant::now();
-    while clients[0].peers().await.unwrap().iter().filter(|p| p.state == "alive").count() < n {
-        assert!(t.elapsed() < Duration::from_secs(60), "the community did not form");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (nodes, clients) = community(n, &dir).await;
     let id = clients[0].publish_video(&film.display().to_string()).await.unwrap().id;
     // Viewers join 1 s apart; each plays 15 s, seeks to 70 %, plays 5 s.
     let mut tasks = Vec::new();

@@ -243,13 +243,19 @@ impl Client {
 
     /// `GET /uri/{cap}` into `out`; fails unless exactly the file's size arrived.
     pub async fn get_file<W: tokio::io::AsyncWrite + Unpin>(&self, cap: &str, out: &mut W) -> Result<u64, ClientError> {
+        let resp = self.start(self.http.get(self.url(&format!("/uri/{}", encode(cap))))).await?;
+        self.download(resp, "download", out).await
+    }
+
+    /// Writes a response body into `out`; fails unless exactly its
+    /// `Content-Length` arrived.
+    async fn download<W: tokio::io::AsyncWrite + Unpin>(&self, mut resp: reqwest::Response, what: &str, out: &mut W) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
-        let mut resp = self.start(self.http.get(self.url(&format!("/uri/{}", encode(cap))))).await?;
         let expected = resp.content_length();
         let mut got = 0u64;
         let cut = |got: u64, e: String| ClientError::Protocol {
             addr: self.addr,
-            reason: format!("download stopped after {got} bytes ({e}); the node's log says why"),
+            reason: format!("{what} stopped after {got} bytes ({e}); the node's log says why"),
         };
         while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
             out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
@@ -330,20 +336,8 @@ impl Client {
 
     /// `GET /vod/{id}` into `out`; fails unless the whole video arrived.
     pub async fn get_video<W: tokio::io::AsyncWrite + Unpin>(&self, id: &str, out: &mut W) -> Result<u64, ClientError> {
-        use tokio::io::AsyncWriteExt;
-        let mut resp = self.start(self.http.get(self.url(&format!("/vod/{}", encode(id))))).await?;
-        let expected = resp.content_length();
-        let mut got = 0u64;
-        let cut = |got: u64, e: String| ClientError::Protocol { addr: self.addr, reason: format!("video stopped after {got} bytes ({e}); the node's log says why") };
-        while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
-            out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
-            got += chunk.len() as u64;
-        }
-        out.flush().await.map_err(|e| cut(got, e.to_string()))?;
-        match expected {
-            Some(n) if n != got => Err(cut(got, format!("expected {n}"))),
-            _ => Ok(got),
-        }
+        let resp = self.start(self.http.get(self.url(&format!("/vod/{}", encode(id))))).await?;
+        self.download(resp, "video", out).await
     }
 }
 

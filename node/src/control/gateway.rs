@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use super::range::{wanted, Wanted};
 use cloudy_storage::capability::{Cap, ReadCap};
 use cloudy_storage::client::{PutError, PutOptions};
 use cloudy_storage::coding::Params;
@@ -172,17 +171,8 @@ pub async fn get(
         Cap::Read(r) => r.size,
         Cap::Verify(_) => return Err(bad("a verify capability cannot read a file; use the read capability")),
     };
-    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
-    let (start, end) = match asked {
-        Wanted::All => (0, size),
-        Wanted::Part(a, b) => (a, b),
-        Wanted::Unsatisfiable => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                .body(Body::empty())
-                .map_err(internal);
-        }
+    let Some((start, end, partial)) = super::range::asked(&headers, size) else {
+        return Ok(super::range::unsatisfiable(size));
     };
     let (first, body) = match cap {
         Cap::Literal(data) => {
@@ -197,16 +187,10 @@ pub async fn get(
         None if start == 0 => infer::get(&first).map_or("application/octet-stream", |t| t.mime_type()).to_string(),
         None => "application/octet-stream".to_string(),
     };
-    let mut resp = Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, end - start)
-        .header(header::ACCEPT_RANGES, "bytes");
+    let mut resp = super::range::headers(Response::builder().header(header::CONTENT_TYPE, content_type), start, end, size, partial);
     if let Some(name) = &q.filename {
         let safe: String = name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
         resp = resp.header(header::CONTENT_DISPOSITION, format!("inline; filename=\"{safe}\""));
-    }
-    if matches!(asked, Wanted::Part(..)) {
-        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
     }
     resp.body(body).map_err(internal)
 }

@@ -47,6 +47,35 @@ pub fn wanted(h: &str, size: u64) -> Wanted {
     }
 }
 
+/// The byte range a request with `headers` wants of a body of `size`
+/// bytes, with whether it is partial; `None`: nothing that exists (answer
+/// [`unsatisfiable`]).
+pub fn asked(headers: &axum::http::HeaderMap, size: u64) -> Option<(u64, u64, bool)> {
+    let w = headers.get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
+    match w {
+        Wanted::All => Some((0, size, false)),
+        Wanted::Part(a, b) => Some((a, b, true)),
+        Wanted::Unsatisfiable => None,
+    }
+}
+
+/// The 416 answer for a body of `size` bytes.
+pub fn unsatisfiable(size: u64) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    axum::response::IntoResponse::into_response((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]))
+}
+
+/// Adds the range headers of an answer for bytes `start..end` of `size`.
+pub fn headers(resp: axum::http::response::Builder, start: u64, end: u64, size: u64, partial: bool) -> axum::http::response::Builder {
+    use axum::http::{header, StatusCode};
+    let resp = resp.header(header::CONTENT_LENGTH, end - start).header(header::ACCEPT_RANGES, "bytes");
+    if partial {
+        resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.max(1) - 1))
+    } else {
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,6 @@
 //! player can seek.
 
 use super::api::{PublishVideo, Published, Videos};
-use super::range::{wanted, Wanted};
 use super::server::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -37,17 +36,8 @@ pub async fn get(State(s): State<Shared>, Path(id): Path<String>, headers: Heade
     let id = VodId::parse(&id).map_err(|e| api_error(e.into()))?;
     let m = s.vod.manifest(&id).await.map_err(api_error)?;
     let size = m.size;
-    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
-    let (start, end) = match asked {
-        Wanted::All => (0, size),
-        Wanted::Part(a, b) => (a, b),
-        Wanted::Unsatisfiable => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                .body(Body::empty())
-                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
-        }
+    let Some((start, end, partial)) = super::range::asked(&headers, size) else {
+        return Ok(super::range::unsatisfiable(size));
     };
     // The first piece before the headers: a video nobody can serve is an
     // error status, not a truncated body.
@@ -63,12 +53,6 @@ pub async fn get(State(s): State<Shared>, Path(id): Path<String>, headers: Heade
         })
     });
     let body = futures::stream::once(async move { Ok(first) }).chain(rest);
-    let mut resp = Response::builder()
-        .header(header::CONTENT_TYPE, "video/mp2t")
-        .header(header::CONTENT_LENGTH, end - start)
-        .header(header::ACCEPT_RANGES, "bytes");
-    if matches!(asked, Wanted::Part(..)) {
-        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
-    }
+    let resp = super::range::headers(Response::builder().header(header::CONTENT_TYPE, "video/mp2t"), start, end, size, partial);
     resp.body(Body::from_stream(body)).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
