@@ -5,8 +5,8 @@
 //! STREAM_BENCH_N=10 STREAM_BENCH_SECS=30 cargo bench -p cloudy-cli --bench stream
 //! ```
 //!
-//! ffmpeg makes a 1 Mbit/s H.264 + AAC MPEG-TS stream in real time, piped
-//! into `stream publish` on node 0. After 3 s the viewers join, 100 ms
+//! A 1 Mbit/s H.264 + AAC MPEG-TS film, encoded beforehand, is sent in real
+//! time by `ffmpeg -re -c copy` into `stream publish` on node 0. After 3 s the viewers join, 100 ms
 //! apart, each playing `GET /stream/ID` from its own node into a file.
 //! At two thirds of the run 30 % of the viewers' nodes are killed with
 //! SIGKILL. Printed per N:
@@ -214,6 +214,22 @@ fn on_time(st: &Value, seqs: &[u64]) -> f64 {
     ok as f64 / seqs.len().max(1) as f64
 }
 
+/// Encodes `secs` of 1 Mbit/s H.264 + AAC MPEG-TS (picture groups of 2 s)
+/// into `dir/film.ts`.
+async fn encode(dir: &Path, secs: u64) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let film = dir.join("film.ts");
+    let made = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts"])
+        .arg(&film)
+        .status()
+        .await
+        .expect("ffmpeg");
+    assert!(made.success(), "ffmpeg could not encode the test film");
+    film
+}
+
 /// Starts `n + 1` nodes in `dir` and waits until node 0 sees them all alive.
 async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
     let mut nodes: Vec<NodeProcess> = Vec::new();
@@ -242,10 +258,13 @@ async fn run(n: usize, secs: u64, root: &Path) {
 
     let idle_rss: Vec<f64> = nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
     // The source.
+    // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
+    // the encoder's CPU does not weigh on the nodes being measured.
+    let film = encode(&dir, secs).await;
     let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k"])
-        .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts", "-"])
+        .args(["-v", "error", "-re", "-i"])
+        .arg(&film)
+        .args(["-c", "copy", "-f", "mpegts", "-"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -481,15 +500,7 @@ async fn vod(n: usize, secs: u64, root: &Path) {
     println!("\n== on demand: 1 seeder + {n} viewers, a {secs} s 1 Mbit/s video ==");
     let dir = root.join("vod");
     std::fs::create_dir_all(&dir).unwrap();
-    let film = dir.join("film.ts");
-    let made = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts"])
-        .arg(&film)
-        .status()
-        .await
-        .expect("ffmpeg");
-    assert!(made.success());
+    let film = encode(&dir, secs).await;
     let size = std::fs::metadata(&film).unwrap().len();
     let rate = size as f64 / secs as f64;
     let (nodes, clients) = community(n, &dir).await;
