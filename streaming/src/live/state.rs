@@ -229,11 +229,6 @@ impl Live {
         format!("held {:?}.. start {:?} phase {:?} budget {:.0} nbs [{}]", self.held.first(), self.start_key, self.phase, self.budget, nbs.join(" "))
     }
 
-    /// Local players.
-    pub fn players(&self) -> usize {
-        self.subs.len()
-    }
-
     /// Whether every player has played the end.
     pub fn finished(&self) -> bool {
         matches!(self.phase, Phase::Ended | Phase::Lost) && self.subs.values().all(Playout::ended)
