@@ -1,4 +1,4 @@
-//! Plain-text tables.
+//! Output helpers: plain-text tables, short peer ids, and downloads renamed into place when complete.
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -31,4 +31,36 @@ pub fn short(id: &str) -> String {
 /// Milliseconds with a unit, or `-`.
 pub fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| if v < 10.0 { format!("{v:.2}ms") } else { format!("{v:.0}ms") })
+}
+
+/// A download written beside its target and renamed into place only once
+/// it is complete, so a failed download leaves no file.
+pub struct PartFile {
+    part: std::path::PathBuf,
+    target: std::path::PathBuf,
+}
+
+impl PartFile {
+    /// Creates `<target>.part-<pid>` for writing.
+    pub async fn create(target: &std::path::Path) -> anyhow::Result<(PartFile, tokio::fs::File)> {
+        use anyhow::Context;
+        let part = target.with_extension(format!("part-{}", std::process::id()));
+        let f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+        Ok((PartFile { part, target: target.to_path_buf() }, f))
+    }
+
+    /// Renames the part into place if the download succeeded, else removes it.
+    pub fn finish<T, E: Into<anyhow::Error>>(self, result: Result<T, E>) -> anyhow::Result<T> {
+        use anyhow::Context;
+        match result {
+            Ok(v) => {
+                std::fs::rename(&self.part, &self.target).with_context(|| format!("cannot write {}", self.target.display()))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.part);
+                Err(e.into())
+            }
+        }
+    }
 }

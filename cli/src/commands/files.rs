@@ -68,19 +68,11 @@ pub async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
         result?;
         return Ok(());
     }
-    // Write beside the target and rename: a failed download leaves no file.
-    let part = output.with_extension(format!("part-{}", std::process::id()));
-    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+    let (part, mut f) = crate::output::PartFile::create(output).await?;
     let result = client.get_file(cap, &mut bar.wrap_async_write(&mut f)).await;
     bar.finish_and_clear();
     drop(f);
-    match result {
-        Ok(_) => std::fs::rename(&part, output).with_context(|| format!("cannot write {}", output.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e.into())
-        }
-    }
+    part.finish(result).map(|_| ())
 }
 
 pub fn cap_info(cap: &str) -> Result<()> {

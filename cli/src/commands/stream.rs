@@ -101,22 +101,12 @@ async fn play_video(client: &Client, id: &str, output: &Path) -> Result<()> {
         client.get_video(id, &mut tokio::io::stdout()).await?;
         return Ok(());
     }
-    // Write beside the target and rename: a failed download leaves no file.
-    let part = output.with_extension(format!("part-{}", std::process::id()));
-    let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+    let (part, mut f) = crate::output::PartFile::create(output).await?;
     let result = client.get_video(id, &mut f).await;
     drop(f);
-    match result {
-        Ok(n) => {
-            std::fs::rename(&part, output).with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("video {id}: {n} bytes");
-            Ok(())
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e.into())
-        }
-    }
+    let n = part.finish(result)?;
+    eprintln!("video {id}: {n} bytes");
+    Ok(())
 }
 
 async fn list(client: &Client, json: bool) -> Result<()> {

@@ -32,10 +32,7 @@ pub fn service_name(id: &ChannelId) -> String {
     format!("stream/{id}")
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+pub use cloudy_overlay::unix_ms;
 
 fn now() -> Now {
     Now { at: Instant::now(), unix_ms: unix_ms() }
