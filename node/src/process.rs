@@ -111,8 +111,20 @@ impl NodeProcess {
         index: usize,
         lines: Option<mpsc::Sender<LogLine>>,
     ) -> Result<NodeProcess, LaunchError> {
+        NodeProcess::start_command(Command::new(exe), home, index, lines).await
+    }
+
+    /// Like [`NodeProcess::start`], with the program given as a command to
+    /// which `--home <home> up` is added: `ip netns exec NS cloudy-p2p`, say.
+    pub async fn start_command(
+        mut command: Command,
+        home: &Home,
+        index: usize,
+        lines: Option<mpsc::Sender<LogLine>>,
+    ) -> Result<NodeProcess, LaunchError> {
+        let exe = PathBuf::from(command.as_std().get_program());
         let log = home.root().join("node.log");
-        let mut child = Command::new(exe)
+        let mut child = command
             .arg("--home")
             .arg(home.root())
             .arg("up")
@@ -122,7 +134,7 @@ impl NodeProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| LaunchError::Spawn { exe: exe.to_path_buf(), source })?;
+            .map_err(|source| LaunchError::Spawn { exe, source })?;
         let stderr = child.stderr.take().expect("piped");
         tokio::spawn(copy_log(stderr, log.clone(), index, lines));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();

@@ -1,0 +1,66 @@
+//! The CLI's own errors, before any node runs: an uninitialised home, a
+//! second init, a broken config file, a damaged identity key. Scenarios
+//! across running nodes are in the interop-tests package.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn cli(home: &Path, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .await
+        .expect("run cloudy-p2p");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn fails_with(home: &Path, args: &[&str], needle: &str) {
+    let out = cli(home, args).await;
+    assert!(!out.ok, "{args:?} should fail, printed {}", out.stdout);
+    assert!(out.stderr.contains(needle), "{args:?}: expected {needle:?} in {:?}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one clear line: {:?}", out.stderr);
+}
+
+#[tokio::test]
+async fn user_errors_before_any_node_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    fails_with(&home, &["status"], "is not an initialised cloudy-p2p home").await;
+    fails_with(&home, &["up"], "is not an initialised cloudy-p2p home").await;
+    let out = cli(&home, &["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("next: cloudy-p2p --home"), "{}", out.stdout);
+    for secret in ["identity.key", "api.token"] {
+        let mode = std::fs::metadata(home.join(secret)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
+    }
+    fails_with(&home, &["init"], "already initialised").await;
+    fails_with(&home, &["status"], "no node is running").await;
+    fails_with(&home, &["peers"], "no node is running").await;
+
+    let cfg = home.join("config.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let line = good.lines().position(|l| l.starts_with("bootstrap")).unwrap() + 1;
+    let bad = good.replace("bootstrap = []", "bootstrap = [\"/ip4/10.0.0.1/tcp/notaport\"]");
+    std::fs::write(&cfg, bad).unwrap();
+    fails_with(&home, &["up"], &format!("config.toml: line {line}: invalid multiaddr \"/ip4/10.0.0.1/tcp/notaport\"")).await;
+    std::fs::write(&cfg, good.replace("mdns = false", "mdns = maybe")).unwrap();
+    fails_with(&home, &["up"], "config.toml: line").await;
+    std::fs::write(&cfg, &good).unwrap();
+    std::fs::write(home.join("identity.key"), b"garbage").unwrap();
+    fails_with(&home, &["up"], "identity.key: not a valid identity key").await;
+}

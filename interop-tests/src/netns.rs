@@ -1,0 +1,170 @@
+//! A community-network testbed on one machine: each host is a Linux
+//! network namespace with one interface, `eth0`, joined to a bridge in a
+//! switch namespace by a veth pair. Every link is shaped both ways with
+//! `tc tbf` (bandwidth) and loses packets at random on the way in with an
+//! nftables `numgen random` rule (this kernel has no netem). Partitions are
+//! nftables drop rules between two groups of hosts.
+//!
+//! Needs root (CI runs as root) and the `ip`, `tc` and `nft` commands;
+//! [`Testbed::new`] says why when it cannot build one, and tests then skip.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One host of a testbed.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Its network namespace.
+    pub netns: String,
+    /// Its address on the community's network.
+    pub ip: Ipv4Addr,
+}
+
+/// What every link is like.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// Bandwidth in each direction, kbit/s.
+    pub kbit: u32,
+    /// Packets lost on the way into each host, per thousand.
+    pub loss_per_mille: u32,
+}
+
+/// Hosts in namespaces on one switch; deleted on drop.
+pub struct Testbed {
+    /// The hosts, `10.99.0.1` onwards.
+    pub hosts: Vec<Host>,
+    switch: String,
+    link: Link,
+}
+
+/// Runs `program args`, feeding `input` on stdin; `Err` says what failed.
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(|e| format!("{program}: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Deletes namespaces left by testbeds of processes that no longer run
+/// (a test binary killed before its drop).
+fn remove_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name.strip_prefix("cloudy").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run("ip", &["netns", "del", name], None);
+        }
+    }
+}
+
+impl Testbed {
+    /// Builds `n` hosts on links like `link`. `Err` says why this machine
+    /// cannot (not root, no `ip`, no namespaces…).
+    pub fn new(n: usize, link: Link) -> Result<Testbed, String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        remove_stale();
+        let prefix = format!("cloudy{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let switch = format!("{prefix}sw");
+        run("ip", &["netns", "add", &switch], None)?;
+        let mut bed = Testbed { hosts: Vec::new(), switch: switch.clone(), link };
+        run("ip", &["-n", &switch, "link", "add", "br0", "type", "bridge"], None)?;
+        run("ip", &["-n", &switch, "link", "set", "br0", "up"], None)?;
+        for i in 0..n {
+            let ns = format!("{prefix}h{i}");
+            run("ip", &["netns", "add", &ns], None)?;
+            let ip = Ipv4Addr::new(10, 99, 0, i as u8 + 1);
+            bed.hosts.push(Host { netns: ns.clone(), ip });
+            let port = format!("p{i}");
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"], None)?;
+            run("ip", &["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &switch], None)?;
+            run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None)?;
+            run("ip", &["-n", &ns, "link", "set", "eth0", "up"], None)?;
+            run("ip", &["-n", &switch, "link", "set", &port, "master", "br0", "up"], None)?;
+            bed.shape(&ns, "eth0")?;
+            bed.shape(&switch, &port)?;
+            if link.loss_per_mille > 0 {
+                let rules = format!(
+                    "table inet loss {{ chain in {{ type filter hook input priority 0; numgen random mod 1000 < {} drop; }} }}",
+                    link.loss_per_mille
+                );
+                run("ip", &["netns", "exec", &ns, "nft", "-f", "-"], Some(&rules))?;
+            }
+        }
+        Ok(bed)
+    }
+
+    /// A token bucket of the link's rate on `dev`'s way out, with a queue
+    /// of at most 200 ms.
+    fn shape(&self, ns: &str, dev: &str) -> Result<(), String> {
+        let rate = format!("{}kbit", self.link.kbit);
+        run("tc", &["-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", &rate, "burst", "16k", "latency", "200ms"], None)
+    }
+
+    /// Cuts every host in `a` off from every host in `b`, both ways.
+    pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<(), String> {
+        for (side, other) in [(a, b), (b, a)] {
+            let ips: Vec<String> = other.iter().map(|j| self.hosts[*j].ip.to_string()).collect();
+            let set = ips.join(", ");
+            let rules = format!(
+                "table inet partition {{ chain in {{ type filter hook input priority -10; ip saddr {{ {set} }} drop; }} \
+                 chain out {{ type filter hook output priority -10; ip daddr {{ {set} }} drop; }} }}"
+            );
+            for i in side {
+                run("ip", &["netns", "exec", &self.hosts[*i].netns, "nft", "-f", "-"], Some(&rules))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every partition.
+    pub fn heal(&self) -> Result<(), String> {
+        for h in &self.hosts {
+            let _ = run("ip", &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "partition"], None);
+        }
+        Ok(())
+    }
+
+    /// Bytes received on each host's `eth0`, from its counters.
+    pub fn rx_bytes(&self, host: usize) -> u64 {
+        let path = "/sys/class/net/eth0/statistics/rx_bytes";
+        let out = Command::new("ip").args(["netns", "exec", &self.hosts[host].netns, "cat", path]).output();
+        out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = run("ip", &["netns", "del", &h.netns], None);
+        }
+        let _ = run("ip", &["netns", "del", &self.switch], None);
+    }
+}
+
+/// A testbed, or `None` after printing why the test is skipped.
+pub fn testbed_or_skip(test: &str, n: usize, link: Link) -> Option<Testbed> {
+    match Testbed::new(n, link) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            eprintln!("SKIPPED {test}: this host cannot build network namespaces: {why}");
+            None
+        }
+    }
+}

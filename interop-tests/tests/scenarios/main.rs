@@ -1,0 +1,9 @@
+//! Scenarios across real `cloudy-p2p` processes: on 127.0.0.1 (membership,
+//! storage, sync, streaming) and on a testbed of network namespaces with
+//! slow, lossy links (`lossy`). One test binary, so one link.
+
+mod lossy;
+mod membership;
+mod storage;
+mod stream;
+mod sync;

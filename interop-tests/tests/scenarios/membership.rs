@@ -1,0 +1,94 @@
+//! Membership and failure detection among ten processes; the service
+//! directory; a node stopped, killed and restarted; ports already taken.
+
+use cloudy_interop_tests::{Community, STRANGER};
+use cloudy_node::process::init_local_home;
+use cloudy_node::Home;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_members_detect_failures_leaves_and_returns() {
+    let mut c = Community::start(10).await;
+    c.wait_alive(9, 30).await;
+    let ids: Vec<String> = c.members().iter().map(|m| m.peer_id().to_string()).collect();
+
+    // Service directory: an announcement reaches everyone.
+    c[1].ok(&["announce", "web", "--meta", "port=80"]).await;
+    for i in [0, 5, 9] {
+        let v = c[i].wait_json(&["services", "web", "--json"], "the announcement", 20, |v| v.as_array().is_some_and(|a| a.len() == 1)).await;
+        assert_eq!((v[0]["peer_id"].as_str(), v[0]["meta"]["port"].as_str()), (Some(ids[1].as_str()), Some("80")), "{v}");
+    }
+    c[1].fails_with(&["announce", "bad name!"], "invalid service name").await;
+    c[1].fails_with(&["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
+    c[1].fails_with(&["withdraw", "nothere"], "is not announced by this node").await;
+    c[0].fails_with(&["peers", "not-a-peer"], "is not a valid peer id").await;
+    c[0].fails_with(&["peers", STRANGER], "unknown peer").await;
+    let one = c[0].json(&["peers", &ids[1], "--json"]).await;
+    assert!(one[0]["services"].as_array().unwrap().iter().any(|s| s == "web"), "{one}");
+    let status = c[0].json(&["status", "--json"]).await;
+    assert_eq!((status["peer_id"].as_str(), status["members"]["alive"].as_u64()), (Some(ids[0].as_str()), Some(9)));
+
+    // kill -9 of two nodes: failed everywhere; their announcements expire.
+    c[1].kill9().await;
+    c[7].kill9().await;
+    for i in [0, 2, 3, 4, 5, 6, 8, 9] {
+        for dead in [1, 7] {
+            let what = format!("node {dead} failed");
+            c[i].wait_json(&["peers", "--json"], &what, 20, |v| state(v, &ids[dead]) == Some("failed")).await;
+        }
+    }
+    assert_eq!(c[9].json(&["services", "web", "--json"]).await, serde_json::json!([]));
+
+    // A clean stop: left, and the process exits by itself with success.
+    c[2].stop().await;
+    for i in [0, 5, 9] {
+        c[i].wait_json(&["peers", "--json"], "node 2 left", 20, |v| state(v, &ids[2]) == Some("left")).await;
+    }
+    c[2].fails_with(&["status"], "no node is running").await;
+
+    // The killed and the stopped come back, with new ports, and are alive again.
+    for i in [1, 2] {
+        c[i].restart().await;
+    }
+    for i in [0, 4, 9] {
+        c[i].wait_json(&["peers", "--json"], "nodes 1 and 2 alive again", 30, |v| {
+            state(v, &ids[1]) == Some("alive") && state(v, &ids[2]) == Some("alive")
+        })
+        .await;
+    }
+    c.wait_alive_on(&[1, 2], 8, 30).await;
+}
+
+fn state<'a>(peers: &'a serde_json::Value, id: &str) -> Option<&'a str> {
+    peers.as_array()?.iter().find(|p| p["peer_id"] == id)?["state"].as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_taken_ports_says_which() {
+    let c = Community::start(1).await;
+    let clash = Home::new(c.dir().join("clash"));
+    init_local_home(&clash, vec![]).unwrap();
+    let cfg = clash.config_path();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("127.0.0.1:0", c[0].api());
+    std::fs::write(&cfg, text).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(cloudy_interop_tests::exe());
+        cmd.arg("--home").arg(clash.root()).args(args);
+        cmd.output().unwrap()
+    };
+    let out = run(&["up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("cannot serve the control API on {}: address already in use", c[0].api())), "{err}");
+    // ... and one whose QUIC port is taken.
+    let quic = c[0].listen().iter().find(|a| a.contains("quic")).unwrap();
+    let quic = quic.split("/p2p/").next().unwrap();
+    let text: String = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(c[0].api(), "127.0.0.1:0")
+        .lines()
+        .map(|l| if l.starts_with("listen = ") { format!("listen = [\"{quic}\"]\n") } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(&cfg, text).unwrap();
+    let out = run(&["up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("cannot listen on {quic}: address already in use")), "{err}");
+}
