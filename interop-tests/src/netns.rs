@@ -30,12 +30,16 @@ pub struct Link {
     pub loss_per_mille: u32,
 }
 
+impl Link {
+    /// No shaping and no loss.
+    pub const FAST: Link = Link { kbit: 0, loss_per_mille: 0 };
+}
+
 /// Hosts in namespaces on one switch; deleted on drop.
 pub struct Testbed {
     /// The hosts, `10.99.0.1` onwards.
     pub hosts: Vec<Host>,
     switch: String,
-    link: Link,
 }
 
 /// Runs `program args`, feeding `input` on stdin; `Err` says what failed.
@@ -83,7 +87,7 @@ impl Testbed {
         let prefix = format!("cloudy{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let switch = format!("{prefix}sw");
         run("ip", &["netns", "add", &switch], None)?;
-        let mut bed = Testbed { hosts: Vec::new(), switch: switch.clone(), link };
+        let mut bed = Testbed { hosts: Vec::new(), switch: switch.clone() };
         run("ip", &["-n", &switch, "link", "add", "br0", "type", "bridge"], None)?;
         run("ip", &["-n", &switch, "link", "set", "br0", "up"], None)?;
         for i in 0..n {
@@ -97,24 +101,36 @@ impl Testbed {
             run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None)?;
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"], None)?;
             run("ip", &["-n", &switch, "link", "set", &port, "master", "br0", "up"], None)?;
-            bed.shape(&ns, "eth0")?;
-            bed.shape(&switch, &port)?;
-            if link.loss_per_mille > 0 {
-                let rules = format!(
-                    "table inet loss {{ chain in {{ type filter hook input priority 0; numgen random mod 1000 < {} drop; }} }}",
-                    link.loss_per_mille
-                );
-                run("ip", &["netns", "exec", &ns, "nft", "-f", "-"], Some(&rules))?;
-            }
         }
+        bed.set_link(link)?;
         Ok(bed)
     }
 
-    /// A token bucket of the link's rate on `dev`'s way out, with a queue
-    /// of at most 200 ms.
-    fn shape(&self, ns: &str, dev: &str) -> Result<(), String> {
-        let rate = format!("{}kbit", self.link.kbit);
-        run("tc", &["-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", &rate, "burst", "16k", "latency", "200ms"], None)
+    /// Makes every link like `link`: a token bucket of its rate on both
+    /// ends' way out, with a queue of at most 200 ms (none for rate 0),
+    /// and its loss on the way into each host.
+    pub fn set_link(&self, link: Link) -> Result<(), String> {
+        let rate = format!("{}kbit", link.kbit);
+        for (i, h) in self.hosts.iter().enumerate() {
+            let port = format!("p{i}");
+            for (ns, dev) in [(h.netns.as_str(), "eth0"), (self.switch.as_str(), port.as_str())] {
+                if link.kbit == 0 {
+                    let _ = run("tc", &["-n", ns, "qdisc", "del", "dev", dev, "root"], None);
+                } else {
+                    let tbf = ["-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &rate, "burst", "16k", "latency", "200ms"];
+                    run("tc", &tbf, None)?;
+                }
+            }
+            let _ = run("ip", &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "loss"], None);
+            if link.loss_per_mille > 0 {
+                let rules = format!(
+                    "table inet loss {{\n chain in {{\n type filter hook input priority 0;\n numgen random mod 1000 < {} drop\n }}\n}}\n",
+                    link.loss_per_mille
+                );
+                run("ip", &["netns", "exec", &h.netns, "nft", "-f", "-"], Some(&rules))?;
+            }
+        }
+        Ok(())
     }
 
     /// Cuts every host in `a` off from every host in `b`, both ways.
@@ -123,8 +139,8 @@ impl Testbed {
             let ips: Vec<String> = other.iter().map(|j| self.hosts[*j].ip.to_string()).collect();
             let set = ips.join(", ");
             let rules = format!(
-                "table inet partition {{ chain in {{ type filter hook input priority -10; ip saddr {{ {set} }} drop; }} \
-                 chain out {{ type filter hook output priority -10; ip daddr {{ {set} }} drop; }} }}"
+                "table inet partition {{\n chain in {{\n type filter hook input priority -10;\n ip saddr {{ {set} }} drop\n }}\n \
+                 chain out {{\n type filter hook output priority -10;\n ip daddr {{ {set} }} drop\n }}\n}}\n"
             );
             for i in side {
                 run("ip", &["netns", "exec", &self.hosts[*i].netns, "nft", "-f", "-"], Some(&rules))?;
@@ -140,13 +156,6 @@ impl Testbed {
         }
         Ok(())
     }
-
-    /// Bytes received on each host's `eth0`, from its counters.
-    pub fn rx_bytes(&self, host: usize) -> u64 {
-        let path = "/sys/class/net/eth0/statistics/rx_bytes";
-        let out = Command::new("ip").args(["netns", "exec", &self.hosts[host].netns, "cat", path]).output();
-        out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
-    }
 }
 
 impl Drop for Testbed {
@@ -158,13 +167,30 @@ impl Drop for Testbed {
     }
 }
 
-/// A testbed, or `None` after printing why the test is skipped.
+/// Whether this machine can make network namespaces: `Err` says why not.
+/// Asked once per test process.
+pub fn available() -> Result<(), String> {
+    static ANSWER: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            let probe = format!("cloudy{}probe", std::process::id());
+            run("ip", &["netns", "add", &probe], None)?;
+            let _ = run("ip", &["netns", "del", &probe], None);
+            for tool in ["tc", "nft"] {
+                run(tool, &["-V"], None).map_err(|e| format!("{tool} is missing ({e}); install iproute2 and nftables"))?;
+            }
+            Ok(())
+        })
+        .clone()
+}
+
+/// A testbed, or `None` after printing why the test is skipped: only when
+/// the machine cannot make namespaces at all. Any later failure building
+/// the testbed fails the test.
 pub fn testbed_or_skip(test: &str, n: usize, link: Link) -> Option<Testbed> {
-    match Testbed::new(n, link) {
-        Ok(t) => Some(t),
-        Err(why) => {
-            eprintln!("SKIPPED {test}: this host cannot build network namespaces: {why}");
-            None
-        }
+    if let Err(why) = available() {
+        eprintln!("SKIPPED {test}: this host cannot build network namespaces: {why}");
+        return None;
     }
+    Some(Testbed::new(n, link).unwrap_or_else(|e| panic!("building the testbed: {e}")))
 }

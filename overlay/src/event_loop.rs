@@ -42,6 +42,10 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
 /// Do not redial a member sooner than this.
 const REDIAL_BACKOFF: Duration = Duration::from_secs(10);
+/// Period of reconnection attempts to failed members (Serf's
+/// `reconnect_interval`): one failed member, chosen at random, is dialled
+/// each time, so two halves of a healed partition find each other again.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 /// Period of Kademlia bootstrap queries.
 const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
 /// How long the loop keeps running after publishing its goodbye.
@@ -105,7 +109,8 @@ impl EventLoop {
         let mut maintain = interval(MAINTAIN_INTERVAL);
         let mut save = interval(self.cfg.history_save_interval);
         let mut kad_boot = interval(KAD_BOOTSTRAP_INTERVAL);
-        for t in [&mut heartbeat, &mut probe, &mut check, &mut maintain, &mut save, &mut kad_boot] {
+        let mut reconnect = interval(RECONNECT_INTERVAL);
+        for t in [&mut heartbeat, &mut probe, &mut check, &mut maintain, &mut save, &mut kad_boot, &mut reconnect] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         loop {
@@ -130,6 +135,7 @@ impl EventLoop {
                 _ = maintain.tick() => self.maintain_connections(),
                 _ = save.tick() => self.save_history(),
                 _ = kad_boot.tick() => { let _ = self.swarm.behaviour_mut().kad.bootstrap(); }
+                _ = reconnect.tick() => self.reconnect(),
             }
         }
         self.leave().await;
@@ -334,6 +340,34 @@ impl EventLoop {
             if let Err(e) = self.swarm.dial(opts) {
                 debug!(%peer, "dial failed: {e}");
             }
+        }
+    }
+
+    /// Dials one failed member at random, and the bootstrap peers when
+    /// nobody is connected: a failed member may only have been cut off (a
+    /// partition, a link down) and is back as soon as a connection carries
+    /// its heartbeats again. Failed members are reaped after a while, which
+    /// bounds the attempts.
+    fn reconnect(&mut self) {
+        use rand::seq::IteratorRandom;
+        let failed = self
+            .table
+            .iter()
+            .filter(|m| m.state == MemberState::Failed && !self.swarm.is_connected(&m.info.peer))
+            .choose(&mut rand::thread_rng());
+        if let Some(m) = failed {
+            let peer = m.info.peer;
+            debug!(%peer, "trying to reconnect to a failed member");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(m.info.addrs.clone())
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, "reconnect dial failed: {e}");
+            }
+        }
+        if self.swarm.connected_peers().next().is_none() && !self.cfg.bootstrap.is_empty() {
+            crate::dial_bootstrap(&mut self.swarm, &self.cfg.bootstrap);
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `n` nodes, and an empty folder `dir/folder<i>` for each.
-async fn nodes_with_folders(n: usize) -> (Community, Vec<PathBuf>) {
+pub(crate) async fn nodes_with_folders(n: usize) -> (Community, Vec<PathBuf>) {
     let c = Community::start(n).await;
     let d: Vec<PathBuf> = (0..n).map(|i| c.dir().join(format!("folder{i}"))).collect();
     for p in &d {
@@ -18,7 +18,7 @@ async fn nodes_with_folders(n: usize) -> (Community, Vec<PathBuf>) {
 
 /// Shares `folder` on node 0 as `name`, naming `members` in advance;
 /// returns the invite.
-async fn share(owner: &Member, folder: &Path, name: &str, members: &[&Member]) -> String {
+pub(crate) async fn share(owner: &Member, folder: &Path, name: &str, members: &[&Member]) -> String {
     let mut args = vec!["sync", "add", folder.to_str().unwrap(), "--name", name];
     for m in members {
         args.extend(["--member", m.peer_id()]);
@@ -28,18 +28,18 @@ async fn share(owner: &Member, folder: &Path, name: &str, members: &[&Member]) -
 }
 
 /// `sync join INVITE folder` on `node`.
-async fn join(node: &Member, invite: &str, folder: &Path) {
+pub(crate) async fn join(node: &Member, invite: &str, folder: &Path) {
     node.ok(&["sync", "join", invite, folder.to_str().unwrap()]).await;
 }
 
-fn write_at_time(p: &Path, data: &[u8], unix: u64) {
+pub(crate) fn write_at_time(p: &Path, data: &[u8], unix: u64) {
     std::fs::write(p, data).unwrap();
     let f = std::fs::File::options().write(true).open(p).unwrap();
     f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(unix)).unwrap();
 }
 
 /// The files in `dir` whose name has `part`, as their contents.
-fn contents_named(dir: &Path, part: &str) -> Vec<Vec<u8>> {
+pub(crate) fn contents_named(dir: &Path, part: &str) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains(part)).filter_map(|e| std::fs::read(e.path()).ok()).collect())
         .unwrap_or_default();
