@@ -126,6 +126,27 @@ pub enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
+    /// Dial a peer's address and wait until connected.
+    Connect {
+        /// A multiaddr, e.g. /ip4/10.0.0.5/udp/7391/quic-v1/p2p/12D3Koo…
+        addr: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ping a peer with the standard libp2p ping and print the round trip.
+    Ping {
+        /// Its peer id.
+        peer: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Use the Kademlia DHT directly (records and providers).
+    Dht {
+        #[command(subcommand)]
+        command: DhtCommand,
+    },
     /// Capability tools.
     Cap {
         #[command(subcommand)]
@@ -139,6 +160,40 @@ pub enum Command {
         /// Directory for the nodes' homes [default: a new temporary directory].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+/// `dht` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DhtCommand {
+    /// Store a text record under KEY, here and on the closest peers.
+    Put {
+        /// The key, e.g. /cloudy/notes.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Print the value of the first record found under KEY.
+    Get {
+        /// The key.
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Announce this node as a provider of NAME (its key is the sha2-256
+    /// multihash of NAME).
+    Provide {
+        /// What is provided.
+        name: String,
+    },
+    /// List the providers of NAME.
+    Providers {
+        /// What is provided.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

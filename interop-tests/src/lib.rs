@@ -19,6 +19,7 @@
 
 mod community;
 mod exe;
+pub mod js;
 pub mod media;
 mod member;
 pub mod netns;

@@ -55,6 +55,8 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 pub(crate) enum KadPending {
     Provide(Reply<()>),
+    Put(Reply<()>),
+    Get(Reply<Vec<u8>>),
     Providers(HashSet<PeerId>, Reply<HashSet<PeerId>>),
 }
 
@@ -86,6 +88,8 @@ pub(crate) struct EventLoop {
     pub pending_rpc: HashMap<OutboundRequestId, PendingRpc>,
     pub pending_replies: FuturesUnordered<ReplyFuture>,
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
+    /// Dials asked for by [`Command::Connect`], by connection.
+    pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
     pub last_dial: HashMap<PeerId, Instant>,
     pub last_heartbeat: Instant,
     /// Our monitor targets, watched by the prober.
@@ -176,6 +180,25 @@ impl EventLoop {
             Command::Dial { addr, reply } => {
                 let res = self.swarm.dial(addr.clone());
                 let _ = reply.send(res.map_err(|e| Error::Dial { target: addr.to_string(), reason: e.to_string() }));
+            }
+            Command::Connect { addr, reply } => {
+                let opts = DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => drop(self.pending_connects.insert(id, reply)),
+                    Err(e) => drop(reply.send(Err(Error::Dial { target: addr.to_string(), reason: e.to_string() }))),
+                }
+            }
+            Command::PutRecord { key, value, reply } => {
+                let record = kad::Record::new(key, value);
+                match self.swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                    Ok(id) => drop(self.pending_kad.insert(id, KadPending::Put(reply))),
+                    Err(e) => drop(reply.send(Err(Error::Dht(e.to_string())))),
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
+                self.pending_kad.insert(id, KadPending::Get(reply));
             }
             Command::Request { peer, service, body, reply } => self.send_rpc(peer, service, body, reply),
             Command::StartProviding { key, reply } => {

@@ -15,11 +15,17 @@ pub const COMMAND_CAPACITY: usize = 256;
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// Everything the event loop can be asked to do.
+/// How long [`Handle::ping`] waits for the echo.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 pub(crate) enum Command {
     Announce { name: String, meta: ServiceMeta, reply: Reply<()> },
     Withdraw { name: String, reply: Reply<bool> },
     Dial { addr: Multiaddr, reply: Reply<()> },
+    Connect { addr: Multiaddr, reply: Reply<PeerId> },
+    PutRecord { key: Vec<u8>, value: Vec<u8>, reply: Reply<()> },
+    GetRecord { key: Vec<u8>, reply: Reply<Vec<u8>> },
     Request { peer: PeerId, service: String, body: Vec<u8>, reply: Reply<Vec<u8>> },
     StartProviding { key: Vec<u8>, reply: Reply<()> },
     GetProviders { key: Vec<u8>, reply: Reply<HashSet<PeerId>> },
@@ -80,6 +86,48 @@ impl Handle {
     /// Dials an address (the dial itself completes in the background).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), Error> {
         self.call(|reply| Command::Dial { addr, reply }).await
+    }
+
+    /// Dials `addr` and waits until connected (or failed); returns the
+    /// remote peer id.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, Error> {
+        self.call(|reply| Command::Connect { addr, reply }).await
+    }
+
+    /// Stores `value` under `key` in the DHT: here and on the closest peers
+    /// (at least one must accept it).
+    pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), Error> {
+        self.call(|reply| Command::PutRecord { key, value, reply }).await
+    }
+
+    /// The first value found under `key` in the DHT.
+    pub async fn get_record(&self, key: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.call(|reply| Command::GetRecord { key, reply }).await
+    }
+
+    /// Pings `peer` with the standard libp2p ping protocol (32 random bytes,
+    /// echoed) on a stream of its own, dialling it if need be; returns the
+    /// round trip.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, Error> {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        let fail = |reason: String| Error::Request { peer, reason };
+        let mut control = self.stream.clone();
+        let exchange = async {
+            let mut s = control.open_stream(peer, libp2p::ping::PROTOCOL_NAME).await.map_err(|e| fail(e.to_string()))?;
+            let payload: [u8; 32] = rand::random();
+            let start = tokio::time::Instant::now();
+            s.write_all(&payload).await.map_err(|e| fail(e.to_string()))?;
+            s.flush().await.map_err(|e| fail(e.to_string()))?;
+            let mut back = [0u8; 32];
+            s.read_exact(&mut back).await.map_err(|e| fail(e.to_string()))?;
+            let rtt = start.elapsed();
+            let _ = s.close().await;
+            if back != payload {
+                return Err(fail("the ping was echoed with other bytes".into()));
+            }
+            Ok(rtt)
+        };
+        tokio::time::timeout(PING_TIMEOUT, exchange).await.map_err(|_| fail(format!("no ping answer within {PING_TIMEOUT:?}")))?
     }
 
     /// Sends a small request to `service` on `peer` and waits for its answer.

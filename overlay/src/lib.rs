@@ -143,6 +143,7 @@ pub fn spawn_with_history(
         pending_rpc: Default::default(),
         pending_replies: Default::default(),
         pending_kad: Default::default(),
+        pending_connects: Default::default(),
         last_dial: Default::default(),
         last_heartbeat: now,
         probe_targets,

@@ -35,8 +35,11 @@ impl EventLoop {
                 self.local.listen_addrs.retain(|a| a != &address);
                 self.dirty = true;
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, endpoint, .. } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
                 if num_established.get() == 1 {
                     let msg = self.sync_message();
                     self.swarm.behaviour_mut().members.send_request(&peer_id, msg);
@@ -54,8 +57,12 @@ impl EventLoop {
                 debug!(peer = %peer_id, ?cause, "disconnected");
                 self.dirty = true;
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
                 debug!(peer = ?peer_id, "outgoing connection failed: {error}");
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let target = peer_id.map_or_else(|| "the address".to_string(), |p| p.to_string());
+                    let _ = reply.send(Err(Error::Dial { target, reason: error.to_string() }));
+                }
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 debug!(addr = %send_back_addr, "incoming connection failed: {error}");
@@ -229,6 +236,23 @@ impl EventLoop {
             (kad::QueryResult::StartProviding(res), Some(KadPending::Provide(reply))) => {
                 let _ = reply.send(res.map(|_| ()).map_err(|e| Error::Dht(e.to_string())));
             }
+            (kad::QueryResult::PutRecord(res), Some(KadPending::Put(reply))) => {
+                let _ = reply.send(res.map(|_| ()).map_err(|e| Error::Dht(e.to_string())));
+            }
+            (kad::QueryResult::GetRecord(res), Some(KadPending::Get(reply))) => match res {
+                Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                    let _ = reply.send(Ok(found.record.value));
+                    if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                }
+                Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => {
+                    let _ = reply.send(Err(Error::Dht("no record under this key".into())));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Dht(e.to_string())));
+                }
+            },
             (kad::QueryResult::GetProviders(res), Some(KadPending::Providers(mut found, reply))) => {
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = res {
                     found.extend(providers);

@@ -3,6 +3,7 @@
 mod demo;
 mod files;
 mod info;
+mod net;
 mod stream;
 mod sync;
 mod up;
@@ -39,6 +40,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             files::put(&client(&home)?, &file, q, json).await
         }
         Command::Get { cap, output } => files::get(&client(&home)?, &cap, &output).await,
+        Command::Connect { addr, json } => net::connect(&client(&home)?, &addr, json).await,
+        Command::Ping { peer, json } => net::ping(&client(&home)?, &peer, json).await,
+        Command::Dht { command } => net::dht(&client(&home)?, command).await,
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
         Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
         Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,

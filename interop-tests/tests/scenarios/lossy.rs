@@ -80,9 +80,9 @@ async fn slow_lossy_links_carry_a_storage_get_a_live_channel_and_a_sync_folder()
         std::fs::write(d[0].join(format!("f{f:02}.bin")), pseudo_random(100 << 10, f + 7)).unwrap();
     }
     share_with_all(&c, &d, "docs").await;
-    for i in 1..c.len() {
+    for folder in &d[1..] {
         for f in 0..40 {
-            wait_file(&d[i].join(format!("f{f:02}.bin")), &pseudo_random(100 << 10, f + 7), 120).await;
+            wait_file(&folder.join(format!("f{f:02}.bin")), &pseudo_random(100 << 10, f + 7), 120).await;
         }
     }
     // An edit on one member reaches the others.

@@ -4,6 +4,7 @@ use super::api::{
     Admit, AddFolder, Announce, CapBody, Changed, FolderRow, JoinFolder, CheckReport, CheckRequest, ErrorBody, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status,
     Stored,
 };
+use super::dht::{ConnectBody, NameBody, PingBody, Providers, Reached, Record};
 use crate::error::NodeError;
 use crate::home::Home;
 use serde::de::DeserializeOwned;
@@ -148,6 +149,37 @@ impl Client {
     pub async fn withdraw(&self, name: &str) -> Result<(), ClientError> {
         let url = self.url(&format!("/v1/services/{}", encode(name)));
         self.send::<()>(self.http.delete(url)).await.map(|_| ())
+    }
+
+    /// `POST /v1/connect`.
+    pub async fn connect(&self, addr: &str) -> Result<Reached, ClientError> {
+        let body = ConnectBody { addr: addr.to_string() };
+        self.send_json(self.http.post(self.url("/v1/connect")).json(&body)).await
+    }
+
+    /// `POST /v1/ping`.
+    pub async fn ping(&self, peer: &str) -> Result<Reached, ClientError> {
+        let body = PingBody { peer: peer.to_string() };
+        self.send_json(self.http.post(self.url("/v1/ping")).json(&body)).await
+    }
+
+    /// `POST /v1/dht/put`.
+    pub async fn dht_put(&self, key: &str, value: &str) -> Result<(), ClientError> {
+        let body = Record { key: key.to_string(), value: value.to_string() };
+        self.send::<()>(self.http.post(self.url("/v1/dht/put")).json(&body)).await.map(|_| ())
+    }
+
+    /// `POST /v1/dht/get`.
+    pub async fn dht_get(&self, key: &str) -> Result<Record, ClientError> {
+        let body = Record { key: key.to_string(), value: String::new() };
+        self.send_json(self.http.post(self.url("/v1/dht/get")).json(&body)).await
+    }
+
+    /// `POST /v1/dht/provide` or, with `find`, `POST /v1/dht/providers`.
+    pub async fn dht_providers(&self, name: &str, find: bool) -> Result<Providers, ClientError> {
+        let path = if find { "/v1/dht/providers" } else { "/v1/dht/provide" };
+        let body = NameBody { name: name.to_string() };
+        self.send_json(self.http.post(self.url(path)).json(&body)).await
     }
 
     /// `POST /v1/shutdown`.

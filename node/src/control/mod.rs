@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+pub mod dht;
 mod gateway;
 mod range;
 mod sync;

@@ -64,6 +64,12 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services", get(services).post(announce))
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/connect", post(super::dht::connect))
+        .route("/v1/ping", post(super::dht::ping))
+        .route("/v1/dht/put", post(super::dht::put))
+        .route("/v1/dht/get", post(super::dht::get))
+        .route("/v1/dht/provide", post(super::dht::provide))
+        .route("/v1/dht/providers", post(super::dht::providers))
         .route("/v1/check", post(super::gateway::check))
         .route("/v1/repair", post(super::gateway::repair))
         .route("/v1/maintained", get(super::upkeep::list).post(super::upkeep::add))
@@ -191,7 +197,7 @@ async fn services(State(s): State<Shared>, Query(q): Query<ServicesQuery>) -> Js
     Json(rows)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
