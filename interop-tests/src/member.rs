@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::time::Instant;
 
+/// The longest any one CLI command may run in a scenario.
+const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// What a CLI command did.
 #[derive(Debug)]
 pub struct Out {
@@ -81,7 +84,11 @@ impl Member {
 
     /// Runs a CLI command against this node.
     pub async fn cli(&self, args: &[&str]) -> Out {
-        Out::from(self.command(args).stdin(Stdio::null()).output().await.expect("run cloudy-p2p"))
+        let run = self.command(args).stdin(Stdio::null()).output();
+        let out = tokio::time::timeout(CLI_TIMEOUT, run)
+            .await
+            .unwrap_or_else(|_| panic!("node {}: {args:?} did not finish within {CLI_TIMEOUT:?}", self.index));
+        Out::from(out.expect("run cloudy-p2p"))
     }
 
     /// Runs a command that must succeed and returns its trimmed output.
