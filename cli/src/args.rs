@@ -126,6 +126,30 @@ pub enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
+    /// Print an invite to this community (this node's addresses) for
+    /// `cloudy-p2p join` on a new member.
+    Invite {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a community from an invite in one step: creates the home if
+    /// needed (taking the same options as init) or adds the invite's
+    /// addresses to its bootstrap list, and connects a running node at once.
+    Join {
+        /// The invite (cloudy-join:1:…).
+        invite: String,
+        #[command(flatten)]
+        init: InitArgs,
+    },
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    Man,
     /// Dial a peer's address and wait until connected.
     Connect {
         /// A multiaddr, e.g. /ip4/10.0.0.5/udp/7391/quic-v1/p2p/12D3Koo…

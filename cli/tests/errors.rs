@@ -1,6 +1,7 @@
-//! The CLI's own errors, before any node runs: an uninitialised home, a
-//! second init, a broken config file, a damaged identity key. Scenarios
-//! across running nodes are in the interop-tests package.
+//! The CLI alone, before any node runs: its errors (an uninitialised home,
+//! a second init, a broken config file, a damaged identity key, a bad
+//! invite), and the shell completions and manual page generated from its
+//! definition. Scenarios across running nodes are in interop-tests.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -63,4 +64,23 @@ async fn user_errors_before_any_node_runs() {
     std::fs::write(&cfg, &good).unwrap();
     std::fs::write(home.join("identity.key"), b"garbage").unwrap();
     fails_with(&home, &["up"], "identity.key: not a valid identity key").await;
+}
+
+#[tokio::test]
+async fn completions_manual_page_and_bad_invites() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef cloudy-p2p"), ("fish", "complete -c cloudy-p2p")] {
+        let out = cli(&home, &["completions", shell]).await;
+        assert!(out.ok && out.stdout.contains(marker), "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains("invite") && out.stdout.contains("dht"), "{shell} completes subcommands");
+    }
+    let man = cli(&home, &["man"]).await;
+    assert!(man.ok && man.stdout.contains(".TH cloudy-p2p 1") && man.stdout.contains("join"), "{}", man.stderr);
+    let out = cli(&home, &["completions", "tcsh"]).await;
+    assert!(!out.ok && out.stderr.contains("invalid value 'tcsh'") && out.stderr.contains("bash"), "{}", out.stderr);
+
+    fails_with(&home, &["join", "cloudy-sync:abc"], "bad invite: it does not start with cloudy-join:1:").await;
+    fails_with(&home, &["join", "cloudy-join:1:abc!"], "bad invite: not base32").await;
+    assert!(!home.exists(), "a bad invite creates no home");
 }

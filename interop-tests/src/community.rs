@@ -78,6 +78,14 @@ impl Community {
         i
     }
 
+    /// Starts a node from a home initialised by the test (by `cloudy-p2p
+    /// join`, say) on this machine; returns its index.
+    pub async fn start_home(&mut self, home: &Home) -> usize {
+        let i = self.members.len();
+        self.members.push(Member::start(home, i, None).await);
+        i
+    }
+
     /// The directory holding the homes; tests put their files here too.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("the community's directory").path()

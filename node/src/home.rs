@@ -136,6 +136,32 @@ impl Home {
         Ok(())
     }
 
+    /// Adds `addrs` to `bootstrap` in `config.toml`, keeping its comments;
+    /// returns how many were new. The result must still parse.
+    pub fn add_bootstrap(&self, addrs: &[String]) -> Result<usize, NodeError> {
+        self.require_initialised()?;
+        let path = self.config_path();
+        let text = fs::read_to_string(&path).map_err(|e| NodeError::io(&path, e))?;
+        let config_error = |message: String| NodeError::Config { path: path.clone(), message };
+        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| config_error(e.to_string()))?;
+        let list = doc
+            .entry("bootstrap")
+            .or_insert(toml_edit::value(toml_edit::Array::new()))
+            .as_array_mut()
+            .ok_or_else(|| config_error("`bootstrap` is not a list".into()))?;
+        let mut added = 0;
+        for a in addrs {
+            if !list.iter().any(|v| v.as_str() == Some(a)) {
+                list.push(a.as_str());
+                added += 1;
+            }
+        }
+        let text = doc.to_string();
+        NodeConfig::parse(&text, &path)?;
+        fs::write(&path, text).map_err(|e| NodeError::io(&path, e))?;
+        Ok(added)
+    }
+
     /// Reads and checks the configuration.
     pub fn load_config(&self) -> Result<NodeConfig, NodeError> {
         self.require_initialised()?;

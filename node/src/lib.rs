@@ -24,6 +24,7 @@ pub mod config;
 pub mod control;
 mod error;
 pub mod home;
+pub mod invite;
 pub mod node;
 pub mod process;
 

@@ -3,6 +3,7 @@
 mod demo;
 mod files;
 mod info;
+mod join;
 mod net;
 mod stream;
 mod sync;
@@ -40,6 +41,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             files::put(&client(&home)?, &file, q, json).await
         }
         Command::Get { cap, output } => files::get(&client(&home)?, &cap, &output).await,
+        Command::Invite { json } => join::invite(&client(&home)?, json).await,
+        Command::Join { invite, init } => join::join(&home, &invite, init_options(init)).await,
+        Command::Completions { shell } => join::completions(shell),
+        Command::Man => join::man(),
         Command::Connect { addr, json } => net::connect(&client(&home)?, &addr, json).await,
         Command::Ping { peer, json } => net::ping(&client(&home)?, &peer, json).await,
         Command::Dht { command } => net::dht(&client(&home)?, command).await,
@@ -76,16 +81,19 @@ fn client(home: &Home) -> Result<Client> {
     Ok(Client::for_home(home)?)
 }
 
-fn init(home: &Home, a: InitArgs) -> Result<()> {
-    let opts = InitOptions {
+fn init_options(a: InitArgs) -> InitOptions {
+    InitOptions {
         port: Some(a.port),
         api: Some(a.api),
         bootstrap: a.bootstrap,
         zone: a.zone,
         no_mdns: a.no_mdns,
         loopback: a.loopback,
-    };
-    home.init(&opts)?;
+    }
+}
+
+fn init(home: &Home, a: InitArgs) -> Result<()> {
+    home.init(&init_options(a))?;
     println!("initialised {}", home.root().display());
     println!("next: cloudy-p2p --home {} up", home.root().display());
     Ok(())

@@ -92,3 +92,32 @@ async fn a_second_node_on_taken_ports_says_which() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&format!("cannot listen on {quic}: address already in use")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_joins_with_an_invite_in_one_step() {
+    let mut c = Community::start(2).await;
+    c.wait_alive(1, 20).await;
+    let invite = c[1].ok(&["invite"]).await;
+    assert!(invite.starts_with("cloudy-join:1:"), "{invite}");
+
+    // A new home: join creates it with the invite's addresses, then it starts.
+    let home = Home::new(c.dir().join("newcomer"));
+    let local = ["--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
+    let mut args = vec!["join", invite.as_str()];
+    args.extend(local);
+    let out = std::process::Command::new(cloudy_interop_tests::exe()).arg("--home").arg(home.root()).args(&args).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("next: cloudy-p2p"), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let n = c.start_home(&home).await;
+    c.wait_alive(2, 30).await;
+
+    // A node already running alone joins at once, and keeps the addresses.
+    let mut alone = Community::start(1).await;
+    let out = alone[0].ok(&["join", &invite]).await;
+    assert!(out.contains("connected to"), "{out}");
+    let id = alone[0].peer_id().to_string();
+    c[n].wait_json(&["peers", "--json"], "the running node joined", 30, |v| state(v, &id) == Some("alive")).await;
+    let config = std::fs::read_to_string(alone[0].home().join("config.toml")).unwrap();
+    assert!(config.contains(c[1].peer_id()), "the invite's addresses are in the bootstrap list");
+    alone[0].kill9().await;
+}
