@@ -170,6 +170,13 @@ impl Member {
         req.send().await.expect("the node answers HTTP")
     }
 
+    /// The node's `GET /metrics` text (loopback communities only).
+    pub async fn metrics(&self) -> String {
+        let resp = self.api_get("/metrics").send().await.expect("the node answers HTTP");
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.expect("metrics text")
+    }
+
     /// A `GET` of `path` on the node's control API with its bearer token.
     pub fn api_get(&self, path: &str) -> reqwest::RequestBuilder {
         let token = std::fs::read_to_string(self.process.home.token_path()).expect("the API token");
@@ -187,4 +194,13 @@ pub(crate) fn program(netns: Option<&str>) -> Command {
             c
         }
     }
+}
+
+/// The value of the sample `name` (with its labels, as printed, e.g.
+/// `cloudy_members{state="alive"}`) in Prometheus text, if present.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
 }

@@ -74,6 +74,7 @@ impl Node {
             vod,
             maintain_uploads: cfg.storage.maintain_uploads,
             spool: data.join("spool"),
+            requests: Default::default(),
         });
         let api_cancel = cancel.child_token();
         let api_task = tokio::spawn(async move {

@@ -90,6 +90,7 @@ pub(crate) struct EventLoop {
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     /// Dials asked for by [`Command::Connect`], by connection.
     pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
+    pub(crate) metrics: crate::metrics::Metrics,
     pub last_dial: HashMap<PeerId, Instant>,
     pub last_heartbeat: Instant,
     /// Our monitor targets, watched by the prober.
@@ -240,6 +241,7 @@ impl EventLoop {
     /// One RTT sample, from ping or a request round trip.
     pub fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
         let rtt = rtt + self.rtt_delay.get(&peer).copied().unwrap_or_default();
+        self.metrics.rtt(rtt);
         self.rtt.entry(peer).or_default().add(rtt);
         if let Some(coord) = self.table.get(&peer).and_then(|m| m.info.coord.clone()) {
             self.local.vivaldi.update(&coord, rtt);
@@ -403,6 +405,7 @@ impl EventLoop {
 
     pub fn publish_snapshot(&mut self) {
         let snapshot = self.build_snapshot();
+        self.metrics.members(&snapshot);
         self.scores_tx.send_replace(Arc::new(snapshot));
         self.dirty = false;
         self.last_publish = Instant::now();

@@ -44,12 +44,20 @@ pub struct Handle {
     pub(crate) local: PeerId,
     pub(crate) scores: watch::Receiver<Arc<PeerScores>>,
     pub(crate) stream: libp2p_stream::Control,
+    pub(crate) registry: Arc<prometheus_client::registry::Registry>,
 }
 
 impl Handle {
     /// Our peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local
+    }
+
+    /// The overlay's Prometheus metrics: libp2p's (connections, identify,
+    /// ping, Kademlia, gossipsub, bytes per transport) and ours (round
+    /// trips, members by state).
+    pub fn metrics(&self) -> &prometheus_client::registry::Registry {
+        &self.registry
     }
 
     /// The latest snapshot of members, scores and services (no round trip).

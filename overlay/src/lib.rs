@@ -36,6 +36,7 @@ pub mod event_loop;
 pub mod frame;
 mod handle;
 mod local;
+mod metrics;
 mod probe;
 mod prober;
 pub mod membership;
@@ -104,7 +105,9 @@ pub fn spawn_with_history(
     cfg.validate()?;
     let local = key.public().to_peer_id();
     let history = store.load()?;
-    let mut swarm = build_swarm(&cfg, key)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut swarm = build_swarm(&cfg, key, &mut registry)?;
+    let metrics = metrics::Metrics::new(&mut registry);
     for addr in &cfg.listen {
         swarm.listen_on(addr.clone()).map_err(|e| Error::Listen { addr: addr.clone(), reason: listen_reason(e) })?;
     }
@@ -144,6 +147,7 @@ pub fn spawn_with_history(
         pending_replies: Default::default(),
         pending_kad: Default::default(),
         pending_connects: Default::default(),
+        metrics,
         last_dial: Default::default(),
         last_heartbeat: now,
         probe_targets,
@@ -156,7 +160,8 @@ pub fn spawn_with_history(
     };
     event_loop.publish_snapshot();
     let task = tokio::spawn(event_loop.run());
-    Ok((Handle { tx, local, scores, stream }, task))
+    let registry = Arc::new(registry);
+    Ok((Handle { tx, local, scores, stream, registry }, task))
 }
 
 /// Dials each bootstrap peer once, with all its addresses (QUIC first), so
@@ -189,7 +194,7 @@ fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr])
 /// QUIC flow-control window per stream, in bytes.
 const QUIC_STREAM_WINDOW: u32 = 2_000_000;
 
-fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, Error> {
+fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::registry::Registry) -> Result<libp2p::Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -205,6 +210,7 @@ fn build_swarm(cfg: &Config, key: Keypair) -> Result<libp2p::Swarm<Behaviour>, E
             c.max_connection_data = 2 * QUIC_STREAM_WINDOW;
             c
         })
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| {

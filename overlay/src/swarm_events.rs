@@ -22,6 +22,7 @@ const EAGER_HEARTBEAT_SPACING: Duration = Duration::from_millis(100);
 
 impl EventLoop {
     pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        self.record(&ev);
         match ev {
             SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -68,6 +69,20 @@ impl EventLoop {
                 debug!(addr = %send_back_addr, "incoming connection failed: {error}");
             }
             _ => {}
+        }
+    }
+
+    /// Feeds libp2p's metrics.
+    fn record(&self, ev: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        let m = &self.metrics.libp2p;
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => m.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => m.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => m.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => m.record(e),
+            SwarmEvent::Behaviour(_) => {}
+            e => m.record(e),
         }
     }
 

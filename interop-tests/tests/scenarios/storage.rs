@@ -2,7 +2,7 @@
 //! servers killed (n − k of them, and one in the middle of a put), check,
 //! verify and repair by hand and automatically, HTTP ranges.
 
-use cloudy_interop_tests::{Community, Member, Options, Out};
+use cloudy_interop_tests::{metric, Community, Member, Options, Out};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +58,25 @@ async fn put_and_get_across_processes() {
     assert_eq!(c[2].cli(&["get", &lit]).await.stdout, "hello grid");
     let out = c[1].cli(&["put", tiny.to_str().unwrap(), "--random-key"]).await;
     assert_eq!((out.ok, out.stdout.trim()), (true, lit.as_str()), "{}", out.stderr);
+
+    // The metrics say what happened.
+    let m = c[0].metrics().await;
+    assert!(m.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    let value = |name: &str| metric(&m, name).unwrap_or_else(|| panic!("no {name} in /metrics:\n{m}"));
+    assert!(value("cloudy_storage_requests_total{outcome=\"put_ok\"}") >= 3.0);
+    assert_eq!(value("cloudy_members{state=\"alive\"}"), 2.0);
+    assert!(value("cloudy_rtt_seconds_count") >= 1.0, "round trips are measured");
+    assert!(value("cloudy_storage_used_bytes") > 0.0);
+    assert!(m.contains("libp2p_swarm_connections_established_total"), "libp2p's own metrics");
+    assert!(m.contains("libp2p_bandwidth_bytes_total"), "bytes on the wire per transport");
+    assert!(m.contains("libp2p_gossipsub_") && m.contains("libp2p_kad_"), "gossip and DHT traffic");
+    let reader = c[2].metrics().await;
+    assert!(metric(&reader, "cloudy_storage_requests_total{outcome=\"get_ok\"}").unwrap_or(0.0) >= 1.0, "{reader}");
+    let mut served = 0.0;
+    for node in c.members() {
+        served += metric(&node.metrics().await, "cloudy_storage_bytes_total{direction=\"served\"}").unwrap_or(0.0);
+    }
+    assert!(served >= data.len() as f64, "the servers served the file's shares: {served} bytes");
 
     // n − k = 1 server killed: still readable; two killed: a clear error, no file.
     c[1].kill9().await;

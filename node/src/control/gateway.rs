@@ -70,7 +70,15 @@ async fn spool_and_put(
     Ok(s.storage.put_source(Box::new(source), "spooled request body", size, key, opts).await)
 }
 
-pub async fn put(
+/// `PUT /uri`, counted in the metrics.
+pub async fn put(state: State<Shared>, q: Query<PutQuery>, headers: HeaderMap, body: Body) -> Result<axum::Json<Stored>, ApiError> {
+    let requests = state.requests.clone();
+    let r = put_file(state, q, headers, body).await;
+    requests.put(&r);
+    r
+}
+
+async fn put_file(
     State(s): State<Shared>,
     Query(q): Query<PutQuery>,
     headers: HeaderMap,
@@ -159,7 +167,15 @@ async fn download(s: &Shared, r: ReadCap, range: std::ops::Range<u64>) -> Result
     Ok((first, Body::from_stream(head.chain(tokio_util::io::ReaderStream::new(rx)))))
 }
 
-pub async fn get(
+/// `GET /uri/{cap}`, counted in the metrics.
+pub async fn get(state: State<Shared>, cap: Path<String>, q: Query<GetQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let requests = state.requests.clone();
+    let r = get_file(state, cap, q, headers).await;
+    requests.get(&r);
+    r
+}
+
+async fn get_file(
     State(s): State<Shared>,
     Path(cap): Path<String>,
     Query(q): Query<GetQuery>,
@@ -229,6 +245,9 @@ pub async fn repair(
 ) -> Result<axum::Json<super::api::RepairResult>, ApiError> {
     let cap = verify_cap(&req.cap)?;
     let r = s.storage.repair(&cap).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    if !r.placed.is_empty() {
+        s.requests.repairs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     Ok(axum::Json(super::api::RepairResult {
         before: report(r.before),
         placed: r.placed.into_iter().map(|(s, p)| (s, p.to_string())).collect(),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod dht;
 mod gateway;
+pub mod metrics;
 mod range;
 mod sync;
 mod upkeep;

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub maintain_uploads: bool,
     /// Where uploads are spooled before encoding.
     pub spool: std::path::PathBuf,
+    /// Grid requests counted for the metrics.
+    pub requests: Arc<super::metrics::RequestCounters>,
 }
 
 pub(crate) type Shared = Arc<ApiState>;
@@ -64,6 +66,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services", get(services).post(announce))
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
+        .route("/metrics", get(super::metrics::metrics))
         .route("/v1/connect", post(super::dht::connect))
         .route("/v1/ping", post(super::dht::ping))
         .route("/v1/dht/put", post(super::dht::put))

@@ -56,6 +56,11 @@ impl Client {
         &self.overlay
     }
 
+    /// This node's own share store, if it is a storage server.
+    pub fn local_store(&self) -> Option<&SharedStore> {
+        self.local.as_ref()
+    }
+
     /// Storage servers known now, this node included if it serves.
     pub fn servers(&self) -> Vec<Server> {
         let snap = self.overlay.snapshot();

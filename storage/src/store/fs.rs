@@ -21,6 +21,7 @@ struct Inner {
     capacity: u64,
     used: AtomicU64,
     reserved: AtomicU64,
+    traffic: super::TrafficCounters,
 }
 
 /// Share files on disk; clones share one store.
@@ -51,6 +52,7 @@ impl FsStore {
             capacity,
             used: AtomicU64::new(0),
             reserved: AtomicU64::new(0),
+            traffic: Default::default(),
         }));
         store.reconcile()?;
         Ok(store)
@@ -170,7 +172,9 @@ impl ShareStore for FsStore {
 
     fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
         let (file, l) = self.open_share(si, share)?;
-        l.block(si, share, segment, |at, n| read_at(&file, at, n))
+        let block = l.block(si, share, segment, |at, n| read_at(&file, at, n))?;
+        self.0.traffic.read(block.len());
+        Ok(block)
     }
 
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {
@@ -222,6 +226,10 @@ impl ShareStore for FsStore {
         Ok(out)
     }
 
+    fn traffic(&self) -> super::Traffic {
+        self.0.traffic.get()
+    }
+
     fn used(&self) -> u64 {
         self.0.used.load(Ordering::SeqCst) + self.0.reserved.load(Ordering::SeqCst)
     }
@@ -267,7 +275,9 @@ fn disk_error(path: &Path, e: std::io::Error, needed: u64) -> StoreError {
 impl ShareWriter for FsWriter {
     fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
         self.expect.block(block.len())?;
-        self.write(block)
+        self.write(block)?;
+        self.store.0.traffic.written(block.len());
+        Ok(())
     }
 
     fn finish(mut self: Box<Self>, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError> {

@@ -17,12 +17,13 @@ struct Inner {
 pub struct MemStore {
     inner: Arc<Mutex<Inner>>,
     capacity: u64,
+    traffic: Arc<super::TrafficCounters>,
 }
 
 impl MemStore {
     /// A store that accepts up to `capacity` bytes.
     pub fn new(capacity: u64) -> Self {
-        MemStore { inner: Arc::default(), capacity }
+        MemStore { inner: Arc::default(), capacity, traffic: Arc::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -78,7 +79,9 @@ impl ShareStore for MemStore {
 
     fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
         let blob = self.blob(si, share)?;
-        self.layout(si, share, &blob)?.block(si, share, segment, |at, n| slice(&blob, at, n))
+        let block = self.layout(si, share, &blob)?.block(si, share, segment, |at, n| slice(&blob, at, n))?;
+        self.traffic.read(block.len());
+        Ok(block)
     }
 
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError> {
@@ -111,6 +114,10 @@ impl ShareStore for MemStore {
             .collect())
     }
 
+    fn traffic(&self) -> super::Traffic {
+        self.traffic.get()
+    }
+
     fn used(&self) -> u64 {
         let inner = self.lock();
         inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved
@@ -132,6 +139,7 @@ impl ShareWriter for MemWriter {
     fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
         self.expect.block(block.len())?;
         self.buf.extend_from_slice(block);
+        self.store.traffic.written(block.len());
         Ok(())
     }
 

@@ -118,6 +118,37 @@ pub trait ShareStore: Send + Sync + 'static {
     /// Bytes a new share may still take: what the capacity leaves, and on
     /// disk also what the filesystem has.
     fn free(&self) -> u64;
+    /// Block bytes read from and written to this store since it opened.
+    fn traffic(&self) -> Traffic;
+}
+
+/// Block bytes a store has read (served) and written (received).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes of blocks read.
+    pub read: u64,
+    /// Bytes of blocks written.
+    pub written: u64,
+}
+
+/// Counters behind [`ShareStore::traffic`].
+#[derive(Debug, Default)]
+pub(crate) struct TrafficCounters {
+    read: std::sync::atomic::AtomicU64,
+    written: std::sync::atomic::AtomicU64,
+}
+
+impl TrafficCounters {
+    pub(crate) fn read(&self, n: usize) {
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub(crate) fn written(&self, n: usize) {
+        self.written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> Traffic {
+        use std::sync::atomic::Ordering::Relaxed;
+        Traffic { read: self.read.load(Relaxed), written: self.written.load(Relaxed) }
+    }
 }
 
 /// A share being written. Dropping it unfinished discards it.

@@ -64,6 +64,7 @@ pub struct Upkeep {
     list: Arc<Maintained>,
     full_pass: Arc<Notify>,
     new_files: Arc<Notify>,
+    repairs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Upkeep {
@@ -81,6 +82,11 @@ impl Upkeep {
         Ok(added)
     }
 
+    /// Files repaired by this task since it started.
+    pub fn repairs(&self) -> u64 {
+        self.repairs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Checks (and repairs) every maintained file now.
     pub fn run_now(&self) {
         self.full_pass.notify_one();
@@ -94,7 +100,7 @@ fn down(s: &PeerScores) -> HashSet<PeerId> {
 
 /// Starts the upkeep task for `list`, using `client` to check and repair.
 pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: CancellationToken) -> (Upkeep, JoinHandle<()>) {
-    let up = Upkeep { list, full_pass: Arc::new(Notify::new()), new_files: Arc::new(Notify::new()) };
+    let up = Upkeep { list, full_pass: Arc::new(Notify::new()), new_files: Arc::new(Notify::new()), repairs: Arc::default() };
     let me = up.clone();
     let task = tokio::spawn(async move {
         let mut members = client.overlay().watch();
@@ -113,14 +119,14 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tick.tick() => pass(&client, &me.list, cfg, |_| true).await,
-                _ = me.full_pass.notified() => pass(&client, &me.list, cfg, |_| true).await,
+                _ = tick.tick() => pass(&client, &me, cfg, |_| true).await,
+                _ = me.full_pass.notified() => pass(&client, &me, cfg, |_| true).await,
                 _ = me.new_files.notified() => {
                     first_checks.get_or_insert(Instant::now() + cfg.first_check);
                 }
                 _ = at(first_checks) => {
                     first_checks = None;
-                    pass(&client, &me.list, cfg, |e| e.checked.is_none()).await;
+                    pass(&client, &me, cfg, |e| e.checked.is_none()).await;
                 }
                 changed = members.changed() => {
                     if changed.is_err() {
@@ -137,7 +143,7 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
                 _ = at(deadline) => {
                     let lost = std::mem::take(&mut pending);
                     deadline = None;
-                    pass(&client, &me.list, cfg, |e| e.checked.is_none() || e.holders.iter().any(|h| lost.contains(h))).await;
+                    pass(&client, &me, cfg, |e| e.checked.is_none() || e.holders.iter().any(|h| lost.contains(h))).await;
                 }
             }
         }
@@ -146,13 +152,17 @@ pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: C
 }
 
 /// Checks (and if needed repairs) the listed files that `select` picks.
-async fn pass(client: &Client, list: &Maintained, cfg: UpkeepConfig, select: impl Fn(&Entry) -> bool) {
+async fn pass(client: &Client, up: &Upkeep, cfg: UpkeepConfig, select: impl Fn(&Entry) -> bool) {
+    let list = &up.list;
     let entries = match list.all() {
         Ok(v) => v,
         Err(e) => return warn!("upkeep: {e}"),
     };
     for e in entries.into_iter().filter(|e| select(e)) {
         let (good, status, holders) = upkeep_one(client, &e, cfg.tolerance).await;
+        if status == "repaired" {
+            up.repairs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         // Keep the file's leases running while it is maintained.
         client.renew(&e.cap, &holders).await;
         if let Err(err) = list.record(&e.cap, good, &status, &holders) {

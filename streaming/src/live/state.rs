@@ -351,6 +351,7 @@ impl Live {
         }
         self.budget = (self.budget - len).max(-BUDGET_CAP);
         self.stats.bytes_up += c.data.len() as u64;
+        self.stats.chunks_up += 1;
         acts.push(Action::Chunk(sid, c.clone()));
     }
 
@@ -377,6 +378,7 @@ impl Live {
         };
         for sid in targets {
             self.stats.bytes_up += c.data.len() as u64;
+            self.stats.chunks_up += 1;
             acts.push(Action::Chunk(sid, c.clone()));
         }
         if end {

@@ -15,6 +15,9 @@ pub struct Stats {
     pub bytes_down: u64,
     /// Chunk bytes sent to neighbours.
     pub bytes_up: u64,
+    /// Chunks sent to neighbours.
+    #[serde(default)]
+    pub chunks_up: u64,
     /// Chunks received twice.
     pub duplicates: u64,
     /// Their bytes.
