@@ -444,6 +444,7 @@ impl EventLoop {
                 connected: self.swarm.is_connected(&peer),
                 last_heard_ago: now.saturating_duration_since(m.last_heard),
                 services: m.info.services.clone(),
+                coordinate: m.info.coord.clone(),
             };
             peers.insert(peer, view);
         }

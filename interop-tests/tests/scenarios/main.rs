@@ -2,6 +2,7 @@
 //! storage, sync, streaming) and on a testbed of network namespaces with
 //! slow, lossy links (`lossy`). One test binary, so one link.
 
+mod dashboard;
 mod js;
 mod lossy;
 mod membership;

@@ -36,6 +36,9 @@ pub struct Status {
     pub uptime_secs: u64,
     /// Program version.
     pub version: String,
+    /// The first two components of this node's network coordinate, in ms.
+    #[serde(default)]
+    pub coord: Option<[f64; 2]>,
 }
 
 /// Members by state.
@@ -78,6 +81,10 @@ pub struct PeerRow {
     pub last_heard_ms: u64,
     /// Announced service names.
     pub services: Vec<String>,
+    /// The first two components of its network coordinate, in ms (for a
+    /// picture of who is near whom).
+    #[serde(default)]
+    pub coord: Option<[f64; 2]>,
 }
 
 /// One provider in `GET /v1/services`.
@@ -283,6 +290,9 @@ pub struct FolderRow {
     pub pending: Vec<String>,
     /// The invite to give others.
     pub invite: String,
+    /// Conflict copies in the folder (paths relative to it; at most 100).
+    #[serde(default)]
+    pub conflicts: Vec<String>,
     /// State, totals, what is left, recent errors.
     #[serde(flatten)]
     pub status: cloudy_sync::service::Status,

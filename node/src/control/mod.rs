@@ -8,6 +8,7 @@ mod gateway;
 pub mod metrics;
 mod range;
 mod sync;
+pub mod ui;
 mod upkeep;
 pub mod server;
 mod streams;

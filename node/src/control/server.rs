@@ -67,6 +67,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
         .route("/metrics", get(super::metrics::metrics))
+        .route("/", get(super::ui::index))
+        .route("/ui/login", post(super::ui::login))
+        .route("/ui/logout", post(super::ui::logout))
+        .route("/ui/app.js", get(super::ui::app_js))
+        .route("/ui/style.css", get(super::ui::style))
+        .route("/ui/overview", get(super::ui::overview))
+        .route("/ui/events", get(super::ui::events))
         .route("/v1/connect", post(super::dht::connect))
         .route("/v1/ping", post(super::dht::ping))
         .route("/v1/dht/put", post(super::dht::put))
@@ -94,11 +101,17 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Checks the token: in the `Authorization: Bearer` header, or for the
-/// media URLs a player opens (`/stream/…`, `/vod/…`), in a `token` query parameter.
+/// Checks the caller: the token in the `Authorization: Bearer` header; or,
+/// for the media URLs a player opens (`/stream/…`, `/vod/…`), in a `token`
+/// query parameter; or the dashboard's session cookie, with the CSRF
+/// header and our own origin on anything but reads (see [`super::ui`]).
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if super::ui::is_public(path) {
+        return next.run(req).await;
+    }
     let in_query = || {
-        let media = req.uri().path().starts_with("/stream/") || req.uri().path().starts_with("/vod/");
+        let media = path.starts_with("/stream/") || path.starts_with("/vod/");
         let query = req.uri().query().unwrap_or("");
         query.split('&').find_map(|kv| kv.strip_prefix("token=")).filter(|_| media)
     };
@@ -109,18 +122,32 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(in_query)
         .unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+    if constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+        return next.run(req).await;
+    }
+    let cookie = super::ui::session_cookie(req.headers()).unwrap_or("");
+    if !constant_time_eq(cookie.as_bytes(), super::ui::session_value(&s.token).as_bytes()) {
         return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
             .into_response();
+    }
+    let reads = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if !reads {
+        let h = req.headers();
+        let marked = h.get(super::ui::CSRF_HEADER).is_some_and(|v| v == "1");
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let same_origin = h.get(header::ORIGIN).is_none_or(|o| o.to_str().is_ok_and(|o| o == format!("http://{host}")));
+        if !marked || !same_origin {
+            return super::ui::refused("cross-site request refused: the dashboard's requests carry x-cloudy-csrf and come from its own origin");
+        }
     }
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn status(State(s): State<Shared>) -> Json<Status> {
+pub(crate) async fn status(State(s): State<Shared>) -> Json<Status> {
     let snap = s.overlay.snapshot();
     let me = s.overlay.local_peer_id();
     let listen_addrs = snap
@@ -141,6 +168,7 @@ async fn status(State(s): State<Shared>) -> Json<Status> {
         },
         uptime_secs: s.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        coord: snap.local.coordinate.as_ref().map(plane),
     })
 }
 
@@ -159,10 +187,16 @@ fn peer_row(v: &PeerView) -> PeerRow {
         connected: v.connected,
         last_heard_ms: v.last_heard_ago.as_millis() as u64,
         services: v.services.keys().cloned().collect(),
+        coord: v.coordinate.as_ref().map(plane),
     }
 }
 
-async fn peers(State(s): State<Shared>) -> Json<Vec<PeerRow>> {
+/// A coordinate's first two components, in ms.
+fn plane(c: &cloudy_overlay::scoring::vivaldi::Coordinate) -> [f64; 2] {
+    [c.vec[0] * 1000.0, c.vec[1] * 1000.0]
+}
+
+pub(crate) async fn peers(State(s): State<Shared>) -> Json<Vec<PeerRow>> {
     Json(s.overlay.snapshot().ranked().into_iter().map(peer_row).collect())
 }
 
@@ -178,11 +212,11 @@ async fn peer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<Pe
 }
 
 #[derive(Deserialize)]
-struct ServicesQuery {
-    name: Option<String>,
+pub(crate) struct ServicesQuery {
+    pub(crate) name: Option<String>,
 }
 
-async fn services(State(s): State<Shared>, Query(q): Query<ServicesQuery>) -> Json<Vec<ServiceRow>> {
+pub(crate) async fn services(State(s): State<Shared>, Query(q): Query<ServicesQuery>) -> Json<Vec<ServiceRow>> {
     let rows = s
         .overlay
         .snapshot()

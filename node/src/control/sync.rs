@@ -8,8 +8,27 @@ use axum::Json;
 use cloudy_sync::folders::Folder;
 use cloudy_sync::service::{Status, SyncError};
 
+/// Most conflict copies listed per folder, and most entries looked at.
+const MAX_CONFLICTS: usize = 100;
+const MAX_ENTRIES: usize = 20_000;
+
+/// Conflict copies (`*.sync-conflict-*`) in `dir`, relative to it, kept
+/// versions left out.
+fn conflicts(dir: &std::path::Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".cloudy-versions")
+        .take(MAX_ENTRIES)
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().contains(".sync-conflict-"))
+        .filter_map(|e| e.path().strip_prefix(dir).ok().map(|p| p.display().to_string()))
+        .take(MAX_CONFLICTS)
+        .collect()
+}
+
 fn row(f: Folder, st: Status) -> FolderRow {
     FolderRow {
+        conflicts: conflicts(&f.path),
         invite: f.invite(),
         id: f.id,
         name: f.name,

@@ -84,6 +84,8 @@ pub struct PeerView {
     pub last_heard_ago: Duration,
     /// Services it announces, with their metadata.
     pub services: BTreeMap<String, BTreeMap<String, String>>,
+    /// Its network coordinate, if it announced one.
+    pub coordinate: Option<vivaldi::Coordinate>,
 }
 
 /// This node itself, as published in a snapshot.
