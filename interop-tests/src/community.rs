@@ -2,8 +2,8 @@
 
 use crate::member::Member;
 use crate::netns::Host;
-use cloudy_node::process::log_tail;
-use cloudy_node::{Home, InitOptions};
+use cloudy_node::process::{local_options, log_tail};
+use cloudy_node::Home;
 use std::ops::{Index, IndexMut};
 use std::path::Path;
 use std::sync::Arc;
@@ -61,15 +61,7 @@ impl Community {
                 first.listen().iter().filter(|a| a.starts_with(&format!("/ip4/{ip}/"))).cloned().collect()
             }
         };
-        let opts = InitOptions {
-            port: Some(0),
-            api: Some("127.0.0.1:0".into()),
-            bootstrap,
-            zone: None,
-            no_mdns: true,
-            loopback: host.is_none(),
-        };
-        home.init(&opts).unwrap_or_else(|e| panic!("init node {i}: {e}"));
+        home.init(&local_options(bootstrap, host.is_none())).unwrap_or_else(|e| panic!("init node {i}: {e}"));
         if let Some(edit) = &self.options.config {
             let text = std::fs::read_to_string(home.config_path()).expect("config.toml");
             std::fs::write(home.config_path(), edit(i, &text)).expect("write config.toml");

@@ -76,17 +76,15 @@ pub struct NodeProcess {
     pub child: Child,
 }
 
+/// Options for a test or demo node: OS-chosen ports, the API on
+/// 127.0.0.1, no mDNS; listening on 127.0.0.1 only if `loopback`.
+pub fn local_options(bootstrap: Vec<String>, loopback: bool) -> InitOptions {
+    InitOptions { port: Some(0), api: Some("127.0.0.1:0".into()), bootstrap, zone: None, no_mdns: true, loopback }
+}
+
 /// Initialises `home` for a node on 127.0.0.1 with OS-chosen ports, no mDNS.
 pub fn init_local_home(home: &Home, bootstrap: Vec<String>) -> Result<(), NodeError> {
-    let opts = InitOptions {
-        port: Some(0),
-        api: Some("127.0.0.1:0".into()),
-        bootstrap,
-        zone: None,
-        no_mdns: true,
-        loopback: true,
-    };
-    home.init(&opts)
+    home.init(&local_options(bootstrap, true))
 }
 
 impl NodeProcess {
