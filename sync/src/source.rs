@@ -205,10 +205,6 @@ impl FileBlocks<'_> {
     }
 }
 
-/// How much slower than the nearest holder a holder may be and still count
-/// as near: twice its round trip, or this much more, whichever is larger.
-const NEAR_SLACK: Duration = Duration::from_millis(20);
-
 /// The order in which to ask members (by index, with their `scores` and
 /// round trips) for a block on `turn`: one of the near holders, in turn;
 /// then the other holders, then the other members, best score first.
@@ -217,11 +213,7 @@ const NEAR_SLACK: Duration = Duration::from_millis(20);
 fn ask_order(scores: &[f64], rtts: &[Option<Duration>], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
     let held = by_score(scores, (0..scores.len()).filter(|i| holds(*i)).collect());
     let nearest = held.iter().filter_map(|i| rtts[*i]).min();
-    let is_near = |i: &usize| match (nearest, rtts[*i]) {
-        (None, _) => true,
-        (Some(n), Some(r)) => r <= (n * 2).max(n + NEAR_SLACK),
-        (Some(_), None) => false,
-    };
+    let is_near = |i: &usize| cloudy_overlay::scoring::is_near(nearest, rtts[*i]);
     let near: Vec<usize> = held.iter().copied().filter(is_near).collect();
     let first = near.get(turn % near.len().max(1)).copied().unwrap_or(held[0]);
     let rest = by_score(scores, (0..scores.len()).filter(|i| !holds(*i)).collect());

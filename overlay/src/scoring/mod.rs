@@ -43,6 +43,22 @@ pub struct ScoreInputs {
     pub same_zone: bool,
 }
 
+/// How much slower than the nearest candidate another may be and still
+/// count as near: twice its round trip, or this much more, whichever is
+/// larger (round trips on a mesh jitter by a few ms).
+pub const NEAR_SLACK: Duration = Duration::from_millis(20);
+
+/// Whether a peer with round trip `rtt` is near, when the nearest candidate
+/// has `nearest`: within twice it, or [`NEAR_SLACK`] more. With no round
+/// trip known at all, everyone is near; a peer with none unknown is not.
+pub fn is_near(nearest: Option<Duration>, rtt: Option<Duration>) -> bool {
+    match (nearest, rtt) {
+        (None, _) => true,
+        (Some(n), Some(r)) => r <= (n * 2).max(n + NEAR_SLACK),
+        (Some(_), None) => false,
+    }
+}
+
 /// The documented score formula (see the module docs).
 pub fn score(i: &ScoreInputs) -> f64 {
     let state = match i.state {

@@ -4,5 +4,6 @@
 
 pub mod cache;
 pub mod manifest;
+pub mod pick;
 pub mod protocol;
 pub mod service;

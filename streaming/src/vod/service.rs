@@ -271,17 +271,16 @@ impl Vod {
         }
         let mut why = "no provider".to_string();
         for attempt in 0..3 {
-            let mut order = self.providers(&id, attempt > 0).await;
-            // Holders of this piece first, nearest first (scores in steps
-            // of 0.1); among equally near ones, viewers ahead of us before
-            // complete copies, so seeders are spared, and at random so the
-            // load spreads.
-            order.sort_by_cached_key(|(_, score, have)| {
-                let holds = have.as_ref().is_some_and(|h| h.get(i as usize) == Some(&1));
-                let complete = have.as_ref().is_some_and(|h| h.iter().all(|b| *b == 1));
-                (!holds, -(score * 10.0).round() as i64, complete, rand::random::<u32>())
-            });
-            for (peer, _, _) in order {
+            let providers = self.providers(&id, attempt > 0).await;
+            let snap = self.0.overlay.snapshot();
+            let candidates: Vec<super::pick::Candidate<PeerId>> = providers
+                .into_iter()
+                .map(|(peer, _, have)| {
+                    let rtt = snap.peers.get(&peer).and_then(|v| v.rtt_measured.or(v.rtt_estimated));
+                    super::pick::Candidate { peer, rtt, have }
+                })
+                .collect();
+            for peer in super::pick::order(&candidates, i, rand::random::<u32>) {
                 match self.ask(peer, Req::Piece(id.0, i)).await {
                     Ok(Resp::Piece(data)) => {
                         if let Err(e) = m.verify(i, &data) {
