@@ -25,7 +25,8 @@ pub struct Options {
 ///
 /// On drop the processes are killed. If the test is failing (panicking),
 /// the directory is kept and the end of every node's log is printed, with
-/// where the whole logs are.
+/// where the whole logs are; with `CLOUDY_KEEP_COMMUNITY` set it is always
+/// kept.
 pub struct Community {
     dir: Option<tempfile::TempDir>,
     members: Vec<Member>,
@@ -132,11 +133,16 @@ impl IndexMut<usize> for Community {
 
 impl Drop for Community {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        let keep = std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some();
+        if !std::thread::panicking() && !keep {
             return;
         }
         let Some(dir) = self.dir.take() else { return };
         let kept = dir.keep();
+        if !std::thread::panicking() {
+            eprintln!("---- kept the community's homes and logs in {} (CLOUDY_KEEP_COMMUNITY)", kept.display());
+            return;
+        }
         for m in &self.members {
             let ns = m.netns.as_deref().map(|n| format!(" in {n}")).unwrap_or_default();
             eprintln!("---- node {} ({}){ns}: end of {}", m.index, m.peer_id(), m.process.log.display());

@@ -16,7 +16,7 @@ use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
 use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
 use crate::source::{MemberBlocks, TIMEOUT};
-use cloudy_overlay::{MemberState, PeerId, StreamProtocol};
+use cloudy_overlay::{PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use notify::Watcher;
@@ -343,16 +343,18 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
     let mut snapshots = inner.overlay.watch();
     let mut again = r.resubscribe.subscribe();
     loop {
-        // Wait until the peer is alive.
-        let alive = snapshots.wait_for(|s| s.peers.get(&peer).is_some_and(|p| p.state == MemberState::Alive));
+        // Wait until the peer is up (alive, or suspected but not yet failed).
+        let up = snapshots.wait_for(|s| s.peers.get(&peer).is_some_and(|p| p.state.is_up()));
         tokio::select! {
             _ = r.cancel.cancelled() => return,
-            ok = alive => if ok.is_err() { return },
+            ok = up => if ok.is_err() { return },
         }
         // A member that fails or leaves ends the session at once: its
         // connection may take a while to time out, and it may be back with
-        // a new one before that.
-        let gone = snapshots.wait_for(|s| s.peers.get(&peer).is_none_or(|p| p.state != MemberState::Alive));
+        // a new one before that. A mere suspicion does not: on a lossy
+        // link a missed probe or two is common, and ending the session on
+        // each one restarted every pull in the lossy testbed.
+        let gone = snapshots.wait_for(|s| s.peers.get(&peer).is_none_or(|p| !p.state.is_up()));
         again.borrow_and_update();
         let outcome = tokio::select! {
             _ = r.cancel.cancelled() => return,

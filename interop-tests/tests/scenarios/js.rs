@@ -55,8 +55,18 @@ async fn interop(transport: &str, js_dials: bool) {
     assert!(v["rtt_ms"].as_f64().is_some_and(|ms| ms < 5000.0), "{tag}: {v}");
 
     // Kademlia: each side writes a record and a provider the other reads.
+    // Our routing table learns of the js peer once identify has run on our
+    // side too (it may lag the js side's): until then a put finds nobody.
     let ours = format!("/cloudy/from-rust-{tag}");
-    node.ok(&["dht", "put", &ours, "written by cloudy-p2p"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = node.cli(&["dht", "put", &ours, "written by cloudy-p2p"]).await;
+        if out.ok {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{tag}: dht put kept failing: {}", out.stderr);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let v = js.ok(json!({"op": "get", "key": ours})).await;
     assert_eq!(v["value"], "written by cloudy-p2p", "{tag}");
     let theirs = format!("/cloudy/from-js-{tag}");
