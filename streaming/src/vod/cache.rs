@@ -139,6 +139,11 @@ impl Cache {
         self.map.lock().expect("cache lock").get(id).map(|e| e.have.clone()).unwrap_or_default()
     }
 
+    /// Whether `id` was published here (a pinned copy).
+    pub fn pinned(&self, id: &VodId) -> bool {
+        self.map.lock().expect("cache lock").get(id).is_some_and(|e| e.pinned)
+    }
+
     /// Whether piece `i` of `id` is held.
     pub fn has(&self, id: &VodId, i: u64) -> bool {
         self.map.lock().expect("cache lock").get(id).is_some_and(|e| e.have.get(i as usize) == Some(&true))

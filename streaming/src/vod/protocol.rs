@@ -28,7 +28,8 @@ pub enum Req {
 pub enum Resp {
     /// The encoded manifest.
     Manifest(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// One byte per piece: 1 if held.
+    /// One byte per piece: 0 not held, 1 held (fetched and cached), 2 held
+    /// in the copy published on that node (its source, asked last).
     Have(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A piece's bytes.
     Piece(#[serde(with = "serde_bytes")] Vec<u8>),

@@ -3,10 +3,10 @@
 //!
 //! Providers are found in the DHT (every node holding pieces of a video
 //! provides its key). For each piece, providers that hold it (their `Have`
-//! maps, refreshed every few seconds) are asked first, nearest (best
-//! overlay score) first; a reader keeps [`READ_AHEAD`] pieces in flight
-//! ahead of its position, so a player seeking with an HTTP Range gets the
-//! bytes it asked for first.
+//! maps, refreshed every second) are asked first, near ones first, the
+//! publisher's own copy last (see [`super::pick`]); a reader keeps
+//! [`READ_AHEAD`] pieces in flight ahead of its position, so a player
+//! seeking with an HTTP Range gets the bytes it asked for first.
 
 use super::cache::{Cache, CacheError};
 use super::manifest::{Manifest, ManifestError, VodId};
@@ -289,6 +289,7 @@ impl Vod {
                             why = e.to_string();
                             continue;
                         }
+                        debug!(video = %id, piece = i, %peer, "piece fetched");
                         self.0.fetched.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         let cache = self.0.cache.clone();
                         let copy = data.clone();
@@ -349,10 +350,11 @@ async fn serve(vod: Vod, mut incoming: cloudy_overlay::stream::IncomingStreams, 
                 Req::Manifest(id) => cache.manifest(&VodId(id)).map_or(Resp::NotHere, |m| Resp::Manifest(m.encode())),
                 Req::Have(id) => {
                     let have = cache.have(&VodId(id));
+                    let held = if cache.pinned(&VodId(id)) { 2 } else { 1 };
                     if have.is_empty() {
                         Resp::NotHere
                     } else {
-                        Resp::Have(have.iter().map(|h| u8::from(*h)).collect())
+                        Resp::Have(have.iter().map(|h| if *h { held } else { 0 }).collect())
                     }
                 }
                 Req::Piece(id, i) => match cache.read(&VodId(id), i) {
