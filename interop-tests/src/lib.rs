@@ -27,7 +27,7 @@ mod wait;
 
 pub use community::{Community, Options};
 pub use exe::exe;
-pub use member::{metric, Member, Out};
+pub use member::{metric, peer_state, Member, Out};
 pub use wait::{wait_file, wait_until};
 
 /// A valid peer id that belongs to no test community.

@@ -126,18 +126,6 @@ impl Member {
         }
     }
 
-    /// How many members this node sees in state `state`.
-    pub async fn count_peers(&self, state: &str) -> usize {
-        let v = self.json(&["peers", "--json"]).await;
-        v.as_array().expect("an array").iter().filter(|p| p["state"] == state).count()
-    }
-
-    /// The state this node sees `peer` in, if it knows it.
-    pub async fn state_of(&self, peer: &str) -> Option<String> {
-        let v = self.json(&["peers", "--json"]).await;
-        v.as_array()?.iter().find(|p| p["peer_id"] == peer).and_then(|p| p["state"].as_str()).map(String::from)
-    }
-
     /// Kills the process with SIGKILL: no goodbye.
     pub async fn kill9(&mut self) {
         self.process.kill9().await;
@@ -203,4 +191,10 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         let (key, value) = l.rsplit_once(' ')?;
         (key == name).then(|| value.parse().ok()).flatten()
     })
+}
+
+/// The state (`alive`, `suspect`, `failed`, `left`) of member `id` in the
+/// output of `peers --json`, if it is listed.
+pub fn peer_state<'a>(peers: &'a Value, id: &str) -> Option<&'a str> {
+    peers.as_array()?.iter().find(|p| p["peer_id"] == id)?["state"].as_str()
 }

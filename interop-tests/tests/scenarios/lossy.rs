@@ -8,7 +8,7 @@
 use super::sync::{contents_named, join, share, write_at_time};
 use cloudy_interop_tests::media::{check_received, ffmpeg_live, finished, play, publish, pump};
 use cloudy_interop_tests::netns::{testbed_or_skip, Link, Testbed};
-use cloudy_interop_tests::{wait_file, wait_until, Community, Options};
+use cloudy_interop_tests::{peer_state, wait_file, wait_until, Community, Options};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -115,7 +115,7 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
         for &i in side {
             for &j in other {
                 let what = format!("node {j} failed");
-                c[i].wait_json(&["peers", "--json"], &what, 60, |v| state(v, &ids[j]) == Some("failed")).await;
+                c[i].wait_json(&["peers", "--json"], &what, 60, |v| peer_state(v, &ids[j]) == Some("failed")).await;
             }
         }
     }
@@ -154,9 +154,6 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     assert!(std::fs::read(&out).unwrap() == during_data, "side B reads what side A stored during the partition");
 }
 
-fn state<'a>(peers: &'a serde_json::Value, id: &str) -> Option<&'a str> {
-    peers.as_array()?.iter().find(|p| p["peer_id"] == id)?["state"].as_str()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_find_each_other_again_after_a_partition_with_nothing_else_running() {

@@ -1,7 +1,7 @@
 //! Membership and failure detection among ten processes; the service
 //! directory; a node stopped, killed and restarted; ports already taken.
 
-use cloudy_interop_tests::{Community, STRANGER};
+use cloudy_interop_tests::{peer_state, Community, STRANGER};
 use cloudy_node::process::init_local_home;
 use cloudy_node::Home;
 
@@ -33,7 +33,7 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     for i in [0, 2, 3, 4, 5, 6, 8, 9] {
         for dead in [1, 7] {
             let what = format!("node {dead} failed");
-            c[i].wait_json(&["peers", "--json"], &what, 20, |v| state(v, &ids[dead]) == Some("failed")).await;
+            c[i].wait_json(&["peers", "--json"], &what, 20, |v| peer_state(v, &ids[dead]) == Some("failed")).await;
         }
     }
     assert_eq!(c[9].json(&["services", "web", "--json"]).await, serde_json::json!([]));
@@ -41,7 +41,7 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     // A clean stop: left, and the process exits by itself with success.
     c[2].stop().await;
     for i in [0, 5, 9] {
-        c[i].wait_json(&["peers", "--json"], "node 2 left", 20, |v| state(v, &ids[2]) == Some("left")).await;
+        c[i].wait_json(&["peers", "--json"], "node 2 left", 20, |v| peer_state(v, &ids[2]) == Some("left")).await;
     }
     c[2].fails_with(&["status"], "no node is running").await;
 
@@ -51,16 +51,13 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     }
     for i in [0, 4, 9] {
         c[i].wait_json(&["peers", "--json"], "nodes 1 and 2 alive again", 30, |v| {
-            state(v, &ids[1]) == Some("alive") && state(v, &ids[2]) == Some("alive")
+            peer_state(v, &ids[1]) == Some("alive") && peer_state(v, &ids[2]) == Some("alive")
         })
         .await;
     }
     c.wait_alive_on(&[1, 2], 8, 30).await;
 }
 
-fn state<'a>(peers: &'a serde_json::Value, id: &str) -> Option<&'a str> {
-    peers.as_array()?.iter().find(|p| p["peer_id"] == id)?["state"].as_str()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_on_taken_ports_says_which() {
@@ -116,7 +113,7 @@ async fn a_new_member_joins_with_an_invite_in_one_step() {
     let out = alone[0].ok(&["join", &invite]).await;
     assert!(out.contains("connected to"), "{out}");
     let id = alone[0].peer_id().to_string();
-    c[n].wait_json(&["peers", "--json"], "the running node joined", 30, |v| state(v, &id) == Some("alive")).await;
+    c[n].wait_json(&["peers", "--json"], "the running node joined", 30, |v| peer_state(v, &id) == Some("alive")).await;
     let config = std::fs::read_to_string(alone[0].home().join("config.toml")).unwrap();
     assert!(config.contains(c[1].peer_id()), "the invite's addresses are in the bootstrap list");
     alone[0].kill9().await;
