@@ -75,6 +75,7 @@ impl Node {
             maintain_uploads: cfg.storage.maintain_uploads,
             spool: data.join("spool"),
             requests: Default::default(),
+            conflicts: Default::default(),
         });
         let api_cancel = cancel.child_token();
         let api_task = tokio::spawn(async move {

@@ -8,6 +8,7 @@ mod gateway;
 pub mod metrics;
 mod range;
 mod sync;
+pub use sync::ConflictCache;
 pub mod ui;
 mod upkeep;
 pub mod server;

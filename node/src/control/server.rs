@@ -45,6 +45,8 @@ pub struct ApiState {
     pub spool: std::path::PathBuf,
     /// Grid requests counted for the metrics.
     pub requests: Arc<super::metrics::RequestCounters>,
+    /// Conflict copies found in shared folders, reused for a few seconds.
+    pub conflicts: super::ConflictCache,
 }
 
 pub(crate) type Shared = Arc<ApiState>;

@@ -26,9 +26,32 @@ fn conflicts(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-fn row(f: Folder, st: Status) -> FolderRow {
+/// How long a folder's list of conflict copies is reused: the dashboard
+/// asks every second, and a folder may hold many files.
+const CONFLICTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Conflict lists by folder path, with when they were made.
+#[derive(Default)]
+pub struct ConflictCache(std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (std::time::Instant, Vec<String>)>>);
+
+/// [`conflicts`] of `dir`, walked on the blocking pool at most every
+/// [`CONFLICTS_TTL`].
+async fn conflicts_of(s: &Shared, dir: &std::path::Path) -> Vec<String> {
+    let cache = &s.conflicts.0;
+    if let Some((at, v)) = cache.lock().expect("conflict cache").get(dir) {
+        if at.elapsed() < CONFLICTS_TTL {
+            return v.clone();
+        }
+    }
+    let d = dir.to_path_buf();
+    let v = tokio::task::spawn_blocking(move || conflicts(&d)).await.unwrap_or_default();
+    cache.lock().expect("conflict cache").insert(dir.to_path_buf(), (std::time::Instant::now(), v.clone()));
+    v
+}
+
+async fn row(s: &Shared, f: Folder, st: Status) -> FolderRow {
     FolderRow {
-        conflicts: conflicts(&f.path),
+        conflicts: conflicts_of(s, &f.path).await,
         invite: f.invite(),
         id: f.id,
         name: f.name,
@@ -53,32 +76,36 @@ fn api_error(e: SyncError) -> ApiError {
 }
 
 /// The row of folder `id` after a change.
-fn current(s: &Shared, id: &str) -> Result<FolderRow, ApiError> {
+async fn current(s: &Shared, id: &str) -> Result<FolderRow, ApiError> {
     let (f, st) = s.sync.list().into_iter().find(|(f, _)| f.id == id).ok_or_else(|| api_error(SyncError::NoFolder(id.into())))?;
-    Ok(row(f, st))
+    Ok(row(s, f, st).await)
 }
 
 pub async fn list(State(s): State<Shared>) -> Json<Vec<FolderRow>> {
-    Json(s.sync.list().into_iter().map(|(f, st)| row(f, st)).collect())
+    let mut rows = Vec::new();
+    for (f, st) in s.sync.list() {
+        rows.push(row(&s, f, st).await);
+    }
+    Json(rows)
 }
 
 pub async fn add(State(s): State<Shared>, Json(req): Json<AddFolder>) -> Result<Json<FolderRow>, ApiError> {
     let f = s.sync.add(std::path::Path::new(&req.path), req.name, req.members).map_err(api_error)?;
-    current(&s, &f.id).map(Json)
+    current(&s, &f.id).await.map(Json)
 }
 
 pub async fn join(State(s): State<Shared>, Json(req): Json<JoinFolder>) -> Result<Json<FolderRow>, ApiError> {
     let f = s.sync.join(&req.invite, std::path::Path::new(&req.path)).map_err(api_error)?;
-    current(&s, &f.id).map(Json)
+    current(&s, &f.id).await.map(Json)
 }
 
 pub async fn admit(State(s): State<Shared>, Path(id): Path<String>, Json(req): Json<Admit>) -> Result<Json<FolderRow>, ApiError> {
     s.sync.admit(&id, &req.peer).map_err(api_error)?;
-    current(&s, &id).map(Json)
+    current(&s, &id).await.map(Json)
 }
 
 pub async fn remove(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<FolderRow>, ApiError> {
-    let row_before = current(&s, &id)?;
+    let row_before = current(&s, &id).await?;
     s.sync.remove(&id).map_err(api_error)?;
     Ok(Json(row_before))
 }

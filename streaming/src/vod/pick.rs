@@ -36,17 +36,14 @@ pub struct Candidate<P> {
 pub fn order<P: Clone>(candidates: &[Candidate<P>], i: u64, mut random: impl FnMut() -> u32) -> Vec<P> {
     let holds = |c: &Candidate<P>| c.have.as_ref().is_some_and(|h| h.get(i as usize).is_some_and(|b| *b > 0));
     let nearest = candidates.iter().filter(|c| holds(c)).filter_map(|c| c.rtt).min();
-    let mut keyed: Vec<((bool, bool, bool, bool, u32), P)> = candidates
-        .iter()
-        .map(|c| {
-            let h = c.have.as_deref().unwrap_or_default();
-            let source = h.contains(&2);
-            let complete = !h.is_empty() && h.iter().all(|b| *b > 0);
-            ((!holds(c), !is_near(nearest, c.rtt), source, complete, random()), c.peer.clone())
-        })
-        .collect();
-    keyed.sort_by_key(|(k, _)| *k);
-    keyed.into_iter().map(|(_, p)| p).collect()
+    let mut ranked: Vec<&Candidate<P>> = candidates.iter().collect();
+    ranked.sort_by_cached_key(|c| {
+        let h = c.have.as_deref().unwrap_or_default();
+        let source = h.contains(&2);
+        let complete = !h.is_empty() && h.iter().all(|b| *b > 0);
+        (!holds(c), !is_near(nearest, c.rtt), source, complete, random())
+    });
+    ranked.into_iter().map(|c| c.peer.clone()).collect()
 }
 
 #[cfg(test)]
