@@ -22,8 +22,9 @@ async fn an_ffmpeg_channel_reaches_five_viewers_and_survives_a_killed_one() {
     let rows = c[5].wait_json(&["stream", "list", "--json"], "five viewers listed", 20, |v| v[0]["viewers"] == 5).await;
     assert_eq!((rows[0]["id"].as_str(), rows[0]["name"].as_str()), (Some(id.as_str()), Some("camera")));
     assert_eq!(rows[0]["publisher"], c[0].peer_id());
-    // Kill a viewer's node while the stream flows.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kill a viewer's node while the stream flows: once it has played some
+    // chunks, and so relays to others.
+    c[3].wait_json(&["stream", "status", &id, "--json"], "viewer 3 playing", 20, |v| v["stats"]["played"].as_u64() >= Some(4)).await;
     c[3].kill9().await;
     drop(players[2].take());
     let source = source.await.unwrap();
