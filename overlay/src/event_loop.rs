@@ -356,16 +356,24 @@ impl EventLoop {
             .take(self.cfg.target_peers - connected)
             .collect();
         for peer in candidates {
-            let Some(m) = self.table.get(&peer) else { continue };
-            let opts = DialOpts::peer_id(peer)
-                .addresses(m.info.addrs.clone())
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            self.last_dial.insert(peer, now);
-            if let Err(e) = self.swarm.dial(opts) {
-                debug!(%peer, "dial failed: {e}");
+            if self.dial_member(peer) {
+                self.last_dial.insert(peer, now);
             }
         }
+    }
+
+    /// Dials member `peer` at the addresses it announced, unless connected
+    /// or being dialled; `false` if it is not in the member table.
+    fn dial_member(&mut self, peer: PeerId) -> bool {
+        let Some(m) = self.table.get(&peer) else { return false };
+        let opts = DialOpts::peer_id(peer)
+            .addresses(m.info.addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            debug!(%peer, "dial failed: {e}");
+        }
+        true
     }
 
     /// Dials one failed member at random, and the bootstrap peers when
@@ -379,17 +387,11 @@ impl EventLoop {
             .table
             .iter()
             .filter(|m| m.state == MemberState::Failed && !self.swarm.is_connected(&m.info.peer))
+            .map(|m| m.info.peer)
             .choose(&mut rand::thread_rng());
-        if let Some(m) = failed {
-            let peer = m.info.peer;
+        if let Some(peer) = failed {
             debug!(%peer, "trying to reconnect to a failed member");
-            let opts = DialOpts::peer_id(peer)
-                .addresses(m.info.addrs.clone())
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(e) = self.swarm.dial(opts) {
-                debug!(%peer, "reconnect dial failed: {e}");
-            }
+            self.dial_member(peer);
         }
         if self.swarm.connected_peers().next().is_none() && !self.cfg.bootstrap.is_empty() {
             crate::dial_bootstrap(&mut self.swarm, &self.cfg.bootstrap);

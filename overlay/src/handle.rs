@@ -14,10 +14,10 @@ pub const COMMAND_CAPACITY: usize = 256;
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-/// Everything the event loop can be asked to do.
 /// How long [`Handle::ping`] waits for the echo.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Everything the event loop can be asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
     Announce { name: String, meta: ServiceMeta, reply: Reply<()> },

@@ -127,8 +127,7 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
         return next.run(req).await;
     }
-    let cookie = super::ui::session_cookie(req.headers()).unwrap_or("");
-    if !constant_time_eq(cookie.as_bytes(), super::ui::session_value(&s.token).as_bytes()) {
+    if !super::ui::logged_in(&s, req.headers()) {
         return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
             .into_response();
     }

@@ -58,7 +58,8 @@ pub fn is_public(path: &str) -> bool {
     matches!(path, "/" | "/ui/login" | "/ui/app.js" | "/ui/style.css")
 }
 
-fn logged_in(s: &Shared, headers: &HeaderMap) -> bool {
+/// Whether `headers` carry this node's session cookie.
+pub(crate) fn logged_in(s: &Shared, headers: &HeaderMap) -> bool {
     session_cookie(headers).is_some_and(|c| super::server::constant_time_eq(c.as_bytes(), session_value(&s.token).as_bytes()))
 }
 
