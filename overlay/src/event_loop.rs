@@ -333,7 +333,7 @@ impl EventLoop {
 
     fn learn_addresses(&mut self, peer: PeerId) {
         let Some(m) = self.table.get(&peer) else { return };
-        for addr in m.info.addrs.clone() {
+        for addr in crate::addresses::quic_first(&m.info.addrs) {
             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
     }
@@ -367,7 +367,7 @@ impl EventLoop {
     fn dial_member(&mut self, peer: PeerId) -> bool {
         let Some(m) = self.table.get(&peer) else { return false };
         let opts = DialOpts::peer_id(peer)
-            .addresses(m.info.addrs.clone())
+            .addresses(crate::addresses::quic_first(&m.info.addrs))
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
         if let Err(e) = self.swarm.dial(opts) {
@@ -408,6 +408,8 @@ impl EventLoop {
     pub fn publish_snapshot(&mut self) {
         let snapshot = self.build_snapshot();
         self.metrics.members(&snapshot);
+        let book = self.table.iter().map(|m| (m.info.peer, m.info.addrs.as_slice()));
+        self.swarm.behaviour_mut().addresses.set(book);
         self.scores_tx.send_replace(Arc::new(snapshot));
         self.dirty = false;
         self.last_publish = Instant::now();

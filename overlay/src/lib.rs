@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod addresses;
 pub mod behaviour;
 pub mod config;
 mod error;

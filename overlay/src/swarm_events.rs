@@ -95,8 +95,9 @@ impl EventLoop {
                 self.apply_changes(changes);
             }
             BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Addresses(never) => match never {},
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                for addr in info.listen_addrs {
+                for addr in crate::addresses::quic_first(&info.listen_addrs) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
