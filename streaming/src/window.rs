@@ -56,6 +56,18 @@ impl BufferMap {
         (seq <= self.newest && self.newest - seq < WINDOW).then(|| 1 << (self.newest - seq))
     }
 
+    /// Its bits in the frame of a map whose newest is `newest`: bit `i`
+    /// set when it holds `newest - i`.
+    pub fn bits_at(&self, newest: u64) -> u64 {
+        if self.bits == 0 {
+            0
+        } else if newest >= self.newest {
+            self.bits.checked_shl((newest - self.newest).try_into().unwrap_or(u32::MAX)).unwrap_or(0)
+        } else {
+            self.bits.checked_shr((self.newest - newest).try_into().unwrap_or(u32::MAX)).unwrap_or(0)
+        }
+    }
+
     /// Whether it holds `seq`.
     pub fn has(&self, seq: u64) -> bool {
         self.bit(seq).is_some_and(|b| self.bits & b != 0)
@@ -130,6 +142,17 @@ mod tests {
 
     fn set(v: impl IntoIterator<Item = u64>) -> BTreeSet<u64> {
         v.into_iter().collect()
+    }
+
+    #[test]
+    fn bits_in_another_frame() {
+        let m = BufferMap::of(&set([98, 100]), &set([]));
+        assert_eq!(m.bits_at(100), 0b101);
+        assert_eq!(m.bits_at(102), 0b10100);
+        assert_eq!(m.bits_at(99), 0b10);
+        assert_eq!(m.bits_at(100 + 64), 0);
+        assert_eq!(m.bits_at(30), 0);
+        assert_eq!(BufferMap::default().bits_at(5), 0);
     }
 
     #[test]

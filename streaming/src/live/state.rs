@@ -436,7 +436,7 @@ impl Live {
     fn tell_all(&mut self, now: Now, acts: &mut Vec<Action>, force: bool) {
         let map = if self.publisher { self.advertised(now.at) } else { self.map() };
         for (sid, nb) in self.nbs.iter_mut() {
-            if force || news(&map, &nb.told_map) || now.at.duration_since(nb.told) >= self.params.keepalive {
+            if force || news(&map, &nb.told_map, &nb.map) || now.at.duration_since(nb.told) >= self.params.keepalive {
                 nb.told = now.at;
                 nb.told_map = map.clone();
                 acts.push(Action::Send(*sid, Msg::Have(map.clone())));
@@ -629,9 +629,33 @@ impl Live {
 }
 
 /// Whether `map` holds something `told` did not.
-fn news(map: &BufferMap, told: &BufferMap) -> bool {
-    if map.newest != told.newest {
-        return map.newest > told.newest;
+/// Whether `map` holds a chunk that a neighbour neither heard of from us
+/// (`told`) nor holds itself (`theirs`, its latest map): telling it of
+/// chunks it already has is a packet and an acknowledgement for nothing.
+fn news(map: &BufferMap, told: &BufferMap, theirs: &BufferMap) -> bool {
+    map.bits & !told.bits_at(map.newest) & !theirs.bits_at(map.newest) != 0
+}
+
+#[cfg(test)]
+mod news_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn map(seqs: &[u64]) -> BufferMap {
+        BufferMap::of(&seqs.iter().copied().collect(), &BTreeSet::new())
     }
-    map.bits & !told.bits != 0
+
+    #[test]
+    fn a_neighbour_hears_only_of_chunks_it_lacks() {
+        let ours = map(&[10, 11, 12]);
+        // Told of 10 and 11; 12 is new to it.
+        assert!(news(&ours, &map(&[10, 11]), &map(&[])));
+        // It holds 12 already: nothing to tell.
+        assert!(!news(&ours, &map(&[10, 11]), &map(&[12])));
+        assert!(!news(&ours, &map(&[10]), &map(&[11, 12, 13])));
+        // Nothing new since we last told it.
+        assert!(!news(&ours, &ours, &map(&[])));
+        // An older chunk we just got, that it lacks.
+        assert!(news(&map(&[8, 12]), &map(&[12]), &map(&[12])));
+    }
 }
