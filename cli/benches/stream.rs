@@ -88,6 +88,14 @@ impl Wire {
             nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length < 300 counter comment \"small\""));
             nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length >= 300 counter comment \"large\""));
         }
+        // libp2p over TCP, both directions (a dialer sends from a port of
+        // its own): streams should all run over QUIC.
+        let tcp: Vec<String> = ports.iter().flatten().filter(|p| p.0 == "tcp").map(|p| p.1.to_string()).collect();
+        if !tcp.is_empty() {
+            let set = tcp.join(",");
+            nft(&format!("add rule inet {TABLE} out tcp sport {{ {set} }} counter comment \"tcp\""));
+            nft(&format!("add rule inet {TABLE} out tcp dport {{ {set} }} counter comment \"tcp-dialer\""));
+        }
         Some(Wire { ports })
     }
 
@@ -96,18 +104,26 @@ impl Wire {
         self.read_field("bytes")
     }
 
-    /// `(packets, bytes)` of small and of large datagrams, all nodes together.
-    fn sizes(&self) -> [(u64, u64); 2] {
+    /// `(packets, bytes)` of small and of large datagrams, and of libp2p
+    /// over TCP from the listening and from the dialing side (whose port is
+    /// not a node's, so the per-node counters miss it), all nodes together.
+    fn sizes(&self) -> [(u64, u64); 4] {
         let out = std::process::Command::new("nft").args(["list", "chain", "inet", TABLE, "out"]).output().expect("nft");
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut r = [(0, 0); 2];
+        let mut r = [(0, 0); 4];
         for line in text.lines() {
             let w: Vec<&str> = line.split_whitespace().collect();
             let at = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)?.parse::<u64>().ok()).unwrap_or(0);
-            let slot = if line.contains("\"small\"") { 0 } else if line.contains("\"large\"") { 1 } else { continue };
-            r[slot] = (at("packets"), at("bytes"));
+            let slot = if line.contains("\"small\"") { 0 } else if line.contains("\"large\"") { 1 } else if line.contains("\"tcp\"") { 2 } else if line.contains("\"tcp-dialer\"") { 3 } else { continue };
+            r[slot].0 += at("packets");
+            r[slot].1 += at("bytes");
         }
         r
+    }
+
+    /// Bytes sent so far by all nodes.
+    fn total(&self) -> u64 {
+        self.read().iter().sum::<u64>() + self.sizes()[3].1
     }
 
     /// Packets sent so far by each node.
@@ -252,9 +268,13 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let (mut nodes, clients) = community(n, &dir).await;
     let wire = Wire::setup(&nodes);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle0 = wire.as_ref().map(|w| w.read());
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let idle_rate: Option<f64> = wire.as_ref().zip(idle0).map(|(w, a)| (w.read().iter().sum::<u64>() - a.iter().sum::<u64>()) as f64 / 10.0);
+    // The overlay's own traffic over one whole heartbeat period: every
+    // member's full-state heartbeat falls in it once. (A shorter window
+    // catches a varying share of them, as the members started together.)
+    let idle_secs = cloudy_node::overlay::config::Config::default().heartbeat_interval.as_secs_f64();
+    let idle0 = wire.as_ref().map(|w| w.total());
+    tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
+    let idle_rate: Option<f64> = wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
 
     let idle_rss: Vec<f64> = nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
     // The source.
@@ -395,13 +415,19 @@ async fn run(n: usize, secs: u64, root: &Path) {
             let sent: Vec<f64> = a.iter().zip(b).map(|(x, y)| (y - x) as f64).collect();
             let total: f64 = sent.iter().sum();
             let packets: u64 = packets1.as_ref().zip(packets0.as_ref()).map(|(b, a)| b.iter().sum::<u64>() - a.iter().sum::<u64>()).unwrap_or(0);
-            if let (Some([s0, l0]), Some([s1, l1])) = (sizes0, sizes1) {
+            let tcp_dialer = match (sizes0, sizes1) {
+                (Some(a), Some(b)) => (b[3].1 - a[3].1) as f64,
+                _ => 0.0,
+            };
+            let total = total + tcp_dialer;
+            if let (Some([s0, l0, t0, d0]), Some([s1, l1, t1, d1])) = (sizes0, sizes1) {
                 let (sp, sb, lp, lb) = (s1.0 - s0.0, s1.1 - s0.1, l1.0 - l0.0, l1.1 - l0.1);
                 println!(
-                    "(UDP datagrams under 300 bytes: {sp}, {:.1} MB; 300 bytes and over: {lp}, {:.1} MB, {:.0} bytes each)",
+                    "(UDP datagrams under 300 bytes: {sp}, {:.1} MB; 300 bytes and over: {lp}, {:.1} MB, {:.0} bytes each; libp2p over TCP: {:.2} MB)",
                     sb as f64 / 1e6,
                     lb as f64 / 1e6,
-                    lb as f64 / lp.max(1) as f64
+                    lb as f64 / lp.max(1) as f64,
+                    (t1.1 - t0.1 + d1.1 - d0.1) as f64 / 1e6
                 );
             }
             println!("(wire: {packets} packets, {drops} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
