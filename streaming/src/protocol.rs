@@ -5,8 +5,8 @@
 //! The peer that opens the stream sends [`Msg::Hello`] naming the channel;
 //! the other answers [`Msg::Welcome`] or [`Msg::Refuse`] (not watching it,
 //! or no room for another neighbour). From then on the link is symmetric:
-//! either side tells what it holds ([`Msg::Have`], on every new chunk and
-//! at least once a second), asks for chunks ([`Msg::Want`]) and answers
+//! either side tells what it holds ([`Msg::Have`], on every new chunk the
+//! other neither holds nor heard of, and at least once a second), asks for chunks ([`Msg::Want`]) and answers
 //! with [`Msg::Chunk`] or [`Msg::Missing`]. The publisher also sends
 //! chunks nobody asked for (its push). Every chunk is checked against the
 //! channel's key before it is used.
