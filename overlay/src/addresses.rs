@@ -46,8 +46,14 @@ impl Behaviour {
 /// `addrs` with the QUIC ones first, otherwise in their order.
 pub fn quic_first(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
     let mut v = addrs.to_vec();
-    v.sort_by_key(|a| !is_quic(a));
+    sort_quic_first(&mut v);
     v
+}
+
+/// Puts the QUIC addresses first, keeping the order otherwise: the order
+/// every dial of ours tries them in, and the one we announce.
+pub fn sort_quic_first(addrs: &mut [Multiaddr]) {
+    addrs.sort_by_key(|a| !is_quic(a));
 }
 
 impl NetworkBehaviour for Behaviour {

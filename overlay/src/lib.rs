@@ -182,7 +182,7 @@ fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr])
         }
     }
     for (peer, mut addrs) in by_peer {
-        addrs.sort_by_key(|a| !local::is_quic(a));
+        addresses::sort_quic_first(&mut addrs);
         for a in &addrs {
             swarm.behaviour_mut().kad.add_address(&peer, a.clone());
         }

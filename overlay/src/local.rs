@@ -38,7 +38,7 @@ impl LocalState {
                 out.push(a.clone());
             }
         }
-        out.sort_by_key(|a| !is_quic(a));
+        crate::addresses::sort_quic_first(&mut out);
         out
     }
 
