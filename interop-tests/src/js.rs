@@ -84,6 +84,22 @@ impl JsPeer {
         v
     }
 
+    /// Sends `cmd` until its answer satisfies `pred`, for at most `secs`
+    /// seconds: for what the other side did asynchronously (a Kademlia
+    /// ADD_PROVIDER is sent without an answer, so the writer's query can
+    /// end before the reader has stored it).
+    pub async fn wait(&mut self, cmd: Value, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.ok(cmd.clone()).await;
+            if pred(&v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "js peer: timed out after {secs} s waiting for {what}; last: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Stops the peer.
     pub async fn stop(mut self) {
         let _ = self.call(json!({"op": "stop"})).await;

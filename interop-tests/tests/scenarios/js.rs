@@ -75,12 +75,13 @@ async fn interop(transport: &str, js_dials: bool) {
     assert_eq!(v["value"], "written by js-libp2p", "{tag}");
     let name = format!("rust-provides-{tag}");
     node.ok(&["dht", "provide", &name]).await;
-    let v = js.ok(json!({"op": "providers", "name": name})).await;
-    assert!(v["providers"].as_array().unwrap().iter().any(|p| p["peer"] == me.as_str()), "{tag}: js did not find us providing: {v}");
+    let what = format!("{tag}: js to find us providing");
+    js.wait(json!({"op": "providers", "name": name}), &what, 20, |v| v["providers"].as_array().unwrap().iter().any(|p| p["peer"] == me.as_str())).await;
     let name = format!("js-provides-{tag}");
     js.ok(json!({"op": "provide", "name": name})).await;
-    let v = node.json(&["dht", "providers", &name, "--json"]).await;
-    assert!(v["providers"].as_array().unwrap().iter().any(|p| p == js.peer.as_str()), "{tag}: we did not find js providing: {v}");
+    let jp = js.peer.clone();
+    let what = format!("{tag}: us to find js providing");
+    node.wait_json(&["dht", "providers", &name, "--json"], &what, 20, |v| v["providers"].as_array().unwrap().iter().any(|p| p == jp.as_str())).await;
 
     // Gossipsub: the js side decodes our heartbeats (JSON, documented in
     // overlay/src/membership/wire.rs)…
