@@ -28,8 +28,11 @@ async fn interop(transport: &str, js_dials: bool) {
         let v = node.json(&["connect", js.addr(transport), "--json"]).await;
         assert_eq!(v["peer_id"], js.peer.as_str());
     }
-    let conns = js.ok(json!({"op": "connections"})).await;
-    let conn = conns["peers"].as_array().unwrap().iter().find(|p| p["peer"] == me.as_str()).cloned().expect("connected");
+    // Our side reports the connection when its handshake ends; the js
+    // side registers it a moment later.
+    let ours = |v: &Value| v["peers"].as_array().unwrap().iter().find(|p| p["peer"] == me.as_str()).cloned();
+    let conns = js.wait(json!({"op": "connections"}), &format!("{tag}: js to list the connection"), 20, |v| ours(v).is_some()).await;
+    let conn = ours(&conns).expect("connected");
     assert!(conn["addr"].as_str().unwrap().contains(&format!("/{transport}/")), "{tag}: {conn}");
 
     // Identify: the js side sees our protocols and agent.
