@@ -628,7 +628,6 @@ impl Live {
     }
 }
 
-/// Whether `map` holds something `told` did not.
 /// Whether `map` holds a chunk that a neighbour neither heard of from us
 /// (`told`) nor holds itself (`theirs`, its latest map): telling it of
 /// chunks it already has is a packet and an acknowledgement for nothing.
