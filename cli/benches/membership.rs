@@ -7,9 +7,13 @@
 //! Prints a table: time until every node sees all others alive (from the
 //! start of the last process), time from `kill -9` of one node until all
 //! others mark it failed, time for an announcement to reach every node,
-//! false suspicions and failures during the idle period, and idle RSS and
-//! CPU per node, measured after a settling period (start-up work such as
-//! Kademlia bootstrap queries is not "idle").
+//! false suspicions and failures during the idle period, and per node:
+//! idle RSS and CPU, bytes sent on the wire (nftables counters on its
+//! ports: IP, UDP and QUIC included; `n/a` without root and `nft`),
+//! connections, and stream bytes sent by protocol (the node's
+//! `cloudy_protocol_bytes_total`), all measured after a settling period
+//! (start-up work is not "idle"). Targets and Serf's figures are those of
+//! issue 15 for the N given.
 //! Times come from the nodes' own `cloudy::_events` log lines, stamped as
 //! they are read from each process's stderr.
 
@@ -26,6 +30,10 @@ use tokio::time::Instant;
 
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 const SVC: &str = "bench-svc";
+
+#[path = "common/wire.rs"]
+mod wire;
+use wire::Wire;
 
 #[derive(Default)]
 struct Tracker {
@@ -107,12 +115,82 @@ fn secs(d: Option<Duration>) -> String {
     d.map_or("not reached".into(), |d| format!("{:.3} s", d.as_secs_f64()))
 }
 
+/// Mean and max, or `None` for nothing measured.
+fn stat(v: &[f64]) -> Option<(f64, f64)> {
+    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(0.0, f64::max)))
+}
+
+fn mean_max(v: &[f64], digits: usize, unit: &str) -> String {
+    stat(v).map_or("n/a".into(), |(m, x)| format!("{m:.digits$}{unit} / {x:.digits$}{unit}"))
+}
+
+/// The protocol families the table reports, by protocol-id prefix.
+const FAMILIES: [(&str, &str); 7] = [
+    ("membership gossip (gossipsub)", "/meshsub/"),
+    ("probes and links", "/cloudy/probe/"),
+    ("anti-entropy", "/cloudy/members/"),
+    ("Kademlia", "/cloudy/kad/"),
+    ("identify", "/ipfs/id/"),
+    ("ping", "/ipfs/ping/"),
+    ("other", ""),
+];
+
+/// Stream bytes sent so far by protocol family (`cloudy_protocol_bytes_total`).
+async fn sent_by_family(home: &Home) -> Option<[u64; FAMILIES.len()]> {
+    let text = Client::for_home(home).ok()?.metrics().await.ok()?;
+    let mut out = [0u64; FAMILIES.len()];
+    for line in text.lines().filter(|l| l.starts_with("cloudy_protocol_bytes_total{") && l.contains("direction=\"sent\"")) {
+        let proto = line.split("protocol=\"").nth(1)?.split('"').next()?;
+        let bytes: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        let i = FAMILIES.iter().position(|(_, prefix)| proto.starts_with(prefix))?;
+        out[i] += bytes as u64;
+    }
+    Some(out)
+}
+
+/// Members each node is connected to.
+async fn connections(nodes: &[NodeProcess]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for node in nodes {
+        if let Ok(peers) = Client::for_home(&node.home).expect("client").peers().await {
+            out.push(peers.iter().filter(|p| p.connected).count() as f64);
+        }
+    }
+    out
+}
+
+/// Targets of issue 15 and Serf 0.9's figures on this machine kind, by N.
+struct Reference {
+    alive: &'static str,
+    detect: &'static str,
+    announce: &'static str,
+    rss: &'static str,
+    cpu: &'static str,
+    serf: [&'static str; 4],
+}
+
+fn reference(n: usize) -> Reference {
+    let serf = match n {
+        0..=20 => ["0.78 s", "8.28 s", "15.5 MB", "0.27 %"],
+        21..=100 => ["5.9 s (N = 100)", "11.2 s (N = 100)", "15.4 MB (N = 100)", "0.23 % (N = 100)"],
+        _ => ["16.8 s (N = 200)", "14.9 s (N = 200)", "15.7 MB (N = 200)", "0.20 % (N = 200)"],
+    };
+    match n {
+        0..=20 => Reference { alive: "<= 0.33 s", detect: "<= 3.4 s", announce: "<= 0.5 s", rss: "<= 15 MB", cpu: "<= 0.25 %", serf },
+        21..=100 => Reference { alive: "<= 3 s", detect: "<= 5 s", announce: "<= 1 s", rss: "<= 20 MB", cpu: "<= 0.25 %", serf },
+        _ => Reference { alive: "<= 4.5 s", detect: "<= 7.5 s", announce: "<= 1.5 s", rss: "<= 20 MB", cpu: "<= 0.25 %", serf },
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let n = arg("--nodes", 20) as usize;
     let idle = Duration::from_secs(arg("--idle-secs", 60));
     let settle = Duration::from_secs(arg("--settle-secs", 10));
     let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+        println!("keeping the nodes' homes in {}", dir.path().display());
+    }
     let (tx, mut rx) = mpsc::channel::<LogLine>(100_000);
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let (changed_tx, changed) = watch::channel(0u64);
@@ -137,7 +215,7 @@ async fn main() {
     }
     let ids: Vec<String> = nodes.iter().map(|p| p.peer_id.clone()).collect();
     let all_alive = bench
-        .wait(Duration::from_secs(30), |t| {
+        .wait(Duration::from_secs(30 + n as u64 / 2), |t| {
             (0..n).all(|i| t.alive.get(&i).is_some_and(|s| s.len() == n - 1)).then(Instant::now)
         })
         .await
@@ -156,15 +234,32 @@ async fn main() {
         .flatten()
         .map(|at| at - sent);
 
-    // Idle period: resource use and false suspicions.
+    // Idle period: resource use, traffic and false suspicions.
     tokio::time::sleep(settle).await;
     println!("idling {} s ...", idle.as_secs());
+    let wire = Wire::setup("cloudymembers", &nodes);
     let before: Vec<_> = nodes.iter().map(|p| proc_usage(p.pid().unwrap_or(0))).collect();
+    let mut sent_before = Vec::new();
+    for node in &nodes {
+        sent_before.push(sent_by_family(&node.home).await);
+    }
+    let wire_before = wire.as_ref().map(|w| w.read());
     let idle_start = Instant::now();
     let suspicions_before = bench.tracker.lock().unwrap().suspicions.len();
     tokio::time::sleep(idle).await;
     let idle_elapsed = idle_start.elapsed().as_secs_f64();
+    let wire_after = wire.as_ref().map(|w| w.read());
     let after: Vec<_> = nodes.iter().map(|p| proc_usage(p.pid().unwrap_or(0))).collect();
+    let mut by_family = vec![Vec::new(); FAMILIES.len()];
+    for (node, b) in nodes.iter().zip(&sent_before) {
+        if let (Some(b), Some(a)) = (b, sent_by_family(&node.home).await) {
+            for (i, v) in by_family.iter_mut().enumerate() {
+                v.push((a[i] - b[i]) as f64 / idle_elapsed);
+            }
+        }
+    }
+    let conns = connections(&nodes).await;
+    drop(wire);
     let (false_suspects, false_failed) = {
         let t = bench.tracker.lock().unwrap();
         let new = &t.suspicions[suspicions_before..];
@@ -178,6 +273,10 @@ async fn main() {
             cpu.push((t1 - t0) as f64 / 100.0 / idle_elapsed * 100.0);
         }
     }
+    let wire_rate: Vec<f64> = match (wire_before, wire_after) {
+        (Some(b), Some(a)) => b.iter().zip(&a).map(|(b, a)| (a - b) as f64 / idle_elapsed / 1e3).collect(),
+        _ => Vec::new(),
+    };
 
     // Failure detection.
     let victim = n - 1;
@@ -201,22 +300,30 @@ async fn main() {
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;
     }
+    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+        let _ = dir.keep();
+    }
 
-    let stat = |v: &[f64]| {
-        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        (mean, v.iter().cloned().fold(0.0, f64::max))
-    };
-    let (rss_mean, rss_max) = stat(&rss);
-    let (cpu_mean, cpu_max) = stat(&cpu);
+    let r = reference(n);
+    let family_rows: Vec<String> = FAMILIES
+        .iter()
+        .zip(&by_family)
+        .map(|((name, _), v)| format!("| idle stream bytes sent per node: {name}, mean / max | {} | - | - |", mean_max(&v.iter().map(|b| b / 1e3).collect::<Vec<_>>(), 3, " KB/s")))
+        .collect();
     println!();
     println!("cloudy-p2p membership benchmark, N = {n} processes on 127.0.0.1, idle window {} s", idle.as_secs());
-    println!("| metric | measured | target | Serf 0.9 (N = 20) |");
+    println!("| metric | measured | target | Serf 0.9 |");
     println!("|---|---|---|---|");
-    println!("| all alive, from start of last node | {} | <= 1 s | 0.6 s |", secs(all_alive));
-    println!("| kill -9 to failed on all others | {} | <= 5 s | 7.8 s |", secs(detect));
-    println!("| announcement visible on all | {} | <= 0.5 s | 0.4-0.5 s |", secs(announce));
+    println!("| all alive, from start of last node | {} | {} | {} |", secs(all_alive), r.alive, r.serf[0]);
+    println!("| kill -9 to failed on all others | {} | {} | {} |", secs(detect), r.detect, r.serf[1]);
+    println!("| announcement visible on all | {} | {} | - |", secs(announce), r.announce);
     println!("| members falsely marked failed during idle | {false_failed} | 0 | - |");
     println!("| false suspicions during idle (refuted) | {false_suspects} | - | - |");
-    println!("| idle RSS per node, mean / max | {rss_mean:.1} MB / {rss_max:.1} MB | <= 25 MB | 14.6 MB |");
-    println!("| idle CPU per node, mean / max | {cpu_mean:.2} % / {cpu_max:.2} % | <= 0.5 % | 0.27 % |");
+    println!("| idle RSS per node, mean / max | {} | {} | {} |", mean_max(&rss, 1, " MB"), r.rss, r.serf[2]);
+    println!("| idle CPU per node, mean / max | {} | {} | {} |", mean_max(&cpu, 2, " %"), r.cpu, r.serf[3]);
+    println!("| idle bytes sent per node on the wire, mean / max | {} | <= 1 KB/s | - |", mean_max(&wire_rate, 2, " KB/s"));
+    println!("| connections per node, mean / max | {} | bounded, not growing with N | - |", mean_max(&conns, 1, ""));
+    for row in family_rows {
+        println!("{row}");
+    }
 }

@@ -47,110 +47,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
-const TABLE: &str = "cloudybench";
 
-fn ports(n: &NodeProcess) -> Vec<(String, u16)> {
-    n.listen
-        .iter()
-        .filter_map(|a| {
-            let parts: Vec<&str> = a.split('/').collect();
-            let i = parts.iter().position(|p| *p == "udp" || *p == "tcp")?;
-            Some((parts[i].to_string(), parts.get(i + 1)?.parse().ok()?))
-        })
-        .collect()
-}
-
-fn nft(args: &str) -> bool {
-    std::process::Command::new("nft").args(args.split_whitespace()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// Counters of bytes sent from each node's ports, or `None` without nft.
-struct Wire {
-    ports: Vec<Vec<(String, u16)>>,
-}
-
-impl Wire {
-    fn setup(nodes: &[NodeProcess]) -> Option<Wire> {
-        let _ = nft(&format!("delete table inet {TABLE}"));
-        if !nft(&format!("add table inet {TABLE}")) {
-            return None;
-        }
-        nft(&format!("add chain inet {TABLE} out {{ type filter hook output priority 0 ; }}"));
-        let ports: Vec<Vec<(String, u16)>> = nodes.iter().map(ports).collect();
-        for p in ports.iter().flatten() {
-            nft(&format!("add rule inet {TABLE} out {} sport {} counter", p.0, p.1));
-        }
-        // Small and large datagrams apart (all nodes together): control
-        // and acknowledgements against data.
-        let udp: Vec<String> = ports.iter().flatten().filter(|p| p.0 == "udp").map(|p| p.1.to_string()).collect();
-        if !udp.is_empty() {
-            let set = udp.join(",");
-            nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length < 300 counter comment \"small\""));
-            nft(&format!("add rule inet {TABLE} out udp sport {{ {set} }} meta length >= 300 counter comment \"large\""));
-        }
-        // libp2p over TCP, both directions (a dialer sends from a port of
-        // its own): streams should all run over QUIC.
-        let tcp: Vec<String> = ports.iter().flatten().filter(|p| p.0 == "tcp").map(|p| p.1.to_string()).collect();
-        if !tcp.is_empty() {
-            let set = tcp.join(",");
-            nft(&format!("add rule inet {TABLE} out tcp sport {{ {set} }} counter comment \"tcp\""));
-            nft(&format!("add rule inet {TABLE} out tcp dport {{ {set} }} counter comment \"tcp-dialer\""));
-        }
-        Some(Wire { ports })
-    }
-
-    /// Bytes sent so far by each node.
-    fn read(&self) -> Vec<u64> {
-        self.read_field("bytes")
-    }
-
-    /// `(packets, bytes)` of small and of large datagrams, and of libp2p
-    /// over TCP from the listening and from the dialing side (whose port is
-    /// not a node's, so the per-node counters miss it), all nodes together.
-    fn sizes(&self) -> [(u64, u64); 4] {
-        let out = std::process::Command::new("nft").args(["list", "chain", "inet", TABLE, "out"]).output().expect("nft");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut r = [(0, 0); 4];
-        for line in text.lines() {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            let at = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)?.parse::<u64>().ok()).unwrap_or(0);
-            let slot = if line.contains("\"small\"") { 0 } else if line.contains("\"large\"") { 1 } else if line.contains("\"tcp\"") { 2 } else if line.contains("\"tcp-dialer\"") { 3 } else { continue };
-            r[slot].0 += at("packets");
-            r[slot].1 += at("bytes");
-        }
-        r
-    }
-
-    /// Bytes sent so far by all nodes.
-    fn total(&self) -> u64 {
-        self.read().iter().sum::<u64>() + self.sizes()[3].1
-    }
-
-    /// Packets sent so far by each node.
-    fn packets(&self) -> Vec<u64> {
-        self.read_field("packets")
-    }
-
-    fn read_field(&self, field: &str) -> Vec<u64> {
-        let out = std::process::Command::new("nft").args(["list", "chain", "inet", TABLE, "out"]).output().expect("nft");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut by_port = std::collections::HashMap::new();
-        for line in text.lines() {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            if let (Some(i), Some(b)) = (w.iter().position(|x| *x == "sport"), w.iter().position(|x| *x == field)) {
-                let key = (w[i - 1].to_string(), w[i + 1].parse::<u16>().unwrap_or(0));
-                by_port.insert(key, w[b + 1].parse::<u64>().unwrap_or(0));
-            }
-        }
-        self.ports.iter().map(|ps| ps.iter().map(|p| by_port.get(p).copied().unwrap_or(0)).sum()).collect()
-    }
-}
-
-impl Drop for Wire {
-    fn drop(&mut self) {
-        nft(&format!("delete table inet {TABLE}"));
-    }
-}
+#[path = "common/wire.rs"]
+mod wire;
+use wire::Wire;
 
 /// UDP datagrams dropped so far because a socket's receive buffer was
 /// full (`RcvbufErrors` in /proc/net/snmp): loss on a busy loopback.
@@ -266,7 +166,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     println!("\n== 1 publisher + {n} viewers, {secs} s of 1 Mbit/s MPEG-TS ==");
     let dir = root.join(format!("n{n}"));
     let (mut nodes, clients) = community(n, &dir).await;
-    let wire = Wire::setup(&nodes);
+    let wire = Wire::setup("cloudybench", &nodes);
     tokio::time::sleep(Duration::from_secs(5)).await;
     // The overlay's own traffic over one whole heartbeat period: every
     // member's full-state heartbeat falls in it once. (A shorter window

@@ -143,9 +143,12 @@ impl StorageConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MembershipConfig {
-    /// Full-state heartbeat period.
+    /// How often to check whether our coordinate moved enough to gossip it.
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
+    /// Anti-entropy period: tables compared with one random member.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
     /// Probe period.
     #[serde(with = "humantime_serde")]
     pub probe_interval: Duration,
@@ -154,12 +157,16 @@ pub struct MembershipConfig {
     pub probe_timeout: Duration,
     /// Members probing each member.
     pub monitors: usize,
-    /// Time a suspect has to refute.
+    /// Time a suspect has to refute once all its monitors accuse it.
     #[serde(with = "humantime_serde")]
     pub suspicion_timeout: Duration,
-    /// Silence before failed, even if unprobed.
-    #[serde(with = "humantime_serde")]
-    pub silence_timeout: Duration,
+    /// How many times longer a suspicion made by one monitor alone lasts.
+    pub suspicion_max_factor: u32,
+    /// No longer used: members are not failed for silence since state is
+    /// gossiped on change (DESIGN/failure-detection.md). Accepted so that
+    /// homes made by earlier versions still start; `up` warns.
+    #[serde(default, with = "humantime_serde")]
+    pub silence_timeout: Option<Duration>,
     /// How long failed and left members stay listed.
     #[serde(with = "humantime_serde")]
     pub reap_after: Duration,
@@ -169,7 +176,7 @@ pub struct MembershipConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionsConfig {
-    /// Members to stay connected to.
+    /// Random members to stay linked to, besides the monitor ring.
     pub target_peers: usize,
     /// Idle connection timeout.
     #[serde(with = "humantime_serde")]
@@ -184,11 +191,13 @@ impl Default for MembershipConfig {
         let d = cloudy_overlay::Config::default();
         MembershipConfig {
             heartbeat_interval: d.heartbeat_interval,
+            sync_interval: d.sync_interval,
             probe_interval: d.probe_interval,
             probe_timeout: d.probe_timeout,
             monitors: d.monitors,
             suspicion_timeout: d.timing.suspicion_timeout,
-            silence_timeout: d.timing.silence_timeout,
+            suspicion_max_factor: d.timing.suspicion_max_factor,
+            silence_timeout: None,
             reap_after: d.timing.reap_after,
         }
     }
@@ -266,12 +275,14 @@ impl NodeConfig {
         c.zone = self.zone.clone();
         let m = &self.membership;
         c.heartbeat_interval = m.heartbeat_interval;
+        c.sync_interval = m.sync_interval;
         c.probe_interval = m.probe_interval;
         c.probe_timeout = m.probe_timeout;
         c.monitors = m.monitors;
         c.timing = Timing {
             suspicion_timeout: m.suspicion_timeout,
-            silence_timeout: m.silence_timeout,
+            suspicion_max_factor: m.suspicion_max_factor,
+            expected_accusers: m.monitors,
             reap_after: m.reap_after,
         };
         c.target_peers = self.connections.target_peers;
@@ -334,7 +345,15 @@ mod tests {
 
     #[test]
     fn inconsistent_timing_is_rejected() {
-        let err = parse("[membership]\nheartbeat_interval = \"60s\"\nsilence_timeout = \"90s\"\n").unwrap_err();
-        assert!(err.contains("silence_timeout must be at least twice heartbeat_interval"), "{err}");
+        let err = parse("[membership]\nsync_interval = \"0s\"\n").unwrap_err();
+        assert!(err.contains("sync_interval"), "{err}");
+    }
+
+    #[test]
+    fn a_home_made_by_an_earlier_version_still_parses() {
+        // Earlier templates wrote silence_timeout; it is accepted (and `up` warns).
+        let c = parse("[membership]\nheartbeat_interval = \"30s\"\nsilence_timeout = \"90s\"\n").unwrap();
+        assert_eq!(c.membership.silence_timeout, Some(Duration::from_secs(90)));
+        assert!(parse("").unwrap().membership.silence_timeout.is_none());
     }
 }

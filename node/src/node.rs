@@ -33,6 +33,12 @@ impl Node {
     /// not initialised, the config is wrong, or a port is taken.
     pub async fn start(home: &Home) -> Result<Node, NodeError> {
         let cfg = home.load_config()?;
+        if cfg.membership.silence_timeout.is_some() {
+            tracing::warn!(
+                "config.toml: [membership] silence_timeout is no longer used (state is gossiped when it changes, \
+                 and members are failed only by their monitors' probes); remove the line"
+            );
+        }
         let key = home.load_identity()?;
         let token = home.load_token()?;
         let data = home.data_dir(&cfg);

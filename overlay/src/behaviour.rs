@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::protocols;
 use crate::rpc::{RpcRequest, RpcResponse};
-use crate::sync_msg::SyncMessage;
+use crate::sync_msg::{SyncRequest, SyncResponse};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
 use std::time::Duration;
@@ -16,9 +16,9 @@ pub struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
-    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) gossipsub: crate::quiet_gossip::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    pub(crate) members: request_response::cbor::Behaviour<SyncMessage, SyncMessage>,
+    pub(crate) members: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub(crate) rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
@@ -33,6 +33,11 @@ impl Behaviour {
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(cfg.ping_interval));
         let mut kad_cfg = kad::Config::new(protocols::KAD);
         kad_cfg.set_query_timeout(Duration::from_secs(30));
+        // Members' addresses reach the routing table from the member table
+        // (`learn_addresses`), so bootstrap random walks, each dialing a
+        // score of members, would only add connections: at N = 100 every
+        // newcomer's first walk opened about 20 QUIC connections.
+        kad_cfg.set_periodic_bootstrap_interval(None);
         let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
         kad.set_mode(Some(kad::Mode::Server));
         let gossipsub = gossipsub::Behaviour::new(
@@ -70,7 +75,7 @@ impl Behaviour {
             identify,
             ping,
             kad,
-            gossipsub,
+            gossipsub: crate::quiet_gossip::Behaviour(gossipsub),
             mdns: mdns.into(),
             members: request_response::cbor::Behaviour::new([(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)], rr_cfg.clone()),
             rpc: request_response::cbor::Behaviour::new([(protocols::RPC, request_response::ProtocolSupport::Full)], rr_cfg),

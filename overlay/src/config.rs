@@ -10,14 +10,16 @@ use std::time::Duration;
 /// Defaults (see [`Config::default`]):
 /// - listen on QUIC v1 and TCP on all IPv4 addresses, port 7391;
 /// - mDNS on; no bootstrap peers; empty zone label;
-/// - every member probed every 1 s by 3 monitors, probe timeout 1 s, an
-///   unrefuted suspicion fails a member after 2 s (kill -9 is seen as
-///   failed by all within probe interval + probe timeout + suspicion
-///   timeout ≈ 4 s, whatever N is);
-/// - full-state heartbeat every 30 s, a member silent for 90 s is failed
-///   even if unprobed; failed and left members listed for 24 h;
-/// - keep connections to at least 8 members, close idle connections after
-///   300 s, ping every connection every 15 s (RTT samples);
+/// - every member probed every 1 s by 3 monitors, probe timeout 1 s, a
+///   suspicion all 3 monitors make fails a member after 2 s, one made by a
+///   single monitor after 4 s (kill -9 is seen as failed by all within
+///   probe interval + probe timeout + suspicion timeout ≈ 4 s, whatever N
+///   is); failed and left members listed for 24 h;
+/// - a member's state is gossiped when it changes; its coordinate again
+///   when it moved, checked every 30 s; tables compared with one random
+///   connected member every 10 s (anti-entropy);
+/// - links to 3 random members besides the monitor ring, idle connections
+///   closed after 30 s, ping every connection every 15 s (RTT samples);
 /// - availability history saved every 30 s.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -32,8 +34,11 @@ pub struct Config {
     pub zone: String,
     /// Addresses to announce besides the listen addresses (public or NAT-mapped).
     pub external_addrs: Vec<Multiaddr>,
-    /// Period of full-state membership heartbeats.
+    /// How often we check whether our coordinate moved enough to gossip
+    /// our state again (it is gossiped at once on every other change).
     pub heartbeat_interval: Duration,
+    /// Period of anti-entropy: comparing tables with one random connected member.
+    pub sync_interval: Duration,
     /// Period of failure-detector probes.
     pub probe_interval: Duration,
     /// A probe unanswered for this long fails.
@@ -42,7 +47,7 @@ pub struct Config {
     pub monitors: usize,
     /// Failure-detector timing.
     pub timing: Timing,
-    /// Dial members until this many are connected.
+    /// Random members to stay linked to, besides the monitor ring.
     pub target_peers: usize,
     /// Close connections idle for this long.
     pub idle_timeout: Duration,
@@ -66,16 +71,18 @@ impl Default for Config {
             zone: String::new(),
             external_addrs: Vec::new(),
             heartbeat_interval: Duration::from_secs(30),
+            sync_interval: Duration::from_secs(10),
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
             monitors: 3,
             timing: Timing {
                 suspicion_timeout: Duration::from_secs(2),
-                silence_timeout: Duration::from_secs(90),
+                suspicion_max_factor: 2,
+                expected_accusers: 3,
                 reap_after: Duration::from_secs(24 * 3600),
             },
-            target_peers: 8,
-            idle_timeout: Duration::from_secs(300),
+            target_peers: 3,
+            idle_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(15),
             history_path: None,
             history_save_interval: Duration::from_secs(30),
@@ -97,12 +104,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), crate::Error> {
         let t = &self.timing;
         let bad = |what: &str| Err(crate::Error::Config(what.to_string()));
-        let zero = [self.heartbeat_interval, self.probe_interval, self.probe_timeout, t.suspicion_timeout];
+        let zero = [self.heartbeat_interval, self.sync_interval, self.probe_interval, self.probe_timeout, t.suspicion_timeout];
         if zero.iter().any(|d| d.is_zero()) {
-            return bad("heartbeat_interval, probe_interval, probe_timeout and suspicion_timeout must be above zero");
+            return bad("heartbeat_interval, sync_interval, probe_interval, probe_timeout and suspicion_timeout must be above zero");
         }
-        if t.silence_timeout < self.heartbeat_interval * 2 {
-            return bad("silence_timeout must be at least twice heartbeat_interval");
+        if t.suspicion_max_factor == 0 {
+            return bad("suspicion_max_factor must be at least 1");
         }
         if self.monitors == 0 {
             return bad("monitors must be at least 1");

@@ -35,21 +35,27 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// Period of the housekeeping check (silence, availability, snapshot);
-/// suspicions get an exact timer of their own.
+/// Period of the housekeeping check (availability, snapshot); suspicions
+/// get an exact timer of their own.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// Period of connection upkeep.
+/// Period of link upkeep.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
-/// Do not redial a member sooner than this.
-const REDIAL_BACKOFF: Duration = Duration::from_secs(10);
 /// Period of reconnection attempts to failed members (Serf's
 /// `reconnect_interval`): one failed member, chosen at random, is dialled
 /// each time, so two halves of a healed partition find each other again.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
-/// Period of Kademlia bootstrap queries.
-const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
 /// How long the loop keeps running after publishing its goodbye.
 const LEAVE_DRAIN: Duration = Duration::from_millis(500);
+/// Our coordinate is gossiped again when its distance to the one last
+/// gossiped exceeds this many milliseconds…
+const COORD_MOVE_MS: f64 = 20.0;
+/// … and this share of its distance to the origin…
+const COORD_MOVE_SHARE: f64 = 0.5;
+/// … and our state was last gossiped this long ago. On a busy machine
+/// measured round trips swing by tens of milliseconds, and every member
+/// gossiping its coordinate every `heartbeat_interval` made the
+/// community's idle traffic grow with N again.
+const COORD_MIN_SPACING: Duration = Duration::from_secs(600);
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -91,17 +97,29 @@ pub(crate) struct EventLoop {
     /// Dials asked for by [`Command::Connect`], by connection.
     pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
     pub(crate) metrics: crate::metrics::Metrics,
-    pub last_dial: HashMap<PeerId, Instant>,
-    pub last_heartbeat: Instant,
-    /// Our monitor targets, watched by the prober.
-    pub probe_targets: watch::Sender<Vec<PeerId>>,
+    /// The coordinate in our last gossiped heartbeat, and when.
+    pub gossiped_coord: Option<(crate::scoring::vivaldi::Coordinate, Instant)>,
+    /// Whether our first heartbeat reached a subscriber (our join announcement).
+    pub announced: bool,
+    /// Peers that speak gossipsub but not our anti-entropy (not cloudy
+    /// nodes, such as a js-libp2p peer): they learn our state by gossip.
+    pub foreign: HashSet<PeerId>,
+    /// Foreign peers we already sent our heartbeat to.
+    pub greeted: HashSet<PeerId>,
+    /// Random members we stay linked to.
+    pub links: Vec<PeerId>,
+    /// Our monitor targets and links, watched by the prober.
+    pub probe_targets: watch::Sender<crate::prober::Targets>,
+    /// Lifeguard's local health multiplier, shared with the prober.
+    pub health: crate::prober::Health,
     /// Probe results from the prober.
     pub probe_results: mpsc::Receiver<crate::prober::ProbeResult>,
     /// Members we accused and must confirm as failed if they do not refute.
     pub accused: HashSet<PeerId>,
     pub dirty: bool,
     pub last_publish: Instant,
-    pub bootstrapped: bool,
+    /// When the last anti-entropy exchange with each peer started.
+    pub last_sync: HashMap<PeerId, Instant>,
     /// Cancels the prober and responder when the loop is dropped.
     pub _helpers: tokio_util::sync::DropGuard,
 }
@@ -109,13 +127,13 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     pub async fn run(mut self) {
         let mut heartbeat = interval(self.cfg.heartbeat_interval);
+        let mut sync = interval(self.cfg.sync_interval);
         let mut probe = interval(self.cfg.probe_interval);
         let mut check = interval(CHECK_INTERVAL);
         let mut maintain = interval(MAINTAIN_INTERVAL);
         let mut save = interval(self.cfg.history_save_interval);
-        let mut kad_boot = interval(KAD_BOOTSTRAP_INTERVAL);
         let mut reconnect = interval(RECONNECT_INTERVAL);
-        for t in [&mut heartbeat, &mut probe, &mut check, &mut maintain, &mut save, &mut kad_boot, &mut reconnect] {
+        for t in [&mut heartbeat, &mut sync, &mut probe, &mut check, &mut maintain, &mut save, &mut reconnect] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         loop {
@@ -133,13 +151,13 @@ impl EventLoop {
                     let resp = body.map_or(RpcResponse::Dropped, RpcResponse::Ok);
                     let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
                 }
-                _ = heartbeat.tick() => self.publish_alive(),
+                _ = heartbeat.tick() => self.gossip_moved_coordinate(),
+                _ = sync.tick() => self.sync_with_random_member(),
                 _ = probe.tick() => self.on_probe_tick(),
                 Some(r) = self.probe_results.recv() => self.on_probe_result(r),
                 _ = check.tick() => self.on_check(),
-                _ = maintain.tick() => self.maintain_connections(),
+                _ = maintain.tick() => self.maintain_links(),
                 _ = save.tick() => self.save_history(),
-                _ = kad_boot.tick() => { let _ = self.swarm.behaviour_mut().kad.bootstrap(); }
                 _ = reconnect.tick() => self.reconnect(),
             }
         }
@@ -257,10 +275,31 @@ impl EventLoop {
         }
     }
 
+    /// Gossips our state (a change, a refutation, our join announcement).
     pub fn publish_alive(&mut self) {
         let msg = self.local.alive(&self.cfg.external_addrs);
+        if let Message::Alive(a) = &msg {
+            self.gossiped_coord = a.coord.clone().map(|c| (c, Instant::now()));
+        }
         self.publish(msg);
-        self.last_heartbeat = Instant::now();
+    }
+
+    /// Gossips our state again if our coordinate moved far from the one
+    /// last gossiped: others estimate round trips to us from it.
+    fn gossip_moved_coordinate(&mut self) {
+        let now = self.local.vivaldi.coordinate();
+        let moved = match &self.gossiped_coord {
+            None => true,
+            Some((old, at)) => {
+                let d = now.distance_to(old).as_secs_f64() * 1000.0;
+                let scale = now.distance_to(&Default::default()).as_secs_f64() * 1000.0;
+                d > COORD_MOVE_MS.max(COORD_MOVE_SHARE * scale) && at.elapsed() >= COORD_MIN_SPACING
+            }
+        };
+        if moved && self.announced {
+            debug!("our network coordinate moved; gossiping it");
+            self.publish_alive();
+        }
     }
 
     fn on_check(&mut self) {
@@ -316,6 +355,7 @@ impl EventLoop {
                 }
                 Change::Refute => {
                     info!("a member suspects this node; refuting with a fresh heartbeat");
+                    self.health.worse();
                     self.publish_alive();
                 }
                 Change::Services { peer, announced, withdrawn } => {
@@ -338,33 +378,37 @@ impl EventLoop {
         }
     }
 
-    /// Dials the best-scored unconnected members until `target_peers` are connected.
-    fn maintain_connections(&mut self) {
-        let connected = self.swarm.connected_peers().count();
-        if connected >= self.cfg.target_peers {
-            return;
+    /// Keeps `target_peers` random up members as links: a link whose
+    /// member is no longer up is replaced by another chosen at random.
+    /// Random links make the gossip mesh an expander (O(log N) hops)
+    /// rather than a ring, at a fixed number of connections whatever N is.
+    pub(crate) fn maintain_links(&mut self) {
+        use rand::seq::IteratorRandom;
+        let up = |p: &PeerId| self.table.get(p).is_some_and(|m| m.state == MemberState::Alive);
+        let mut links: Vec<PeerId> = self.links.iter().copied().filter(up).collect();
+        let want = self.cfg.target_peers.saturating_sub(links.len());
+        if want > 0 {
+            let fresh = self
+                .table
+                .iter()
+                .filter(|m| m.state == MemberState::Alive && !links.contains(&m.info.peer))
+                .filter(|m| !self.foreign.contains(&m.info.peer))
+                .map(|m| m.info.peer)
+                .choose_multiple(&mut rand::thread_rng(), want);
+            links.extend(fresh);
         }
-        let now = Instant::now();
-        self.last_dial.retain(|_, t| now.duration_since(*t) < REDIAL_BACKOFF);
-        let snapshot = self.scores_tx.borrow().clone();
-        let candidates: Vec<PeerId> = snapshot
-            .ranked()
-            .into_iter()
-            .filter(|v| v.state.is_up() && !self.swarm.is_connected(&v.peer))
-            .filter(|v| !self.last_dial.contains_key(&v.peer))
-            .map(|v| v.peer)
-            .take(self.cfg.target_peers - connected)
-            .collect();
-        for peer in candidates {
-            if self.dial_member(peer) {
-                self.last_dial.insert(peer, now);
+        if links != self.links {
+            for peer in links.clone() {
+                self.dial_member(peer);
             }
+            self.links = links;
+            self.update_targets(None);
         }
     }
 
     /// Dials member `peer` at the addresses it announced, unless connected
     /// or being dialled; `false` if it is not in the member table.
-    fn dial_member(&mut self, peer: PeerId) -> bool {
+    pub(crate) fn dial_member(&mut self, peer: PeerId) -> bool {
         let Some(m) = self.table.get(&peer) else { return false };
         let opts = DialOpts::peer_id(peer)
             .addresses(crate::addresses::quic_first(&m.info.addrs))

@@ -30,6 +30,7 @@
 //! ```
 
 mod addresses;
+mod anti_entropy;
 pub mod behaviour;
 pub mod config;
 mod error;
@@ -40,6 +41,8 @@ mod local;
 mod metrics;
 mod probe;
 mod prober;
+mod quiet_gossip;
+pub mod traffic;
 pub mod membership;
 pub mod protocols;
 pub mod rpc;
@@ -120,12 +123,16 @@ pub fn spawn_with_history(
         .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
     dial_bootstrap(&mut swarm, &cfg.bootstrap);
     let stream = swarm.behaviour().stream.new_control();
-    let (probe_targets, targets_rx) = watch::channel(Vec::new());
+    let (probe_targets, targets_rx) = watch::channel(prober::Targets::default());
     let (results_tx, probe_results) = mpsc::channel(256);
     // The loop's helpers stop when the loop ends, however it ends: a node
     // whose loop died must not keep answering probes.
     let helpers = cancel.child_token();
-    prober::spawn(stream.clone(), targets_rx, results_tx, cfg.probe_interval, cfg.probe_timeout, helpers.clone())?;
+    let health = prober::Health::default();
+    let pace = prober::Pace { every: cfg.probe_interval, limit: cfg.probe_timeout, health: health.clone() };
+    prober::spawn(stream.clone(), targets_rx, results_tx, pace, helpers.clone())?;
+    let mut timing = cfg.timing;
+    timing.expected_accusers = cfg.monitors;
     let (tx, commands) = mpsc::channel(handle::COMMAND_CAPACITY);
     let (scores_tx, scores) = watch::channel(Arc::new(PeerScores::default()));
     let now = Instant::now();
@@ -135,7 +142,7 @@ pub fn spawn_with_history(
         cancel,
         topic,
         local: local::LocalState::new(local, cfg.zone.clone()),
-        table: membership::MemberTable::new(local, cfg.timing),
+        table: membership::MemberTable::new(local, timing),
         cfg,
         rtt: Default::default(),
         rtt_delay: Default::default(),
@@ -149,14 +156,18 @@ pub fn spawn_with_history(
         pending_kad: Default::default(),
         pending_connects: Default::default(),
         metrics,
-        last_dial: Default::default(),
-        last_heartbeat: now,
+        gossiped_coord: None,
+        announced: false,
+        foreign: Default::default(),
+        greeted: Default::default(),
+        links: Vec::new(),
         probe_targets,
+        health,
         probe_results,
         accused: Default::default(),
         dirty: true,
         last_publish: now,
-        bootstrapped: false,
+        last_sync: Default::default(),
         _helpers: helpers.drop_guard(),
     };
     event_loop.publish_snapshot();
@@ -186,8 +197,10 @@ fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr])
         for a in &addrs {
             swarm.behaviour_mut().kad.add_address(&peer, a.clone());
         }
-        if let Err(e) = swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
-            tracing::warn!(%peer, "cannot dial bootstrap peer: {e}");
+        match swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
+            // Already connected or being dialled: nothing to do.
+            Ok(()) | Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {}
+            Err(e) => tracing::warn!(%peer, "cannot dial bootstrap peer: {e}"),
         }
     }
 }
@@ -197,20 +210,11 @@ const QUIC_STREAM_WINDOW: u32 = 2_000_000;
 
 fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::registry::Registry) -> Result<libp2p::Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+    let traffic = traffic::Traffic::new(registry);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_other_transport(|key| transports(key, &traffic))
         .map_err(|e| transport(&e))?
-        .with_quic_config(|mut c| {
-            // Flow-control windows bound what a peer may have in flight to
-            // us, and so what sits in its send buffers: quinn's defaults
-            // (10 MB per stream, 15 MB per connection) made an uploader to
-            // five servers hold ~50 MB. 2 MB still covers a 100 Mbit/s
-            // link at 150 ms round trip.
-            c.max_stream_data = QUIC_STREAM_WINDOW;
-            c.max_connection_data = 2 * QUIC_STREAM_WINDOW;
-            c
-        })
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
         .map_err(|e| transport(&e))?
@@ -222,6 +226,37 @@ fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::reg
         })
         .build();
     Ok(swarm)
+}
+
+/// QUIC v1, and TCP with noise and yamux (as the Swarm builder's own
+/// `with_tcp` and `with_quic` make them), each connection's streams
+/// counted by protocol ([`traffic`]).
+fn transports(
+    key: &Keypair,
+    traffic: &traffic::Traffic,
+) -> Result<libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    use libp2p::core::{muxing::StreamMuxerBox, upgrade::Version, Transport};
+    let mut quic_cfg = libp2p::quic::Config::new(key);
+    // Flow-control windows bound what a peer may have in flight to us,
+    // and so what sits in its send buffers: quinn's defaults (10 MB per
+    // stream, 15 MB per connection) made an uploader to five servers hold
+    // ~50 MB. 2 MB still covers a 100 Mbit/s link at 150 ms round trip.
+    quic_cfg.max_stream_data = QUIC_STREAM_WINDOW;
+    quic_cfg.max_connection_data = 2 * QUIC_STREAM_WINDOW;
+    let quic = libp2p::quic::tokio::Transport::new(quic_cfg).map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let traffic = traffic.clone();
+    Ok(quic
+        .or_transport(tcp)
+        .map(move |either, _| {
+            let (peer, muxer) = either.into_inner();
+            (peer, traffic.wrap(muxer))
+        })
+        .boxed())
 }
 
 fn listen_reason(e: libp2p::TransportError<std::io::Error>) -> String {

@@ -4,30 +4,34 @@
 
 use crate::event_loop::EventLoop;
 use crate::membership::wire::{Accusation, Message};
-use crate::membership::{monitor_targets, MemberState};
-use crate::prober::{Outcome, ProbeResult};
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use crate::membership::monitor_targets;
+use crate::prober::{Outcome, ProbeResult, Targets};
 use libp2p::PeerId;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 impl EventLoop {
     /// Every probe interval: recompute our monitor targets, make sure we are
-    /// connected to them, hand them to the prober.
+    /// connected to them, hand them and our links to the prober. Suspect
+    /// members stay on the ring: their other monitors keep probing them,
+    /// and a dead member's monitors all accuse it (which shortens the
+    /// suspicion), while a live one is found alive again.
     pub(crate) fn on_probe_tick(&mut self) {
-        let alive = self.table.iter().filter(|m| m.state == MemberState::Alive).map(|m| m.info.peer);
-        let targets = monitor_targets(self.local.peer, alive, self.cfg.monitors);
-        for target in &targets {
+        let up = self.table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
+        let targets = monitor_targets(self.local.peer, up, self.cfg.monitors);
+        self.update_targets(Some(targets));
+    }
+
+    /// Hands the prober our monitor targets (new ones, or the current ones
+    /// if `None`) and links, dialing any we are not connected to.
+    pub(crate) fn update_targets(&mut self, probe: Option<Vec<PeerId>>) {
+        let probe = probe.unwrap_or_else(|| self.probe_targets.borrow().probe.clone());
+        for target in &probe {
             if !self.swarm.is_connected(target) {
-                if let Some(m) = self.table.get(target) {
-                    let opts = DialOpts::peer_id(*target)
-                        .addresses(m.info.addrs.clone())
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    let _ = self.swarm.dial(opts);
-                }
+                self.dial_member(*target);
             }
         }
+        let targets = Targets { probe, link: self.links.clone() };
         self.probe_targets.send_if_modified(|current| {
             let changed = *current != targets;
             if changed {
@@ -40,23 +44,35 @@ impl EventLoop {
     pub(crate) fn on_probe_result(&mut self, r: ProbeResult) {
         match r.outcome {
             Outcome::Answered(rtt) => {
+                self.health.better();
                 self.on_rtt(r.peer, rtt);
                 let changes = self.table.touch(&r.peer, Instant::now());
                 self.apply_changes(changes);
             }
-            Outcome::Failed(reason) => self.probe_failed(r.peer, &reason),
+            Outcome::Failed(reason) => {
+                self.health.worse();
+                self.probe_failed(r.peer, &reason)
+            }
             // A peer that does not speak our probe protocol is not dead.
             Outcome::Unsupported => {}
         }
     }
 
-    /// Accuses `peer` before the community.
+    /// Accuses `peer` before the community, once per suspicion: a member
+    /// already suspected by others gets our accusation too, which shortens
+    /// the suspicion (Lifeguard).
     pub(crate) fn probe_failed(&mut self, peer: PeerId, reason: &str) {
         let Some(m) = self.table.get(&peer) else { return };
-        if m.state != MemberState::Alive {
+        if !m.state.is_up() || self.accused.contains(&peer) {
             return;
         }
         info!(%peer, "probe failed ({reason}); suspecting");
+        self.accuse(peer);
+    }
+
+    /// Publishes and applies our suspicion of `peer`.
+    pub(crate) fn accuse(&mut self, peer: PeerId) {
+        let Some(m) = self.table.get(&peer) else { return };
         let (incarnation, seq) = m.version;
         let msg = Message::Suspect(Accusation { peer, incarnation, seq, by: self.local.peer });
         self.publish(msg.clone());

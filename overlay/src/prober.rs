@@ -1,12 +1,19 @@
 //! The probe transport of the failure detector, outside the event loop.
 //!
-//! - The event loop publishes the members we must probe (our monitor
-//!   targets) on a `watch` channel.
+//! - The event loop publishes [`Targets`] on a `watch` channel: the
+//!   members we must probe (our monitor targets) and the members we only
+//!   stay linked to (random links that keep the gossip mesh an expander).
 //! - [`spawn`] runs one task per target that keeps a single stream open to
-//!   it on [`crate::protocols::PROBE`] and, every probe interval, writes an
-//!   8-byte nonce and waits up to the probe timeout for its echo. Results
-//!   go back to the event loop on a bounded channel.
+//!   it on [`crate::protocols::PROBE`]. For a monitor target it writes an
+//!   8-byte nonce every probe interval and waits for its echo; results go
+//!   back to the event loop on a bounded channel. For a link it writes
+//!   nothing: the open stream keeps the connection open, at no cost.
 //! - Inbound probe streams are answered by echoing every 8 bytes.
+//!
+//! The probe timeout is multiplied by `1 + local health` ([`Health`],
+//! Lifeguard's local health multiplier): a node whose own probes fail, or
+//! that has to refute suspicions of itself, is probably the slow one, and
+//! waits longer before it accuses anyone.
 //!
 //! One long-lived stream costs one small packet each way per probe, far
 //! less than a request-response exchange (new substream, protocol
@@ -17,6 +24,8 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use libp2p_stream::{Control, OpenStreamError};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -41,13 +50,51 @@ pub(crate) struct ProbeResult {
     pub outcome: Outcome,
 }
 
+/// Whom to probe and whom to stay linked to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Targets {
+    pub probe: Vec<PeerId>,
+    pub link: Vec<PeerId>,
+}
+
+/// Lifeguard's local health multiplier: 0 is healthy, up to [`Health::MAX`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Health(Arc<AtomicU32>);
+
+impl Health {
+    /// The highest multiplier (memberlist's default awareness limit).
+    pub const MAX: u32 = 8;
+
+    /// The current multiplier.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Worse by one (a probe of ours failed, or we had to refute).
+    pub fn worse(&self) {
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some((v + 1).min(Self::MAX)));
+    }
+
+    /// Better by one (a probe of ours was answered).
+    pub fn better(&self) {
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+}
+
+/// Probe period and base timeout, scaled by the local health.
+#[derive(Clone, Debug)]
+pub(crate) struct Pace {
+    pub every: Duration,
+    pub limit: Duration,
+    pub health: Health,
+}
+
 /// Starts the responder and the per-target probers.
 pub(crate) fn spawn(
     mut control: Control,
-    mut targets: watch::Receiver<Vec<PeerId>>,
+    mut targets: watch::Receiver<Targets>,
     results: mpsc::Sender<ProbeResult>,
-    every: Duration,
-    limit: Duration,
+    pace: Pace,
     cancel: CancellationToken,
 ) -> Result<(), crate::Error> {
     let incoming = control
@@ -55,19 +102,22 @@ pub(crate) fn spawn(
         .map_err(|_| crate::Error::Transport("probe protocol registered twice".into()))?;
     tokio::spawn(respond(incoming, cancel.clone()));
     tokio::spawn(async move {
-        let mut tasks: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
+        let mut tasks: HashMap<(PeerId, bool), JoinHandle<()>> = HashMap::new();
         loop {
             let wanted = targets.borrow_and_update().clone();
-            tasks.retain(|peer, task| {
-                let keep = wanted.contains(peer) && !task.is_finished();
+            let wanted: Vec<(PeerId, bool)> =
+                wanted.probe.iter().map(|p| (*p, true)).chain(wanted.link.iter().map(|p| (*p, false))).collect();
+            tasks.retain(|key, task| {
+                let keep = wanted.contains(key) && !task.is_finished();
                 if !keep {
                     task.abort();
                 }
                 keep
             });
-            for peer in wanted {
-                tasks.entry(peer).or_insert_with(|| {
-                    tokio::spawn(probe_peer(control.clone(), peer, results.clone(), every, limit))
+            for (peer, probing) in wanted {
+                tasks.entry((peer, probing)).or_insert_with(|| match probing {
+                    true => tokio::spawn(probe_peer(control.clone(), peer, results.clone(), pace.clone())),
+                    false => tokio::spawn(hold_link(control.clone(), peer, pace.every)),
                 });
             }
             tokio::select! {
@@ -82,8 +132,8 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<ProbeResult>, every: Duration, limit: Duration) {
-    let mut tick = interval(every);
+async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<ProbeResult>, pace: Pace) {
+    let mut tick = interval(pace.every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stream = None;
     let mut nonce: u64 = rand::random();
@@ -91,6 +141,11 @@ async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<Pr
         tick.tick().await;
         nonce = nonce.wrapping_add(1);
         let start = Instant::now();
+        // A probe that must first open its stream (perhaps dial) gets twice
+        // the time: a newly chosen target is not accused for a handshake
+        // that a busy machine makes slow.
+        let opening = if stream.is_none() { 2 } else { 1 };
+        let limit = pace.limit * (1 + pace.health.get()) * opening;
         let attempt = async {
             if stream.is_none() {
                 stream = Some(control.open_stream(peer, PROBE).await?);
@@ -120,6 +175,26 @@ async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<Pr
     }
 }
 
+/// Keeps a silent probe stream open to `peer`, reopening it (at most once
+/// per `every`) when it closes. Ends if the peer does not speak our probe
+/// protocol.
+async fn hold_link(mut control: Control, peer: PeerId, every: Duration) {
+    loop {
+        let opened = Instant::now();
+        match control.open_stream(peer, PROBE).await {
+            Ok(mut s) => {
+                let mut buf = [0u8; 8];
+                // The other side never writes unprompted: this returns when
+                // the stream or its connection closes.
+                let _ = s.read(&mut buf).await;
+            }
+            Err(OpenStreamError::UnsupportedProtocol(_)) => return,
+            Err(e) => tracing::debug!(%peer, "cannot link to member: {e}"),
+        }
+        tokio::time::sleep_until(opened + every.max(Duration::from_secs(1))).await;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ProbeError {
     #[error("cannot open a probe stream: {0}")]
@@ -128,16 +203,26 @@ enum ProbeError {
     Io(#[from] std::io::Error),
 }
 
+/// Most inbound probe and link streams answered at once. A member has
+/// about `2 × (monitors + links)` of them; more are dropped.
+const MAX_INBOUND: usize = 256;
+
 /// Echoes every 8-byte probe on every inbound probe stream.
 async fn respond(mut incoming: libp2p_stream::IncomingStreams, cancel: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
             next = incoming.next() => next,
         };
-        let Some((_peer, mut stream)) = next else { return };
+        let Some((peer, mut stream)) = next else { return };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many probe streams; dropping one");
+            continue;
+        };
         let cancel = cancel.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let echo = async {
                 let mut buf = [0u8; 8];
                 while stream.read_exact(&mut buf).await.is_ok() {

@@ -4,8 +4,8 @@ use libp2p::StreamProtocol;
 
 /// Kademlia, under our own id so that our DHT does not merge with IPFS's.
 pub const KAD: StreamProtocol = StreamProtocol::new("/cloudy/kad/1.0.0");
-/// Join-time membership state exchange (request-response, CBOR).
-pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/1.0.0");
+/// Membership anti-entropy: incremental table exchange (request-response, CBOR).
+pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/2.0.0");
 /// Failure-detector probes: a long-lived stream of 8-byte nonces, echoed.
 pub const PROBE: StreamProtocol = StreamProtocol::new("/cloudy/probe/1.0.0");
 /// Service requests routed to the registered service (request-response, CBOR).

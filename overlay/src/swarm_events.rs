@@ -4,21 +4,15 @@ use crate::behaviour::BehaviourEvent;
 use crate::event_loop::{EventLoop, KadPending};
 use crate::membership::wire::Message;
 use crate::rpc::{InboundRequest, RpcResponse};
-use crate::sync_msg::{SyncEntry, SyncMessage};
 use crate::Error;
 use futures::FutureExt;
 use libp2p::request_response::{self, Message as RrMessage};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, kad, mdns, ping, PeerId};
-use std::time::Duration;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Most entries accepted in one state exchange.
-const MAX_SYNC_ENTRIES: usize = 10_000;
-/// Minimum spacing of heartbeats triggered by new subscribers.
-const EAGER_HEARTBEAT_SPACING: Duration = Duration::from_millis(100);
 
 impl EventLoop {
     pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -41,16 +35,12 @@ impl EventLoop {
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                if num_established.get() == 1 {
-                    let msg = self.sync_message();
-                    self.swarm.behaviour_mut().members.send_request(&peer_id, msg);
+                // The dialer compares tables with the member it reached.
+                if num_established.get() == 1 && endpoint.is_dialer() {
+                    self.start_sync(peer_id);
                 }
                 if endpoint.is_dialer() {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
-                }
-                if !self.bootstrapped {
-                    self.bootstrapped = true;
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
                 self.dirty = true;
             }
@@ -100,6 +90,10 @@ impl EventLoop {
                 for addr in crate::addresses::quic_first(&info.listen_addrs) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
+                if !info.protocols.contains(&crate::protocols::MEMBERS_SYNC) {
+                    self.foreign.insert(peer_id);
+                    self.greet(peer_id);
+                }
             }
             BehaviourEvent::Identify(_) => {}
             BehaviourEvent::Kad(ev) => self.on_kad(ev),
@@ -136,13 +130,33 @@ impl EventLoop {
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
                 let _ = gs.report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
-            // Tell a newcomer about us now rather than at the next beat.
-            gossipsub::Event::Subscribed { topic, .. }
-                if topic == self.topic.hash() && self.last_heartbeat.elapsed() >= EAGER_HEARTBEAT_SPACING =>
-            {
-                self.publish_alive();
+            // Our join announcement goes out once we have a first
+            // subscriber, which gossipsub has just put in our mesh.
+            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+                if !self.announced {
+                    self.announced = true;
+                    debug!(first = %peer_id, "announcing ourselves to the community");
+                    self.publish_alive();
+                }
+                self.greet(peer_id);
             }
             _ => {}
+        }
+    }
+
+    /// A foreign gossipsub peer (not a cloudy node: it does not take part
+    /// in anti-entropy) learns our state from one heartbeat, once it has
+    /// subscribed to the membership topic.
+    fn greet(&mut self, peer: PeerId) {
+        if !self.foreign.contains(&peer) || self.greeted.contains(&peer) {
+            return;
+        }
+        let topic = self.topic.hash();
+        let subscribed = self.swarm.behaviour().gossipsub.all_peers().any(|(p, topics)| *p == peer && topics.contains(&&topic));
+        if subscribed {
+            info!(%peer, "a gossipsub peer that is not a cloudy node subscribed; sending it our state");
+            self.greeted.insert(peer);
+            self.publish_alive();
         }
     }
 
@@ -155,54 +169,6 @@ impl EventLoop {
             return Err(format!("message signed by {:?} claims to be from {}", message.source, msg.author()));
         }
         Ok(msg)
-    }
-
-    /// Our view of up members, ourselves included, for a state exchange.
-    pub(crate) fn sync_message(&self) -> SyncMessage {
-        let now = Instant::now();
-        let mut entries: Vec<SyncEntry> = self
-            .table
-            .up_entries(now)
-            .into_iter()
-            .map(|(alive, age)| SyncEntry { alive, age_ms: age.as_millis() as u64 })
-            .collect();
-        entries.push(SyncEntry { alive: self.local.alive_info(&self.cfg.external_addrs), age_ms: 0 });
-        SyncMessage { entries }
-    }
-
-    fn merge_sync(&mut self, from: PeerId, msg: SyncMessage) {
-        if msg.entries.len() > MAX_SYNC_ENTRIES {
-            warn!(peer = %from, entries = msg.entries.len(), "membership state exchange too large, ignored");
-            return;
-        }
-        let now = Instant::now();
-        let too_old = self.table.timing().silence_timeout;
-        for e in msg.entries {
-            let age = Duration::from_millis(e.age_ms);
-            if age >= too_old || e.alive.coord.as_ref().is_some_and(|c| !c.is_valid()) {
-                continue;
-            }
-            let heard = now.checked_sub(age).unwrap_or(now);
-            let changes = self.table.apply(Message::Alive(e.alive), heard);
-            self.apply_changes(changes);
-        }
-    }
-
-    fn on_members(&mut self, ev: request_response::Event<crate::sync_msg::SyncMessage, crate::sync_msg::SyncMessage>) {
-        match ev {
-            request_response::Event::Message { peer, message: RrMessage::Request { request, channel, .. }, .. } => {
-                self.merge_sync(peer, request);
-                let reply = self.sync_message();
-                let _ = self.swarm.behaviour_mut().members.send_response(channel, reply);
-            }
-            request_response::Event::Message { peer, message: RrMessage::Response { response, .. }, .. } => {
-                self.merge_sync(peer, response)
-            }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                debug!(%peer, "membership state exchange failed: {error}")
-            }
-            _ => {}
-        }
     }
 
     fn on_rpc(&mut self, ev: request_response::Event<crate::rpc::RpcRequest, RpcResponse>) {

@@ -1,25 +1,74 @@
-//! Join-time membership state exchange ([`crate::protocols::MEMBERS_SYNC`]).
+//! Membership anti-entropy ([`crate::protocols::MEMBERS_SYNC`]): the
+//! messages of the exchange described in [`crate::membership::sync`].
 //!
-//! When two nodes connect, each sends the other the heartbeats of every
-//! member it believes up (its own included), with their age; the answer
-//! carries the same from the other side. A newcomer thus knows the whole
-//! community after one round trip instead of waiting for every heartbeat.
+//! The dialer of every new connection starts one exchange, and every
+//! `sync_interval` each node starts one with a random connected member.
+//! A newcomer learns the whole community in its first exchange (two round
+//! trips); members that agree spend a 32-byte hash and an `Equal`.
 
-use crate::membership::wire::Alive;
+use crate::membership::sync::{DigestEntry, SyncEntry};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-/// One member's latest heartbeat and how long ago the sender heard it.
+/// Most entries accepted in one message.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// A request of the exchange.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SyncEntry {
-    /// The heartbeat, as received (or our own).
-    pub alive: Alive,
-    /// Milliseconds since the sender heard it.
-    pub age_ms: u64,
+pub enum SyncRequest {
+    /// Step 1: the summary of the sender's table.
+    Hello {
+        /// [`crate::membership::MemberTable::summary`].
+        #[serde(with = "serde_bytes")]
+        hash: Vec<u8>,
+    },
+    /// Step 3: what the sender knows better, and what it asks for.
+    Exchange {
+        /// Entries newer than the other side's.
+        push: Vec<SyncEntry>,
+        /// Members the other side knows better.
+        want: Vec<PeerId>,
+    },
 }
 
-/// Request and response of the exchange.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SyncMessage {
-    /// The sender's view of up members.
-    pub entries: Vec<SyncEntry>,
+/// A response of the exchange.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// Both tables agree.
+    Equal,
+    /// Step 2: the responder's digest.
+    Digest(Vec<DigestEntry>),
+    /// Step 4: the entries asked for.
+    Entries(Vec<SyncEntry>),
+}
+
+impl SyncRequest {
+    /// How many entries it carries (to bound what we accept).
+    pub fn len(&self) -> usize {
+        match self {
+            SyncRequest::Hello { .. } => 0,
+            SyncRequest::Exchange { push, want } => push.len() + want.len(),
+        }
+    }
+
+    /// Whether it carries no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SyncResponse {
+    /// How many entries it carries (to bound what we accept).
+    pub fn len(&self) -> usize {
+        match self {
+            SyncResponse::Equal => 0,
+            SyncResponse::Digest(d) => d.len(),
+            SyncResponse::Entries(e) => e.len(),
+        }
+    }
+
+    /// Whether it carries no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

@@ -11,16 +11,18 @@ use tokio_util::sync::CancellationToken;
 /// Default wait for test conditions.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// Faster timers for tests: heartbeat 1 s, probe every 500 ms with a 1 s
-/// timeout, suspicion 1 s, silence 5 s, ping 1 s.
+/// Faster timers for tests: coordinate check and anti-entropy every 1 s,
+/// probe every 500 ms with a 1 s timeout, suspicion 1 to 2 s, ping 1 s.
 pub fn fast_config() -> Config {
     Config {
         heartbeat_interval: Duration::from_secs(1),
+        sync_interval: Duration::from_secs(1),
         probe_interval: Duration::from_millis(500),
         probe_timeout: Duration::from_secs(1),
         timing: Timing {
             suspicion_timeout: Duration::from_secs(1),
-            silence_timeout: Duration::from_secs(5),
+            suspicion_max_factor: 2,
+            expected_accusers: 3,
             reap_after: Duration::from_secs(3600),
         },
         ping_interval: Duration::from_secs(1),

@@ -117,6 +117,12 @@ impl Client {
             .ok_or_else(|| ClientError::Protocol { addr: self.addr, reason: "empty answer".into() })
     }
 
+    /// `GET /metrics`: the node's metrics, as OpenMetrics text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let resp = self.start(self.http.get(self.url("/metrics")).timeout(Duration::from_secs(30))).await?;
+        resp.text().await.map_err(|e| self.transport_error(e))
+    }
+
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<Status, ClientError> {
         self.get("/v1/status").await

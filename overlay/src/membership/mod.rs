@@ -11,14 +11,19 @@
 //!   publishing a newer [`wire::Alive`] (higher `(incarnation, seq)`);
 //! - a suspicion not refuted within `suspicion_timeout` makes the member
 //!   [`MemberState::Failed`] (the accuser also publishes a confirmation);
-//! - full-state heartbeats every `heartbeat_interval` carry addresses,
-//!   coordinates and services and are the backstop: a member unheard for
-//!   `silence_timeout` is failed even if nobody probed it;
+//! - a suspicion lasts longer while only one monitor accuses (Lifeguard's
+//!   dynamic suspicion timeout, [`Timing::suspicion_for`]): an overloaded
+//!   accuser alone gives its target time to refute, while a member all its
+//!   monitors accuse is failed after the shortest timeout;
+//! - a member's own state ([`wire::Alive`]: addresses, coordinate,
+//!   services) is gossiped when it changes, not periodically; members that
+//!   missed a message catch up through anti-entropy ([`sync`]);
 //! - [`wire::Message::Leave`] makes a member [`MemberState::Left`].
 //!
 //! Announced services are visible while their member is alive or suspect
 //! and expire with it.
 
+pub mod sync;
 pub mod wire;
 
 use libp2p::PeerId;
@@ -36,7 +41,7 @@ pub enum MemberState {
     Alive,
     /// A probe to it failed; it has `suspicion_timeout` to refute.
     Suspect,
-    /// Crashed or cut off: suspicion unrefuted, or silent for `silence_timeout`.
+    /// Crashed or cut off: a suspicion went unrefuted.
     Failed,
     /// Said goodbye.
     Left,
@@ -57,6 +62,17 @@ impl MemberState {
     pub fn is_up(self) -> bool {
         matches!(self, MemberState::Alive | MemberState::Suspect)
     }
+
+    /// Order of states at the same version: an accusation outranks the
+    /// heartbeat it names, a confirmed failure outranks a suspicion.
+    pub fn rank(self) -> u8 {
+        match self {
+            MemberState::Alive => 0,
+            MemberState::Suspect => 1,
+            MemberState::Failed => 2,
+            MemberState::Left => 3,
+        }
+    }
 }
 
 impl std::fmt::Display for MemberState {
@@ -68,13 +84,29 @@ impl std::fmt::Display for MemberState {
 /// Failure-detector timing.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
-    /// How long a suspicion may go unrefuted before the member is failed.
+    /// How long a suspicion may go unrefuted once every expected accuser
+    /// has made it (the shortest suspicion).
     pub suspicion_timeout: Duration,
-    /// Silence (no heartbeat, no answered probe or ping) after which a
-    /// member is failed even if nobody suspected it.
-    pub silence_timeout: Duration,
+    /// How many times longer a suspicion lasts with a single accuser.
+    pub suspicion_max_factor: u32,
+    /// Accusers expected for a member that really died: its monitors.
+    pub expected_accusers: usize,
     /// How long failed and left members stay listed.
     pub reap_after: Duration,
+}
+
+impl Timing {
+    /// Lifeguard's suspicion timeout after `accusers` independent
+    /// accusations: the longest with one, falling logarithmically to
+    /// `suspicion_timeout` once all `expected_accusers` have accused.
+    pub fn suspicion_for(&self, accusers: usize) -> Duration {
+        let min = self.suspicion_timeout.as_secs_f64();
+        let max = min * f64::from(self.suspicion_max_factor.max(1));
+        let k = self.expected_accusers.max(1) as f64;
+        let c = accusers.saturating_sub(1) as f64;
+        let frac = if k <= 1.0 { 1.0 } else { ((c + 1.0).ln() / k.ln()).min(1.0) };
+        Duration::from_secs_f64((max - (max - min) * frac).max(min))
+    }
 }
 
 /// One member.
@@ -84,9 +116,11 @@ pub struct Member {
     pub info: Alive,
     /// `(incarnation, seq)` of the latest message, heartbeat or leave.
     pub version: (u64, u64),
+    /// Who accuses it of the current suspicion (or failure).
+    pub accusers: Vec<PeerId>,
     /// Current state.
     pub state: MemberState,
-    /// When we last heard from it (gossip, state exchange or ping).
+    /// When we last heard from it (gossip, state exchange, probe or ping).
     pub last_heard: Instant,
     /// When `state` last changed.
     pub state_since: Instant,
@@ -163,13 +197,21 @@ impl MemberTable {
     /// if the member has said nothing newer than what the accuser knew.
     fn accuse(&mut self, a: &wire::Accusation, now: Instant, to: MemberState) -> Vec<Change> {
         let Some(m) = self.members.get_mut(&a.peer) else { return Vec::new() };
-        if m.version > (a.incarnation, a.seq) || !m.state.is_up() || m.state == to {
+        if m.version > (a.incarnation, a.seq) || !m.state.is_up() {
+            return Vec::new();
+        }
+        if m.state == to {
+            // Another monitor confirms the suspicion: it may end sooner.
+            if !m.accusers.contains(&a.by) {
+                m.accusers.push(a.by);
+            }
             return Vec::new();
         }
         let old = m.clone();
         m.state = to;
         m.state_since = now;
         m.suspected_at = (to == MemberState::Suspect).then_some(now);
+        m.accusers = vec![a.by];
         diff(a.peer, Some(&old), m)
     }
 
@@ -195,7 +237,7 @@ impl MemberTable {
             None => (None, heard_at, heard_at),
         };
         let state_since = if old_state == Some(state) { old_since } else { heard_at };
-        let member = Member { info, version, state, last_heard: old_heard, state_since, suspected_at: None };
+        let member = Member { info, version, accusers: Vec::new(), state, last_heard: old_heard, state_since, suspected_at: None };
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
         changes
@@ -213,6 +255,7 @@ impl MemberTable {
             m.state = MemberState::Alive;
             m.state_since = now;
             m.suspected_at = None;
+            m.accusers.clear();
             return diff(*peer, Some(&old), m);
         }
         Vec::new()
@@ -226,9 +269,8 @@ impl MemberTable {
             if !m.state.is_up() {
                 continue;
             }
-            let silent = now.saturating_duration_since(m.last_heard) >= t.silence_timeout;
-            let unrefuted = m.suspected_at.is_some_and(|s| now.saturating_duration_since(s) >= t.suspicion_timeout);
-            if silent || unrefuted {
+            let limit = t.suspicion_for(m.accusers.len());
+            if m.suspected_at.is_some_and(|s| now.saturating_duration_since(s) >= limit) {
                 let old = m.clone();
                 m.state = MemberState::Failed;
                 m.state_since = now;
@@ -243,17 +285,8 @@ impl MemberTable {
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.members.values().filter_map(|m| m.suspected_at).min().map(|s| s + self.timing.suspicion_timeout)
-    }
-
-    /// Heartbeats of up members with how long ago we heard each, for the
-    /// join-time state exchange.
-    pub fn up_entries(&self, now: Instant) -> Vec<(Alive, Duration)> {
-        self.members
-            .values()
-            .filter(|m| m.state.is_up())
-            .map(|m| (m.info.clone(), now.saturating_duration_since(m.last_heard)))
-            .collect()
+        let t = self.timing;
+        self.members.values().filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len()))).min()
     }
 }
 

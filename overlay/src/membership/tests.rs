@@ -4,7 +4,8 @@ use wire::Accusation;
 
 const T: Timing = Timing {
     suspicion_timeout: Duration::from_secs(2),
-    silence_timeout: Duration::from_secs(90),
+    suspicion_max_factor: 2,
+    expected_accusers: 3,
     reap_after: Duration::from_secs(3600),
 };
 
@@ -45,10 +46,10 @@ async fn unrefuted_suspicion_fails_member_and_expires_services() {
     assert_eq!(t.next_deadline(), None);
     let c = t.apply(suspect(p, 1, 1), now + Duration::from_secs(1));
     assert_eq!(states(&c), vec![MemberState::Suspect]);
-    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(3)));
-    assert!(t.apply(suspect(p, 1, 1), now + Duration::from_secs(1)).is_empty(), "already suspect");
-    assert!(t.tick(now + Duration::from_millis(2900)).is_empty());
-    let c = t.tick(now + Duration::from_secs(3));
+    // One accuser: the longest suspicion (2 s × 2).
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(5)));
+    assert!(t.tick(now + Duration::from_millis(4900)).is_empty());
+    let c = t.tick(now + Duration::from_secs(5));
     assert_eq!(states(&c), vec![MemberState::Failed]);
     assert!(c.iter().any(|c| matches!(c, Change::Services { withdrawn, .. } if withdrawn == &["storage".to_string()])));
 }
@@ -81,7 +82,7 @@ async fn suspicion_about_us_asks_for_refutation() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn failed_confirmation_and_silence_backstop() {
+async fn failed_confirmation_and_no_failure_by_silence() {
     let mut t = MemberTable::new(PeerId::random(), T);
     let (p, q) = (PeerId::random(), PeerId::random());
     let now = Instant::now();
@@ -89,9 +90,32 @@ async fn failed_confirmation_and_silence_backstop() {
     t.apply(alive(q, 1, 1, &[]), now);
     let confirm = Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
     assert_eq!(states(&t.apply(confirm, now)), vec![MemberState::Failed]);
-    // q is never suspected but goes silent.
-    let c = t.tick(now + T.silence_timeout);
-    assert_eq!(c, vec![Change::State { peer: q, from: Some(MemberState::Alive), to: MemberState::Failed }]);
+    // State is gossiped on change only: silence is not a failure (the
+    // monitors' probes are the detector).
+    assert!(t.tick(now + Duration::from_secs(3600)).is_empty());
+    assert_eq!(t.get(&q).unwrap().state, MemberState::Alive);
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_accusers_shorten_the_suspicion() {
+    assert_eq!(T.suspicion_for(1), Duration::from_secs(4));
+    assert!(T.suspicion_for(2) > Duration::from_secs(2) && T.suspicion_for(2) < Duration::from_secs(3));
+    assert_eq!(T.suspicion_for(3), Duration::from_secs(2));
+    assert_eq!(T.suspicion_for(9), Duration::from_secs(2));
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let p = PeerId::random();
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    let by = |who: PeerId| Message::Suspect(Accusation { peer: p, incarnation: 1, seq: 1, by: who });
+    let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+    t.apply(by(a), now);
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
+    assert!(t.apply(by(a), now).is_empty(), "the same accuser counts once");
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
+    t.apply(by(b), now + Duration::from_millis(300));
+    t.apply(by(c), now + Duration::from_millis(600));
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(2)), "all three monitors accuse");
+    assert_eq!(states(&t.tick(now + Duration::from_secs(2))), vec![MemberState::Failed]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,14 +140,15 @@ async fn failed_member_comes_back_and_reaping() {
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &[]), now);
     t.apply(suspect(p, 1, 1), now);
-    t.tick(now + Duration::from_secs(2));
+    t.tick(now + Duration::from_secs(4));
     assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
     assert!(t.touch(&p, now + Duration::from_secs(6)).is_empty(), "a ping does not resurrect");
     let c = t.apply(alive(p, 1, 2, &[]), now + Duration::from_secs(6));
     assert_eq!(c, vec![Change::State { peer: p, from: Some(MemberState::Failed), to: MemberState::Alive }]);
     t.apply(suspect(p, 1, 2), now + Duration::from_secs(7));
-    t.tick(now + Duration::from_secs(9));
-    t.tick(now + Duration::from_secs(9) + T.reap_after);
+    t.tick(now + Duration::from_secs(11));
+    assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
+    t.tick(now + Duration::from_secs(11) + T.reap_after);
     assert!(t.get(&p).is_none());
 }
 

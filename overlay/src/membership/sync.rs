@@ -1,0 +1,202 @@
+//! Anti-entropy (pure logic): two members compare their tables and send
+//! each other only what differs.
+//!
+//! Gossip carries every change once; a member that missed one (it was
+//! starting, partitioned, or a message was lost) catches up here. The
+//! exchange ([`crate::sync_msg`]) is incremental:
+//! 1. A sends the [`MemberTable::summary`] of its table (a 32-byte hash);
+//! 2. B answers `Equal` when its own summary is the same (the common case:
+//!    a converged community spends two small messages), or its
+//!    [`MemberTable::digest`]: one `(peer, version, state)` per up member;
+//! 3. A compares ([`MemberTable::compare`]) and sends B the entries where
+//!    A knows better, asking for those where B does;
+//! 4. B answers with those entries, and with its own where what A sent is
+//!    older than what B holds (B's digest lists only up members, so A can
+//!    send B a member B holds failed). Both [`MemberTable::merge`] them.
+//!
+//! Order: a member's entries are ordered by `(incarnation, seq, rank)`
+//! ([`MemberState::rank`]): a failure outranks the heartbeat of the same
+//! version, a newer heartbeat outranks it (a refutation). Suspicions are
+//! not exchanged: a suspect member is listed as alive (see [`listed`]).
+//! As in memberlist's push-pull, a failure learned this way about a member
+//! we hold alive at the same version is not believed outright: we suspect
+//! it ourselves and say so, so that a live member can refute (this is how
+//! the two sides of a healed partition find each other alive again).
+//! Failed and left members we never knew are not taken in, so that reaped
+//! members do not come back from the tables of others.
+
+use super::{diff, Change, Member, MemberState, MemberTable};
+use crate::membership::wire::Alive;
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// One member's version and state, as listed in a digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestEntry {
+    /// The member.
+    pub peer: PeerId,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its message counter.
+    pub seq: u64,
+    /// Its state as the sender sees it.
+    pub state: MemberState,
+}
+
+/// One member's full entry: its latest heartbeat and its state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncEntry {
+    /// The latest heartbeat, with `incarnation` and `seq` set to the
+    /// member's version (a leave's, for a member that left).
+    pub info: Alive,
+    /// Its state as the sender sees it.
+    pub state: MemberState,
+}
+
+/// What merging one entry asks of the caller.
+#[derive(Debug, Default, PartialEq)]
+pub struct Merged {
+    /// Changes to report.
+    pub changes: Vec<Change>,
+    /// We now suspect this member on the strength of another's table and
+    /// must say so (publish a suspicion by us).
+    pub suspect: Option<PeerId>,
+    /// Our entry outranks the one received: the sender should have ours.
+    pub ours_newer: bool,
+}
+
+type Key = (u64, u64, u8);
+
+/// Suspicions do not travel here: they are gossiped, and last seconds.
+/// A suspect member is listed as alive, so that a suspicion in flight
+/// neither makes two tables differ nor reaches a member that missed it
+/// (where it would run out unrefuted and fail a live member).
+fn listed(state: MemberState) -> MemberState {
+    match state {
+        MemberState::Suspect => MemberState::Alive,
+        s => s,
+    }
+}
+
+fn key(version: (u64, u64), state: MemberState) -> Key {
+    (version.0, version.1, listed(state).rank())
+}
+
+impl MemberTable {
+    fn key_of(&self, peer: &PeerId, me: &Alive) -> Option<Key> {
+        if *peer == me.peer {
+            return Some(key((me.incarnation, me.seq), MemberState::Alive));
+        }
+        self.members.get(peer).map(|m| key(m.version, m.state))
+    }
+
+    /// Up members and ourselves (`me`, our current heartbeat), sorted by peer.
+    pub fn digest(&self, me: &Alive) -> Vec<DigestEntry> {
+        let mut out: Vec<DigestEntry> = self
+            .members
+            .values()
+            .filter(|m| m.state.is_up())
+            .map(|m| DigestEntry { peer: m.info.peer, incarnation: m.version.0, seq: m.version.1, state: listed(m.state) })
+            .collect();
+        out.push(DigestEntry { peer: me.peer, incarnation: me.incarnation, seq: me.seq, state: MemberState::Alive });
+        out.sort_by_key(|e| e.peer);
+        out
+    }
+
+    /// A hash of [`MemberTable::digest`]: equal on two members exactly
+    /// when their digests are.
+    pub fn summary(&self, me: &Alive) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for e in self.digest(me) {
+            h.update(&e.peer.to_bytes());
+            h.update(&e.incarnation.to_be_bytes());
+            h.update(&e.seq.to_be_bytes());
+            h.update(&[e.state.rank()]);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Compares the other side's digest with our table: the entries we
+    /// know better (to send), and the members it knows better (to ask for).
+    pub fn compare(&self, me: &Alive, theirs: &[DigestEntry]) -> (Vec<SyncEntry>, Vec<PeerId>) {
+        let mut push = Vec::new();
+        let mut want = Vec::new();
+        for e in theirs {
+            let remote = key((e.incarnation, e.seq), e.state);
+            match self.key_of(&e.peer, me) {
+                Some(local) if local > remote => push.extend(self.entry(&e.peer, me)),
+                Some(local) if local == remote => {}
+                _ => want.push(e.peer),
+            }
+        }
+        let listed: std::collections::HashSet<&PeerId> = theirs.iter().map(|e| &e.peer).collect();
+        for d in self.digest(me) {
+            if !listed.contains(&d.peer) {
+                push.extend(self.entry(&d.peer, me));
+            }
+        }
+        (push, want)
+    }
+
+    /// The full entry of `peer` (or ours), if known.
+    pub fn entry(&self, peer: &PeerId, me: &Alive) -> Option<SyncEntry> {
+        if *peer == me.peer {
+            return Some(SyncEntry { info: me.clone(), state: MemberState::Alive });
+        }
+        let m = self.members.get(peer)?;
+        let mut info = m.info.clone();
+        (info.incarnation, info.seq) = m.version;
+        Some(SyncEntry { info, state: listed(m.state) })
+    }
+
+    /// Takes in one entry from another member's table, heard at `now`.
+    pub fn merge(&mut self, e: SyncEntry, now: Instant) -> Merged {
+        let peer = e.info.peer;
+        let version = (e.info.incarnation, e.info.seq);
+        if peer == self.local {
+            // Our own entry: refute an accusation of our current version.
+            let accused = e.state != MemberState::Alive;
+            let changes = if accused { vec![Change::Refute] } else { Vec::new() };
+            return Merged { changes, ..Merged::default() };
+        }
+        let e = SyncEntry { state: listed(e.state), ..e };
+        let remote = key(version, e.state);
+        let old = self.members.get(&peer).cloned();
+        let local = old.as_ref().map(|m| key(m.version, m.state));
+        if let Some(l) = local.filter(|l| *l >= remote) {
+            return Merged { ours_newer: l > remote, ..Merged::default() };
+        }
+        let (state, suspect) = match &old {
+            None if !e.state.is_up() => return Merged::default(),
+            // Same version, accused elsewhere: suspect it ourselves.
+            Some(m) if m.version == version && m.state.is_up() && e.state != MemberState::Left => {
+                if m.state == MemberState::Suspect {
+                    return Merged::default();
+                }
+                (MemberState::Suspect, Some(peer))
+            }
+            _ => (e.state, None),
+        };
+        let same_state = old.as_ref().is_some_and(|m| m.state == state);
+        let member = Member {
+            info: e.info,
+            version,
+            accusers: old.as_ref().filter(|_| same_state).map(|m| m.accusers.clone()).unwrap_or_default(),
+            state,
+            last_heard: old.as_ref().map_or(now, |m| m.last_heard.max(now)),
+            state_since: old.as_ref().filter(|_| same_state).map_or(now, |m| m.state_since),
+            suspected_at: match (state, &old) {
+                (MemberState::Suspect, Some(m)) if same_state => m.suspected_at,
+                (MemberState::Suspect, _) => Some(now),
+                _ => None,
+            },
+        };
+        let changes = diff(peer, old.as_ref(), &member);
+        self.members.insert(peer, member);
+        Merged { changes, suspect, ours_newer: false }
+    }
+}
+
+#[cfg(test)]
+mod tests;

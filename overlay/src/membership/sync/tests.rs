@@ -1,0 +1,105 @@
+use super::*;
+use crate::membership::wire::{Accusation, Message};
+use crate::membership::Timing;
+use std::time::Duration;
+
+const T: Timing = Timing {
+    suspicion_timeout: Duration::from_secs(2),
+    suspicion_max_factor: 2,
+    expected_accusers: 3,
+    reap_after: Duration::from_secs(3600),
+};
+
+fn info(peer: PeerId, inc: u64, seq: u64) -> Alive {
+    Alive { peer, incarnation: inc, seq, addrs: vec![], zone: String::new(), coord: None, services: Default::default() }
+}
+
+/// Two tables exchange as the protocol does; returns what `a` suspected.
+fn exchange(a: &mut MemberTable, me_a: &Alive, b: &mut MemberTable, me_b: &Alive, now: Instant) -> Vec<PeerId> {
+    let mut suspected = Vec::new();
+    if a.summary(me_a) == b.summary(me_b) {
+        return suspected;
+    }
+    let (push, mut want) = a.compare(me_a, &b.digest(me_b));
+    for e in push {
+        let peer = e.info.peer;
+        let m = b.merge(e, now);
+        suspected.extend(m.suspect);
+        if m.ours_newer {
+            want.push(peer);
+        }
+    }
+    let entries: Vec<SyncEntry> = want.iter().filter_map(|p| b.entry(p, me_b)).collect();
+    for e in entries {
+        suspected.extend(a.merge(e, now).suspect);
+    }
+    suspected
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newcomer_learns_everyone_and_the_tables_agree() {
+    let now = Instant::now();
+    let (pa, pb) = (PeerId::random(), PeerId::random());
+    let (me_a, me_b) = (info(pa, 1, 1), info(pb, 1, 3));
+    let mut b = MemberTable::new(pb, T);
+    for i in 0..50 {
+        b.apply(Message::Alive(info(PeerId::random(), 1, i)), now);
+    }
+    let mut a = MemberTable::new(pa, T);
+    assert_ne!(a.summary(&me_a), b.summary(&me_b));
+    assert!(exchange(&mut a, &me_a, &mut b, &me_b, now).is_empty());
+    assert_eq!(a.iter().filter(|m| m.state == MemberState::Alive).count(), 51, "the 50 and b itself");
+    assert_eq!(b.get(&pa).map(|m| m.state), Some(MemberState::Alive), "b learns the newcomer");
+    assert_eq!(a.summary(&me_a), b.summary(&me_b));
+    let (push, want) = a.compare(&me_a, &b.digest(&me_b));
+    assert!(push.is_empty() && want.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_held_elsewhere_is_suspected_not_believed() {
+    let now = Instant::now();
+    let (pa, pb, x) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let (me_a, me_b) = (info(pa, 1, 1), info(pb, 1, 1));
+    let mut a = MemberTable::new(pa, T);
+    let mut b = MemberTable::new(pb, T);
+    for t in [&mut a, &mut b] {
+        t.apply(Message::Alive(info(x, 7, 2)), now);
+    }
+    b.apply(Message::Failed(Accusation { peer: x, incarnation: 7, seq: 2, by: PeerId::random() }), now);
+    // a holds x alive at the version b holds failed: a suspects it and says so.
+    let suspected = exchange(&mut a, &me_a, &mut b, &me_b, now);
+    assert_eq!(suspected, vec![x]);
+    assert_eq!(a.get(&x).unwrap().state, MemberState::Suspect);
+    // x refutes with a newer heartbeat: it outranks the failure on b too.
+    a.apply(Message::Alive(info(x, 7, 3)), now);
+    exchange(&mut a, &me_a, &mut b, &me_b, now);
+    assert_eq!(b.get(&x).unwrap().state, MemberState::Alive);
+    assert_eq!(a.summary(&me_a), b.summary(&me_b));
+}
+
+#[tokio::test(start_paused = true)]
+async fn our_own_accused_entry_asks_for_a_refutation() {
+    let now = Instant::now();
+    let pa = PeerId::random();
+    let mut a = MemberTable::new(pa, T);
+    let accused = SyncEntry { info: info(pa, 1, 4), state: MemberState::Failed };
+    assert_eq!(a.merge(accused, now).changes, vec![Change::Refute]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reaped_members_do_not_come_back_and_old_news_is_ignored() {
+    let now = Instant::now();
+    let mut a = MemberTable::new(PeerId::random(), T);
+    let x = PeerId::random();
+    let dead = SyncEntry { info: info(x, 1, 1), state: MemberState::Failed };
+    assert_eq!(a.merge(dead.clone(), now), Merged::default(), "an unknown failed member is not taken in");
+    assert!(a.get(&x).is_none());
+    a.apply(Message::Alive(info(x, 1, 5)), now);
+    let old = a.merge(dead, now);
+    assert_eq!(old, Merged { ours_newer: true, ..Merged::default() }, "an older version is ignored; ours is newer");
+    assert_eq!(a.get(&x).unwrap().state, MemberState::Alive);
+    let newer = SyncEntry { info: info(x, 2, 1), state: MemberState::Left };
+    let m = a.merge(newer, now);
+    assert_eq!(m.suspect, None);
+    assert_eq!(a.get(&x).unwrap().state, MemberState::Left);
+}
