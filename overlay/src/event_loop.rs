@@ -38,6 +38,10 @@ use tracing::{debug, info, warn};
 /// Period of the housekeeping check (availability, snapshot); suspicions
 /// get an exact timer of their own.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The snapshot is republished at once after a membership, service,
+/// connection or address change, and at least this often for round trips
+/// and availability (each republication wakes every service watching it).
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(5);
 /// Period of link upkeep.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
 /// Period of reconnection attempts to failed members (Serf's
@@ -264,7 +268,6 @@ impl EventLoop {
         if let Some(coord) = self.table.get(&peer).and_then(|m| m.info.coord.clone()) {
             self.local.vivaldi.update(&coord, rtt);
         }
-        self.dirty = true;
     }
 
     pub fn publish(&mut self, msg: Message) {
@@ -307,7 +310,7 @@ impl EventLoop {
         let changes = self.table.tick(now);
         self.apply_changes(changes);
         self.account(now);
-        if self.dirty || now.duration_since(self.last_publish) >= CHECK_INTERVAL {
+        if self.dirty || now.duration_since(self.last_publish) >= SNAPSHOT_REFRESH {
             self.publish_snapshot();
         }
     }

@@ -180,3 +180,25 @@ async fn successive_crashes_down_to_two_members_are_all_detected() {
         }
     }
 }
+
+/// A node's connections do not grow with the community. Every node dialed
+/// the bootstrap node, and gossipsub's streams used to keep all those
+/// connections open for good (19 here); now it keeps only its ring, its
+/// links and its gossip mesh, and the rest close once idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_stay_few_and_the_bootstrap_node_lets_go() {
+    let mut cfg = fast_config();
+    cfg.monitors = 1;
+    cfg.target_peers = 1;
+    cfg.idle_timeout = Duration::from_secs(1);
+    let net = TestNet::start(20, cfg).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    // 1 target and 1 monitor, 1 link out and a few in, a mesh of at most 6.
+    const BOUND: usize = 12;
+    for node in &net.nodes {
+        wait_until(&node.handle, "at most 12 connections", |s| s.peers.values().filter(|p| p.connected).count() <= BOUND)
+            .await
+            .unwrap();
+    }
+    net.wait_all_alive().await.unwrap();
+}
