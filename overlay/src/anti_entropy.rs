@@ -8,7 +8,7 @@ use crate::sync_msg::{SyncRequest, SyncResponse, MAX_ENTRIES};
 use libp2p::request_response::{self, Message as RrMessage};
 use libp2p::PeerId;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 type Event = request_response::Event<SyncRequest, SyncResponse>;
 
@@ -83,9 +83,8 @@ impl EventLoop {
         }
     }
 
-    /// Merges entries from `from`'s table; suspects, and says so, members
-    /// it holds failed that we hold alive at the same version. Returns the
-    /// members of which we hold a newer entry than `from` sent.
+    /// Merges entries from `from`'s table. Returns the members of which we
+    /// hold a newer entry than `from` sent.
     fn merge_entries(&mut self, from: PeerId, entries: Vec<SyncEntry>) -> Vec<PeerId> {
         let now = Instant::now();
         let mut changes = Vec::new();
@@ -100,12 +99,11 @@ impl EventLoop {
                 ours_newer.push(peer);
             }
             changes.extend(merged.changes);
-            if let Some(peer) = merged.suspect {
-                info!(%peer, %from, "another member holds this member failed; suspecting it so that it can refute");
-                self.accuse(peer);
-            }
         }
-        self.apply_changes(changes);
+        if !changes.is_empty() {
+            debug!(%from, changes = changes.len(), "membership news from anti-entropy");
+        }
+        self.apply_changes_with(changes, false);
         ours_newer
     }
 }

@@ -28,7 +28,12 @@ impl Behaviour {
         let peer = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new(protocols::IDENTIFY_VERSION.to_string(), key.public())
-                .with_agent_version(format!("cloudy-p2p/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("cloudy-p2p/{}", env!("CARGO_PKG_VERSION")))
+                // Identify runs on every new connection; again on a long-lived
+                // one every 30 minutes, not 5 (members' addresses come from
+                // the member table, and were half the idle stream bytes of
+                // a 100-node community after its gossip stopped).
+                .with_interval(Duration::from_secs(1800)),
         );
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(cfg.ping_interval));
         let mut kad_cfg = kad::Config::new(protocols::KAD);

@@ -327,6 +327,14 @@ impl EventLoop {
     /// Logs and acts on membership changes, then publishes a fresh snapshot
     /// at once (readers must never see a change later than the log says).
     pub fn apply_changes(&mut self, changes: Vec<Change>) {
+        self.apply_changes_with(changes, true);
+    }
+
+    /// [`EventLoop::apply_changes`]; a failure learned from another
+    /// member's table (`disconnect` false) leaves our connections to the
+    /// member alone: it may be alive and merely not know yet that it must
+    /// refute, which it does over them.
+    pub fn apply_changes_with(&mut self, changes: Vec<Change>, disconnect: bool) {
         if changes.is_empty() {
             return;
         }
@@ -348,7 +356,7 @@ impl EventLoop {
                     // dead QUIC connection lingers until its idle timeout,
                     // and a member restarted in the meantime would be
                     // probed over it and wrongly found dead.
-                    if matches!(to, MemberState::Left | MemberState::Failed) {
+                    if disconnect && matches!(to, MemberState::Left | MemberState::Failed) {
                         let _ = self.swarm.disconnect_peer_id(peer);
                     }
                     // A new member, or one back with (perhaps) new addresses.

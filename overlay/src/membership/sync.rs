@@ -18,12 +18,18 @@
 //! ([`MemberState::rank`]): a failure outranks the heartbeat of the same
 //! version, a newer heartbeat outranks it (a refutation). Suspicions are
 //! not exchanged: a suspect member is listed as alive (see [`listed`]).
-//! As in memberlist's push-pull, a failure learned this way about a member
-//! we hold alive at the same version is not believed outright: we suspect
-//! it ourselves and say so, so that a live member can refute (this is how
-//! the two sides of a healed partition find each other alive again).
-//! Failed and left members we never knew are not taken in, so that reaped
-//! members do not come back from the tables of others.
+//! A failure learned this way is taken as it is, and not gossiped again: a
+//! member wrongly held failed learns it in its own next exchange with a
+//! member that holds it so (the failed entry outranks its own), and refutes
+//! with a newer heartbeat, which everybody takes. That is also how the two
+//! sides of a healed partition find each other alive again. A first
+//! version suspected the member instead and gossiped the suspicion, as
+//! memberlist's push-pull does; at N = 200 on a saturated machine every
+//! exchange with a stale table then set off a community-wide suspicion
+//! and refutation, 25,000 of them in a few minutes
+//! (DESIGN/failure-detection.md). Failed and left members we never knew
+//! are not taken in, so that reaped members do not come back from the
+//! tables of others.
 
 use super::{diff, Change, Member, MemberState, MemberTable};
 use crate::membership::wire::Alive;
@@ -59,9 +65,6 @@ pub struct SyncEntry {
 pub struct Merged {
     /// Changes to report.
     pub changes: Vec<Change>,
-    /// We now suspect this member on the strength of another's table and
-    /// must say so (publish a suspicion by us).
-    pub suspect: Option<PeerId>,
     /// Our entry outranks the one received: the sender should have ours.
     pub ours_newer: bool,
 }
@@ -167,17 +170,10 @@ impl MemberTable {
         if let Some(l) = local.filter(|l| *l >= remote) {
             return Merged { ours_newer: l > remote, ..Merged::default() };
         }
-        let (state, suspect) = match &old {
-            None if !e.state.is_up() => return Merged::default(),
-            // Same version, accused elsewhere: suspect it ourselves.
-            Some(m) if m.version == version && m.state.is_up() && e.state != MemberState::Left => {
-                if m.state == MemberState::Suspect {
-                    return Merged::default();
-                }
-                (MemberState::Suspect, Some(peer))
-            }
-            _ => (e.state, None),
-        };
+        if old.is_none() && !e.state.is_up() {
+            return Merged::default();
+        }
+        let state = e.state;
         let same_state = old.as_ref().is_some_and(|m| m.state == state);
         let member = Member {
             info: e.info,
@@ -194,7 +190,7 @@ impl MemberTable {
         };
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
-        Merged { changes, suspect, ours_newer: false }
+        Merged { changes, ours_newer: false }
     }
 }
 

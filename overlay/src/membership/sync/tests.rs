@@ -14,26 +14,25 @@ fn info(peer: PeerId, inc: u64, seq: u64) -> Alive {
     Alive { peer, incarnation: inc, seq, addrs: vec![], zone: String::new(), coord: None, services: Default::default() }
 }
 
-/// Two tables exchange as the protocol does; returns what `a` suspected.
-fn exchange(a: &mut MemberTable, me_a: &Alive, b: &mut MemberTable, me_b: &Alive, now: Instant) -> Vec<PeerId> {
-    let mut suspected = Vec::new();
+/// Two tables exchange as the protocol does, `a` starting.
+fn exchange(a: &mut MemberTable, me_a: &Alive, b: &mut MemberTable, me_b: &Alive, now: Instant) -> Vec<Change> {
+    let mut changes = Vec::new();
     if a.summary(me_a) == b.summary(me_b) {
-        return suspected;
+        return changes;
     }
     let (push, mut want) = a.compare(me_a, &b.digest(me_b));
     for e in push {
         let peer = e.info.peer;
         let m = b.merge(e, now);
-        suspected.extend(m.suspect);
         if m.ours_newer {
             want.push(peer);
         }
     }
     let entries: Vec<SyncEntry> = want.iter().filter_map(|p| b.entry(p, me_b)).collect();
     for e in entries {
-        suspected.extend(a.merge(e, now).suspect);
+        changes.extend(a.merge(e, now).changes);
     }
-    suspected
+    changes
 }
 
 #[tokio::test(start_paused = true)]
@@ -47,7 +46,7 @@ async fn a_newcomer_learns_everyone_and_the_tables_agree() {
     }
     let mut a = MemberTable::new(pa, T);
     assert_ne!(a.summary(&me_a), b.summary(&me_b));
-    assert!(exchange(&mut a, &me_a, &mut b, &me_b, now).is_empty());
+    exchange(&mut a, &me_a, &mut b, &me_b, now);
     assert_eq!(a.iter().filter(|m| m.state == MemberState::Alive).count(), 51, "the 50 and b itself");
     assert_eq!(b.get(&pa).map(|m| m.state), Some(MemberState::Alive), "b learns the newcomer");
     assert_eq!(a.summary(&me_a), b.summary(&me_b));
@@ -56,24 +55,30 @@ async fn a_newcomer_learns_everyone_and_the_tables_agree() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failure_held_elsewhere_is_suspected_not_believed() {
+async fn a_failure_travels_and_the_member_refutes_in_its_next_exchange() {
     let now = Instant::now();
-    let (pa, pb, x) = (PeerId::random(), PeerId::random(), PeerId::random());
-    let (me_a, me_b) = (info(pa, 1, 1), info(pb, 1, 1));
+    let (pa, pb, px) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let (me_a, me_b, me_x) = (info(pa, 1, 1), info(pb, 1, 1), info(px, 7, 2));
     let mut a = MemberTable::new(pa, T);
     let mut b = MemberTable::new(pb, T);
+    let mut x = MemberTable::new(px, T);
     for t in [&mut a, &mut b] {
-        t.apply(Message::Alive(info(x, 7, 2)), now);
+        t.apply(Message::Alive(me_x.clone()), now);
     }
-    b.apply(Message::Failed(Accusation { peer: x, incarnation: 7, seq: 2, by: PeerId::random() }), now);
-    // a holds x alive at the version b holds failed: a suspects it and says so.
-    let suspected = exchange(&mut a, &me_a, &mut b, &me_b, now);
-    assert_eq!(suspected, vec![x]);
-    assert_eq!(a.get(&x).unwrap().state, MemberState::Suspect);
-    // x refutes with a newer heartbeat: it outranks the failure on b too.
-    a.apply(Message::Alive(info(x, 7, 3)), now);
+    b.apply(Message::Failed(Accusation { peer: px, incarnation: 7, seq: 2, by: PeerId::random() }), now);
+    // a holds x alive at the version b holds failed: b's failure wins,
+    // whichever side starts.
     exchange(&mut a, &me_a, &mut b, &me_b, now);
-    assert_eq!(b.get(&x).unwrap().state, MemberState::Alive);
+    assert_eq!(a.get(&px).unwrap().state, MemberState::Failed);
+    // x, alive, meets b: it learns it is held failed and must refute…
+    let changes = exchange(&mut x, &me_x, &mut b, &me_b, now);
+    assert!(changes.contains(&Change::Refute), "{changes:?}");
+    // … with a newer heartbeat, which outranks the failure everywhere.
+    let refuted = info(px, 7, 3);
+    exchange(&mut b, &me_b, &mut x, &refuted, now);
+    exchange(&mut a, &me_a, &mut b, &me_b, now);
+    assert_eq!(a.get(&px).unwrap().state, MemberState::Alive);
+    assert_eq!(b.get(&px).unwrap().state, MemberState::Alive);
     assert_eq!(a.summary(&me_a), b.summary(&me_b));
 }
 
@@ -99,7 +104,6 @@ async fn reaped_members_do_not_come_back_and_old_news_is_ignored() {
     assert_eq!(old, Merged { ours_newer: true, ..Merged::default() }, "an older version is ignored; ours is newer");
     assert_eq!(a.get(&x).unwrap().state, MemberState::Alive);
     let newer = SyncEntry { info: info(x, 2, 1), state: MemberState::Left };
-    let m = a.merge(newer, now);
-    assert_eq!(m.suspect, None);
+    a.merge(newer, now);
     assert_eq!(a.get(&x).unwrap().state, MemberState::Left);
 }
