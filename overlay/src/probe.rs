@@ -67,12 +67,6 @@ impl EventLoop {
             return;
         }
         info!(%peer, "probe failed ({reason}); suspecting");
-        self.accuse(peer);
-    }
-
-    /// Publishes and applies our suspicion of `peer`.
-    pub(crate) fn accuse(&mut self, peer: PeerId) {
-        let Some(m) = self.table.get(&peer) else { return };
         let (incarnation, seq) = m.version;
         let msg = Message::Suspect(Accusation { peer, incarnation, seq, by: self.local.peer });
         self.publish(msg.clone());

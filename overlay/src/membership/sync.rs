@@ -174,19 +174,17 @@ impl MemberTable {
             return Merged::default();
         }
         let state = e.state;
+        // `state` is never suspect here (see `listed`): a newer entry ends
+        // any suspicion we held.
         let same_state = old.as_ref().is_some_and(|m| m.state == state);
         let member = Member {
             info: e.info,
             version,
-            accusers: old.as_ref().filter(|_| same_state).map(|m| m.accusers.clone()).unwrap_or_default(),
+            accusers: Vec::new(),
             state,
             last_heard: old.as_ref().map_or(now, |m| m.last_heard.max(now)),
             state_since: old.as_ref().filter(|_| same_state).map_or(now, |m| m.state_since),
-            suspected_at: match (state, &old) {
-                (MemberState::Suspect, Some(m)) if same_state => m.suspected_at,
-                (MemberState::Suspect, _) => Some(now),
-                _ => None,
-            },
+            suspected_at: None,
         };
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
