@@ -10,6 +10,7 @@
 //! 4 KiB random files), and the peak RSS of the uploading node and of a
 //! storage node during each transfer (VmHWM, reset before each one through
 //! `/proc/PID/clear_refs`). Every download is compared with its file.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::client::Client;
 use cloudy_node::process::NodeProcess;
@@ -21,7 +22,11 @@ const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Peak RSS in MB since the last reset.
@@ -62,7 +67,9 @@ async fn main() {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..n_nodes {
         let home = Home::new(dir.path().join(format!("n{i}")));
-        let node = NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start");
+        let node = NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None)
+            .await
+            .expect("start");
         nodes.push(node);
     }
     let up = Client::for_home(&nodes[0].home).expect("client");
@@ -74,7 +81,10 @@ async fn main() {
         if a == n_nodes && b == n_nodes {
             break;
         }
-        assert!(Instant::now() < deadline, "storage servers not all visible after 30 s ({a}, {b} of {n_nodes})");
+        assert!(
+            Instant::now() < deadline,
+            "storage servers not all visible after 30 s ({a}, {b} of {n_nodes})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Random keys by default (the body is encoded as it arrives);
@@ -146,7 +156,8 @@ async fn main() {
     println!("| file | put MB/s | get MB/s | peak RSS uploader | peak RSS storage node |");
     println!("|---|---|---|---|---|");
     for (mib, run, put, get, ur, sr) in rows {
-        let label = if runs > 1 { format!("{mib} MiB (run {})", run + 1) } else { format!("{mib} MiB") };
+        let label =
+            if runs > 1 { format!("{mib} MiB (run {})", run + 1) } else { format!("{mib} MiB") };
         println!("| {label} | {put:.1} | {get:.1} | {ur:.1} MB | {sr:.1} MB |");
     }
     println!("| {small} x 4 KiB | {small_put:.1} files/s | {small_get:.1} files/s | - | - |");

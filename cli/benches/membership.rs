@@ -16,6 +16,7 @@
 //! issue 15 for the N given.
 //! Times come from the nodes' own `cloudy::_events` log lines, stamped as
 //! they are read from each process's stderr.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::api::Announce;
 use cloudy_node::control::client::Client;
@@ -79,7 +80,11 @@ struct Bench {
 
 impl Bench {
     /// Waits until `pred` holds; returns when it first did (or None on timeout).
-    async fn wait<T>(&mut self, timeout: Duration, pred: impl Fn(&Tracker) -> Option<T>) -> Option<T> {
+    async fn wait<T>(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Tracker) -> Option<T>,
+    ) -> Option<T> {
         let fut = async {
             loop {
                 if let Some(v) = pred(&self.tracker.lock().unwrap()) {
@@ -96,13 +101,23 @@ impl Bench {
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// (RSS bytes, CPU ticks) of a process from /proc.
 fn proc_usage(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -117,7 +132,8 @@ fn secs(d: Option<Duration>) -> String {
 
 /// Mean and max, or `None` for nothing measured.
 fn stat(v: &[f64]) -> Option<(f64, f64)> {
-    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(0.0, f64::max)))
+    (!v.is_empty())
+        .then(|| (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(0.0, f64::max)))
 }
 
 fn mean_max(v: &[f64], digits: usize, unit: &str) -> String {
@@ -139,7 +155,9 @@ const FAMILIES: [(&str, &str); 7] = [
 async fn sent_by_family(home: &Home) -> Option<[u64; FAMILIES.len()]> {
     let text = Client::for_home(home).ok()?.metrics().await.ok()?;
     let mut out = [0u64; FAMILIES.len()];
-    for line in text.lines().filter(|l| l.starts_with("cloudy_protocol_bytes_total{") && l.contains("direction=\"sent\"")) {
+    for line in text.lines().filter(|l| {
+        l.starts_with("cloudy_protocol_bytes_total{") && l.contains("direction=\"sent\"")
+    }) {
         let proto = line.split("protocol=\"").nth(1)?.split('"').next()?;
         let bytes: f64 = line.rsplit(' ').next()?.parse().ok()?;
         let i = FAMILIES.iter().position(|(_, prefix)| proto.starts_with(prefix))?;
@@ -172,13 +190,36 @@ struct Reference {
 fn reference(n: usize) -> Reference {
     let serf = match n {
         0..=20 => ["0.78 s", "8.28 s", "15.5 MB", "0.27 %"],
-        21..=100 => ["5.9 s (N = 100)", "11.2 s (N = 100)", "15.4 MB (N = 100)", "0.23 % (N = 100)"],
+        21..=100 => {
+            ["5.9 s (N = 100)", "11.2 s (N = 100)", "15.4 MB (N = 100)", "0.23 % (N = 100)"]
+        }
         _ => ["16.8 s (N = 200)", "14.9 s (N = 200)", "15.7 MB (N = 200)", "0.20 % (N = 200)"],
     };
     match n {
-        0..=20 => Reference { alive: "<= 0.33 s", detect: "<= 3.4 s", announce: "<= 0.5 s", rss: "<= 15 MB", cpu: "<= 0.25 %", serf },
-        21..=100 => Reference { alive: "<= 3 s", detect: "<= 5 s", announce: "<= 1 s", rss: "<= 20 MB", cpu: "<= 0.25 %", serf },
-        _ => Reference { alive: "<= 4.5 s", detect: "<= 7.5 s", announce: "<= 1.5 s", rss: "<= 20 MB", cpu: "<= 0.25 %", serf },
+        0..=20 => Reference {
+            alive: "<= 0.33 s",
+            detect: "<= 3.4 s",
+            announce: "<= 0.5 s",
+            rss: "<= 15 MB",
+            cpu: "<= 0.25 %",
+            serf,
+        },
+        21..=100 => Reference {
+            alive: "<= 3 s",
+            detect: "<= 5 s",
+            announce: "<= 1 s",
+            rss: "<= 20 MB",
+            cpu: "<= 0.25 %",
+            serf,
+        },
+        _ => Reference {
+            alive: "<= 4.5 s",
+            detect: "<= 7.5 s",
+            announce: "<= 1.5 s",
+            rss: "<= 20 MB",
+            cpu: "<= 0.25 %",
+            serf,
+        },
     }
 }
 
@@ -211,7 +252,9 @@ async fn main() {
         let boot = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
         init_local_home(&home, boot).expect("init");
         last_start = Instant::now();
-        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.expect("start"));
+        nodes.push(
+            NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.expect("start"),
+        );
     }
     let ids: Vec<String> = nodes.iter().map(|p| p.peer_id.clone()).collect();
     let all_alive = bench
@@ -224,11 +267,17 @@ async fn main() {
     // Announcement propagation.
     let client = Client::for_home(&nodes[1].home).expect("client");
     let sent = Instant::now();
-    client.announce(&Announce { name: SVC.into(), meta: Default::default() }).await.expect("announce");
+    client
+        .announce(&Announce { name: SVC.into(), meta: Default::default() })
+        .await
+        .expect("announce");
     let announce = bench
         .wait(Duration::from_secs(10), |t| {
             let others: Vec<_> = (0..n).filter(|i| *i != 1).collect();
-            others.iter().all(|i| t.announced.contains_key(i)).then(|| others.iter().map(|i| t.announced[i]).max())
+            others
+                .iter()
+                .all(|i| t.announced.contains_key(i))
+                .then(|| others.iter().map(|i| t.announced[i]).max())
         })
         .await
         .flatten()
@@ -263,7 +312,10 @@ async fn main() {
     let (false_suspects, false_failed) = {
         let t = bench.tracker.lock().unwrap();
         let new = &t.suspicions[suspicions_before..];
-        (new.iter().filter(|s| s.3 == "suspect").count(), new.iter().filter(|s| s.3 == "failed").count())
+        (
+            new.iter().filter(|s| s.3 == "suspect").count(),
+            new.iter().filter(|s| s.3 == "failed").count(),
+        )
     };
     let mut rss = Vec::new();
     let mut cpu = Vec::new();
@@ -274,7 +326,9 @@ async fn main() {
         }
     }
     let wire_rate: Vec<f64> = match (wire_before, wire_after) {
-        (Some(b), Some(a)) => b.iter().zip(&a).map(|(b, a)| (a - b) as f64 / idle_elapsed / 1e3).collect(),
+        (Some(b), Some(a)) => {
+            b.iter().zip(&a).map(|(b, a)| (a - b) as f64 / idle_elapsed / 1e3).collect()
+        }
         _ => Vec::new(),
     };
 
@@ -288,7 +342,8 @@ async fn main() {
     let vid = ids[victim].clone();
     let detect = bench
         .wait(Duration::from_secs(30), |t| {
-            let times: Option<Vec<Instant>> = (0..n - 1).map(|i| t.failed.get(&(i, vid.clone())).copied()).collect();
+            let times: Option<Vec<Instant>> =
+                (0..n - 1).map(|i| t.failed.get(&(i, vid.clone())).copied()).collect();
             times.map(|v| v.into_iter().max())
         })
         .await
@@ -311,21 +366,55 @@ async fn main() {
     let family_rows: Vec<String> = FAMILIES
         .iter()
         .zip(&by_family)
-        .map(|((name, _), v)| format!("| idle stream bytes sent per node: {name}, mean / max | {} | - | - |", mean_max(&v.iter().map(|b| b / 1e3).collect::<Vec<_>>(), 3, " KB/s")))
+        .map(|((name, _), v)| {
+            format!(
+                "| idle stream bytes sent per node: {name}, mean / max | {} | - | - |",
+                mean_max(&v.iter().map(|b| b / 1e3).collect::<Vec<_>>(), 3, " KB/s")
+            )
+        })
         .collect();
     println!();
-    println!("cloudy-p2p membership benchmark, N = {n} processes on 127.0.0.1, idle window {} s", idle.as_secs());
+    println!(
+        "cloudy-p2p membership benchmark, N = {n} processes on 127.0.0.1, idle window {} s",
+        idle.as_secs()
+    );
     println!("| metric | measured | target | Serf 0.9 |");
     println!("|---|---|---|---|");
-    println!("| all alive, from start of last node | {} | {} | {} |", secs(all_alive), r.alive, r.serf[0]);
-    println!("| kill -9 to failed on all others | {} | {} | {} |", secs(detect), r.detect, r.serf[1]);
+    println!(
+        "| all alive, from start of last node | {} | {} | {} |",
+        secs(all_alive),
+        r.alive,
+        r.serf[0]
+    );
+    println!(
+        "| kill -9 to failed on all others | {} | {} | {} |",
+        secs(detect),
+        r.detect,
+        r.serf[1]
+    );
     println!("| announcement visible on all | {} | {} | - |", secs(announce), r.announce);
     println!("| members falsely marked failed during idle | {false_failed} | 0 | - |");
     println!("| false suspicions during idle (refuted) | {false_suspects} | - | - |");
-    println!("| idle RSS per node, mean / max | {} | {} | {} |", mean_max(&rss, 1, " MB"), r.rss, r.serf[2]);
-    println!("| idle CPU per node, mean / max | {} | {} | {} |", mean_max(&cpu, 2, " %"), r.cpu, r.serf[3]);
-    println!("| idle bytes sent per node on the wire, mean / max | {} | <= 1 KB/s | - |", mean_max(&wire_rate, 2, " KB/s"));
-    println!("| connections per node, mean / max | {} | bounded, not growing with N | - |", mean_max(&conns, 1, ""));
+    println!(
+        "| idle RSS per node, mean / max | {} | {} | {} |",
+        mean_max(&rss, 1, " MB"),
+        r.rss,
+        r.serf[2]
+    );
+    println!(
+        "| idle CPU per node, mean / max | {} | {} | {} |",
+        mean_max(&cpu, 2, " %"),
+        r.cpu,
+        r.serf[3]
+    );
+    println!(
+        "| idle bytes sent per node on the wire, mean / max | {} | <= 1 KB/s | - |",
+        mean_max(&wire_rate, 2, " KB/s")
+    );
+    println!(
+        "| connections per node, mean / max | {} | bounded, not growing with N | - |",
+        mean_max(&conns, 1, "")
+    );
     for row in family_rows {
         println!("{row}");
     }

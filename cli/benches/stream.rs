@@ -33,6 +33,7 @@
 //! plays 5 s more. Printed: startup (join → 2 s buffered), viewers with no
 //! stall, the seeder's upload ÷ the file, and seek time (Range request →
 //! 2 s buffered).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::client::Client;
 use cloudy_node::process::NodeProcess;
@@ -62,7 +63,11 @@ fn udp_drops() -> u64 {
     }
     let names: Vec<&str> = rows[0].split_whitespace().collect();
     let vals: Vec<&str> = rows[1].split_whitespace().collect();
-    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| vals.get(i)?.parse().ok()).unwrap_or(0)
+    names
+        .iter()
+        .position(|n| *n == "RcvbufErrors")
+        .and_then(|i| vals.get(i)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system) of a process so far.
@@ -70,13 +75,18 @@ fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
 fn rss_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: u64 = status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
     kb as f64 * 1024.0 / 1e6
 }
 
@@ -87,7 +97,11 @@ struct Recorder {
 }
 
 impl tokio::io::AsyncWrite for Recorder {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         use std::io::Write;
         let me = self.get_mut();
         me.first.lock().unwrap().get_or_insert_with(Instant::now);
@@ -120,12 +134,20 @@ fn jain(x: &[f64]) -> f64 {
 
 /// `(seq, cut ms, latency ms)` of a node's status.
 fn arrivals(st: &Value) -> Vec<(u64, u64, u64)> {
-    st["stats"]["arrivals"].as_array().map(|a| a.iter().map(|t| (t[0].as_u64().unwrap(), t[1].as_u64().unwrap(), t[2].as_u64().unwrap())).collect()).unwrap_or_default()
+    st["stats"]["arrivals"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| (t[0].as_u64().unwrap(), t[1].as_u64().unwrap(), t[2].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Share of the publisher's chunks in `seqs` that `st` got within 3 s.
 fn on_time(st: &Value, seqs: &[u64]) -> f64 {
-    let got: std::collections::HashMap<u64, u64> = arrivals(st).into_iter().map(|a| (a.0, a.2)).collect();
+    let got: std::collections::HashMap<u64, u64> =
+        arrivals(st).into_iter().map(|a| (a.0, a.2)).collect();
     let ok = seqs.iter().filter(|s| got.get(s).is_some_and(|l| *l <= 3000)).count();
     ok as f64 / seqs.len().max(1) as f64
 }
@@ -136,8 +158,41 @@ async fn encode(dir: &Path, secs: u64) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let film = dir.join("film.ts");
     let made = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-b:v", "900k", "-maxrate", "900k", "-bufsize", "450k", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            &secs.to_string(),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-b:v",
+            "900k",
+            "-maxrate",
+            "900k",
+            "-bufsize",
+            "450k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-f",
+            "mpegts",
+        ])
         .arg(&film)
         .status()
         .await
@@ -151,7 +206,11 @@ async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..=n {
         let home = Home::new(dir.join(format!("node{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
+        nodes.push(
+            NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None)
+                .await
+                .expect("start"),
+        );
     }
     let clients: Vec<Client> = nodes.iter().map(|p| Client::for_home(&p.home).unwrap()).collect();
     let t = Instant::now();
@@ -171,12 +230,15 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // The overlay's own traffic over one whole heartbeat period: every
     // member's full-state heartbeat falls in it once. (A shorter window
     // catches a varying share of them, as the members started together.)
-    let idle_secs = cloudy_node::overlay::config::Config::default().heartbeat_interval.as_secs_f64();
+    let idle_secs =
+        cloudy_node::overlay::config::Config::default().heartbeat_interval.as_secs_f64();
     let idle0 = wire.as_ref().map(|w| w.total());
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
-    let idle_rate: Option<f64> = wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
+    let idle_rate: Option<f64> =
+        wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
 
-    let idle_rss: Vec<f64> = nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
+    let idle_rss: Vec<f64> =
+        nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
     // The source.
     // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
     // the encoder's CPU does not weigh on the nodes being measured.
@@ -200,7 +262,12 @@ async fn run(n: usize, secs: u64, root: &Path) {
         .spawn()
         .expect("publish");
     let mut stdin = publish.stdin.take().unwrap();
-    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap()).lines().next_line().await.unwrap().expect("channel id");
+    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .expect("channel id");
     let mut src = ffmpeg.stdout.take().unwrap();
     let pump = tokio::spawn(async move {
         let mut total = 0u64;
@@ -238,7 +305,8 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // Kill 30 % at two thirds of the run.
     let kill_at = Duration::from_secs(secs * 2 / 3);
     tokio::time::sleep(kill_at.saturating_sub(started.elapsed())).await;
-    let killed: Vec<usize> = (1..=n).filter(|i| i % 10 == 2 || i % 10 == 5 || i % 10 == 8).collect();
+    let killed: Vec<usize> =
+        (1..=n).filter(|i| i % 10 == 2 || i % 10 == 5 || i % 10 == 8).collect();
     let kill_ms = cloudy_node::streaming::live::task::unix_ms();
     let mut last_status = std::collections::HashMap::new();
     for &k in &killed {
@@ -271,7 +339,12 @@ async fn run(n: usize, secs: u64, root: &Path) {
     statuses.extend(last_status);
 
     // Figures.
-    let mut startup: Vec<f64> = joined.iter().filter_map(|(at, first, _, _)| first.lock().unwrap().map(|f| f.duration_since(*at).as_secs_f64())).collect();
+    let mut startup: Vec<f64> = joined
+        .iter()
+        .filter_map(|(at, first, _, _)| {
+            first.lock().unwrap().map(|f| f.duration_since(*at).as_secs_f64())
+        })
+        .collect();
     let started_n = startup.len();
     let (smed, smax) = (pct(&mut startup, 0.5), pct(&mut startup, 1.0));
     let mut conts = Vec::new();
@@ -288,23 +361,46 @@ async fn run(n: usize, secs: u64, root: &Path) {
     }
     let worst = conts.iter().copied().fold(f64::INFINITY, f64::min);
     let mean = conts.iter().sum::<f64>() / conts.len().max(1) as f64;
-    let after: Vec<u64> = all_seqs.iter().filter(|s| s.1 >= kill_ms && s.1 < kill_ms + 10_000).map(|s| s.0).collect();
+    let after: Vec<u64> =
+        all_seqs.iter().filter(|s| s.1 >= kill_ms && s.1 < kill_ms + 10_000).map(|s| s.0).collect();
     let mut post: Vec<f64> = survivors.iter().map(|v| on_time(&statuses[v], &after)).collect();
-    let ups: Vec<f64> = (1..=n).filter_map(|v| statuses.get(&v)).map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).collect();
-    let received: f64 = statuses.values().map(|s| s["stats"]["bytes_down"].as_f64().unwrap_or(0.0) - s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
+    let ups: Vec<f64> = (1..=n)
+        .filter_map(|v| statuses.get(&v))
+        .map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0))
+        .collect();
+    let received: f64 = statuses
+        .values()
+        .map(|s| {
+            s["stats"]["bytes_down"].as_f64().unwrap_or(0.0)
+                - s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)
+        })
+        .sum();
     let mut clean = 0;
     for &v in &survivors {
-        let out = std::process::Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&joined[v - 1].2).args(["-f", "null", "-"]).output().unwrap();
-        if out.stderr.is_empty() && std::fs::metadata(&joined[v - 1].2).map(|m| m.len()).unwrap_or(0) > 0 {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&joined[v - 1].2)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        if out.stderr.is_empty()
+            && std::fs::metadata(&joined[v - 1].2).map(|m| m.len()).unwrap_or(0) > 0
+        {
             clean += 1;
         }
     }
     let cpu: Vec<f64> = survivors.iter().map(|v| (cpu1[*v] - cpu0[*v]) / elapsed * 100.0).collect();
-    let rss: Vec<f64> = survivors.iter().map(|v| rss_mb(nodes[*v].pid().unwrap(), "VmHWM:")).collect();
+    let rss: Vec<f64> =
+        survivors.iter().map(|v| rss_mb(nodes[*v].pid().unwrap(), "VmHWM:")).collect();
     let pub_app = pub_st["stats"]["bytes_up"].as_f64().unwrap_or(0.0);
     let dup: f64 = statuses.values().map(|s| s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
 
-    println!("media: {:.2} MB in {elapsed:.0} s ({:.2} Mbit/s); {} chunks", media as f64 / 1e6, media as f64 * 8.0 / elapsed / 1e6, all_seqs.len());
+    println!(
+        "media: {:.2} MB in {elapsed:.0} s ({:.2} Mbit/s); {} chunks",
+        media as f64 / 1e6,
+        media as f64 * 8.0 / elapsed / 1e6,
+        all_seqs.len()
+    );
     println!("| figure | measured | target |");
     println!("|---|---|---|");
     println!("| startup median / max | {smed:.2} s / {smax:.2} s ({started_n} of {n} started) | ≤ 2 s / ≤ 4 s |");
@@ -314,7 +410,11 @@ async fn run(n: usize, secs: u64, root: &Path) {
         (Some(a), Some(b)) => {
             let sent: Vec<f64> = a.iter().zip(b).map(|(x, y)| (y - x) as f64).collect();
             let total: f64 = sent.iter().sum();
-            let packets: u64 = packets1.as_ref().zip(packets0.as_ref()).map(|(b, a)| b.iter().sum::<u64>() - a.iter().sum::<u64>()).unwrap_or(0);
+            let packets: u64 = packets1
+                .as_ref()
+                .zip(packets0.as_ref())
+                .map(|(b, a)| b.iter().sum::<u64>() - a.iter().sum::<u64>())
+                .unwrap_or(0);
             let tcp_dialer = match (sizes0, sizes1) {
                 (Some(a), Some(b)) => (b[3].1 - a[3].1) as f64,
                 _ => 0.0,
@@ -332,7 +432,11 @@ async fn run(n: usize, secs: u64, root: &Path) {
             }
             println!("(wire: {packets} packets, {drops} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
             let overlay = idle_rate.unwrap_or(0.0) * elapsed;
-            println!("| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |", sent[0] / media as f64, pub_app / media as f64);
+            println!(
+                "| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |",
+                sent[0] / media as f64,
+                pub_app / media as f64
+            );
             println!(
                 "| streaming overhead ÷ media (wire, without the overlay's idle traffic) | {:.1} % | ≤ 10 % |",
                 (total - overlay - received) / received * 100.0
@@ -343,12 +447,23 @@ async fn run(n: usize, secs: u64, root: &Path) {
                 (total - received) / received * 100.0
             );
         }
-        _ => println!("| source upload ÷ stream | n/a on the wire (no nft); chunk payload {:.2}× | ≤ 2.0× |", pub_app / media as f64),
+        _ => println!(
+            "| source upload ÷ stream | n/a on the wire (no nft); chunk payload {:.2}× | ≤ 2.0× |",
+            pub_app / media as f64
+        ),
     }
     println!("| fairness (Jain, viewers' uploads) | {:.3} | ≥ 0.8 |", jain(&ups));
     println!("| survivors' continuity, 10 s after killing {} of {n} | worst {:.3}, mean {:.3} | ≥ 0.98 |", killed.len(), pct(&mut post, 0.0), post.iter().sum::<f64>() / post.len().max(1) as f64);
-    println!("| CPU per viewer, mean / max | {:.1} % / {:.1} % of a core | ≤ 5 % |", cpu.iter().sum::<f64>() / cpu.len() as f64, cpu.iter().copied().fold(0.0, f64::max));
-    println!("| peak RSS per viewer, mean / max | {:.1} / {:.1} MB | ≤ 30 MB |", rss.iter().sum::<f64>() / rss.len() as f64, rss.iter().copied().fold(0.0, f64::max));
+    println!(
+        "| CPU per viewer, mean / max | {:.1} % / {:.1} % of a core | ≤ 5 % |",
+        cpu.iter().sum::<f64>() / cpu.len() as f64,
+        cpu.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "| peak RSS per viewer, mean / max | {:.1} / {:.1} MB | ≤ 30 MB |",
+        rss.iter().sum::<f64>() / rss.len() as f64,
+        rss.iter().copied().fold(0.0, f64::max)
+    );
     println!("| viewers decoding with zero errors | {clean} of {} | all |", survivors.len());
     println!("(duplicate chunk bytes: {:.1} % of those received; idle RSS before the stream: mean {:.1} MB)", dup / received * 100.0, idle_rss.iter().sum::<f64>() / idle_rss.len() as f64);
     let _ = ffmpeg.wait().await;
@@ -360,8 +475,12 @@ async fn run(n: usize, secs: u64, root: &Path) {
 
 #[tokio::main]
 async fn main() {
-    let secs: u64 = std::env::var("STREAM_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let ns: Vec<usize> = std::env::var("STREAM_BENCH_N").ok().map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or(vec![10, 30]);
+    let secs: u64 =
+        std::env::var("STREAM_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let ns: Vec<usize> = std::env::var("STREAM_BENCH_N")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or(vec![10, 30]);
     let keep = std::env::var_os("STREAM_BENCH_DIR").map(PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
     let root = keep.unwrap_or_else(|| tmp.path().to_path_buf());
@@ -386,7 +505,12 @@ struct Watched {
 /// end). Returns the time to fill the start buffer and the stalls.
 async fn player(url: &str, from: u64, size: u64, rate: f64, play: Duration) -> (Option<f64>, u32) {
     let t0 = Instant::now();
-    let mut resp = reqwest::Client::new().get(url).header("range", format!("bytes={from}-")).send().await.expect("GET /vod");
+    let mut resp = reqwest::Client::new()
+        .get(url)
+        .header("range", format!("bytes={from}-"))
+        .send()
+        .await
+        .expect("GET /vod");
     assert!(resp.status().is_success(), "GET /vod: {}", resp.status());
     let total = size - from;
     let (mut got, mut pos) = (0u64, 0f64);
@@ -453,10 +577,18 @@ async fn vod(n: usize, secs: u64, root: &Path) {
     println!("video: {:.2} MB, {} pieces", size as f64 / 1e6, size.div_ceil(256 * 1024));
     println!("| figure | measured | target |");
     println!("|---|---|---|");
-    println!("| startup (join → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 1.5 s |", pct(&mut startup, 0.5), pct(&mut startup, 1.0));
+    println!(
+        "| startup (join → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 1.5 s |",
+        pct(&mut startup, 0.5),
+        pct(&mut startup, 1.0)
+    );
     println!("| viewers with no stall (2 s buffer) | {smooth} of {n} | ≥ 95 % |");
     println!("| seeder upload ÷ file | {:.2}× | ≤ 3× |", served as f64 / size as f64);
-    println!("| seek (Range request → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 2 s |", pct(&mut seek, 0.5), pct(&mut seek, 1.0));
+    println!(
+        "| seek (Range request → 2 s buffered), median / max | {:.2} / {:.2} s | ≤ 2 s |",
+        pct(&mut seek, 0.5),
+        pct(&mut seek, 1.0)
+    );
     for mut p in nodes {
         p.kill9().await;
     }

@@ -9,6 +9,7 @@
 //! per step, MB/s for the large file, bytes on the wire for the small
 //! edits (the loopback interface's byte counter, both directions, QUIC
 //! headers included), and both nodes' RSS once idle.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::api::{AddFolder, JoinFolder};
 use cloudy_node::control::client::Client;
@@ -31,7 +32,11 @@ fn lo_bytes() -> u64 {
 
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
     kb as f64 * 1024.0 / 1e6
 }
 
@@ -61,7 +66,11 @@ async fn until(start: Instant, what: &str, mut done: impl FnMut() -> bool) -> Du
 fn same_file(a: &Path, b: &Path, want: &[u8]) -> bool {
     use std::io::Read;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) if x.len() == y.len() && y.len() == want.len() as u64 && x.modified().ok() == y.modified().ok() => {
+        (Ok(x), Ok(y))
+            if x.len() == y.len()
+                && y.len() == want.len() as u64
+                && x.modified().ok() == y.modified().ok() =>
+        {
             let Ok(mut f) = std::fs::File::open(b) else { return false };
             let mut buf = vec![0u8; 1 << 20];
             let mut at = 0;
@@ -82,7 +91,8 @@ fn same_file(a: &Path, b: &Path, want: &[u8]) -> bool {
 fn settle_disk() {
     let _ = std::process::Command::new("sync").status();
     if std::env::var_os("SYNC_BENCH_LOGS").is_some() {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         eprintln!("step starts at {:.3} (Unix time)", now.as_secs_f64());
     }
 }
@@ -97,7 +107,11 @@ async fn main() {
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..2 {
         let home = Home::new(dir.path().join(format!("n{i}")));
-        nodes.push(NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None).await.expect("start"));
+        nodes.push(
+            NodeProcess::start_local(Path::new(EXE), &home, nodes.first(), i, None)
+                .await
+                .expect("start"),
+        );
     }
     let (a, b): (PathBuf, PathBuf) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir(&a).unwrap();
@@ -105,10 +119,16 @@ async fn main() {
     let c0 = Client::for_home(&nodes[0].home).unwrap();
     let c1 = Client::for_home(&nodes[1].home).unwrap();
     let f = c0
-        .add_folder(&AddFolder { path: a.display().to_string(), name: Some("bench".into()), members: vec![nodes[1].peer_id.clone()] })
+        .add_folder(&AddFolder {
+            path: a.display().to_string(),
+            name: Some("bench".into()),
+            members: vec![nodes[1].peer_id.clone()],
+        })
         .await
         .expect("add");
-    c1.join_folder(&JoinFolder { invite: f.invite.clone(), path: b.display().to_string() }).await.expect("join");
+    c1.join_folder(&JoinFolder { invite: f.invite.clone(), path: b.display().to_string() })
+        .await
+        .expect("join");
     let start = Instant::now();
     loop {
         let rows = c1.folders().await.unwrap_or_default();
@@ -128,7 +148,10 @@ async fn main() {
     for (n, c) in names.iter().zip(&contents) {
         std::fs::write(a.join(n), c).unwrap();
     }
-    let small = until(t, "1000 files", || names.iter().zip(&contents).all(|(n, c)| same_file(&a.join(n), &b.join(n), c))).await;
+    let small = until(t, "1000 files", || {
+        names.iter().zip(&contents).all(|(n, c)| same_file(&a.join(n), &b.join(n), c))
+    })
+    .await;
 
     // One 256 MiB file.
     let big = random(256 << 20);
@@ -136,7 +159,8 @@ async fn main() {
     let t = Instant::now();
     std::fs::write(a.join("big.bin"), &big).unwrap();
     let large_write = t.elapsed();
-    let large = until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"), &big)).await;
+    let large =
+        until(t, "256 MiB", || same_file(&a.join("big.bin"), &b.join("big.bin"), &big)).await;
 
     // One byte changed in the middle.
     let mut edited = big.clone();
@@ -145,7 +169,9 @@ async fn main() {
     let (t, wire) = (Instant::now(), lo_bytes());
     std::fs::write(a.join("big.bin"), &edited).unwrap();
     let change_write = t.elapsed();
-    let change = until(t, "1-byte change", || same_file(&a.join("big.bin"), &b.join("big.bin"), &edited)).await;
+    let change =
+        until(t, "1-byte change", || same_file(&a.join("big.bin"), &b.join("big.bin"), &edited))
+            .await;
     let change_wire = lo_bytes() - wire;
 
     // One byte inserted at the start.
@@ -155,7 +181,10 @@ async fn main() {
     let (t, wire) = (Instant::now(), lo_bytes());
     std::fs::write(a.join("big.bin"), &inserted).unwrap();
     let insert_write = t.elapsed();
-    let insert = until(t, "1-byte insertion", || same_file(&a.join("big.bin"), &b.join("big.bin"), &inserted)).await;
+    let insert = until(t, "1-byte insertion", || {
+        same_file(&a.join("big.bin"), &b.join("big.bin"), &inserted)
+    })
+    .await;
     let insert_wire = lo_bytes() - wire;
 
     // 100 files deleted.
@@ -164,9 +193,15 @@ async fn main() {
     for n in &names[..100] {
         std::fs::remove_file(a.join(n)).unwrap();
     }
-    let delete = until(t, "100 deletions", || names[..100].iter().all(|n| !b.join(n).exists())).await;
+    let delete =
+        until(t, "100 deletions", || names[..100].iter().all(|n| !b.join(n).exists())).await;
 
-    let conflicts = std::fs::read_dir(&b).unwrap().filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains("sync-conflict"))).count();
+    let conflicts = std::fs::read_dir(&b)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains("sync-conflict"))
+        })
+        .count();
     let versions = std::fs::read_dir(b.join(".cloudy-versions")).map(|d| d.count()).unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss: Vec<f64> = nodes.iter().map(|n| rss_mb(n.pid().unwrap_or(0))).collect();
@@ -189,12 +224,22 @@ async fn main() {
     println!("| step | measured | target | Syncthing 1.19 |");
     println!("|---|---|---|---|");
     println!("| initial sync, 1000 x 4 KiB | {} | <= 2 s | 3.2 s |", secs(small));
-    println!("| one 256 MiB file | {} ({mbps:.0} MB/s) | <= 3 s (>= 100 MB/s) | 4.5 s (59 MB/s) |", secs(large));
+    println!(
+        "| one 256 MiB file | {} ({mbps:.0} MB/s) | <= 3 s (>= 100 MB/s) | 4.5 s (59 MB/s) |",
+        secs(large)
+    );
     println!("| 1 byte changed in the middle | {}, {:.0} KB on the wire | <= 2 s, <= 200 KB | 3.8 s, 308 KB |", secs(change), change_wire as f64 / 1e3);
-    println!("| 1 byte inserted at the start | {}, {:.0} KB on the wire | <= 2 s, <= 300 KB | - |", secs(insert), insert_wire as f64 / 1e3);
+    println!(
+        "| 1 byte inserted at the start | {}, {:.0} KB on the wire | <= 2 s, <= 300 KB | - |",
+        secs(insert),
+        insert_wire as f64 / 1e3
+    );
     println!("| delete 100 files | {} | <= 1.5 s | 1.2 s |", secs(delete));
     println!("| conflict copies made (should be none) / versions kept on node 1 | {conflicts} / {versions} | 0 / - | - |");
-    println!("| idle RSS after sync, node 0 / node 1 | {:.1} MB / {:.1} MB | <= 30 MB | 66-79 MB |", rss[0], rss[1]);
+    println!(
+        "| idle RSS after sync, node 0 / node 1 | {:.1} MB / {:.1} MB | <= 30 MB | 66-79 MB |",
+        rss[0], rss[1]
+    );
     println!();
     println!(
         "Of which the benchmark's own write of the 256 MiB file (before the node can see it): {} / {} / {} (large / change / insertion).",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// locality-aware peer scores) built on libp2p.
 #[derive(Parser, Debug)]
 #[command(name = "cloudy-p2p", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Home directory of the node [default: $XDG_DATA_HOME/cloudy-p2p].
     #[arg(long, global = true, env = "CLOUDY_HOME")]
     pub home: Option<PathBuf>,
@@ -17,7 +17,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the home: identity key, API token and a commented config.toml.
     Init(InitArgs),
     /// Run the node in the foreground (logs on stderr, RUST_LOG respected).
@@ -189,7 +189,7 @@ pub enum Command {
 
 /// `dht` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum DhtCommand {
+pub(crate) enum DhtCommand {
     /// Store a text record under KEY, here and on the closest peers.
     Put {
         /// The key, e.g. /cloudy/notes.
@@ -223,7 +223,7 @@ pub enum DhtCommand {
 
 /// `stream` subcommands. CHANNEL is a channel id or a channel's name.
 #[derive(Subcommand, Debug)]
-pub enum StreamCommand {
+pub(crate) enum StreamCommand {
     /// Publish a live channel from a byte stream (MPEG-TS is cut at picture
     /// groups so players start cleanly); prints the channel id, then runs
     /// until the input ends, which ends the channel for every viewer.
@@ -270,7 +270,7 @@ pub enum StreamCommand {
 
 /// `stream vod` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum VodCommand {
+pub(crate) enum VodCommand {
     /// Make a video file available to the community; prints its id
     /// (`stream play ID` or `GET /vod/ID` watch it, with seeking).
     Publish {
@@ -287,7 +287,7 @@ pub enum VodCommand {
 
 /// `cap` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum CapCommand {
+pub(crate) enum CapCommand {
     /// Explain a capability (no node needed).
     Info {
         /// The capability.
@@ -297,7 +297,7 @@ pub enum CapCommand {
 
 /// `sync` subcommands. FOLDER is a folder id, a unique prefix of one, or its name.
 #[derive(Subcommand, Debug)]
-pub enum SyncCommand {
+pub(crate) enum SyncCommand {
     /// Share a local directory; prints the invite others join with.
     Add {
         /// The directory.
@@ -346,7 +346,7 @@ pub enum SyncCommand {
 
 /// `maintain` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum MaintainCommand {
+pub(crate) enum MaintainCommand {
     /// List maintained files with the outcome of their last check.
     List {
         /// Print JSON.
@@ -369,7 +369,7 @@ pub enum MaintainCommand {
 
 /// `init` options.
 #[derive(clap::Args, Debug)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Port for QUIC and TCP; 0 lets the OS choose at every start.
     #[arg(long, default_value_t = 7391)]
     pub port: u16,
@@ -392,7 +392,7 @@ pub struct InitArgs {
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.

@@ -1,7 +1,7 @@
 //! Output helpers: plain-text tables, short peer ids, and downloads renamed into place when complete.
 
 /// Prints rows under a header, columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -9,7 +9,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|s| s.to_string()).collect());
@@ -19,7 +20,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 /// A peer id shortened to its last 8 characters, as in `…a1b2c3d4`.
-pub fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     let n = id.chars().count();
     if n <= 12 {
         id.to_string()
@@ -29,32 +30,40 @@ pub fn short(id: &str) -> String {
 }
 
 /// Milliseconds with a unit, or `-`.
-pub fn ms(v: Option<f64>) -> String {
+pub(crate) fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| if v < 10.0 { format!("{v:.2}ms") } else { format!("{v:.0}ms") })
 }
 
 /// A download written beside its target and renamed into place only once
 /// it is complete, so a failed download leaves no file.
-pub struct PartFile {
+pub(crate) struct PartFile {
     part: std::path::PathBuf,
     target: std::path::PathBuf,
 }
 
 impl PartFile {
     /// Creates `<target>.part-<pid>` for writing.
-    pub async fn create(target: &std::path::Path) -> anyhow::Result<(PartFile, tokio::fs::File)> {
+    pub(crate) async fn create(
+        target: &std::path::Path,
+    ) -> anyhow::Result<(PartFile, tokio::fs::File)> {
         use anyhow::Context;
         let part = target.with_extension(format!("part-{}", std::process::id()));
-        let f = tokio::fs::File::create(&part).await.with_context(|| format!("cannot write {}", part.display()))?;
+        let f = tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("cannot write {}", part.display()))?;
         Ok((PartFile { part, target: target.to_path_buf() }, f))
     }
 
     /// Renames the part into place if the download succeeded, else removes it.
-    pub fn finish<T, E: Into<anyhow::Error>>(self, result: Result<T, E>) -> anyhow::Result<T> {
+    pub(crate) fn finish<T, E: Into<anyhow::Error>>(
+        self,
+        result: Result<T, E>,
+    ) -> anyhow::Result<T> {
         use anyhow::Context;
         match result {
             Ok(v) => {
-                std::fs::rename(&self.part, &self.target).with_context(|| format!("cannot write {}", self.target.display()))?;
+                std::fs::rename(&self.part, &self.target)
+                    .with_context(|| format!("cannot write {}", self.target.display()))?;
                 Ok(v)
             }
             Err(e) => {

@@ -8,12 +8,15 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// A bar for `len` bytes (a byte counter when the length is unknown).
-pub fn bar(len: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let (pb, template) = match len {
-        Some(len) => (ProgressBar::new(len), "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"),
+        Some(len) => (
+            ProgressBar::new(len),
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        ),
         None => (ProgressBar::no_length(), "{msg:>10} {spinner} {bytes} {binary_bytes_per_sec}"),
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -25,19 +28,23 @@ pub fn bar(len: Option<u64>, what: &str) -> ProgressBar {
 
 /// Counts what is read through it on `bar`, and says when the input is
 /// all sent (the node then still encodes and places shares).
-pub struct Reading<R> {
+pub(crate) struct Reading<R> {
     inner: R,
     bar: ProgressBar,
 }
 
 impl<R> Reading<R> {
-    pub fn new(inner: R, bar: ProgressBar) -> Self {
+    pub(crate) fn new(inner: R, bar: ProgressBar) -> Self {
         Reading { inner, bar }
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Reading<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {

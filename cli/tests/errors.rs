@@ -2,6 +2,7 @@
 //! a second init, a broken config file, a damaged identity key, a bad
 //! invite), and the shell completions and manual page generated from its
 //! definition. Scenarios across running nodes are in interop-tests.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -58,7 +59,12 @@ async fn user_errors_before_any_node_runs() {
     let line = good.lines().position(|l| l.starts_with("bootstrap")).unwrap() + 1;
     let bad = good.replace("bootstrap = []", "bootstrap = [\"/ip4/10.0.0.1/tcp/notaport\"]");
     std::fs::write(&cfg, bad).unwrap();
-    fails_with(&home, &["up"], &format!("config.toml: line {line}: invalid multiaddr \"/ip4/10.0.0.1/tcp/notaport\"")).await;
+    fails_with(
+        &home,
+        &["up"],
+        &format!("config.toml: line {line}: invalid multiaddr \"/ip4/10.0.0.1/tcp/notaport\""),
+    )
+    .await;
     std::fs::write(&cfg, good.replace("mdns = false", "mdns = maybe")).unwrap();
     fails_with(&home, &["up"], "config.toml: line").await;
     std::fs::write(&cfg, &good).unwrap();
@@ -70,17 +76,37 @@ async fn user_errors_before_any_node_runs() {
 async fn completions_manual_page_and_bad_invites() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("a");
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef cloudy-p2p"), ("fish", "complete -c cloudy-p2p")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef cloudy-p2p"),
+        ("fish", "complete -c cloudy-p2p"),
+    ] {
         let out = cli(&home, &["completions", shell]).await;
         assert!(out.ok && out.stdout.contains(marker), "{shell}: {}", out.stderr);
-        assert!(out.stdout.contains("invite") && out.stdout.contains("dht"), "{shell} completes subcommands");
+        assert!(
+            out.stdout.contains("invite") && out.stdout.contains("dht"),
+            "{shell} completes subcommands"
+        );
     }
     let man = cli(&home, &["man"]).await;
-    assert!(man.ok && man.stdout.contains(".TH cloudy-p2p 1") && man.stdout.contains("join"), "{}", man.stderr);
+    assert!(
+        man.ok && man.stdout.contains(".TH cloudy-p2p 1") && man.stdout.contains("join"),
+        "{}",
+        man.stderr
+    );
     let out = cli(&home, &["completions", "tcsh"]).await;
-    assert!(!out.ok && out.stderr.contains("invalid value 'tcsh'") && out.stderr.contains("bash"), "{}", out.stderr);
+    assert!(
+        !out.ok && out.stderr.contains("invalid value 'tcsh'") && out.stderr.contains("bash"),
+        "{}",
+        out.stderr
+    );
 
-    fails_with(&home, &["join", "cloudy-sync:abc"], "bad invite: it does not start with cloudy-join:1:").await;
+    fails_with(
+        &home,
+        &["join", "cloudy-sync:abc"],
+        "bad invite: it does not start with cloudy-join:1:",
+    )
+    .await;
     fails_with(&home, &["join", "cloudy-join:1:abc!"], "bad invite: not base32").await;
     assert!(!home.exists(), "a bad invite creates no home");
 }

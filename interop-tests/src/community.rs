@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Edits a node's `config.toml` (given its index and text) before it first starts.
-pub type ConfigEdit = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
+pub(crate) type ConfigEdit = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
 
 /// How to start a community.
 #[derive(Clone, Default)]
@@ -27,6 +27,7 @@ pub struct Options {
 /// the directory is kept and the end of every node's log is printed, with
 /// where the whole logs are; with `CLOUDY_KEEP_COMMUNITY` set it is always
 /// kept.
+#[derive(Debug)]
 pub struct Community {
     dir: Option<tempfile::TempDir>,
     members: Vec<Member>,
@@ -41,7 +42,10 @@ impl Community {
 
     /// `n` nodes started one after the other, each once ready.
     pub async fn start_with(n: usize, options: Options) -> Community {
-        let dir = tempfile::Builder::new().prefix("cloudy-community-").tempdir().expect("a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix("cloudy-community-")
+            .tempdir()
+            .expect("a temporary directory");
         let mut c = Community { dir: Some(dir), members: Vec::new(), options };
         for _ in 0..n {
             c.add().await;
@@ -52,17 +56,24 @@ impl Community {
     /// Starts one more node, bootstrapping from the first; returns its index.
     pub async fn add(&mut self) -> usize {
         let i = self.members.len();
-        let host = (!self.options.hosts.is_empty()).then(|| self.options.hosts[i % self.options.hosts.len()].clone());
+        let host = (!self.options.hosts.is_empty())
+            .then(|| self.options.hosts[i % self.options.hosts.len()].clone());
         let home = Home::new(self.dir().join(format!("node{i}")));
         let bootstrap = match (self.members.first(), &host) {
             (None, _) => vec![],
             (Some(first), None) => first.listen().to_vec(),
             (Some(first), Some(_)) => {
                 let ip = self.options.hosts[0].ip;
-                first.listen().iter().filter(|a| a.starts_with(&format!("/ip4/{ip}/"))).cloned().collect()
+                first
+                    .listen()
+                    .iter()
+                    .filter(|a| a.starts_with(&format!("/ip4/{ip}/")))
+                    .cloned()
+                    .collect()
             }
         };
-        home.init(&local_options(bootstrap, host.is_none())).unwrap_or_else(|e| panic!("init node {i}: {e}"));
+        home.init(&local_options(bootstrap, host.is_none()))
+            .unwrap_or_else(|e| panic!("init node {i}: {e}"));
         if let Some(edit) = &self.options.config {
             let text = std::fs::read_to_string(home.config_path()).expect("config.toml");
             std::fs::write(home.config_path(), edit(i, &text)).expect("write config.toml");
@@ -105,7 +116,9 @@ impl Community {
             let what = format!("{alive} alive members");
             self[i]
                 .wait_json(&["peers", "--json"], &what, secs, |v| {
-                    v.as_array().is_some_and(|p| p.iter().filter(|p| p["state"] == "alive").count() == alive)
+                    v.as_array().is_some_and(|p| {
+                        p.iter().filter(|p| p["state"] == "alive").count() == alive
+                    })
                 })
                 .await;
         }
@@ -140,14 +153,28 @@ impl Drop for Community {
         let Some(dir) = self.dir.take() else { return };
         let kept = dir.keep();
         if !std::thread::panicking() {
-            eprintln!("---- kept the community's homes and logs in {} (CLOUDY_KEEP_COMMUNITY)", kept.display());
+            eprintln!(
+                "---- kept the community's homes and logs in {} (CLOUDY_KEEP_COMMUNITY)",
+                kept.display()
+            );
             return;
         }
         for m in &self.members {
             let ns = m.netns.as_deref().map(|n| format!(" in {n}")).unwrap_or_default();
-            eprintln!("---- node {} ({}){ns}: end of {}", m.index, m.peer_id(), m.process.log.display());
+            eprintln!(
+                "---- node {} ({}){ns}: end of {}",
+                m.index,
+                m.peer_id(),
+                m.process.log.display()
+            );
             eprintln!("{}", log_tail(&m.process.log));
         }
         eprintln!("---- the failed community's homes and logs are kept in {}", kept.display());
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").finish_non_exhaustive()
     }
 }

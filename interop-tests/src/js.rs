@@ -13,6 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running js-libp2p peer.
+#[derive(Debug)]
 pub struct JsPeer {
     /// Its peer id.
     pub peer: String,
@@ -54,10 +55,25 @@ impl JsPeer {
             .await
             .expect("the js peer was ready in time")
             .expect("its stdout")
-            .unwrap_or_else(|| panic!("the js peer exited: {}", std::fs::read_to_string(log).unwrap_or_default()));
-        let ready: Value = serde_json::from_str(line.strip_prefix("ready ").expect("a ready line")).expect("JSON");
-        let addrs = ready["addrs"].as_array().expect("addrs").iter().map(|a| a.as_str().unwrap().to_string()).collect();
-        JsPeer { peer: ready["peer"].as_str().unwrap().to_string(), addrs, log: log.to_path_buf(), child, stdin, stdout }
+            .unwrap_or_else(|| {
+                panic!("the js peer exited: {}", std::fs::read_to_string(log).unwrap_or_default())
+            });
+        let ready: Value =
+            serde_json::from_str(line.strip_prefix("ready ").expect("a ready line")).expect("JSON");
+        let addrs = ready["addrs"]
+            .as_array()
+            .expect("addrs")
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        JsPeer {
+            peer: ready["peer"].as_str().unwrap().to_string(),
+            addrs,
+            log: log.to_path_buf(),
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     /// Its address on `transport` (`tcp` or `quic-v1`).
@@ -73,7 +89,12 @@ impl JsPeer {
             .await
             .unwrap_or_else(|_| panic!("the js peer did not answer {cmd} within {CALL_TIMEOUT:?}"))
             .expect("its stdout")
-            .unwrap_or_else(|| panic!("the js peer exited on {cmd}: {}", std::fs::read_to_string(&self.log).unwrap_or_default()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "the js peer exited on {cmd}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            });
         serde_json::from_str(&answer).expect("a JSON answer")
     }
 
@@ -88,14 +109,23 @@ impl JsPeer {
     /// seconds: for what the other side did asynchronously (a Kademlia
     /// ADD_PROVIDER is sent without an answer, so the writer's query can
     /// end before the reader has stored it).
-    pub async fn wait(&mut self, cmd: Value, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait(
+        &mut self,
+        cmd: Value,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let v = self.ok(cmd.clone()).await;
             if pred(&v) {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "js peer: timed out after {secs} s waiting for {what}; last: {v}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "js peer: timed out after {secs} s waiting for {what}; last: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -16,6 +16,7 @@
 //!
 //! When a test fails, the community's directory is kept and the end of
 //! every node's log is printed (see [`Community`]'s `Drop`).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 mod community;
 mod exe;

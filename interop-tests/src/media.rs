@@ -68,8 +68,35 @@ pub fn ffmpeg_live(secs: u32, video_kbps: u32) -> Child {
     let secs = secs.to_string();
     let rate = format!("{video_kbps}k");
     Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", &secs])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate])
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            &secs,
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-b:v",
+            &rate,
+            "-maxrate",
+            &rate,
+            "-bufsize",
+            &rate,
+        ])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "mpegts", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -99,8 +126,17 @@ pub async fn pump(mut from: impl tokio::io::AsyncRead + Unpin, mut to: ChildStdi
 /// Checks a viewer's received file against the source: at least half of
 /// it, the source byte for byte from its first chunk, decoding cleanly.
 pub fn check_received(viewer: usize, source: &[u8], file: &Path) {
-    let got = std::fs::read(file).unwrap_or_else(|e| panic!("viewer {viewer}: {}: {e}", file.display()));
-    assert!(got.len() >= source.len() / 2, "viewer {viewer} got {} of {} bytes", got.len(), source.len());
-    assert!(source.ends_with(&got), "viewer {viewer} has the source byte for byte from its first chunk");
+    let got =
+        std::fs::read(file).unwrap_or_else(|e| panic!("viewer {viewer}: {}: {e}", file.display()));
+    assert!(
+        got.len() >= source.len() / 2,
+        "viewer {viewer} got {} of {} bytes",
+        got.len(),
+        source.len()
+    );
+    assert!(
+        source.ends_with(&got),
+        "viewer {viewer} has the source byte for byte from its first chunk"
+    );
     assert_eq!(decode_errors(file), "", "viewer {viewer} decodes cleanly");
 }

@@ -36,6 +36,7 @@ impl From<std::process::Output> for Out {
 }
 
 /// A node process of a [`crate::Community`].
+#[derive(Debug)]
 pub struct Member {
     /// Its place in the community.
     pub index: usize,
@@ -85,9 +86,9 @@ impl Member {
     /// Runs a CLI command against this node.
     pub async fn cli(&self, args: &[&str]) -> Out {
         let run = self.command(args).stdin(Stdio::null()).output();
-        let out = tokio::time::timeout(CLI_TIMEOUT, run)
-            .await
-            .unwrap_or_else(|_| panic!("node {}: {args:?} did not finish within {CLI_TIMEOUT:?}", self.index));
+        let out = tokio::time::timeout(CLI_TIMEOUT, run).await.unwrap_or_else(|_| {
+            panic!("node {}: {args:?} did not finish within {CLI_TIMEOUT:?}", self.index)
+        });
         Out::from(out.expect("run cloudy-p2p"))
     }
 
@@ -101,7 +102,8 @@ impl Member {
     /// Runs a `--json` command that must succeed and parses its output.
     pub async fn json(&self, args: &[&str]) -> Value {
         let out = self.ok(args).await;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
     }
 
     /// Runs a command that must fail with one line of error containing `needle`.
@@ -114,14 +116,24 @@ impl Member {
 
     /// Runs `args` (a `--json` command) every 100 ms until `pred` holds for
     /// its output, which it returns; panics naming `what` after `secs`.
-    pub async fn wait_json(&self, args: &[&str], what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_json(
+        &self,
+        args: &[&str],
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let v = self.json(args).await;
             if pred(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "node {}: timed out after {secs} s waiting for {what}; last: {v}", self.index);
+            assert!(
+                Instant::now() < deadline,
+                "node {}: timed out after {secs} s waiting for {what}; last: {v}",
+                self.index
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -136,7 +148,11 @@ impl Member {
     pub async fn stop(&mut self) {
         self.ok(&["stop"]).await;
         let status = self.process.wait_exit(Duration::from_secs(15)).await;
-        assert!(status.is_some_and(|s| s.success()), "node {} did not exit cleanly after stop: {status:?}", self.index);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node {} did not exit cleanly after stop: {status:?}",
+            self.index
+        );
     }
 
     /// Starts the node again from its home (after a kill or a stop). Its
@@ -150,7 +166,8 @@ impl Member {
     /// A `GET` of `path` on the node's HTTP port with its token in the
     /// query, as a media player does (loopback communities only).
     pub async fn media(&self, path: &str, range: Option<&str>) -> reqwest::Response {
-        let client = cloudy_node::control::client::Client::for_home(&self.process.home).expect("a client");
+        let client =
+            cloudy_node::control::client::Client::for_home(&self.process.home).expect("a client");
         let mut req = reqwest::Client::new().get(client.media_url(path));
         if let Some(r) = range {
             req = req.header("range", r);

@@ -36,6 +36,7 @@ impl Link {
 }
 
 /// Hosts in namespaces on one switch; deleted on drop.
+#[derive(Debug)]
 pub struct Testbed {
     /// The hosts, `10.99.0.1` onwards.
     pub hosts: Vec<Host>,
@@ -59,7 +60,11 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> 
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -69,7 +74,11 @@ fn remove_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name.strip_prefix("cloudy").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name
+            .strip_prefix("cloudy")
+            .and_then(|r| r.split('x').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -84,7 +93,8 @@ impl Testbed {
     pub fn new(n: usize, link: Link) -> Result<Testbed, String> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         remove_stale();
-        let prefix = format!("cloudy{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let prefix =
+            format!("cloudy{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let switch = format!("{prefix}sw");
         run("ip", &["netns", "add", &switch], None)?;
         let mut bed = Testbed { hosts: Vec::new(), switch: switch.clone() };
@@ -97,7 +107,14 @@ impl Testbed {
             bed.hosts.push(Host { netns: ns.clone(), ip });
             let port = format!("p{i}");
             run("ip", &["-n", &ns, "link", "set", "lo", "up"], None)?;
-            run("ip", &["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &switch], None)?;
+            run(
+                "ip",
+                &[
+                    "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                    "netns", &switch,
+                ],
+                None,
+            )?;
             run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None)?;
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"], None)?;
             run("ip", &["-n", &switch, "link", "set", &port, "master", "br0", "up"], None)?;
@@ -117,11 +134,18 @@ impl Testbed {
                 if link.kbit == 0 {
                     let _ = run("tc", &["-n", ns, "qdisc", "del", "dev", dev, "root"], None);
                 } else {
-                    let tbf = ["-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &rate, "burst", "16k", "latency", "200ms"];
+                    let tbf = [
+                        "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &rate,
+                        "burst", "16k", "latency", "200ms",
+                    ];
                     run("tc", &tbf, None)?;
                 }
             }
-            let _ = run("ip", &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "loss"], None);
+            let _ = run(
+                "ip",
+                &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "loss"],
+                None,
+            );
             if link.loss_per_mille > 0 {
                 let rules = format!(
                     "table inet loss {{\n chain in {{\n type filter hook input priority 0;\n numgen random mod 1000 < {} drop\n }}\n}}\n",
@@ -143,7 +167,11 @@ impl Testbed {
                  chain out {{\n type filter hook output priority -10;\n ip daddr {{ {set} }} drop\n }}\n}}\n"
             );
             for i in side {
-                run("ip", &["netns", "exec", &self.hosts[*i].netns, "nft", "-f", "-"], Some(&rules))?;
+                run(
+                    "ip",
+                    &["netns", "exec", &self.hosts[*i].netns, "nft", "-f", "-"],
+                    Some(&rules),
+                )?;
             }
         }
         Ok(())
@@ -152,7 +180,11 @@ impl Testbed {
     /// Removes every partition.
     pub fn heal(&self) -> Result<(), String> {
         for h in &self.hosts {
-            let _ = run("ip", &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "partition"], None);
+            let _ = run(
+                "ip",
+                &["netns", "exec", &h.netns, "nft", "delete", "table", "inet", "partition"],
+                None,
+            );
         }
         Ok(())
     }
@@ -177,7 +209,9 @@ pub fn available() -> Result<(), String> {
             run("ip", &["netns", "add", &probe], None)?;
             let _ = run("ip", &["netns", "del", &probe], None);
             for tool in ["tc", "nft"] {
-                run(tool, &["-V"], None).map_err(|e| format!("{tool} is missing ({e}); install iproute2 and nftables"))?;
+                run(tool, &["-V"], None).map_err(|e| {
+                    format!("{tool} is missing ({e}); install iproute2 and nftables")
+                })?;
             }
             Ok(())
         })

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tokio::sync::Mutex;
 
 /// The persisted set of announcements.
+#[derive(Debug)]
 pub struct Announcements {
     path: PathBuf,
     map: Mutex<BTreeMap<String, ServiceMeta>>,

@@ -206,7 +206,11 @@ impl Default for MembershipConfig {
 impl Default for ConnectionsConfig {
     fn default() -> Self {
         let d = cloudy_overlay::Config::default();
-        ConnectionsConfig { target_peers: d.target_peers, idle_timeout: d.idle_timeout, ping_interval: d.ping_interval }
+        ConnectionsConfig {
+            target_peers: d.target_peers,
+            idle_timeout: d.idle_timeout,
+            ping_interval: d.ping_interval,
+        }
     }
 }
 
@@ -234,9 +238,11 @@ fn multiaddrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Erro
 /// the line where the key is set instead.
 fn unknown_key_line(text: &str, msg: &str) -> Option<usize> {
     let key = msg.strip_prefix("unknown field `")?.split('`').next()?;
-    text.lines().position(|l| {
-        l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-    }).map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            l.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 /// Folds a multi-line parser message into one line.
@@ -248,12 +254,18 @@ impl NodeConfig {
     /// Parses config text; errors name the file and the line.
     pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, NodeError> {
         let cfg: NodeConfig = toml::from_str(text).map_err(|e| {
-            let line = unknown_key_line(text, e.message())
-                .or_else(|| e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)));
+            let line = unknown_key_line(text, e.message()).or_else(|| {
+                e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            });
             let where_ = line.map_or(String::new(), |l| format!("line {l}: "));
-            NodeError::Config { path: path.to_path_buf(), message: format!("{where_}{}", one_line(e.message())) }
+            NodeError::Config {
+                path: path.to_path_buf(),
+                message: format!("{where_}{}", one_line(e.message())),
+            }
         })?;
-        cfg.overlay(None).validate().map_err(|e| NodeError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        cfg.overlay(None)
+            .validate()
+            .map_err(|e| NodeError::Config { path: path.to_path_buf(), message: e.to_string() })?;
         if cfg.sync.rescan_interval < Duration::from_secs(1) {
             let message = "[sync] rescan_interval must be at least 1s".to_string();
             return Err(NodeError::Config { path: path.to_path_buf(), message });
@@ -322,14 +334,25 @@ mod tests {
         let c = parse(&t).unwrap();
         assert_eq!(c.zone, "z");
         assert!(!c.mdns);
-        assert_eq!(c.sync.keep_versions, Duration::from_secs(30 * 86_400), "the template states the default");
-        assert_eq!(c.vod.cache_mib, VodSettings::default().cache_mib, "the template states the default");
+        assert_eq!(
+            c.sync.keep_versions,
+            Duration::from_secs(30 * 86_400),
+            "the template states the default"
+        );
+        assert_eq!(
+            c.vod.cache_mib,
+            VodSettings::default().cache_mib,
+            "the template states the default"
+        );
     }
 
     #[test]
     fn malformed_multiaddr_names_file_line_and_value() {
         let err = parse("mdns = true\n\nbootstrap = [\"/ip4/1.2.3.4/udp/x\"]\n").unwrap_err();
-        assert!(err.starts_with("/h/config.toml: line 3: invalid multiaddr \"/ip4/1.2.3.4/udp/x\""), "{err}");
+        assert!(
+            err.starts_with("/h/config.toml: line 3: invalid multiaddr \"/ip4/1.2.3.4/udp/x\""),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "one line: {err}");
     }
 
@@ -352,7 +375,8 @@ mod tests {
     #[test]
     fn a_home_made_by_an_earlier_version_still_parses() {
         // Earlier templates wrote silence_timeout; it is accepted (and `up` warns).
-        let c = parse("[membership]\nheartbeat_interval = \"30s\"\nsilence_timeout = \"90s\"\n").unwrap();
+        let c = parse("[membership]\nheartbeat_interval = \"30s\"\nsilence_timeout = \"90s\"\n")
+            .unwrap();
         assert_eq!(c.membership.silence_timeout, Some(Duration::from_secs(90)));
         assert!(parse("").unwrap().membership.silence_timeout.is_none());
     }

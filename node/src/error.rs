@@ -75,7 +75,9 @@ impl NodeError {
 
 fn describe_bind(e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::AddrInUse => "address already in use (is another node running? set `api` in config.toml)".into(),
+        std::io::ErrorKind::AddrInUse => {
+            "address already in use (is another node running? set `api` in config.toml)".into()
+        }
         _ => e.to_string(),
     }
 }

@@ -86,7 +86,9 @@ impl Home {
     pub fn convergence_secret(&self) -> Result<[u8; 32], NodeError> {
         let path = self.convergence_path();
         match fs::read(&path) {
-            Ok(b) => b.try_into().map_err(|_| NodeError::Identity { path, reason: "not 32 bytes".into() }),
+            Ok(b) => b
+                .try_into()
+                .map_err(|_| NodeError::Identity { path, reason: "not 32 bytes".into() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let secret: [u8; 32] = rand::random();
                 write_private(&path, &secret)?;
@@ -143,7 +145,8 @@ impl Home {
         let path = self.config_path();
         let text = fs::read_to_string(&path).map_err(|e| NodeError::io(&path, e))?;
         let config_error = |message: String| NodeError::Config { path: path.clone(), message };
-        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| config_error(e.to_string()))?;
+        let mut doc: toml_edit::DocumentMut =
+            text.parse().map_err(|e: toml_edit::TomlError| config_error(e.to_string()))?;
         let list = doc
             .entry("bootstrap")
             .or_insert(toml_edit::value(toml_edit::Array::new()))
@@ -175,7 +178,8 @@ impl Home {
         self.require_initialised()?;
         let path = self.identity_path();
         let bytes = fs::read(&path).map_err(|e| NodeError::io(&path, e))?;
-        Keypair::from_protobuf_encoding(&bytes).map_err(|e| NodeError::Identity { path, reason: e.to_string() })
+        Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| NodeError::Identity { path, reason: e.to_string() })
     }
 
     /// Reads the API token.
@@ -208,7 +212,10 @@ fn render_config(opts: &InitOptions) -> String {
     let ip = if opts.loopback { "127.0.0.1" } else { "0.0.0.0" };
     let quote = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     CONFIG_TEMPLATE
-        .replace("@LISTEN@", &quote(&[format!("/ip4/{ip}/udp/{port}/quic-v1"), format!("/ip4/{ip}/tcp/{port}")]))
+        .replace(
+            "@LISTEN@",
+            &quote(&[format!("/ip4/{ip}/udp/{port}/quic-v1"), format!("/ip4/{ip}/tcp/{port}")]),
+        )
         .replace("@BOOTSTRAP@", &quote(&opts.bootstrap))
         .replace("@MDNS@", if opts.no_mdns { "false" } else { "true" })
         .replace("@API@", opts.api.as_deref().unwrap_or("127.0.0.1:7390"))

@@ -36,18 +36,20 @@ pub fn encode(addrs: &[Multiaddr]) -> String {
 
 /// The addresses in an invite: at least one, each with `/p2p/`.
 pub fn decode(invite: &str) -> Result<Vec<Multiaddr>, InviteError> {
-    let body = invite
-        .trim()
-        .strip_prefix(PREFIX)
-        .ok_or_else(|| bad(format!("it does not start with {PREFIX} (`cloudy-p2p invite` on a member prints one)")))?;
+    let body = invite.trim().strip_prefix(PREFIX).ok_or_else(|| {
+        bad(format!("it does not start with {PREFIX} (`cloudy-p2p invite` on a member prints one)"))
+    })?;
     let bytes = data_encoding::BASE32_NOPAD
         .decode(body.to_ascii_uppercase().as_bytes())
         .map_err(|e| bad(format!("not base32: {e} (was it cut short when pasted?)")))?;
     let mut addrs = Vec::new();
     let mut rest = &bytes[..];
     while let Some((&len, tail)) = rest.split_first() {
-        let raw = tail.get(..len as usize).ok_or_else(|| bad("it ends in the middle of an address (was it cut short?)"))?;
-        let addr = Multiaddr::try_from(raw.to_vec()).map_err(|e| bad(format!("an address in it is not a multiaddr: {e}")))?;
+        let raw = tail
+            .get(..len as usize)
+            .ok_or_else(|| bad("it ends in the middle of an address (was it cut short?)"))?;
+        let addr = Multiaddr::try_from(raw.to_vec())
+            .map_err(|e| bad(format!("an address in it is not a multiaddr: {e}")))?;
         if !has_peer(&addr) {
             return Err(bad(format!("{addr} has no /p2p/ peer id")));
         }
@@ -67,7 +69,12 @@ fn has_peer(a: &Multiaddr) -> bool {
 /// The addresses worth inviting to: all but loopback ones, unless there
 /// are only loopback ones (a local test community).
 pub fn shareable(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
-    let loopback = |a: &Multiaddr| a.iter().any(|p| matches!(p, Protocol::Ip4(ip) if ip.is_loopback()) || matches!(p, Protocol::Ip6(ip) if ip.is_loopback()));
+    let loopback = |a: &Multiaddr| {
+        a.iter().any(|p| {
+            matches!(p, Protocol::Ip4(ip) if ip.is_loopback())
+                || matches!(p, Protocol::Ip6(ip) if ip.is_loopback())
+        })
+    };
     if addrs.iter().all(loopback) {
         return addrs;
     }
@@ -91,7 +98,10 @@ mod tests {
     fn round_trip_and_plain_text() {
         let invite = encode(&addrs());
         assert!(invite.starts_with("cloudy-join:1:"));
-        assert!(invite[PREFIX.len()..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{invite}");
+        assert!(
+            invite[PREFIX.len()..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{invite}"
+        );
         assert_eq!(decode(&format!("  {invite}\n")).unwrap(), addrs());
     }
 
@@ -112,7 +122,8 @@ mod tests {
         let raw = no_peer.to_vec();
         let mut bytes = vec![raw.len() as u8];
         bytes.extend(raw);
-        let forged = format!("{PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase());
+        let forged =
+            format!("{PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase());
         assert!(decode(&forged).unwrap_err().to_string().contains("has no /p2p/ peer id"));
         assert_eq!(encode(&[no_peer]), PREFIX, "addresses without a peer id are left out");
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 const EXIT_DEADLINE: Duration = Duration::from_secs(8);
 
 /// A running node.
+#[derive(Debug)]
 pub struct Node {
     /// The overlay handle services use.
     pub overlay: cloudy_overlay::Handle,
@@ -47,23 +48,40 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(cfg.api)
             .await
             .map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
-        let api_addr = listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
+        let api_addr =
+            listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
         let cancel = CancellationToken::new();
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
-        let (overlay, overlay_task) = cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
+        let (overlay, overlay_task) =
+            cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
         let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
         let sync_cfg = cloudy_sync::service::SyncConfig {
             rescan: cfg.sync.rescan_interval,
             keep_versions: cfg.sync.keep_versions,
             ..Default::default()
         };
-        let sync = cloudy_sync::service::Sync::start(overlay.clone(), &data.join("sync"), sync_cfg, cancel.child_token())
-            .map_err(|e| NodeError::Sync(e.to_string()))?;
-        let streams = cloudy_streaming::service::Streaming::start(overlay.clone(), &data.join("streams"), Default::default(), cancel.child_token())
-            .map_err(|e| NodeError::Streaming(e.to_string()))?;
-        let vod = cloudy_streaming::vod::service::Vod::start(overlay.clone(), &data.join("vod"), cfg.vod.cache_mib << 20, cancel.child_token())
-            .await
-            .map_err(|e| NodeError::Streaming(e.to_string()))?;
+        let sync = cloudy_sync::service::Sync::start(
+            overlay.clone(),
+            &data.join("sync"),
+            sync_cfg,
+            cancel.child_token(),
+        )
+        .map_err(|e| NodeError::Sync(e.to_string()))?;
+        let streams = cloudy_streaming::service::Streaming::start(
+            overlay.clone(),
+            &data.join("streams"),
+            Default::default(),
+            cancel.child_token(),
+        )
+        .map_err(|e| NodeError::Streaming(e.to_string()))?;
+        let vod = cloudy_streaming::vod::service::Vod::start(
+            overlay.clone(),
+            &data.join("vod"),
+            cfg.vod.cache_mib << 20,
+            cancel.child_token(),
+        )
+        .await
+        .map_err(|e| NodeError::Streaming(e.to_string()))?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -85,7 +103,8 @@ impl Node {
         });
         let api_cancel = cancel.child_token();
         let api_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router(state)).with_graceful_shutdown(api_cancel.cancelled_owned());
+            let serve = axum::serve(listener, router(state))
+                .with_graceful_shutdown(api_cancel.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!("control API stopped: {e}");
             }
@@ -99,7 +118,8 @@ impl Node {
     pub async fn listen_addrs(&self, timeout: Duration) -> Vec<Multiaddr> {
         let mut rx = self.overlay.watch();
         let me = self.overlay.local_peer_id();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|s| !s.local.listen_addrs.is_empty())).await;
+        let _ =
+            tokio::time::timeout(timeout, rx.wait_for(|s| !s.local.listen_addrs.is_empty())).await;
         let snap = self.overlay.snapshot();
         snap.local.listen_addrs.iter().filter_map(|a| a.clone().with_p2p(me).ok()).collect()
     }
@@ -139,9 +159,15 @@ async fn start_storage(
     let secret = home.convergence_secret()?;
     let spool = data.join("spool");
     std::fs::create_dir_all(&spool).map_err(|e| NodeError::io(&spool, e))?;
-    let list = Maintained::open(&data.join("maintained.sqlite")).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let list = Maintained::open(&data.join("maintained.sqlite"))
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
     let with_upkeep = |client: Client| {
-        let (up, _task) = upkeep::start(client.clone(), Arc::new(list), cfg.storage.upkeep(), cancel.child_token());
+        let (up, _task) = upkeep::start(
+            client.clone(),
+            Arc::new(list),
+            cfg.storage.upkeep(),
+            cancel.child_token(),
+        );
         (client, up)
     };
     if !cfg.storage.enabled {
@@ -152,8 +178,13 @@ async fn start_storage(
     let store = cloudy_storage::store::FsStore::open(&dir, capacity)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store: SharedStore = std::sync::Arc::new(store);
-    cloudy_storage::service::start(overlay.clone(), store.clone(), cfg.storage.expire_leases, cancel.child_token())
-        .await
-        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    cloudy_storage::service::start(
+        overlay.clone(),
+        store.clone(),
+        cfg.storage.expire_leases,
+        cancel.child_token(),
+    )
+    .await
+    .map_err(|e| NodeError::Storage(e.to_string()))?;
     Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))
 }

@@ -61,6 +61,7 @@ pub enum LaunchError {
 }
 
 /// A node running as a child process.
+#[derive(Debug)]
 pub struct NodeProcess {
     /// Its home.
     pub home: Home,
@@ -79,7 +80,14 @@ pub struct NodeProcess {
 /// Options for a test or demo node: OS-chosen ports, the API on
 /// 127.0.0.1, no mDNS; listening on 127.0.0.1 only if `loopback`.
 pub fn local_options(bootstrap: Vec<String>, loopback: bool) -> InitOptions {
-    InitOptions { port: Some(0), api: Some("127.0.0.1:0".into()), bootstrap, zone: None, no_mdns: true, loopback }
+    InitOptions {
+        port: Some(0),
+        api: Some("127.0.0.1:0".into()),
+        bootstrap,
+        zone: None,
+        no_mdns: true,
+        loopback,
+    }
 }
 
 /// Initialises `home` for a node on 127.0.0.1 with OS-chosen ports, no mDNS.
@@ -126,7 +134,10 @@ impl NodeProcess {
             .arg("--home")
             .arg(home.root())
             .arg("up")
-            .env("RUST_LOG", std::env::var("CLOUDY_TEST_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CLOUDY_TEST_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -168,7 +179,11 @@ impl NodeProcess {
             home: home.clone(),
             peer_id: field("peer="),
             api: field("api="),
-            listen: field("listen=").split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            listen: field("listen=")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             log,
             child,
         })

@@ -15,7 +15,8 @@
 use crate::local::is_quic;
 use libp2p::core::{transport::PortUse, Endpoint};
 use libp2p::swarm::{
-    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 /// The address book: each member's announced addresses.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Behaviour {
     book: HashMap<PeerId, Vec<Multiaddr>>,
 }
@@ -44,7 +45,7 @@ impl Behaviour {
 }
 
 /// `addrs` with the QUIC ones first, otherwise in their order.
-pub fn quic_first(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+pub(crate) fn quic_first(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
     let mut v = addrs.to_vec();
     sort_quic_first(&mut v);
     v
@@ -52,7 +53,7 @@ pub fn quic_first(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
 
 /// Puts the QUIC addresses first, keeping the order otherwise: the order
 /// every dial of ours tries them in, and the one we announce.
-pub fn sort_quic_first(addrs: &mut [Multiaddr]) {
+pub(crate) fn sort_quic_first(addrs: &mut [Multiaddr]) {
     addrs.sort_by_key(|a| !is_quic(a));
 }
 
@@ -93,7 +94,12 @@ impl NetworkBehaviour for Behaviour {
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}
 
-    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, ev: THandlerOutEvent<Self>) {
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        ev: THandlerOutEvent<Self>,
+    ) {
         match ev {}
     }
 
@@ -115,8 +121,23 @@ mod tests {
         let mut b = Behaviour::default();
         b.set([(peer, &[tcp.clone(), tcp2.clone(), quic.clone()][..])].into_iter());
         assert_eq!(b.get(&peer), [quic.clone(), tcp.clone(), tcp2]);
-        let dialed = b.handle_pending_outbound_connection(ConnectionId::new_unchecked(0), Some(peer), &[], Endpoint::Dialer).unwrap();
+        let dialed = b
+            .handle_pending_outbound_connection(
+                ConnectionId::new_unchecked(0),
+                Some(peer),
+                &[],
+                Endpoint::Dialer,
+            )
+            .unwrap();
         assert_eq!(dialed[0], quic);
-        assert!(b.handle_pending_outbound_connection(ConnectionId::new_unchecked(1), Some(PeerId::random()), &[], Endpoint::Dialer).unwrap().is_empty());
+        assert!(b
+            .handle_pending_outbound_connection(
+                ConnectionId::new_unchecked(1),
+                Some(PeerId::random()),
+                &[],
+                Endpoint::Dialer
+            )
+            .unwrap()
+            .is_empty());
     }
 }

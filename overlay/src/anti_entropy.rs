@@ -31,7 +31,10 @@ impl EventLoop {
         let peer = self
             .swarm
             .connected_peers()
-            .filter(|p| self.table.get(p).is_some_and(|m| m.state.is_up()) && !self.last_sync.contains_key(p))
+            .filter(|p| {
+                self.table.get(p).is_some_and(|m| m.state.is_up())
+                    && !self.last_sync.contains_key(p)
+            })
             .copied()
             .choose(&mut rand::thread_rng());
         if let Some(peer) = peer {
@@ -41,24 +44,36 @@ impl EventLoop {
 
     pub(crate) fn on_members(&mut self, ev: Event) {
         match ev {
-            request_response::Event::Message { peer, message: RrMessage::Request { request, channel, .. }, .. } => {
+            request_response::Event::Message {
+                peer,
+                message: RrMessage::Request { request, channel, .. },
+                ..
+            } => {
                 if request.len() > MAX_ENTRIES {
                     warn!(%peer, entries = request.len(), "membership exchange too large, ignored");
                     return;
                 }
                 let me = self.local.alive_info(&self.cfg.external_addrs);
                 let reply = match request {
-                    SyncRequest::Hello { hash } if hash[..] == self.table.summary(&me) => SyncResponse::Equal,
+                    SyncRequest::Hello { hash } if hash[..] == self.table.summary(&me) => {
+                        SyncResponse::Equal
+                    }
                     SyncRequest::Hello { .. } => SyncResponse::Digest(self.table.digest(&me)),
                     SyncRequest::Exchange { push, mut want } => {
                         want.extend(self.merge_entries(peer, push));
                         let me = self.local.alive_info(&self.cfg.external_addrs);
-                        SyncResponse::Entries(want.iter().filter_map(|p| self.table.entry(p, &me)).collect())
+                        SyncResponse::Entries(
+                            want.iter().filter_map(|p| self.table.entry(p, &me)).collect(),
+                        )
                     }
                 };
                 let _ = self.swarm.behaviour_mut().members.send_response(channel, reply);
             }
-            request_response::Event::Message { peer, message: RrMessage::Response { response, .. }, .. } => {
+            request_response::Event::Message {
+                peer,
+                message: RrMessage::Response { response, .. },
+                ..
+            } => {
                 if response.len() > MAX_ENTRIES {
                     warn!(%peer, entries = response.len(), "membership exchange too large, ignored");
                     return;
@@ -70,7 +85,10 @@ impl EventLoop {
                         let (push, want) = self.table.compare(&me, &theirs);
                         debug!(%peer, push = push.len(), want = want.len(), "membership tables differ");
                         if !push.is_empty() || !want.is_empty() {
-                            self.swarm.behaviour_mut().members.send_request(&peer, SyncRequest::Exchange { push, want });
+                            self.swarm
+                                .behaviour_mut()
+                                .members
+                                .send_request(&peer, SyncRequest::Exchange { push, want });
                         }
                     }
                     SyncResponse::Entries(entries) => drop(self.merge_entries(peer, entries)),

@@ -43,7 +43,8 @@ impl Behaviour {
         // score of members, would only add connections: at N = 100 every
         // newcomer's first walk opened about 20 QUIC connections.
         kad_cfg.set_periodic_bootstrap_interval(None);
-        let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
+        let mut kad =
+            kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_cfg);
         kad.set_mode(Some(kad::Mode::Server));
         let gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
@@ -71,10 +72,14 @@ impl Behaviour {
                 .map_err(|e| e.to_string())?,
         )?;
         let mdns = match cfg.mdns {
-            true => Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer).map_err(|e| e.to_string())?),
+            true => Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
+                    .map_err(|e| e.to_string())?,
+            ),
             false => None,
         };
-        let rr_cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(30));
+        let rr_cfg =
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30));
         Ok(Behaviour {
             addresses: Default::default(),
             identify,
@@ -82,9 +87,21 @@ impl Behaviour {
             kad,
             gossipsub: crate::quiet_gossip::Behaviour(gossipsub),
             mdns: mdns.into(),
-            members: request_response::cbor::Behaviour::new([(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)], rr_cfg.clone()),
-            rpc: request_response::cbor::Behaviour::new([(protocols::RPC, request_response::ProtocolSupport::Full)], rr_cfg),
+            members: request_response::cbor::Behaviour::new(
+                [(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)],
+                rr_cfg.clone(),
+            ),
+            rpc: request_response::cbor::Behaviour::new(
+                [(protocols::RPC, request_response::ProtocolSupport::Full)],
+                rr_cfg,
+            ),
             stream: libp2p_stream::Behaviour::new(),
         })
+    }
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").finish_non_exhaustive()
     }
 }

@@ -105,7 +105,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), crate::Error> {
         let t = &self.timing;
         let bad = |what: &str| Err(crate::Error::Config(what.to_string()));
-        let zero = [self.heartbeat_interval, self.sync_interval, self.probe_interval, self.probe_timeout, t.suspicion_timeout];
+        let zero = [
+            self.heartbeat_interval,
+            self.sync_interval,
+            self.probe_interval,
+            self.probe_timeout,
+            t.suspicion_timeout,
+        ];
         if zero.iter().any(|d| d.is_zero()) {
             return bad("heartbeat_interval, sync_interval, probe_interval, probe_timeout and suspicion_timeout must be above zero");
         }

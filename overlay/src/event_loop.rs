@@ -129,7 +129,7 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut heartbeat = interval(self.cfg.heartbeat_interval);
         let mut sync = interval(self.cfg.sync_interval);
         let mut probe = interval(self.cfg.probe_interval);
@@ -137,7 +137,15 @@ impl EventLoop {
         let mut maintain = interval(MAINTAIN_INTERVAL);
         let mut save = interval(self.cfg.history_save_interval);
         let mut reconnect = interval(RECONNECT_INTERVAL);
-        for t in [&mut heartbeat, &mut sync, &mut probe, &mut check, &mut maintain, &mut save, &mut reconnect] {
+        for t in [
+            &mut heartbeat,
+            &mut sync,
+            &mut probe,
+            &mut check,
+            &mut maintain,
+            &mut save,
+            &mut reconnect,
+        ] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         loop {
@@ -202,14 +210,21 @@ impl EventLoop {
             }
             Command::Dial { addr, reply } => {
                 let res = self.swarm.dial(addr.clone());
-                let _ = reply.send(res.map_err(|e| Error::Dial { target: addr.to_string(), reason: e.to_string() }));
+                let _ =
+                    reply.send(res.map_err(|e| Error::Dial {
+                        target: addr.to_string(),
+                        reason: e.to_string(),
+                    }));
             }
             Command::Connect { addr, reply } => {
                 let opts = DialOpts::from(addr.clone());
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => drop(self.pending_connects.insert(id, reply)),
-                    Err(e) => drop(reply.send(Err(Error::Dial { target: addr.to_string(), reason: e.to_string() }))),
+                    Err(e) => drop(reply.send(Err(Error::Dial {
+                        target: addr.to_string(),
+                        reason: e.to_string(),
+                    }))),
                 }
             }
             Command::PutRecord { key, value, reply } => {
@@ -223,7 +238,9 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
                 self.pending_kad.insert(id, KadPending::Get(reply));
             }
-            Command::Request { peer, service, body, reply } => self.send_rpc(peer, service, body, reply),
+            Command::Request { peer, service, body, reply } => {
+                self.send_rpc(peer, service, body, reply)
+            }
             Command::StartProviding { key, reply } => {
                 match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::new(&key)) {
                     Ok(id) => drop(self.pending_kad.insert(id, KadPending::Provide(reply))),
@@ -261,7 +278,7 @@ impl EventLoop {
     }
 
     /// One RTT sample, from ping or a request round trip.
-    pub fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
+    pub(crate) fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
         let rtt = rtt + self.rtt_delay.get(&peer).copied().unwrap_or_default();
         self.metrics.rtt(rtt);
         self.rtt.entry(peer).or_default().add(rtt);
@@ -270,7 +287,7 @@ impl EventLoop {
         }
     }
 
-    pub fn publish(&mut self, msg: Message) {
+    pub(crate) fn publish(&mut self, msg: Message) {
         let bytes = msg.encode();
         match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
             Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
@@ -279,7 +296,7 @@ impl EventLoop {
     }
 
     /// Gossips our state (a change, a refutation, our join announcement).
-    pub fn publish_alive(&mut self) {
+    pub(crate) fn publish_alive(&mut self) {
         let msg = self.local.alive(&self.cfg.external_addrs);
         if let Message::Alive(a) = &msg {
             self.gossiped_coord = a.coord.clone().map(|c| (c, Instant::now()));
@@ -326,7 +343,7 @@ impl EventLoop {
 
     /// Logs and acts on membership changes, then publishes a fresh snapshot
     /// at once (readers must never see a change later than the log says).
-    pub fn apply_changes(&mut self, changes: Vec<Change>) {
+    pub(crate) fn apply_changes(&mut self, changes: Vec<Change>) {
         self.apply_changes_with(changes, true);
     }
 
@@ -334,7 +351,7 @@ impl EventLoop {
     /// member's table (`disconnect` false) leaves our connections to the
     /// member alone: it may be alive and merely not know yet that it must
     /// refute, which it does over them.
-    pub fn apply_changes_with(&mut self, changes: Vec<Change>, disconnect: bool) {
+    pub(crate) fn apply_changes_with(&mut self, changes: Vec<Change>, disconnect: bool) {
         if changes.is_empty() {
             return;
         }
@@ -460,7 +477,7 @@ impl EventLoop {
         }
     }
 
-    pub fn publish_snapshot(&mut self) {
+    pub(crate) fn publish_snapshot(&mut self) {
         let snapshot = self.build_snapshot();
         self.metrics.members(&snapshot);
         let book = self.table.iter().map(|m| (m.info.peer, m.info.addrs.as_slice()));

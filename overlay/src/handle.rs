@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Capacity of the command channel.
-pub const COMMAND_CAPACITY: usize = 256;
+pub(crate) const COMMAND_CAPACITY: usize = 256;
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -20,21 +20,62 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything the event loop can be asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Announce { name: String, meta: ServiceMeta, reply: Reply<()> },
-    Withdraw { name: String, reply: Reply<bool> },
-    Dial { addr: Multiaddr, reply: Reply<()> },
-    Connect { addr: Multiaddr, reply: Reply<PeerId> },
-    PutRecord { key: Vec<u8>, value: Vec<u8>, reply: Reply<()> },
-    GetRecord { key: Vec<u8>, reply: Reply<Vec<u8>> },
-    Request { peer: PeerId, service: String, body: Vec<u8>, reply: Reply<Vec<u8>> },
-    StartProviding { key: Vec<u8>, reply: Reply<()> },
-    GetProviders { key: Vec<u8>, reply: Reply<HashSet<PeerId>> },
-    ReportRtt { peer: PeerId, rtt: Duration },
-    ReportFailure { peer: PeerId },
+    Announce {
+        name: String,
+        meta: ServiceMeta,
+        reply: Reply<()>,
+    },
+    Withdraw {
+        name: String,
+        reply: Reply<bool>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<()>,
+    },
+    GetRecord {
+        key: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Request {
+        peer: PeerId,
+        service: String,
+        body: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: Reply<()>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: Reply<HashSet<PeerId>>,
+    },
+    ReportRtt {
+        peer: PeerId,
+        rtt: Duration,
+    },
+    ReportFailure {
+        peer: PeerId,
+    },
     #[cfg(feature = "test-utils")]
-    InjectRttDelay { peer: PeerId, delay: Duration },
+    InjectRttDelay {
+        peer: PeerId,
+        delay: Duration,
+    },
     #[cfg(feature = "test-utils")]
-    Accuse { peer: PeerId },
+    Accuse {
+        peer: PeerId,
+    },
 }
 
 /// A cheap, cloneable handle to the overlay.
@@ -121,7 +162,10 @@ impl Handle {
         let fail = |reason: String| Error::Request { peer, reason };
         let mut control = self.stream.clone();
         let exchange = async {
-            let mut s = control.open_stream(peer, libp2p::ping::PROTOCOL_NAME).await.map_err(|e| fail(e.to_string()))?;
+            let mut s = control
+                .open_stream(peer, libp2p::ping::PROTOCOL_NAME)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             let payload: [u8; 32] = rand::random();
             let start = tokio::time::Instant::now();
             s.write_all(&payload).await.map_err(|e| fail(e.to_string()))?;
@@ -135,12 +179,20 @@ impl Handle {
             }
             Ok(rtt)
         };
-        tokio::time::timeout(PING_TIMEOUT, exchange).await.map_err(|_| fail(format!("no ping answer within {PING_TIMEOUT:?}")))?
+        tokio::time::timeout(PING_TIMEOUT, exchange)
+            .await
+            .map_err(|_| fail(format!("no ping answer within {PING_TIMEOUT:?}")))?
     }
 
     /// Sends a small request to `service` on `peer` and waits for its answer.
-    pub async fn request(&self, peer: PeerId, service: &str, body: Vec<u8>) -> Result<Vec<u8>, Error> {
-        self.call(|reply| Command::Request { peer, service: service.to_string(), body, reply }).await
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        service: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        self.call(|reply| Command::Request { peer, service: service.to_string(), body, reply })
+            .await
     }
 
     /// Announces in the DHT that we provide `key`.
@@ -174,5 +226,11 @@ impl Handle {
     #[cfg(feature = "test-utils")]
     pub async fn accuse(&self, peer: PeerId) -> Result<(), Error> {
         self.tx.send(Command::Accuse { peer }).await.map_err(|_| Error::Closed)
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
     }
 }

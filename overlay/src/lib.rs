@@ -38,13 +38,12 @@ pub mod event_loop;
 pub mod frame;
 mod handle;
 mod local;
+pub mod membership;
 mod metrics;
 mod probe;
 mod prober;
-mod quiet_gossip;
-pub mod traffic;
-pub mod membership;
 pub mod protocols;
+mod quiet_gossip;
 pub mod rpc;
 pub mod scoring;
 mod swarm_events;
@@ -53,6 +52,7 @@ pub mod sync_msg;
 pub mod testing;
 #[cfg(feature = "test-utils")]
 pub mod tmpfs;
+pub mod traffic;
 
 pub use config::Config;
 pub use error::Error;
@@ -113,7 +113,9 @@ pub fn spawn_with_history(
     let mut swarm = build_swarm(&cfg, key, &mut registry)?;
     let metrics = metrics::Metrics::new(&mut registry);
     for addr in &cfg.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| Error::Listen { addr: addr.clone(), reason: listen_reason(e) })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| Error::Listen { addr: addr.clone(), reason: listen_reason(e) })?;
     }
     let topic = gossipsub::IdentTopic::new(protocols::MEMBERSHIP_TOPIC);
     swarm
@@ -129,7 +131,11 @@ pub fn spawn_with_history(
     // whose loop died must not keep answering probes.
     let helpers = cancel.child_token();
     let health = prober::Health::default();
-    let pace = prober::Pace { every: cfg.probe_interval, limit: cfg.probe_timeout, health: health.clone() };
+    let pace = prober::Pace {
+        every: cfg.probe_interval,
+        limit: cfg.probe_timeout,
+        health: health.clone(),
+    };
     prober::spawn(stream.clone(), targets_rx, results_tx, pace, helpers.clone())?;
     let mut timing = cfg.timing;
     timing.expected_accusers = cfg.monitors;
@@ -210,7 +216,11 @@ const QUIC_STREAM_WINDOW: u32 = 2_000_000;
 /// Period of QUIC keep-alives on an idle connection.
 const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::registry::Registry) -> Result<libp2p::Swarm<Behaviour>, Error> {
+fn build_swarm(
+    cfg: &Config,
+    key: Keypair,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<libp2p::Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let traffic = traffic::Traffic::new(registry);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -218,7 +228,9 @@ fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::reg
         .with_other_transport(|key| transports(key, &traffic))
         .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
+        .with_behaviour(|key| {
+            Behaviour::new(key, cfg).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| {
             // Try a peer's addresses one at a time, in the order given (QUIC
@@ -236,7 +248,10 @@ fn build_swarm(cfg: &Config, key: Keypair, registry: &mut prometheus_client::reg
 fn transports(
     key: &Keypair,
     traffic: &traffic::Traffic,
-) -> Result<libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     use libp2p::core::{muxing::StreamMuxerBox, upgrade::Version, Transport};
     let mut quic_cfg = libp2p::quic::Config::new(key);
     // Flow-control windows bound what a peer may have in flight to us,
@@ -251,7 +266,8 @@ fn transports(
     // and each keep-alive is two packets on every idle connection.
     quic_cfg.keep_alive_interval = QUIC_KEEP_ALIVE;
     quic_cfg.max_idle_timeout = 3 * QUIC_KEEP_ALIVE.as_millis() as u32;
-    let quic = libp2p::quic::tokio::Transport::new(quic_cfg).map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+    let quic = libp2p::quic::tokio::Transport::new(quic_cfg)
+        .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
     let tcp = tcp::tokio::Transport::new(tcp::Config::default())
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(key)?)
@@ -269,8 +285,12 @@ fn transports(
 
 fn listen_reason(e: libp2p::TransportError<std::io::Error>) -> String {
     match e {
-        libp2p::TransportError::MultiaddrNotSupported(_) => "no transport supports this address".to_string(),
-        libp2p::TransportError::Other(io) if addr_in_use(&io) => "address already in use".to_string(),
+        libp2p::TransportError::MultiaddrNotSupported(_) => {
+            "no transport supports this address".to_string()
+        }
+        libp2p::TransportError::Other(io) if addr_in_use(&io) => {
+            "address already in use".to_string()
+        }
         libp2p::TransportError::Other(io) => io.to_string(),
     }
 }

@@ -18,7 +18,7 @@ pub(crate) struct LocalState {
 }
 
 impl LocalState {
-    pub fn new(peer: PeerId, zone: String) -> Self {
+    pub(crate) fn new(peer: PeerId, zone: String) -> Self {
         LocalState {
             peer,
             incarnation: crate::unix_ms(),
@@ -31,8 +31,9 @@ impl LocalState {
     }
 
     /// The addresses we tell others to dial, QUIC (the primary transport) first.
-    pub fn announced_addrs(&self, external: &[Multiaddr]) -> Vec<Multiaddr> {
-        let mut out: Vec<Multiaddr> = self.listen_addrs.iter().filter(|a| !is_unspecified(a)).cloned().collect();
+    pub(crate) fn announced_addrs(&self, external: &[Multiaddr]) -> Vec<Multiaddr> {
+        let mut out: Vec<Multiaddr> =
+            self.listen_addrs.iter().filter(|a| !is_unspecified(a)).cloned().collect();
         for a in external {
             if !out.contains(a) {
                 out.push(a.clone());
@@ -43,13 +44,13 @@ impl LocalState {
     }
 
     /// Our next heartbeat.
-    pub fn alive(&mut self, external: &[Multiaddr]) -> Message {
+    pub(crate) fn alive(&mut self, external: &[Multiaddr]) -> Message {
         self.seq += 1;
         Message::Alive(self.alive_info(external))
     }
 
     /// Our heartbeat without advancing the counter (for state exchange).
-    pub fn alive_info(&self, external: &[Multiaddr]) -> Alive {
+    pub(crate) fn alive_info(&self, external: &[Multiaddr]) -> Alive {
         Alive {
             peer: self.peer,
             incarnation: self.incarnation,
@@ -62,7 +63,7 @@ impl LocalState {
     }
 
     /// Our goodbye.
-    pub fn leave(&mut self) -> Message {
+    pub(crate) fn leave(&mut self) -> Message {
         self.seq += 1;
         Message::Leave { peer: self.peer, incarnation: self.incarnation, seq: self.seq }
     }

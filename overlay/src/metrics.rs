@@ -27,26 +27,40 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Registers the metrics in `registry`: libp2p's under `libp2p_`, ours
     /// under `cloudy_`.
-    pub fn new(registry: &mut Registry) -> Metrics {
+    pub(crate) fn new(registry: &mut Registry) -> Metrics {
         let libp2p = libp2p::metrics::Metrics::new(registry);
         let ours = registry.sub_registry_with_prefix("cloudy");
         // 1 ms to about 4 s, doubling: loopback to a congested radio link.
-        let rtt = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 13));
-        ours.register("rtt_seconds", "Round trips measured to members (pings and probes)", rtt.clone());
+        let rtt = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.001, 2.0, 13,
+        ));
+        ours.register(
+            "rtt_seconds",
+            "Round trips measured to members (pings and probes)",
+            rtt.clone(),
+        );
         let members = Family::<StateLabel, Gauge>::default();
-        ours.register("members", "Members known, by state (not counting this node)", members.clone());
+        ours.register(
+            "members",
+            "Members known, by state (not counting this node)",
+            members.clone(),
+        );
         Metrics { libp2p, rtt, members }
     }
 
     /// A round trip measured to a member.
-    pub fn rtt(&self, rtt: Duration) {
+    pub(crate) fn rtt(&self, rtt: Duration) {
         self.rtt.observe(rtt.as_secs_f64());
     }
 
     /// Members by state, from a fresh snapshot.
-    pub fn members(&self, snapshot: &PeerScores) {
-        for state in [MemberState::Alive, MemberState::Suspect, MemberState::Failed, MemberState::Left] {
-            self.members.get_or_create(&StateLabel { state: state.as_str() }).set(snapshot.count(state) as i64);
+    pub(crate) fn members(&self, snapshot: &PeerScores) {
+        for state in
+            [MemberState::Alive, MemberState::Suspect, MemberState::Failed, MemberState::Left]
+        {
+            self.members
+                .get_or_create(&StateLabel { state: state.as_str() })
+                .set(snapshot.count(state) as i64);
         }
     }
 }

@@ -3,8 +3,8 @@
 //! probing itself runs in [`crate::prober`].
 
 use crate::event_loop::EventLoop;
-use crate::membership::wire::{Accusation, Message};
 use crate::membership::monitor_targets;
+use crate::membership::wire::{Accusation, Message};
 use crate::prober::{Outcome, ProbeResult, Targets};
 use libp2p::PeerId;
 use tokio::time::Instant;

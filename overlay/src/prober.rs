@@ -63,21 +63,25 @@ pub(crate) struct Health(Arc<AtomicU32>);
 
 impl Health {
     /// The highest multiplier (memberlist's default awareness limit).
-    pub const MAX: u32 = 8;
+    pub(crate) const MAX: u32 = 8;
 
     /// The current multiplier.
-    pub fn get(&self) -> u32 {
+    pub(crate) fn get(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
     }
 
     /// Worse by one (a probe of ours failed, or we had to refute).
-    pub fn worse(&self) {
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some((v + 1).min(Self::MAX)));
+    pub(crate) fn worse(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some((v + 1).min(Self::MAX)));
     }
 
     /// Better by one (a probe of ours was answered).
-    pub fn better(&self) {
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    pub(crate) fn better(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
     }
 }
 
@@ -105,8 +109,12 @@ pub(crate) fn spawn(
         let mut tasks: HashMap<(PeerId, bool), JoinHandle<()>> = HashMap::new();
         loop {
             let wanted = targets.borrow_and_update().clone();
-            let wanted: Vec<(PeerId, bool)> =
-                wanted.probe.iter().map(|p| (*p, true)).chain(wanted.link.iter().map(|p| (*p, false))).collect();
+            let wanted: Vec<(PeerId, bool)> = wanted
+                .probe
+                .iter()
+                .map(|p| (*p, true))
+                .chain(wanted.link.iter().map(|p| (*p, false)))
+                .collect();
             tasks.retain(|key, task| {
                 let keep = wanted.contains(key) && !task.is_finished();
                 if !keep {
@@ -116,7 +124,12 @@ pub(crate) fn spawn(
             });
             for (peer, probing) in wanted {
                 tasks.entry((peer, probing)).or_insert_with(|| match probing {
-                    true => tokio::spawn(probe_peer(control.clone(), peer, results.clone(), pace.clone())),
+                    true => tokio::spawn(probe_peer(
+                        control.clone(),
+                        peer,
+                        results.clone(),
+                        pace.clone(),
+                    )),
                     false => tokio::spawn(hold_link(control.clone(), peer, pace.every)),
                 });
             }
@@ -132,7 +145,12 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<ProbeResult>, pace: Pace) {
+async fn probe_peer(
+    mut control: Control,
+    peer: PeerId,
+    results: mpsc::Sender<ProbeResult>,
+    pace: Pace,
+) {
     let mut tick = interval(pace.every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stream = None;
@@ -162,7 +180,9 @@ async fn probe_peer(mut control: Control, peer: PeerId, results: mpsc::Sender<Pr
         };
         let outcome = match timeout(limit, attempt).await {
             Ok(Ok(rtt)) => Outcome::Answered(rtt),
-            Ok(Err(ProbeError::Open(OpenStreamError::UnsupportedProtocol(_)))) => Outcome::Unsupported,
+            Ok(Err(ProbeError::Open(OpenStreamError::UnsupportedProtocol(_)))) => {
+                Outcome::Unsupported
+            }
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
             Err(_) => Outcome::Failed(format!("no answer within {limit:?}")),
         };

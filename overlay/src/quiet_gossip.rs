@@ -16,8 +16,8 @@
 use libp2p::core::{transport::PortUse, Endpoint};
 use libp2p::swarm::handler::{ConnectionEvent, FullyNegotiatedInbound, FullyNegotiatedOutbound};
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm, NetworkBehaviour,
-    SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
+    NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{gossipsub, Multiaddr, PeerId, Stream};
 use std::convert::Infallible;
@@ -46,6 +46,7 @@ impl<A: HoldsStream> HoldsStream for futures::future::Either<A, Infallible> {
 }
 
 /// [`gossipsub::Behaviour`] with quiet streams; derefs to it.
+#[derive(Debug)]
 pub struct Behaviour(pub gossipsub::Behaviour);
 
 impl std::ops::Deref for Behaviour {
@@ -68,8 +69,12 @@ pub struct Handler(Inner);
 
 impl ConnectionHandler for Handler
 where
-    <<Inner as ConnectionHandler>::InboundProtocol as libp2p::core::upgrade::InboundUpgrade<Stream>>::Output: HoldsStream,
-    <<Inner as ConnectionHandler>::OutboundProtocol as libp2p::core::upgrade::OutboundUpgrade<Stream>>::Output: HoldsStream,
+    <<Inner as ConnectionHandler>::InboundProtocol as libp2p::core::upgrade::InboundUpgrade<
+        Stream,
+    >>::Output: HoldsStream,
+    <<Inner as ConnectionHandler>::OutboundProtocol as libp2p::core::upgrade::OutboundUpgrade<
+        Stream,
+    >>::Output: HoldsStream,
 {
     type FromBehaviour = <Inner as ConnectionHandler>::FromBehaviour;
     type ToBehaviour = <Inner as ConnectionHandler>::ToBehaviour;
@@ -89,7 +94,9 @@ where
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>> {
+    ) -> Poll<
+        ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
+    > {
         self.0.poll(cx)
     }
 
@@ -103,14 +110,25 @@ where
 
     fn on_connection_event(
         &mut self,
-        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, Self::InboundOpenInfo, Self::OutboundOpenInfo>,
+        event: ConnectionEvent<
+            Self::InboundProtocol,
+            Self::OutboundProtocol,
+            Self::InboundOpenInfo,
+            Self::OutboundOpenInfo,
+        >,
     ) {
         let event = match event {
-            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound { mut protocol, info }) => {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                mut protocol,
+                info,
+            }) => {
                 protocol.release();
                 ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound { protocol, info })
             }
-            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound { mut protocol, info }) => {
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                mut protocol,
+                info,
+            }) => {
                 protocol.release();
                 ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound { protocol, info })
             }
@@ -124,7 +142,12 @@ impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = Handler;
     type ToSwarm = gossipsub::Event;
 
-    fn handle_pending_inbound_connection(&mut self, id: ConnectionId, local: &Multiaddr, remote: &Multiaddr) -> Result<(), ConnectionDenied> {
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
         self.0.handle_pending_inbound_connection(id, local, remote)
     }
 
@@ -163,11 +186,25 @@ impl NetworkBehaviour for Behaviour {
         self.0.on_swarm_event(event)
     }
 
-    fn on_connection_handler_event(&mut self, peer: PeerId, id: ConnectionId, event: THandlerOutEvent<Self>) {
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
         self.0.on_connection_handler_event(peer, id, event)
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         self.0.poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler").finish_non_exhaustive()
     }
 }

@@ -45,7 +45,7 @@ pub struct InboundRequest {
 }
 
 /// Service name → inbox; given to the overlay before it starts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Routes(pub(crate) HashMap<String, mpsc::Sender<InboundRequest>>);
 
 impl Routes {

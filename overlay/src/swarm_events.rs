@@ -13,7 +13,6 @@ use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-
 impl EventLoop {
     pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         self.record(&ev);
@@ -30,7 +29,13 @@ impl EventLoop {
                 self.local.listen_addrs.retain(|a| a != &address);
                 self.dirty = true;
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
@@ -40,7 +45,10 @@ impl EventLoop {
                     self.start_sync(peer_id);
                 }
                 if endpoint.is_dialer() {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, endpoint.get_remote_address().clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
                 self.dirty = true;
             }
@@ -51,7 +59,8 @@ impl EventLoop {
             SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
                 debug!(peer = ?peer_id, "outgoing connection failed: {error}");
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
-                    let target = peer_id.map_or_else(|| "the address".to_string(), |p| p.to_string());
+                    let target =
+                        peer_id.map_or_else(|| "the address".to_string(), |p| p.to_string());
                     let _ = reply.send(Err(Error::Dial { target, reason: error.to_string() }));
                 }
             }
@@ -128,7 +137,11 @@ impl EventLoop {
                     }
                 };
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
-                let _ = gs.report_message_validation_result(&message_id, &propagation_source, acceptance);
+                let _ = gs.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
             }
             // Our join announcement goes out once we have a first
             // subscriber, which gossipsub has just put in our mesh.
@@ -152,7 +165,12 @@ impl EventLoop {
             return;
         }
         let topic = self.topic.hash();
-        let subscribed = self.swarm.behaviour().gossipsub.all_peers().any(|(p, topics)| *p == peer && topics.contains(&&topic));
+        let subscribed = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .any(|(p, topics)| *p == peer && topics.contains(&&topic));
         if subscribed {
             info!(%peer, "a gossipsub peer that is not a cloudy node subscribed; sending it our state");
             self.greeted.insert(peer);
@@ -166,23 +184,41 @@ impl EventLoop {
         }
         let msg = Message::decode(&message.data).map_err(|e| e.to_string())?;
         if message.source != Some(msg.author()) {
-            return Err(format!("message signed by {:?} claims to be from {}", message.source, msg.author()));
+            return Err(format!(
+                "message signed by {:?} claims to be from {}",
+                message.source,
+                msg.author()
+            ));
         }
         Ok(msg)
     }
 
     fn on_rpc(&mut self, ev: request_response::Event<crate::rpc::RpcRequest, RpcResponse>) {
         match ev {
-            request_response::Event::Message { peer, message: RrMessage::Request { request, channel, .. }, .. } => {
+            request_response::Event::Message {
+                peer,
+                message: RrMessage::Request { request, channel, .. },
+                ..
+            } => {
                 let Some(inbox) = self.routes.get(&request.service) else {
-                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, RpcResponse::NoSuchService(request.service));
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rpc
+                        .send_response(channel, RpcResponse::NoSuchService(request.service));
                     return;
                 };
                 let (reply, rx) = oneshot::channel();
                 match inbox.try_send(InboundRequest { peer, body: request.body, reply }) {
-                    Ok(()) => self.pending_replies.push(async move { (channel, rx.await.ok()) }.boxed()),
+                    Ok(()) => {
+                        self.pending_replies.push(async move { (channel, rx.await.ok()) }.boxed())
+                    }
                     Err(TrySendError::Full(_)) => {
-                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, RpcResponse::Busy);
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .rpc
+                            .send_response(channel, RpcResponse::Busy);
                     }
                     Err(TrySendError::Closed(_)) => {
                         let resp = RpcResponse::NoSuchService(request.service);
@@ -190,23 +226,30 @@ impl EventLoop {
                     }
                 }
             }
-            request_response::Event::Message { message: RrMessage::Response { request_id, response }, .. } => {
+            request_response::Event::Message {
+                message: RrMessage::Response { request_id, response },
+                ..
+            } => {
                 let Some(p) = self.pending_rpc.remove(&request_id) else { return };
                 let result = match response {
                     RpcResponse::Ok(body) => {
                         self.on_rtt(p.peer, p.sent.elapsed());
                         Ok(body)
                     }
-                    RpcResponse::NoSuchService(s) => Err(format!("peer does not run service {s:?}")),
+                    RpcResponse::NoSuchService(s) => {
+                        Err(format!("peer does not run service {s:?}"))
+                    }
                     RpcResponse::Busy => Err("peer is busy".to_string()),
                     RpcResponse::Dropped => Err("peer dropped the request".to_string()),
                 };
-                let _ = p.reply.send(result.map_err(|reason| Error::Request { peer: p.peer, reason }));
+                let _ =
+                    p.reply.send(result.map_err(|reason| Error::Request { peer: p.peer, reason }));
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
                 let Some(p) = self.pending_rpc.remove(&request_id) else { return };
                 self.history.entry(p.peer).or_default().record_failure(crate::unix_ms());
-                let _ = p.reply.send(Err(Error::Request { peer: p.peer, reason: error.to_string() }));
+                let _ =
+                    p.reply.send(Err(Error::Request { peer: p.peer, reason: error.to_string() }));
             }
             _ => {}
         }
@@ -235,7 +278,10 @@ impl EventLoop {
                     let _ = reply.send(Err(Error::Dht(e.to_string())));
                 }
             },
-            (kad::QueryResult::GetProviders(res), Some(KadPending::Providers(mut found, reply))) => {
+            (
+                kad::QueryResult::GetProviders(res),
+                Some(KadPending::Providers(mut found, reply)),
+            ) => {
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = res {
                     found.extend(providers);
                 }

@@ -1,8 +1,8 @@
 //! Test helpers (feature `test-utils`): start several overlays on QUIC at
 //! 127.0.0.1 port 0 in one runtime, and wait for conditions with timeouts.
 
-use crate::{spawn, Config, Error, Handle, Keypair, Multiaddr, PeerScores, Routes};
 use crate::membership::Timing;
+use crate::{spawn, Config, Error, Handle, Keypair, Multiaddr, PeerScores, Routes};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -31,6 +31,7 @@ pub fn fast_config() -> Config {
 }
 
 /// One overlay of a [`TestNet`].
+#[derive(Debug)]
 pub struct TestNode {
     /// Its handle.
     pub handle: Handle,
@@ -68,6 +69,7 @@ impl TestNode {
 }
 
 /// Several overlays that bootstrap from the first.
+#[derive(Debug)]
 pub struct TestNet {
     /// The nodes, in start order.
     pub nodes: Vec<TestNode>,
@@ -90,7 +92,10 @@ impl TestNet {
     pub async fn wait_all_alive(&self) -> Result<(), Error> {
         let n = self.nodes.len();
         for node in &self.nodes {
-            wait_until(&node.handle, "all members alive", |s| s.count(crate::MemberState::Alive) == n - 1).await?;
+            wait_until(&node.handle, "all members alive", |s| {
+                s.count(crate::MemberState::Alive) == n - 1
+            })
+            .await?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::process::Command;
 
 /// A tmpfs of a given size mounted on a new temporary directory, unmounted
 /// on drop. Mounting needs root (CI and the dev machine run tests as root).
+#[derive(Debug)]
 pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
@@ -43,7 +44,11 @@ impl Tmpfs {
 
     /// Makes the filesystem read-only (writes fail even for root).
     pub fn read_only(&self) {
-        let status = Command::new("mount").args(["-o", "remount,ro"]).arg(self.dir.path()).status().expect("run mount");
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(self.dir.path())
+            .status()
+            .expect("run mount");
         assert!(status.success(), "cannot remount {} read-only", self.dir.path().display());
     }
 

@@ -48,8 +48,12 @@ impl Traffic {
     }
 
     fn counters(&self, protocol: String) -> (Counter, Counter) {
-        let sent = self.family.get_or_create(&Labels { protocol: protocol.clone(), direction: "sent" }).clone();
-        let received = self.family.get_or_create(&Labels { protocol, direction: "received" }).clone();
+        let sent = self
+            .family
+            .get_or_create(&Labels { protocol: protocol.clone(), direction: "sent" })
+            .clone();
+        let received =
+            self.family.get_or_create(&Labels { protocol, direction: "received" }).clone();
         (sent, received)
     }
 
@@ -68,13 +72,19 @@ impl StreamMuxer for Muxer {
     type Substream = Counted;
     type Error = io::Error;
 
-    fn poll_inbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Counted, io::Error>> {
+    fn poll_inbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Counted, io::Error>> {
         let this = self.get_mut();
         let s = futures::ready!(Pin::new(&mut this.inner).poll_inbound(cx))?;
         Poll::Ready(Ok(Counted::new(s, this.traffic.clone())))
     }
 
-    fn poll_outbound(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Counted, io::Error>> {
+    fn poll_outbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Counted, io::Error>> {
         let this = self.get_mut();
         let s = futures::ready!(Pin::new(&mut this.inner).poll_outbound(cx))?;
         Poll::Ready(Ok(Counted::new(s, this.traffic.clone())))
@@ -84,7 +94,10 @@ impl StreamMuxer for Muxer {
         Pin::new(&mut self.get_mut().inner).poll_close(cx)
     }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<StreamMuxerEvent, io::Error>> {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, io::Error>> {
         Pin::new(&mut self.get_mut().inner).poll(cx)
     }
 }
@@ -114,9 +127,10 @@ impl Counted {
         self.early[dir] += bytes.len() as u64;
         let head = &mut self.head[dir];
         head.extend_from_slice(&bytes[..bytes.len().min(SNIFF_LIMIT.saturating_sub(head.len()))]);
-        let name = protocol_of(&self.head[0])
-            .or_else(|| protocol_of(&self.head[1]))
-            .or_else(|| (self.head.iter().any(|h| h.len() >= SNIFF_LIMIT)).then(|| "unknown".to_string()));
+        let name =
+            protocol_of(&self.head[0]).or_else(|| protocol_of(&self.head[1])).or_else(|| {
+                (self.head.iter().any(|h| h.len() >= SNIFF_LIMIT)).then(|| "unknown".to_string())
+            });
         if let Some(name) = name {
             let (sent, received) = self.traffic.counters(name);
             sent.inc_by(self.early[0]);
@@ -154,7 +168,11 @@ fn varint(b: &[u8]) -> Option<(usize, &[u8])> {
 }
 
 impl AsyncRead for Counted {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let n = futures::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         this.count(1, &buf[..n]);
@@ -163,7 +181,11 @@ impl AsyncRead for Counted {
 }
 
 impl AsyncWrite for Counted {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let n = futures::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
         this.count(0, &buf[..n]);

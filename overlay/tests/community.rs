@@ -1,4 +1,5 @@
 //! Five overlays on QUIC at 127.0.0.1 in one process.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet, TestNode};
 use cloudy_overlay::{MemberState, Routes};
@@ -25,17 +26,24 @@ async fn announce_and_withdraw_propagate() {
     let meta = BTreeMap::from([("free".to_string(), "42".to_string())]);
     net.nodes[2].handle.announce("storage", meta).await.unwrap();
     for node in &net.nodes {
-        let s = wait_until(&node.handle, "storage announced", |s| !s.providers(Some("storage")).is_empty())
-            .await
-            .unwrap();
+        let s = wait_until(&node.handle, "storage announced", |s| {
+            !s.providers(Some("storage")).is_empty()
+        })
+        .await
+        .unwrap();
         let (name, p) = &s.providers(Some("storage"))[0];
         assert_eq!((name.as_str(), p.peer), ("storage", provider));
         assert_eq!(p.meta["free"], "42");
     }
     assert!(net.nodes[2].handle.withdraw("storage").await.unwrap());
-    assert!(!net.nodes[2].handle.withdraw("storage").await.unwrap(), "second withdraw finds nothing");
+    assert!(
+        !net.nodes[2].handle.withdraw("storage").await.unwrap(),
+        "second withdraw finds nothing"
+    );
     for node in &net.nodes {
-        wait_until(&node.handle, "storage withdrawn", |s| s.providers(Some("storage")).is_empty()).await.unwrap();
+        wait_until(&node.handle, "storage withdrawn", |s| s.providers(Some("storage")).is_empty())
+            .await
+            .unwrap();
     }
 }
 
@@ -45,7 +53,9 @@ async fn crashed_node_is_failed_and_its_services_expire_left_node_is_left() {
     net.wait_all_alive().await.unwrap();
     net.nodes[3].handle.announce("video", Default::default()).await.unwrap();
     for node in &net.nodes {
-        wait_until(&node.handle, "video announced", |s| !s.providers(Some("video")).is_empty()).await.unwrap();
+        wait_until(&node.handle, "video announced", |s| !s.providers(Some("video")).is_empty())
+            .await
+            .unwrap();
     }
     let crashed = net.nodes.remove(3);
     let crashed_id = crashed.handle.local_peer_id();
@@ -82,7 +92,11 @@ async fn falsely_suspected_node_refutes_and_is_never_failed() {
     // Everyone ends up seeing the victim alive again, at a newer version.
     for node in &net.nodes {
         if node.handle.local_peer_id() != victim {
-            wait_until(&node.handle, "refutation", |s| s.peers[&victim].state == MemberState::Alive).await.unwrap();
+            wait_until(&node.handle, "refutation", |s| {
+                s.peers[&victim].state == MemberState::Alive
+            })
+            .await
+            .unwrap();
         }
     }
     // Watch one node for longer than the suspicion timeout: never failed.
@@ -140,9 +154,11 @@ async fn rpc_reaches_the_registered_service_and_unknown_service_is_an_error() {
     let err = client.handle.request(sid, "nope", vec![]).await.unwrap_err().to_string();
     assert!(err.contains("does not run service \"nope\""), "{err}");
     // The round trip fed the RTT average.
-    wait_until(&client.handle, "rtt from rpc", |s| s.peers.get(&sid).is_some_and(|p| p.rtt_measured.is_some()))
-        .await
-        .unwrap();
+    wait_until(&client.handle, "rtt from rpc", |s| {
+        s.peers.get(&sid).is_some_and(|p| p.rtt_measured.is_some())
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +177,10 @@ async fn port_in_use_is_a_clear_error() {
     let taken = a.handle.snapshot().local.listen_addrs[0].clone();
     let mut cfg = fast_config();
     cfg.listen = vec![taken.clone()];
-    let err = TestNode::start(cfg, Routes::default()).await.err().expect("second bind must fail").to_string();
+    let err = TestNode::start(cfg, Routes::default())
+        .await
+        .expect_err("second bind must fail")
+        .to_string();
     assert!(err.contains("address already in use") && err.contains(&taken.to_string()), "{err}");
 }
 
@@ -176,7 +195,11 @@ async fn successive_crashes_down_to_two_members_are_all_detected() {
         let id = victim.handle.local_peer_id();
         victim.crash().await;
         for node in &net.nodes {
-            wait_until(&node.handle, "crash detected", |s| s.peers[&id].state == MemberState::Failed).await.unwrap();
+            wait_until(&node.handle, "crash detected", |s| {
+                s.peers[&id].state == MemberState::Failed
+            })
+            .await
+            .unwrap();
         }
     }
 }
@@ -196,9 +219,11 @@ async fn connections_stay_few_and_the_bootstrap_node_lets_go() {
     // 1 target and 1 monitor, 1 link out and a few in, a mesh of at most 6.
     const BOUND: usize = 12;
     for node in &net.nodes {
-        wait_until(&node.handle, "at most 12 connections", |s| s.peers.values().filter(|p| p.connected).count() <= BOUND)
-            .await
-            .unwrap();
+        wait_until(&node.handle, "at most 12 connections", |s| {
+            s.peers.values().filter(|p| p.connected).count() <= BOUND
+        })
+        .await
+        .unwrap();
     }
     net.wait_all_alive().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! A foreign libp2p peer sends garbage and a forged heartbeat on the
 //! membership topic: both are rejected, the node keeps working, and the
 //! peer's own well-formed heartbeat is accepted.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::membership::wire::{Alive, Message};
 use cloudy_overlay::protocols::MEMBERSHIP_TOPIC;
@@ -32,8 +33,11 @@ async fn garbage_and_forgeries_on_the_membership_topic_are_rejected() {
         .with_behaviour(|key| {
             let cfg = gossipsub::ConfigBuilder::default().build().expect("config");
             let auth = gossipsub::MessageAuthenticity::Signed(key.clone());
-            gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(auth, cfg)
-                .expect("behaviour")
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(auth, cfg)
+            .expect("behaviour")
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -43,7 +47,9 @@ async fn garbage_and_forgeries_on_the_membership_topic_are_rejected() {
     rogue.dial(node.addr()).unwrap();
     let subscribed = async {
         loop {
-            if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) = rogue.select_next_some().await {
+            if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) =
+                rogue.select_next_some().await
+            {
                 return;
             }
         }
@@ -63,7 +69,9 @@ async fn garbage_and_forgeries_on_the_membership_topic_are_rejected() {
 
     // Messages on one connection arrive in order: once the honest heartbeat
     // is in, the garbage and the forgery have been judged.
-    let s = wait_until(&node.handle, "the rogue's own heartbeat", |s| s.peers.contains_key(&me)).await.unwrap();
+    let s = wait_until(&node.handle, "the rogue's own heartbeat", |s| s.peers.contains_key(&me))
+        .await
+        .unwrap();
     assert_eq!(s.peers[&me].state, MemberState::Alive);
     assert!(!s.peers.contains_key(&victim), "a heartbeat signed by someone else must be rejected");
     assert_eq!(s.providers(Some("rogue-svc")).len(), 1);

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p cloudy-storage --bench datapath -- [--mib 256]
 //! ```
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_storage::capability::ReadCap;
 use cloudy_storage::coding::{Decoder, Encoder, Params};
@@ -12,13 +13,18 @@ use std::time::Instant;
 
 fn arg(name: &str, default: u64) -> u64 {
     let a: Vec<String> = std::env::args().collect();
-    a.iter().position(|x| x == name).and_then(|i| a.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let mib = arg("--mib", 256) as usize;
     let segment = 1u32 << 20;
-    let one_segment: Vec<u8> = (0..segment).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let one_segment: Vec<u8> =
+        (0..segment).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let size = (mib as u64) << 20;
     println!("storage data path, {mib} MiB file, 1 MiB segments, one core");
     println!("| k-of-n | encode MB/s | decode MB/s (from parity shares) |");

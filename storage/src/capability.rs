@@ -70,7 +70,13 @@ pub enum Cap {
 impl ReadCap {
     /// The verify capability of the same file.
     pub fn verify_cap(&self) -> VerifyCap {
-        VerifyCap { storage_index: storage_index(&self.key), root: self.root, k: self.k, n: self.n, size: self.size }
+        VerifyCap {
+            storage_index: storage_index(&self.key),
+            root: self.root,
+            k: self.k,
+            n: self.n,
+            size: self.size,
+        }
     }
 }
 
@@ -113,14 +119,22 @@ fn bytes<const N: usize>(field: &'static str, s: &str) -> Result<[u8; N], CapErr
 }
 
 fn number<T: FromStr>(field: &'static str, s: &str) -> Result<T, CapError> {
-    s.parse().map_err(|_| CapError::BadField { field, value: s.to_string(), reason: "not a number in range".into() })
+    s.parse().map_err(|_| CapError::BadField {
+        field,
+        value: s.to_string(),
+        reason: "not a number in range".into(),
+    })
 }
 
 /// Parses the shared tail `<k>:<n>:<size>` and checks 1 ≤ k ≤ n.
 fn params(f: &[&str]) -> Result<(u8, u8, u64), CapError> {
     let (k, n): (u8, u8) = (number("k", f[0])?, number("n", f[1])?);
     if k == 0 || k > n {
-        return Err(CapError::BadField { field: "k", value: f[0].into(), reason: format!("need 1 <= k <= n (n = {n})") });
+        return Err(CapError::BadField {
+            field: "k",
+            value: f[0].into(),
+            reason: format!("need 1 <= k <= n (n = {n})"),
+        });
     }
     Ok((k, n, number("size", f[2])?))
 }
@@ -130,7 +144,9 @@ impl FromStr for Cap {
 
     fn from_str(s: &str) -> Result<Cap, CapError> {
         let s = s.trim();
-        let Some(rest) = s.strip_prefix("cloudy:") else { return Err(CapError::NotACapability(s.to_string())) };
+        let Some(rest) = s.strip_prefix("cloudy:") else {
+            return Err(CapError::NotACapability(s.to_string()));
+        };
         let f: Vec<&str> = rest.split(':').collect();
         let count = |kind, expected| {
             if f.len() == expected {
@@ -143,7 +159,13 @@ impl FromStr for Cap {
             "chk" => {
                 count("read", 6)?;
                 let (k, n, size) = params(&f[3..])?;
-                Ok(Cap::Read(ReadCap { key: bytes("key", f[1])?, root: bytes("root", f[2])?, k, n, size }))
+                Ok(Cap::Read(ReadCap {
+                    key: bytes("key", f[1])?,
+                    root: bytes("root", f[2])?,
+                    k,
+                    n,
+                    size,
+                }))
             }
             "chk-verify" => {
                 count("verify", 6)?;
@@ -159,8 +181,13 @@ impl FromStr for Cap {
                     reason: format!("not base32: {e}"),
                 })?;
                 if data.len() > LITERAL_MAX {
-                    let reason = format!("{} bytes, a literal holds at most {LITERAL_MAX}", data.len());
-                    return Err(CapError::BadField { field: "data", value: f[1].to_string(), reason });
+                    let reason =
+                        format!("{} bytes, a literal holds at most {LITERAL_MAX}", data.len());
+                    return Err(CapError::BadField {
+                        field: "data",
+                        value: f[1].to_string(),
+                        reason,
+                    });
                 }
                 Ok(Cap::Literal(data))
             }
@@ -173,7 +200,15 @@ impl fmt::Display for Cap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cap::Read(c) => {
-                write!(f, "cloudy:chk:{}:{}:{}:{}:{}", B32.encode(&c.key), B32.encode(&c.root), c.k, c.n, c.size)
+                write!(
+                    f,
+                    "cloudy:chk:{}:{}:{}:{}:{}",
+                    B32.encode(&c.key),
+                    B32.encode(&c.root),
+                    c.k,
+                    c.n,
+                    c.size
+                )
             }
             Cap::Verify(c) => write!(
                 f,
@@ -239,7 +274,11 @@ mod tests {
         assert!(err("URI:CHK:abc").contains("not a cloudy capability"));
         assert!(err("cloudy:dir:x").contains("unknown capability kind \"dir\""));
         let truncated = &good[..good.rfind(':').unwrap()];
-        assert!(err(truncated).contains("read capability has 5 fields, expected 6"), "{}", err(truncated));
+        assert!(
+            err(truncated).contains("read capability has 5 fields, expected 6"),
+            "{}",
+            err(truncated)
+        );
         let short_key = good.replacen(":aeaq", ":", 1);
         assert!(err(&short_key).contains("field key"), "{}", err(&short_key));
         assert!(err(&good.replace(":3:6:", ":9:6:")).contains("field k"));

@@ -34,16 +34,23 @@ impl Params {
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), CodingError> {
         if self.k == 0 || self.k > self.n {
-            return Err(CodingError::Params(format!("need 1 <= k <= n, got k={} n={}", self.k, self.n)));
+            return Err(CodingError::Params(format!(
+                "need 1 <= k <= n, got k={} n={}",
+                self.k, self.n
+            )));
         }
         if self.segment_size == 0 || self.segment_size > MAX_SEGMENT {
-            return Err(CodingError::Params(format!("segment size must be 1..={MAX_SEGMENT}, got {}", self.segment_size)));
+            return Err(CodingError::Params(format!(
+                "segment size must be 1..={MAX_SEGMENT}, got {}",
+                self.segment_size
+            )));
         }
         Ok(())
     }
 }
 
 /// Encodes one file, segment by segment.
+#[derive(Debug)]
 pub struct Encoder {
     key: [u8; 32],
     coder: Coder,
@@ -77,7 +84,11 @@ impl Encoder {
     pub fn push(&mut self, plaintext: &[u8]) -> Result<Vec<Vec<u8>>, CodingError> {
         let expected = self.next_segment_len().unwrap_or(0);
         if self.next >= self.record.segments() || plaintext.len() != expected {
-            return Err(CodingError::SegmentLength { index: self.next, got: plaintext.len(), expected });
+            return Err(CodingError::SegmentLength {
+                index: self.next,
+                got: plaintext.len(),
+                expected,
+            });
         }
         let sealed = seal(&self.key, self.next, plaintext);
         self.ciphertext.update(&sealed);
@@ -101,6 +112,7 @@ impl Encoder {
 }
 
 /// Checks and decodes one file's blocks.
+#[derive(Debug)]
 pub struct Decoder {
     key: Option<[u8; 32]>,
     record: RootRecord,
@@ -121,7 +133,12 @@ impl Decoder {
         Self::new(None, cap.root, (cap.k, cap.n, cap.size), root)
     }
 
-    fn new(key: Option<[u8; 32]>, root_hash: Hash, (k, n, size): (u8, u8, u64), root: &[u8]) -> Result<Self, CodingError> {
+    fn new(
+        key: Option<[u8; 32]>,
+        root_hash: Hash,
+        (k, n, size): (u8, u8, u64),
+        root: &[u8],
+    ) -> Result<Self, CodingError> {
         if *blake3::hash(root).as_bytes() != root_hash {
             return Err(CodingError::RootMismatch);
         }
@@ -153,7 +170,8 @@ impl Decoder {
 
     /// Checks one block; the share's hash list must have been accepted.
     pub fn check_block(&self, share: usize, segment: u64, block: &[u8]) -> Result<(), CodingError> {
-        let expected = self.hashes.get(share).and_then(|h| h.as_ref()).and_then(|h| h.get(segment as usize));
+        let expected =
+            self.hashes.get(share).and_then(|h| h.as_ref()).and_then(|h| h.get(segment as usize));
         match expected {
             Some(h) if *h == block_hash(block) => Ok(()),
             _ => Err(CodingError::CorruptBlock { share, segment }),
@@ -161,7 +179,11 @@ impl Decoder {
     }
 
     /// Rebuilds the ciphertext of a segment from k checked blocks.
-    pub fn ciphertext(&mut self, segment: u64, blocks: Vec<(usize, Vec<u8>)>) -> Result<Vec<u8>, CodingError> {
+    pub fn ciphertext(
+        &mut self,
+        segment: u64,
+        blocks: Vec<(usize, Vec<u8>)>,
+    ) -> Result<Vec<u8>, CodingError> {
         for (share, b) in &blocks {
             self.check_block(*share, segment, b)?;
         }
@@ -175,7 +197,11 @@ impl Decoder {
     }
 
     /// Rebuilds and decrypts a segment.
-    pub fn plaintext(&mut self, segment: u64, blocks: Vec<(usize, Vec<u8>)>) -> Result<Vec<u8>, CodingError> {
+    pub fn plaintext(
+        &mut self,
+        segment: u64,
+        blocks: Vec<(usize, Vec<u8>)>,
+    ) -> Result<Vec<u8>, CodingError> {
         let sealed = self.ciphertext(segment, blocks)?;
         let key = self.key.ok_or(CodingError::Decrypt(segment))?;
         open(&key, segment, &sealed)
@@ -189,7 +215,9 @@ impl Decoder {
     /// After every segment was read in order, checks the whole-ciphertext
     /// hash; a partial or out-of-order read has nothing to check.
     pub fn finish(&self) -> Result<(), CodingError> {
-        if self.next == self.record.segments() && *self.ciphertext.finalize().as_bytes() != self.record.ciphertext_hash {
+        if self.next == self.record.segments()
+            && *self.ciphertext.finalize().as_bytes() != self.record.ciphertext_hash
+        {
             return Err(CodingError::CiphertextMismatch);
         }
         Ok(())
@@ -203,7 +231,11 @@ pub(crate) type AllBlocks = Vec<Vec<Vec<u8>>>;
 /// Test helper: encodes `data` whole; returns the record, the hash lists
 /// and all blocks.
 #[cfg(test)]
-pub(crate) fn encode_all(key: [u8; 32], p: Params, data: &[u8]) -> (RootRecord, Vec<Vec<Hash>>, AllBlocks) {
+pub(crate) fn encode_all(
+    key: [u8; 32],
+    p: Params,
+    data: &[u8],
+) -> (RootRecord, Vec<Vec<Hash>>, AllBlocks) {
     let mut enc = Encoder::new(key, p, data.len() as u64).expect("valid params");
     let mut blocks = Vec::new();
     let mut off = 0;

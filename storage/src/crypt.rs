@@ -20,6 +20,7 @@ pub const TAG_LEN: usize = 16;
 pub const SI_LEN: usize = 16;
 
 /// Streaming convergent-key derivation.
+#[derive(Debug)]
 pub struct ConvergentKey(blake3::Hasher);
 
 impl ConvergentKey {

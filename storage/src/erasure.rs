@@ -30,6 +30,7 @@ pub fn block_len(len: usize, k: usize) -> usize {
 }
 
 /// A k-of-n coder for one parameter set.
+#[derive(Debug)]
 pub struct Coder {
     k: usize,
     n: usize,
@@ -46,7 +47,9 @@ impl Coder {
         }
         let rs = match n - k {
             0 => None,
-            parity => Some(ReedSolomon::new(k, parity).map_err(|e| CodingError::Params(format!("{e:?}")))?),
+            parity => Some(
+                ReedSolomon::new(k, parity).map_err(|e| CodingError::Params(format!("{e:?}")))?,
+            ),
         };
         Ok(Coder { k, n, rs })
     }
@@ -71,7 +74,12 @@ impl Coder {
     }
 
     /// Rebuilds the `len` original bytes from any k blocks `(index, block)`.
-    pub fn decode(&self, blocks: Vec<(usize, Vec<u8>)>, len: usize, segment: u64) -> Result<Vec<u8>, CodingError> {
+    pub fn decode(
+        &self,
+        blocks: Vec<(usize, Vec<u8>)>,
+        len: usize,
+        segment: u64,
+    ) -> Result<Vec<u8>, CodingError> {
         let have = blocks.len();
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; self.n];
         for (i, b) in blocks {
@@ -81,11 +89,18 @@ impl Coder {
         }
         let present = shards.iter().filter(|s| s.is_some()).count();
         if present < self.k {
-            return Err(CodingError::NotEnoughBlocks { segment, k: self.k, have: present.min(have) });
+            return Err(CodingError::NotEnoughBlocks {
+                segment,
+                k: self.k,
+                have: present.min(have),
+            });
         }
         if let (true, Some(rs)) = (shards[..self.k].iter().any(|s| s.is_none()), &self.rs) {
-            rs.reconstruct_data(&mut shards)
-                .map_err(|_| CodingError::NotEnoughBlocks { segment, k: self.k, have: present })?;
+            rs.reconstruct_data(&mut shards).map_err(|_| CodingError::NotEnoughBlocks {
+                segment,
+                k: self.k,
+                have: present,
+            })?;
         }
         let mut out = Vec::with_capacity(len);
         for shard in shards.into_iter().take(self.k).flatten() {

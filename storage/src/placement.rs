@@ -77,14 +77,26 @@ pub fn ring_position(si: &StorageIndex, peer: &PeerId) -> [u8; 32] {
 pub fn order(si: &StorageIndex, servers: &[Server]) -> Vec<Server> {
     let mut v: Vec<(i64, [u8; 32], Server)> = servers
         .iter()
-        .map(|s| (-((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64), ring_position(si, &s.peer), s.clone()))
+        .map(|s| {
+            (
+                -((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64),
+                ring_position(si, &s.peer),
+                s.clone(),
+            )
+        })
         .collect();
     v.sort_by_key(|x| (x.0, x.1));
     v.into_iter().map(|(_, _, s)| s).collect()
 }
 
 /// Plans `n` shares of `share_len` bytes each over `servers`.
-pub fn plan(si: &StorageIndex, servers: &[Server], n: u8, share_len: u64, happy: usize) -> Result<Plan, PlacementError> {
+pub fn plan(
+    si: &StorageIndex,
+    servers: &[Server],
+    n: u8,
+    share_len: u64,
+    happy: usize,
+) -> Result<Plan, PlacementError> {
     let with_room: Vec<Server> = servers.iter().filter(|s| s.free >= share_len).cloned().collect();
     let without_room = servers.len() - with_room.len();
     let ordered = order(si, &with_room);
@@ -106,7 +118,11 @@ pub fn plan(si: &StorageIndex, servers: &[Server], n: u8, share_len: u64, happy:
         return Err(PlacementError::NotHappy { found: distinct, happy, without_room });
     }
     let shares = (0..n).map(|i| (i, picked[i as usize % distinct].peer)).collect();
-    let spares = ordered.iter().filter(|s| !picked.iter().any(|p| p.peer == s.peer)).map(|s| s.peer).collect();
+    let spares = ordered
+        .iter()
+        .filter(|s| !picked.iter().any(|p| p.peer == s.peer))
+        .map(|s| s.peer)
+        .collect();
     Ok(Plan { shares, spares })
 }
 
@@ -115,7 +131,14 @@ mod tests {
     use super::*;
 
     fn servers(n: usize) -> Vec<Server> {
-        (0..n).map(|_| Server { peer: PeerId::random(), score: 0.5, zone: String::new(), free: 1 << 30 }).collect()
+        (0..n)
+            .map(|_| Server {
+                peer: PeerId::random(),
+                score: 0.5,
+                zone: String::new(),
+                free: 1 << 30,
+            })
+            .collect()
     }
 
     fn holders(p: &Plan) -> HashSet<PeerId> {
@@ -159,10 +182,15 @@ mod tests {
         let mut s = servers(6);
         s[5].score = 0.95;
         for si in 0..20u8 {
-            assert_eq!(order(&[si; 16], &s)[0].peer, s[5].peer, "the near server leads for every file");
+            assert_eq!(
+                order(&[si; 16], &s)[0].peer,
+                s[5].peer,
+                "the near server leads for every file"
+            );
         }
         // Among equal scores, different files start at different servers.
-        let firsts: HashSet<PeerId> = (0..40u8).map(|si| order(&[si; 16], &s[..5])[0].peer).collect();
+        let firsts: HashSet<PeerId> =
+            (0..40u8).map(|si| order(&[si; 16], &s[..5])[0].peer).collect();
         assert!(firsts.len() >= 3, "permuted ring spreads load: {}", firsts.len());
         assert_eq!(order(&[7; 16], &s), order(&[7; 16], &s), "deterministic");
     }
@@ -174,8 +202,10 @@ mod tests {
             srv.zone = ["a", "a", "a", "b", "c", "a"][i].to_string();
         }
         let p = plan(&[2; 16], &s, 3, 100, 3).unwrap();
-        let zones: HashSet<String> =
-            holders(&p).iter().map(|peer| s.iter().find(|x| x.peer == *peer).unwrap().zone.clone()).collect();
+        let zones: HashSet<String> = holders(&p)
+            .iter()
+            .map(|peer| s.iter().find(|x| x.peer == *peer).unwrap().zone.clone())
+            .collect();
         assert_eq!(zones.len(), 3, "one share in each of a, b, c");
     }
 }

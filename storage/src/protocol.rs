@@ -259,13 +259,18 @@ impl Response {
 
 fn frame_error(e: std::io::Error) -> ProtocolError {
     match e.kind() {
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => ProtocolError::Malformed(e.to_string()),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+            ProtocolError::Malformed(e.to_string())
+        }
         _ => ProtocolError::Io(e),
     }
 }
 
 /// Writes one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), ProtocolError> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    body: &[u8],
+) -> Result<(), ProtocolError> {
     cloudy_overlay::frame::write_frame(w, body, MAX_FRAME).await.map_err(frame_error)
 }
 

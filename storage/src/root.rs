@@ -97,7 +97,9 @@ impl RootRecord {
         if b[8] != VERSION {
             return bad(&format!("version {} is not supported", b[8]));
         }
-        let Some(codec) = Codec::from_byte(b[9]) else { return bad(&format!("unknown codec {}", b[9])) };
+        let Some(codec) = Codec::from_byte(b[9]) else {
+            return bad(&format!("unknown codec {}", b[9]));
+        };
         let (k, n) = (b[10], b[11]);
         if k == 0 || k > n {
             return bad(&format!("bad parameters k={k} n={n}"));

@@ -30,16 +30,24 @@ fn refusal(e: &StoreError) -> Response {
 }
 
 /// Runs `f` on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ProtocolError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ProtocolError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ProtocolError::Io(std::io::Error::other(e)))
 }
 
 /// Serves requests of peer `owner` until it closes the stream; shares it
 /// uploads or renews carry its lease.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(store: SharedStore, owner: &str, stream: &mut S) -> Result<(), ProtocolError> {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    store: SharedStore,
+    owner: &str,
+    stream: &mut S,
+) -> Result<(), ProtocolError> {
     while let Some(frame) = read_frame(stream).await? {
         match Request::decode(&frame)? {
-            Request::Put { si, share, len } => upload(store.clone(), owner, stream, si, share, len).await?,
+            Request::Put { si, share, len } => {
+                upload(store.clone(), owner, stream, si, share, len).await?
+            }
             req @ (Request::Block(_) | Request::Finish { .. }) => {
                 write_frame(stream, &answer(store.clone(), owner, req).await?.encode()).await?;
                 return Err(ProtocolError::Malformed("block or finish outside an upload".into()));
@@ -52,11 +60,18 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(store: SharedStore, owner:
 
 /// Gives `owner` a lease on the shares of `si` held in `store`, ending
 /// [`LEASE_SECS`] from now.
-pub async fn renew(store: SharedStore, owner: &str, si: StorageIndex) -> Result<Response, ProtocolError> {
+pub async fn renew(
+    store: SharedStore,
+    owner: &str,
+    si: StorageIndex,
+) -> Result<Response, ProtocolError> {
     let until = now_secs() + LEASE_SECS;
     let owner = owner.to_string();
     Ok(match blocking(move || store.renew(&si, &owner, until)).await? {
-        Ok(0) => Response::Error { kind: ErrorKind::NotFound, message: format!("no share of {} here", hex::encode(si)) },
+        Ok(0) => Response::Error {
+            kind: ErrorKind::NotFound,
+            message: format!("no share of {} here", hex::encode(si)),
+        },
         Ok(n) => Response::Renewed { shares: n.min(255) as u8, until },
         Err(e) => refusal(&e),
     })
@@ -64,7 +79,10 @@ pub async fn renew(store: SharedStore, owner: &str, si: StorageIndex) -> Result<
 
 /// Removes every share whose leases all ended before `now` (lease
 /// expiry, when the server turned it on); returns what it removed.
-pub fn collect_garbage(store: &dyn ShareStore, now: u64) -> Result<Vec<(StorageIndex, u8)>, StoreError> {
+pub fn collect_garbage(
+    store: &dyn ShareStore,
+    now: u64,
+) -> Result<Vec<(StorageIndex, u8)>, StoreError> {
     let mut removed = Vec::new();
     for si in store.expired(now)? {
         for share in store.list(&si)? {
@@ -79,17 +97,23 @@ pub fn collect_garbage(store: &dyn ShareStore, now: u64) -> Result<Vec<(StorageI
 /// Answers a request outside an upload (`Meta`, `Get`, `List`, `Renew`)
 /// from `store` for peer `owner`; anything else is a bad request here.
 /// Used by sessions and for the node's own store.
-pub async fn answer(store: SharedStore, owner: &str, req: Request) -> Result<Response, ProtocolError> {
+pub async fn answer(
+    store: SharedStore,
+    owner: &str,
+    req: Request,
+) -> Result<Response, ProtocolError> {
     let resp = match req {
         Request::Renew { si } => renew(store, owner, si).await?,
         Request::Meta { si, share } => match blocking(move || store.read_meta(&si, share)).await? {
             Ok(m) => Response::Meta { root: m.root, hashes: m.hashes },
             Err(e) => refusal(&e),
         },
-        Request::Get { si, share, segment } => match blocking(move || store.read_block(&si, share, segment)).await? {
-            Ok(b) => Response::Block(b),
-            Err(e) => refusal(&e),
-        },
+        Request::Get { si, share, segment } => {
+            match blocking(move || store.read_block(&si, share, segment)).await? {
+                Ok(b) => Response::Block(b),
+                Err(e) => refusal(&e),
+            }
+        }
         Request::List { si } => match blocking(move || store.list(&si)).await? {
             Ok(v) => Response::Shares(v),
             Err(e) => refusal(&e),
@@ -150,7 +174,11 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
                 };
                 return write_frame(stream, &resp.encode()).await;
             }
-            other => return Err(ProtocolError::Malformed(format!("{other:?} in the middle of an upload"))),
+            other => {
+                return Err(ProtocolError::Malformed(format!(
+                    "{other:?} in the middle of an upload"
+                )))
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A grid of five in-process nodes on QUIC at 127.0.0.1: put on one node,
 //! get on another, survive n−k failures, fail clearly past that.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
 use cloudy_storage::capability::Cap;
@@ -30,18 +31,31 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
     let mut stores = Vec::new();
     for (i, node) in net.nodes.iter().enumerate() {
         if let Some(store) = last.take_if(|_| i == n - 1) {
-            cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone()).await.unwrap();
+            cloudy_storage::service::start(
+                node.handle.clone(),
+                store.clone(),
+                false,
+                cancel.clone(),
+            )
+            .await
+            .unwrap();
             clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
             continue;
         }
         let mem = MemStore::new(1 << 30);
         let store: SharedStore = Arc::new(mem.clone());
-        cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone()).await.unwrap();
+        cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone())
+            .await
+            .unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
         stores.push(mem);
     }
     for node in &net.nodes {
-        wait_until(&node.handle, "all storage servers", |s| s.providers(Some("storage")).len() == n).await.unwrap();
+        wait_until(&node.handle, "all storage servers", |s| {
+            s.providers(Some("storage")).len() == n
+        })
+        .await
+        .unwrap();
     }
     Grid { net, clients, stores, cancel }
 }
@@ -53,7 +67,11 @@ fn file(size: usize) -> tempfile::NamedTempFile {
     f
 }
 
-const OPTS: PutOptions = PutOptions { params: Params { k: 3, n: 5, segment_size: 64 << 10 }, happy: 4, random_key: false };
+const OPTS: PutOptions = PutOptions {
+    params: Params { k: 3, n: 5, segment_size: 64 << 10 },
+    happy: 4,
+    random_key: false,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
@@ -82,14 +100,22 @@ async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
         g.net.nodes.remove(1).crash().await;
         g.clients.remove(1);
     }
-    wait_until(&g.net.nodes[2].handle, "crashes detected", |s| s.providers(Some("storage")).len() == 3).await.unwrap();
+    wait_until(&g.net.nodes[2].handle, "crashes detected", |s| {
+        s.providers(Some("storage")).len() == 3
+    })
+    .await
+    .unwrap();
     let mut out = Vec::new();
     g.clients[2].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap());
     // One more: k shares are no longer reachable, and the error says so.
     g.net.nodes.remove(1).crash().await;
     g.clients.remove(1);
-    wait_until(&g.net.nodes[1].handle, "crash detected", |s| s.providers(Some("storage")).len() == 2).await.unwrap();
+    wait_until(&g.net.nodes[1].handle, "crash detected", |s| {
+        s.providers(Some("storage")).len() == 2
+    })
+    .await
+    .unwrap();
     let mut out = Vec::new();
     let err = g.clients[1].get(&cap, &mut out).await.unwrap_err();
     assert!(matches!(err, GetError::NotEnoughShares { k: 3, found: 2, .. }), "{err}");
@@ -106,21 +132,31 @@ async fn verify_finds_corruption_and_repair_restores_full_health() {
     let vcap = cap.verify_cap();
     let report = g.clients[0].check(&vcap, false).await.unwrap();
     assert!(report.healthy(), "{report:?}");
-    let index_of = |peer| g.net.nodes.iter().position(|n| n.handle.local_peer_id() == peer).unwrap();
+    let index_of =
+        |peer| g.net.nodes.iter().position(|n| n.handle.local_peer_id() == peer).unwrap();
     // Rot one copy on disk, and crash the holder of another share.
-    let (rot_share, rot_peer) = report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| index_of(*p) != 0).unwrap();
+    let (rot_share, rot_peer) =
+        report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| index_of(*p) != 0).unwrap();
     g.stores[index_of(rot_peer)].corrupt(&vcap.storage_index, rot_share, 5);
     let report = g.clients[0].check(&vcap, true).await.unwrap();
     assert_eq!(report.corrupt.len(), 1, "{report:?}");
     assert_eq!(report.corrupt[0].0, rot_share);
     assert_eq!(report.good_shares(), 4);
-    let (dead_share, dead_peer) =
-        report.good.iter().map(|(s, p)| (*s, p[0])).find(|(_, p)| ![0, index_of(rot_peer)].contains(&index_of(*p))).unwrap();
+    let (dead_share, dead_peer) = report
+        .good
+        .iter()
+        .map(|(s, p)| (*s, p[0]))
+        .find(|(_, p)| ![0, index_of(rot_peer)].contains(&index_of(*p)))
+        .unwrap();
     let dead = index_of(dead_peer);
     g.net.nodes.remove(dead).crash().await;
     g.clients.remove(dead);
     g.stores.remove(dead);
-    wait_until(&g.net.nodes[0].handle, "crash detected", |s| s.providers(Some("storage")).len() == 6).await.unwrap();
+    wait_until(&g.net.nodes[0].handle, "crash detected", |s| {
+        s.providers(Some("storage")).len() == 6
+    })
+    .await
+    .unwrap();
     let repaired = g.clients[0].repair(&vcap).await.unwrap();
     let mut fixed: Vec<u8> = repaired.placed.iter().map(|(s, _)| *s).collect();
     fixed.sort();
@@ -168,8 +204,18 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
     // Node 0 maintains the file; failures are acted on after 200 ms, and
     // no periodic pass runs during the test.
     let ms = std::time::Duration::from_millis;
-    let cfg = UpkeepConfig { interval: ms(3_600_000), after_failure: ms(200), tolerance: 0, first_check: ms(100) };
-    let (up, _task) = upkeep::start(g.clients[0].clone(), Arc::new(Maintained::in_memory()), cfg, g.cancel.clone());
+    let cfg = UpkeepConfig {
+        interval: ms(3_600_000),
+        after_failure: ms(200),
+        tolerance: 0,
+        first_check: ms(100),
+    };
+    let (up, _task) = upkeep::start(
+        g.clients[0].clone(),
+        Arc::new(Maintained::in_memory()),
+        cfg,
+        g.cancel.clone(),
+    );
     assert!(up.add(&vcap).unwrap());
     let wait_status = |want: &'static str| {
         let up = up.clone();
@@ -213,7 +259,15 @@ async fn range_reads_return_exactly_the_bytes_asked_for() {
     let data = std::fs::read(f.path()).unwrap();
     let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
     let seg = 64u64 << 10;
-    for (a, b) in [(0, 1), (5, seg), (seg - 3, seg + 3), (seg, 2 * seg), (100, 3 * seg + 17), (3 * seg + 16, 3 * seg + 17), (7, 7)] {
+    for (a, b) in [
+        (0, 1),
+        (5, seg),
+        (seg - 3, seg + 3),
+        (seg, 2 * seg),
+        (100, 3 * seg + 17),
+        (3 * seg + 16, 3 * seg + 17),
+        (7, 7),
+    ] {
         let mut out = Vec::new();
         let n = g.clients[2].get_range(&cap, a..b, &mut out).await.unwrap();
         assert_eq!(n, b - a);
@@ -236,11 +290,18 @@ async fn a_server_whose_disk_is_full_refuses_and_the_upload_places_elsewhere() {
     disk.fill(4096);
     let full_peer = g.net.nodes[5].handle.local_peer_id();
     let f = file(600_000);
-    let opts = PutOptions { params: Params { k: 3, n: 6, segment_size: 64 << 10 }, happy: 5, random_key: true };
+    let opts = PutOptions {
+        params: Params { k: 3, n: 6, segment_size: 64 << 10 },
+        happy: 5,
+        random_key: true,
+    };
     let Cap::Read(cap) = g.clients[0].put(f.path(), opts).await.unwrap() else { panic!() };
     let report = g.clients[0].check(&cap.verify_cap(), true).await.unwrap();
     assert!(report.healthy(), "all 6 shares placed: {report:?}");
-    assert!(report.good.values().flatten().all(|p| *p != full_peer), "nothing on the full server: {report:?}");
+    assert!(
+        report.good.values().flatten().all(|p| *p != full_peer),
+        "nothing on the full server: {report:?}"
+    );
     let mut out = Vec::new();
     g.clients[5].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap());
@@ -254,13 +315,19 @@ async fn a_peer_sending_garbage_on_the_storage_protocol_is_cut_off_and_the_node_
     let target = g.net.nodes[1].handle.local_peer_id();
     let mut control = g.net.nodes[0].handle.stream_control();
     let proto = cloudy_overlay::StreamProtocol::new(cloudy_storage::protocol::PROTOCOL);
-    for garbage in [&b"\x00\x00\x00\x05\xffjunk"[..], &b"\xff\xff\xff\xffxx"[..], &b"\x00\x00\x00\x03\x01\x02\x03"[..]] {
+    for garbage in [
+        &b"\x00\x00\x00\x05\xffjunk"[..],
+        &b"\xff\xff\xff\xffxx"[..],
+        &b"\x00\x00\x00\x03\x01\x02\x03"[..],
+    ] {
         let mut s = control.open_stream(target, proto.clone()).await.unwrap();
         s.write_all(garbage).await.unwrap();
         s.flush().await.unwrap();
         // The server ends the session: the stream reaches its end (or fails).
         let mut rest = Vec::new();
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+        let ended =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest))
+                .await;
         assert!(ended.is_ok(), "the server kept a garbage session open");
     }
     // The node still stores and serves.

@@ -80,6 +80,7 @@ impl std::fmt::Display for ChannelId {
 }
 
 /// A publisher's channel: its key pair.
+#[derive(Debug)]
 pub struct Channel {
     key: Keypair,
     id: ChannelId,
@@ -132,7 +133,11 @@ impl Chunk {
     /// Checks that `channel` signed exactly this chunk.
     pub fn verify(&self, channel: &ChannelId) -> Result<(), ChunkError> {
         if self.data.len() > MAX_DATA {
-            return Err(ChunkError::TooLarge { seq: self.seq, len: self.data.len(), max: MAX_DATA });
+            return Err(ChunkError::TooLarge {
+                seq: self.seq,
+                len: self.data.len(),
+                max: MAX_DATA,
+            });
         }
         let msg = signed_bytes(&channel.peer, self.seq, self.timestamp_ms, self.flags, &self.data);
         if channel.key.verify(&msg, &self.signature) {
@@ -181,7 +186,8 @@ mod tests {
         let back: Chunk = postcard::from_bytes(&wire).unwrap();
         back.verify(&id).unwrap();
         // Any change is caught.
-        let forged = |c: Chunk| matches!(c.verify(&id), Err(ChunkError::Forged { seq, .. }) if seq == c.seq);
+        let forged =
+            |c: Chunk| matches!(c.verify(&id), Err(ChunkError::Forged { seq, .. }) if seq == c.seq);
         let mut altered = c.clone();
         altered.data[0] ^= 1;
         assert!(forged(altered));
@@ -192,9 +198,14 @@ mod tests {
         // Signed by another channel.
         let other = Channel::generate().sign(7, c.timestamp_ms, KEY, c.data.clone());
         assert!(forged(other));
-        let err = c.verify(&ChannelId::parse(&Channel::generate().id().to_string()).unwrap()).unwrap_err();
+        let err = c
+            .verify(&ChannelId::parse(&Channel::generate().id().to_string()).unwrap())
+            .unwrap_err();
         assert!(err.to_string().contains("forged or altered"), "{err}");
-        assert!(matches!(Chunk { data: vec![0; MAX_DATA + 1], ..c }.verify(&id), Err(ChunkError::TooLarge { .. })));
+        assert!(matches!(
+            Chunk { data: vec![0; MAX_DATA + 1], ..c }.verify(&id),
+            Err(ChunkError::TooLarge { .. })
+        ));
     }
 
     #[test]

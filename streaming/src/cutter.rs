@@ -28,6 +28,7 @@ enum Mode {
 }
 
 /// Cuts a stream into chunks.
+#[derive(Debug)]
 pub struct Cutter {
     max_bytes: usize,
     max_age: Duration,
@@ -207,10 +208,14 @@ mod tests {
         cuts.extend(c.finish());
         assert_eq!(cuts.concat_data(), input, "byte-exact");
         assert!(cuts.iter().all(|k| k.data.len() % ts::PACKET == 0), "whole packets only");
-        let keys: Vec<usize> = cuts.iter().enumerate().filter(|(_, k)| k.key).map(|(i, _)| i).collect();
+        let keys: Vec<usize> =
+            cuts.iter().enumerate().filter(|(_, k)| k.key).map(|(i, _)| i).collect();
         assert_eq!(keys.len(), 2);
         for i in keys {
-            assert!(ts::is_pat(&cuts[i].data[..ts::PACKET]), "a key chunk starts with the program table");
+            assert!(
+                ts::is_pat(&cuts[i].data[..ts::PACKET]),
+                "a key chunk starts with the program table"
+            );
             assert!(ts::starts_picture_group(&cuts[i].data[2 * ts::PACKET..3 * ts::PACKET]));
         }
         assert!(cuts.iter().all(|k| k.data.len() <= 10 * ts::PACKET));
@@ -222,7 +227,8 @@ mod tests {
         audio[3] = 0x30;
         audio[4] = 1;
         audio[5] = 0x40; // random access, no clock: an audio frame
-        let mut input = stream(&[(256, false), (256, false), (256, false), (256, false), (256, false)]);
+        let mut input =
+            stream(&[(256, false), (256, false), (256, false), (256, false), (256, false)]);
         input.extend(audio.repeat(3));
         let gop = input.len();
         input.extend(stream(&[(256, true), (256, false)]));
@@ -248,7 +254,10 @@ mod tests {
         cuts.extend(c.push(&input[3000..], t0 + Duration::from_millis(300)));
         cuts.extend(c.finish());
         assert_eq!(cuts.concat_data(), input);
-        assert!(cuts.iter().all(|k| k.key), "any chunk of opaque input is as good a start as any other");
+        assert!(
+            cuts.iter().all(|k| k.key),
+            "any chunk of opaque input is as good a start as any other"
+        );
         assert!(cuts.iter().all(|k| k.data.len() <= 4096));
         // Tiny input still comes out.
         let mut c = Cutter::new(4096, Duration::from_millis(250));

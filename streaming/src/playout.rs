@@ -22,6 +22,7 @@ pub enum Out {
 }
 
 /// Playout of one channel.
+#[derive(Debug)]
 pub struct Playout {
     /// Time a chunk may arrive after the one before it was due.
     delay: Duration,
@@ -42,7 +43,16 @@ pub struct Playout {
 impl Playout {
     /// A playout that waits up to `delay` for a missing chunk.
     pub fn new(delay: Duration) -> Self {
-        Playout { delay, held: BTreeMap::new(), next: None, due: None, resync: false, ended: false, played: 0, skipped: 0 }
+        Playout {
+            delay,
+            held: BTreeMap::new(),
+            next: None,
+            due: None,
+            resync: false,
+            ended: false,
+            played: 0,
+            skipped: 0,
+        }
     }
 
     /// The next sequence wanted (to ask neighbours for), once started.
@@ -64,7 +74,9 @@ impl Playout {
         if self.next.is_some() {
             return true;
         }
-        let Some(seq) = self.held.iter().rev().find(|(_, c)| c.is_key()).map(|(s, _)| *s) else { return false };
+        let Some(seq) = self.held.iter().rev().find(|(_, c)| c.is_key()).map(|(s, _)| *s) else {
+            return false;
+        };
         self.held.retain(|s, _| *s >= seq);
         self.next = Some(seq);
         self.due = Some(now + self.delay);
@@ -128,7 +140,8 @@ mod tests {
         let ch = Channel::generate();
         (0..=end)
             .map(|s| {
-                let flags = if keys.contains(&s) { KEY } else { 0 } | if s == end { END } else { 0 };
+                let flags =
+                    if keys.contains(&s) { KEY } else { 0 } | if s == end { END } else { 0 };
                 ch.sign(s, 0, flags, vec![s as u8; 3])
             })
             .collect()
@@ -171,9 +184,17 @@ mod tests {
         for x in &c[2..] {
             p.add(x.clone());
         }
-        assert_eq!(bytes(&p.poll(t + Duration::from_secs(1))), vec![0, 0, 0], "waits for 1 until it is due");
+        assert_eq!(
+            bytes(&p.poll(t + Duration::from_secs(1))),
+            vec![0, 0, 0],
+            "waits for 1 until it is due"
+        );
         let out = p.poll(t + Duration::from_secs(4));
-        assert_eq!(bytes(&out), vec![3, 3, 3, 4, 4, 4, 5, 5, 5], "skips 1, drops 2 (undecodable), resumes at key chunk 3");
+        assert_eq!(
+            bytes(&out),
+            vec![3, 3, 3, 4, 4, 4, 5, 5, 5],
+            "skips 1, drops 2 (undecodable), resumes at key chunk 3"
+        );
         assert_eq!((p.skipped, p.played), (2, 4));
         assert!(p.ended());
     }

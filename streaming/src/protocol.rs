@@ -83,7 +83,8 @@ pub async fn send_chunk<W: AsyncWrite + Unpin>(w: &mut W, chunk: &Chunk) -> Resu
         Want,
         Chunk(&'a Chunk),
     }
-    let body = postcard::to_stdvec(&Ref::Chunk(chunk)).map_err(|e| WireError::Garbage(e.to_string()))?;
+    let body =
+        postcard::to_stdvec(&Ref::Chunk(chunk)).map_err(|e| WireError::Garbage(e.to_string()))?;
     Ok(write_frame(w, &body, MAX_FRAME).await?)
 }
 
@@ -93,7 +94,10 @@ pub async fn recv<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Msg>, WireEr
     let msg: Msg = postcard::from_bytes(&body).map_err(|e| WireError::Garbage(e.to_string()))?;
     if let Msg::Want(seqs) = &msg {
         if seqs.len() > MAX_WANT {
-            return Err(WireError::Garbage(format!("want of {} chunks (most is {MAX_WANT})", seqs.len())));
+            return Err(WireError::Garbage(format!(
+                "want of {} chunks (most is {MAX_WANT})",
+                seqs.len()
+            )));
         }
     }
     Ok(Some(msg))
@@ -114,8 +118,15 @@ mod tests {
             send_chunk(&mut buf, &chunk).await.unwrap();
             send(&mut buf, &Msg::Want(vec![1, 2])).await.unwrap();
             let mut r = futures::io::Cursor::new(buf);
-            assert_eq!(recv(&mut r).await.unwrap(), Some(Msg::Hello { channel: ch.id().to_string() }));
-            assert_eq!(recv(&mut r).await.unwrap(), Some(Msg::Chunk(chunk)), "send_chunk encodes like Msg::Chunk");
+            assert_eq!(
+                recv(&mut r).await.unwrap(),
+                Some(Msg::Hello { channel: ch.id().to_string() })
+            );
+            assert_eq!(
+                recv(&mut r).await.unwrap(),
+                Some(Msg::Chunk(chunk)),
+                "send_chunk encodes like Msg::Chunk"
+            );
             assert_eq!(recv(&mut r).await.unwrap(), Some(Msg::Want(vec![1, 2])));
             assert_eq!(recv(&mut r).await.unwrap(), None);
             let mut bad = futures::io::Cursor::new(vec![0, 0, 0, 3, 0xff, 0xff, 0xff]);

@@ -100,6 +100,7 @@ struct Inner {
 pub struct Streaming(Arc<Inner>);
 
 /// A local player: the channel's bytes in order, then [`Out::End`].
+#[derive(Debug)]
 pub struct Player {
     /// The channel.
     pub id: String,
@@ -126,7 +127,8 @@ impl Drop for Player {
 }
 
 fn check_name(name: &str) -> Result<(), StreamError> {
-    let ok = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -136,10 +138,25 @@ fn check_name(name: &str) -> Result<(), StreamError> {
 
 impl Streaming {
     /// Starts the service; channel keys are kept in `dir`.
-    pub fn start(overlay: Handle, dir: &Path, params: Params, cancel: CancellationToken) -> Result<Streaming, StreamError> {
-        std::fs::create_dir_all(dir).map_err(|source| StreamError::Io { path: dir.to_path_buf(), source })?;
-        let incoming = overlay.stream_control().accept(StreamProtocol::new(PROTOCOL)).map_err(|_| StreamError::AlreadyServing)?;
-        let s = Streaming(Arc::new(Inner { overlay, dir: dir.to_path_buf(), params, channels: Mutex::new(HashMap::new()), cancel }));
+    pub fn start(
+        overlay: Handle,
+        dir: &Path,
+        params: Params,
+        cancel: CancellationToken,
+    ) -> Result<Streaming, StreamError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StreamError::Io { path: dir.to_path_buf(), source })?;
+        let incoming = overlay
+            .stream_control()
+            .accept(StreamProtocol::new(PROTOCOL))
+            .map_err(|_| StreamError::AlreadyServing)?;
+        let s = Streaming(Arc::new(Inner {
+            overlay,
+            dir: dir.to_path_buf(),
+            params,
+            channels: Mutex::new(HashMap::new()),
+            cancel,
+        }));
         tokio::spawn(accept(s.clone(), incoming));
         Ok(s)
     }
@@ -151,8 +168,12 @@ impl Streaming {
         let io = |source| StreamError::Io { path: path.clone(), source };
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let key = Keypair::from_protobuf_encoding(&bytes)
-                    .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("corrupt channel key: {e}"))))?;
+                let key = Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("corrupt channel key: {e}"),
+                    ))
+                })?;
                 Ok(Channel::from_key(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -172,7 +193,14 @@ impl Streaming {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         let mut map = self.0.channels.lock().expect("channels lock");
         let now = task::unix_ms();
-        map.retain(|_, e| e.running.status.lock().expect("status").stopped_ms.is_none_or(|t| now - t.min(now) < KEEP_STOPPED.as_millis() as u64));
+        map.retain(|_, e| {
+            e.running
+                .status
+                .lock()
+                .expect("status")
+                .stopped_ms
+                .is_none_or(|t| now - t.min(now) < KEEP_STOPPED.as_millis() as u64)
+        });
         map
     }
 
@@ -185,7 +213,14 @@ impl Streaming {
         if map.get(&id).is_some_and(active) {
             return Err(StreamError::Busy(name.to_string()));
         }
-        let running = task::start(self.0.overlay.clone(), channel.id().clone(), name.to_string(), true, self.0.params, self.0.cancel.child_token());
+        let running = task::start(
+            self.0.overlay.clone(),
+            channel.id().clone(),
+            name.to_string(),
+            true,
+            self.0.params,
+            self.0.cancel.child_token(),
+        );
         let status = running.status.lock().expect("status").clone();
         // A channel nobody feeds does not stay announced for ever.
         let cancel = running.cancel.clone();
@@ -202,16 +237,26 @@ impl Streaming {
                 }
             }
         });
-        map.insert(id, Entry { running, name: name.to_string(), key: Some(Arc::new(channel)), fed: false });
+        map.insert(
+            id,
+            Entry { running, name: name.to_string(), key: Some(Arc::new(channel)), fed: false },
+        );
         Ok(status)
     }
 
     /// Publishes `input` on channel `id` (made by [`Streaming::create`]) to
     /// its end, then ends the channel.
-    pub async fn feed<R: tokio::io::AsyncRead + Unpin>(&self, id: &str, input: R) -> Result<FeedSummary, StreamError> {
+    pub async fn feed<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        input: R,
+    ) -> Result<FeedSummary, StreamError> {
         let (key, tx) = {
             let mut map = self.lock();
-            let e = map.get_mut(id).filter(|e| active(e)).ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
+            let e = map
+                .get_mut(id)
+                .filter(|e| active(e))
+                .ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
             let key = e.key.clone().ok_or_else(|| StreamError::NotPublishing(id.to_string()))?;
             if e.fed {
                 return Err(StreamError::Busy(e.name.clone()));
@@ -257,15 +302,27 @@ impl Streaming {
         let (tx, status) = {
             let mut map = self.lock();
             if !map.get(&key).is_some_and(active) {
-                let running = task::start(self.0.overlay.clone(), id.clone(), name.clone(), false, self.0.params, self.0.cancel.child_token());
-                map.insert(key.clone(), Entry { running, name: name.clone(), key: None, fed: true });
+                let running = task::start(
+                    self.0.overlay.clone(),
+                    id.clone(),
+                    name.clone(),
+                    false,
+                    self.0.params,
+                    self.0.cancel.child_token(),
+                );
+                map.insert(
+                    key.clone(),
+                    Entry { running, name: name.clone(), key: None, fed: true },
+                );
             }
             let e = map.get(&key).expect("just made");
             (e.running.tx.clone(), e.running.status.clone())
         };
         let (ptx, rx) = mpsc::channel(task::PLAYER_QUEUE);
         let (reply, sub) = oneshot::channel();
-        tx.send(Command::Subscribe { tx: ptx, reply }).await.map_err(|_| StreamError::Over(key.clone()))?;
+        tx.send(Command::Subscribe { tx: ptx, reply })
+            .await
+            .map_err(|_| StreamError::Over(key.clone()))?;
         let sub = sub.await.map_err(|_| StreamError::Over(key.clone()))?;
         Ok(Player { id: key, name, rx, sub, tx, status })
     }
@@ -326,20 +383,29 @@ async fn accept(s: Streaming, mut incoming: cloudy_overlay::stream::IncomingStre
         let Some((peer, mut stream)) = next else { return };
         let s = s.clone();
         tokio::spawn(async move {
-            let hello = tokio::time::timeout(crate::live::session::OPEN_TIMEOUT, recv(&mut stream)).await;
+            let hello =
+                tokio::time::timeout(crate::live::session::OPEN_TIMEOUT, recv(&mut stream)).await;
             let channel = match hello {
                 Ok(Ok(Some(Msg::Hello { channel }))) => channel,
-                Ok(Ok(other)) => return refused(peer, stream, format!("expected a hello, got {other:?}")).await,
+                Ok(Ok(other)) => {
+                    return refused(peer, stream, format!("expected a hello, got {other:?}")).await
+                }
                 Ok(Err(e)) => return refused(peer, stream, e.to_string()).await,
                 Err(_) => return refused(peer, stream, "no hello in time".into()).await,
             };
             match s.route(&channel) {
                 Some(tx) => {
-                    if let Err(mpsc::error::SendError(Command::Inbound { stream, .. })) = tx.send(Command::Inbound { peer, stream }).await {
-                        crate::live::session::refuse(stream, "the channel is over here".into()).await;
+                    if let Err(mpsc::error::SendError(Command::Inbound { stream, .. })) =
+                        tx.send(Command::Inbound { peer, stream }).await
+                    {
+                        crate::live::session::refuse(stream, "the channel is over here".into())
+                            .await;
                     }
                 }
-                None => crate::live::session::refuse(stream, format!("not watching channel {channel}")).await,
+                None => {
+                    crate::live::session::refuse(stream, format!("not watching channel {channel}"))
+                        .await
+                }
             }
         });
     }
@@ -348,4 +414,10 @@ async fn accept(s: Streaming, mut incoming: cloudy_overlay::stream::IncomingStre
 async fn refused(peer: PeerId, stream: cloudy_overlay::Stream, why: String) {
     debug!(%peer, "bad stream session opening: {why}");
     crate::live::session::refuse(stream, why).await;
+}
+
+impl std::fmt::Debug for Streaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming").finish_non_exhaustive()
+    }
 }

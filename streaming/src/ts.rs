@@ -84,6 +84,9 @@ mod tests {
         audio[3] = 0x30;
         audio[4] = 1;
         audio[5] = 0x40;
-        assert!(random_access(&audio) && !starts_picture_group(&audio), "an audio frame is not a picture group");
+        assert!(
+            random_access(&audio) && !starts_picture_group(&audio),
+            "an audio frame is not a picture group"
+        );
     }
 }

@@ -49,7 +49,12 @@ impl BufferMap {
     /// [`WINDOW`] count).
     pub fn of(held: &BTreeSet<u64>, keys: &BTreeSet<u64>) -> BufferMap {
         let Some(&newest) = held.last() else { return BufferMap::default() };
-        BufferMap { newest, bits: bits_of(held, newest), keys: bits_of(keys, newest) & bits_of(held, newest), load: 0 }
+        BufferMap {
+            newest,
+            bits: bits_of(held, newest),
+            keys: bits_of(keys, newest) & bits_of(held, newest),
+            load: 0,
+        }
     }
 
     fn bit(&self, seq: u64) -> Option<u64> {
@@ -62,9 +67,13 @@ impl BufferMap {
         if self.bits == 0 {
             0
         } else if newest >= self.newest {
-            self.bits.checked_shl((newest - self.newest).try_into().unwrap_or(u32::MAX)).unwrap_or(0)
+            self.bits
+                .checked_shl((newest - self.newest).try_into().unwrap_or(u32::MAX))
+                .unwrap_or(0)
         } else {
-            self.bits.checked_shr((self.newest - newest).try_into().unwrap_or(u32::MAX)).unwrap_or(0)
+            self.bits
+                .checked_shr((self.newest - newest).try_into().unwrap_or(u32::MAX))
+                .unwrap_or(0)
         }
     }
 
@@ -114,11 +123,17 @@ pub struct Neighbour {
 /// ordered best score first). `held` is what we have or have asked for,
 /// `next` our playout position (`None` before playout starts: then only
 /// the live edge matters).
-pub fn pick(held: &BTreeSet<u64>, next: Option<u64>, neighbours: &[Neighbour]) -> Vec<(u64, usize)> {
+pub fn pick(
+    held: &BTreeSet<u64>,
+    next: Option<u64>,
+    neighbours: &[Neighbour],
+) -> Vec<(u64, usize)> {
     let edge = neighbours.iter().filter(|n| n.map.bits != 0).map(|n| n.map.newest).max();
     let Some(edge) = edge else { return Vec::new() };
     let low = edge.saturating_sub(WINDOW - 1).max(next.unwrap_or(0));
-    let urgent: Vec<u64> = next.map(|n| (n..n.saturating_add(URGENT)).filter(|s| *s <= edge).collect()).unwrap_or_default();
+    let urgent: Vec<u64> = next
+        .map(|n| (n..n.saturating_add(URGENT)).filter(|s| *s <= edge).collect())
+        .unwrap_or_default();
     let order = urgent.iter().copied().chain((low..=edge).rev().filter(|s| !urgent.contains(s)));
     let mut load: Vec<usize> = neighbours.iter().map(|n| n.in_flight).collect();
     let mut out = Vec::new();
@@ -175,22 +190,37 @@ mod tests {
     fn urgent_chunks_first_then_newest_first_spread_over_holders() {
         let all = BufferMap::of(&set(10..=40), &set([]));
         let fresh = BufferMap::of(&set(30..=42), &set([]));
-        let n = vec![Neighbour { map: all, in_flight: 0, spare: false }, Neighbour { map: fresh, in_flight: 0, spare: false }];
+        let n = vec![
+            Neighbour { map: all, in_flight: 0, spare: false },
+            Neighbour { map: fresh, in_flight: 0, spare: false },
+        ];
         // We play from 20 and hold 20..=21 and 35..=40.
         let held = set((20..=21).chain(35..=40));
         let picks = pick(&held, Some(20), &n);
         let seqs: Vec<u64> = picks.iter().map(|p| p.0).collect();
         // 22.. are due first, but only neighbour 0 has them, and it takes
         // 4 at most; neighbour 1 gets the newest it can give.
-        assert_eq!(seqs, vec![22, 23, 24, 25, 42, 41, 34, 33], "due soonest first, then newest first");
-        assert_eq!(picks.iter().filter(|p| p.1 == 0).count(), PER_PEER, "no neighbour gets more than its share");
+        assert_eq!(
+            seqs,
+            vec![22, 23, 24, 25, 42, 41, 34, 33],
+            "due soonest first, then newest first"
+        );
+        assert_eq!(
+            picks.iter().filter(|p| p.1 == 0).count(),
+            PER_PEER,
+            "no neighbour gets more than its share"
+        );
         assert!(picks.iter().all(|(s, i)| n[*i].map.has(*s)), "only from a holder");
         // Before playout starts: newest first only.
         let picks = pick(&set([]), None, &n);
         assert_eq!(picks[0], (42, 1), "the live edge, from the only holder");
         assert_eq!(pick(&set([]), None, &[]), vec![]);
         // A busy neighbour is left alone.
-        let busy = vec![Neighbour { map: BufferMap::of(&set(10..=40), &set([])), in_flight: PER_PEER, spare: false }];
+        let busy = vec![Neighbour {
+            map: BufferMap::of(&set(10..=40), &set([])),
+            in_flight: PER_PEER,
+            spare: false,
+        }];
         assert!(pick(&set([]), Some(10), &busy).is_empty());
         // A costly neighbour is asked only for what nobody else can give.
         let spare = vec![

@@ -1,6 +1,7 @@
 //! Live channels between in-process nodes on QUIC at 127.0.0.1: what the
 //! publisher sends is what every viewer plays, a forged chunk goes nowhere,
 //! and the end of the input ends the channel everywhere.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
 use cloudy_overlay::StreamProtocol;
@@ -16,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 const RATE: usize = 128 * 1024; // 1 Mbit/s
 
-async fn services(n: usize) -> (TestNet, Vec<Streaming>, Vec<tempfile::TempDir>, CancellationToken) {
+async fn services(
+    n: usize,
+) -> (TestNet, Vec<Streaming>, Vec<tempfile::TempDir>, CancellationToken) {
     let net = TestNet::start(n, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();
     let cancel = CancellationToken::new();
@@ -25,7 +28,10 @@ async fn services(n: usize) -> (TestNet, Vec<Streaming>, Vec<tempfile::TempDir>,
         .nodes
         .iter()
         .zip(&dirs)
-        .map(|(node, d)| Streaming::start(node.handle.clone(), d.path(), Params::default(), cancel.clone()).unwrap())
+        .map(|(node, d)| {
+            Streaming::start(node.handle.clone(), d.path(), Params::default(), cancel.clone())
+                .unwrap()
+        })
         .collect();
     (net, svcs, dirs, cancel)
 }
@@ -61,16 +67,28 @@ async fn viewers_play_exactly_what_the_publisher_sent_and_see_the_end() {
     let created = svcs[0].create("test-channel").unwrap();
     // The directory shows the channel everywhere.
     for node in &net.nodes[1..] {
-        wait_until(&node.handle, "the channel announced", |s| !s.providers(Some(&format!("stream/{}", created.id))).is_empty()).await.unwrap();
+        wait_until(&node.handle, "the channel announced", |s| {
+            !s.providers(Some(&format!("stream/{}", created.id))).is_empty()
+        })
+        .await
+        .unwrap();
     }
     assert!(matches!(svcs[1].watch("no-such-channel").await, Err(StreamError::Unknown(_))));
     assert!(matches!(svcs[1].watch("12D3KooWnotachannel").await, Err(StreamError::BadChannel(_))));
     // Opaque bytes (not MPEG-TS), 4 s of them.
     let source: Vec<u8> = (0..4 * RATE).map(|i| (i * 7 % 253) as u8).collect();
-    let players: Vec<Player> = futures::future::join_all(svcs[1..].iter().map(|s| s.watch("test-channel"))).await.into_iter().map(Result::unwrap).collect();
+    let players: Vec<Player> =
+        futures::future::join_all(svcs[1..].iter().map(|s| s.watch("test-channel")))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
     let rows = svcs[0].list();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].name.as_str(), rows[0].publisher.clone()), ("test-channel", net.nodes[0].handle.local_peer_id().to_string()));
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].publisher.clone()),
+        ("test-channel", net.nodes[0].handle.local_peer_id().to_string())
+    );
     let (w, r) = tokio::io::duplex(64 * 1024);
     let feeder = tokio::spawn(paced(w, source.clone()));
     let drains = futures::future::join_all(players.into_iter().map(drain));
@@ -80,12 +98,22 @@ async fn viewers_play_exactly_what_the_publisher_sent_and_see_the_end() {
     assert_eq!(summary.bytes, source.len() as u64);
     assert!(!summary.mpeg_ts && summary.error.is_none());
     for (i, (got, state)) in outs.iter().enumerate() {
-        assert!(got.len() >= source.len() * 3 / 4, "viewer {i} got {} of {} bytes", got.len(), source.len());
+        assert!(
+            got.len() >= source.len() * 3 / 4,
+            "viewer {i} got {} of {} bytes",
+            got.len(),
+            source.len()
+        );
         assert!(source.ends_with(got), "viewer {i} played the source exactly from its first chunk");
         assert_eq!(state, "ended");
     }
     let st = svcs[0].status(&created.id).unwrap();
-    assert!(st.stats.bytes_up as f64 <= 2.0 * source.len() as f64, "publisher sent {} for {}", st.stats.bytes_up, source.len());
+    assert!(
+        st.stats.bytes_up as f64 <= 2.0 * source.len() as f64,
+        "publisher sent {} for {}",
+        st.stats.bytes_up,
+        source.len()
+    );
     // Publishing the same name again keeps the id.
     tokio::time::timeout(Duration::from_secs(20), async {
         while svcs[0].status(&created.id).is_some_and(|s| s.stopped_ms.is_none()) {
@@ -104,7 +132,11 @@ async fn a_forged_chunk_is_rejected_and_never_played() {
     let (net, svcs, _dirs, cancel) = services(3).await;
     let created = svcs[0].create("real").unwrap();
     for node in &net.nodes[1..] {
-        wait_until(&node.handle, "the channel announced", |s| !s.providers(Some(&format!("stream/{}", created.id))).is_empty()).await.unwrap();
+        wait_until(&node.handle, "the channel announced", |s| {
+            !s.providers(Some(&format!("stream/{}", created.id))).is_empty()
+        })
+        .await
+        .unwrap();
     }
     let player = svcs[1].watch(&created.id).await.unwrap();
     let (w, r) = tokio::io::duplex(64 * 1024);
@@ -116,7 +148,12 @@ async fn a_forged_chunk_is_rejected_and_never_played() {
     let rogue = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         let viewer = net.nodes[1].handle.local_peer_id();
-        let mut s = net.nodes[2].handle.stream_control().open_stream(viewer, StreamProtocol::new(PROTOCOL)).await.unwrap();
+        let mut s = net.nodes[2]
+            .handle
+            .stream_control()
+            .open_stream(viewer, StreamProtocol::new(PROTOCOL))
+            .await
+            .unwrap();
         send(&mut s, &Msg::Hello { channel: created.id.clone() }).await.unwrap();
         assert_eq!(recv(&mut s).await.unwrap(), Some(Msg::Welcome));
         let now = cloudy_streaming::live::task::unix_ms();

@@ -1,5 +1,6 @@
 //! Video on demand between in-process nodes on QUIC: a provider that
 //! serves forged pieces is caught, and nothing forged reaches the reader.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, TestNet};
 use cloudy_overlay::StreamProtocol;
@@ -25,7 +26,8 @@ async fn forged_pieces_are_rejected_and_an_honest_provider_is_used() {
 
     // Node 0 is a rogue provider: the true manifest, forged pieces.
     let forged = Arc::new(AtomicU64::new(0));
-    let mut incoming = net.nodes[0].handle.stream_control().accept(StreamProtocol::new(PROTOCOL)).unwrap();
+    let mut incoming =
+        net.nodes[0].handle.stream_control().accept(StreamProtocol::new(PROTOCOL)).unwrap();
     let (count, manifest) = (forged.clone(), m.encode());
     tokio::spawn(async move {
         while let Some((_, mut s)) = incoming.next().await {
@@ -44,17 +46,25 @@ async fn forged_pieces_are_rejected_and_an_honest_provider_is_used() {
     });
     net.nodes[0].handle.start_providing(id.dht_key()).await.unwrap();
 
-    let viewer = Vod::start(net.nodes[1].handle.clone(), &dir.path().join("v1"), 64 << 20, cancel.clone()).await.unwrap();
+    let viewer =
+        Vod::start(net.nodes[1].handle.clone(), &dir.path().join("v1"), 64 << 20, cancel.clone())
+            .await
+            .unwrap();
     let m = viewer.manifest(&id).await.unwrap();
     let first: Vec<Result<Vec<u8>, VodError>> = viewer.read(m.clone(), 0..1000).collect().await;
     assert!(forged.load(Ordering::Relaxed) >= 1, "the rogue was asked");
     match &first[..] {
-        [Err(e @ VodError::Unavailable { piece: 0, .. })] => assert!(e.to_string().contains("corrupt or forged"), "{e}"),
+        [Err(e @ VodError::Unavailable { piece: 0, .. })] => {
+            assert!(e.to_string().contains("corrupt or forged"), "{e}")
+        }
         other => panic!("expected piece 0 unavailable, got {other:?}"),
     }
 
     // An honest provider appears: the reader gets the film, exactly.
-    let honest = Vod::start(net.nodes[2].handle.clone(), &dir.path().join("v2"), 64 << 20, cancel.clone()).await.unwrap();
+    let honest =
+        Vod::start(net.nodes[2].handle.clone(), &dir.path().join("v2"), 64 << 20, cancel.clone())
+            .await
+            .unwrap();
     assert_eq!(honest.publish(&src).await.unwrap().id(), id);
     let mut got = Vec::new();
     let mut bytes = viewer.read(m, 0..film.len() as u64);

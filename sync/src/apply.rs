@@ -29,6 +29,7 @@ pub const FETCH_AHEAD: usize = 32;
 
 /// A block's bytes, checked against its hash: [`Verified::check`] is the
 /// only way to make one, so whatever a source returns was checked.
+#[derive(Debug)]
 pub struct Verified(Vec<u8>);
 
 impl Verified {
@@ -169,7 +170,11 @@ const RUN: u64 = 4 << 20;
 /// locally (the file changed since it was indexed, or is gone). Blocks
 /// that follow each other in both files are read and written as one run,
 /// so rebuilding a large file after a small edit costs few system calls.
-fn copy_local(out: &std::fs::File, tmp: &Path, copies: Vec<LocalCopy>) -> Result<Vec<usize>, ApplyError> {
+fn copy_local(
+    out: &std::fs::File,
+    tmp: &Path,
+    copies: Vec<LocalCopy>,
+) -> Result<Vec<usize>, ApplyError> {
     use std::os::unix::fs::FileExt;
     let mut open: HashMap<PathBuf, Option<std::fs::File>> = HashMap::new();
     let mut buf = Vec::new();
@@ -180,7 +185,9 @@ fn copy_local(out: &std::fs::File, tmp: &Path, copies: Vec<LocalCopy>) -> Result
         let mut len = first.size as u64;
         let mut n = 1;
         while let Some(c) = rest.get(n) {
-            let follows = c.from == first.from && c.from_offset == first.from_offset + len && c.to_offset == first.to_offset + len;
+            let follows = c.from == first.from
+                && c.from_offset == first.from_offset + len
+                && c.to_offset == first.to_offset + len;
             if !follows || len + c.size as u64 > RUN {
                 break;
             }
@@ -189,14 +196,19 @@ fn copy_local(out: &std::fs::File, tmp: &Path, copies: Vec<LocalCopy>) -> Result
         }
         let (run, after) = rest.split_at(n);
         rest = after;
-        let from = open.entry(first.from.clone()).or_insert_with(|| std::fs::File::open(&first.from).ok());
+        let from =
+            open.entry(first.from.clone()).or_insert_with(|| std::fs::File::open(&first.from).ok());
         buf.resize(len as usize, 0);
         if from.as_ref().is_none_or(|f| f.read_exact_at(&mut buf, first.from_offset).is_err()) {
             missed.extend(run.iter().map(|c| c.i));
             continue;
         }
-        let at = |c: &LocalCopy| (c.to_offset - first.to_offset) as usize..(c.to_offset - first.to_offset + c.size as u64) as usize;
-        let good: Vec<bool> = run.iter().map(|c| blake3::hash(&buf[at(c)]).as_bytes() == &c.hash).collect();
+        let at = |c: &LocalCopy| {
+            (c.to_offset - first.to_offset) as usize
+                ..(c.to_offset - first.to_offset + c.size as u64) as usize
+        };
+        let good: Vec<bool> =
+            run.iter().map(|c| blake3::hash(&buf[at(c)]).as_bytes() == &c.hash).collect();
         if good.iter().all(|g| *g) {
             out.write_all_at(&buf, first.to_offset).map_err(|e| io(tmp, e))?;
             continue;
@@ -213,6 +225,7 @@ fn copy_local(out: &std::fs::File, tmp: &Path, copies: Vec<LocalCopy>) -> Result
 }
 
 /// A file assembled in its temporary name, waiting to be installed.
+#[derive(Debug)]
 pub struct Prepared {
     tmp: PathBuf,
 }
@@ -234,12 +247,20 @@ impl Drop for Prepared {
 }
 
 /// Assembles `theirs` into a temporary file beside `rel` (not yet synced).
-async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<Prepared, ApplyError> {
+async fn assemble(
+    root: &Path,
+    index: &Index,
+    theirs: &FileInfo,
+    rel: &RelPath,
+    source: &dyn BlockSource,
+) -> Result<Prepared, ApplyError> {
     let target = rel.under(root);
     let dir = target.parent().map_or_else(|| root.to_path_buf(), Path::to_path_buf);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     // Made first, so that any failure below removes the temporary file.
-    let prepared = Prepared { tmp: dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name())) };
+    let prepared = Prepared {
+        tmp: dir.join(format!("{TMP_PREFIX}{:08x}-{}", rand::random::<u32>(), rel.file_name())),
+    };
     let tmp = &prepared.tmp;
     let out = std::fs::File::create(tmp).map_err(|e| io(tmp, e))?;
     // Blocks any file in the folder has are copied on the blocking
@@ -250,9 +271,14 @@ async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, 
     let mut copies = Vec::new();
     for (i, (b, f)) in theirs.blocks.iter().zip(found).enumerate() {
         match f {
-            Some((path, from_offset, size)) if size == b.size => {
-                copies.push(LocalCopy { i, from: path.under(root), from_offset, hash: b.hash, size, to_offset: b.offset })
-            }
+            Some((path, from_offset, size)) if size == b.size => copies.push(LocalCopy {
+                i,
+                from: path.under(root),
+                from_offset,
+                hash: b.hash,
+                size,
+                to_offset: b.offset,
+            }),
             _ => missing.push(i),
         }
     }
@@ -265,25 +291,35 @@ async fn assemble(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, 
             (out, missed)
         })
         .await
-        .map_err(|e| ApplyError::Io { path: tmp.display().to_string(), reason: e.to_string(), full: false })?;
+        .map_err(|e| ApplyError::Io {
+            path: tmp.display().to_string(),
+            reason: e.to_string(),
+            full: false,
+        })?;
         missing.extend(missed?);
         out
     };
-    let fetch = |i: usize| {
-        let b = &theirs.blocks[i];
-        let out = &out;
-        async move {
-            let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| ApplyError::Block { path: rel.to_string(), block: i, reason })?;
-            std::os::unix::fs::FileExt::write_all_at(out, &bytes.into_bytes(), b.offset).map_err(|e| io(tmp, e))
-        }
-    };
-    let mut fetched = futures::stream::iter(missing.into_iter().map(fetch)).buffer_unordered(FETCH_AHEAD);
+    let fetch =
+        |i: usize| {
+            let b = &theirs.blocks[i];
+            let out = &out;
+            async move {
+                let bytes = source.fetch(b.hash, b.size).await.map_err(|reason| {
+                    ApplyError::Block { path: rel.to_string(), block: i, reason }
+                })?;
+                std::os::unix::fs::FileExt::write_all_at(out, &bytes.into_bytes(), b.offset)
+                    .map_err(|e| io(tmp, e))
+            }
+        };
+    let mut fetched =
+        futures::stream::iter(missing.into_iter().map(fetch)).buffer_unordered(FETCH_AHEAD);
     while let Some(r) = fetched.next().await {
         r?;
     }
     drop(fetched);
     out.set_permissions(std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(tmp, e))?;
-    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
+    let mtime =
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(theirs.mtime_ns.max(0) as u64);
     out.set_modified(mtime).map_err(|e| io(tmp, e))?;
     Ok(prepared)
 }
@@ -297,7 +333,14 @@ fn unchanged_since_scan(root: &Path, index: &Index, rel: &RelPath) -> Result<(),
         return Ok(());
     }
     match index.get(rel)? {
-        Some(f) if !f.deleted && f.kind == Kind::File && f.size == m.len() && f.mtime_ns == mtime_ns(&m) => Ok(()),
+        Some(f)
+            if !f.deleted
+                && f.kind == Kind::File
+                && f.size == m.len()
+                && f.mtime_ns == mtime_ns(&m) =>
+        {
+            Ok(())
+        }
         _ => Err(ApplyError::ChangedHere(rel.to_string())),
     }
 }
@@ -316,7 +359,13 @@ fn install(root: &Path, index: &Index, rel: &RelPath, p: Prepared) -> Result<(),
 }
 
 /// Assembles, syncs and installs one file.
-async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath, source: &dyn BlockSource) -> Result<(), ApplyError> {
+async fn write_file(
+    root: &Path,
+    index: &Index,
+    theirs: &FileInfo,
+    rel: &RelPath,
+    source: &dyn BlockSource,
+) -> Result<(), ApplyError> {
     let p = assemble(root, index, theirs, rel, source).await?;
     p.sync()?;
     install(root, index, rel, p)
@@ -325,7 +374,12 @@ async fn write_file(root: &Path, index: &Index, theirs: &FileInfo, rel: &RelPath
 /// First half of taking a plain file in a batch: assembles it (`None`
 /// when the folder already holds exactly it). The caller syncs the
 /// filesystem once for the whole batch, then calls [`commit`].
-pub async fn prepare(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn BlockSource) -> Result<Option<Prepared>, ApplyError> {
+pub async fn prepare(
+    root: &Path,
+    index: &Index,
+    theirs: &FileInfo,
+    source: &dyn BlockSource,
+) -> Result<Option<Prepared>, ApplyError> {
     no_links_above(root, &theirs.path)?;
     if already_there(index, theirs, &theirs.path.under(root)) {
         return Ok(None);
@@ -335,7 +389,13 @@ pub async fn prepare(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn
 
 /// Second half: installs a prepared file and indexes it as taken from
 /// peer `origin`.
-pub fn commit(root: &Path, index: &Index, theirs: &FileInfo, p: Option<Prepared>, origin: Option<&str>) -> Result<(), ApplyError> {
+pub fn commit(
+    root: &Path,
+    index: &Index,
+    theirs: &FileInfo,
+    p: Option<Prepared>,
+    origin: Option<&str>,
+) -> Result<(), ApplyError> {
     if let Some(p) = p {
         install(root, index, &theirs.path, p)?;
     }
@@ -365,7 +425,13 @@ fn as_on_disk(root: &Path, theirs: &FileInfo) -> FileInfo {
 
 /// Makes the folder hold `theirs` at its path and indexes it as taken from
 /// peer `origin`.
-pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn BlockSource, origin: Option<&str>) -> Result<(), ApplyError> {
+pub async fn take(
+    root: &Path,
+    index: &Index,
+    theirs: &FileInfo,
+    source: &dyn BlockSource,
+    origin: Option<&str>,
+) -> Result<(), ApplyError> {
     let rel = &theirs.path;
     no_links_above(root, rel)?;
     let target = rel.under(root);
@@ -376,7 +442,9 @@ pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn Bl
                 // a directory still holding files is left in place.
                 let _ = std::fs::remove_dir(&target);
             }
-            Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&target).map_err(|e| io(&target, e))?,
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::remove_file(&target).map_err(|e| io(&target, e))?
+            }
             Ok(_) => {
                 unchanged_since_scan(root, index, rel)?;
                 keep_version(root, rel)?
@@ -387,7 +455,8 @@ pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn Bl
         match &theirs.kind {
             Kind::Dir => {
                 std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(theirs.mode)).map_err(|e| io(&target, e))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(theirs.mode))
+                    .map_err(|e| io(&target, e))?;
             }
             Kind::Symlink(to) => {
                 if target.symlink_metadata().is_ok() {
@@ -406,10 +475,17 @@ pub async fn take(root: &Path, index: &Index, theirs: &FileInfo, source: &dyn Bl
 
 /// Saves `loser`'s content under its conflict name (synced as a new file
 /// by the next scan). `loser` may be ours (moved) or theirs (fetched).
-pub async fn save_conflict_copy(root: &Path, index: &Index, loser: &FileInfo, ours: bool, source: &dyn BlockSource) -> Result<RelPath, ApplyError> {
+pub async fn save_conflict_copy(
+    root: &Path,
+    index: &Index,
+    loser: &FileInfo,
+    ours: bool,
+    source: &dyn BlockSource,
+) -> Result<RelPath, ApplyError> {
     let side = Side { deleted: false, mtime_ns: loser.mtime_ns, by: loser.modified_by };
-    let name = conflict_name(&loser.path, &side, &member_name(loser.modified_by))
-        .map_err(|e| ApplyError::Io { path: loser.path.to_string(), reason: e.to_string(), full: false })?;
+    let name = conflict_name(&loser.path, &side, &member_name(loser.modified_by)).map_err(|e| {
+        ApplyError::Io { path: loser.path.to_string(), reason: e.to_string(), full: false }
+    })?;
     no_links_above(root, &name)?;
     if ours {
         let (from, to) = (loser.path.under(root), name.under(root));

@@ -16,7 +16,10 @@ impl Mem {
         let blocks = blocks_of(data, data.len() as u64).unwrap();
         let mut m = Mem::default();
         for b in &blocks {
-            m.blocks.insert(b.hash, data[b.offset as usize..(b.offset + b.size as u64) as usize].to_vec());
+            m.blocks.insert(
+                b.hash,
+                data[b.offset as usize..(b.offset + b.size as u64) as usize].to_vec(),
+            );
         }
         (m, blocks)
     }
@@ -26,7 +29,8 @@ impl BlockSource for Mem {
     fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
         *self.fetched.lock().unwrap() += 1;
         let got = self.blocks.get(&hash).cloned().ok_or_else(|| "not here".to_string());
-        let got = got.and_then(|b| Verified::check(&hash, b).map_err(|_| "hash mismatch".to_string()));
+        let got =
+            got.and_then(|b| Verified::check(&hash, b).map_err(|_| "hash mismatch".to_string()));
         Box::pin(async move { got })
     }
 }
@@ -86,7 +90,8 @@ async fn a_corrupt_block_is_refused_and_nothing_replaces_the_old_file() {
     let err = take(dir.path(), &ix, &f, &src, None).await.unwrap_err();
     assert!(err.to_string().contains("hash mismatch"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"the good old content");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
 }
 
@@ -101,7 +106,12 @@ async fn deletions_and_replacements_keep_a_version() {
     let newer = FileInfo { version: ours.version.bumped(2), ..remote("a", blocks, 2) };
     take(dir.path(), &ix, &newer, &src, None).await.unwrap();
     assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"version two, longer");
-    let gone = FileInfo { deleted: true, blocks: vec![], version: newer.version.bumped(2), ..newer.clone() };
+    let gone = FileInfo {
+        deleted: true,
+        blocks: vec![],
+        version: newer.version.bumped(2),
+        ..newer.clone()
+    };
     take(dir.path(), &ix, &gone, &src, None).await.unwrap();
     assert!(!dir.path().join("a").exists());
     let mut kept: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join(VERSIONS_DIR))
@@ -120,7 +130,8 @@ async fn nothing_is_written_through_a_symbolic_link() {
     std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
     let ix = Index::in_memory();
     let (src, blocks) = Mem::with(b"payload");
-    let err = take(dir.path(), &ix, &remote("escape/evil", blocks, 2), &src, None).await.unwrap_err();
+    let err =
+        take(dir.path(), &ix, &remote("escape/evil", blocks, 2), &src, None).await.unwrap_err();
     assert!(matches!(err, ApplyError::ThroughLink(_)), "{err}");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
@@ -151,9 +162,13 @@ async fn a_file_changed_here_and_not_yet_scanned_is_never_replaced_nor_deleted()
     let err = take(dir.path(), &ix, &newer, &src, None).await.unwrap_err();
     assert!(matches!(err, ApplyError::ChangedHere(_)), "{err}");
     let gone = FileInfo { deleted: true, blocks: vec![], ..newer.clone() };
-    assert!(matches!(take(dir.path(), &ix, &gone, &src, None).await.unwrap_err(), ApplyError::ChangedHere(_)));
+    assert!(matches!(
+        take(dir.path(), &ix, &gone, &src, None).await.unwrap_err(),
+        ApplyError::ChangedHere(_)
+    ));
     assert_eq!(std::fs::read(&a).unwrap(), b"edited here, longer");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "no temporary file or version left: {names:?}");
     // A file that was never scanned at all is left alone too.
     std::fs::write(dir.path().join("b"), b"never scanned").unwrap();

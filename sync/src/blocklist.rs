@@ -61,7 +61,12 @@ pub fn encode(entries: impl IntoIterator<Item = Entry>) -> Vec<u8> {
 
 /// The entries of [`encode`]d bytes (a trailing partial entry is ignored).
 pub fn entries(bytes: &[u8]) -> impl Iterator<Item = Entry> + '_ {
-    bytes.chunks_exact(ENTRY).map(|c| (c[..32].try_into().expect("32 bytes"), u32::from_be_bytes(c[32..].try_into().expect("4 bytes"))))
+    bytes.chunks_exact(ENTRY).map(|c| {
+        (
+            c[..32].try_into().expect("32 bytes"),
+            u32::from_be_bytes(c[32..].try_into().expect("4 bytes")),
+        )
+    })
 }
 
 /// A piece's entries, or `None` if the bytes are not a piece.
@@ -74,7 +79,12 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
 
 /// The pieces of a list: each piece's hash and its entries.
 pub fn pieces(entries: &[Entry]) -> Vec<(Hash, &[Entry])> {
-    split(entries).into_iter().map(|r| (*blake3::hash(&encode(entries[r.clone()].iter().copied())).as_bytes(), &entries[r])).collect()
+    split(entries)
+        .into_iter()
+        .map(|r| {
+            (*blake3::hash(&encode(entries[r.clone()].iter().copied())).as_bytes(), &entries[r])
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -83,7 +93,14 @@ mod tests {
     use std::collections::HashSet;
 
     fn list(n: usize, seed: u64) -> Vec<Entry> {
-        (0..n as u64).map(|i| (*blake3::hash(&[seed.to_le_bytes(), i.to_le_bytes()].concat()).as_bytes(), 1000 + i as u32)).collect()
+        (0..n as u64)
+            .map(|i| {
+                (
+                    *blake3::hash(&[seed.to_le_bytes(), i.to_le_bytes()].concat()).as_bytes(),
+                    1000 + i as u32,
+                )
+            })
+            .collect()
     }
 
     fn new_pieces(before: &[Entry], after: &[Entry]) -> usize {
@@ -96,11 +113,14 @@ mod tests {
         let l = list(4000, 1);
         let p = pieces(&l);
         assert!((60..250).contains(&p.len()), "about one piece per 32 blocks: {}", p.len());
-        let joined: Vec<Entry> = p.iter().flat_map(|(h, e)| {
-            let bytes = encode(e.iter().copied());
-            assert_eq!(*blake3::hash(&bytes).as_bytes(), *h);
-            decode(&bytes).unwrap()
-        }).collect();
+        let joined: Vec<Entry> = p
+            .iter()
+            .flat_map(|(h, e)| {
+                let bytes = encode(e.iter().copied());
+                assert_eq!(*blake3::hash(&bytes).as_bytes(), *h);
+                decode(&bytes).unwrap()
+            })
+            .collect();
         assert_eq!(joined, l);
         assert!(p.iter().all(|(_, e)| e.len() <= MAX_PIECE));
     }

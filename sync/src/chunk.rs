@@ -39,13 +39,19 @@ pub fn blocks_of(reader: impl Read + Send, len: u64) -> std::io::Result<Vec<Bloc
             other => std::io::Error::other(other.to_string()),
         })
     });
-    let block = |offset: u64, data: &[u8]| Block { hash: *blake3::hash(data).as_bytes(), offset, size: data.len() as u32 };
+    let block = |offset: u64, data: &[u8]| Block {
+        hash: *blake3::hash(data).as_bytes(),
+        offset,
+        size: data.len() as u32,
+    };
     if len < PARALLEL_FROM {
         return cuts.map(|c| c.map(|c| block(c.offset, &c.data))).collect();
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(8);
-        let hasher = s.spawn(move || rx.into_iter().map(|(offset, data)| block(offset, &data)).collect::<Vec<Block>>());
+        let hasher = s.spawn(move || {
+            rx.into_iter().map(|(offset, data)| block(offset, &data)).collect::<Vec<Block>>()
+        });
         for c in cuts {
             let c = c?;
             if tx.send((c.offset, c.data)).is_err() {
@@ -78,7 +84,11 @@ mod tests {
     fn blocks_tile_the_file_within_bounds() {
         let data = random(3 << 20, 1);
         let blocks = blocks_of(&data[..], data.len() as u64).unwrap();
-        assert_eq!(blocks_of(&data[..], u64::MAX).unwrap(), blocks, "hashing on a second thread gives the same blocks");
+        assert_eq!(
+            blocks_of(&data[..], u64::MAX).unwrap(),
+            blocks,
+            "hashing on a second thread gives the same blocks"
+        );
         let mut at = 0u64;
         for (i, b) in blocks.iter().enumerate() {
             assert_eq!(b.offset, at);

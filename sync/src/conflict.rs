@@ -55,7 +55,8 @@ pub fn resolve(a: &Side, b: &Side) -> Resolution {
 
 /// The name under which `loser`'s content of `path` is kept.
 pub fn conflict_name(path: &RelPath, loser: &Side, member: &str) -> Result<RelPath, PathError> {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(loser.mtime_ns).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(loser.mtime_ns)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let stamp = at
         .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
         .unwrap_or_else(|_| "00000000-000000".into());
@@ -96,9 +97,21 @@ mod tests {
             let both_deleted = a.deleted && b.deleted;
             assert!(both_deleted || resolve(&a, &b) == flipped, "{a:?} {b:?}");
         }
-        assert_eq!(resolve(&side(false, T, 1), &side(true, T + 9, 2)), Resolution::KeepA, "modification beats deletion");
-        assert_eq!(resolve(&side(false, T + 1, 1), &side(false, T, 2)), Resolution::AWins, "later wins");
-        assert_eq!(resolve(&side(false, T, 1), &side(false, T, 2)), Resolution::BWins, "tie: larger member");
+        assert_eq!(
+            resolve(&side(false, T, 1), &side(true, T + 9, 2)),
+            Resolution::KeepA,
+            "modification beats deletion"
+        );
+        assert_eq!(
+            resolve(&side(false, T + 1, 1), &side(false, T, 2)),
+            Resolution::AWins,
+            "later wins"
+        );
+        assert_eq!(
+            resolve(&side(false, T, 1), &side(false, T, 2)),
+            Resolution::BWins,
+            "tie: larger member"
+        );
     }
 
     #[test]
@@ -110,6 +123,9 @@ mod tests {
             "docs/report.final.sync-conflict-20261118-110640-ABCDEFG.pdf"
         );
         let dot = RelPath::parse(".bashrc").unwrap();
-        assert_eq!(conflict_name(&dot, &loser, "X").unwrap().as_str(), ".bashrc.sync-conflict-20261118-110640-X");
+        assert_eq!(
+            conflict_name(&dot, &loser, "X").unwrap().as_str(),
+            ".bashrc.sync-conflict-20261118-110640-X"
+        );
     }
 }

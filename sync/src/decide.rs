@@ -36,7 +36,10 @@ fn side(f: &FileInfo) -> Side {
 }
 
 fn same_content(a: &FileInfo, b: &FileInfo) -> bool {
-    a.deleted == b.deleted && a.kind == b.kind && a.mode == b.mode && a.blocks.iter().map(|x| x.hash).eq(b.blocks.iter().map(|x| x.hash))
+    a.deleted == b.deleted
+        && a.kind == b.kind
+        && a.mode == b.mode
+        && a.blocks.iter().map(|x| x.hash).eq(b.blocks.iter().map(|x| x.hash))
 }
 
 /// Decides what to do with `theirs`, given `ours` (if we have the path).
@@ -77,7 +80,11 @@ mod tests {
             version,
             deleted,
             modified_by: by,
-            blocks: if deleted { vec![] } else { vec![Block { hash: [content; 32], offset: 0, size: 1 }] },
+            blocks: if deleted {
+                vec![]
+            } else {
+                vec![Block { hash: [content; 32], offset: 0, size: 1 }]
+            },
             sequence: 0,
         }
     }
@@ -96,7 +103,11 @@ mod tests {
         let mine = file(1, base.bumped(1), 30, 3, false);
         let theirs_later = file(2, base.bumped(2), 40, 4, false);
         assert_eq!(decide(Some(&mine), &theirs_later), Action::TakeTheirs { copy_ours: true });
-        assert_eq!(decide(Some(&theirs_later), &mine), Action::KeepOurs { copy_theirs: true }, "both members agree");
+        assert_eq!(
+            decide(Some(&theirs_later), &mine),
+            Action::KeepOurs { copy_theirs: true },
+            "both members agree"
+        );
         let theirs_same = file(2, base.bumped(2), 40, 3, false);
         assert_eq!(decide(Some(&mine), &theirs_same), Action::MergeSame);
         // Delete against modify: the modification stays, on both sides.

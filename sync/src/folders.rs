@@ -34,12 +34,18 @@ impl Folder {
 /// Parses an invite into (folder id, owner peer id).
 pub fn parse_invite(s: &str) -> Result<(String, String), FolderError> {
     let bad = |why: &str| FolderError::Invite(format!("{s:?}: {why}"));
-    let rest = s.trim().strip_prefix("cloudy-sync:").ok_or_else(|| bad("does not start with cloudy-sync:"))?;
-    let (id, owner) = rest.split_once(':').ok_or_else(|| bad("expected cloudy-sync:<folder>:<owner>"))?;
+    let rest = s
+        .trim()
+        .strip_prefix("cloudy-sync:")
+        .ok_or_else(|| bad("does not start with cloudy-sync:"))?;
+    let (id, owner) =
+        rest.split_once(':').ok_or_else(|| bad("expected cloudy-sync:<folder>:<owner>"))?;
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad("the folder id is not 32 hex digits"));
     }
-    owner.parse::<cloudy_overlay::PeerId>().map_err(|e| bad(&format!("the owner is not a peer id ({e})")))?;
+    owner
+        .parse::<cloudy_overlay::PeerId>()
+        .map_err(|e| bad(&format!("the owner is not a peer id ({e})")))?;
     Ok((id.to_ascii_lowercase(), owner.to_string()))
 }
 
@@ -61,6 +67,7 @@ pub enum FolderError {
 }
 
 /// The folder list.
+#[derive(Debug)]
 pub struct Folders {
     file: PathBuf,
     list: Mutex<Vec<Folder>>,
@@ -69,7 +76,10 @@ pub struct Folders {
 impl Folders {
     /// Loads `file` (an absent file is an empty list).
     pub fn load(file: &Path) -> Result<Folders, FolderError> {
-        let io = |e: &dyn std::fmt::Display| FolderError::Io { path: file.display().to_string(), reason: e.to_string() };
+        let io = |e: &dyn std::fmt::Display| FolderError::Io {
+            path: file.display().to_string(),
+            reason: e.to_string(),
+        };
         let list = match std::fs::read(file) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| io(&e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -79,9 +89,13 @@ impl Folders {
     }
 
     fn save(&self, list: &[Folder]) -> Result<(), FolderError> {
-        let io = |e: &dyn std::fmt::Display| FolderError::Io { path: self.file.display().to_string(), reason: e.to_string() };
+        let io = |e: &dyn std::fmt::Display| FolderError::Io {
+            path: self.file.display().to_string(),
+            reason: e.to_string(),
+        };
         let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(list).expect("folders serialise")).map_err(|e| io(&e))?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(list).expect("folders serialise"))
+            .map_err(|e| io(&e))?;
         std::fs::rename(&tmp, &self.file).map_err(|e| io(&e))
     }
 
@@ -97,7 +111,11 @@ impl Folders {
 
     /// Changes (or with `None`, removes) folder `id` and saves the list;
     /// returns the folder after the change.
-    pub fn update(&self, id: &str, change: impl FnOnce(Option<Folder>) -> Option<Folder>) -> Result<Option<Folder>, FolderError> {
+    pub fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(Option<Folder>) -> Option<Folder>,
+    ) -> Result<Option<Folder>, FolderError> {
         let mut list = self.list.lock().expect("folders lock");
         let old = list.iter().position(|f| f.id == id);
         let new = change(old.map(|i| list[i].clone()));
@@ -121,16 +139,35 @@ mod tests {
     #[test]
     fn invites_and_persistence() {
         let owner = cloudy_overlay::PeerId::random().to_string();
-        let f = Folder { id: "ab".repeat(16), name: "photos".into(), path: "/srv/p".into(), owner: owner.clone(), members: vec![owner.clone()], pending: vec![] };
+        let f = Folder {
+            id: "ab".repeat(16),
+            name: "photos".into(),
+            path: "/srv/p".into(),
+            owner: owner.clone(),
+            members: vec![owner.clone()],
+            pending: vec![],
+        };
         assert_eq!(parse_invite(&f.invite()).unwrap(), (f.id.clone(), owner.clone()));
-        for bad in ["", "cloudy-sync:", "cloudy-sync:xyz:abc", &format!("cloudy-sync:{}:notapeer", "ab".repeat(16)), "http://x"] {
+        for bad in [
+            "",
+            "cloudy-sync:",
+            "cloudy-sync:xyz:abc",
+            &format!("cloudy-sync:{}:notapeer", "ab".repeat(16)),
+            "http://x",
+        ] {
             assert!(parse_invite(bad).is_err(), "{bad:?}");
         }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("folders.json");
         let list = Folders::load(&file).unwrap();
         list.update(&f.id, |_| Some(f.clone())).unwrap();
-        list.update(&f.id, |old| old.map(|mut o| { o.pending.push("p".into()); o })).unwrap();
+        list.update(&f.id, |old| {
+            old.map(|mut o| {
+                o.pending.push("p".into());
+                o
+            })
+        })
+        .unwrap();
         let again = Folders::load(&file).unwrap();
         assert_eq!(again.get(&f.id).unwrap().pending, vec!["p".to_string()]);
         again.update(&f.id, |_| None).unwrap();

@@ -90,6 +90,7 @@ pub struct IndexError {
 }
 
 /// One folder's index.
+#[derive(Debug)]
 pub struct Index {
     db: Mutex<rusqlite::Connection>,
     path: String,
@@ -136,20 +137,31 @@ impl Index {
     /// Opens (creating) the index at `path`.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
         let p = path.display().to_string();
-        let db = rusqlite::Connection::open(path).map_err(|e| IndexError { path: p.clone(), reason: e.to_string() })?;
+        let db = rusqlite::Connection::open(path)
+            .map_err(|e| IndexError { path: p.clone(), reason: e.to_string() })?;
         Self::with(db, p)
     }
 
     /// An index in memory.
     pub fn in_memory() -> Index {
-        Self::with(rusqlite::Connection::open_in_memory().expect("in-memory SQLite"), ":memory:".into()).expect("schema")
+        Self::with(
+            rusqlite::Connection::open_in_memory().expect("in-memory SQLite"),
+            ":memory:".into(),
+        )
+        .expect("schema")
     }
 
     fn with(db: rusqlite::Connection, path: String) -> Result<Index, IndexError> {
         let err = |e: rusqlite::Error| IndexError { path: path.clone(), reason: e.to_string() };
         db.execute_batch(SCHEMA).map_err(err)?;
         // Indexes made before entries had an origin.
-        let has_origin: bool = db.query_row("SELECT COUNT(*) FROM pragma_table_info('files') WHERE name = 'origin'", [], |r| r.get(0)).map_err(err)?;
+        let has_origin: bool = db
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('files') WHERE name = 'origin'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
         if !has_origin {
             db.execute_batch("ALTER TABLE files ADD COLUMN origin TEXT").map_err(err)?;
         }
@@ -182,7 +194,9 @@ impl Index {
     pub fn put_from(&self, info: &FileInfo, origin: Option<&str>) -> Result<u64, IndexError> {
         let mut db = self.db();
         let tx = db.transaction().map_err(|e| self.err(e))?;
-        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(sequence), 0) + 1 FROM files", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        let seq: i64 = tx
+            .query_row("SELECT COALESCE(MAX(sequence), 0) + 1 FROM files", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
         let kind = serde_json::to_string(&info.kind).expect("kind serialises");
         tx.execute(
             "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -201,17 +215,29 @@ impl Index {
             ],
         )
         .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM blocks WHERE path = ?1", [info.path.as_str()]).map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM pieces WHERE path = ?1", [info.path.as_str()]).map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM blocks WHERE path = ?1", [info.path.as_str()])
+            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM pieces WHERE path = ?1", [info.path.as_str()])
+            .map_err(|e| self.err(e))?;
         if !info.deleted {
-            let mut stmt = tx.prepare("INSERT INTO blocks VALUES (?1, ?2, ?3, ?4)").map_err(|e| self.err(e))?;
+            let mut stmt = tx
+                .prepare("INSERT INTO blocks VALUES (?1, ?2, ?3, ?4)")
+                .map_err(|e| self.err(e))?;
             for b in &info.blocks {
-                stmt.execute(rusqlite::params![&b.hash[..], info.path.as_str(), b.offset as i64, b.size]).map_err(|e| self.err(e))?;
+                stmt.execute(rusqlite::params![
+                    &b.hash[..],
+                    info.path.as_str(),
+                    b.offset as i64,
+                    b.size
+                ])
+                .map_err(|e| self.err(e))?;
             }
             if info.blocks.len() > blocklist::INLINE {
-                let mut stmt = tx.prepare("INSERT INTO pieces VALUES (?1, ?2)").map_err(|e| self.err(e))?;
+                let mut stmt =
+                    tx.prepare("INSERT INTO pieces VALUES (?1, ?2)").map_err(|e| self.err(e))?;
                 for (hash, _) in blocklist::pieces(&info.entries()) {
-                    stmt.execute(rusqlite::params![&hash[..], info.path.as_str()]).map_err(|e| self.err(e))?;
+                    stmt.execute(rusqlite::params![&hash[..], info.path.as_str()])
+                        .map_err(|e| self.err(e))?;
                 }
             }
         }
@@ -223,7 +249,11 @@ impl Index {
         Ok(self.rows_with_origin(sql, params)?.into_iter().map(|(f, _)| f).collect())
     }
 
-    fn rows_with_origin(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<(FileInfo, Option<String>)>, IndexError> {
+    fn rows_with_origin(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(FileInfo, Option<String>)>, IndexError> {
         let db = self.db();
         let mut stmt = db.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -245,9 +275,12 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, kind, size, mtime, mode, version, deleted, by, blocks, seq, origin) = row.map_err(|e| self.err(e))?;
+            let (path, kind, size, mtime, mode, version, deleted, by, blocks, seq, origin) =
+                row.map_err(|e| self.err(e))?;
             // Rows are only written by `put`, from checked values.
-            let (Ok(path), Ok(kind)) = (RelPath::parse(&path), serde_json::from_str(&kind)) else { continue };
+            let (Ok(path), Ok(kind)) = (RelPath::parse(&path), serde_json::from_str(&kind)) else {
+                continue;
+            };
             let info = FileInfo {
                 path,
                 kind,
@@ -272,10 +305,21 @@ impl Index {
 
     /// What to send `peer` after `since`: the next `limit` changes, less
     /// those taken unchanged from `peer`, and the sequence they reach.
-    pub fn changes_for(&self, since: u64, limit: u32, peer: &str) -> Result<(Vec<FileInfo>, u64), IndexError> {
-        let rows = self.rows_with_origin("SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2", rusqlite::params![since as i64, limit])?;
+    pub fn changes_for(
+        &self,
+        since: u64,
+        limit: u32,
+        peer: &str,
+    ) -> Result<(Vec<FileInfo>, u64), IndexError> {
+        let rows = self.rows_with_origin(
+            "SELECT * FROM files WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+            rusqlite::params![since as i64, limit],
+        )?;
         let reached = rows.last().map_or(since, |(f, _)| f.sequence);
-        Ok((rows.into_iter().filter(|(_, o)| o.as_deref() != Some(peer)).map(|(f, _)| f).collect(), reached))
+        Ok((
+            rows.into_iter().filter(|(_, o)| o.as_deref() != Some(peer)).map(|(f, _)| f).collect(),
+            reached,
+        ))
     }
 
     /// The block-list piece with this hash, from a local file's list.
@@ -285,14 +329,24 @@ impl Index {
 
     /// Every piece of the local file whose list has the piece `hash` (none
     /// if no file has it): a file's pieces are usually wanted together.
-    pub fn pieces_beside(&self, hash: &Hash) -> Result<Vec<(Hash, Vec<blocklist::Entry>)>, IndexError> {
-        let found = self.db().query_row("SELECT path FROM pieces WHERE hash = ?1 LIMIT 1", [&hash[..]], |r| r.get::<_, String>(0));
+    pub fn pieces_beside(
+        &self,
+        hash: &Hash,
+    ) -> Result<Vec<(Hash, Vec<blocklist::Entry>)>, IndexError> {
+        let found = self.db().query_row(
+            "SELECT path FROM pieces WHERE hash = ?1 LIMIT 1",
+            [&hash[..]],
+            |r| r.get::<_, String>(0),
+        );
         let path = match found {
             Ok(p) => p,
             Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(Vec::new()),
             Err(e) => return Err(self.err(e)),
         };
-        let Some(info) = RelPath::parse(&path).ok().map(|p| self.get(&p)).transpose()?.flatten() else { return Ok(Vec::new()) };
+        let Some(info) = RelPath::parse(&path).ok().map(|p| self.get(&p)).transpose()?.flatten()
+        else {
+            return Ok(Vec::new());
+        };
         let entries = info.entries();
         Ok(blocklist::pieces(&entries).into_iter().map(|(h, e)| (h, e.to_vec())).collect())
     }
@@ -303,12 +357,19 @@ impl Index {
     }
 
     /// For each hash, a local file holding that block: (path, offset, size).
-    pub fn find_blocks<'a>(&self, hashes: impl Iterator<Item = &'a Hash>) -> Result<Vec<Option<Found>>, IndexError> {
+    pub fn find_blocks<'a>(
+        &self,
+        hashes: impl Iterator<Item = &'a Hash>,
+    ) -> Result<Vec<Option<Found>>, IndexError> {
         let db = self.db();
-        let mut stmt = db.prepare_cached("SELECT path, offset, size FROM blocks WHERE hash = ?1 LIMIT 1").map_err(|e| self.err(e))?;
+        let mut stmt = db
+            .prepare_cached("SELECT path, offset, size FROM blocks WHERE hash = ?1 LIMIT 1")
+            .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for hash in hashes {
-            let found = stmt.query_row([&hash[..]], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?)));
+            let found = stmt.query_row([&hash[..]], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?))
+            });
             out.push(match found {
                 Ok((p, o, s)) => RelPath::parse(&p).ok().map(|p| (p, o as u64, s)),
                 Err(rusqlite::Error::QueryReturnedNoRows) => None,
@@ -325,7 +386,10 @@ impl Index {
 
     /// The highest sequence of `peer`'s index applied here.
     pub fn peer_seen(&self, peer: &str) -> Result<u64, IndexError> {
-        match self.db().query_row("SELECT seen FROM peers WHERE peer = ?1", [peer], |r| r.get::<_, i64>(0)) {
+        match self
+            .db()
+            .query_row("SELECT seen FROM peers WHERE peer = ?1", [peer], |r| r.get::<_, i64>(0))
+        {
             Ok(v) => Ok(v as u64),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(0),
             Err(e) => Err(self.err(e)),
@@ -336,7 +400,9 @@ impl Index {
     pub fn peers_seen(&self) -> Result<std::collections::BTreeMap<String, u64>, IndexError> {
         let db = self.db();
         let mut stmt = db.prepare("SELECT peer, seen FROM peers").map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -349,7 +415,10 @@ impl Index {
     /// Records that `peer`'s index up to `seen` was applied.
     pub fn set_peer_seen(&self, peer: &str, seen: u64) -> Result<(), IndexError> {
         self.db()
-            .execute("INSERT OR REPLACE INTO peers VALUES (?1, ?2)", rusqlite::params![peer, seen as i64])
+            .execute(
+                "INSERT OR REPLACE INTO peers VALUES (?1, ?2)",
+                rusqlite::params![peer, seen as i64],
+            )
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -368,7 +437,8 @@ mod tests {
         assert_eq!(ix.max_sequence().unwrap(), 0);
         let a = info("a.txt", vec![b(1, 0, 10), b(2, 10, 5)]);
         assert_eq!(ix.put(&a).unwrap(), 1);
-        let link = FileInfo { kind: Kind::Symlink("a.txt".into()), blocks: vec![], ..info("l", vec![]) };
+        let link =
+            FileInfo { kind: Kind::Symlink("a.txt".into()), blocks: vec![], ..info("l", vec![]) };
         assert_eq!(ix.put(&link).unwrap(), 2);
         let got = ix.get(&a.path).unwrap().unwrap();
         assert_eq!(got, FileInfo { sequence: 1, ..a.clone() });
@@ -377,9 +447,19 @@ mod tests {
         // A change moves the entry to the next sequence.
         let gone = FileInfo { deleted: true, version: a.version.bumped(7), ..a.clone() };
         assert_eq!(ix.put(&gone).unwrap(), 3);
-        let since: Vec<String> = ix.changes_for(1, 100, "nobody").unwrap().0.iter().map(|f| f.path.to_string()).collect();
+        let since: Vec<String> = ix
+            .changes_for(1, 100, "nobody")
+            .unwrap()
+            .0
+            .iter()
+            .map(|f| f.path.to_string())
+            .collect();
         assert_eq!(since, vec!["l", "a.txt"]);
-        assert_eq!(ix.find_block(&[2; 32]).unwrap(), None, "a deleted file's blocks are not reusable");
+        assert_eq!(
+            ix.find_block(&[2; 32]).unwrap(),
+            None,
+            "a deleted file's blocks are not reusable"
+        );
         assert_eq!(ix.all().unwrap().len(), 2);
         assert_eq!(ix.peer_seen("p").unwrap(), 0);
         ix.set_peer_seen("p", 42).unwrap();
@@ -390,7 +470,13 @@ mod tests {
         ix.set_peer_seen("p", 42).unwrap();
 
         // A long list's pieces are found through any file holding them.
-        let long: Vec<Block> = (0..300u64).map(|i| Block { hash: *blake3::hash(&i.to_le_bytes()).as_bytes(), offset: i * 10, size: 10 }).collect();
+        let long: Vec<Block> = (0..300u64)
+            .map(|i| Block {
+                hash: *blake3::hash(&i.to_le_bytes()).as_bytes(),
+                offset: i * 10,
+                size: 10,
+            })
+            .collect();
         let big = info("big", long);
         // Taken unchanged from peer "p": not sent back to "p".
         assert_eq!(ix.put_from(&big, Some("p")).unwrap(), 4);

@@ -60,7 +60,9 @@ impl RelPath {
             path: file.display().to_string(),
             reason: "outside the folder",
         })?;
-        let s = rel.to_str().ok_or(PathError { path: rel.display().to_string(), reason: "not UTF-8" })?;
+        let s = rel
+            .to_str()
+            .ok_or(PathError { path: rel.display().to_string(), reason: "not UTF-8" })?;
         RelPath::parse(s)
     }
 
@@ -105,7 +107,19 @@ mod tests {
 
     #[test]
     fn traversal_and_odd_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/", "a\\..\\b", "x\0y", ".cloudy-versions/a", ".cloudy-versions"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\..\\b",
+            "x\0y",
+            ".cloudy-versions/a",
+            ".cloudy-versions",
+        ] {
             assert!(RelPath::parse(bad).is_err(), "{bad:?} accepted");
         }
         let long = "a/".repeat(3000);

@@ -105,20 +105,29 @@ impl WireFile {
     /// Checks the entry from a peer: a safe path, blocks adding up to the
     /// size. `piece` gives the entries of a piece (checked against its hash
     /// by whoever fetched it).
-    pub fn into_info<'a>(mut self, piece: impl Fn(&Hash) -> Option<&'a [blocklist::Entry]>) -> Result<FileInfo, PathError> {
+    pub fn into_info<'a>(
+        mut self,
+        piece: impl Fn(&Hash) -> Option<&'a [blocklist::Entry]>,
+    ) -> Result<FileInfo, PathError> {
         let path = RelPath::parse(&self.path)?;
         if !self.pieces.is_empty() {
             if !self.blocks.is_empty() {
                 return Err(PathError { path: self.path, reason: "both a block list and pieces" });
             }
             for h in &self.pieces {
-                let entries = piece(h).ok_or(PathError { path: self.path.clone(), reason: "a block-list piece is missing" })?;
+                let entries = piece(h).ok_or(PathError {
+                    path: self.path.clone(),
+                    reason: "a block-list piece is missing",
+                })?;
                 self.blocks.extend_from_slice(entries);
             }
         }
         let total: u64 = self.blocks.iter().map(|(_, s)| *s as u64).sum();
         if !self.deleted && self.kind == Kind::File && total != self.size {
-            return Err(PathError { path: self.path, reason: "block sizes do not add up to the file size" });
+            return Err(PathError {
+                path: self.path,
+                reason: "block sizes do not add up to the file size",
+            });
         }
         let mut offset = 0;
         let blocks = self
@@ -158,17 +167,23 @@ pub enum ProtocolError {
 }
 
 /// Sends one message.
-pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(w: &mut W, m: &M) -> Result<(), ProtocolError> {
+pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(
+    w: &mut W,
+    m: &M,
+) -> Result<(), ProtocolError> {
     let body = postcard::to_stdvec(m).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     cloudy_overlay::frame::write_frame(w, &body, MAX_FRAME).await.map_err(ProtocolError::Io)
 }
 
 /// Receives one message; `None` at a clean end of stream.
-pub async fn recv<R: AsyncRead + Unpin, M: for<'de> Deserialize<'de>>(r: &mut R) -> Result<Option<M>, ProtocolError> {
-    let Some(frame) = cloudy_overlay::frame::read_frame(r, MAX_FRAME).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => ProtocolError::Malformed(e.to_string()),
-        _ => ProtocolError::Io(e),
-    })?
+pub async fn recv<R: AsyncRead + Unpin, M: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> Result<Option<M>, ProtocolError> {
+    let Some(frame) =
+        cloudy_overlay::frame::read_frame(r, MAX_FRAME).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => ProtocolError::Malformed(e.to_string()),
+            _ => ProtocolError::Io(e),
+        })?
     else {
         return Ok(None);
     };
@@ -204,8 +219,10 @@ mod tests {
         assert!(WireFile { path: "../etc/passwd".into(), ..f.clone() }.into_info(none).is_err());
         assert!(WireFile { size: 8, ..f.clone() }.into_info(none).is_err());
         // A long list goes as pieces, and comes back from them.
-        let entries: Vec<blocklist::Entry> = (0..200u32).map(|i| (*blake3::hash(&i.to_le_bytes()).as_bytes(), 10)).collect();
-        let long = WireFile { blocks: entries.clone(), size: 2000, ..f.clone() }.into_info(none).unwrap();
+        let entries: Vec<blocklist::Entry> =
+            (0..200u32).map(|i| (*blake3::hash(&i.to_le_bytes()).as_bytes(), 10)).collect();
+        let long =
+            WireFile { blocks: entries.clone(), size: 2000, ..f.clone() }.into_info(none).unwrap();
         let wire = WireFile::from(&long);
         assert!(wire.blocks.is_empty() && !wire.pieces.is_empty());
         let pieces = blocklist::pieces(&entries);
@@ -215,7 +232,9 @@ mod tests {
         assert!(err.to_string().contains("piece is missing"), "{err}");
         assert!(WireFile { blocks: vec![([3; 32], 7)], ..wire }.into_info(lookup).is_err());
         let mut junk = Vec::new();
-        cloudy_overlay::frame::write_frame(&mut junk, &[0xff, 0xff, 0xff], MAX_FRAME).await.unwrap();
+        cloudy_overlay::frame::write_frame(&mut junk, &[0xff, 0xff, 0xff], MAX_FRAME)
+            .await
+            .unwrap();
         let err = recv::<_, Request>(&mut futures::io::Cursor::new(junk)).await.unwrap_err();
         assert!(matches!(err, ProtocolError::Malformed(_)), "{err}");
     }

@@ -11,11 +11,11 @@ use crate::chunk::Hash;
 use crate::decide::{decide, Action};
 use crate::index::{FileInfo, Index};
 use crate::path::RelPath;
-use crate::vv::VersionVector;
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
 use crate::scan::{ignores, is_ignored, scan, Hold};
 use crate::service::{Inner, Status};
 use crate::source::{MemberBlocks, TIMEOUT};
+use crate::vv::VersionVector;
 use cloudy_overlay::{PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -54,7 +54,7 @@ pub(crate) struct Running {
 
 impl Running {
     /// Its status, with fresh totals.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let mut st = self.status.lock().expect("status lock").clone();
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
@@ -95,11 +95,13 @@ impl Running {
     /// The members that announced exactly `f`'s version.
     fn holders(&self, f: &FileInfo) -> Vec<PeerId> {
         let a = self.announced.lock().expect("announced lock");
-        a.get(&f.path).map(|by| by.iter().filter(|(_, v)| **v == f.version).map(|(p, _)| *p).collect()).unwrap_or_default()
+        a.get(&f.path)
+            .map(|by| by.iter().filter(|(_, v)| **v == f.version).map(|(p, _)| *p).collect())
+            .unwrap_or_default()
     }
 
     /// Notified when the local index changes.
-    pub fn watch_seq(&self) -> watch::Receiver<u64> {
+    pub(crate) fn watch_seq(&self) -> watch::Receiver<u64> {
         self.seq.subscribe()
     }
 
@@ -110,7 +112,7 @@ impl Running {
     }
 
     /// The bytes of a block found in the folder, checked against its hash.
-    pub async fn read_block(&self, root: &Path, hash: &[u8; 32]) -> Option<Vec<u8>> {
+    pub(crate) async fn read_block(&self, root: &Path, hash: &[u8; 32]) -> Option<Vec<u8>> {
         let (path, offset, size) = self.index.find_block(hash).ok()??;
         let file = path.under(root);
         let hash = *hash;
@@ -151,7 +153,13 @@ fn root_of(inner: &Inner, id: &str) -> Option<PathBuf> {
 }
 
 /// Scans folder `id`; returns whether some files were not stable yet.
-async fn scan_now(inner: &Inner, id: &str, r: &Running, busy: HashSet<PathBuf>, closed: HashSet<PathBuf>) -> bool {
+async fn scan_now(
+    inner: &Inner,
+    id: &str,
+    r: &Running,
+    busy: HashSet<PathBuf>,
+    closed: HashSet<PathBuf>,
+) -> bool {
     let Some(root) = root_of(inner, id) else { return false };
     let _guard = r.lock.lock().await;
     let index_path = inner.dir.join(format!("{id}.sqlite"));
@@ -206,7 +214,9 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
         let Ok(ev) = ev else { return };
         let path = ev.paths.first().cloned().unwrap_or_default();
         let seen = match ev.kind {
-            EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(CreateKind::File) => Seen::Writing(path),
+            EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(CreateKind::File) => {
+                Seen::Writing(path)
+            }
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => Seen::Closed(path),
             EventKind::Access(_) => return,
             _ => Seen::Other,
@@ -218,7 +228,9 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
     let mut busy: HashMap<PathBuf, tokio::time::Instant> = HashMap::new();
     let mut closed: HashSet<PathBuf> = HashSet::new();
     if let Some(root) = root_of(&inner, &id) {
-        let removed = tokio::task::spawn_blocking(move || crate::scan::remove_stale_temps(&root)).await.unwrap_or(0);
+        let removed = tokio::task::spawn_blocking(move || crate::scan::remove_stale_temps(&root))
+            .await
+            .unwrap_or(0);
         if removed > 0 {
             info!(folder = %id, removed, "removed temporary files of an interrupted pull");
         }
@@ -253,14 +265,19 @@ async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
             }
         }
         busy.retain(|_, at| at.elapsed() < BUSY_FOR);
-        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) && !inner.cfg.keep_versions.is_zero() {
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) && !inner.cfg.keep_versions.is_zero()
+        {
             pruned = Some(tokio::time::Instant::now());
             prune_versions(&inner, &id).await;
         }
         // Files still being written are looked at again once settled.
-        let unstable = scan_now(&inner, &id, &r, busy.keys().cloned().collect(), std::mem::take(&mut closed)).await;
+        let unstable =
+            scan_now(&inner, &id, &r, busy.keys().cloned().collect(), std::mem::take(&mut closed))
+                .await;
         if let Some(root) = root_of(&inner, &id) {
-            let now = blake3::hash(&std::fs::read(root.join(crate::scan::IGNORE_FILE)).unwrap_or_default());
+            let now = blake3::hash(
+                &std::fs::read(root.join(crate::scan::IGNORE_FILE)).unwrap_or_default(),
+            );
             if patterns.is_some_and(|before| before != now) {
                 unignore(&id, &r);
             }
@@ -294,13 +311,21 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 async fn prune_versions(inner: &Inner, id: &str) {
     let Some(root) = root_of(inner, id) else { return };
     let keep = inner.cfg.keep_versions;
-    let removed = tokio::task::spawn_blocking(move || crate::versions::prune(&root, keep, std::time::SystemTime::now())).await.unwrap_or(0);
+    let removed = tokio::task::spawn_blocking(move || {
+        crate::versions::prune(&root, keep, std::time::SystemTime::now())
+    })
+    .await
+    .unwrap_or(0);
     if removed > 0 {
         info!(target: "cloudy::_events::sync", folder = %id, removed, "deleted versions past their retention");
     }
 }
 
-fn note(busy: &mut HashMap<PathBuf, tokio::time::Instant>, closed: &mut HashSet<PathBuf>, seen: Seen) {
+fn note(
+    busy: &mut HashMap<PathBuf, tokio::time::Instant>,
+    closed: &mut HashSet<PathBuf>,
+    seen: Seen,
+) {
     match seen {
         Seen::Writing(p) => {
             closed.remove(&p);
@@ -330,7 +355,10 @@ async fn members(inner: Arc<Inner>, id: String, r: Arc<Running>) {
                 continue;
             }
             let Ok(peer) = m.parse::<PeerId>() else { continue };
-            subs.insert(m.clone(), tokio::spawn(subscribe(inner.clone(), id.clone(), r.clone(), peer)));
+            subs.insert(
+                m.clone(),
+                tokio::spawn(subscribe(inner.clone(), id.clone(), r.clone(), peer)),
+            );
         }
     }
     for h in subs.values() {
@@ -377,9 +405,14 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
     let generation = *r.resubscribe.borrow();
     let mut control = inner.overlay.stream_control();
     let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
-    let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?.map_err(|e| e.to_string())?;
+    let mut s = tokio::time::timeout(TIMEOUT, open)
+        .await
+        .map_err(|_| "no session in time".to_string())?
+        .map_err(|e| e.to_string())?;
     let seen = r.index.peer_seen(&peer.to_string()).map_err(|e| e.to_string())?;
-    send(&mut s, &Request::Index { folder: id.to_string(), since: seen }).await.map_err(|e| e.to_string())?;
+    send(&mut s, &Request::Index { folder: id.to_string(), since: seen })
+        .await
+        .map_err(|e| e.to_string())?;
     let me = inner.overlay.local_peer_id();
     let others: Vec<PeerId> = inner
         .folders
@@ -438,7 +471,12 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
         return;
     }
     let ask = async {
-        let mut s = inner.overlay.stream_control().open_stream(peer, StreamProtocol::new(PROTOCOL)).await.ok()?;
+        let mut s = inner
+            .overlay
+            .stream_control()
+            .open_stream(peer, StreamProtocol::new(PROTOCOL))
+            .await
+            .ok()?;
         send(&mut s, &Request::Join { folder: id.to_string() }).await.ok()?;
         recv::<_, Response>(&mut s).await.ok()?
     };
@@ -454,7 +492,11 @@ const FILES_AT_ONCE: usize = 32;
 
 /// The block-list pieces a batch refers to: from local files' lists where
 /// possible, else fetched (and checked) from the members.
-async fn resolve_pieces(r: &Running, files: &[WireFile], source: &MemberBlocks) -> Result<HashMap<Hash, Vec<Entry>>, String> {
+async fn resolve_pieces(
+    r: &Running,
+    files: &[WireFile],
+    source: &MemberBlocks,
+) -> Result<HashMap<Hash, Vec<Entry>>, String> {
     let mut lists: HashMap<Hash, Vec<Entry>> = HashMap::new();
     let mut fetch = Vec::new();
     for h in files.iter().flat_map(|w| &w.pieces) {
@@ -467,8 +509,10 @@ async fn resolve_pieces(r: &Running, files: &[WireFile], source: &MemberBlocks) 
         }
     }
     type Piece = (Hash, Vec<Entry>);
-    let jobs: Vec<BoxFuture<'_, Result<Piece, String>>> =
-        fetch.into_iter().map(|h| Box::pin(async move { source.list(h).await.map(|e| (h, e)) }) as BoxFuture<'_, _>).collect();
+    let jobs: Vec<BoxFuture<'_, Result<Piece, String>>> = fetch
+        .into_iter()
+        .map(|h| Box::pin(async move { source.list(h).await.map(|e| (h, e)) }) as BoxFuture<'_, _>)
+        .collect();
     let fetched: Vec<_> = futures::stream::iter(jobs).buffer_unordered(FETCH_AHEAD).collect().await;
     for f in fetched {
         let (h, e) = f.map_err(|e| format!("block list: {e}"))?;
@@ -478,7 +522,14 @@ async fn resolve_pieces(r: &Running, files: &[WireFile], source: &MemberBlocks) 
 }
 
 /// Applies one batch of `peer`'s entries; `false` if any must be retried.
-async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: Vec<WireFile>, source: &MemberBlocks) -> bool {
+async fn apply_batch(
+    inner: &Inner,
+    id: &str,
+    r: &Running,
+    peer: PeerId,
+    files: Vec<WireFile>,
+    source: &MemberBlocks,
+) -> bool {
     let Some(root) = root_of(inner, id) else { return true };
     let origin = peer.to_string();
     let lists = match resolve_pieces(r, &files, source).await {
@@ -492,14 +543,24 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
     for w in files {
         match w.into_info(|h| lists.get(h).map(Vec::as_slice)) {
             Ok(i) => infos.push(i),
-            Err(e) => warn!(target: "cloudy::_events::sync", folder = %id, "refused an entry from a peer: {e}"),
+            Err(e) => {
+                warn!(target: "cloudy::_events::sync", folder = %id, "refused an entry from a peer: {e}")
+            }
         }
     }
     drop(lists);
     r.note_announced(peer, &infos);
     // Additions first, parents before children (so renames find their
     // blocks before the old name is deleted); deletions deepest first.
-    infos.sort_by(|a, b| a.deleted.cmp(&b.deleted).then_with(|| if a.deleted { b.path.cmp(&a.path) } else { a.path.cmp(&b.path) }));
+    infos.sort_by(|a, b| {
+        a.deleted.cmp(&b.deleted).then_with(|| {
+            if a.deleted {
+                b.path.cmp(&a.path)
+            } else {
+                a.path.cmp(&b.path)
+            }
+        })
+    });
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), "batch received");
     let _guard = r.lock.lock().await;
     let ig = ignores(&root);
@@ -526,8 +587,11 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
     // Plain new versions of files are assembled several at a time, before
     // anything is deleted (a rename reuses the old name's blocks), and
     // installed after one filesystem sync for the whole batch.
-    let jobs: Vec<BoxFuture<'_, _>> =
-        plan.iter().filter(|(t, a, _)| plain(t, a)).map(|(t, _, _)| Box::pin(prepare_one(&root, r, t, source)) as BoxFuture<'_, _>).collect();
+    let jobs: Vec<BoxFuture<'_, _>> = plan
+        .iter()
+        .filter(|(t, a, _)| plain(t, a))
+        .map(|(t, _, _)| Box::pin(prepare_one(&root, r, t, source)) as BoxFuture<'_, _>)
+        .collect();
     let started = std::time::Instant::now();
     let assembled: Vec<(&FileInfo, Result<Option<apply::Prepared>, ApplyError>)> =
         futures::stream::iter(jobs).buffer_unordered(FILES_AT_ONCE).collect().await;
@@ -586,7 +650,10 @@ async fn apply_batch(inner: &Inner, id: &str, r: &Running, peer: PeerId, files: 
 const SYNC_EACH: usize = 16;
 
 /// Makes the assembled files durable before they are installed.
-fn make_durable(root: &Path, prepared: &[(&FileInfo, Option<apply::Prepared>)]) -> Result<(), ApplyError> {
+fn make_durable(
+    root: &Path,
+    prepared: &[(&FileInfo, Option<apply::Prepared>)],
+) -> Result<(), ApplyError> {
     let files: Vec<&apply::Prepared> = prepared.iter().filter_map(|(_, p)| p.as_ref()).collect();
     match files.len() {
         0 => Ok(()),

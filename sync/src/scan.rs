@@ -80,7 +80,12 @@ fn same(old: &FileInfo, kind: &Kind, m: &std::fs::Metadata) -> bool {
     match kind {
         Kind::Dir => old.kind == Kind::Dir && old.mode == mode,
         Kind::Symlink(_) => &old.kind == kind,
-        Kind::File => old.kind == Kind::File && old.size == m.len() && old.mtime_ns == mtime_ns(m) && old.mode == mode,
+        Kind::File => {
+            old.kind == Kind::File
+                && old.size == m.len()
+                && old.mtime_ns == mtime_ns(m)
+                && old.mode == mode
+        }
     }
 }
 
@@ -104,7 +109,9 @@ pub fn remove_stale_temps(root: &Path) -> usize {
         .into_iter()
         .filter_entry(|e| e.file_name() != VERSIONS_DIR)
         .flatten()
-        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+        .filter(|e| {
+            e.file_type().is_file() && e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+        })
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
 }
@@ -113,17 +120,21 @@ pub fn remove_stale_temps(root: &Path) -> usize {
 /// that changed while hashed, are reported unstable instead.
 pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanReport, ScanError> {
     let settle = hold.settle;
-    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
-    std::fs::read_dir(root).map_err(|e| ScanError::Root { path: root.display().to_string(), reason: e.to_string() })?;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    std::fs::read_dir(root)
+        .map_err(|e| ScanError::Root { path: root.display().to_string(), reason: e.to_string() })?;
     let ig = ignores(root);
     let mut report = ScanReport::default();
     let mut seen = HashSet::new();
-    let walk = walkdir::WalkDir::new(root).min_depth(1).follow_links(false).into_iter().filter_entry(|e| {
-        match RelPath::from_fs(root, e.path()) {
-            Ok(p) => !is_ignored(&ig, &p, e.file_type().is_dir()),
-            Err(_) => false,
-        }
-    });
+    let walk =
+        walkdir::WalkDir::new(root).min_depth(1).follow_links(false).into_iter().filter_entry(
+            |e| match RelPath::from_fs(root, e.path()) {
+                Ok(p) => !is_ignored(&ig, &p, e.file_type().is_dir()),
+                Err(_) => false,
+            },
+        );
     for entry in walk {
         // Entries that vanish or cannot be read are picked up next scan.
         let Ok(entry) = entry else { continue };
@@ -149,7 +160,8 @@ pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanRepo
         let blocks = match kind {
             Kind::File
                 if hold.busy.contains(entry.path())
-                    || (now_ns - mtime_ns(&m) < settle.as_nanos() as i128 && !hold.closed.contains(entry.path())) =>
+                    || (now_ns - mtime_ns(&m) < settle.as_nanos() as i128
+                        && !hold.closed.contains(entry.path())) =>
             {
                 report.unstable.push(path);
                 continue;
@@ -167,7 +179,8 @@ pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanRepo
             }
             _ => Vec::new(),
         };
-        let version = old.as_ref().map_or_else(VersionVector::new, |o| o.version.clone()).bumped(me);
+        let version =
+            old.as_ref().map_or_else(VersionVector::new, |o| o.version.clone()).bumped(me);
         let info = FileInfo {
             path: path.clone(),
             size: if kind == Kind::File { m.len() } else { 0 },
@@ -184,7 +197,10 @@ pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanRepo
         report.changed.push(path);
     }
     for old in index.all()? {
-        if old.deleted || seen.contains(&old.path) || is_ignored(&ig, &old.path, old.kind == Kind::Dir) {
+        if old.deleted
+            || seen.contains(&old.path)
+            || is_ignored(&ig, &old.path, old.kind == Kind::Dir)
+        {
             continue;
         }
         let gone = FileInfo {
@@ -204,7 +220,6 @@ pub fn scan(root: &Path, index: &Index, me: u64, hold: &Hold) -> Result<ScanRepo
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     fn names(v: &[RelPath]) -> Vec<&str> {
         let mut n: Vec<&str> = v.iter().map(|p| p.as_str()).collect();
@@ -231,7 +246,11 @@ mod tests {
         let a = ix.get(&RelPath::parse("sub/a.txt").unwrap()).unwrap().unwrap();
         assert_eq!((a.size, a.blocks.len(), a.modified_by), (5, 1, 1));
         let link = ix.get(&RelPath::parse("link").unwrap()).unwrap().unwrap();
-        assert_eq!(link.kind, Kind::Symlink("/etc/passwd".into()), "links are stored, not followed");
+        assert_eq!(
+            link.kind,
+            Kind::Symlink("/etc/passwd".into()),
+            "links are stored, not followed"
+        );
 
         // Nothing changed: nothing indexed.
         assert_eq!(scan(root, &ix, 1, &Hold::default()).unwrap(), ScanReport::default());
@@ -246,7 +265,10 @@ mod tests {
         assert_eq!(a2.version.compare(&a.version), crate::vv::Order::Newer);
         let gone = ix.get(&RelPath::parse("empty").unwrap()).unwrap().unwrap();
         assert!(gone.deleted);
-        assert!(scan(Path::new("/nonexistent/folder"), &ix, 1, &Hold::default()).unwrap_err().to_string().contains("/nonexistent/folder"));
+        assert!(scan(Path::new("/nonexistent/folder"), &ix, 1, &Hold::default())
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/folder"));
     }
 
     #[test]
@@ -258,7 +280,11 @@ mod tests {
         let r = scan(dir.path(), &ix, 1, &settle).unwrap();
         assert_eq!(names(&r.unstable), vec!["fresh"]);
         let busy = Hold { busy: [dir.path().join("fresh")].into(), ..Hold::default() };
-        assert_eq!(names(&scan(dir.path(), &ix, 1, &busy).unwrap().unstable), vec!["fresh"], "a writer has it open");
+        assert_eq!(
+            names(&scan(dir.path(), &ix, 1, &busy).unwrap().unstable),
+            vec!["fresh"],
+            "a writer has it open"
+        );
         assert!(ix.all().unwrap().is_empty(), "not indexed yet");
         // Its writer closed it: no need to wait.
         let closed = Hold { closed: [dir.path().join("fresh")].into(), ..settle };

@@ -132,7 +132,8 @@ fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
     if !meta.is_dir() {
         return Err(bad("not a directory".into()));
     }
-    let probe = path.join(format!("{}probe-{:08x}", crate::scan::TMP_PREFIX, rand::random::<u32>()));
+    let probe =
+        path.join(format!("{}probe-{:08x}", crate::scan::TMP_PREFIX, rand::random::<u32>()));
     std::fs::write(&probe, b"").map_err(|e| bad(format!("not writable ({e})")))?;
     let _ = std::fs::remove_file(&probe);
     std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))
@@ -140,11 +141,22 @@ fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
 
 impl Sync {
     /// Starts the service with its data in `dir` (folder list, indexes).
-    pub fn start(overlay: Handle, dir: &Path, cfg: SyncConfig, cancel: CancellationToken) -> Result<Sync, SyncError> {
-        std::fs::create_dir_all(dir).map_err(|e| SyncError::BadPath { path: dir.display().to_string(), reason: e.to_string() })?;
+    pub fn start(
+        overlay: Handle,
+        dir: &Path,
+        cfg: SyncConfig,
+        cancel: CancellationToken,
+    ) -> Result<Sync, SyncError> {
+        std::fs::create_dir_all(dir).map_err(|e| SyncError::BadPath {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let folders = Folders::load(&dir.join("folders.json"))?;
         let me = overlay.local_peer_id().to_string();
-        let incoming = overlay.stream_control().accept(StreamProtocol::new(PROTOCOL)).map_err(|_| SyncError::AlreadyServing)?;
+        let incoming = overlay
+            .stream_control()
+            .accept(StreamProtocol::new(PROTOCOL))
+            .map_err(|_| SyncError::AlreadyServing)?;
         let inner = Arc::new(Inner {
             member: member_id(&me),
             me,
@@ -171,7 +183,12 @@ impl Sync {
     }
 
     /// Shares the directory at `path`; `members` may join without asking.
-    pub fn add(&self, path: &Path, name: Option<String>, members: Vec<String>) -> Result<Folder, SyncError> {
+    pub fn add(
+        &self,
+        path: &Path,
+        name: Option<String>,
+        members: Vec<String>,
+    ) -> Result<Folder, SyncError> {
         let path = usable_dir(path)?;
         for m in &members {
             m.parse::<PeerId>().map_err(|_| SyncError::BadPeer(m.clone()))?;
@@ -180,7 +197,9 @@ impl Sync {
         all.extend(members.into_iter().filter(|m| *m != self.0.me));
         let folder = Folder {
             id: hex::encode(rand::random::<[u8; 16]>()),
-            name: name.unwrap_or_else(|| path.file_name().map_or("folder".into(), |n| n.to_string_lossy().into_owned())),
+            name: name.unwrap_or_else(|| {
+                path.file_name().map_or("folder".into(), |n| n.to_string_lossy().into_owned())
+            }),
             path,
             owner: self.0.me.clone(),
             members: all,
@@ -284,7 +303,11 @@ impl Inner {
     }
 }
 
-async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
+async fn serve(
+    inner: &Inner,
+    peer: PeerId,
+    mut s: cloudy_overlay::Stream,
+) -> Result<(), crate::protocol::ProtocolError> {
     let Some(req) = recv::<_, Request>(&mut s).await? else { return Ok(()) };
     let folder = folder_of(&req).to_string();
     if let Request::Join { .. } = req {
@@ -292,7 +315,8 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
     }
     let Some((f, running)) = inner.member_of(&folder, &peer) else {
         warn!(target: "cloudy::_events::sync", %peer, folder = %folder, "refused a peer that is not a member");
-        return send(&mut s, &Response::Refused { reason: "not a member of this folder".into() }).await;
+        return send(&mut s, &Response::Refused { reason: "not a member of this folder".into() })
+            .await;
     };
     match req {
         Request::Index { since, .. } => serve_index(f, running, since, &peer.to_string(), s).await,
@@ -306,13 +330,23 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
                         running.uploaded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                         b
                     }
-                    Request::List { hash, .. } => running.index.find_piece(&hash).ok().flatten().map(crate::blocklist::encode),
+                    Request::List { hash, .. } => {
+                        running.index.find_piece(&hash).ok().flatten().map(crate::blocklist::encode)
+                    }
                     _ => None,
                 };
                 send(&mut s, &found.map_or(Response::Missing, Response::Data)).await?;
                 next = match recv::<_, Request>(&mut s).await? {
-                    Some(r @ (Request::Block { .. } | Request::List { .. })) if folder_of(&r) == folder => Some(r),
-                    Some(_) => return Err(crate::protocol::ProtocolError::Malformed("only block and list requests of one folder on a block session".into())),
+                    Some(r @ (Request::Block { .. } | Request::List { .. }))
+                        if folder_of(&r) == folder =>
+                    {
+                        Some(r)
+                    }
+                    Some(_) => {
+                        return Err(crate::protocol::ProtocolError::Malformed(
+                            "only block and list requests of one folder on a block session".into(),
+                        ))
+                    }
                     None => None,
                 };
             }
@@ -324,7 +358,10 @@ async fn serve(inner: &Inner, peer: PeerId, mut s: cloudy_overlay::Stream) -> Re
 
 fn folder_of(r: &Request) -> &str {
     match r {
-        Request::Join { folder } | Request::Index { folder, .. } | Request::Block { folder, .. } | Request::List { folder, .. } => folder,
+        Request::Join { folder }
+        | Request::Index { folder, .. }
+        | Request::Block { folder, .. }
+        | Request::List { folder, .. } => folder,
     }
 }
 
@@ -351,7 +388,13 @@ fn join_answer(inner: &Inner, folder: &str, peer: &PeerId) -> Response {
 /// An `Index` session: the member list, everything after `since`, then
 /// every change as it happens, until the client goes away.
 /// Entries taken unchanged from this peer are not sent back to it.
-async fn serve_index(f: Folder, running: Arc<Running>, since: u64, peer: &str, s: cloudy_overlay::Stream) -> Result<(), crate::protocol::ProtocolError> {
+async fn serve_index(
+    f: Folder,
+    running: Arc<Running>,
+    since: u64,
+    peer: &str,
+    s: cloudy_overlay::Stream,
+) -> Result<(), crate::protocol::ProtocolError> {
     let (mut rd, mut wr) = s.split();
     send(&mut wr, &Response::Members { name: f.name.clone(), members: f.members.clone() }).await?;
     let mut seq = running.watch_seq();
@@ -363,10 +406,10 @@ async fn serve_index(f: Folder, running: Arc<Running>, since: u64, peer: &str, s
         let _ = rd.read(&mut b).await;
     });
     loop {
-        let (batch, reached) = running
-            .index
-            .changes_for(cursor, BATCH as u32, peer)
-            .map_err(|e| crate::protocol::ProtocolError::Io(std::io::Error::other(e.to_string())))?;
+        let (batch, reached) =
+            running.index.changes_for(cursor, BATCH as u32, peer).map_err(|e| {
+                crate::protocol::ProtocolError::Io(std::io::Error::other(e.to_string()))
+            })?;
         if reached > cursor {
             cursor = reached;
             let files = batch.iter().map(WireFile::from).collect();
@@ -382,5 +425,11 @@ async fn serve_index(f: Folder, running: Arc<Running>, since: u64, peer: &str, s
             _ = &mut closed => return Ok(()),
             changed = seq.changed() => if changed.is_err() { return Ok(()) },
         }
+    }
+}
+
+impl std::fmt::Debug for Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sync").finish_non_exhaustive()
     }
 }

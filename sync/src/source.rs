@@ -26,10 +26,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Longest wait for a session to open or an answer to arrive.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sessions per peer.
-pub const SESSIONS: usize = 2;
+pub(crate) const SESSIONS: usize = 2;
 
 /// Requests in flight on one session.
 const IN_FLIGHT: usize = 32;
@@ -45,7 +45,10 @@ impl Session {
     async fn open(overlay: &Handle, peer: PeerId) -> Result<Session, String> {
         let mut control = overlay.stream_control();
         let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
-        let stream = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| "no session in time".to_string())?.map_err(|e| e.to_string())?;
+        let stream = tokio::time::timeout(TIMEOUT, open)
+            .await
+            .map_err(|_| "no session in time".to_string())?
+            .map_err(|e| e.to_string())?;
         let (mut rd, mut wr) = stream.split();
         let (requests, mut incoming) = mpsc::channel::<(Request, Reply)>(IN_FLIGHT);
         let (waiting, mut replies) = mpsc::channel::<Reply>(IN_FLIGHT);
@@ -60,7 +63,8 @@ impl Session {
         // Reader: answers in order; the first failure ends the session.
         tokio::spawn(async move {
             while let Some(reply) = replies.recv().await {
-                let answer = match tokio::time::timeout(TIMEOUT, recv::<_, Response>(&mut rd)).await {
+                let answer = match tokio::time::timeout(TIMEOUT, recv::<_, Response>(&mut rd)).await
+                {
                     Ok(Ok(Some(r @ (Response::Data(_) | Response::Missing)))) => Ok(r),
                     Ok(Ok(Some(other))) => Err(format!("{peer}: unexpected {other:?}")),
                     Ok(Ok(None)) => Err(format!("{peer} closed the session")),
@@ -79,7 +83,7 @@ impl Session {
 }
 
 /// Blocks of `folder` fetched from `peer`.
-pub struct PeerBlocks {
+pub(crate) struct PeerBlocks {
     overlay: Handle,
     peer: PeerId,
     folder: String,
@@ -89,7 +93,7 @@ pub struct PeerBlocks {
 
 impl PeerBlocks {
     /// A source for `folder`'s blocks on `peer`.
-    pub fn new(overlay: Handle, peer: PeerId, folder: String) -> Self {
+    pub(crate) fn new(overlay: Handle, peer: PeerId, folder: String) -> Self {
         let sessions = (0..SESSIONS).map(|_| Mutex::new(None)).collect();
         PeerBlocks { overlay, peer, folder, sessions, next: Default::default() }
     }
@@ -119,7 +123,7 @@ impl PeerBlocks {
 }
 
 /// Blocks of a folder from its members.
-pub struct MemberBlocks {
+pub(crate) struct MemberBlocks {
     overlay: Handle,
     members: Vec<PeerBlocks>,
     /// Each member's overlay score and round trip (measured, else
@@ -133,12 +137,26 @@ impl MemberBlocks {
     /// Blocks of `folder` from `first` (the member whose index is being
     /// followed) and `others`; the bytes of good blocks are added to
     /// `downloaded`.
-    pub fn new(overlay: Handle, folder: &str, first: PeerId, others: impl IntoIterator<Item = PeerId>, downloaded: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        overlay: Handle,
+        folder: &str,
+        first: PeerId,
+        others: impl IntoIterator<Item = PeerId>,
+        downloaded: Arc<AtomicU64>,
+    ) -> Self {
         let snapshot = overlay.snapshot();
-        let peers: Vec<PeerId> = std::iter::once(first).chain(others.into_iter().filter(|p| *p != first)).collect();
-        let scores = peers.iter().map(|p| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score)).collect();
-        let rtts = peers.iter().map(|p| snapshot.peers.get(p).and_then(|v| v.rtt_measured.or(v.rtt_estimated))).collect();
-        let members = peers.into_iter().map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string())).collect();
+        let peers: Vec<PeerId> =
+            std::iter::once(first).chain(others.into_iter().filter(|p| *p != first)).collect();
+        let scores =
+            peers.iter().map(|p| snapshot.peers.get(p).map_or(f64::MIN, |v| v.score)).collect();
+        let rtts = peers
+            .iter()
+            .map(|p| snapshot.peers.get(p).and_then(|v| v.rtt_measured.or(v.rtt_estimated)))
+            .collect();
+        let members = peers
+            .into_iter()
+            .map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string()))
+            .collect();
         MemberBlocks { overlay, members, scores, rtts, downloaded }
     }
 
@@ -149,7 +167,10 @@ impl MemberBlocks {
     /// spread over the near holders, round robin, so they come from several
     /// members at once; a block one of them lacks is asked of the other
     /// holders, then of everyone else, by score (see [`ask_order`]).
-    pub fn for_file<'a>(&'a self, holders: impl Fn() -> Vec<PeerId> + Send + Sync + 'a) -> FileBlocks<'a> {
+    pub(crate) fn for_file<'a>(
+        &'a self,
+        holders: impl Fn() -> Vec<PeerId> + Send + Sync + 'a,
+    ) -> FileBlocks<'a> {
         FileBlocks { all: self, holders: Box::new(holders), next: Default::default() }
     }
 
@@ -181,15 +202,19 @@ impl MemberBlocks {
 
     /// A block-list piece, checked against its hash: from the followed
     /// member, then the others by score.
-    pub async fn list(&self, hash: Hash) -> Result<Vec<Entry>, String> {
+    pub(crate) async fn list(&self, hash: Hash) -> Result<Vec<Entry>, String> {
         let req = |m: &PeerBlocks| Request::List { folder: m.folder.clone(), hash };
-        let order = std::iter::once(0).chain(by_score(&self.scores, (1..self.members.len()).collect()));
-        self.any("block-list piece", order, req, |b| (*blake3::hash(&b).as_bytes() == hash).then(|| blocklist::decode(&b)).flatten()).await
+        let order =
+            std::iter::once(0).chain(by_score(&self.scores, (1..self.members.len()).collect()));
+        self.any("block-list piece", order, req, |b| {
+            (*blake3::hash(&b).as_bytes() == hash).then(|| blocklist::decode(&b)).flatten()
+        })
+        .await
     }
 }
 
 /// The blocks of one file, see [`MemberBlocks::for_file`].
-pub struct FileBlocks<'a> {
+pub(crate) struct FileBlocks<'a> {
     all: &'a MemberBlocks,
     holders: Box<dyn Fn() -> Vec<PeerId> + Send + Sync + 'a>,
     next: std::sync::atomic::AtomicUsize,
@@ -201,7 +226,12 @@ impl FileBlocks<'_> {
         let holders = (self.holders)();
         let members = &self.all.members;
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        ask_order(&self.all.scores, &self.all.rtts, |i| i == 0 || holders.contains(&members[i].peer), turn)
+        ask_order(
+            &self.all.scores,
+            &self.all.rtts,
+            |i| i == 0 || holders.contains(&members[i].peer),
+            turn,
+        )
     }
 }
 
@@ -210,7 +240,12 @@ impl FileBlocks<'_> {
 /// then the other holders, then the other members, best score first.
 /// Near: a round trip within twice the nearest holder's (or 20 ms more);
 /// with no round trip known, every holder is near. Member 0 must hold it.
-fn ask_order(scores: &[f64], rtts: &[Option<Duration>], holds: impl Fn(usize) -> bool, turn: usize) -> Vec<usize> {
+fn ask_order(
+    scores: &[f64],
+    rtts: &[Option<Duration>],
+    holds: impl Fn(usize) -> bool,
+    turn: usize,
+) -> Vec<usize> {
     let held = by_score(scores, (0..scores.len()).filter(|i| holds(*i)).collect());
     let nearest = held.iter().filter_map(|i| rtts[*i]).min();
     let is_near = |i: &usize| cloudy_overlay::scoring::is_near(nearest, rtts[*i]);
@@ -263,7 +298,8 @@ mod tests {
         // Only the followed member holds it.
         assert!((0..3).all(|t| ask_order(&scores, &rtts, |i| i == 0, t) == vec![0, 2, 1, 3]));
         // No round trip known yet: every holder takes its turn.
-        let firsts: std::collections::BTreeSet<usize> = (0..6).map(|t| ask_order(&scores, &[None; 4], holds, t)[0]).collect();
+        let firsts: std::collections::BTreeSet<usize> =
+            (0..6).map(|t| ask_order(&scores, &[None; 4], holds, t)[0]).collect();
         assert_eq!(firsts, [0, 1, 3].into());
     }
 }

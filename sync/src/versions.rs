@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-const STAMP: &[time::format_description::BorrowedFormatItem<'static>] = format_description!("[year][month][day]-[hour][minute][second]");
+const STAMP: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year][month][day]-[hour][minute][second]");
 
 /// The stamp of a version made at `at`.
 pub fn stamp(at: SystemTime) -> String {
@@ -21,7 +22,11 @@ pub fn made_at(name: &str) -> Option<SystemTime> {
     let (_, tail) = name.rsplit_once('~')?;
     let stamp = tail.get(..15)?;
     let rest = &tail[15..];
-    if !(rest.is_empty() || rest.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))) {
+    if !(rest.is_empty()
+        || rest
+            .strip_prefix('-')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+    {
         return None;
     }
     Some(PrimitiveDateTime::parse(stamp, STAMP).ok()?.assume_utc().into())
@@ -34,10 +39,14 @@ pub fn prune(root: &Path, keep: Duration, now: SystemTime) -> usize {
     let dir = root.join(VERSIONS_DIR);
     let Some(limit) = now.checked_sub(keep) else { return 0 };
     let mut removed = 0;
-    for entry in walkdir::WalkDir::new(&dir).follow_links(false).contents_first(true).into_iter().flatten() {
+    for entry in
+        walkdir::WalkDir::new(&dir).follow_links(false).contents_first(true).into_iter().flatten()
+    {
         let name = entry.file_name().to_string_lossy();
         if entry.file_type().is_file() {
-            if made_at(&name).is_some_and(|t| t < limit) && std::fs::remove_file(entry.path()).is_ok() {
+            if made_at(&name).is_some_and(|t| t < limit)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
                 removed += 1;
             }
         } else if entry.file_type().is_dir() && entry.path() != dir {
@@ -76,7 +85,10 @@ mod tests {
         std::fs::write(v.join("notes, not a version"), b"mine").unwrap();
         assert_eq!(prune(dir.path(), 30 * day, now), 1);
         assert!(!v.join("sub").exists(), "an emptied directory goes too");
-        let mut left: Vec<String> = std::fs::read_dir(&v).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> = std::fs::read_dir(&v)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         left.sort();
         assert_eq!(left.len(), 2);
         assert!(left[0].starts_with("new.txt~") && left[1] == "notes, not a version");

@@ -62,7 +62,8 @@ impl VersionVector {
         let mut ahead = false;
         let mut behind = false;
         for m in self.0.keys().chain(other.0.keys()) {
-            let (a, b) = (self.0.get(m).copied().unwrap_or(0), other.0.get(m).copied().unwrap_or(0));
+            let (a, b) =
+                (self.0.get(m).copied().unwrap_or(0), other.0.get(m).copied().unwrap_or(0));
             ahead |= a > b;
             behind |= a < b;
         }

@@ -1,4 +1,5 @@
 //! In-process members on QUIC at 127.0.0.1 syncing real directories.
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, TestNet};
 use cloudy_sync::service::{Sync, SyncConfig};
@@ -12,8 +13,12 @@ struct Member {
     _data: tempfile::TempDir,
 }
 
-const CFG: SyncConfig =
-    SyncConfig { rescan: Duration::from_secs(30), debounce: Duration::from_millis(50), settle: Duration::from_millis(100), keep_versions: Duration::from_secs(86_400) };
+const CFG: SyncConfig = SyncConfig {
+    rescan: Duration::from_secs(30),
+    debounce: Duration::from_millis(50),
+    settle: Duration::from_millis(100),
+    keep_versions: Duration::from_secs(86_400),
+};
 
 /// `n` overlay nodes; the first `with_sync` of them run sync.
 async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, CancellationToken) {
@@ -66,7 +71,10 @@ async fn two_members_sync_edits_deletes_renames_and_a_stranger_is_refused() {
     let folder = a.sync.add(a.dir.path(), Some("docs".into()), vec![ids[1].clone()]).unwrap();
     b.sync.join(&folder.invite(), b.dir.path()).unwrap();
     let bp = b.dir.path().to_path_buf();
-    until("the first file", || read(&bp.join("before.txt")).as_deref() == Some(&b"existed before sharing"[..])).await;
+    until("the first file", || {
+        read(&bp.join("before.txt")).as_deref() == Some(&b"existed before sharing"[..])
+    })
+    .await;
 
     // New file, nested.
     std::fs::create_dir(a.dir.path().join("sub")).unwrap();
@@ -76,15 +84,22 @@ async fn two_members_sync_edits_deletes_renames_and_a_stranger_is_refused() {
     // An edit on B comes back to A.
     std::fs::write(b.dir.path().join("before.txt"), b"edited on b").unwrap();
     let ap = a.dir.path().to_path_buf();
-    until("the edit", || read(&ap.join("before.txt")).as_deref() == Some(&b"edited on b"[..])).await;
+    until("the edit", || read(&ap.join("before.txt")).as_deref() == Some(&b"edited on b"[..]))
+        .await;
     // A rename on A.
     std::fs::rename(a.dir.path().join("sub/big.bin"), a.dir.path().join("sub/moved.bin")).unwrap();
-    until("the rename", || read(&bp.join("sub/moved.bin")).as_ref() == Some(&big) && !bp.join("sub/big.bin").exists()).await;
+    until("the rename", || {
+        read(&bp.join("sub/moved.bin")).as_ref() == Some(&big) && !bp.join("sub/big.bin").exists()
+    })
+    .await;
     // A delete keeps a version on the other side.
     std::fs::remove_file(a.dir.path().join("before.txt")).unwrap();
     until("the delete", || !bp.join("before.txt").exists()).await;
     let versions = bp.join(".cloudy-versions");
-    assert!(std::fs::read_dir(&versions).unwrap().count() >= 1, "the deleted file is kept as a version");
+    assert!(
+        std::fs::read_dir(&versions).unwrap().count() >= 1,
+        "the deleted file is kept as a version"
+    );
 
     // A stranger that was not admitted gets nothing.
     let c = &m[2];
@@ -94,7 +109,10 @@ async fn two_members_sync_edits_deletes_renames_and_a_stranger_is_refused() {
     // Admitted, it catches up.
     a.sync.admit(&folder.id, &ids[2]).unwrap();
     let cp = c.dir.path().to_path_buf();
-    until("the admitted member to catch up", || read(&cp.join("sub/moved.bin")).as_ref() == Some(&big)).await;
+    until("the admitted member to catch up", || {
+        read(&cp.join("sub/moved.bin")).as_ref() == Some(&big)
+    })
+    .await;
     cancel.cancel();
 }
 
@@ -143,11 +161,16 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     // B comes back.
     let b_cancel = CancellationToken::new();
     let _b = restart(&net.nodes[1].handle, b_data.path(), &b_cancel).await;
-    until("b to catch up", || read(&bp.join("offline.txt")).as_deref() == Some(&b"made while b was away"[..])).await;
+    until("b to catch up", || {
+        read(&bp.join("offline.txt")).as_deref() == Some(&b"made while b was away"[..])
+    })
+    .await;
     // The later edit keeps the name everywhere; the other is kept beside it.
     for dir in [&ap, &bp] {
-        until("the winner", || read(&dir.join("f.txt")).as_deref() == Some(&b"from b, later"[..])).await;
-        until("the conflict copy", || matching(dir, "sync-conflict") == vec![b"from a".to_vec()]).await;
+        until("the winner", || read(&dir.join("f.txt")).as_deref() == Some(&b"from b, later"[..]))
+            .await;
+        until("the conflict copy", || matching(dir, "sync-conflict") == vec![b"from a".to_vec()])
+            .await;
     }
     cancel.cancel();
     b_cancel.cancel();
@@ -160,7 +183,8 @@ async fn successive_rewrites_of_a_large_file_never_look_like_conflicts() {
     let folder = m[0].sync.add(m[0].dir.path(), None, vec![b_id]).unwrap();
     m[1].sync.join(&folder.invite(), m[1].dir.path()).unwrap();
     let (ap, bp) = (m[0].dir.path().to_path_buf(), m[1].dir.path().to_path_buf());
-    let mut data: Vec<u8> = (0..24_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut data: Vec<u8> =
+        (0..24_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     for step in 0..4 {
         match step {
             0 => {}
@@ -172,7 +196,11 @@ async fn successive_rewrites_of_a_large_file_never_look_like_conflicts() {
         until("the rewrite", || read(&bp.join("big.bin")).as_ref() == Some(&data)).await;
     }
     for dir in [&ap, &bp] {
-        assert!(matching(dir, "sync-conflict").is_empty(), "a spurious conflict in {}", dir.display());
+        assert!(
+            matching(dir, "sync-conflict").is_empty(),
+            "a spurious conflict in {}",
+            dir.display()
+        );
     }
     cancel.cancel();
 }
@@ -182,15 +210,25 @@ async fn entries_with_escaping_paths_from_a_member_are_refused() {
     // Node 1 is a member that speaks the protocol by hand and lies.
     let (net, m, cancel) = members(2, 1).await;
     let liar = net.nodes[1].handle.clone();
-    let folder = m[0].sync.add(m[0].dir.path(), None, vec![liar.local_peer_id().to_string()]).unwrap();
+    let folder =
+        m[0].sync.add(m[0].dir.path(), None, vec![liar.local_peer_id().to_string()]).unwrap();
     let good = b"a fine file".to_vec();
     let entry = |path: &str| wire_file(path, &good);
-    let files = vec![entry("../escaped.txt"), entry("/tmp/absolute.txt"), entry("ok/../../x"), entry("fine.txt")];
+    let files = vec![
+        entry("../escaped.txt"),
+        entry("/tmp/absolute.txt"),
+        entry("ok/../../x"),
+        entry("fine.txt"),
+    ];
     serve_lies(&liar, &folder.id, files, good.clone());
     let dir = m[0].dir.path().to_path_buf();
     until("the honest entry", || read(&dir.join("fine.txt")).as_deref() == Some(&good[..])).await;
     let parent = dir.parent().unwrap();
-    assert!(!parent.join("escaped.txt").exists() && !Path::new("/tmp/absolute.txt").exists() && !parent.join("x").exists());
+    assert!(
+        !parent.join("escaped.txt").exists()
+            && !Path::new("/tmp/absolute.txt").exists()
+            && !parent.join("x").exists()
+    );
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("fine.txt")], "only the honest file arrived");
     cancel.cancel();
@@ -204,7 +242,10 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     let b = Sync::start(net.nodes[1].handle.clone(), b_data.path(), CFG, cancel.clone()).unwrap();
     let bp = disk.path().join("folder");
     std::fs::create_dir(&bp).unwrap();
-    let folder = m[0].sync.add(m[0].dir.path(), None, vec![net.nodes[1].handle.local_peer_id().to_string()]).unwrap();
+    let folder = m[0]
+        .sync
+        .add(m[0].dir.path(), None, vec![net.nodes[1].handle.local_peer_id().to_string()])
+        .unwrap();
     b.join(&folder.invite(), &bp).unwrap();
     let ap = m[0].dir.path().to_path_buf();
     let old: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
@@ -217,7 +258,10 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     std::fs::write(ap.join("doc.bin"), &new).unwrap();
     until("the folder to pause", || b.list()[0].1.state.starts_with("paused: disk full")).await;
     assert_eq!(read(&bp.join("doc.bin")).as_ref(), Some(&old), "the good old file stays");
-    let temps = std::fs::read_dir(&bp).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".cloudy-tmp")).count();
+    let temps = std::fs::read_dir(&bp)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".cloudy-tmp"))
+        .count();
     assert_eq!(temps, 0, "no half-written file is left");
     // Space comes back: the folder resumes by itself.
     disk.unfill();
@@ -243,10 +287,16 @@ fn wire_file(path: &str, data: &[u8]) -> cloudy_sync::protocol::WireFile {
 
 /// Makes `liar` answer sync sessions by hand: `files` as its index, and
 /// `served` for every block asked of it.
-fn serve_lies(liar: &cloudy_overlay::Handle, folder: &str, files: Vec<cloudy_sync::protocol::WireFile>, served: Vec<u8>) {
+fn serve_lies(
+    liar: &cloudy_overlay::Handle,
+    folder: &str,
+    files: Vec<cloudy_sync::protocol::WireFile>,
+    served: Vec<u8>,
+) {
     use cloudy_sync::protocol::{recv, send, Request, Response, PROTOCOL};
     use futures::StreamExt;
-    let mut incoming = liar.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
+    let mut incoming =
+        liar.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
     let name = folder.to_string();
     tokio::spawn(async move {
         while let Some((_, mut s)) = incoming.next().await {
@@ -255,7 +305,11 @@ fn serve_lies(liar: &cloudy_overlay::Handle, folder: &str, files: Vec<cloudy_syn
                 while let Ok(Some(req)) = recv::<_, Request>(&mut s).await {
                     let answer = match req {
                         Request::Index { .. } => {
-                            let _ = send(&mut s, &Response::Members { name: name.clone(), members: vec![] }).await;
+                            let _ = send(
+                                &mut s,
+                                &Response::Members { name: name.clone(), members: vec![] },
+                            )
+                            .await;
                             Response::Files { files: files.clone(), seq: 1 }
                         }
                         Request::Block { .. } => Response::Data(served.clone()),
@@ -315,16 +369,31 @@ async fn symbolic_links_travel_as_links_and_are_never_followed() {
     std::os::unix::fs::symlink("/etc/hostname", ap.join("outside")).unwrap();
     let folder = m[0].sync.add(&ap, None, vec![b_id]).unwrap();
     m[1].sync.join(&folder.invite(), &bp).unwrap();
-    let link = |p: &Path| std::fs::symlink_metadata(p).ok().filter(|m| m.file_type().is_symlink()).and_then(|_| std::fs::read_link(p).ok());
-    until("both links", || link(&bp.join("inside")).is_some() && link(&bp.join("outside")).is_some()).await;
+    let link = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(|m| m.file_type().is_symlink())
+            .and_then(|_| std::fs::read_link(p).ok())
+    };
+    until("both links", || {
+        link(&bp.join("inside")).is_some() && link(&bp.join("outside")).is_some()
+    })
+    .await;
     assert_eq!(link(&bp.join("inside")).unwrap(), Path::new("target.txt"));
     assert_eq!(link(&bp.join("outside")).unwrap(), Path::new("/etc/hostname"));
     until("the target", || read(&bp.join("inside")).as_deref() == Some(&b"pointed at"[..])).await;
     // A link retargeted on B comes back to A as a link.
     std::fs::remove_file(bp.join("inside")).unwrap();
     std::os::unix::fs::symlink("elsewhere.txt", bp.join("inside")).unwrap();
-    until("the new target on a", || link(&ap.join("inside")).as_deref() == Some(Path::new("elsewhere.txt"))).await;
-    assert_eq!(read(&ap.join("target.txt")).as_deref(), Some(&b"pointed at"[..]), "nothing was written through the link");
+    until("the new target on a", || {
+        link(&ap.join("inside")).as_deref() == Some(Path::new("elsewhere.txt"))
+    })
+    .await;
+    assert_eq!(
+        read(&ap.join("target.txt")).as_deref(),
+        Some(&b"pointed at"[..]),
+        "nothing was written through the link"
+    );
     cancel.cancel();
 }
 
@@ -338,26 +407,39 @@ async fn a_file_no_longer_ignored_arrives_from_every_member_that_has_it() {
     for x in &m[1..] {
         x.sync.join(&folder.invite(), x.dir.path()).unwrap();
     }
-    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    let data: Vec<u8> =
+        (0..12_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
     std::fs::write(m[0].dir.path().join("film.bin"), &data).unwrap();
     for x in &m[1..3] {
-        until("the film on b and c", || read(&x.dir.path().join("film.bin")).as_ref() == Some(&data)).await;
+        until("the film on b and c", || {
+            read(&x.dir.path().join("film.bin")).as_ref() == Some(&data)
+        })
+        .await;
     }
     // D has seen A, B and C announce it, and did not fetch it.
     let status = |i: usize| m[i].sync.list()[0].1.clone();
     until("d to have applied every member's index", || {
         let d = status(3);
-        (0..3).all(|i| d.applied.get(&ids[i]).is_some_and(|seen| *seen >= status(i).sequence && status(i).sequence > 0))
+        (0..3).all(|i| {
+            d.applied
+                .get(&ids[i])
+                .is_some_and(|seen| *seen >= status(i).sequence && status(i).sequence > 0)
+        })
     })
     .await;
     assert!(!m[3].dir.path().join("film.bin").exists() && status(3).downloaded == 0);
     let before: Vec<u64> = (0..3).map(|i| status(i).uploaded).collect();
     // Films are welcome now: it arrives, from all three.
     std::fs::write(m[3].dir.path().join(".cloudyignore"), b"").unwrap();
-    until("the film on d", || read(&m[3].dir.path().join("film.bin")).as_ref() == Some(&data)).await;
+    until("the film on d", || read(&m[3].dir.path().join("film.bin")).as_ref() == Some(&data))
+        .await;
     let by: Vec<u64> = (0..3).map(|i| status(i).uploaded - before[i]).collect();
     eprintln!("bytes served to d by a, b, c: {by:?}");
-    assert_eq!(status(3).downloaded, by.iter().sum::<u64>(), "what d downloaded is what the others served");
+    assert_eq!(
+        status(3).downloaded,
+        by.iter().sum::<u64>(),
+        "what d downloaded is what the others served"
+    );
     assert!(by.iter().all(|b| *b > 0), "blocks came from every member: {by:?}");
     cancel.cancel();
 }
@@ -368,7 +450,10 @@ async fn a_folder_that_cannot_be_written_is_refused_at_add_and_at_join() {
     disk.read_only();
     let (_net, m, cancel) = members(2, 2).await;
     let err = m[0].sync.add(disk.path(), None, vec![]).unwrap_err().to_string();
-    assert!(err.contains("not writable") && err.contains(&disk.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("not writable") && err.contains(&disk.path().display().to_string()),
+        "{err}"
+    );
     let folder = m[0].sync.add(m[0].dir.path(), None, vec![]).unwrap();
     let err = m[1].sync.join(&folder.invite(), disk.path()).unwrap_err().to_string();
     assert!(err.contains("not writable"), "{err}");

@@ -9,11 +9,13 @@ use cloudy_node::Home;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
+pub(super) async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
     if !(2..=50).contains(&n) {
         bail!("--nodes must be between 2 and 50, not {n}");
     }
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("cloudy-demo-{}", std::process::id())));
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("cloudy-demo-{}", std::process::id()))
+    });
     let exe = std::env::current_exe().context("finding the cloudy-p2p executable")?;
     println!("starting {n} nodes with homes under {}", dir.display());
     let mut nodes: Vec<NodeProcess> = Vec::new();
@@ -41,7 +43,10 @@ pub async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
     println!("\nThe community runs until you press Ctrl-C. Try, in another terminal:");
     println!("  {} --home {home1} peers", exe.display());
     println!("  {} --home {home1} announce my-service --meta url=http://example", exe.display());
-    println!("  kill -9 {}   # node{n}: watch it become failed in `peers`", nodes[n - 1].pid().unwrap_or(0));
+    println!(
+        "  kill -9 {}   # node{n}: watch it become failed in `peers`",
+        nodes[n - 1].pid().unwrap_or(0)
+    );
     super::interrupted().await?;
     println!("\nstopping the community");
     for node in &mut nodes {

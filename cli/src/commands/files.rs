@@ -1,13 +1,13 @@
 //! `put`, `get`, `cap info`.
 
+use crate::progress;
 use anyhow::{Context, Result};
 use cloudy_node::control::client::Client;
-use crate::progress;
 use cloudy_node::storage::capability::Cap;
 use std::path::Path;
 
 /// Options of `put` that go into the query string.
-pub struct PutQuery {
+pub(super) struct PutQuery {
     pub k: Option<u8>,
     pub n: Option<u8>,
     pub happy: Option<usize>,
@@ -33,17 +33,23 @@ impl PutQuery {
     }
 }
 
-pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Result<()> {
+pub(super) async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Result<()> {
     let stored = if file == Path::new("-") {
         let bar = progress::bar(None, "sending");
-        let stored = client.put(progress::Reading::new(tokio::io::stdin(), bar.clone()), None, &q.to_query()).await;
+        let stored = client
+            .put(progress::Reading::new(tokio::io::stdin(), bar.clone()), None, &q.to_query())
+            .await;
         bar.finish_and_clear();
         stored?
     } else {
-        let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot read {}", file.display()))?;
-        let len = f.metadata().await.with_context(|| format!("cannot read {}", file.display()))?.len();
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let len =
+            f.metadata().await.with_context(|| format!("cannot read {}", file.display()))?.len();
         let bar = progress::bar(Some(len), "sending");
-        let stored = client.put(progress::Reading::new(f, bar.clone()), Some(len), &q.to_query()).await;
+        let stored =
+            client.put(progress::Reading::new(f, bar.clone()), Some(len), &q.to_query()).await;
         bar.finish_and_clear();
         stored?
     };
@@ -55,7 +61,7 @@ pub async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -> Resul
     Ok(())
 }
 
-pub async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
+pub(super) async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
     // Check the capability here so a typo gets a precise message at once.
     let size = match cap.parse::<Cap>()? {
         Cap::Read(r) => Some(r.size),
@@ -75,14 +81,20 @@ pub async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
     part.finish(result).map(|_| ())
 }
 
-pub fn cap_info(cap: &str) -> Result<()> {
+pub(super) fn cap_info(cap: &str) -> Result<()> {
     let cap: Cap = cap.parse()?;
     println!("{}", cap.describe());
     Ok(())
 }
 
 fn print_report(r: &cloudy_node::control::api::CheckReport) {
-    let state = if r.healthy { "healthy" } else if r.recoverable { "degraded (repairable)" } else { "NOT recoverable" };
+    let state = if r.healthy {
+        "healthy"
+    } else if r.recoverable {
+        "degraded (repairable)"
+    } else {
+        "NOT recoverable"
+    };
     let how = if r.verified { "verified block by block" } else { "listed" };
     println!("{state}: {} of {} shares present, {} needed ({how})", r.good_shares, r.n, r.k);
     for (share, peers) in &r.shares {
@@ -90,11 +102,16 @@ fn print_report(r: &cloudy_node::control::api::CheckReport) {
         println!("  share {share}: {}", short.join(", "));
     }
     for bad in &r.corrupt {
-        println!("  share {} on {} is CORRUPT: {}", bad.share, crate::output::short(&bad.peer_id), bad.reason);
+        println!(
+            "  share {} on {} is CORRUPT: {}",
+            bad.share,
+            crate::output::short(&bad.peer_id),
+            bad.reason
+        );
     }
 }
 
-pub async fn check(client: &Client, cap: &str, verify: bool, json: bool) -> Result<()> {
+pub(super) async fn check(client: &Client, cap: &str, verify: bool, json: bool) -> Result<()> {
     let r = client.check(cap, verify).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -104,7 +121,7 @@ pub async fn check(client: &Client, cap: &str, verify: bool, json: bool) -> Resu
     Ok(())
 }
 
-pub async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
+pub(super) async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
     let r = client.repair(cap).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -126,7 +143,7 @@ pub async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn maintained(client: &Client, json: bool) -> Result<()> {
+pub(super) async fn maintained(client: &Client, json: bool) -> Result<()> {
     let rows = client.maintained().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -138,8 +155,13 @@ pub async fn maintained(client: &Client, json: bool) -> Result<()> {
     let now = cloudy_node::storage::upkeep::now_secs();
     for r in rows {
         let shares = r.good_shares.map_or("?".to_string(), |g| g.to_string());
-        let when = r.checked.map_or("never checked".to_string(), |t| format!("checked {}s ago", now.saturating_sub(t)));
-        println!("{:<14} {shares}/{} shares  {} bytes  {when}  {}", r.status, r.n, r.size, r.verify_cap);
+        let when = r.checked.map_or("never checked".to_string(), |t| {
+            format!("checked {}s ago", now.saturating_sub(t))
+        });
+        println!(
+            "{:<14} {shares}/{} shares  {} bytes  {when}  {}",
+            r.status, r.n, r.size, r.verify_cap
+        );
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use cloudy_node::control::api::PeerRow;
 use cloudy_node::control::client::Client;
 
-pub async fn status(client: &Client, json: bool) -> Result<()> {
+pub(super) async fn status(client: &Client, json: bool) -> Result<()> {
     let s = client.status().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -13,9 +13,15 @@ pub async fn status(client: &Client, json: bool) -> Result<()> {
     }
     println!("peer id:  {}", s.peer_id);
     println!("zone:     {}", if s.zone.is_empty() { "-" } else { &s.zone });
-    println!("uptime:   {}", humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs)));
+    println!(
+        "uptime:   {}",
+        humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))
+    );
     let m = &s.members;
-    println!("members:  {} alive, {} suspect, {} failed, {} left (plus this node)", m.alive, m.suspect, m.failed, m.left);
+    println!(
+        "members:  {} alive, {} suspect, {} failed, {} left (plus this node)",
+        m.alive, m.suspect, m.failed, m.left
+    );
     println!("listening on:");
     for a in &s.listen_addrs {
         println!("  {a}");
@@ -23,7 +29,7 @@ pub async fn status(client: &Client, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn peers(client: &Client, peer: Option<&str>, json: bool) -> Result<()> {
+pub(super) async fn peers(client: &Client, peer: Option<&str>, json: bool) -> Result<()> {
     let rows = match peer {
         Some(id) => vec![client.peer(id).await?],
         None => client.peers().await?,
@@ -51,7 +57,7 @@ fn peer_cells(r: &PeerRow) -> Vec<String> {
     ]
 }
 
-pub async fn services(client: &Client, name: Option<&str>, json: bool) -> Result<()> {
+pub(super) async fn services(client: &Client, name: Option<&str>, json: bool) -> Result<()> {
     let rows = client.services(name).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -68,7 +74,11 @@ pub async fn services(client: &Client, name: Option<&str>, json: bool) -> Result
         .iter()
         .map(|r| {
             let meta: Vec<String> = r.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let who = if r.local { format!("{} (this node)", short(&r.peer_id)) } else { short(&r.peer_id) };
+            let who = if r.local {
+                format!("{} (this node)", short(&r.peer_id))
+            } else {
+                short(&r.peer_id)
+            };
             vec![r.name.clone(), who, format!("{:.3}", r.score), meta.join(" ")]
         })
         .collect();

@@ -8,7 +8,7 @@ use cloudy_node::control::client::Client;
 use cloudy_node::invite;
 use cloudy_node::{Home, InitOptions};
 
-pub async fn invite(client: &Client, json: bool) -> Result<()> {
+pub(super) async fn invite(client: &Client, json: bool) -> Result<()> {
     let status = client.status().await?;
     let addrs = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
     let text = invite::encode(&invite::shareable(addrs));
@@ -21,7 +21,7 @@ pub async fn invite(client: &Client, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Result<()> {
+pub(super) async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Result<()> {
     let addrs = invite::decode(text)?;
     let listed: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     if home.is_initialised() {
@@ -30,7 +30,11 @@ pub async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Result<()> 
     } else {
         opts.bootstrap.extend(listed);
         home.init(&opts)?;
-        println!("initialised {} with the invite's {} address(es)", home.root().display(), addrs.len());
+        println!(
+            "initialised {} with the invite's {} address(es)",
+            home.root().display(),
+            addrs.len()
+        );
     }
     // A node already running here joins now; otherwise at its next start.
     if let Ok(client) = Client::for_home(home) {
@@ -53,13 +57,13 @@ pub async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Result<()> 
     Ok(())
 }
 
-pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "cloudy-p2p", &mut out);
     write_stdout(&out)
 }
 
-pub fn man() -> Result<()> {
+pub(super) fn man() -> Result<()> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut out)?;
     write_stdout(&out)

@@ -16,14 +16,16 @@ use cloudy_node::control::client::Client;
 use cloudy_node::{Home, InitOptions};
 
 /// Runs one parsed command line.
-pub async fn run(cli: Cli) -> Result<()> {
+pub(crate) async fn run(cli: Cli) -> Result<()> {
     let home = Home::resolve(cli.home);
     match cli.command {
         Command::Init(a) => init(&home, a),
         Command::Up { log_format } => up::run(&home, log_format).await,
         Command::Status { json } => info::status(&client(&home)?, json).await,
         Command::Peers { peer, json } => info::peers(&client(&home)?, peer.as_deref(), json).await,
-        Command::Services { name, json } => info::services(&client(&home)?, name.as_deref(), json).await,
+        Command::Services { name, json } => {
+            info::services(&client(&home)?, name.as_deref(), json).await
+        }
         Command::Announce { name, meta } => announce(&client(&home)?, name, &meta).await,
         Command::Withdraw { name } => {
             client(&home)?.withdraw(&name).await?;
@@ -49,7 +51,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ping { peer, json } => net::ping(&client(&home)?, &peer, json).await,
         Command::Dht { command } => net::dht(&client(&home)?, command).await,
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
-        Command::Check { cap, verify, json } => files::check(&client(&home)?, &cap, verify, json).await,
+        Command::Check { cap, verify, json } => {
+            files::check(&client(&home)?, &cap, verify, json).await
+        }
         Command::Repair { cap, json } => files::repair(&client(&home)?, &cap, json).await,
         Command::Sync { command } => sync::run(&client(&home)?, command).await,
         Command::Stream { command } => stream::run(&client(&home)?, command).await,
@@ -64,7 +68,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 MaintainCommand::Remove { cap } => {
                     let changed = c.unmaintain(&cap).await?;
-                    println!("{}", if changed { "no longer maintained" } else { "was not maintained" });
+                    println!(
+                        "{}",
+                        if changed { "no longer maintained" } else { "was not maintained" }
+                    );
                     Ok(())
                 }
                 MaintainCommand::Run => {
@@ -113,7 +120,7 @@ async fn announce(client: &Client, name: String, meta: &[String]) -> Result<()> 
 }
 
 /// Resolves on Ctrl-C or SIGTERM, saying which.
-pub async fn interrupted() -> Result<&'static str> {
+pub(crate) async fn interrupted() -> Result<&'static str> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.map(|_| "interrupted").map_err(Into::into),

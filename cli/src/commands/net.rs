@@ -10,7 +10,7 @@ fn print_json(v: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-pub async fn connect(client: &Client, addr: &str, json: bool) -> Result<()> {
+pub(super) async fn connect(client: &Client, addr: &str, json: bool) -> Result<()> {
     let r = client.connect(addr).await?;
     if json {
         return print_json(&r);
@@ -19,7 +19,7 @@ pub async fn connect(client: &Client, addr: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn ping(client: &Client, peer: &str, json: bool) -> Result<()> {
+pub(super) async fn ping(client: &Client, peer: &str, json: bool) -> Result<()> {
     let r = client.ping(peer).await?;
     if json {
         return print_json(&r);
@@ -28,7 +28,7 @@ pub async fn ping(client: &Client, peer: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn dht(client: &Client, command: DhtCommand) -> Result<()> {
+pub(super) async fn dht(client: &Client, command: DhtCommand) -> Result<()> {
     match command {
         DhtCommand::Put { key, value } => {
             client.dht_put(&key, &value).await?;

@@ -7,7 +7,7 @@ use cloudy_node::streaming::live::task::ChannelStatus;
 use std::io::Write;
 use std::path::Path;
 
-pub async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
+pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
     match cmd {
         StreamCommand::Publish { name, input } => publish(client, &name, &input).await,
         StreamCommand::Play { channel, output, url } => {
@@ -26,7 +26,13 @@ pub async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
             let abs = std::path::absolute(&file).with_context(|| format!("{}", file.display()))?;
             let p = client.publish_video(&abs.display().to_string()).await?;
             println!("{}", p.id);
-            eprintln!("published {} ({} bytes, {} pieces); watch with `cloudy-p2p stream play {}`", file.display(), p.size, p.pieces, p.id);
+            eprintln!(
+                "published {} ({} bytes, {} pieces); watch with `cloudy-p2p stream play {}`",
+                file.display(),
+                p.size,
+                p.pieces,
+                p.id
+            );
             Ok(())
         }
         StreamCommand::Vod { command: VodCommand::List { json } } => {
@@ -37,9 +43,15 @@ pub async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
             }
             for r in &v.videos {
                 let what = if r.published { "published here" } else { "cached" };
-                println!("{}  {} bytes, {} of {} pieces held, {what}", r.id, r.size, r.held, r.pieces);
+                println!(
+                    "{}  {} bytes, {} of {} pieces held, {what}",
+                    r.id, r.size, r.held, r.pieces
+                );
             }
-            println!("since start: {} bytes served to others, {} fetched", v.stats.served, v.stats.fetched);
+            println!(
+                "since start: {} bytes served to others, {} fetched",
+                v.stats.served, v.stats.fetched
+            );
             Ok(())
         }
         StreamCommand::List { json } => list(client, json).await,
@@ -60,12 +72,19 @@ async fn publish(client: &Client, name: &str, input: &Path) -> Result<()> {
     let file = if input == Path::new("-") {
         None
     } else {
-        Some(tokio::fs::File::open(input).await.with_context(|| format!("cannot read {}", input.display()))?)
+        Some(
+            tokio::fs::File::open(input)
+                .await
+                .with_context(|| format!("cannot read {}", input.display()))?,
+        )
     };
     let ch = client.create_channel(name).await?;
     println!("{}", ch.id);
     std::io::stdout().flush()?;
-    eprintln!("publishing {name:?} as channel {}; watch with `cloudy-p2p stream play {}`", ch.id, ch.id);
+    eprintln!(
+        "publishing {name:?} as channel {}; watch with `cloudy-p2p stream play {}`",
+        ch.id, ch.id
+    );
     let summary = match file {
         Some(f) => client.feed_channel(&ch.id, f).await?,
         None => client.feed_channel(&ch.id, tokio::io::stdin()).await?,
@@ -82,7 +101,9 @@ async fn play(client: &Client, channel: &str, output: &Path) -> Result<()> {
     let (id, bytes) = if output == Path::new("-") {
         client.play_channel(channel, &mut tokio::io::stdout()).await?
     } else {
-        let mut f = tokio::fs::File::create(output).await.with_context(|| format!("cannot write {}", output.display()))?;
+        let mut f = tokio::fs::File::create(output)
+            .await
+            .with_context(|| format!("cannot write {}", output.display()))?;
         client.play_channel(channel, &mut f).await?
     };
     let state = client.channel(&id).await.map(|s| s.state).unwrap_or_default();
@@ -127,10 +148,16 @@ async fn list(client: &Client, json: bool) -> Result<()> {
 
 fn status(st: &ChannelStatus) {
     println!("{} {:?}: {} here, {}", st.id, st.name, st.role, st.state);
-    println!("  neighbours: {}", if st.neighbours.is_empty() { "none".to_string() } else { st.neighbours.join(", ") });
+    println!(
+        "  neighbours: {}",
+        if st.neighbours.is_empty() { "none".to_string() } else { st.neighbours.join(", ") }
+    );
     println!("  players: {}", st.players);
     let s = &st.stats;
-    println!("  chunks: {} ({} played, {} skipped, {} duplicates, {} rejected)", s.chunks, s.played, s.skipped, s.duplicates, s.rejected);
+    println!(
+        "  chunks: {} ({} played, {} skipped, {} duplicates, {} rejected)",
+        s.chunks, s.played, s.skipped, s.duplicates, s.rejected
+    );
     println!("  bytes: {} received, {} sent to neighbours", s.bytes_down, s.bytes_up);
     if let Some((p50, p95, max)) = st.latency_ms {
         println!("  latency: p50 {p50} ms, p95 {p95} ms, max {max} ms");

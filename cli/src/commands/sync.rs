@@ -15,7 +15,8 @@ fn absolute(dir: &Path) -> Result<String> {
 /// The folder `what` names: an id, a unique id prefix, or a name.
 async fn find(client: &Client, what: &str) -> Result<FolderRow> {
     let all = client.folders().await?;
-    let hits: Vec<FolderRow> = all.into_iter().filter(|f| f.id.starts_with(what) || f.name == what).collect();
+    let hits: Vec<FolderRow> =
+        all.into_iter().filter(|f| f.id.starts_with(what) || f.name == what).collect();
     match hits.len() {
         1 => Ok(hits.into_iter().next().expect("one")),
         0 => bail!("no folder {what:?} (see `cloudy-p2p sync list`)"),
@@ -33,8 +34,20 @@ fn human(bytes: u64) -> String {
 }
 
 fn line(f: &FolderRow) -> String {
-    let left = if f.status.need_files > 0 { format!(", {} files / {} left", f.status.need_files, human(f.status.need_bytes)) } else { String::new() };
-    format!("{}  {:<12} {:<20} {} files, {}{left}  {}", &f.id[..8], f.name, f.status.state, f.status.files, human(f.status.bytes), f.path)
+    let left = if f.status.need_files > 0 {
+        format!(", {} files / {} left", f.status.need_files, human(f.status.need_bytes))
+    } else {
+        String::new()
+    };
+    format!(
+        "{}  {:<12} {:<20} {} files, {}{left}  {}",
+        &f.id[..8],
+        f.name,
+        f.status.state,
+        f.status.files,
+        human(f.status.bytes),
+        f.path
+    )
 }
 
 fn details(f: &FolderRow) {
@@ -42,7 +55,11 @@ fn details(f: &FolderRow) {
     println!("  invite:  {}", f.invite);
     println!("  owner:   {}", f.owner);
     println!("  members: {}", f.members.join(", "));
-    println!("  since the node started: {} downloaded, {} served to members", human(f.status.downloaded), human(f.status.uploaded));
+    println!(
+        "  since the node started: {} downloaded, {} served to members",
+        human(f.status.downloaded),
+        human(f.status.uploaded)
+    );
     if !f.pending.is_empty() {
         println!("  waiting to be admitted: {}", f.pending.join(", "));
     }
@@ -51,7 +68,7 @@ fn details(f: &FolderRow) {
     }
 }
 
-pub async fn run(client: &Client, cmd: SyncCommand) -> Result<()> {
+pub(super) async fn run(client: &Client, cmd: SyncCommand) -> Result<()> {
     match cmd {
         SyncCommand::Add { dir, name, members } => {
             let f = client.add_folder(&AddFolder { path: absolute(&dir)?, name, members }).await?;
@@ -60,7 +77,12 @@ pub async fn run(client: &Client, cmd: SyncCommand) -> Result<()> {
         }
         SyncCommand::Join { invite, dir } => {
             let f = client.join_folder(&JoinFolder { invite, path: absolute(&dir)? }).await?;
-            println!("joined folder {} into {}; the owner {} must admit this node unless it already did", &f.id[..8], f.path, f.owner);
+            println!(
+                "joined folder {} into {}; the owner {} must admit this node unless it already did",
+                &f.id[..8],
+                f.path,
+                f.owner
+            );
         }
         SyncCommand::Admit { folder, peer } => {
             let f = find(client, &folder).await?;

@@ -7,13 +7,18 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-pub async fn run(home: &Home, format: LogFormat) -> Result<()> {
+pub(super) async fn run(home: &Home, format: LogFormat) -> Result<()> {
     init_logging(format);
     let node = Node::start(home).await?;
     let addrs = node.listen_addrs(Duration::from_secs(10)).await;
     let listen: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     // The readiness line scripts and tests wait for.
-    println!("ready peer={} api={} listen={}", node.overlay.local_peer_id(), node.api_addr, listen.join(","));
+    println!(
+        "ready peer={} api={} listen={}",
+        node.overlay.local_peer_id(),
+        node.api_addr,
+        listen.join(",")
+    );
     std::io::stdout().flush()?;
     let stopping = node.stopping();
     tokio::select! {
@@ -25,9 +30,13 @@ pub async fn run(home: &Home, format: LogFormat) -> Result<()> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn"));
     let ansi = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -21,7 +21,12 @@ async fn interop(transport: &str, js_dials: bool) {
 
     // The connection, on the transport asked for, dialled by the side asked for.
     if js_dials {
-        let ours = node.listen().iter().find(|a| a.contains(&format!("/{transport}/"))).expect("our address").clone();
+        let ours = node
+            .listen()
+            .iter()
+            .find(|a| a.contains(&format!("/{transport}/")))
+            .expect("our address")
+            .clone();
         let v = js.ok(json!({"op": "dial", "addr": ours})).await;
         assert_eq!(v["peer"], me.as_str());
     } else {
@@ -30,8 +35,14 @@ async fn interop(transport: &str, js_dials: bool) {
     }
     // Our side reports the connection when its handshake ends; the js
     // side registers it a moment later.
-    let ours = |v: &Value| v["peers"].as_array().unwrap().iter().find(|p| p["peer"] == me.as_str()).cloned();
-    let conns = js.wait(json!({"op": "connections"}), &format!("{tag}: js to list the connection"), 20, |v| ours(v).is_some()).await;
+    let ours = |v: &Value| {
+        v["peers"].as_array().unwrap().iter().find(|p| p["peer"] == me.as_str()).cloned()
+    };
+    let conns = js
+        .wait(json!({"op": "connections"}), &format!("{tag}: js to list the connection"), 20, |v| {
+            ours(v).is_some()
+        })
+        .await;
     let conn = ours(&conns).expect("connected");
     assert!(conn["addr"].as_str().unwrap().contains(&format!("/{transport}/")), "{tag}: {conn}");
 
@@ -45,8 +56,15 @@ async fn interop(transport: &str, js_dials: bool) {
         assert!(tokio::time::Instant::now() < deadline, "{tag}: identify never completed: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let protocols: Vec<&str> = info["protocols"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for p in ["/cloudy/kad/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/meshsub/1.1.0", "/cloudy/probe/1.0.0"] {
+    let protocols: Vec<&str> =
+        info["protocols"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for p in [
+        "/cloudy/kad/1.0.0",
+        "/ipfs/ping/1.0.0",
+        "/ipfs/id/1.0.0",
+        "/meshsub/1.1.0",
+        "/cloudy/probe/1.0.0",
+    ] {
         assert!(protocols.contains(&p), "{tag}: js does not see {p} in {protocols:?}");
     }
     assert!(info["agent"].as_str().unwrap_or_default().starts_with("cloudy-p2p/"), "{tag}: {info}");
@@ -67,7 +85,11 @@ async fn interop(transport: &str, js_dials: bool) {
         if out.ok {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{tag}: dht put kept failing: {}", out.stderr);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{tag}: dht put kept failing: {}",
+            out.stderr
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let v = js.ok(json!({"op": "get", "key": ours})).await;
@@ -79,12 +101,18 @@ async fn interop(transport: &str, js_dials: bool) {
     let name = format!("rust-provides-{tag}");
     node.ok(&["dht", "provide", &name]).await;
     let what = format!("{tag}: js to find us providing");
-    js.wait(json!({"op": "providers", "name": name}), &what, 20, |v| v["providers"].as_array().unwrap().iter().any(|p| p["peer"] == me.as_str())).await;
+    js.wait(json!({"op": "providers", "name": name}), &what, 20, |v| {
+        v["providers"].as_array().unwrap().iter().any(|p| p["peer"] == me.as_str())
+    })
+    .await;
     let name = format!("js-provides-{tag}");
     js.ok(json!({"op": "provide", "name": name})).await;
     let jp = js.peer.clone();
     let what = format!("{tag}: us to find js providing");
-    node.wait_json(&["dht", "providers", &name, "--json"], &what, 20, |v| v["providers"].as_array().unwrap().iter().any(|p| p == jp.as_str())).await;
+    node.wait_json(&["dht", "providers", &name, "--json"], &what, 20, |v| {
+        v["providers"].as_array().unwrap().iter().any(|p| p == jp.as_str())
+    })
+    .await;
 
     // Gossipsub: the js side decodes our heartbeats (JSON, documented in
     // overlay/src/membership/wire.rs)…
@@ -99,14 +127,26 @@ async fn interop(transport: &str, js_dials: bool) {
         if let Some(b) = found {
             break b;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{tag}: no heartbeat of ours reached js: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{tag}: no heartbeat of ours reached js: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!((heartbeat["v"].as_u64(), heartbeat["peer"].as_str()), (Some(1), Some(me.as_str())), "{tag}: {heartbeat}");
-    assert!(heartbeat["services"]["storage"].is_object(), "{tag}: our storage service is announced: {heartbeat}");
+    assert_eq!(
+        (heartbeat["v"].as_u64(), heartbeat["peer"].as_str()),
+        (Some(1), Some(me.as_str())),
+        "{tag}: {heartbeat}"
+    );
+    assert!(
+        heartbeat["services"]["storage"].is_object(),
+        "{tag}: our storage service is announced: {heartbeat}"
+    );
 
     // … and an announcement it publishes in that format is listed by `services`.
-    let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let incarnation =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
     let mut seq = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -116,10 +156,16 @@ async fn interop(transport: &str, js_dials: bool) {
             "zone": "", "services": {"js-demo": {"lang": "javascript"}}});
         js.ok(json!({"op": "publish", "topic": TOPIC, "data": alive.to_string()})).await;
         let v = node.json(&["services", "js-demo", "--json"]).await;
-        if v.as_array().is_some_and(|rows| rows.iter().any(|r| r["peer_id"] == js.peer.as_str() && r["meta"]["lang"] == "javascript")) {
+        if v.as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["peer_id"] == js.peer.as_str() && r["meta"]["lang"] == "javascript")
+        }) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{tag}: the js announcement never showed in `services`: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{tag}: the js announcement never showed in `services`: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     js.stop().await;
@@ -151,7 +197,12 @@ async fn network_tools_name_what_is_wrong() {
     c[0].fails_with(&["connect", "not-an-address"], "\"not-an-address\" is not a multiaddr").await;
     c[0].fails_with(&["connect", "/ip4/127.0.0.1/tcp/1"], "cannot dial").await;
     c[0].fails_with(&["ping", "nobody"], "\"nobody\" is not a valid peer id").await;
-    c[0].fails_with(&["ping", cloudy_interop_tests::STRANGER], cloudy_interop_tests::STRANGER).await;
-    c[0].fails_with(&["dht", "get", "/cloudy/nothing-here"], "no DHT record \"/cloudy/nothing-here\"").await;
+    c[0].fails_with(&["ping", cloudy_interop_tests::STRANGER], cloudy_interop_tests::STRANGER)
+        .await;
+    c[0].fails_with(
+        &["dht", "get", "/cloudy/nothing-here"],
+        "no DHT record \"/cloudy/nothing-here\"",
+    )
+    .await;
     c[0].fails_with(&["dht", "put", "", "x"], "a DHT key cannot be empty").await;
 }

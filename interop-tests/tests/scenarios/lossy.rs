@@ -16,7 +16,11 @@ const SLOW_LOSSY: Link = Link { kbit: 5_000, loss_per_mille: 20 };
 
 /// Five nodes, one per host, each with an empty folder; all alive.
 async fn community_on(bed: &Testbed) -> (Community, Vec<PathBuf>) {
-    let c = Community::start_with(bed.hosts.len(), Options { hosts: bed.hosts.clone(), ..Options::default() }).await;
+    let c = Community::start_with(
+        bed.hosts.len(),
+        Options { hosts: bed.hosts.clone(), ..Options::default() },
+    )
+    .await;
     c.wait_alive(bed.hosts.len() - 1, 60).await;
     let d: Vec<PathBuf> = (0..c.len()).map(|i| c.dir().join(format!("folder{i}"))).collect();
     for p in &d {
@@ -35,7 +39,9 @@ async fn share_with_all(c: &Community, d: &[PathBuf], name: &str) {
 }
 
 fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,13 +53,19 @@ async fn slow_lossy_links_carry_a_storage_get_a_live_channel_and_a_sync_folder()
     let data = pseudo_random(20 << 20, 1);
     let input = c.dir().join("film.bin");
     std::fs::write(&input, &data).unwrap();
-    let cap = c[0].ok(&["put", input.to_str().unwrap(), "--k", "3", "--n", "5", "--happy", "5"]).await;
+    let cap =
+        c[0].ok(&["put", input.to_str().unwrap(), "--k", "3", "--n", "5", "--happy", "5"]).await;
     bed.set_link(SLOW_LOSSY).unwrap();
     let fetched = c.dir().join("fetched.bin");
     let started = std::time::Instant::now();
     let get = ["get", &cap, "-o", fetched.to_str().unwrap()];
-    let out = tokio::time::timeout(Duration::from_secs(180), c[4].cli(&get)).await.expect("the get finished within 180 s");
-    eprintln!("20 MiB get over 5 Mbit/s links with 2 % loss: {:.1} s", started.elapsed().as_secs_f64());
+    let out = tokio::time::timeout(Duration::from_secs(180), c[4].cli(&get))
+        .await
+        .expect("the get finished within 180 s");
+    eprintln!(
+        "20 MiB get over 5 Mbit/s links with 2 % loss: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(out.ok, "{}", out.stderr);
     assert!(std::fs::read(&fetched).unwrap() == data, "the file fetched over lossy links differs");
 
@@ -82,7 +94,8 @@ async fn slow_lossy_links_carry_a_storage_get_a_live_channel_and_a_sync_folder()
     share_with_all(&c, &d, "docs").await;
     for folder in &d[1..] {
         for f in 0..40 {
-            wait_file(&folder.join(format!("f{f:02}.bin")), &pseudo_random(100 << 10, f + 7), 120).await;
+            wait_file(&folder.join(format!("f{f:02}.bin")), &pseudo_random(100 << 10, f + 7), 120)
+                .await;
         }
     }
     // An edit on one member reaches the others.
@@ -106,7 +119,8 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     let before = c.dir().join("before.bin");
     let before_data = pseudo_random(300_000, 3);
     std::fs::write(&before, &before_data).unwrap();
-    let cap_before = c[0].ok(&["put", before.to_str().unwrap(), "--k", "2", "--n", "5", "--happy", "5"]).await;
+    let cap_before =
+        c[0].ok(&["put", before.to_str().unwrap(), "--k", "2", "--n", "5", "--happy", "5"]).await;
 
     // Split {0, 1, 2} from {3, 4}; each side sees the other fail.
     let (a, b) = ([0, 1, 2], [3, 4]);
@@ -115,7 +129,10 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
         for &i in side {
             for &j in other {
                 let what = format!("node {j} failed");
-                c[i].wait_json(&["peers", "--json"], &what, 60, |v| peer_state(v, &ids[j]) == Some("failed")).await;
+                c[i].wait_json(&["peers", "--json"], &what, 60, |v| {
+                    peer_state(v, &ids[j]) == Some("failed")
+                })
+                .await;
             }
         }
     }
@@ -131,12 +148,16 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     let during = c.dir().join("during.bin");
     let during_data = pseudo_random(200_000, 5);
     std::fs::write(&during, &during_data).unwrap();
-    let cap_during = c[1].ok(&["put", during.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
+    let cap_during =
+        c[1].ok(&["put", during.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
     // The earlier file is readable on both sides: each holds k shares.
     for i in [2, 3] {
         let out = c.dir().join(format!("before{i}.bin"));
         c[i].ok(&["get", &cap_before, "-o", out.to_str().unwrap()]).await;
-        assert!(std::fs::read(&out).unwrap() == before_data, "node {i} read the file during the partition");
+        assert!(
+            std::fs::read(&out).unwrap() == before_data,
+            "node {i} read the file during the partition"
+        );
     }
 
     // Heal: everyone alive again, both sides' writes everywhere, the
@@ -147,18 +168,26 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
         wait_file(&f.join("a.txt"), b"written on side A", 90).await;
         wait_file(&f.join("b.txt"), b"written on side B", 90).await;
         wait_file(&f.join("shared.txt"), b"from side B, later", 90).await;
-        wait_until("the conflict copy", 90, || contents_named(f, "sync-conflict") == vec![b"from side A".to_vec()]).await;
+        wait_until("the conflict copy", 90, || {
+            contents_named(f, "sync-conflict") == vec![b"from side A".to_vec()]
+        })
+        .await;
     }
     let out = c.dir().join("during4.bin");
     c[4].ok(&["get", &cap_during, "-o", out.to_str().unwrap()]).await;
-    assert!(std::fs::read(&out).unwrap() == during_data, "side B reads what side A stored during the partition");
+    assert!(
+        std::fs::read(&out).unwrap() == during_data,
+        "side B reads what side A stored during the partition"
+    );
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_find_each_other_again_after_a_partition_with_nothing_else_running() {
-    let Some(bed) = testbed_or_skip("members_find_each_other_again…", 4, Link::FAST) else { return };
-    let c = Community::start_with(4, Options { hosts: bed.hosts.clone(), ..Options::default() }).await;
+    let Some(bed) = testbed_or_skip("members_find_each_other_again…", 4, Link::FAST) else {
+        return;
+    };
+    let c =
+        Community::start_with(4, Options { hosts: bed.hosts.clone(), ..Options::default() }).await;
     c.wait_alive(3, 60).await;
     bed.partition(&[0, 1], &[2, 3]).unwrap();
     c.wait_alive(1, 60).await;

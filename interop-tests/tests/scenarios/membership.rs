@@ -14,8 +14,16 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     // Service directory: an announcement reaches everyone.
     c[1].ok(&["announce", "web", "--meta", "port=80"]).await;
     for i in [0, 5, 9] {
-        let v = c[i].wait_json(&["services", "web", "--json"], "the announcement", 20, |v| v.as_array().is_some_and(|a| a.len() == 1)).await;
-        assert_eq!((v[0]["peer_id"].as_str(), v[0]["meta"]["port"].as_str()), (Some(ids[1].as_str()), Some("80")), "{v}");
+        let v = c[i]
+            .wait_json(&["services", "web", "--json"], "the announcement", 20, |v| {
+                v.as_array().is_some_and(|a| a.len() == 1)
+            })
+            .await;
+        assert_eq!(
+            (v[0]["peer_id"].as_str(), v[0]["meta"]["port"].as_str()),
+            (Some(ids[1].as_str()), Some("80")),
+            "{v}"
+        );
     }
     c[1].fails_with(&["announce", "bad name!"], "invalid service name").await;
     c[1].fails_with(&["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
@@ -25,7 +33,10 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     let one = c[0].json(&["peers", &ids[1], "--json"]).await;
     assert!(one[0]["services"].as_array().unwrap().iter().any(|s| s == "web"), "{one}");
     let status = c[0].json(&["status", "--json"]).await;
-    assert_eq!((status["peer_id"].as_str(), status["members"]["alive"].as_u64()), (Some(ids[0].as_str()), Some(9)));
+    assert_eq!(
+        (status["peer_id"].as_str(), status["members"]["alive"].as_u64()),
+        (Some(ids[0].as_str()), Some(9))
+    );
 
     // kill -9 of two nodes: failed everywhere; their announcements expire.
     c[1].kill9().await;
@@ -33,7 +44,10 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     for i in [0, 2, 3, 4, 5, 6, 8, 9] {
         for dead in [1, 7] {
             let what = format!("node {dead} failed");
-            c[i].wait_json(&["peers", "--json"], &what, 20, |v| peer_state(v, &ids[dead]) == Some("failed")).await;
+            c[i].wait_json(&["peers", "--json"], &what, 20, |v| {
+                peer_state(v, &ids[dead]) == Some("failed")
+            })
+            .await;
         }
     }
     assert_eq!(c[9].json(&["services", "web", "--json"]).await, serde_json::json!([]));
@@ -41,7 +55,10 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     // A clean stop: left, and the process exits by itself with success.
     c[2].stop().await;
     for i in [0, 5, 9] {
-        c[i].wait_json(&["peers", "--json"], "node 2 left", 20, |v| peer_state(v, &ids[2]) == Some("left")).await;
+        c[i].wait_json(&["peers", "--json"], "node 2 left", 20, |v| {
+            peer_state(v, &ids[2]) == Some("left")
+        })
+        .await;
     }
     c[2].fails_with(&["status"], "no node is running").await;
 
@@ -58,7 +75,6 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     c.wait_alive_on(&[1, 2], 8, 30).await;
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_on_taken_ports_says_which() {
     let c = Community::start(1).await;
@@ -74,7 +90,14 @@ async fn a_second_node_on_taken_ports_says_which() {
     };
     let out = run(&["up"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains(&format!("cannot serve the control API on {}: address already in use", c[0].api())), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains(&format!(
+                "cannot serve the control API on {}: address already in use",
+                c[0].api()
+            )),
+        "{err}"
+    );
     // ... and one whose QUIC port is taken.
     let quic = c[0].listen().iter().find(|a| a.contains("quic")).unwrap();
     let quic = quic.split("/p2p/").next().unwrap();
@@ -82,12 +105,22 @@ async fn a_second_node_on_taken_ports_says_which() {
         .unwrap()
         .replace(c[0].api(), "127.0.0.1:0")
         .lines()
-        .map(|l| if l.starts_with("listen = ") { format!("listen = [\"{quic}\"]\n") } else { format!("{l}\n") })
+        .map(|l| {
+            if l.starts_with("listen = ") {
+                format!("listen = [\"{quic}\"]\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
     std::fs::write(&cfg, text).unwrap();
     let out = run(&["up"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains(&format!("cannot listen on {quic}: address already in use")), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains(&format!("cannot listen on {quic}: address already in use")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,9 +135,18 @@ async fn a_new_member_joins_with_an_invite_in_one_step() {
     let local = ["--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
     let mut args = vec!["join", invite.as_str()];
     args.extend(local);
-    let out = std::process::Command::new(cloudy_interop_tests::exe()).arg("--home").arg(home.root()).args(&args).output().unwrap();
+    let out = std::process::Command::new(cloudy_interop_tests::exe())
+        .arg("--home")
+        .arg(home.root())
+        .args(&args)
+        .output()
+        .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && said.contains("next: cloudy-p2p"), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.contains("next: cloudy-p2p"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let n = c.start_home(&home).await;
     c.wait_alive(2, 30).await;
 
@@ -113,7 +155,10 @@ async fn a_new_member_joins_with_an_invite_in_one_step() {
     let out = alone[0].ok(&["join", &invite]).await;
     assert!(out.contains("connected to"), "{out}");
     let id = alone[0].peer_id().to_string();
-    c[n].wait_json(&["peers", "--json"], "the running node joined", 30, |v| peer_state(v, &id) == Some("alive")).await;
+    c[n].wait_json(&["peers", "--json"], "the running node joined", 30, |v| {
+        peer_state(v, &id) == Some("alive")
+    })
+    .await;
     let config = std::fs::read_to_string(alone[0].home().join("config.toml")).unwrap();
     assert!(config.contains(c[1].peer_id()), "the invite's addresses are in the bootstrap list");
     alone[0].kill9().await;

@@ -17,14 +17,25 @@ async fn an_ffmpeg_channel_reaches_five_viewers_and_survives_a_killed_one() {
     let (mut publisher, stdin, id) = publish(&c[0], "camera").await;
     let source = tokio::spawn(pump(ffmpeg.stdout.take().unwrap(), stdin));
     let outs: Vec<PathBuf> = (1..6).map(|i| c.dir().join(format!("recv{i}.ts"))).collect();
-    let mut players: Vec<Option<Child>> = (1..6).map(|i| Some(play(&c[i], "camera", &outs[i - 1]))).collect();
+    let mut players: Vec<Option<Child>> =
+        (1..6).map(|i| Some(play(&c[i], "camera", &outs[i - 1]))).collect();
     // The directory shows the channel, its publisher and its viewers.
-    let rows = c[5].wait_json(&["stream", "list", "--json"], "five viewers listed", 20, |v| v[0]["viewers"] == 5).await;
-    assert_eq!((rows[0]["id"].as_str(), rows[0]["name"].as_str()), (Some(id.as_str()), Some("camera")));
+    let rows = c[5]
+        .wait_json(&["stream", "list", "--json"], "five viewers listed", 20, |v| {
+            v[0]["viewers"] == 5
+        })
+        .await;
+    assert_eq!(
+        (rows[0]["id"].as_str(), rows[0]["name"].as_str()),
+        (Some(id.as_str()), Some("camera"))
+    );
     assert_eq!(rows[0]["publisher"], c[0].peer_id());
     // Kill a viewer's node while the stream flows: once it has played some
     // chunks, and so relays to others.
-    c[3].wait_json(&["stream", "status", &id, "--json"], "viewer 3 playing", 20, |v| v["stats"]["played"].as_u64() >= Some(4)).await;
+    c[3].wait_json(&["stream", "status", &id, "--json"], "viewer 3 playing", 20, |v| {
+        v["stats"]["played"].as_u64() >= Some(4)
+    })
+    .await;
     c[3].kill9().await;
     drop(players[2].take());
     let source = source.await.unwrap();
@@ -48,15 +59,24 @@ async fn opaque_bytes_unknown_channels_and_a_killed_publisher() {
     c.wait_alive_on(&[2], 2, 20).await;
     c[1].fails_with(&["stream", "play", "not-a-channel!"], "unknown channel").await;
     c[1].fails_with(&["stream", "play", "12D3KooWnope"], "not a channel id").await;
-    c[1].fails_with(&["stream", "play", "12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT"], "unknown channel").await;
-    c[0].fails_with(&["stream", "publish", "x", "--input", "/no/such/file"], "cannot read /no/such/file").await;
+    c[1].fails_with(
+        &["stream", "play", "12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT"],
+        "unknown channel",
+    )
+    .await;
+    c[0].fails_with(
+        &["stream", "publish", "x", "--input", "/no/such/file"],
+        "cannot read /no/such/file",
+    )
+    .await;
     c[0].fails_with(&["stream", "publish", "bad name"], "bad channel name").await;
 
     // Not MPEG-TS: carried exactly, at about 1 Mbit/s.
     let (mut publisher, mut stdin, id) = publish(&c[0], "bytes").await;
     let out = c.dir().join("bytes.out");
     let player = play(&c[1], &id, &out);
-    let source: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let source: Vec<u8> =
+        (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let feed = source.clone();
     tokio::spawn(async move {
         for piece in feed.chunks(16 * 1024) {
@@ -68,7 +88,12 @@ async fn opaque_bytes_unknown_channels_and_a_killed_publisher() {
     assert!(ok, "{err}");
     assert!(publisher.wait().await.unwrap().success());
     let got = std::fs::read(&out).unwrap();
-    assert!(got.len() >= source.len() * 3 / 4 && source.ends_with(&got), "got {} of {} bytes, a suffix of the input", got.len(), source.len());
+    assert!(
+        got.len() >= source.len() * 3 / 4 && source.ends_with(&got),
+        "got {} of {} bytes, a suffix of the input",
+        got.len(),
+        source.len()
+    );
 
     // The publisher's node dies: the viewer's player stops with a clear error.
     let (_publisher, mut stdin, id) = publish(&c[0], "doomed").await;
@@ -96,14 +121,19 @@ async fn opaque_bytes_unknown_channels_and_a_killed_publisher() {
     assert!(!ok && err.contains("was lost"), "{err}");
     writer.abort();
     let out = c[2].cli(&["stream", "list"]).await;
-    assert!(out.ok && !out.stdout.contains("doomed"), "a dead publisher's channel leaves the list: {}", out.stdout);
+    assert!(
+        out.ok && !out.stdout.contains("doomed"),
+        "a dead publisher's channel leaves the list: {}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() {
     let mut c = Community::start(3).await;
     c.wait_alive_on(&[2], 2, 20).await;
-    let film: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let film: Vec<u8> =
+        (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
     let src = c.dir().join("film.ts");
     std::fs::write(&src, &film).unwrap();
     let out = c[0].cli(&["stream", "vod", "publish", src.to_str().unwrap()]).await;
@@ -118,7 +148,10 @@ async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() 
     assert!(std::fs::read(&got).unwrap() == film, "byte-identical");
     let resp = c[1].media(&format!("/vod/{id}"), Some("bytes=2000000-2000099")).await;
     assert_eq!(resp.status(), 206);
-    assert_eq!(resp.headers()["content-range"], format!("bytes 2000000-2000099/{}", film.len()).as_str());
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes 2000000-2000099/{}", film.len()).as_str()
+    );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &film[2_000_000..2_000_100]);
     assert_eq!(c[1].media(&format!("/vod/{id}"), Some("bytes=9000000-")).await.status(), 416);
     let listed = c[1].json(&["stream", "vod", "list", "--json"]).await;
@@ -129,7 +162,10 @@ async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() 
     c[0].kill9().await;
     let resp = c[2].media(&format!("/vod/{id}"), Some("bytes=1000000-")).await;
     assert_eq!(resp.status(), 206);
-    assert!(resp.bytes().await.unwrap().as_ref() == &film[1_000_000..], "fetched from the viewer that cached it");
+    assert!(
+        resp.bytes().await.unwrap().as_ref() == &film[1_000_000..],
+        "fetched from the viewer that cached it"
+    );
     let served = c[1].json(&["stream", "vod", "list", "--json"]).await;
     assert!(served["stats"]["served"].as_u64().unwrap() >= 2_000_000, "node 1 served it: {served}");
 

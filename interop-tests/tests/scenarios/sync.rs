@@ -18,7 +18,12 @@ pub(crate) async fn nodes_with_folders(n: usize) -> (Community, Vec<PathBuf>) {
 
 /// Shares `folder` on node 0 as `name`, naming `members` in advance;
 /// returns the invite.
-pub(crate) async fn share(owner: &Member, folder: &Path, name: &str, members: &[&Member]) -> String {
+pub(crate) async fn share(
+    owner: &Member,
+    folder: &Path,
+    name: &str,
+    members: &[&Member],
+) -> String {
     let mut args = vec!["sync", "add", folder.to_str().unwrap(), "--name", name];
     for m in members {
         args.extend(["--member", m.peer_id()]);
@@ -41,7 +46,12 @@ pub(crate) fn write_at_time(p: &Path, data: &[u8], unix: u64) {
 /// The files in `dir` whose name has `part`, as their contents.
 pub(crate) fn contents_named(dir: &Path, part: &str) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains(part)).filter_map(|e| std::fs::read(e.path()).ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(part))
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -77,7 +87,10 @@ async fn three_members_with_renames_deletes_and_an_offline_member_catching_up() 
     std::fs::remove_file(d[0].join("d.txt")).unwrap();
     for f in &d[1..] {
         wait_until("the deletion", 20, || !f.join("d.txt").exists()).await;
-        assert_eq!(contents_named(&f.join(".cloudy-versions"), "d.txt~"), vec![b"to be deleted".to_vec()]);
+        assert_eq!(
+            contents_named(&f.join(".cloudy-versions"), "d.txt~"),
+            vec![b"to be deleted".to_vec()]
+        );
     }
 
     // Node 1 goes offline; both node 0 and node 1 edit f.txt (node 1's
@@ -93,7 +106,10 @@ async fn three_members_with_renames_deletes_and_an_offline_member_catching_up() 
     // Both versions everywhere: the later edit keeps the name.
     for f in &d {
         wait_file(&f.join("f.txt"), b"from node 1, later", 30).await;
-        wait_until("the conflict copy", 30, || contents_named(f, "sync-conflict") == vec![b"from node 0".to_vec()]).await;
+        wait_until("the conflict copy", 30, || {
+            contents_named(f, "sync-conflict") == vec![b"from node 0".to_vec()]
+        })
+        .await;
     }
 }
 
@@ -105,7 +121,8 @@ async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission()
     let file = c.dir().join("plain.txt");
     std::fs::write(&file, b"x").unwrap();
     c[0].fails_with(&["sync", "add", file.to_str().unwrap()], "not a directory").await;
-    c[1].fails_with(&["sync", "join", "cloudy-sync:nope", d[1].to_str().unwrap()], "bad invite").await;
+    c[1].fails_with(&["sync", "join", "cloudy-sync:nope", d[1].to_str().unwrap()], "bad invite")
+        .await;
 
     std::fs::write(d[0].join("hello.txt"), b"hello from node 0").unwrap();
     let invite = share(&c[0], &d[0], "docs", &[&c[1]]).await;
@@ -128,7 +145,10 @@ async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission()
     let out = c[0].cli(&["sync", "admit", "docs", &id2]).await;
     assert!(out.ok, "{}", out.stderr);
     wait_file(&d[2].join("sub/reply.txt"), b"reply from node 1", 20).await;
-    c[2].wait_json(&["sync", "list", "--json"], "in sync", 20, |v| v[0]["state"] == "in sync" && v[0]["files"] == 3).await;
+    c[2].wait_json(&["sync", "list", "--json"], "in sync", 20, |v| {
+        v[0]["state"] == "in sync" && v[0]["files"] == 3
+    })
+    .await;
 
     // Removing keeps the files and stops syncing.
     let out = c[2].cli(&["sync", "remove", "docs"]).await;
@@ -140,23 +160,33 @@ async fn three_members_sync_through_the_cli_and_a_stranger_waits_for_admission()
 async fn kill_9_mid_pull_leaves_no_corrupt_file_and_sync_resumes_after_restart() {
     let (mut c, d) = nodes_with_folders(2).await;
     let (a, b) = (&d[0], &d[1]);
-    let data: Vec<u8> = (0..96_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let data: Vec<u8> =
+        (0..96_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     std::fs::write(a.join("big.bin"), &data).unwrap();
     let invite = share(&c[0], a, "big", &[&c[1]]).await;
     join(&c[1], &invite, b).await;
     // Kill node 1 as soon as it is writing the file.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let pulling = || std::fs::read_dir(b).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".cloudy-tmp-"));
+    let pulling = || {
+        std::fs::read_dir(b)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".cloudy-tmp-"))
+    };
     while !pulling() {
         assert!(tokio::time::Instant::now() < deadline, "node 1 never started pulling");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     c[1].kill9().await;
     let visible = std::fs::read(b.join("big.bin")).ok();
-    assert!(visible.is_none() || visible.as_ref() == Some(&data), "a partial file is visible under the real name");
+    assert!(
+        visible.is_none() || visible.as_ref() == Some(&data),
+        "a partial file is visible under the real name"
+    );
     // Restarted, it cleans up and finishes.
     c[1].restart().await;
     wait_file(&b.join("big.bin"), &data, 30).await;
-    c[1].wait_json(&["sync", "list", "--json"], "in sync", 20, |v| v[0]["state"] == "in sync").await;
+    c[1].wait_json(&["sync", "list", "--json"], "in sync", 20, |v| v[0]["state"] == "in sync")
+        .await;
     assert!(!pulling(), "the interrupted pull's temporary file is gone");
 }

@@ -1,8 +1,8 @@
 //! Client of the control API, used by every CLI subcommand but `init` and `up`.
 
 use super::api::{
-    Admit, AddFolder, Announce, CapBody, Changed, FolderRow, JoinFolder, CheckReport, CheckRequest, ErrorBody, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status,
-    Stored,
+    AddFolder, Admit, Announce, CapBody, Changed, CheckReport, CheckRequest, ErrorBody, FolderRow,
+    JoinFolder, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status, Stored,
 };
 use super::dht::{ConnectBody, NameBody, PingBody, Providers, Reached, Record};
 use crate::error::NodeError;
@@ -46,6 +46,7 @@ pub enum ClientError {
 }
 
 /// A client bound to one node's home.
+#[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
     addr: SocketAddr,
@@ -80,27 +81,36 @@ impl Client {
 
     /// Sends a request; a non-success answer becomes [`ClientError::Api`].
     async fn start(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| self.transport_error(e))?;
+        let resp =
+            req.bearer_auth(&self.token).send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.error)
-                .unwrap_or_else(|_| format!("the node answered {status}: {}", String::from_utf8_lossy(&bytes).trim()));
+            let message =
+                serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).unwrap_or_else(|_| {
+                    format!(
+                        "the node answered {status}: {}",
+                        String::from_utf8_lossy(&bytes).trim()
+                    )
+                });
             return Err(ClientError::Api { status: status.as_u16(), message });
         }
         Ok(resp)
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<Option<T>, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Option<T>, ClientError> {
         let resp = self.start(req.timeout(Duration::from_secs(30))).await?;
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         if bytes.is_empty() {
             return Ok(None);
         }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ClientError {
@@ -119,7 +129,9 @@ impl Client {
 
     /// `GET /metrics`: the node's metrics, as OpenMetrics text.
     pub async fn metrics(&self) -> Result<String, ClientError> {
-        let resp = self.start(self.http.get(self.url("/metrics")).timeout(Duration::from_secs(30))).await?;
+        let resp = self
+            .start(self.http.get(self.url("/metrics")).timeout(Duration::from_secs(30)))
+            .await?;
         resp.text().await.map_err(|e| self.transport_error(e))
     }
 
@@ -203,27 +215,39 @@ impl Client {
         len: Option<u64>,
         query: &str,
     ) -> Result<Stored, ClientError> {
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 256 << 10));
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            data,
+            256 << 10,
+        ));
         let mut req = self.http.put(self.url(&format!("/uri?{query}"))).body(body);
         if let Some(len) = len {
             req = req.header(reqwest::header::CONTENT_LENGTH, len);
         }
         let resp = self.start(req).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `POST /v1/check` (no overall timeout: verifying reads every block).
     pub async fn check(&self, cap: &str, verify: bool) -> Result<CheckReport, ClientError> {
         let req = CheckRequest { cap: cap.to_string(), verify };
         let resp = self.start(self.http.post(self.url("/v1/check")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `POST /v1/repair`.
     pub async fn repair(&self, cap: &str) -> Result<RepairResult, ClientError> {
         let req = CheckRequest { cap: cap.to_string(), verify: true };
         let resp = self.start(self.http.post(self.url("/v1/repair")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `GET /v1/sync`.
@@ -244,7 +268,10 @@ impl Client {
     /// `POST /v1/sync/{id}/admit`.
     pub async fn admit(&self, id: &str, peer: &str) -> Result<FolderRow, ClientError> {
         let req = Admit { peer: peer.to_string() };
-        self.send_json(self.http.post(self.url(&format!("/v1/sync/{}/admit", encode(id)))).json(&req)).await
+        self.send_json(
+            self.http.post(self.url(&format!("/v1/sync/{}/admit", encode(id)))).json(&req),
+        )
+        .await
     }
 
     /// `DELETE /v1/sync/{id}`.
@@ -252,8 +279,13 @@ impl Client {
         self.send_json(self.http.delete(self.url(&format!("/v1/sync/{}", encode(id))))).await
     }
 
-    async fn send_json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
-        self.send(req).await?.ok_or_else(|| ClientError::Protocol { addr: self.addr, reason: "empty answer".into() })
+    async fn send_json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        self.send(req)
+            .await?
+            .ok_or_else(|| ClientError::Protocol { addr: self.addr, reason: "empty answer".into() })
     }
 
     /// `GET /v1/maintained`.
@@ -264,13 +296,16 @@ impl Client {
     /// `POST /v1/maintained`; `false` if already maintained.
     pub async fn maintain(&self, cap: &str) -> Result<bool, ClientError> {
         let body = CapBody { cap: cap.to_string() };
-        let c: Option<Changed> = self.send(self.http.post(self.url("/v1/maintained")).json(&body)).await?;
+        let c: Option<Changed> =
+            self.send(self.http.post(self.url("/v1/maintained")).json(&body)).await?;
         Ok(c.is_some_and(|c| c.changed))
     }
 
     /// `DELETE /v1/maintained/{cap}`; `false` if it was not maintained.
     pub async fn unmaintain(&self, cap: &str) -> Result<bool, ClientError> {
-        let c: Option<Changed> = self.send(self.http.delete(self.url(&format!("/v1/maintained/{}", encode(cap))))).await?;
+        let c: Option<Changed> = self
+            .send(self.http.delete(self.url(&format!("/v1/maintained/{}", encode(cap)))))
+            .await?;
         Ok(c.is_some_and(|c| c.changed))
     }
 
@@ -280,14 +315,23 @@ impl Client {
     }
 
     /// `GET /uri/{cap}` into `out`; fails unless exactly the file's size arrived.
-    pub async fn get_file<W: tokio::io::AsyncWrite + Unpin>(&self, cap: &str, out: &mut W) -> Result<u64, ClientError> {
+    pub async fn get_file<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        cap: &str,
+        out: &mut W,
+    ) -> Result<u64, ClientError> {
         let resp = self.start(self.http.get(self.url(&format!("/uri/{}", encode(cap))))).await?;
         self.download(resp, "download", out).await
     }
 
     /// Writes a response body into `out`; fails unless exactly its
     /// `Content-Length` arrived.
-    async fn download<W: tokio::io::AsyncWrite + Unpin>(&self, mut resp: reqwest::Response, what: &str, out: &mut W) -> Result<u64, ClientError> {
+    async fn download<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        mut resp: reqwest::Response,
+        what: &str,
+        out: &mut W,
+    ) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
         let expected = resp.content_length();
         let mut got = 0u64;
@@ -310,18 +354,26 @@ impl Client {
 /// Live channels.
 impl Client {
     /// `GET /v1/streams`.
-    pub async fn channels(&self) -> Result<Vec<cloudy_streaming::service::ChannelRow>, ClientError> {
+    pub async fn channels(
+        &self,
+    ) -> Result<Vec<cloudy_streaming::service::ChannelRow>, ClientError> {
         self.get("/v1/streams").await
     }
 
     /// `POST /v1/streams`.
-    pub async fn create_channel(&self, name: &str) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+    pub async fn create_channel(
+        &self,
+        name: &str,
+    ) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
         let req = super::api::CreateChannel { name: name.to_string() };
         self.send_json(self.http.post(self.url("/v1/streams")).json(&req)).await
     }
 
     /// `GET /v1/streams/{id}`.
-    pub async fn channel(&self, id: &str) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+    pub async fn channel(
+        &self,
+        id: &str,
+    ) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
         self.get(&format!("/v1/streams/{}", encode(id))).await
     }
 
@@ -331,19 +383,38 @@ impl Client {
         id: &str,
         data: R,
     ) -> Result<cloudy_streaming::live::publish::FeedSummary, ClientError> {
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 64 << 10));
-        let resp = self.start(self.http.put(self.url(&format!("/v1/streams/{}/input", encode(id)))).body(body)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 64 << 10));
+        let resp = self
+            .start(self.http.put(self.url(&format!("/v1/streams/{}/input", encode(id)))).body(body))
+            .await?;
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `GET /stream/{channel}` into `out` until the channel ends; returns
     /// the channel id and the bytes written.
-    pub async fn play_channel<W: tokio::io::AsyncWrite + Unpin>(&self, channel: &str, out: &mut W) -> Result<(String, u64), ClientError> {
+    pub async fn play_channel<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        channel: &str,
+        out: &mut W,
+    ) -> Result<(String, u64), ClientError> {
         use tokio::io::AsyncWriteExt;
-        let mut resp = self.start(self.http.get(self.url(&format!("/stream/{}", encode(channel))))).await?;
-        let id = resp.headers().get(super::api::CHANNEL_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(channel).to_string();
+        let mut resp =
+            self.start(self.http.get(self.url(&format!("/stream/{}", encode(channel))))).await?;
+        let id = resp
+            .headers()
+            .get(super::api::CHANNEL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(channel)
+            .to_string();
         let mut got = 0u64;
-        let cut = |got: u64, e: String| ClientError::Protocol { addr: self.addr, reason: format!("stream stopped after {got} bytes ({e})") };
+        let cut = |got: u64, e: String| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("stream stopped after {got} bytes ({e})"),
+        };
         while let Some(chunk) = resp.chunk().await.map_err(|e| cut(got, e.to_string()))? {
             out.write_all(&chunk).await.map_err(|e| cut(got, e.to_string()))?;
             out.flush().await.map_err(|e| cut(got, e.to_string()))?;
@@ -364,7 +435,10 @@ impl Client {
     pub async fn publish_video(&self, path: &str) -> Result<super::api::Published, ClientError> {
         let req = super::api::PublishVideo { path: path.to_string() };
         let resp = self.start(self.http.post(self.url("/v1/vod")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol { addr: self.addr, reason: format!("unexpected answer: {e}") })
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// `GET /v1/vod`.
@@ -373,7 +447,11 @@ impl Client {
     }
 
     /// `GET /vod/{id}` into `out`; fails unless the whole video arrived.
-    pub async fn get_video<W: tokio::io::AsyncWrite + Unpin>(&self, id: &str, out: &mut W) -> Result<u64, ClientError> {
+    pub async fn get_video<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        id: &str,
+        out: &mut W,
+    ) -> Result<u64, ClientError> {
         let resp = self.start(self.http.get(self.url(&format!("/vod/{}", encode(id))))).await?;
         self.download(resp, "video", out).await
     }
@@ -383,7 +461,9 @@ impl Client {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -93,19 +93,29 @@ fn dht_error(e: cloudy_overlay::Error) -> ApiError {
     }
 }
 
-pub(crate) async fn connect(State(s): State<Shared>, Json(b): Json<ConnectBody>) -> Result<Json<Reached>, ApiError> {
+pub(crate) async fn connect(
+    State(s): State<Shared>,
+    Json(b): Json<ConnectBody>,
+) -> Result<Json<Reached>, ApiError> {
     let addr = b.addr.parse().map_err(|e| bad(format!("{:?} is not a multiaddr: {e}", b.addr)))?;
     let peer = s.overlay.connect(addr).await.map_err(dht_error)?;
     Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms: None }))
 }
 
-pub(crate) async fn ping(State(s): State<Shared>, Json(b): Json<PingBody>) -> Result<Json<Reached>, ApiError> {
-    let peer = PeerId::from_str(&b.peer).map_err(|e| bad(format!("{:?} is not a valid peer id: {e}", b.peer)))?;
+pub(crate) async fn ping(
+    State(s): State<Shared>,
+    Json(b): Json<PingBody>,
+) -> Result<Json<Reached>, ApiError> {
+    let peer = PeerId::from_str(&b.peer)
+        .map_err(|e| bad(format!("{:?} is not a valid peer id: {e}", b.peer)))?;
     let rtt = s.overlay.ping(peer).await.map_err(dht_error)?;
     Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms: Some(rtt.as_secs_f64() * 1000.0) }))
 }
 
-pub(crate) async fn put(State(s): State<Shared>, Json(r): Json<Record>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn put(
+    State(s): State<Shared>,
+    Json(r): Json<Record>,
+) -> Result<StatusCode, ApiError> {
     if r.key.is_empty() {
         return Err(bad("a DHT key cannot be empty"));
     }
@@ -113,21 +123,32 @@ pub(crate) async fn put(State(s): State<Shared>, Json(r): Json<Record>) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn get(State(s): State<Shared>, Json(r): Json<Record>) -> Result<Json<Record>, ApiError> {
+pub(crate) async fn get(
+    State(s): State<Shared>,
+    Json(r): Json<Record>,
+) -> Result<Json<Record>, ApiError> {
     let value = s.overlay.get_record(r.key.clone().into_bytes()).await.map_err(|e| match e {
-        cloudy_overlay::Error::Dht(why) => ApiError(StatusCode::NOT_FOUND, format!("no DHT record {:?}: {why}", r.key)),
+        cloudy_overlay::Error::Dht(why) => {
+            ApiError(StatusCode::NOT_FOUND, format!("no DHT record {:?}: {why}", r.key))
+        }
         e => dht_error(e),
     })?;
     Ok(Json(Record { key: r.key, value: String::from_utf8_lossy(&value).into_owned() }))
 }
 
-pub(crate) async fn provide(State(s): State<Shared>, Json(b): Json<NameBody>) -> Result<Json<Providers>, ApiError> {
+pub(crate) async fn provide(
+    State(s): State<Shared>,
+    Json(b): Json<NameBody>,
+) -> Result<Json<Providers>, ApiError> {
     let key = provider_key(&b.name);
     s.overlay.start_providing(key.clone()).await.map_err(dht_error)?;
     Ok(Json(Providers { name: b.name, key: hex::encode(key), providers: Vec::new() }))
 }
 
-pub(crate) async fn providers(State(s): State<Shared>, Json(b): Json<NameBody>) -> Result<Json<Providers>, ApiError> {
+pub(crate) async fn providers(
+    State(s): State<Shared>,
+    Json(b): Json<NameBody>,
+) -> Result<Json<Providers>, ApiError> {
     let key = provider_key(&b.name);
     let found = s.overlay.get_providers(key.clone()).await.map_err(dht_error)?;
     let mut providers: Vec<String> = found.iter().map(|p| p.to_string()).collect();
@@ -140,6 +161,9 @@ mod tests {
     #[test]
     fn provider_keys_are_sha2_256_multihashes() {
         let key = super::provider_key("abc");
-        assert_eq!(hex::encode(&key), "1220ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hex::encode(&key),
+            "1220ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

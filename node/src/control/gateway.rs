@@ -2,6 +2,7 @@
 //! request body and answers its capability; `GET /uri/{cap}` streams the
 //! file back (with Content-Length, so a cut transfer is detectable).
 
+use super::api::Stored;
 use super::server::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -11,13 +12,12 @@ use cloudy_storage::capability::{Cap, ReadCap};
 use cloudy_storage::client::{PutError, PutOptions};
 use cloudy_storage::coding::Params;
 use futures::StreamExt;
-use super::api::Stored;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Query of `PUT /uri`.
 #[derive(Deserialize)]
-pub struct PutQuery {
+pub(super) struct PutQuery {
     k: Option<u8>,
     n: Option<u8>,
     happy: Option<usize>,
@@ -35,7 +35,9 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 /// The request body as an `AsyncRead`.
 fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
-    tokio_util::io::StreamReader::new(body.into_data_stream().map(|r| r.map_err(std::io::Error::other)))
+    tokio_util::io::StreamReader::new(
+        body.into_data_stream().map(|r| r.map_err(std::io::Error::other)),
+    )
 }
 
 /// Bodies up to this size are hashed in memory rather than spooled.
@@ -54,14 +56,19 @@ async fn spool_and_put(
     let mut buf = vec![0u8; 256 << 10];
     let mut size = 0u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| bad(format!("reading the request body: {e}")))?;
         if n == 0 {
             break;
         }
         if let Some(h) = &mut hasher {
             h.update(&buf[..n]);
         }
-        file.write_all(&buf[..n]).await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+        file.write_all(&buf[..n])
+            .await
+            .map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
         size += n as u64;
     }
     file.flush().await.map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
@@ -71,7 +78,12 @@ async fn spool_and_put(
 }
 
 /// `PUT /uri`, counted in the metrics.
-pub async fn put(state: State<Shared>, q: Query<PutQuery>, headers: HeaderMap, body: Body) -> Result<axum::Json<Stored>, ApiError> {
+pub(super) async fn put(
+    state: State<Shared>,
+    q: Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Stored>, ApiError> {
     let requests = state.requests.clone();
     let r = put_file(state, q, headers, body).await;
     requests.put(&r);
@@ -85,10 +97,15 @@ async fn put_file(
     body: Body,
 ) -> Result<axum::Json<Stored>, ApiError> {
     let d = PutOptions::default();
-    let params = Params { k: q.k.unwrap_or(d.params.k), n: q.n.unwrap_or(d.params.n), segment_size: d.params.segment_size };
+    let params = Params {
+        k: q.k.unwrap_or(d.params.k),
+        n: q.n.unwrap_or(d.params.n),
+        segment_size: d.params.segment_size,
+    };
     let opts = PutOptions { params, happy: q.happy.unwrap_or(d.happy), random_key: q.random_key };
     params.validate().map_err(bad)?;
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let length =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut reader = body_reader(body);
     let result = match (q.random_key, length) {
         // A random key and a known length: encode straight from the body.
@@ -99,11 +116,22 @@ async fn put_file(
         // A small body of known length: hash it in memory, no spool file.
         (false, Some(len)) if len <= IN_MEMORY_MAX => {
             let mut body = Vec::with_capacity(len as usize);
-            reader.read_to_end(&mut body).await.map_err(|e| bad(format!("reading the request body: {e}")))?;
+            reader
+                .read_to_end(&mut body)
+                .await
+                .map_err(|e| bad(format!("reading the request body: {e}")))?;
             let mut hasher = s.storage.convergence(params);
             hasher.update(&body);
             let size = body.len() as u64;
-            s.storage.put_source(Box::new(std::io::Cursor::new(body)), "request body", size, Some(hasher.finish()), opts).await
+            s.storage
+                .put_source(
+                    Box::new(std::io::Cursor::new(body)),
+                    "request body",
+                    size,
+                    Some(hasher.finish()),
+                    opts,
+                )
+                .await
         }
         // Otherwise spool it first (bounded memory), hashing for the
         // convergent key on the way, then encode from the spool.
@@ -129,7 +157,7 @@ async fn put_file(
 
 /// Query of `GET /uri/{cap}`.
 #[derive(Deserialize)]
-pub struct GetQuery {
+pub(super) struct GetQuery {
     /// A file name: sets Content-Type by its extension and a
     /// Content-Disposition naming it (as Tahoe's `?filename=`).
     filename: Option<String>,
@@ -137,7 +165,11 @@ pub struct GetQuery {
 
 /// Starts downloading bytes `range` of `r`; fails with the reason if not
 /// even the first bytes arrive. Returns the first chunk and a body.
-async fn download(s: &Shared, r: ReadCap, range: std::ops::Range<u64>) -> Result<(Vec<u8>, Body), ApiError> {
+async fn download(
+    s: &Shared,
+    r: ReadCap,
+    range: std::ops::Range<u64>,
+) -> Result<(Vec<u8>, Body), ApiError> {
     let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let client = s.storage.clone();
@@ -168,7 +200,12 @@ async fn download(s: &Shared, r: ReadCap, range: std::ops::Range<u64>) -> Result
 }
 
 /// `GET /uri/{cap}`, counted in the metrics.
-pub async fn get(state: State<Shared>, cap: Path<String>, q: Query<GetQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(super) async fn get(
+    state: State<Shared>,
+    cap: Path<String>,
+    q: Query<GetQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let requests = state.requests.clone();
     let r = get_file(state, cap, q, headers).await;
     requests.get(&r);
@@ -185,7 +222,9 @@ async fn get_file(
     let size = match &cap {
         Cap::Literal(data) => data.len() as u64,
         Cap::Read(r) => r.size,
-        Cap::Verify(_) => return Err(bad("a verify capability cannot read a file; use the read capability")),
+        Cap::Verify(_) => {
+            return Err(bad("a verify capability cannot read a file; use the read capability"))
+        }
     };
     let Some((start, end, partial)) = super::range::asked(&headers, size) else {
         return Ok(super::range::unsatisfiable(size));
@@ -200,12 +239,21 @@ async fn get_file(
     };
     let content_type = match &q.filename {
         Some(name) => mime_guess::from_path(name).first_or_octet_stream().to_string(),
-        None if start == 0 => infer::get(&first).map_or("application/octet-stream", |t| t.mime_type()).to_string(),
+        None if start == 0 => {
+            infer::get(&first).map_or("application/octet-stream", |t| t.mime_type()).to_string()
+        }
         None => "application/octet-stream".to_string(),
     };
-    let mut resp = super::range::headers(Response::builder().header(header::CONTENT_TYPE, content_type), start, end, size, partial);
+    let mut resp = super::range::headers(
+        Response::builder().header(header::CONTENT_TYPE, content_type),
+        start,
+        end,
+        size,
+        partial,
+    );
     if let Some(name) = &q.filename {
-        let safe: String = name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
+        let safe: String =
+            name.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
         resp = resp.header(header::CONTENT_DISPOSITION, format!("inline; filename=\"{safe}\""));
     }
     resp.body(body).map_err(internal)
@@ -221,30 +269,46 @@ fn report(r: cloudy_storage::client::Report) -> super::api::CheckReport {
         healthy: r.healthy(),
         recoverable: r.recoverable(),
         verified: r.verified,
-        shares: r.good.iter().map(|(s, p)| (*s, p.iter().map(|p| p.to_string()).collect())).collect(),
+        shares: r
+            .good
+            .iter()
+            .map(|(s, p)| (*s, p.iter().map(|p| p.to_string()).collect()))
+            .collect(),
         corrupt: r
             .corrupt
             .into_iter()
-            .map(|(share, peer, reason)| super::api::BadCopy { share, peer_id: peer.to_string(), reason })
+            .map(|(share, peer, reason)| super::api::BadCopy {
+                share,
+                peer_id: peer.to_string(),
+                reason,
+            })
             .collect(),
     }
 }
 
-pub async fn check(
+pub(super) async fn check(
     State(s): State<Shared>,
     axum::Json(req): axum::Json<super::api::CheckRequest>,
 ) -> Result<axum::Json<super::api::CheckReport>, ApiError> {
     let cap = verify_cap(&req.cap)?;
-    let r = s.storage.check(&cap, req.verify).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let r = s
+        .storage
+        .check(&cap, req.verify)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(axum::Json(report(r)))
 }
 
-pub async fn repair(
+pub(super) async fn repair(
     State(s): State<Shared>,
     axum::Json(req): axum::Json<super::api::CheckRequest>,
 ) -> Result<axum::Json<super::api::RepairResult>, ApiError> {
     let cap = verify_cap(&req.cap)?;
-    let r = s.storage.repair(&cap).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let r = s
+        .storage
+        .repair(&cap)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     if !r.placed.is_empty() {
         s.requests.repairs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -81,10 +81,26 @@ fn services(s: &Shared) -> Registry {
     let mut reg = Registry::with_prefix("cloudy");
     // Storage.
     if let Some(store) = s.storage.local_store() {
-        gauge(&mut reg, "storage_used_bytes", "Bytes of shares held by this storage server", store.used());
-        gauge(&mut reg, "storage_free_bytes", "Bytes this storage server may still take", store.free());
+        gauge(
+            &mut reg,
+            "storage_used_bytes",
+            "Bytes of shares held by this storage server",
+            store.used(),
+        );
+        gauge(
+            &mut reg,
+            "storage_free_bytes",
+            "Bytes this storage server may still take",
+            store.free(),
+        );
         let t = store.traffic();
-        counters(&mut reg, "storage_bytes", "Share bytes served to readers and stored for writers", "direction", &[("served", t.read), ("stored", t.written)]);
+        counters(
+            &mut reg,
+            "storage_bytes",
+            "Share bytes served to readers and stored for writers",
+            "direction",
+            &[("served", t.read), ("stored", t.written)],
+        );
     }
     let r = &s.requests;
     let ops = [
@@ -93,28 +109,59 @@ fn services(s: &Shared) -> Registry {
         ("get_ok", r.gets.load(Relaxed)),
         ("get_error", r.get_errors.load(Relaxed)),
     ];
-    counters(&mut reg, "storage_requests", "Grid puts and gets through this node, by outcome", "outcome", &ops);
+    counters(
+        &mut reg,
+        "storage_requests",
+        "Grid puts and gets through this node, by outcome",
+        "outcome",
+        &ops,
+    );
     let repairs = [("automatic", s.upkeep.repairs()), ("by_hand", r.repairs.load(Relaxed))];
     counters(&mut reg, "storage_repairs", "Files repaired, by who asked", "trigger", &repairs);
     let mut by_status: Vec<(String, u64)> = Vec::new();
     for e in s.upkeep.list().all().unwrap_or_default() {
-        let status = if e.status.starts_with("error") { "error".to_string() } else { e.status.clone() };
+        let status =
+            if e.status.starts_with("error") { "error".to_string() } else { e.status.clone() };
         match by_status.iter_mut().find(|(k, _)| *k == status) {
             Some((_, n)) => *n += 1,
             None => by_status.push((status, 1)),
         }
     }
     let by_status: Vec<(&str, u64)> = by_status.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    gauges(&mut reg, "maintained_files", "Files this node maintains, by the outcome of their last check", "status", &by_status);
+    gauges(
+        &mut reg,
+        "maintained_files",
+        "Files this node maintains, by the outcome of their last check",
+        "status",
+        &by_status,
+    );
 
     // Sync.
     let folders = s.sync.list();
-    let sum = |f: fn(&cloudy_sync::service::Status) -> u64| folders.iter().map(|(_, st)| f(st)).sum::<u64>();
+    let sum = |f: fn(&cloudy_sync::service::Status) -> u64| {
+        folders.iter().map(|(_, st)| f(st)).sum::<u64>()
+    };
     gauge(&mut reg, "sync_folders", "Folders shared", folders.len() as u64);
-    gauge(&mut reg, "sync_files_pending", "Files still to fetch, over all folders", sum(|st| st.need_files));
-    gauge(&mut reg, "sync_bytes_pending", "Bytes still to fetch, over all folders", sum(|st| st.need_bytes));
+    gauge(
+        &mut reg,
+        "sync_files_pending",
+        "Files still to fetch, over all folders",
+        sum(|st| st.need_files),
+    );
+    gauge(
+        &mut reg,
+        "sync_bytes_pending",
+        "Bytes still to fetch, over all folders",
+        sum(|st| st.need_bytes),
+    );
     let sync_bytes = [("downloaded", sum(|st| st.downloaded)), ("uploaded", sum(|st| st.uploaded))];
-    counters(&mut reg, "sync_bytes", "Block bytes moved by folder sync since start", "direction", &sync_bytes);
+    counters(
+        &mut reg,
+        "sync_bytes",
+        "Block bytes moved by folder sync since start",
+        "direction",
+        &sync_bytes,
+    );
 
     // Live channels (those this node takes part in) and video on demand.
     let mut chunks = [("received", 0), ("sent", 0), ("played", 0), ("late", 0), ("rejected", 0)];
@@ -124,25 +171,52 @@ fn services(s: &Shared) -> Registry {
         let Some(st) = row.local else { continue };
         channels += 1;
         let x = &st.stats;
-        for (slot, v) in chunks.iter_mut().zip([x.chunks, x.chunks_up, x.played, x.skipped, x.rejected]) {
+        for (slot, v) in
+            chunks.iter_mut().zip([x.chunks, x.chunks_up, x.played, x.skipped, x.rejected])
+        {
             slot.1 += v;
         }
         bytes[0].1 += x.bytes_down;
         bytes[1].1 += x.bytes_up;
     }
     gauge(&mut reg, "stream_channels", "Live channels this node publishes or watches", channels);
-    counters(&mut reg, "stream_chunks", "Live chunks of the channels this node takes part in (late: skipped by players)", "kind", &chunks);
-    counters(&mut reg, "stream_bytes", "Live chunk bytes of the channels this node takes part in", "direction", &bytes);
+    counters(
+        &mut reg,
+        "stream_chunks",
+        "Live chunks of the channels this node takes part in (late: skipped by players)",
+        "kind",
+        &chunks,
+    );
+    counters(
+        &mut reg,
+        "stream_bytes",
+        "Live chunk bytes of the channels this node takes part in",
+        "direction",
+        &bytes,
+    );
     let vod = s.vod.stats();
-    counters(&mut reg, "vod_bytes", "Video-on-demand piece bytes", "direction", &[("served", vod.served), ("fetched", vod.fetched)]);
-    counter(&mut reg, "uptime_seconds", "Seconds since the node started", s.started.elapsed().as_secs());
+    counters(
+        &mut reg,
+        "vod_bytes",
+        "Video-on-demand piece bytes",
+        "direction",
+        &[("served", vod.served), ("fetched", vod.fetched)],
+    );
+    counter(
+        &mut reg,
+        "uptime_seconds",
+        "Seconds since the node started",
+        s.started.elapsed().as_secs(),
+    );
     reg
 }
 
 pub(crate) async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
     let reg = services(&s);
     let mut text = String::new();
-    let fail = |e: std::fmt::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}"));
+    let fail = |e: std::fmt::Error| {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}"))
+    };
     encode_registry(&mut text, s.overlay.metrics()).map_err(fail)?;
     encode_registry(&mut text, &reg).map_err(fail)?;
     encode_eof(&mut text).map_err(fail)?;

@@ -5,7 +5,7 @@
 
 /// What a `Range` header asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Wanted {
+pub(super) enum Wanted {
     /// The whole file.
     All,
     /// Bytes `start..end` (end exclusive).
@@ -15,7 +15,7 @@ pub enum Wanted {
 }
 
 /// Interprets the `Range` header value `h` for a file of `size` bytes.
-pub fn wanted(h: &str, size: u64) -> Wanted {
+pub(super) fn wanted(h: &str, size: u64) -> Wanted {
     let Some(spec) = h.trim().strip_prefix("bytes=") else { return Wanted::All };
     if spec.contains(',') {
         return Wanted::All;
@@ -50,8 +50,11 @@ pub fn wanted(h: &str, size: u64) -> Wanted {
 /// The byte range a request with `headers` wants of a body of `size`
 /// bytes, with whether it is partial; `None`: nothing that exists (answer
 /// [`unsatisfiable`]).
-pub fn asked(headers: &axum::http::HeaderMap, size: u64) -> Option<(u64, u64, bool)> {
-    let w = headers.get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()).map_or(Wanted::All, |h| wanted(h, size));
+pub(super) fn asked(headers: &axum::http::HeaderMap, size: u64) -> Option<(u64, u64, bool)> {
+    let w = headers
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Wanted::All, |h| wanted(h, size));
     match w {
         Wanted::All => Some((0, size, false)),
         Wanted::Part(a, b) => Some((a, b, true)),
@@ -60,17 +63,28 @@ pub fn asked(headers: &axum::http::HeaderMap, size: u64) -> Option<(u64, u64, bo
 }
 
 /// The 416 answer for a body of `size` bytes.
-pub fn unsatisfiable(size: u64) -> axum::response::Response {
+pub(super) fn unsatisfiable(size: u64) -> axum::response::Response {
     use axum::http::{header, StatusCode};
-    axum::response::IntoResponse::into_response((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]))
+    axum::response::IntoResponse::into_response((
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+    ))
 }
 
 /// Adds the range headers of an answer for bytes `start..end` of `size`.
-pub fn headers(resp: axum::http::response::Builder, start: u64, end: u64, size: u64, partial: bool) -> axum::http::response::Builder {
+pub(super) fn headers(
+    resp: axum::http::response::Builder,
+    start: u64,
+    end: u64,
+    size: u64,
+    partial: bool,
+) -> axum::http::response::Builder {
     use axum::http::{header, StatusCode};
-    let resp = resp.header(header::CONTENT_LENGTH, end - start).header(header::ACCEPT_RANGES, "bytes");
+    let resp =
+        resp.header(header::CONTENT_LENGTH, end - start).header(header::ACCEPT_RANGES, "bytes");
     if partial {
-        resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.max(1) - 1))
+        resp.status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.max(1) - 1))
     } else {
         resp
     }

@@ -18,6 +18,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What the handlers share.
+#[derive(Debug)]
 pub struct ApiState {
     /// The overlay.
     pub overlay: cloudy_overlay::Handle,
@@ -128,15 +129,20 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     if !super::ui::logged_in(&s, req.headers()) {
-        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the node's home)".into())
-            .into_response();
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token (see api.token in the node's home)".into(),
+        )
+        .into_response();
     }
     let reads = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     if !reads {
         let h = req.headers();
         let marked = h.get(super::ui::CSRF_HEADER).is_some_and(|v| v == "1");
         let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let same_origin = h.get(header::ORIGIN).is_none_or(|o| o.to_str().is_ok_and(|o| o == format!("http://{host}")));
+        let same_origin = h
+            .get(header::ORIGIN)
+            .is_none_or(|o| o.to_str().is_ok_and(|o| o == format!("http://{host}")));
         if !marked || !same_origin {
             return super::ui::refused("cross-site request refused: the dashboard's requests carry x-cloudy-csrf and come from its own origin");
         }
@@ -202,13 +208,16 @@ pub(crate) async fn peers(State(s): State<Shared>) -> Json<Vec<PeerRow>> {
 }
 
 async fn peer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<PeerRow>, ApiError> {
-    let peer = PeerId::from_str(&id)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a valid peer id: {e}")))?;
+    let peer = PeerId::from_str(&id).map_err(|e| {
+        ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a valid peer id: {e}"))
+    })?;
     let snap = s.overlay.snapshot();
-    let view = snap
-        .peers
-        .get(&peer)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown peer {peer}: not a member of this community")))?;
+    let view = snap.peers.get(&peer).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown peer {peer}: not a member of this community"),
+        )
+    })?;
     Ok(Json(peer_row(view)))
 }
 
@@ -217,7 +226,10 @@ pub(crate) struct ServicesQuery {
     pub(crate) name: Option<String>,
 }
 
-pub(crate) async fn services(State(s): State<Shared>, Query(q): Query<ServicesQuery>) -> Json<Vec<ServiceRow>> {
+pub(crate) async fn services(
+    State(s): State<Shared>,
+    Query(q): Query<ServicesQuery>,
+) -> Json<Vec<ServiceRow>> {
     let rows = s
         .overlay
         .snapshot()
@@ -239,18 +251,33 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
-async fn announce(State(s): State<Shared>, Json(req): Json<Announce>) -> Result<StatusCode, ApiError> {
+async fn announce(
+    State(s): State<Shared>,
+    Json(req): Json<Announce>,
+) -> Result<StatusCode, ApiError> {
     req.validate().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     s.overlay.announce(&req.name, req.meta.clone()).await.map_err(unavailable)?;
-    s.announcements.insert(req.name, req.meta).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    s.announcements
+        .insert(req.name, req.meta)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn withdraw(State(s): State<Shared>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+async fn withdraw(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if !s.overlay.withdraw(&name).await.map_err(unavailable)? {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("service {name:?} is not announced by this node")));
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("service {name:?} is not announced by this node"),
+        ));
     }
-    s.announcements.remove(&name).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    s.announcements
+        .remove(&name)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

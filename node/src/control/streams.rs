@@ -17,31 +17,44 @@ use futures::StreamExt;
 fn api_error(e: StreamError) -> ApiError {
     let status = match e {
         StreamError::Unknown(_) | StreamError::NotPublishing(_) => StatusCode::NOT_FOUND,
-        StreamError::BadChannel(_) | StreamError::BadName(_) | StreamError::Ambiguous(..) => StatusCode::BAD_REQUEST,
+        StreamError::BadChannel(_) | StreamError::BadName(_) | StreamError::Ambiguous(..) => {
+            StatusCode::BAD_REQUEST
+        }
         StreamError::Busy(_) | StreamError::Over(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError(status, e.to_string())
 }
 
-pub async fn list(State(s): State<Shared>) -> Json<Vec<ChannelRow>> {
+pub(super) async fn list(State(s): State<Shared>) -> Json<Vec<ChannelRow>> {
     Json(s.streams.list())
 }
 
-pub async fn create(State(s): State<Shared>, Json(req): Json<CreateChannel>) -> Result<Json<ChannelStatus>, ApiError> {
+pub(super) async fn create(
+    State(s): State<Shared>,
+    Json(req): Json<CreateChannel>,
+) -> Result<Json<ChannelStatus>, ApiError> {
     s.streams.create(&req.name).map(Json).map_err(api_error)
 }
 
-pub async fn status(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<ChannelStatus>, ApiError> {
-    s.streams
-        .status(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("this node takes no part in channel {id}")))
+pub(super) async fn status(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelStatus>, ApiError> {
+    s.streams.status(&id).map(Json).ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, format!("this node takes no part in channel {id}"))
+    })
 }
 
 /// The publisher's input, to its end.
-pub async fn input(State(s): State<Shared>, Path(id): Path<String>, body: Body) -> Result<Json<FeedSummary>, ApiError> {
-    let reader = tokio_util::io::StreamReader::new(body.into_data_stream().map(|r| r.map_err(std::io::Error::other)));
+pub(super) async fn input(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<FeedSummary>, ApiError> {
+    let reader = tokio_util::io::StreamReader::new(
+        body.into_data_stream().map(|r| r.map_err(std::io::Error::other)),
+    );
     let summary = s.streams.feed(&id, reader).await.map_err(api_error)?;
     if let Some(e) = &summary.error {
         tracing::warn!(channel = %id, "publisher input broke off ({e}); the channel was ended");
@@ -50,15 +63,23 @@ pub async fn input(State(s): State<Shared>, Path(id): Path<String>, body: Body) 
 }
 
 /// Plays a channel (by id or name) as one long HTTP body.
-pub async fn play(State(s): State<Shared>, Path(channel): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn play(
+    State(s): State<Shared>,
+    Path(channel): Path<String>,
+) -> Result<Response, ApiError> {
     let player = s.streams.watch(&channel).await.map_err(api_error)?;
     let id = player.id.clone();
     let body = futures::stream::unfold(player, |mut p| async move {
         match p.rx.recv().await {
-            Some(Out::Bytes(b)) => Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(b)), p)),
+            Some(Out::Bytes(b)) => {
+                Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(b)), p))
+            }
             Some(Out::End) | None => None,
         }
     });
-    let headers = [(header::CONTENT_TYPE, "video/mp2t".to_string()), (header::CACHE_CONTROL, "no-store".to_string())];
+    let headers = [
+        (header::CONTENT_TYPE, "video/mp2t".to_string()),
+        (header::CACHE_CONTROL, "no-store".to_string()),
+    ];
     Ok((headers, [(CHANNEL_HEADER, id)], Body::from_stream(body)).into_response())
 }

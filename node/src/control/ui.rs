@@ -60,7 +60,9 @@ pub fn is_public(path: &str) -> bool {
 
 /// Whether `headers` carry this node's session cookie.
 pub(crate) fn logged_in(s: &Shared, headers: &HeaderMap) -> bool {
-    session_cookie(headers).is_some_and(|c| super::server::constant_time_eq(c.as_bytes(), session_value(&s.token).as_bytes()))
+    session_cookie(headers).is_some_and(|c| {
+        super::server::constant_time_eq(c.as_bytes(), session_value(&s.token).as_bytes())
+    })
 }
 
 fn login_page(error: &str) -> Html<String> {
@@ -85,7 +87,10 @@ pub(crate) async fn login(State(s): State<Shared>, Form(f): Form<LoginForm>) -> 
         let page = login_page("That is not this node's API token.");
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000", session_value(&s.token));
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000",
+        session_value(&s.token)
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -130,14 +135,24 @@ async fn overview_json(s: &Shared) -> Result<String, ApiError> {
     let o = Overview {
         status: super::server::status(st()).await.0,
         peers: super::server::peers(st()).await.0,
-        services: super::server::services(st(), axum::extract::Query(super::server::ServicesQuery { name: None })).await.0,
-        storage: StorageUse { server: store.is_some(), used: store.map_or(0, |s| s.used()), free: store.map_or(0, |s| s.free()) },
+        services: super::server::services(
+            st(),
+            axum::extract::Query(super::server::ServicesQuery { name: None }),
+        )
+        .await
+        .0,
+        storage: StorageUse {
+            server: store.is_some(),
+            used: store.map_or(0, |s| s.used()),
+            free: store.map_or(0, |s| s.free()),
+        },
         maintained: super::upkeep::list(st()).await?.0,
         folders: super::sync::list(st()).await.0,
         channels: super::streams::list(st()).await.0,
         videos: super::vod::list(st()).await.0,
     };
-    serde_json::to_string(&o).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    serde_json::to_string(&o)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 pub(crate) async fn overview(State(s): State<Shared>) -> Result<Response, ApiError> {
@@ -147,21 +162,27 @@ pub(crate) async fn overview(State(s): State<Shared>) -> Result<Response, ApiErr
 
 /// The overview as server-sent events: one at once, then one whenever it
 /// changed (uptime aside), looked at every second.
-pub(crate) async fn events(State(s): State<Shared>) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let stream = futures::stream::unfold((s, String::new(), true), |(s, last, mut first)| async move {
-        loop {
-            if !first {
-                tokio::time::sleep(EVENT_PERIOD).await;
-            }
-            first = false;
-            if let Ok(json) = overview_json(&s).await {
-                let key = without_uptime(&json);
-                if key != last {
-                    return Some((Ok(Event::default().event("overview").data(json)), (s, key, false)));
+pub(crate) async fn events(
+    State(s): State<Shared>,
+) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let stream =
+        futures::stream::unfold((s, String::new(), true), |(s, last, mut first)| async move {
+            loop {
+                if !first {
+                    tokio::time::sleep(EVENT_PERIOD).await;
+                }
+                first = false;
+                if let Ok(json) = overview_json(&s).await {
+                    let key = without_uptime(&json);
+                    if key != last {
+                        return Some((
+                            Ok(Event::default().event("overview").data(json)),
+                            (s, key, false),
+                        ));
+                    }
                 }
             }
-        }
-    });
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -23,7 +23,7 @@ fn list_error(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-pub async fn list(State(s): State<Shared>) -> Result<Json<Vec<MaintainedRow>>, ApiError> {
+pub(super) async fn list(State(s): State<Shared>) -> Result<Json<Vec<MaintainedRow>>, ApiError> {
     let rows = s.upkeep.list().all().map_err(list_error)?;
     Ok(Json(
         rows.into_iter()
@@ -41,17 +41,23 @@ pub async fn list(State(s): State<Shared>) -> Result<Json<Vec<MaintainedRow>>, A
     ))
 }
 
-pub async fn add(State(s): State<Shared>, Json(body): Json<CapBody>) -> Result<Json<Changed>, ApiError> {
+pub(super) async fn add(
+    State(s): State<Shared>,
+    Json(body): Json<CapBody>,
+) -> Result<Json<Changed>, ApiError> {
     let cap = verify_cap(&body.cap)?;
     Ok(Json(Changed { changed: s.upkeep.add(&cap).map_err(list_error)? }))
 }
 
-pub async fn remove(State(s): State<Shared>, Path(cap): Path<String>) -> Result<Json<Changed>, ApiError> {
+pub(super) async fn remove(
+    State(s): State<Shared>,
+    Path(cap): Path<String>,
+) -> Result<Json<Changed>, ApiError> {
     let cap = verify_cap(&cap)?;
     Ok(Json(Changed { changed: s.upkeep.list().remove(&cap).map_err(list_error)? }))
 }
 
-pub async fn run(State(s): State<Shared>) -> Json<Changed> {
+pub(super) async fn run(State(s): State<Shared>) -> Json<Changed> {
     s.upkeep.run_now();
     Json(Changed { changed: true })
 }

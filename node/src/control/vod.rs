@@ -14,25 +14,36 @@ use futures::StreamExt;
 
 fn api_error(e: VodError) -> ApiError {
     let status = match e {
-        VodError::Manifest(cloudy_streaming::vod::manifest::ManifestError::BadId(_)) => StatusCode::BAD_REQUEST,
+        VodError::Manifest(cloudy_streaming::vod::manifest::ManifestError::BadId(_)) => {
+            StatusCode::BAD_REQUEST
+        }
         VodError::Unknown(_) => StatusCode::NOT_FOUND,
         VodError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        VodError::Cache(cloudy_streaming::vod::cache::CacheError::Io { .. }) => StatusCode::BAD_REQUEST,
+        VodError::Cache(cloudy_streaming::vod::cache::CacheError::Io { .. }) => {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError(status, e.to_string())
 }
 
-pub async fn list(State(s): State<Shared>) -> Json<Videos> {
+pub(super) async fn list(State(s): State<Shared>) -> Json<Videos> {
     Json(Videos { videos: s.vod.list(), stats: s.vod.stats() })
 }
 
-pub async fn publish(State(s): State<Shared>, Json(req): Json<PublishVideo>) -> Result<Json<Published>, ApiError> {
+pub(super) async fn publish(
+    State(s): State<Shared>,
+    Json(req): Json<PublishVideo>,
+) -> Result<Json<Published>, ApiError> {
     let m = s.vod.publish(std::path::Path::new(&req.path)).await.map_err(api_error)?;
     Ok(Json(Published { id: m.id().to_string(), size: m.size, pieces: m.pieces() }))
 }
 
-pub async fn get(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(super) async fn get(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = VodId::parse(&id).map_err(|e| api_error(e.into()))?;
     let m = s.vod.manifest(&id).await.map_err(api_error)?;
     let size = m.size;
@@ -53,6 +64,13 @@ pub async fn get(State(s): State<Shared>, Path(id): Path<String>, headers: Heade
         })
     });
     let body = futures::stream::once(async move { Ok(first) }).chain(rest);
-    let resp = super::range::headers(Response::builder().header(header::CONTENT_TYPE, "video/mp2t"), start, end, size, partial);
-    resp.body(Body::from_stream(body)).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    let resp = super::range::headers(
+        Response::builder().header(header::CONTENT_TYPE, "video/mp2t"),
+        start,
+        end,
+        size,
+        partial,
+    );
+    resp.body(Body::from_stream(body))
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }

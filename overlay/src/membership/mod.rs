@@ -154,6 +154,7 @@ pub enum Change {
 }
 
 /// The members this node knows of (not itself).
+#[derive(Debug)]
 pub struct MemberTable {
     local: PeerId,
     timing: Timing,
@@ -237,7 +238,15 @@ impl MemberTable {
             None => (None, heard_at, heard_at),
         };
         let state_since = if old_state == Some(state) { old_since } else { heard_at };
-        let member = Member { info, version, accusers: Vec::new(), state, last_heard: old_heard, state_since, suspected_at: None };
+        let member = Member {
+            info,
+            version,
+            accusers: Vec::new(),
+            state,
+            last_heard: old_heard,
+            state_since,
+            suspected_at: None,
+        };
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
         changes
@@ -278,22 +287,30 @@ impl MemberTable {
                 changes.extend(diff(*peer, Some(&old), m));
             }
         }
-        self.members
-            .retain(|_, m| m.state.is_up() || now.saturating_duration_since(m.state_since) < t.reap_after);
+        self.members.retain(|_, m| {
+            m.state.is_up() || now.saturating_duration_since(m.state_since) < t.reap_after
+        });
         changes
     }
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
         let t = self.timing;
-        self.members.values().filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len()))).min()
+        self.members
+            .values()
+            .filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len())))
+            .min()
     }
 }
 
 /// The members `local` probes: the `k` up members that follow it on the
 /// ring of up members (and itself) sorted by peer id. Every member is thus
 /// probed by the `k` members that precede it, whatever N is.
-pub fn monitor_targets(local: PeerId, up: impl IntoIterator<Item = PeerId>, k: usize) -> Vec<PeerId> {
+pub fn monitor_targets(
+    local: PeerId,
+    up: impl IntoIterator<Item = PeerId>,
+    k: usize,
+) -> Vec<PeerId> {
     let mut ring: Vec<PeerId> = up.into_iter().filter(|p| *p != local).collect();
     ring.sort();
     ring.dedup();
@@ -316,9 +333,13 @@ fn diff(peer: PeerId, old: Option<&Member>, new: &Member) -> Vec<Change> {
     }
     let before = visible(old);
     let after = visible(Some(new));
-    let announced: Vec<String> = after.iter().filter(|n| !before.contains(n)).map(|n| n.to_string()).collect();
-    let withdrawn: Vec<String> = before.iter().filter(|n| !after.contains(n)).map(|n| n.to_string()).collect();
-    let meta_changed = old.is_some_and(|o| o.state.is_up() && new.state.is_up() && o.info.services != new.info.services);
+    let announced: Vec<String> =
+        after.iter().filter(|n| !before.contains(n)).map(|n| n.to_string()).collect();
+    let withdrawn: Vec<String> =
+        before.iter().filter(|n| !after.contains(n)).map(|n| n.to_string()).collect();
+    let meta_changed = old.is_some_and(|o| {
+        o.state.is_up() && new.state.is_up() && o.info.services != new.info.services
+    });
     if !announced.is_empty() || !withdrawn.is_empty() || meta_changed {
         out.push(Change::Services { peer, announced, withdrawn });
     }

@@ -100,9 +100,19 @@ impl MemberTable {
             .members
             .values()
             .filter(|m| m.state.is_up())
-            .map(|m| DigestEntry { peer: m.info.peer, incarnation: m.version.0, seq: m.version.1, state: listed(m.state) })
+            .map(|m| DigestEntry {
+                peer: m.info.peer,
+                incarnation: m.version.0,
+                seq: m.version.1,
+                state: listed(m.state),
+            })
             .collect();
-        out.push(DigestEntry { peer: me.peer, incarnation: me.incarnation, seq: me.seq, state: MemberState::Alive });
+        out.push(DigestEntry {
+            peer: me.peer,
+            incarnation: me.incarnation,
+            seq: me.seq,
+            state: MemberState::Alive,
+        });
         out.sort_by_key(|e| e.peer);
         out
     }

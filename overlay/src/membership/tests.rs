@@ -42,7 +42,9 @@ async fn unrefuted_suspicion_fails_member_and_expires_services() {
     let now = Instant::now();
     let c = t.apply(alive(p, 1, 1, &["storage"]), now);
     assert_eq!(c[0], Change::State { peer: p, from: None, to: MemberState::Alive });
-    assert!(matches!(&c[1], Change::Services { announced, .. } if announced == &["storage".to_string()]));
+    assert!(
+        matches!(&c[1], Change::Services { announced, .. } if announced == &["storage".to_string()])
+    );
     assert_eq!(t.next_deadline(), None);
     let c = t.apply(suspect(p, 1, 1), now + Duration::from_secs(1));
     assert_eq!(states(&c), vec![MemberState::Suspect]);
@@ -51,7 +53,9 @@ async fn unrefuted_suspicion_fails_member_and_expires_services() {
     assert!(t.tick(now + Duration::from_millis(4900)).is_empty());
     let c = t.tick(now + Duration::from_secs(5));
     assert_eq!(states(&c), vec![MemberState::Failed]);
-    assert!(c.iter().any(|c| matches!(c, Change::Services { withdrawn, .. } if withdrawn == &["storage".to_string()])));
+    assert!(c.iter().any(
+        |c| matches!(c, Change::Services { withdrawn, .. } if withdrawn == &["storage".to_string()])
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -76,9 +80,13 @@ async fn suspicion_about_us_asks_for_refutation() {
     let local = PeerId::random();
     let mut t = MemberTable::new(local, T);
     assert_eq!(t.apply(suspect(local, 1, 1), Instant::now()), vec![Change::Refute]);
-    let failed = Message::Failed(Accusation { peer: local, incarnation: 1, seq: 1, by: PeerId::random() });
+    let failed =
+        Message::Failed(Accusation { peer: local, incarnation: 1, seq: 1, by: PeerId::random() });
     assert_eq!(t.apply(failed, Instant::now()), vec![Change::Refute]);
-    assert!(t.apply(alive(local, 1, 1, &[]), Instant::now()).is_empty(), "own heartbeats are ignored");
+    assert!(
+        t.apply(alive(local, 1, 1, &[]), Instant::now()).is_empty(),
+        "own heartbeats are ignored"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -88,7 +96,8 @@ async fn failed_confirmation_and_no_failure_by_silence() {
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &[]), now);
     t.apply(alive(q, 1, 1, &[]), now);
-    let confirm = Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
+    let confirm =
+        Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
     assert_eq!(states(&t.apply(confirm, now)), vec![MemberState::Failed]);
     // State is gossiped on change only: silence is not a failure (the
     // monitors' probes are the detector).
@@ -99,14 +108,17 @@ async fn failed_confirmation_and_no_failure_by_silence() {
 #[tokio::test(start_paused = true)]
 async fn more_accusers_shorten_the_suspicion() {
     assert_eq!(T.suspicion_for(1), Duration::from_secs(4));
-    assert!(T.suspicion_for(2) > Duration::from_secs(2) && T.suspicion_for(2) < Duration::from_secs(3));
+    assert!(
+        T.suspicion_for(2) > Duration::from_secs(2) && T.suspicion_for(2) < Duration::from_secs(3)
+    );
     assert_eq!(T.suspicion_for(3), Duration::from_secs(2));
     assert_eq!(T.suspicion_for(9), Duration::from_secs(2));
     let mut t = MemberTable::new(PeerId::random(), T);
     let p = PeerId::random();
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &[]), now);
-    let by = |who: PeerId| Message::Suspect(Accusation { peer: p, incarnation: 1, seq: 1, by: who });
+    let by =
+        |who: PeerId| Message::Suspect(Accusation { peer: p, incarnation: 1, seq: 1, by: who });
     let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
     t.apply(by(a), now);
     assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
@@ -144,7 +156,10 @@ async fn failed_member_comes_back_and_reaping() {
     assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
     assert!(t.touch(&p, now + Duration::from_secs(6)).is_empty(), "a ping does not resurrect");
     let c = t.apply(alive(p, 1, 2, &[]), now + Duration::from_secs(6));
-    assert_eq!(c, vec![Change::State { peer: p, from: Some(MemberState::Failed), to: MemberState::Alive }]);
+    assert_eq!(
+        c,
+        vec![Change::State { peer: p, from: Some(MemberState::Failed), to: MemberState::Alive }]
+    );
     t.apply(suspect(p, 1, 2), now + Duration::from_secs(7));
     t.tick(now + Duration::from_secs(11));
     assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
@@ -170,7 +185,10 @@ async fn withdraw_and_meta_change_are_reported() {
     let now = Instant::now();
     t.apply(alive(p, 1, 1, &["a", "b"]), now);
     let c = t.apply(alive(p, 1, 2, &["a"]), now);
-    assert_eq!(c, vec![Change::Services { peer: p, announced: vec![], withdrawn: vec!["b".into()] }]);
+    assert_eq!(
+        c,
+        vec![Change::Services { peer: p, announced: vec![], withdrawn: vec!["b".into()] }]
+    );
     let mut m = alive(p, 1, 3, &["a"]);
     if let Message::Alive(a) = &mut m {
         a.services.get_mut("a").unwrap().insert("k".into(), "v".into());

@@ -179,10 +179,10 @@ mod peer_str {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
     use std::str::FromStr;
 
-    pub fn serialize<S: Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(p: &PeerId, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(p)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
         let s = String::deserialize(d)?;
         PeerId::from_str(&s).map_err(|e| D::Error::custom(format!("invalid peer id {s:?}: {e}")))
     }
@@ -200,7 +200,10 @@ mod tests {
             addrs: vec!["/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap()],
             zone: "z".into(),
             coord: Some(Coordinate::default()),
-            services: BTreeMap::from([("storage".into(), BTreeMap::from([("free".into(), "9".into())]))]),
+            services: BTreeMap::from([(
+                "storage".into(),
+                BTreeMap::from([("free".into(), "9".into())]),
+            )]),
         }
     }
 
@@ -210,11 +213,13 @@ mod tests {
         assert_eq!(Message::decode(&a.encode()).unwrap(), a);
         let l = Message::Leave { peer: PeerId::random(), incarnation: 5, seq: 9 };
         assert_eq!(Message::decode(&l.encode()).unwrap(), l);
-        let acc = Accusation { peer: PeerId::random(), incarnation: 1, seq: 2, by: PeerId::random() };
+        let acc =
+            Accusation { peer: PeerId::random(), incarnation: 1, seq: 2, by: PeerId::random() };
         let s = Message::Suspect(acc.clone());
         assert_eq!(Message::decode(&s.encode()).unwrap(), s);
         assert_eq!(s.author(), acc.by);
-        let json: serde_json::Value = serde_json::from_slice(&Message::Failed(acc.clone()).encode()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&Message::Failed(acc.clone()).encode()).unwrap();
         assert_eq!(json["kind"], "failed");
         assert_eq!(json["by"], acc.by.to_string());
     }
@@ -222,7 +227,8 @@ mod tests {
     #[test]
     fn documented_shape() {
         let a = alive();
-        let json: serde_json::Value = serde_json::from_slice(&Message::Alive(a.clone()).encode()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&Message::Alive(a.clone()).encode()).unwrap();
         assert_eq!(json["v"], 1);
         assert_eq!(json["kind"], "alive");
         assert_eq!(json["peer"], a.peer.to_string());
@@ -236,9 +242,15 @@ mod tests {
         let bad_peer = br#"{"v":1,"kind":"leave","peer":"nope","incarnation":1,"seq":1}"#;
         let err = Message::decode(bad_peer).unwrap_err().to_string();
         assert!(err.contains("invalid peer id"), "{err}");
-        let v2 = format!(r#"{{"v":2,"kind":"leave","peer":"{}","incarnation":1,"seq":1}}"#, PeerId::random());
+        let v2 = format!(
+            r#"{{"v":2,"kind":"leave","peer":"{}","incarnation":1,"seq":1}}"#,
+            PeerId::random()
+        );
         assert!(matches!(Message::decode(v2.as_bytes()), Err(DecodeError::Version(2))));
-        assert!(matches!(Message::decode(&vec![b' '; MAX_MESSAGE_BYTES + 1]), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            Message::decode(&vec![b' '; MAX_MESSAGE_BYTES + 1]),
+            Err(DecodeError::TooLarge(_))
+        ));
         let mut a = alive();
         a.coord.as_mut().unwrap().height = f64::INFINITY;
         // serde_json writes infinity as null, which does not parse as f64.

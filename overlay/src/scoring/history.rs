@@ -80,7 +80,7 @@ pub trait HistoryStore: Send + 'static {
 
 /// In-memory history; clones share one map, so a test can "restart" a node
 /// by giving the new one a clone.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MemHistory(Arc<Mutex<HashMap<PeerId, Availability>>>);
 
 impl HistoryStore for MemHistory {
@@ -97,6 +97,7 @@ impl HistoryStore for MemHistory {
 }
 
 /// History in an SQLite file (WAL mode; a save is one transaction).
+#[derive(Debug)]
 pub struct SqliteHistory {
     conn: rusqlite::Connection,
     path: String,
@@ -216,7 +217,7 @@ mod tests {
     fn sqlite_names_the_file_on_error() {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("no-such-dir").join("h.sqlite");
-        let err = SqliteHistory::open(&bad).err().expect("must fail").to_string();
+        let err = SqliteHistory::open(&bad).expect_err("must fail").to_string();
         assert!(err.contains("no-such-dir"), "{err}");
     }
 

@@ -169,7 +169,13 @@ impl PeerScores {
         let mut out = Vec::new();
         if let Some(me) = self.local.peer {
             for (n, meta) in self.local.services.iter().filter(|(n, _)| wanted(n)) {
-                let p = Provider { peer: me, local: true, meta: meta.clone(), score: 1.0, addrs: self.local.listen_addrs.clone() };
+                let p = Provider {
+                    peer: me,
+                    local: true,
+                    meta: meta.clone(),
+                    score: 1.0,
+                    addrs: self.local.listen_addrs.clone(),
+                };
                 out.push((n.clone(), p));
             }
         }
@@ -178,7 +184,13 @@ impl PeerScores {
                 continue;
             }
             for (n, meta) in view.services.iter().filter(|(n, _)| wanted(n)) {
-                let p = Provider { peer: view.peer, local: false, meta: meta.clone(), score: view.score, addrs: view.addrs.clone() };
+                let p = Provider {
+                    peer: view.peer,
+                    local: false,
+                    meta: meta.clone(),
+                    score: view.score,
+                    addrs: view.addrs.clone(),
+                };
                 out.push((n.clone(), p));
             }
         }

@@ -48,18 +48,21 @@ mod short {
     use serde::ser::{SerializeTuple, Serializer};
 
     /// `x` rounded to 5 significant digits (non-finite values unchanged).
-    pub fn round(x: f64) -> f64 {
+    pub(super) fn round(x: f64) -> f64 {
         if x == 0.0 || !x.is_finite() {
             return x;
         }
         format!("{x:.4e}").parse().unwrap_or(x)
     }
 
-    pub fn num<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn num<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(round(*x))
     }
 
-    pub fn vec<S: Serializer>(v: &[f64; super::DIMENSIONS], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn vec<S: Serializer>(
+        v: &[f64; super::DIMENSIONS],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(v.len())?;
         for x in v {
             t.serialize_element(&round(*x))?;
@@ -130,7 +133,8 @@ impl VivaldiClient {
         let wrongness = (dist - rtt).abs() / rtt;
         let total_error = (self.coord.error + other.error).max(ZERO);
         let weight = self.coord.error / total_error;
-        self.coord.error = (CE * weight * wrongness + self.coord.error * (1.0 - CE * weight)).min(ERROR_MAX);
+        self.coord.error =
+            (CE * weight * wrongness + self.coord.error * (1.0 - CE * weight)).min(ERROR_MAX);
         let force = CC * weight * (rtt - dist);
         self.apply_force(force, other);
     }
@@ -197,7 +201,16 @@ mod tests {
     #[test]
     fn serialized_short_and_close() {
         let c = Coordinate {
-            vec: [1.2345678901234567e-5, -0.0123456789, 0.0, 3.0, 1e-9, -7.77777777e-4, 0.5, 2.0e-3],
+            vec: [
+                1.2345678901234567e-5,
+                -0.0123456789,
+                0.0,
+                3.0,
+                1e-9,
+                -7.77777777e-4,
+                0.5,
+                2.0e-3,
+            ],
             error: 0.123456789,
             adjustment: -1.0e-5 / 3.0,
             height: 1.0e-5 + 1.0e-12,
@@ -208,7 +221,11 @@ mod tests {
         assert!(back.is_valid());
         let close = |a: f64, b: f64| (a - b).abs() <= a.abs() * 1e-4;
         assert!(c.vec.iter().zip(back.vec).all(|(a, b)| close(*a, b)), "{json}");
-        assert!(close(c.error, back.error) && close(c.adjustment, back.adjustment) && close(c.height, back.height));
+        assert!(
+            close(c.error, back.error)
+                && close(c.adjustment, back.adjustment)
+                && close(c.height, back.height)
+        );
         assert!(json.contains("0.000012346,"), "{json}");
     }
 
@@ -234,7 +251,11 @@ mod tests {
                     continue;
                 }
                 let est = nodes[i].coordinate().distance_to(nodes[j].coordinate()).as_secs_f64();
-                assert!((est - truth[i][j]).abs() < 0.004, "{i}->{j}: est {est} truth {}", truth[i][j]);
+                assert!(
+                    (est - truth[i][j]).abs() < 0.004,
+                    "{i}->{j}: est {est} truth {}",
+                    truth[i][j]
+                );
             }
         }
         assert!(nodes[0].coordinate().error < 0.5);

@@ -88,7 +88,11 @@ impl Client {
         self.check_impl(cap, verify).await.map(|(r, _, _)| r)
     }
 
-    async fn check_impl(&self, cap: &VerifyCap, verify: bool) -> Result<(Report, Holders, Option<Decoder>), RepairError> {
+    async fn check_impl(
+        &self,
+        cap: &VerifyCap,
+        verify: bool,
+    ) -> Result<(Report, Holders, Option<Decoder>), RepairError> {
         let mut h = self.find_holders(cap.storage_index).await;
         let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };
         let mut decoder: Option<Decoder> = None;
@@ -129,7 +133,11 @@ impl Client {
         let (before, mut holders, decoder) = self.check_impl(cap, true).await?;
         let notes = || before.notes.join("; ");
         if !before.recoverable() {
-            return Err(RepairError::Unrecoverable { good: before.good_shares(), k: cap.k, notes: notes() });
+            return Err(RepairError::Unrecoverable {
+                good: before.good_shares(),
+                k: cap.k,
+                notes: notes(),
+            });
         }
         let mut dec = decoder.ok_or_else(|| RepairError::NoRoot(notes()))?;
         let missing: Vec<u8> = (0..cap.n).filter(|s| !before.good.contains_key(s)).collect();
@@ -137,9 +145,13 @@ impl Client {
             return Ok(RepairReport { before, placed: Vec::new(), failures: Vec::new() });
         }
         // Sources: k good shares, each from its first good holder.
-        let sources: Vec<(u8, PeerId)> = before.good.iter().take(cap.k as usize).map(|(s, p)| (*s, p[0])).collect();
+        let sources: Vec<(u8, PeerId)> =
+            before.good.iter().take(cap.k as usize).map(|(s, p)| (*s, p[0])).collect();
         for (share, peer) in &sources {
-            if let Some(Ok(Response::Meta { hashes, .. })) = call(&mut holders, *peer, Request::Meta { si: cap.storage_index, share: *share }).await {
+            if let Some(Ok(Response::Meta { hashes, .. })) =
+                call(&mut holders, *peer, Request::Meta { si: cap.storage_index, share: *share })
+                    .await
+            {
                 let _ = dec.accept_hashes(*share as usize, hashes);
             }
         }
@@ -147,12 +159,16 @@ impl Client {
         let len = share_len(dec.record());
         let busy: BTreeSet<PeerId> = before.good.values().flatten().copied().collect();
         let all = self.servers();
-        let fresh: Vec<_> = all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
+        let fresh: Vec<_> =
+            all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
         let servers = if fresh.is_empty() { all } else { fresh };
         let happy = missing.len().min(servers.len()).clamp(1, DEFAULT_HAPPY);
-        let placed_plan = plan(&cap.storage_index, &servers, missing.len() as u8, len, happy).map_err(|e| {
-            RepairError::Unrecoverable { good: before.good_shares(), k: cap.k, notes: e.to_string() }
-        })?;
+        let placed_plan = plan(&cap.storage_index, &servers, missing.len() as u8, len, happy)
+            .map_err(|e| RepairError::Unrecoverable {
+                good: before.good_shares(),
+                k: cap.k,
+                notes: e.to_string(),
+            })?;
         let mut failures = Vec::new();
         let mut uploads: Vec<Upload> = Vec::new();
         for (i, (_, peer)) in placed_plan.shares.iter().enumerate() {
@@ -171,11 +187,12 @@ impl Client {
                     blocks.push((*share as usize, b));
                 }
             }
-            let ciphertext = dec.ciphertext(segment, blocks).map_err(|e| RepairError::Unrecoverable {
-                good: before.good_shares(),
-                k: cap.k,
-                notes: e.to_string(),
-            })?;
+            let ciphertext =
+                dec.ciphertext(segment, blocks).map_err(|e| RepairError::Unrecoverable {
+                    good: before.good_shares(),
+                    k: cap.k,
+                    notes: e.to_string(),
+                })?;
             let regenerated = dec.blocks_of(&ciphertext);
             for u in &mut uploads {
                 let block = regenerated[u.share as usize].clone();
@@ -190,7 +207,10 @@ impl Client {
         for u in uploads {
             let hashes = new_hashes.remove(&u.share).unwrap_or_default();
             if hashes_root(&hashes) != dec.record().share_roots[u.share as usize] {
-                failures.push(format!("share {}: regenerated blocks do not match the root record", u.share));
+                failures.push(format!(
+                    "share {}: regenerated blocks do not match the root record",
+                    u.share
+                ));
                 continue;
             }
             let (share, peer) = (u.share, u.peer);
@@ -203,19 +223,30 @@ impl Client {
     }
 }
 
-async fn call(h: &mut Holders, peer: PeerId, req: Request) -> Option<Result<Response, crate::protocol::ProtocolError>> {
+async fn call(
+    h: &mut Holders,
+    peer: PeerId,
+    req: Request,
+) -> Option<Result<Response, crate::protocol::ProtocolError>> {
     let conn = h.conns.get_mut(&peer)?;
     Some(conn.call(req).await)
 }
 
 /// Checks one copy of a share: its root record and hash list, and with
 /// `blocks`, every block.
-async fn verify_copy(conn: &mut Conn, cap: &VerifyCap, share: u8, decoder: &mut Option<Decoder>, blocks: bool) -> Result<(), String> {
+async fn verify_copy(
+    conn: &mut Conn,
+    cap: &VerifyCap,
+    share: u8,
+    decoder: &mut Option<Decoder>,
+    blocks: bool,
+) -> Result<(), String> {
     let si = cap.storage_index;
-    let (root, hashes) = match conn.call(Request::Meta { si, share }).await.map_err(|e| e.to_string())? {
-        Response::Meta { root, hashes } => (root, hashes),
-        other => return Err(format!("{other:?}")),
-    };
+    let (root, hashes) =
+        match conn.call(Request::Meta { si, share }).await.map_err(|e| e.to_string())? {
+            Response::Meta { root, hashes } => (root, hashes),
+            other => return Err(format!("{other:?}")),
+        };
     if decoder.is_none() {
         *decoder = Some(Decoder::for_verify(cap, &root).map_err(|e| e.to_string())?);
     }
@@ -227,7 +258,9 @@ async fn verify_copy(conn: &mut Conn, cap: &VerifyCap, share: u8, decoder: &mut 
     if blocks {
         for segment in 0..dec.record().segments() {
             match conn.call(Request::Get { si, share, segment }).await.map_err(|e| e.to_string())? {
-                Response::Block(b) => dec.check_block(share as usize, segment, &b).map_err(|e| e.to_string())?,
+                Response::Block(b) => {
+                    dec.check_block(share as usize, segment, &b).map_err(|e| e.to_string())?
+                }
                 other => return Err(format!("segment {segment}: {other:?}")),
             }
         }

@@ -77,7 +77,11 @@ struct Spares<'a> {
 impl Client {
     /// Downloads the file of `cap` into `out`; returns the bytes written.
     /// Nothing is written for a segment until it is fully verified.
-    pub async fn get<W: AsyncWrite + Unpin>(&self, cap: &ReadCap, out: &mut W) -> Result<u64, GetError> {
+    pub async fn get<W: AsyncWrite + Unpin>(
+        &self,
+        cap: &ReadCap,
+        out: &mut W,
+    ) -> Result<u64, GetError> {
         self.get_range(cap, 0..cap.size, out).await
     }
 
@@ -108,7 +112,11 @@ impl Client {
         }
         let Some(mut dec) = decoder.filter(|_| chosen.len() >= cap.k as usize) else {
             let found = chosen.len();
-            return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: spares.notes.join("; ") });
+            return Err(GetError::NotEnoughShares {
+                k: cap.k as usize,
+                found,
+                holders: spares.notes.join("; "),
+            });
         };
         if range.is_empty() {
             return Ok(0);
@@ -118,7 +126,14 @@ impl Client {
         let mut readers = Vec::new();
         for c in chosen {
             match self.conn_for(&mut spares.conns, c.peer).await {
-                Ok(conn) => readers.push(ShareReader::spawn(conn, si, c.share, c.peer, c.hashes, segments.clone())),
+                Ok(conn) => readers.push(ShareReader::spawn(
+                    conn,
+                    si,
+                    c.share,
+                    c.peer,
+                    c.hashes,
+                    segments.clone(),
+                )),
                 Err(e) => spares.notes.push(format!("{} share {}: {e}", c.peer, c.share)),
             }
         }
@@ -126,18 +141,29 @@ impl Client {
         for segment in segments.clone() {
             let mut blocks: Vec<(usize, Vec<u8>)> = Vec::new();
             while blocks.len() < cap.k as usize {
-                let waiting: Vec<&mut ShareReader> =
-                    readers.iter_mut().filter(|r| !blocks.iter().any(|(sh, _)| *sh == r.share as usize)).collect();
+                let waiting: Vec<&mut ShareReader> = readers
+                    .iter_mut()
+                    .filter(|r| !blocks.iter().any(|(sh, _)| *sh == r.share as usize))
+                    .collect();
                 if waiting.is_empty() {
                     let found = blocks.len();
-                    return Err(GetError::NotEnoughShares { k: cap.k as usize, found, holders: spares.notes.join("; ") });
+                    return Err(GetError::NotEnoughShares {
+                        k: cap.k as usize,
+                        found,
+                        holders: spares.notes.join("; "),
+                    });
                 }
-                let got = futures::future::join_all(waiting.into_iter().map(|r| async { (r.share, r.peer, r.next().await) })).await;
+                let got = futures::future::join_all(
+                    waiting.into_iter().map(|r| async { (r.share, r.peer, r.next().await) }),
+                )
+                .await;
                 for (share, peer, result) in got {
                     match result {
                         Ok(b) => blocks.push((share as usize, b)),
                         Err(e) => {
-                            spares.notes.push(format!("{peer} share {share} segment {segment}: {e}"));
+                            spares
+                                .notes
+                                .push(format!("{peer} share {share} segment {segment}: {e}"));
                             readers.retain(|r| r.share != share);
                             // Bring in another share, if any holder has one.
                             let taken: Vec<u8> = readers.iter().map(|r| r.share).collect();
@@ -146,7 +172,14 @@ impl Client {
                             dec = d.expect("decoder stays");
                             if let Some(c) = next {
                                 if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
-                                    readers.push(ShareReader::spawn(conn, si, c.share, c.peer, c.hashes, segment..segments.end));
+                                    readers.push(ShareReader::spawn(
+                                        conn,
+                                        si,
+                                        c.share,
+                                        c.peer,
+                                        c.hashes,
+                                        segment..segments.end,
+                                    ));
                                 }
                             }
                         }
@@ -161,7 +194,8 @@ impl Client {
             .map_err(|e| GetError::Write(std::io::Error::other(e)))?;
             dec = d;
             let plain = plain?;
-            let from = range.start.saturating_sub(segment * seg_size).min(plain.len() as u64) as usize;
+            let from =
+                range.start.saturating_sub(segment * seg_size).min(plain.len() as u64) as usize;
             let to = (range.end - segment * seg_size).min(plain.len() as u64) as usize;
             out.write_all(&plain[from..to]).await.map_err(GetError::Write)?;
             written += (to - from) as u64;
@@ -174,7 +208,11 @@ impl Client {
     }
 
     /// The open session with `peer` if nobody uses it yet, else a new one.
-    async fn conn_for(&self, conns: &mut HashMap<PeerId, Conn>, peer: PeerId) -> Result<Conn, ProtocolError> {
+    async fn conn_for(
+        &self,
+        conns: &mut HashMap<PeerId, Conn>,
+        peer: PeerId,
+    ) -> Result<Conn, ProtocolError> {
         match conns.remove(&peer) {
             Some(c) => Ok(c),
             None => self.connect(peer).await,
@@ -217,7 +255,12 @@ fn si_of(cap: &ReadCap) -> crate::store::StorageIndex {
 impl Spares<'_> {
     /// The next untried share, not among `taken`, whose hash list checks
     /// out (the first good root record sets up `decoder`).
-    async fn next_share(&mut self, client: &Client, decoder: &mut Option<Decoder>, taken: &[u8]) -> Option<Chosen> {
+    async fn next_share(
+        &mut self,
+        client: &Client,
+        decoder: &mut Option<Decoder>,
+        taken: &[u8],
+    ) -> Option<Chosen> {
         let si = si_of(self.cap);
         while let Some((share, peer)) = self.candidates.pop() {
             if taken.contains(&share) {

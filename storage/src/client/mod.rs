@@ -33,7 +33,10 @@ pub const META_FREE: &str = "free";
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn timed_out(what: &str) -> ProtocolError {
-    ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: no answer within {CALL_TIMEOUT:?}")))
+    ProtocolError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: no answer within {CALL_TIMEOUT:?}"),
+    ))
 }
 
 /// Uploads and downloads files on the grid.
@@ -69,7 +72,10 @@ impl Client {
             .map(|(_, p)| Server {
                 peer: p.peer,
                 score: p.score,
-                zone: snap.peers.get(&p.peer).map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
+                zone: snap
+                    .peers
+                    .get(&p.peer)
+                    .map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
                 free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
             })
             .collect()
@@ -93,8 +99,12 @@ impl Client {
 }
 
 /// Reads the server's next answer on a session stream.
-pub(crate) async fn read_response(s: &mut cloudy_overlay::Stream) -> Result<Response, ProtocolError> {
-    let frame = read_frame(s).await?.ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
+pub(crate) async fn read_response(
+    s: &mut cloudy_overlay::Stream,
+) -> Result<Response, ProtocolError> {
+    let frame = read_frame(s)
+        .await?
+        .ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
     Response::decode(&frame)
 }
 
@@ -110,26 +120,37 @@ impl Conn {
     /// Sends a read request without waiting (remote sessions pipeline
     /// requests; answers come back in order). The local store answers at
     /// once, so there the request is answered by [`Conn::recv`] instead.
-    pub(crate) async fn send(&mut self, req: Request, queued: &mut std::collections::VecDeque<Request>) -> Result<(), ProtocolError> {
+    pub(crate) async fn send(
+        &mut self,
+        req: Request,
+        queued: &mut std::collections::VecDeque<Request>,
+    ) -> Result<(), ProtocolError> {
         match self {
             Conn::Local(..) => {
                 queued.push_back(req);
                 Ok(())
             }
-            Conn::Remote(s) => {
-                tokio::time::timeout(CALL_TIMEOUT, write_frame(s, &req.encode())).await.map_err(|_| timed_out("storage request"))?
-            }
+            Conn::Remote(s) => tokio::time::timeout(CALL_TIMEOUT, write_frame(s, &req.encode()))
+                .await
+                .map_err(|_| timed_out("storage request"))?,
         }
     }
 
     /// The answer to the oldest request sent with [`Conn::send`].
-    pub(crate) async fn recv(&mut self, queued: &mut std::collections::VecDeque<Request>) -> Result<Response, ProtocolError> {
+    pub(crate) async fn recv(
+        &mut self,
+        queued: &mut std::collections::VecDeque<Request>,
+    ) -> Result<Response, ProtocolError> {
         match self {
             Conn::Local(store, me) => {
-                let req = queued.pop_front().ok_or_else(|| ProtocolError::Malformed("no request outstanding".into()))?;
+                let req = queued
+                    .pop_front()
+                    .ok_or_else(|| ProtocolError::Malformed("no request outstanding".into()))?;
                 answer(store.clone(), me, req).await
             }
-            Conn::Remote(s) => tokio::time::timeout(CALL_TIMEOUT, read_response(s)).await.map_err(|_| timed_out("storage request"))?,
+            Conn::Remote(s) => tokio::time::timeout(CALL_TIMEOUT, read_response(s))
+                .await
+                .map_err(|_| timed_out("storage request"))?,
         }
     }
 
@@ -142,8 +163,16 @@ impl Conn {
                     write_frame(s, &req.encode()).await?;
                     read_response(s).await
                 };
-                tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| timed_out("storage request"))?
+                tokio::time::timeout(CALL_TIMEOUT, exchange)
+                    .await
+                    .map_err(|_| timed_out("storage request"))?
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
     }
 }

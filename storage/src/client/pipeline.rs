@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// Blocks queued per share ahead of its server.
-pub const DEPTH: usize = 3;
+pub(super) const DEPTH: usize = 3;
 
 /// Where an upload's plaintext comes from.
 pub type Source = Box<dyn Read + Send>;
@@ -71,7 +71,8 @@ impl Client {
                 let mut data = Vec::new();
                 source.take(size).read_to_end(&mut data).map(|_| data)
             });
-            let data = read.await.map_err(|e| read_err(std::io::Error::other(e)))?.map_err(read_err)?;
+            let data =
+                read.await.map_err(|e| read_err(std::io::Error::other(e)))?.map_err(read_err)?;
             return match data.len() as u64 == size {
                 true => Ok(Cap::Literal(data)),
                 false => Err(read_err(short_read(data.len() as u64, size))),
@@ -106,12 +107,18 @@ impl Client {
                 Err(e) => failures.push(format!("sender task: {e}")),
             }
         }
-        let unhappy = |stored: usize, failures: &[String]| PutError::Unhappy { stored, happy, failures: failures.join("; ") };
+        let unhappy = |stored: usize, failures: &[String]| PutError::Unhappy {
+            stored,
+            happy,
+            failures: failures.join("; "),
+        };
         let (record, hashes) = match encoded {
             Ok(v) => v,
             Err(Stop::Read(e)) => return Err(read_err(e)),
             Err(Stop::Coding(e)) => return Err(e.into()),
-            Err(Stop::Unhappy) => return Err(unhappy(distinct(done.iter().map(|u| u.peer)), &failures)),
+            Err(Stop::Unhappy) => {
+                return Err(unhappy(distinct(done.iter().map(|u| u.peer)), &failures))
+            }
         };
         let stored = self.finish_all(done, &record, &hashes, &mut failures).await;
         if stored < happy {
@@ -122,12 +129,22 @@ impl Client {
 
     /// Sends every upload its hashes and the root record; returns how many
     /// distinct servers stored a share.
-    async fn finish_all(&self, done: Vec<Upload>, record: &RootRecord, hashes: &[Vec<Hash>], failures: &mut Vec<String>) -> usize {
+    async fn finish_all(
+        &self,
+        done: Vec<Upload>,
+        record: &RootRecord,
+        hashes: &[Vec<Hash>],
+        failures: &mut Vec<String>,
+    ) -> usize {
         let root = record.encode();
-        let finishes = done.into_iter().map(|u| {
-            let (root, h, share, peer) = (root.clone(), hashes[u.share as usize].clone(), u.share, u.peer);
-            async move { u.finish(root, h).await.map_err(|e| format!("{peer} (share {share}): {e}")) }
-        });
+        let finishes =
+            done.into_iter().map(|u| {
+                let (root, h, share, peer) =
+                    (root.clone(), hashes[u.share as usize].clone(), u.share, u.peer);
+                async move {
+                    u.finish(root, h).await.map_err(|e| format!("{peer} (share {share}): {e}"))
+                }
+            });
         let mut stored = Vec::new();
         for r in futures::future::join_all(finishes).await {
             match r {
@@ -144,7 +161,10 @@ fn distinct(peers: impl IntoIterator<Item = PeerId>) -> usize {
 }
 
 fn short_read(got: u64, size: u64) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("ended after {got} of {size} bytes"))
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("ended after {got} of {size} bytes"),
+    )
 }
 
 /// Sends one share's blocks as they arrive.
@@ -154,7 +174,9 @@ async fn drain(mut u: Upload, mut rx: mpsc::Receiver<Vec<u8>>) -> Result<Upload,
         match tokio::time::timeout(CALL_TIMEOUT, u.send(block)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(fail(&u, &e)),
-            Err(_) => return Err(fail(&u, &format!("a block was not accepted within {CALL_TIMEOUT:?}"))),
+            Err(_) => {
+                return Err(fail(&u, &format!("a block was not accepted within {CALL_TIMEOUT:?}")))
+            }
         }
     }
     Ok(u)
@@ -162,7 +184,13 @@ async fn drain(mut u: Upload, mut rx: mpsc::Receiver<Vec<u8>>) -> Result<Upload,
 
 /// Reads, encrypts and encodes the source segment by segment and queues
 /// each block for its share (runs on a blocking thread).
-fn encode(mut source: Source, size: u64, mut enc: Encoder, mut lanes: Vec<Lane>, happy: usize) -> Result<(RootRecord, Vec<Vec<Hash>>), Stop> {
+fn encode(
+    mut source: Source,
+    size: u64,
+    mut enc: Encoder,
+    mut lanes: Vec<Lane>,
+    happy: usize,
+) -> Result<(RootRecord, Vec<Vec<Hash>>), Stop> {
     let mut buf = vec![0u8; enc.next_segment_len().unwrap_or(0)];
     let mut read = 0u64;
     while let Some(n) = enc.next_segment_len() {

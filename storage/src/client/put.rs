@@ -78,7 +78,9 @@ pub(super) struct Upload {
 impl Upload {
     pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
         match &mut self.sink {
-            Sink::Remote(s) => write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string()),
+            Sink::Remote(s) => {
+                write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string())
+            }
             Sink::Local(w, ..) => w.write(block).await.map_err(|e| e.to_string()),
         }
     }
@@ -86,7 +88,9 @@ impl Upload {
     pub(super) async fn finish(self, root: Vec<u8>, hashes: Vec<Hash>) -> Result<PeerId, String> {
         match self.sink {
             Sink::Remote(mut s) => {
-                write_frame(&mut s, &Request::Finish { root, hashes }.encode()).await.map_err(|e| e.to_string())?;
+                write_frame(&mut s, &Request::Finish { root, hashes }.encode())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 match read_response(&mut s).await.map_err(|e| e.to_string())? {
                     Response::Stored => Ok(self.peer),
                     Response::Error { message, .. } => Err(message),
@@ -162,7 +166,11 @@ impl Client {
                     Ok(sink) => {
                         opened = Some(Upload { share: *share, peer: *peer, sink });
                         // Unused spares stay available for later shares.
-                        spares = candidates[i + 1..].iter().filter(|p| !placed.shares.iter().any(|(_, q)| q == *p)).copied().collect();
+                        spares = candidates[i + 1..]
+                            .iter()
+                            .filter(|p| !placed.shares.iter().any(|(_, q)| q == *p))
+                            .copied()
+                            .collect();
                         break;
                     }
                     Err(e) => failures.push(format!("{peer} (share {share}): {e}")),
@@ -173,19 +181,30 @@ impl Client {
         uploads
     }
 
-    pub(super) async fn start_upload(&self, peer: PeerId, si: &StorageIndex, share: u8, len: u64) -> Result<Sink, String> {
+    pub(super) async fn start_upload(
+        &self,
+        peer: PeerId,
+        si: &StorageIndex,
+        share: u8,
+        len: u64,
+    ) -> Result<Sink, String> {
         match self.connect(peer).await.map_err(|e| e.to_string())? {
             Conn::Local(store, me) => {
                 let (si, creating) = (*si, store.clone());
-                let w = blocking(move || creating.create(&si, share, len)).await.map_err(|e| e.to_string())?;
-                w.map(|w| Sink::Local(PipedWriter::new(w), store, me, si)).map_err(|e| e.to_string())
+                let w = blocking(move || creating.create(&si, share, len))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                w.map(|w| Sink::Local(PipedWriter::new(w), store, me, si))
+                    .map_err(|e| e.to_string())
             }
             Conn::Remote(mut s) => {
                 let ask = async {
                     write_frame(&mut s, &Request::Put { si: *si, share, len }.encode()).await?;
                     read_response(&mut s).await
                 };
-                let answer = tokio::time::timeout(super::CALL_TIMEOUT, ask).await.map_err(|_| "no answer in time".to_string())?;
+                let answer = tokio::time::timeout(super::CALL_TIMEOUT, ask)
+                    .await
+                    .map_err(|_| "no answer in time".to_string())?;
                 match answer.map_err(|e| e.to_string())? {
                     Response::Ready => Ok(Sink::Remote(s)),
                     Response::Error { message, .. } => Err(message),

@@ -8,15 +8,15 @@
 use super::Conn;
 use crate::protocol::{Request, Response};
 use crate::root::{block_hash, Hash};
-use crate::CodingError;
 use crate::store::StorageIndex;
+use crate::CodingError;
 use cloudy_overlay::PeerId;
 use std::collections::VecDeque;
 use std::ops::Range;
 use tokio::sync::mpsc;
 
 /// Requests in flight per share.
-pub const WINDOW: u64 = 6;
+pub(super) const WINDOW: u64 = 6;
 /// Checked blocks waiting for the decoder, per share.
 const QUEUE: usize = 4;
 
@@ -36,7 +36,14 @@ impl Drop for ShareReader {
 
 impl ShareReader {
     /// Starts reading `segments` of `share` from `peer` over `conn`.
-    pub fn spawn(conn: Conn, si: StorageIndex, share: u8, peer: PeerId, hashes: Vec<Hash>, segments: Range<u64>) -> Self {
+    pub(super) fn spawn(
+        conn: Conn,
+        si: StorageIndex,
+        share: u8,
+        peer: PeerId,
+        hashes: Vec<Hash>,
+        segments: Range<u64>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(async move {
             if let Err(e) = run(conn, si, share, &hashes, segments, &tx).await {
@@ -47,7 +54,7 @@ impl ShareReader {
     }
 
     /// The next checked block, or why there is none.
-    pub async fn next(&mut self) -> Result<Vec<u8>, String> {
+    pub(super) async fn next(&mut self) -> Result<Vec<u8>, String> {
         self.rx.recv().await.unwrap_or_else(|| Err("reader stopped".into()))
     }
 }
@@ -64,7 +71,9 @@ async fn run(
     let mut asked = segments.start;
     for segment in segments.clone() {
         while asked < segments.end && asked < segment + WINDOW {
-            conn.send(Request::Get { si, share, segment: asked }, &mut queued).await.map_err(|e| e.to_string())?;
+            conn.send(Request::Get { si, share, segment: asked }, &mut queued)
+                .await
+                .map_err(|e| e.to_string())?;
             asked += 1;
         }
         let block = match conn.recv(&mut queued).await.map_err(|e| e.to_string())? {

@@ -18,7 +18,13 @@ fn upload(data: &[u8], p: Params) -> Upload {
     Upload { cap, root: record.encode(), hashes, blocks }
 }
 
-fn download(cap: &ReadCap, root: &[u8], hashes: &[Vec<Hash>], blocks: &[Vec<Vec<u8>>], shares: &[usize]) -> Result<Vec<u8>, CodingError> {
+fn download(
+    cap: &ReadCap,
+    root: &[u8],
+    hashes: &[Vec<Hash>],
+    blocks: &[Vec<Vec<u8>>],
+    shares: &[usize],
+) -> Result<Vec<u8>, CodingError> {
     let mut dec = Decoder::for_read(cap, root)?;
     for &s in shares {
         dec.accept_hashes(s, hashes[s].clone())?;
@@ -55,7 +61,11 @@ fn sizes_around_segment_boundaries() {
         let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
         let Upload { cap, root, hashes, blocks } = upload(&data, p);
         assert_eq!(blocks.len(), size.div_ceil(1024).max(1), "size {size}");
-        assert_eq!(download(&cap, &root, &hashes, &blocks, &[5, 1, 3]).unwrap(), data, "size {size}");
+        assert_eq!(
+            download(&cap, &root, &hashes, &blocks, &[5, 1, 3]).unwrap(),
+            data,
+            "size {size}"
+        );
     }
 }
 
@@ -66,16 +76,25 @@ fn corruption_is_caught_where_it_happens() {
     let Upload { cap, root, hashes, mut blocks } = upload(&data, p);
     // A flipped bit in one block: named by share and segment.
     blocks[2][1][0] ^= 1;
-    assert_eq!(download(&cap, &root, &hashes, &blocks, &[1, 3]), Err(CodingError::CorruptBlock { share: 1, segment: 2 }));
+    assert_eq!(
+        download(&cap, &root, &hashes, &blocks, &[1, 3]),
+        Err(CodingError::CorruptBlock { share: 1, segment: 2 })
+    );
     // Other shares still rebuild the file.
     assert_eq!(download(&cap, &root, &hashes, &blocks, &[0, 3]).unwrap(), data);
     // A tampered hash list or root record is refused up front.
     let mut bad_hashes = hashes.clone();
     bad_hashes[0][0][0] ^= 1;
-    assert_eq!(download(&cap, &root, &bad_hashes, &blocks, &[0, 3]), Err(CodingError::CorruptShareHashes { share: 0 }));
+    assert_eq!(
+        download(&cap, &root, &bad_hashes, &blocks, &[0, 3]),
+        Err(CodingError::CorruptShareHashes { share: 0 })
+    );
     let mut bad_root = root.clone();
     *bad_root.last_mut().unwrap() ^= 1;
-    assert_eq!(download(&cap, &bad_root, &hashes, &blocks, &[0, 3]).err(), Some(CodingError::RootMismatch));
+    assert_eq!(
+        download(&cap, &bad_root, &hashes, &blocks, &[0, 3]).err(),
+        Some(CodingError::RootMismatch)
+    );
     // The wrong key cannot decrypt even with a matching root.
     let wrong = ReadCap { key: [0; 32], ..cap.clone() };
     assert_eq!(download(&wrong, &root, &hashes, &blocks, &[0, 3]), Err(CodingError::Decrypt(0)));

@@ -1,7 +1,7 @@
 use super::*;
-use crate::store::LEASE_SECS;
 use crate::capability::ReadCap;
 use crate::coding::{Decoder, Params};
+use crate::store::LEASE_SECS;
 use crate::store::{share_len, MemStore};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -11,7 +11,10 @@ fn session(store: SharedStore) -> (Pipe, tokio::task::JoinHandle<Result<(), Prot
     session_of(store, "peer-a")
 }
 
-fn session_of(store: SharedStore, owner: &'static str) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
+fn session_of(
+    store: SharedStore,
+    owner: &'static str,
+) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut server = server.compat();
@@ -37,7 +40,9 @@ async fn upload_then_download_over_the_protocol() {
         let put = Request::Put { si, share, len: share_len(&record) };
         assert_eq!(ask(&mut c, put).await, Response::Ready);
         for seg in &segments {
-            write_frame(&mut c, &Request::Block(seg[share as usize].clone()).encode()).await.unwrap();
+            write_frame(&mut c, &Request::Block(seg[share as usize].clone()).encode())
+                .await
+                .unwrap();
         }
         let fin = Request::Finish { root: record.encode(), hashes: hashes[share as usize].clone() };
         assert_eq!(ask(&mut c, fin).await, Response::Stored);
@@ -45,16 +50,24 @@ async fn upload_then_download_over_the_protocol() {
     assert_eq!(ask(&mut c, Request::List { si }).await, Response::Shares(vec![0, 2]));
 
     let cap = ReadCap { key: [4; 32], root: record.hash(), k: 2, n: 3, size: data.len() as u64 };
-    let Response::Meta { root, hashes: h0 } = ask(&mut c, Request::Meta { si, share: 0 }).await else { panic!() };
+    let Response::Meta { root, hashes: h0 } = ask(&mut c, Request::Meta { si, share: 0 }).await
+    else {
+        panic!()
+    };
     let mut dec = Decoder::for_read(&cap, &root).unwrap();
     dec.accept_hashes(0, h0).unwrap();
-    let Response::Meta { hashes: h2, .. } = ask(&mut c, Request::Meta { si, share: 2 }).await else { panic!() };
+    let Response::Meta { hashes: h2, .. } = ask(&mut c, Request::Meta { si, share: 2 }).await
+    else {
+        panic!()
+    };
     dec.accept_hashes(2, h2).unwrap();
     let mut out = Vec::new();
     for segment in 0..segments.len() as u64 {
         let mut blocks = Vec::new();
         for share in [0u8, 2] {
-            let Response::Block(b) = ask(&mut c, Request::Get { si, share, segment }).await else { panic!() };
+            let Response::Block(b) = ask(&mut c, Request::Get { si, share, segment }).await else {
+                panic!()
+            };
             blocks.push((share as usize, b));
         }
         out.extend(dec.plaintext(segment, blocks).unwrap());
@@ -85,7 +98,10 @@ async fn garbage_ends_the_session_and_a_broken_upload_stores_nothing() {
     assert!(err.contains("unknown request tag 255"), "{err}");
 
     let (mut c, task) = session(store.clone());
-    assert_eq!(ask(&mut c, Request::Put { si: [2; 16], share: 0, len: 5000 }).await, Response::Ready);
+    assert_eq!(
+        ask(&mut c, Request::Put { si: [2; 16], share: 0, len: 5000 }).await,
+        Response::Ready
+    );
     write_frame(&mut c, &Request::Block(vec![1; 100]).encode()).await.unwrap();
     drop(c); // the uploader dies mid-upload
     assert!(task.await.unwrap().is_err());
@@ -107,7 +123,10 @@ async fn uploads_carry_a_lease_that_renew_extends_and_gc_honours() {
     let p = Params { k: 1, n: 2, segment_size: 500 };
     let (record, hashes, segments) = crate::coding::encode_all([5; 32], p, &[7u8; 900]);
     let si = [9; 16];
-    assert_eq!(ask(&mut alice, Request::Put { si, share: 0, len: share_len(&record) }).await, Response::Ready);
+    assert_eq!(
+        ask(&mut alice, Request::Put { si, share: 0, len: share_len(&record) }).await,
+        Response::Ready
+    );
     for seg in &segments {
         write_frame(&mut alice, &Request::Block(seg[0].clone()).encode()).await.unwrap();
     }
@@ -115,12 +134,18 @@ async fn uploads_carry_a_lease_that_renew_extends_and_gc_honours() {
     assert_eq!(ask(&mut alice, fin).await, Response::Stored);
     let now = now_secs();
     assert!(store.expired(now).unwrap().is_empty(), "a fresh upload is leased");
-    assert_eq!(store.expired(now + LEASE_SECS + 5).unwrap(), vec![si], "the lease lasts LEASE_SECS");
+    assert_eq!(
+        store.expired(now + LEASE_SECS + 5).unwrap(),
+        vec![si],
+        "the lease lasts LEASE_SECS"
+    );
     // Nothing is collected while a lease runs; everything once all ended.
     assert!(collect_garbage(store.as_ref(), now).unwrap().is_empty());
     // Another peer renews: its lease counts too, and GC honours the later one.
     let (mut bob, _t) = session_of(store.clone(), "bob");
-    let Response::Renewed { shares: 1, until } = ask(&mut bob, Request::Renew { si }).await else { panic!() };
+    let Response::Renewed { shares: 1, until } = ask(&mut bob, Request::Renew { si }).await else {
+        panic!()
+    };
     assert!(until >= now + LEASE_SECS);
     let missing = ask(&mut bob, Request::Renew { si: [1; 16] }).await;
     assert!(matches!(missing, Response::Error { kind: ErrorKind::NotFound, .. }), "{missing:?}");

@@ -90,8 +90,11 @@ impl FsStore {
         let tx = db.transaction().map_err(|e| self.db_err(e))?;
         tx.execute("DELETE FROM shares", []).map_err(|e| self.db_err(e))?;
         for (si, share, len) in &found {
-            tx.execute("INSERT INTO shares (si, share, len) VALUES (?1, ?2, ?3)", rusqlite::params![si, share, *len as i64])
-                .map_err(|e| self.db_err(e))?;
+            tx.execute(
+                "INSERT INTO shares (si, share, len) VALUES (?1, ?2, ?3)",
+                rusqlite::params![si, share, *len as i64],
+            )
+            .map_err(|e| self.db_err(e))?;
         }
         // Shares found with no lease (from before leases, or a crash between
         // an upload and its lease) get one from now.
@@ -101,7 +104,8 @@ impl FsStore {
             [(crate::upkeep::now_secs() + super::LEASE_SECS) as i64],
         )
         .map_err(|e| self.db_err(e))?;
-        tx.execute("DELETE FROM leases WHERE si NOT IN (SELECT si FROM shares)", []).map_err(|e| self.db_err(e))?;
+        tx.execute("DELETE FROM leases WHERE si NOT IN (SELECT si FROM shares)", [])
+            .map_err(|e| self.db_err(e))?;
         tx.commit().map_err(|e| self.db_err(e))?;
         self.0.used.store(found.iter().map(|f| f.2).sum(), Ordering::SeqCst);
         Ok(())
@@ -143,7 +147,12 @@ impl FsStore {
 }
 
 impl ShareStore for FsStore {
-    fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError> {
+    fn create(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        len: u64,
+    ) -> Result<Box<dyn ShareWriter>, StoreError> {
         let reserved = self.0.reserved.fetch_add(len, Ordering::SeqCst);
         let used = self.0.used.load(Ordering::SeqCst) + reserved;
         let free = self.0.capacity.saturating_sub(used).min(self.disk_free(reserved));
@@ -160,8 +169,11 @@ impl ShareStore for FsStore {
 
     fn list(&self, si: &StorageIndex) -> Result<Vec<u8>, StoreError> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT share FROM shares WHERE si = ?1 ORDER BY share").map_err(|e| self.db_err(e))?;
-        let rows = stmt.query_map([hex::encode(si)], |r| r.get::<_, u8>(0)).map_err(|e| self.db_err(e))?;
+        let mut stmt = db
+            .prepare("SELECT share FROM shares WHERE si = ?1 ORDER BY share")
+            .map_err(|e| self.db_err(e))?;
+        let rows =
+            stmt.query_map([hex::encode(si)], |r| r.get::<_, u8>(0)).map_err(|e| self.db_err(e))?;
         rows.collect::<Result<Vec<u8>, _>>().map_err(|e| self.db_err(e))
     }
 
@@ -170,7 +182,12 @@ impl ShareStore for FsStore {
         l.meta(si, share, |at, n| read_at(&file, at, n))
     }
 
-    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
+    fn read_block(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        segment: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         let (file, l) = self.open_share(si, share)?;
         let block = l.block(si, share, segment, |at, n| read_at(&file, at, n))?;
         self.0.traffic.read(block.len());
@@ -185,10 +202,16 @@ impl ShareStore for FsStore {
         };
         fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
         let db = self.db();
-        db.execute("DELETE FROM shares WHERE si = ?1 AND share = ?2", rusqlite::params![hex::encode(si), share])
-            .map_err(|e| self.db_err(e))?;
-        db.execute("DELETE FROM leases WHERE si = ?1 AND si NOT IN (SELECT si FROM shares)", [hex::encode(si)])
-            .map_err(|e| self.db_err(e))?;
+        db.execute(
+            "DELETE FROM shares WHERE si = ?1 AND share = ?2",
+            rusqlite::params![hex::encode(si), share],
+        )
+        .map_err(|e| self.db_err(e))?;
+        db.execute(
+            "DELETE FROM leases WHERE si = ?1 AND si NOT IN (SELECT si FROM shares)",
+            [hex::encode(si)],
+        )
+        .map_err(|e| self.db_err(e))?;
         drop(db);
         self.0.used.fetch_sub(len, Ordering::SeqCst);
         Ok(true)
@@ -197,8 +220,9 @@ impl ShareStore for FsStore {
     fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError> {
         let db = self.db();
         let si = hex::encode(si);
-        let held: i64 =
-            db.query_row("SELECT COUNT(*) FROM shares WHERE si = ?1", [&si], |r| r.get(0)).map_err(|e| self.db_err(e))?;
+        let held: i64 = db
+            .query_row("SELECT COUNT(*) FROM shares WHERE si = ?1", [&si], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
         if held > 0 {
             db.execute(
                 "INSERT INTO leases (si, owner, until) VALUES (?1, ?2, ?3)
@@ -215,7 +239,8 @@ impl ShareStore for FsStore {
         let mut stmt = db
             .prepare("SELECT si FROM leases WHERE si IN (SELECT si FROM shares) GROUP BY si HAVING MAX(until) < ?1")
             .map_err(|e| self.db_err(e))?;
-        let rows = stmt.query_map([now as i64], |r| r.get::<_, String>(0)).map_err(|e| self.db_err(e))?;
+        let rows =
+            stmt.query_map([now as i64], |r| r.get::<_, String>(0)).map_err(|e| self.db_err(e))?;
         let mut out = Vec::new();
         for si in rows {
             let si = si.map_err(|e| self.db_err(e))?;
@@ -287,7 +312,12 @@ impl ShareWriter for FsWriter {
         }
         self.write(root)?;
         self.write(&super::trailer(root.len()))?;
-        let file = self.out.take().expect("open until finished").into_inner().map_err(|e| io_err(&self.tmp, e.error()))?;
+        let file = self
+            .out
+            .take()
+            .expect("open until finished")
+            .into_inner()
+            .map_err(|e| io_err(&self.tmp, e.error()))?;
         file.sync_all().map_err(|e| disk_error(&self.tmp, e, self.expect.len))?;
         let dest = self.store.path(&self.expect.si, self.expect.share);
         fs::rename(&self.tmp, &dest).map_err(|e| io_err(&dest, e))?;
@@ -297,7 +327,10 @@ impl ShareWriter for FsWriter {
         let (si, share, len) = (hex::encode(self.expect.si), self.expect.share, self.expect.len);
         self.store
             .db()
-            .execute("INSERT OR REPLACE INTO shares (si, share, len) VALUES (?1, ?2, ?3)", rusqlite::params![si, share, len as i64])
+            .execute(
+                "INSERT OR REPLACE INTO shares (si, share, len) VALUES (?1, ?2, ?3)",
+                rusqlite::params![si, share, len as i64],
+            )
             .map_err(|e| self.store.db_err(e))?;
         self.store.0.used.fetch_add(len, Ordering::SeqCst);
         self.store.0.reserved.fetch_sub(len, Ordering::SeqCst);
@@ -314,5 +347,11 @@ impl Drop for FsWriter {
             let _ = fs::remove_file(&self.tmp);
             self.store.0.reserved.fetch_sub(self.expect.len, Ordering::SeqCst);
         }
+    }
+}
+
+impl std::fmt::Debug for FsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsStore").finish_non_exhaustive()
     }
 }

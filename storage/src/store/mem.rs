@@ -32,7 +32,11 @@ impl MemStore {
 
     fn blob(&self, si: &StorageIndex, share: u8) -> Result<Vec<u8>, StoreError> {
         let inner = self.lock();
-        inner.shares.get(&(*si, share)).cloned().ok_or(StoreError::NotFound { si: hex::encode(si), share })
+        inner
+            .shares
+            .get(&(*si, share))
+            .cloned()
+            .ok_or(StoreError::NotFound { si: hex::encode(si), share })
     }
 
     fn layout(&self, si: &StorageIndex, share: u8, blob: &[u8]) -> Result<Layout, StoreError> {
@@ -54,7 +58,12 @@ fn slice(blob: &[u8], at: u64, n: usize) -> Option<Vec<u8>> {
 }
 
 impl ShareStore for MemStore {
-    fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError> {
+    fn create(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        len: u64,
+    ) -> Result<Box<dyn ShareWriter>, StoreError> {
         let mut inner = self.lock();
         let used: u64 = inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved;
         let free = self.capacity.saturating_sub(used);
@@ -67,7 +76,8 @@ impl ShareStore for MemStore {
     }
 
     fn list(&self, si: &StorageIndex) -> Result<Vec<u8>, StoreError> {
-        let mut v: Vec<u8> = self.lock().shares.keys().filter(|(s, _)| s == si).map(|(_, n)| *n).collect();
+        let mut v: Vec<u8> =
+            self.lock().shares.keys().filter(|(s, _)| s == si).map(|(_, n)| *n).collect();
         v.sort();
         Ok(v)
     }
@@ -77,9 +87,16 @@ impl ShareStore for MemStore {
         self.layout(si, share, &blob)?.meta(si, share, |at, n| slice(&blob, at, n))
     }
 
-    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError> {
+    fn read_block(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        segment: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         let blob = self.blob(si, share)?;
-        let block = self.layout(si, share, &blob)?.block(si, share, segment, |at, n| slice(&blob, at, n))?;
+        let block = self
+            .layout(si, share, &blob)?
+            .block(si, share, segment, |at, n| slice(&blob, at, n))?;
         self.traffic.read(block.len());
         Ok(block)
     }
@@ -97,7 +114,8 @@ impl ShareStore for MemStore {
         let mut inner = self.lock();
         let held = inner.shares.keys().filter(|(s, _)| s == si).count();
         if held > 0 {
-            let end = inner.leases.entry(*si).or_default().entry(owner.to_string()).or_insert(until);
+            let end =
+                inner.leases.entry(*si).or_default().entry(owner.to_string()).or_insert(until);
             *end = (*end).max(until);
         }
         Ok(held)
@@ -164,5 +182,11 @@ impl Drop for MemWriter {
         if !self.done {
             self.store.lock().reserved -= self.expect.len;
         }
+    }
+}
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemStore").finish_non_exhaustive()
     }
 }

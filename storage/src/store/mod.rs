@@ -97,13 +97,19 @@ pub struct ShareMeta {
 /// Share storage of one server.
 pub trait ShareStore: Send + Sync + 'static {
     /// Starts writing share `share` of `si`, `len` bytes in all.
-    fn create(&self, si: &StorageIndex, share: u8, len: u64) -> Result<Box<dyn ShareWriter>, StoreError>;
+    fn create(
+        &self,
+        si: &StorageIndex,
+        share: u8,
+        len: u64,
+    ) -> Result<Box<dyn ShareWriter>, StoreError>;
     /// Share numbers of `si` held here.
     fn list(&self, si: &StorageIndex) -> Result<Vec<u8>, StoreError>;
     /// Root record and block hashes of a share.
     fn read_meta(&self, si: &StorageIndex, share: u8) -> Result<ShareMeta, StoreError>;
     /// One block of a share.
-    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64) -> Result<Vec<u8>, StoreError>;
+    fn read_block(&self, si: &StorageIndex, share: u8, segment: u64)
+        -> Result<Vec<u8>, StoreError>;
     /// Deletes a share; `false` if it was not here.
     fn remove(&self, si: &StorageIndex, share: u8) -> Result<bool, StoreError>;
     /// Sets `owner`'s lease on every share of `si` held here to end no
@@ -189,17 +195,26 @@ struct Layout {
 
 impl Layout {
     /// From the blob length and a reader of `(offset, len)` ranges.
-    fn read(total: u64, mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Result<Layout, String> {
-        let t = read(total.checked_sub(TRAILER_LEN as u64).ok_or("shorter than its trailer")?, TRAILER_LEN)
-            .ok_or("cannot read trailer")?;
+    fn read(
+        total: u64,
+        mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>,
+    ) -> Result<Layout, String> {
+        let t = read(
+            total.checked_sub(TRAILER_LEN as u64).ok_or("shorter than its trailer")?,
+            TRAILER_LEN,
+        )
+        .ok_or("cannot read trailer")?;
         if &t[..8] != MAGIC {
             return Err("bad trailer magic".into());
         }
         let root_len = u32::from_be_bytes(t[8..].try_into().expect("4 bytes")) as u64;
-        let root_at = (total - TRAILER_LEN as u64).checked_sub(root_len).ok_or("root record longer than share")?;
+        let root_at = (total - TRAILER_LEN as u64)
+            .checked_sub(root_len)
+            .ok_or("root record longer than share")?;
         let root = read(root_at, root_len as usize).ok_or("cannot read root record")?;
         let record = RootRecord::decode(&root).map_err(|e| e.to_string())?;
-        let hashes_at = root_at.checked_sub(32 * record.segments()).ok_or("hash list longer than share")?;
+        let hashes_at =
+            root_at.checked_sub(32 * record.segments()).ok_or("hash list longer than share")?;
         if share_len(&record) != total {
             return Err(format!("{total} bytes, the root record implies {}", share_len(&record)));
         }
@@ -220,7 +235,12 @@ impl Layout {
     }
 
     /// Root record and hash list, via `read`; both backends use this.
-    fn meta(self, si: &StorageIndex, share: u8, read: impl FnOnce(u64, usize) -> Option<Vec<u8>>) -> Result<ShareMeta, StoreError> {
+    fn meta(
+        self,
+        si: &StorageIndex,
+        share: u8,
+        read: impl FnOnce(u64, usize) -> Option<Vec<u8>>,
+    ) -> Result<ShareMeta, StoreError> {
         let hashes = self.hashes(read).ok_or(StoreError::Damaged {
             si: hex::encode(si),
             share,
@@ -238,7 +258,8 @@ impl Layout {
         read: impl FnOnce(u64, usize) -> Option<Vec<u8>>,
     ) -> Result<Vec<u8>, StoreError> {
         let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
-        let (at, n) = self.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
+        let (at, n) =
+            self.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
         read(at, n).ok_or_else(|| damaged("block unreadable".into()))
     }
 }
@@ -266,9 +287,17 @@ impl Expect {
 
     fn finish(&self, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError> {
         let record = RootRecord::decode(root).map_err(|e| self.bad(e.to_string()))?;
-        let total = self.written + 32 * hashes.len() as u64 + root.len() as u64 + TRAILER_LEN as u64;
-        if hashes.len() as u64 != record.segments() || total != share_len(&record) || total != self.len {
-            return Err(self.bad(format!("{total} bytes written, {} declared, {} implied by the root record", self.len, share_len(&record))));
+        let total =
+            self.written + 32 * hashes.len() as u64 + root.len() as u64 + TRAILER_LEN as u64;
+        if hashes.len() as u64 != record.segments()
+            || total != share_len(&record)
+            || total != self.len
+        {
+            return Err(self.bad(format!(
+                "{total} bytes written, {} declared, {} implied by the root record",
+                self.len,
+                share_len(&record)
+            )));
         }
         Ok(())
     }

@@ -63,6 +63,12 @@ impl PipedWriter {
     }
 }
 
+impl std::fmt::Debug for PipedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipedWriter").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

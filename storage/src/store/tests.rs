@@ -25,7 +25,12 @@ fn store_share(s: &dyn ShareStore, e: &Encoded, share: u8) -> Result<(), StoreEr
     store_share_at(s, &SI, e, share)
 }
 
-fn store_share_at(s: &dyn ShareStore, si: &StorageIndex, e: &Encoded, share: u8) -> Result<(), StoreError> {
+fn store_share_at(
+    s: &dyn ShareStore,
+    si: &StorageIndex,
+    e: &Encoded,
+    share: u8,
+) -> Result<(), StoreError> {
     let len = share_len(&RootRecord::decode(&e.root).unwrap());
     let mut w = s.create(si, share, len)?;
     for row in &e.blocks {
@@ -34,14 +39,19 @@ fn store_share_at(s: &dyn ShareStore, si: &StorageIndex, e: &Encoded, share: u8)
     w.finish(&e.root, &e.hashes[share as usize])
 }
 
-fn read_back(s: &dyn ShareStore, e: &Encoded, shares: &[u8]) -> Result<Vec<u8>, crate::CodingError> {
+fn read_back(
+    s: &dyn ShareStore,
+    e: &Encoded,
+    shares: &[u8],
+) -> Result<Vec<u8>, crate::CodingError> {
     let mut dec = Decoder::for_read(&e.cap, &s.read_meta(&SI, shares[0]).unwrap().root)?;
     for &sh in shares {
         dec.accept_hashes(sh as usize, s.read_meta(&SI, sh).unwrap().hashes)?;
     }
     let mut out = Vec::new();
     for seg in 0..e.blocks.len() as u64 {
-        let blocks = shares.iter().map(|&sh| (sh as usize, s.read_block(&SI, sh, seg).unwrap())).collect();
+        let blocks =
+            shares.iter().map(|&sh| (sh as usize, s.read_block(&SI, sh, seg).unwrap())).collect();
         out.extend(dec.plaintext(seg, blocks)?);
     }
     Ok(out)
@@ -65,7 +75,10 @@ fn roundtrip(s: &dyn ShareStore) {
 
 fn full_and_bad_uploads(s: &dyn ShareStore, capacity: u64) {
     let err = s.create(&SI, 0, capacity + 1).err().expect("over capacity");
-    assert!(matches!(err, StoreError::Full { needed, free } if needed == capacity + 1 && free == capacity), "{err}");
+    assert!(
+        matches!(err, StoreError::Full { needed, free } if needed == capacity + 1 && free == capacity),
+        "{err}"
+    );
     // A writer holds its reservation until dropped.
     let w = s.create(&SI, 0, capacity).unwrap();
     assert!(matches!(s.create(&SI, 1, 1), Err(StoreError::Full { free: 0, .. })));
@@ -124,14 +137,20 @@ fn corruption_on_disk_is_detected_and_other_shares_serve() {
     let full = block_len(&RootRecord::decode(&e.root).unwrap(), 0);
     bytes[full + 3] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
-    assert_eq!(read_back(&s, &e, &[0, 1]), Err(crate::CodingError::CorruptBlock { share: 0, segment: 1 }));
+    assert_eq!(
+        read_back(&s, &e, &[0, 1]),
+        Err(crate::CodingError::CorruptBlock { share: 0, segment: 1 })
+    );
     assert_eq!(read_back(&s, &e, &[1, 2]).unwrap(), e.data);
     // The in-memory twin can simulate the same.
     let m = MemStore::new(1 << 30);
     store_share(&m, &e, 0).unwrap();
     store_share(&m, &e, 1).unwrap();
     m.corrupt(&SI, 1, 0);
-    assert_eq!(read_back(&m, &e, &[0, 1]), Err(crate::CodingError::CorruptBlock { share: 1, segment: 0 }));
+    assert_eq!(
+        read_back(&m, &e, &[0, 1]),
+        Err(crate::CodingError::CorruptBlock { share: 1, segment: 0 })
+    );
 }
 
 #[test]
@@ -150,7 +169,8 @@ fn crash_mid_write_leaves_no_share_and_index_follows_the_files() {
     std::fs::remove_file(dir.path().join(hex::encode(SI)).join("1")).unwrap();
     let s = FsStore::open(dir.path(), 1 << 30).unwrap();
     assert_eq!(s.list(&SI).unwrap(), vec![0], "half share gone, deleted share unlisted");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(hex::encode(SI))).unwrap().flatten().collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.path().join(hex::encode(SI))).unwrap().flatten().collect();
     assert_eq!(leftovers.len(), 1, "temporary file removed");
     assert_eq!(s.used(), share_len(&RootRecord::decode(&e.root).unwrap()));
 }
@@ -209,7 +229,10 @@ fn a_real_full_disk_refuses_up_front_or_mid_write_and_loses_nothing() {
 fn leases(s: &dyn ShareStore) {
     let e = encode(2500);
     store_share(s, &e, 0).unwrap();
-    assert!(s.expired(u64::MAX).unwrap().is_empty(), "a share without a lease yet is never expired");
+    assert!(
+        s.expired(u64::MAX).unwrap().is_empty(),
+        "a share without a lease yet is never expired"
+    );
     assert_eq!(s.renew(&SI, "a", 100).unwrap(), 1);
     assert_eq!(s.renew(&SI, "a", 50).unwrap(), 1, "renewing never shortens a lease");
     assert!(s.expired(100).unwrap().is_empty());

@@ -36,6 +36,7 @@ pub struct Entry {
 }
 
 /// The maintained-files list.
+#[derive(Debug)]
 pub struct Maintained {
     db: Mutex<rusqlite::Connection>,
     path: String,
@@ -60,7 +61,8 @@ impl Maintained {
     /// Opens (creating if needed) the list at `path`.
     pub fn open(path: &Path) -> Result<Self, ListError> {
         let p = path.display().to_string();
-        let db = rusqlite::Connection::open(path).map_err(|e| ListError { path: p.clone(), reason: e.to_string() })?;
+        let db = rusqlite::Connection::open(path)
+            .map_err(|e| ListError { path: p.clone(), reason: e.to_string() })?;
         Self::with(db, p)
     }
 
@@ -71,7 +73,8 @@ impl Maintained {
     }
 
     fn with(db: rusqlite::Connection, path: String) -> Result<Self, ListError> {
-        db.execute_batch(SCHEMA).map_err(|e| ListError { path: path.clone(), reason: e.to_string() })?;
+        db.execute_batch(SCHEMA)
+            .map_err(|e| ListError { path: path.clone(), reason: e.to_string() })?;
         Ok(Maintained { db: Mutex::new(db), path })
     }
 
@@ -95,7 +98,10 @@ impl Maintained {
     pub fn remove(&self, cap: &VerifyCap) -> Result<bool, ListError> {
         let db = self.db.lock().expect("list lock");
         let n = db
-            .execute("DELETE FROM maintained WHERE cap = ?1", [Cap::Verify(cap.clone()).to_string()])
+            .execute(
+                "DELETE FROM maintained WHERE cap = ?1",
+                [Cap::Verify(cap.clone()).to_string()],
+            )
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
     }
@@ -136,7 +142,13 @@ impl Maintained {
     }
 
     /// Records the outcome of a check.
-    pub fn record(&self, cap: &VerifyCap, good: Option<u8>, status: &str, holders: &[PeerId]) -> Result<(), ListError> {
+    pub fn record(
+        &self,
+        cap: &VerifyCap,
+        good: Option<u8>,
+        status: &str,
+        holders: &[PeerId],
+    ) -> Result<(), ListError> {
         let holders: Vec<String> = holders.iter().map(|p| p.to_string()).collect();
         let db = self.db.lock().expect("list lock");
         db.execute(
@@ -178,7 +190,10 @@ mod tests {
         let all = list.all().unwrap();
         assert_eq!(all.len(), 2);
         let one = all.iter().find(|e| e.cap == cap(1)).unwrap();
-        assert_eq!((one.good, one.status.as_str(), one.holders.clone()), (Some(4), "degraded", vec![peer]));
+        assert_eq!(
+            (one.good, one.status.as_str(), one.holders.clone()),
+            (Some(4), "degraded", vec![peer])
+        );
         assert!(one.checked.is_some());
         let two = all.iter().find(|e| e.cap == cap(2)).unwrap();
         assert_eq!((two.checked, two.status.as_str()), (None, "unchecked"));

@@ -59,7 +59,7 @@ impl Default for UpkeepConfig {
 }
 
 /// Handle on the upkeep task.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Upkeep {
     list: Arc<Maintained>,
     full_pass: Arc<Notify>,
@@ -95,12 +95,26 @@ impl Upkeep {
 
 /// Members that are failed or gone.
 fn down(s: &PeerScores) -> HashSet<PeerId> {
-    s.peers.values().filter(|p| matches!(p.state, MemberState::Failed | MemberState::Left)).map(|p| p.peer).collect()
+    s.peers
+        .values()
+        .filter(|p| matches!(p.state, MemberState::Failed | MemberState::Left))
+        .map(|p| p.peer)
+        .collect()
 }
 
 /// Starts the upkeep task for `list`, using `client` to check and repair.
-pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, cancel: CancellationToken) -> (Upkeep, JoinHandle<()>) {
-    let up = Upkeep { list, full_pass: Arc::new(Notify::new()), new_files: Arc::new(Notify::new()), repairs: Arc::default() };
+pub fn start(
+    client: Client,
+    list: Arc<Maintained>,
+    cfg: UpkeepConfig,
+    cancel: CancellationToken,
+) -> (Upkeep, JoinHandle<()>) {
+    let up = Upkeep {
+        list,
+        full_pass: Arc::new(Notify::new()),
+        new_files: Arc::new(Notify::new()),
+        repairs: Arc::default(),
+    };
     let me = up.clone();
     let task = tokio::spawn(async move {
         let mut members = client.overlay().watch();
@@ -172,7 +186,11 @@ async fn pass(client: &Client, up: &Upkeep, cfg: UpkeepConfig, select: impl Fn(&
 }
 
 /// Checks one file and repairs it if needed: (good shares, status, holders).
-async fn upkeep_one(client: &Client, e: &Entry, tolerance: u8) -> (Option<u8>, String, Vec<PeerId>) {
+async fn upkeep_one(
+    client: &Client,
+    e: &Entry,
+    tolerance: u8,
+) -> (Option<u8>, String, Vec<PeerId>) {
     let si = hex::encode(e.cap.storage_index);
     let report = match client.check(&e.cap, false).await {
         Ok(r) => r,
@@ -201,7 +219,8 @@ async fn upkeep_one(client: &Client, e: &Entry, tolerance: u8) -> (Option<u8>, S
             for f in &r.failures {
                 warn!(si = %si, "upkeep repair: {f}");
             }
-            let status = if r.failures.is_empty() && after >= e.cap.n { "repaired" } else { "degraded" };
+            let status =
+                if r.failures.is_empty() && after >= e.cap.n { "repaired" } else { "degraded" };
             (Some(after), status.into(), all)
         }
         Err(err) => (Some(good), format!("error: {err}"), holders(&report)),

@@ -29,7 +29,12 @@ pub struct FeedSummary {
 
 /// Reads `input` to its end, publishing chunks numbered from `first_seq`,
 /// then the end chunk.
-pub async fn feed<R: AsyncRead + Unpin>(mut input: R, channel: &Channel, first_seq: u64, tx: &mpsc::Sender<Command>) -> FeedSummary {
+pub async fn feed<R: AsyncRead + Unpin>(
+    mut input: R,
+    channel: &Channel,
+    first_seq: u64,
+    tx: &mpsc::Sender<Command>,
+) -> FeedSummary {
     let mut cutter = Cutter::new(CHUNK_BYTES, CHUNK_AGE);
     let mut sum = FeedSummary::default();
     let mut seq = first_seq;
@@ -72,7 +77,9 @@ pub async fn feed<R: AsyncRead + Unpin>(mut input: R, channel: &Channel, first_s
     }
     sum.mpeg_ts = cutter.is_ts() == Some(true);
     let last = cutter.finish();
-    for (data, flags) in last.map(|c| (c.data, if c.key { KEY } else { 0 })).into_iter().chain([(Vec::new(), END)]) {
+    for (data, flags) in
+        last.map(|c| (c.data, if c.key { KEY } else { 0 })).into_iter().chain([(Vec::new(), END)])
+    {
         let c = send(data, flags, &mut sum);
         let _ = tx.send(Command::Publish(c)).await;
     }

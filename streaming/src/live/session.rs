@@ -4,7 +4,7 @@
 //! that cannot keep up fills its queue and is dropped.
 
 use super::state::Sid;
-use crate::chunk::{Chunk, ChannelId};
+use crate::chunk::{ChannelId, Chunk};
 use crate::protocol::{recv, send, send_chunk, Msg, PROTOCOL};
 use cloudy_overlay::{PeerId, Stream, StreamProtocol};
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -67,9 +67,17 @@ pub enum Event {
 
 /// Opens a session to `peer` for `channel`; the outcome arrives as
 /// [`Event::Opened`] or [`Event::DialFailed`].
-pub async fn dial(mut control: cloudy_overlay::stream::Control, peer: PeerId, channel: String, events: mpsc::Sender<Event>) {
+pub async fn dial(
+    mut control: cloudy_overlay::stream::Control,
+    peer: PeerId,
+    channel: String,
+    events: mpsc::Sender<Event>,
+) {
     let attempt = async {
-        let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await.map_err(|e| e.to_string())?;
+        let mut s = control
+            .open_stream(peer, StreamProtocol::new(PROTOCOL))
+            .await
+            .map_err(|e| e.to_string())?;
         send(&mut s, &Msg::Hello { channel }).await.map_err(|e| e.to_string())?;
         match recv(&mut s).await.map_err(|e| e.to_string())? {
             Some(Msg::Welcome) => Ok(s),
@@ -97,7 +105,13 @@ pub async fn refuse(mut stream: Stream, reason: String) {
 
 /// Runs an open session: returns the queue to its writer. The session
 /// ends when `cancel` fires, the queue is dropped, or the stream fails.
-pub fn run(stream: Stream, sid: Sid, channel: ChannelId, events: mpsc::Sender<Event>, cancel: CancellationToken) -> mpsc::Sender<Wire> {
+pub fn run(
+    stream: Stream,
+    sid: Sid,
+    channel: ChannelId,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) -> mpsc::Sender<Wire> {
     let (tx, mut rx) = mpsc::channel::<Wire>(QUEUE);
     let (mut r, mut w) = stream.split();
     let stop = cancel.clone();

@@ -93,7 +93,12 @@ impl Sim {
                     let (me, pubr) = (self.peers[node], node == 0);
                     let acts = self.nodes[to].on_open(b, me, pubr, 1.0, now);
                     self.run_actions(to, acts);
-                    self.queue.push_back((self.now + self.delay, node, a, Wire::Open { peer, publisher: to == 0 }));
+                    self.queue.push_back((
+                        self.now + self.delay,
+                        node,
+                        a,
+                        Wire::Open { peer, publisher: to == 0 },
+                    ));
                 }
                 Action::Play(_, Out::Bytes(b)) => self.played[node].extend(b),
                 Action::Play(_, Out::End) => self.ended[node] = true,
@@ -110,7 +115,9 @@ impl Sim {
             let now = self.now();
             let acts = match w {
                 Wire::Msg(m) => self.nodes[node].on_msg(sid, m, now),
-                Wire::Open { peer, publisher } => self.nodes[node].on_open(sid, peer, publisher, 1.0, now),
+                Wire::Open { peer, publisher } => {
+                    self.nodes[node].on_open(sid, peer, publisher, 1.0, now)
+                }
                 Wire::Close => {
                     self.nodes[node].on_close(sid, now);
                     Vec::new()
@@ -148,7 +155,9 @@ fn run(viewers: usize, secs: u64, kill: usize, seed: u64) -> (Sim, Vec<u8>) {
     let mut sim = Sim::new(viewers, seed);
     let mut source = Vec::new();
     let mut seq = 0u64;
-    let joins: Vec<Duration> = (0..viewers).map(|i| Duration::from_millis(100 + 190 * i as u64 / viewers as u64 * 10)).collect();
+    let joins: Vec<Duration> = (0..viewers)
+        .map(|i| Duration::from_millis(100 + 190 * i as u64 / viewers as u64 * 10))
+        .collect();
     let total = Duration::from_secs(secs);
     while sim.now < total + Duration::from_secs(5) {
         if sim.now.as_millis().is_multiple_of(250) && sim.now <= total {
@@ -199,8 +208,18 @@ fn check(sim: &Sim, source: &[u8], min_continuity: f64) {
             let late: Vec<_> = st.arrivals.iter().filter(|a| a.2 > 3000).collect();
             eprintln!("viewer {v}: {} late {late:?}", sim.nodes[v].debug());
         }
-        assert!(sim.ended[v], "viewer {v} saw the end: {:?} {:?} played {} {st:?}", sim.nodes[v].phase(), sim.nodes[v].neighbours().len(), got.len() / CHUNK);
-        assert!(!got.is_empty() && source.ends_with(got), "viewer {v} played a suffix of the source from a key chunk ({} bytes) {st:?}", got.len());
+        assert!(
+            sim.ended[v],
+            "viewer {v} saw the end: {:?} {:?} played {} {st:?}",
+            sim.nodes[v].phase(),
+            sim.nodes[v].neighbours().len(),
+            got.len() / CHUNK
+        );
+        assert!(
+            !got.is_empty() && source.ends_with(got),
+            "viewer {v} played a suffix of the source from a key chunk ({} bytes) {st:?}",
+            got.len()
+        );
         assert_eq!((got.len() / CHUNK) % 4, 0, "viewer {v} started at a key chunk");
         let st = &sim.nodes[v].stats;
         let c = st.continuity(3000).expect("played");
@@ -214,14 +233,17 @@ fn ten_viewers_get_everything_from_a_publisher_sending_under_two_copies() {
     for seed in 1..=4 {
         let (sim, source) = run(10, 20, 0, seed);
         check(&sim, &source, 1.0);
-    let ups: Vec<u64> = sim.nodes[1..].iter().map(|n| n.stats.bytes_up).collect();
+        let ups: Vec<u64> = sim.nodes[1..].iter().map(|n| n.stats.bytes_up).collect();
         assert!(ups.iter().filter(|u| **u > 0).count() >= 8, "most viewers relay: {ups:?}");
     }
 }
 
 /// Jain's fairness index of the live viewers' uploads.
 fn fairness(sim: &Sim) -> f64 {
-    let ups: Vec<f64> = (1..sim.nodes.len()).filter(|v| !sim.dead[*v]).map(|v| sim.nodes[v].stats.bytes_up as f64).collect();
+    let ups: Vec<f64> = (1..sim.nodes.len())
+        .filter(|v| !sim.dead[*v])
+        .map(|v| sim.nodes[v].stats.bytes_up as f64)
+        .collect();
     let s: f64 = ups.iter().sum();
     s * s / (ups.len() as f64 * ups.iter().map(|u| u * u).sum::<f64>())
 }
@@ -235,7 +257,10 @@ fn thirty_viewers_and_a_third_killed_keep_playing() {
         for v in 1..sim.nodes.len() {
             if !sim.dead[v] {
                 let dead = |p: &PeerId| sim.dead[sim.peers.iter().position(|x| x == p).unwrap()];
-                assert!(sim.nodes[v].neighbours().iter().all(|(p, _)| !dead(p)), "viewer {v} dropped its dead neighbours");
+                assert!(
+                    sim.nodes[v].neighbours().iter().all(|(p, _)| !dead(p)),
+                    "viewer {v} dropped its dead neighbours"
+                );
             }
         }
     }

@@ -225,8 +225,28 @@ impl Live {
     /// For tests: each neighbour's map newest, bits and our requests to it.
     #[cfg(test)]
     pub(crate) fn debug(&self) -> String {
-        let nbs: Vec<String> = self.nbs.values().map(|n| format!("{}:{}/{:x}/{:?}/b{:?}", &n.peer.to_string()[46..], n.map.newest, n.map.bits, n.asked.keys().collect::<Vec<_>>(), n.benched.is_some())).collect();
-        format!("held {:?}.. start {:?} phase {:?} budget {:.0} nbs [{}]", self.held.first(), self.start_key, self.phase, self.budget, nbs.join(" "))
+        let nbs: Vec<String> = self
+            .nbs
+            .values()
+            .map(|n| {
+                format!(
+                    "{}:{}/{:x}/{:?}/b{:?}",
+                    &n.peer.to_string()[46..],
+                    n.map.newest,
+                    n.map.bits,
+                    n.asked.keys().collect::<Vec<_>>(),
+                    n.benched.is_some()
+                )
+            })
+            .collect();
+        format!(
+            "held {:?}.. start {:?} phase {:?} budget {:.0} nbs [{}]",
+            self.held.first(),
+            self.start_key,
+            self.phase,
+            self.budget,
+            nbs.join(" ")
+        )
     }
 
     /// Whether every player has played the end.
@@ -246,7 +266,10 @@ impl Live {
     /// What the publisher may advertise: chunks pushed at least
     /// `patience` ago (and the end at once).
     fn advertised(&self, now: Instant) -> BufferMap {
-        let ripe = |s: &u64| self.got_at.get(s).is_none_or(|t| now.duration_since(*t) >= self.params.patience) || Some(*s) == self.end;
+        let ripe = |s: &u64| {
+            self.got_at.get(s).is_none_or(|t| now.duration_since(*t) >= self.params.patience)
+                || Some(*s) == self.end
+        };
         let held: BTreeSet<u64> = self.held.iter().copied().filter(ripe).collect();
         BufferMap { load: self.load_kbs(), ..BufferMap::of(&held, &self.keys) }
     }
@@ -266,7 +289,14 @@ impl Live {
     }
 
     /// A session is open (either way).
-    pub fn on_open(&mut self, sid: Sid, peer: PeerId, publisher: bool, score: f64, now: Now) -> Vec<Action> {
+    pub fn on_open(
+        &mut self,
+        sid: Sid,
+        peer: PeerId,
+        publisher: bool,
+        score: f64,
+        now: Now,
+    ) -> Vec<Action> {
         self.dialing.remove(&peer);
         self.stats.sessions_opened += 1;
         let map = if self.publisher { self.advertised(now.at) } else { self.map() };
@@ -326,7 +356,10 @@ impl Live {
                 nb.map.clear(seq);
             }
             Msg::Hello { .. } | Msg::Welcome | Msg::Refuse { .. } => {
-                acts.push(Action::Close(sid, "protocol violation: handshake message inside a session".into()));
+                acts.push(Action::Close(
+                    sid,
+                    "protocol violation: handshake message inside a session".into(),
+                ));
                 return acts;
             }
         }
@@ -403,7 +436,11 @@ impl Live {
             self.keys.insert(seq);
         }
         self.held.insert(seq);
-        self.stats.arrived(seq, c.timestamp_ms, if self.publisher { c.timestamp_ms } else { now.unix_ms });
+        self.stats.arrived(
+            seq,
+            c.timestamp_ms,
+            if self.publisher { c.timestamp_ms } else { now.unix_ms },
+        );
         self.last_new = now.at;
         if self.phase == Phase::Starting {
             self.phase = Phase::Live;
@@ -436,7 +473,10 @@ impl Live {
     fn tell_all(&mut self, now: Now, acts: &mut Vec<Action>, force: bool) {
         let map = if self.publisher { self.advertised(now.at) } else { self.map() };
         for (sid, nb) in self.nbs.iter_mut() {
-            if force || news(&map, &nb.told_map, &nb.map) || now.at.duration_since(nb.told) >= self.params.keepalive {
+            if force
+                || news(&map, &nb.told_map, &nb.map)
+                || now.at.duration_since(nb.told) >= self.params.keepalive
+            {
                 nb.told = now.at;
                 nb.told_map = map.clone();
                 acts.push(Action::Send(*sid, Msg::Have(map.clone())));
@@ -472,7 +512,12 @@ impl Live {
         if let Some(p) = self.subs.values().filter_map(Playout::next).min() {
             return Some(p);
         }
-        let known = self.keys.last().copied().into_iter().chain(self.nbs.values().filter_map(|n| n.map.newest_key()));
+        let known = self
+            .keys
+            .last()
+            .copied()
+            .into_iter()
+            .chain(self.nbs.values().filter_map(|n| n.map.newest_key()));
         if let Some(k) = known.max() {
             if self.start_key.is_none_or(|s| k > s && !self.held.contains(&s)) {
                 self.start_key = Some(k);
@@ -482,7 +527,10 @@ impl Live {
     }
 
     fn request(&mut self, now: Now, acts: &mut Vec<Action>) {
-        if self.publisher || self.subs.is_empty() || matches!(self.phase, Phase::Ended | Phase::Lost) {
+        if self.publisher
+            || self.subs.is_empty()
+            || matches!(self.phase, Phase::Ended | Phase::Lost)
+        {
             return;
         }
         let Some(from) = self.position() else { return };
@@ -545,14 +593,21 @@ impl Live {
                 nb.benched = Some(now.at + p.silence);
             }
         }
-        let silent: Vec<Sid> = self.nbs.iter().filter(|(_, n)| now.at.duration_since(n.heard) >= p.silence).map(|(s, _)| *s).collect();
+        let silent: Vec<Sid> = self
+            .nbs
+            .iter()
+            .filter(|(_, n)| now.at.duration_since(n.heard) >= p.silence)
+            .map(|(s, _)| *s)
+            .collect();
         for sid in silent {
             acts.push(Action::Close(sid, format!("silent for {:?}", p.silence)));
             self.on_close(sid, now);
         }
         self.tell_all(now, &mut acts, false);
         self.play(now, &mut acts);
-        let waiting = matches!(self.phase, Phase::Live | Phase::Starting) && !self.publisher && !self.subs.is_empty();
+        let waiting = matches!(self.phase, Phase::Live | Phase::Starting)
+            && !self.publisher
+            && !self.subs.is_empty();
         if waiting && self.end.is_none() && now.at.duration_since(self.last_new) >= p.stall {
             self.phase = Phase::Lost;
             for id in self.subs.keys() {
@@ -571,24 +626,37 @@ impl Live {
         let mut want = self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len());
         // Nothing new for a while, though neighbours are there: they may
         // be an island cut off from the source. Reach out to one more.
-        let starved = now.at.duration_since(self.last_new) >= STARVED && now.at.duration_since(self.last_reach) >= STARVED;
+        let starved = now.at.duration_since(self.last_new) >= STARVED
+            && now.at.duration_since(self.last_reach) >= STARVED;
         if starved && !self.subs.is_empty() && !matches!(self.phase, Phase::Ended | Phase::Lost) {
             self.last_reach = now.at;
             // Drop the neighbours that have nothing newer than we do
             // (keeping two), and look for others.
             let ours = self.held.last().copied().unwrap_or(0);
-            let mut behind: Vec<(u64, Sid)> =
-                self.nbs.iter().filter(|(_, n)| !n.publisher && n.map.newest <= ours).map(|(s, n)| (n.map.newest, *s)).collect();
+            let mut behind: Vec<(u64, Sid)> = self
+                .nbs
+                .iter()
+                .filter(|(_, n)| !n.publisher && n.map.newest <= ours)
+                .map(|(s, n)| (n.map.newest, *s))
+                .collect();
             behind.sort();
             for (_, sid) in behind.into_iter().take(self.nbs.len().saturating_sub(2)) {
-                acts.push(Action::Close(sid, "nothing new from this neighbour; trying others".into()));
+                acts.push(Action::Close(
+                    sid,
+                    "nothing new from this neighbour; trying others".into(),
+                ));
                 self.on_close(sid, now);
             }
-            want = self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len()).max(1);
+            want =
+                self.params.neighbours.saturating_sub(self.nbs.len() + self.dialing.len()).max(1);
         }
         let mut pool: Vec<&Candidate> = candidates
             .iter()
-            .filter(|c| !self.avoid.contains_key(&c.peer) && !self.dialing.contains(&c.peer) && !self.nbs.values().any(|n| n.peer == c.peer))
+            .filter(|c| {
+                !self.avoid.contains_key(&c.peer)
+                    && !self.dialing.contains(&c.peer)
+                    && !self.nbs.values().any(|n| n.peer == c.peer)
+            })
             .collect();
         while want > 0 && !pool.is_empty() {
             // Weighted by score: near and reliable peers are likelier.
@@ -633,6 +701,12 @@ impl Live {
 /// chunks it already has is a packet and an acknowledgement for nothing.
 fn news(map: &BufferMap, told: &BufferMap, theirs: &BufferMap) -> bool {
     map.bits & !told.bits_at(map.newest) & !theirs.bits_at(map.newest) != 0
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

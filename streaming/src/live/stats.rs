@@ -74,7 +74,8 @@ impl Stats {
             return None;
         }
         let span = newest - first + 1;
-        let on_time = self.arrivals.iter().filter(|a| a.0 >= first && a.2 <= deadline_ms).count() as u64;
+        let on_time =
+            self.arrivals.iter().filter(|a| a.0 >= first && a.2 <= deadline_ms).count() as u64;
         Some(on_time.min(span) as f64 / span as f64)
     }
 }

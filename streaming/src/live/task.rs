@@ -39,6 +39,7 @@ fn now() -> Now {
 }
 
 /// Requests to a channel task.
+#[derive(Debug)]
 pub enum Command {
     /// The publisher's next chunk.
     Publish(Chunk),
@@ -87,6 +88,7 @@ pub struct ChannelStatus {
 }
 
 /// What the service keeps of a running channel task.
+#[derive(Debug)]
 pub struct Running {
     /// Its commands.
     pub tx: mpsc::Sender<Command>,
@@ -112,7 +114,14 @@ struct Task {
 }
 
 /// Starts the task of channel `id`.
-pub fn start(overlay: Handle, id: ChannelId, name: String, publisher: bool, params: Params, cancel: CancellationToken) -> Running {
+pub fn start(
+    overlay: Handle,
+    id: ChannelId,
+    name: String,
+    publisher: bool,
+    params: Params,
+    cancel: CancellationToken,
+) -> Running {
     let (tx, commands) = mpsc::channel(64);
     let (events_tx, events) = mpsc::channel(1024);
     let status = Arc::new(Mutex::new(ChannelStatus {
@@ -141,7 +150,11 @@ pub fn start(overlay: Handle, id: ChannelId, name: String, publisher: bool, para
 }
 
 impl Task {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut events: mpsc::Receiver<Event>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::Receiver<Event>,
+    ) {
         let service = service_name(&self.id);
         let mut meta = ServiceMeta::new();
         meta.insert("name".into(), self.name.clone());
@@ -201,12 +214,19 @@ impl Task {
             .providers(Some(&service_name(&self.id)))
             .into_iter()
             .filter(|(_, p)| p.peer != me)
-            .map(|(_, p)| Candidate { peer: p.peer, score: p.score, publisher: p.meta.get("role").is_some_and(|r| r == "publisher") })
+            .map(|(_, p)| Candidate {
+                peer: p.peer,
+                score: p.score,
+                publisher: p.meta.get("role").is_some_and(|r| r == "publisher"),
+            })
             .collect()
     }
 
     fn peer_info(&self, peer: &PeerId) -> (bool, f64) {
-        self.candidates().into_iter().find(|c| c.peer == *peer).map_or((false, 0.5), |c| (c.publisher, c.score))
+        self.candidates()
+            .into_iter()
+            .find(|c| c.peer == *peer)
+            .map_or((false, 0.5), |c| (c.publisher, c.score))
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -303,7 +323,12 @@ impl Task {
                 }
                 Action::Dial(peer) => {
                     let control = self.overlay.stream_control();
-                    tokio::spawn(session::dial(control, peer, self.id.to_string(), self.events_tx.clone()));
+                    tokio::spawn(session::dial(
+                        control,
+                        peer,
+                        self.id.to_string(),
+                        self.events_tx.clone(),
+                    ));
                 }
                 Action::Play(id, out) => {
                     let Some(tx) = self.players.get(&id) else { continue };

@@ -59,12 +59,19 @@ impl Cache {
             let Some(text) = name.strip_suffix(".manifest") else { continue };
             let Ok(id) = VodId::parse(text) else { continue };
             let path = e.path();
-            let Ok(m) = std::fs::read(&path).map_err(io(&path)).and_then(|b| Ok(Manifest::decode(&id, &b)?)) else {
+            let Ok(m) = std::fs::read(&path)
+                .map_err(io(&path))
+                .and_then(|b| Ok(Manifest::decode(&id, &b)?))
+            else {
                 tracing::warn!(file = %path.display(), "dropping a corrupt cached manifest");
                 let _ = std::fs::remove_file(&path);
                 continue;
             };
-            let mut have: Vec<bool> = std::fs::read(dir.join(format!("{id}.have"))).unwrap_or_default().iter().map(|b| *b == 1).collect();
+            let mut have: Vec<bool> = std::fs::read(dir.join(format!("{id}.have")))
+                .unwrap_or_default()
+                .iter()
+                .map(|b| *b == 1)
+                .collect();
             have.resize(m.pieces() as usize, false);
             let pinned = dir.join(format!("{id}.pin")).exists();
             map.insert(id, Entry { manifest: Arc::new(m), have, pinned, used: Instant::now() });
@@ -85,15 +92,23 @@ impl Cache {
         std::fs::copy(path, &data).map_err(io(path))?;
         // The file may have changed while it was read twice: check.
         let copy = std::fs::File::open(&data).map_err(io(&data))?;
-        if Manifest::build(std::io::BufReader::with_capacity(1 << 20, copy)).map_err(io(&data))? != m {
+        if Manifest::build(std::io::BufReader::with_capacity(1 << 20, copy)).map_err(io(&data))?
+            != m
+        {
             let _ = std::fs::remove_file(&data);
-            return Err(CacheError::Io { path: path.to_path_buf(), source: std::io::Error::other("the file changed while it was being published") });
+            return Err(CacheError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("the file changed while it was being published"),
+            });
         }
         self.put_manifest(&m, true)?;
         let n = m.pieces() as usize;
         let m = Arc::new(m);
         let mut map = self.map.lock().expect("cache lock");
-        map.insert(id, Entry { manifest: m.clone(), have: vec![true; n], pinned: true, used: Instant::now() });
+        map.insert(
+            id,
+            Entry { manifest: m.clone(), have: vec![true; n], pinned: true, used: Instant::now() },
+        );
         drop(map);
         self.save_have(&id)?;
         Ok(m)
@@ -121,7 +136,15 @@ impl Cache {
         self.put_manifest(&m, false)?;
         let n = m.pieces() as usize;
         let m = Arc::new(m);
-        self.map.lock().expect("cache lock").insert(id, Entry { manifest: m.clone(), have: vec![false; n], pinned: false, used: Instant::now() });
+        self.map.lock().expect("cache lock").insert(
+            id,
+            Entry {
+                manifest: m.clone(),
+                have: vec![false; n],
+                pinned: false,
+                used: Instant::now(),
+            },
+        );
         Ok(m)
     }
 
@@ -146,7 +169,11 @@ impl Cache {
 
     /// Whether piece `i` of `id` is held.
     pub fn has(&self, id: &VodId, i: u64) -> bool {
-        self.map.lock().expect("cache lock").get(id).is_some_and(|e| e.have.get(i as usize) == Some(&true))
+        self.map
+            .lock()
+            .expect("cache lock")
+            .get(id)
+            .is_some_and(|e| e.have.get(i as usize) == Some(&true))
     }
 
     /// Reads piece `i` of `id` and checks it (a piece damaged on disk is
@@ -178,7 +205,12 @@ impl Cache {
         let Some(m) = self.manifest(id) else { return Ok(()) };
         m.verify(i, data)?;
         let path = self.file(id, "data");
-        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io(&path))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
         f.write_all_at(data, m.range(i).start).map_err(io(&path))?;
         if let Some(e) = self.map.lock().expect("cache lock").get_mut(id) {
             e.have[i as usize] = true;
@@ -197,7 +229,10 @@ impl Cache {
     /// Bytes of fetched pieces held.
     pub fn used(&self) -> u64 {
         let map = self.map.lock().expect("cache lock");
-        map.values().filter(|e| !e.pinned).map(|e| e.have.iter().filter(|h| **h).count() as u64 * super::manifest::PIECE).sum()
+        map.values()
+            .filter(|e| !e.pinned)
+            .map(|e| e.have.iter().filter(|h| **h).count() as u64 * super::manifest::PIECE)
+            .sum()
     }
 
     /// Drops least recently used unpinned videos (never `keep`) until the
@@ -206,7 +241,10 @@ impl Cache {
         while self.used() > self.capacity {
             let victim = {
                 let map = self.map.lock().expect("cache lock");
-                map.iter().filter(|(id, e)| !e.pinned && *id != keep).min_by_key(|(_, e)| e.used).map(|(id, _)| *id)
+                map.iter()
+                    .filter(|(id, e)| !e.pinned && *id != keep)
+                    .min_by_key(|(_, e)| e.used)
+                    .map(|(id, _)| *id)
             };
             let Some(id) = victim else { return };
             tracing::info!(video = %id, "cache full: dropping a video watched earlier");
@@ -220,7 +258,17 @@ impl Cache {
     /// Every video held: its manifest, pieces held, pinned.
     pub fn list(&self) -> Vec<(VodId, u64, u64, bool)> {
         let map = self.map.lock().expect("cache lock");
-        map.iter().map(|(id, e)| (*id, e.manifest.size, e.have.iter().filter(|h| **h).count() as u64, e.pinned)).collect()
+        map.iter()
+            .map(|(id, e)| {
+                (*id, e.manifest.size, e.have.iter().filter(|h| **h).count() as u64, e.pinned)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
     }
 }
 
@@ -243,7 +291,10 @@ mod tests {
         let other = Cache::open(&dir.path().join("v"), PIECE).unwrap();
         other.add((*m).clone()).unwrap();
         assert!(other.read(&id, 0).unwrap().is_none());
-        assert!(other.write(&id, 0, &film[1..PIECE as usize + 1]).is_err(), "a wrong piece is refused");
+        assert!(
+            other.write(&id, 0, &film[1..PIECE as usize + 1]).is_err(),
+            "a wrong piece is refused"
+        );
         other.write(&id, 0, &film[..PIECE as usize]).unwrap();
         assert!(other.has(&id, 0));
         // Reopened, it still holds it.

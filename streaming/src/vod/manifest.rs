@@ -138,14 +138,20 @@ impl Manifest {
         if VodId(*blake3::hash(bytes).as_bytes()) != *id {
             return Err(ManifestError::Mismatch(id.to_string()));
         }
-        let rest = bytes.strip_prefix(DOMAIN).ok_or_else(|| ManifestError::Malformed("no header".into()))?;
+        let rest = bytes
+            .strip_prefix(DOMAIN)
+            .ok_or_else(|| ManifestError::Malformed("no header".into()))?;
         if rest.len() < 8 || (rest.len() - 8) % 32 != 0 {
             return Err(ManifestError::Malformed(format!("{} bytes", bytes.len())));
         }
         let size = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
-        let hashes: Vec<[u8; 32]> = rest[8..].chunks(32).map(|c| c.try_into().expect("32 bytes")).collect();
+        let hashes: Vec<[u8; 32]> =
+            rest[8..].chunks(32).map(|c| c.try_into().expect("32 bytes")).collect();
         if size > MAX_SIZE || hashes.len() as u64 != size.div_ceil(PIECE) {
-            return Err(ManifestError::Malformed(format!("{} pieces for {size} bytes", hashes.len())));
+            return Err(ManifestError::Malformed(format!(
+                "{} pieces for {size} bytes",
+                hashes.len()
+            )));
         }
         Ok(Manifest { size, hashes })
     }

@@ -33,8 +33,14 @@ pub struct Candidate<P> {
 
 /// The order in which to ask `candidates` for piece `i`; `random` gives
 /// each a tie-breaker.
-pub fn order<P: Clone>(candidates: &[Candidate<P>], i: u64, mut random: impl FnMut() -> u32) -> Vec<P> {
-    let holds = |c: &Candidate<P>| c.have.as_ref().is_some_and(|h| h.get(i as usize).is_some_and(|b| *b > 0));
+pub fn order<P: Clone>(
+    candidates: &[Candidate<P>],
+    i: u64,
+    mut random: impl FnMut() -> u32,
+) -> Vec<P> {
+    let holds = |c: &Candidate<P>| {
+        c.have.as_ref().is_some_and(|h| h.get(i as usize).is_some_and(|b| *b > 0))
+    };
     let nearest = candidates.iter().filter(|c| holds(c)).filter_map(|c| c.rtt).min();
     let mut ranked: Vec<&Candidate<P>> = candidates.iter().collect();
     ranked.sort_by_cached_key(|c| {
@@ -90,7 +96,12 @@ mod tests {
 
     #[test]
     fn ties_are_broken_at_random_and_unknowns_wait() {
-        let all = [c("a", Some(1), Some(&[1])), c("b", Some(1), Some(&[1])), c("silent", None, None), c("unmeasured", None, Some(&[1]))];
+        let all = [
+            c("a", Some(1), Some(&[1])),
+            c("b", Some(1), Some(&[1])),
+            c("silent", None, None),
+            c("unmeasured", None, Some(&[1])),
+        ];
         let mut firsts = std::collections::HashSet::new();
         for seed in 0..20u32 {
             let mut x = seed.wrapping_mul(2_654_435_761);
@@ -99,7 +110,11 @@ mod tests {
                 x
             });
             firsts.insert(got[0]);
-            assert_eq!(&got[2..], &["unmeasured", "silent"], "a holder with no round trip after near ones; no map last");
+            assert_eq!(
+                &got[2..],
+                &["unmeasured", "silent"],
+                "a holder with no round trip after near ones; no map last"
+            );
         }
         assert_eq!(firsts.len(), 2, "both near holders get turns");
     }

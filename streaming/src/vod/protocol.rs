@@ -44,7 +44,11 @@ pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> st
 }
 
 /// Reads one message (`None` at a clean end).
-pub async fn recv<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(r: &mut R) -> std::io::Result<Option<T>> {
+pub async fn recv<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> std::io::Result<Option<T>> {
     let Some(body) = read_frame(r, MAX_FRAME).await? else { return Ok(None) };
-    postcard::from_bytes(&body).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("garbage on the stream: {e}")))
+    postcard::from_bytes(&body).map(Some).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("garbage on the stream: {e}"))
+    })
 }

@@ -110,10 +110,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 impl Vod {
     /// Starts the service with its cache in `dir` (at most `capacity`
     /// bytes of fetched pieces); provides every video already held.
-    pub async fn start(overlay: Handle, dir: &Path, capacity: u64, cancel: CancellationToken) -> Result<Vod, VodError> {
+    pub async fn start(
+        overlay: Handle,
+        dir: &Path,
+        capacity: u64,
+        cancel: CancellationToken,
+    ) -> Result<Vod, VodError> {
         let d = dir.to_path_buf();
         let cache = Arc::new(blocking(move || Cache::open(&d, capacity)).await?);
-        let incoming = overlay.stream_control().accept(StreamProtocol::new(PROTOCOL)).map_err(|_| VodError::AlreadyServing)?;
+        let incoming = overlay
+            .stream_control()
+            .accept(StreamProtocol::new(PROTOCOL))
+            .map_err(|_| VodError::AlreadyServing)?;
         let vod = Vod(Arc::new(Inner {
             overlay,
             cache,
@@ -160,7 +168,13 @@ impl Vod {
             .cache
             .list()
             .into_iter()
-            .map(|(id, size, held, published)| VideoRow { id: id.to_string(), size, held, pieces: size.div_ceil(super::manifest::PIECE), published })
+            .map(|(id, size, held, published)| VideoRow {
+                id: id.to_string(),
+                size,
+                held,
+                pieces: size.div_ceil(super::manifest::PIECE),
+                published,
+            })
             .collect();
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         rows
@@ -184,9 +198,19 @@ impl Vod {
             let me = self.0.overlay.local_peer_id();
             let snap = self.0.overlay.snapshot();
             // Members known to have failed or left are not asked.
-            let gone = |p: &PeerId| snap.peers.get(p).is_some_and(|v| matches!(v.state, cloudy_overlay::MemberState::Failed | cloudy_overlay::MemberState::Left));
-            let mut peers: Vec<(PeerId, f64)> =
-                found.into_iter().filter(|p| *p != me && !gone(p)).map(|p| (p, snap.peers.get(&p).map_or(0.1, |v| v.score))).collect();
+            let gone = |p: &PeerId| {
+                snap.peers.get(p).is_some_and(|v| {
+                    matches!(
+                        v.state,
+                        cloudy_overlay::MemberState::Failed | cloudy_overlay::MemberState::Left
+                    )
+                })
+            };
+            let mut peers: Vec<(PeerId, f64)> = found
+                .into_iter()
+                .filter(|p| *p != me && !gone(p))
+                .map(|p| (p, snap.peers.get(&p).map_or(0.1, |v| v.score)))
+                .collect();
             peers.sort_by(|a, b| b.1.total_cmp(&a.1));
             let asks = peers.iter().map(|(p, _)| {
                 let me = self.clone();
@@ -216,9 +240,15 @@ impl Vod {
     async fn ask_within(&self, peer: PeerId, req: Req, limit: Duration) -> Result<Resp, String> {
         let mut control = self.0.overlay.stream_control();
         let attempt = async {
-            let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await.map_err(|e| e.to_string())?;
+            let mut s = control
+                .open_stream(peer, StreamProtocol::new(PROTOCOL))
+                .await
+                .map_err(|e| e.to_string())?;
             send(&mut s, &req).await.map_err(|e| e.to_string())?;
-            let resp = recv::<_, Resp>(&mut s).await.map_err(|e| e.to_string())?.ok_or("closed without an answer")?;
+            let resp = recv::<_, Resp>(&mut s)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("closed without an answer")?;
             let _ = s.close().await;
             Ok::<_, String>(resp)
         };
@@ -276,7 +306,8 @@ impl Vod {
             let candidates: Vec<super::pick::Candidate<PeerId>> = providers
                 .into_iter()
                 .map(|(peer, _, have)| {
-                    let rtt = snap.peers.get(&peer).and_then(|v| v.rtt_measured.or(v.rtt_estimated));
+                    let rtt =
+                        snap.peers.get(&peer).and_then(|v| v.rtt_measured.or(v.rtt_estimated));
                     super::pick::Candidate { peer, rtt, have }
                 })
                 .collect();
@@ -290,7 +321,9 @@ impl Vod {
                             continue;
                         }
                         debug!(video = %id, piece = i, %peer, "piece fetched");
-                        self.0.fetched.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        self.0
+                            .fetched
+                            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         let cache = self.0.cache.clone();
                         let copy = data.clone();
                         if let Err(e) = blocking(move || cache.write(&id, i, &copy)).await {
@@ -310,9 +343,16 @@ impl Vod {
     }
 
     /// Bytes `range` of the video, in order, fetched [`READ_AHEAD`] pieces ahead.
-    pub fn read(&self, m: Arc<Manifest>, range: std::ops::Range<u64>) -> impl futures::Stream<Item = Result<Vec<u8>, VodError>> + Send + 'static {
+    pub fn read(
+        &self,
+        m: Arc<Manifest>,
+        range: std::ops::Range<u64>,
+    ) -> impl futures::Stream<Item = Result<Vec<u8>, VodError>> + Send + 'static {
         let me = self.clone();
-        let (first, last) = (m.piece_at(range.start), if range.is_empty() { 0 } else { m.piece_at(range.end - 1) + 1 });
+        let (first, last) = (
+            m.piece_at(range.start),
+            if range.is_empty() { 0 } else { m.piece_at(range.end - 1) + 1 },
+        );
         futures::stream::iter(first..last.max(first))
             .map(move |i| {
                 let me = me.clone();
@@ -330,7 +370,11 @@ impl Vod {
 }
 
 /// Answers other nodes' requests from the cache.
-async fn serve(vod: Vod, mut incoming: cloudy_overlay::stream::IncomingStreams, cancel: CancellationToken) {
+async fn serve(
+    vod: Vod,
+    mut incoming: cloudy_overlay::stream::IncomingStreams,
+    cancel: CancellationToken,
+) {
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -347,7 +391,9 @@ async fn serve(vod: Vod, mut incoming: cloudy_overlay::stream::IncomingStreams, 
             };
             let cache = vod.0.cache.clone();
             let resp = blocking(move || match req {
-                Req::Manifest(id) => cache.manifest(&VodId(id)).map_or(Resp::NotHere, |m| Resp::Manifest(m.encode())),
+                Req::Manifest(id) => {
+                    cache.manifest(&VodId(id)).map_or(Resp::NotHere, |m| Resp::Manifest(m.encode()))
+                }
                 Req::Have(id) => {
                     let have = cache.have(&VodId(id));
                     let held = if cache.pinned(&VodId(id)) { 2 } else { 1 };
@@ -369,5 +415,11 @@ async fn serve(vod: Vod, mut incoming: cloudy_overlay::stream::IncomingStreams, 
             let _ = send(&mut s, &resp).await;
             let _ = s.close().await;
         });
+    }
+}
+
+impl std::fmt::Debug for Vod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vod").finish_non_exhaustive()
     }
 }

@@ -11,11 +11,25 @@ const T: Timing = Timing {
 };
 
 fn info(peer: PeerId, inc: u64, seq: u64) -> Alive {
-    Alive { peer, incarnation: inc, seq, addrs: vec![], zone: String::new(), coord: None, services: Default::default() }
+    Alive {
+        peer,
+        incarnation: inc,
+        seq,
+        addrs: vec![],
+        zone: String::new(),
+        coord: None,
+        services: Default::default(),
+    }
 }
 
 /// Two tables exchange as the protocol does, `a` starting.
-fn exchange(a: &mut MemberTable, me_a: &Alive, b: &mut MemberTable, me_b: &Alive, now: Instant) -> Vec<Change> {
+fn exchange(
+    a: &mut MemberTable,
+    me_a: &Alive,
+    b: &mut MemberTable,
+    me_b: &Alive,
+    now: Instant,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     if a.summary(me_a) == b.summary(me_b) {
         return changes;
@@ -47,7 +61,11 @@ async fn a_newcomer_learns_everyone_and_the_tables_agree() {
     let mut a = MemberTable::new(pa, T);
     assert_ne!(a.summary(&me_a), b.summary(&me_b));
     exchange(&mut a, &me_a, &mut b, &me_b, now);
-    assert_eq!(a.iter().filter(|m| m.state == MemberState::Alive).count(), 51, "the 50 and b itself");
+    assert_eq!(
+        a.iter().filter(|m| m.state == MemberState::Alive).count(),
+        51,
+        "the 50 and b itself"
+    );
     assert_eq!(b.get(&pa).map(|m| m.state), Some(MemberState::Alive), "b learns the newcomer");
     assert_eq!(a.summary(&me_a), b.summary(&me_b));
     let (push, want) = a.compare(&me_a, &b.digest(&me_b));
@@ -65,7 +83,10 @@ async fn a_failure_travels_and_the_member_refutes_in_its_next_exchange() {
     for t in [&mut a, &mut b] {
         t.apply(Message::Alive(me_x.clone()), now);
     }
-    b.apply(Message::Failed(Accusation { peer: px, incarnation: 7, seq: 2, by: PeerId::random() }), now);
+    b.apply(
+        Message::Failed(Accusation { peer: px, incarnation: 7, seq: 2, by: PeerId::random() }),
+        now,
+    );
     // a holds x alive at the version b holds failed: b's failure wins,
     // whichever side starts.
     exchange(&mut a, &me_a, &mut b, &me_b, now);
@@ -97,11 +118,19 @@ async fn reaped_members_do_not_come_back_and_old_news_is_ignored() {
     let mut a = MemberTable::new(PeerId::random(), T);
     let x = PeerId::random();
     let dead = SyncEntry { info: info(x, 1, 1), state: MemberState::Failed };
-    assert_eq!(a.merge(dead.clone(), now), Merged::default(), "an unknown failed member is not taken in");
+    assert_eq!(
+        a.merge(dead.clone(), now),
+        Merged::default(),
+        "an unknown failed member is not taken in"
+    );
     assert!(a.get(&x).is_none());
     a.apply(Message::Alive(info(x, 1, 5)), now);
     let old = a.merge(dead, now);
-    assert_eq!(old, Merged { ours_newer: true, ..Merged::default() }, "an older version is ignored; ours is newer");
+    assert_eq!(
+        old,
+        Merged { ours_newer: true, ..Merged::default() },
+        "an older version is ignored; ours is newer"
+    );
     assert_eq!(a.get(&x).unwrap().state, MemberState::Alive);
     let newer = SyncEntry { info: info(x, 2, 1), state: MemberState::Left };
     a.merge(newer, now);
