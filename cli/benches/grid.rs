@@ -18,6 +18,10 @@ use cloudy_node::Home;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{na, peak_rss_mb, reset_peak};
+
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -27,22 +31,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Peak RSS in MB since the last reset.
-fn peak_rss(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    kb as f64 * 1024.0 / 1e6
-}
-
-fn reset_peak(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
 fn random_file(path: &Path, len: usize) {
@@ -92,7 +80,7 @@ async fn main() {
     // hashed first).
     let convergent = std::env::args().any(|a| a == "--convergent");
     let query = format!("k={k}&n={n}&happy={happy}&random_key={}", !convergent);
-    let (up_pid, store_pid) = (nodes[0].pid().unwrap_or(0), nodes[n_nodes - 1].pid().unwrap_or(0));
+    let (up_pid, store_pid) = (nodes[0].pid(), nodes[n_nodes - 1].pid());
     let mut rows = Vec::new();
     for mib in [64u64, 256] {
         for run in 0..runs {
@@ -105,7 +93,7 @@ async fn main() {
             let file = tokio::fs::File::open(&src).await.expect("open");
             let stored = up.put(file, Some(bytes), &query).await.expect("put");
             let put = t.elapsed();
-            let (up_rss, store_rss) = (peak_rss(up_pid), peak_rss(store_pid));
+            let (up_rss, store_rss) = (peak_rss_mb(up_pid), peak_rss_mb(store_pid));
             let dst = dir.path().join(format!("g{mib}"));
             let t = Instant::now();
             let mut out = tokio::fs::File::create(&dst).await.expect("create");
@@ -158,9 +146,10 @@ async fn main() {
     for (mib, run, put, get, ur, sr) in rows {
         let label =
             if runs > 1 { format!("{mib} MiB (run {})", run + 1) } else { format!("{mib} MiB") };
-        println!("| {label} | {put:.1} | {get:.1} | {ur:.1} MB | {sr:.1} MB |");
+        println!("| {label} | {put:.1} | {get:.1} | {} MB | {} MB |", na(ur, 1), na(sr, 1));
     }
     println!("| {small} x 4 KiB | {small_put:.1} files/s | {small_get:.1} files/s | - | - |");
     println!();
     println!("targets (256 MiB): put >= 100 MB/s, get >= 150 MB/s, >= 100 small files/s, uploader peak RSS <= 64 MB");
+    println!("Tahoe-LAFS 1.20, 6 nodes 3-of-6, same machine: 256 MiB put 44.8 MB/s, get 55.2 MB/s; 200 x 4 KiB put 14.5 files/s; client RSS 120 MB");
 }

@@ -32,6 +32,8 @@ use tokio::time::Instant;
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 const SVC: &str = "bench-svc";
 
+#[path = "common/procfs.rs"]
+mod procfs;
 #[path = "common/wire.rs"]
 mod wire;
 use wire::Wire;
@@ -106,24 +108,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// (RSS bytes, CPU ticks) of a process from /proc.
-fn proc_usage(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After "pid (comm) ", field 14 (utime) and 15 (stime) are at 11 and 12.
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some((rss_kb * 1024, ticks))
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -287,7 +271,8 @@ async fn main() {
     tokio::time::sleep(settle).await;
     println!("idling {} s ...", idle.as_secs());
     let wire = Wire::setup("cloudymembers", &nodes);
-    let before: Vec<_> = nodes.iter().map(|p| proc_usage(p.pid().unwrap_or(0))).collect();
+    let before: Vec<_> =
+        nodes.iter().map(|p| procfs::rss_mb(p.pid()).zip(procfs::cpu_ticks(p.pid()))).collect();
     let mut sent_before = Vec::new();
     for node in &nodes {
         sent_before.push(sent_by_family(&node.home).await);
@@ -298,7 +283,8 @@ async fn main() {
     tokio::time::sleep(idle).await;
     let idle_elapsed = idle_start.elapsed().as_secs_f64();
     let wire_after = wire.as_ref().map(|w| w.read());
-    let after: Vec<_> = nodes.iter().map(|p| proc_usage(p.pid().unwrap_or(0))).collect();
+    let after: Vec<_> =
+        nodes.iter().map(|p| procfs::rss_mb(p.pid()).zip(procfs::cpu_ticks(p.pid()))).collect();
     let mut by_family = vec![Vec::new(); FAMILIES.len()];
     for (node, b) in nodes.iter().zip(&sent_before) {
         if let (Some(b), Some(a)) = (b, sent_by_family(&node.home).await) {
@@ -321,7 +307,7 @@ async fn main() {
     let mut cpu = Vec::new();
     for (b, a) in before.iter().zip(&after) {
         if let (Some((_, t0)), Some((r, t1))) = (b, a) {
-            rss.push(*r as f64 / 1e6);
+            rss.push(*r);
             cpu.push((t1 - t0) as f64 / 100.0 / idle_elapsed * 100.0);
         }
     }

@@ -52,43 +52,9 @@ const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 #[path = "common/wire.rs"]
 mod wire;
 use wire::Wire;
-
-/// UDP datagrams dropped so far because a socket's receive buffer was
-/// full (`RcvbufErrors` in /proc/net/snmp): loss on a busy loopback.
-fn udp_drops() -> u64 {
-    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("Udp:")).collect();
-    if rows.len() < 2 {
-        return 0;
-    }
-    let names: Vec<&str> = rows[0].split_whitespace().collect();
-    let vals: Vec<&str> = rows[1].split_whitespace().collect();
-    names
-        .iter()
-        .position(|n| *n == "RcvbufErrors")
-        .and_then(|i| vals.get(i)?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn rss_mb(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    kb as f64 * 1024.0 / 1e6
-}
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_secs, delta, mean_max, na, status_mb, udp_drops};
 
 /// A file that notes when its first byte was written.
 struct Recorder {
@@ -237,8 +203,8 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let idle_rate: Option<f64> =
         wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
 
-    let idle_rss: Vec<f64> =
-        nodes[1..].iter().map(|p| rss_mb(p.pid().unwrap(), "VmRSS:")).collect();
+    let idle_rss: Vec<Option<f64>> =
+        nodes[1..].iter().map(|p| status_mb(p.pid(), "VmRSS:")).collect();
     // The source.
     // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
     // the encoder's CPU does not weigh on the nodes being measured.
@@ -284,7 +250,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let packets0 = wire.as_ref().map(|w| w.packets());
     let sizes0 = wire.as_ref().map(|w| w.sizes());
     let drops0 = udp_drops();
-    let cpu0: Vec<f64> = nodes.iter().map(|p| cpu_secs(p.pid().unwrap())).collect();
+    let cpu0: Vec<Option<f64>> = nodes.iter().map(|p| cpu_secs(p.pid())).collect();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -321,8 +287,8 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let wire1 = wire.as_ref().map(|w| w.read());
     let packets1 = wire.as_ref().map(|w| w.packets());
     let sizes1 = wire.as_ref().map(|w| w.sizes());
-    let drops = udp_drops() - drops0;
-    let cpu1: Vec<f64> = nodes.iter().map(|p| p.pid().map_or(0.0, cpu_secs)).collect();
+    let drops = delta(drops0, udp_drops());
+    let cpu1: Vec<Option<f64>> = nodes.iter().map(|p| cpu_secs(p.pid())).collect();
     for p in players.iter() {
         let t = Instant::now();
         while !p.is_finished() && t.elapsed() < Duration::from_secs(20) {
@@ -389,9 +355,10 @@ async fn run(n: usize, secs: u64, root: &Path) {
             clean += 1;
         }
     }
-    let cpu: Vec<f64> = survivors.iter().map(|v| (cpu1[*v] - cpu0[*v]) / elapsed * 100.0).collect();
-    let rss: Vec<f64> =
-        survivors.iter().map(|v| rss_mb(nodes[*v].pid().unwrap(), "VmHWM:")).collect();
+    let cpu: Vec<Option<f64>> =
+        survivors.iter().map(|v| Some((cpu1[*v]? - cpu0[*v]?) / elapsed * 100.0)).collect();
+    let rss: Vec<Option<f64>> =
+        survivors.iter().map(|v| status_mb(nodes[*v].pid(), "VmHWM:")).collect();
     let pub_app = pub_st["stats"]["bytes_up"].as_f64().unwrap_or(0.0);
     let dup: f64 = statuses.values().map(|s| s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
 
@@ -430,7 +397,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
                     (t1.1 - t0.1 + d1.1 - d0.1) as f64 / 1e6
                 );
             }
-            println!("(wire: {packets} packets, {drops} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
+            println!("(wire: {packets} packets, {} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", na(drops.map(|d| d as f64), 0), total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
             let overlay = idle_rate.unwrap_or(0.0) * elapsed;
             println!(
                 "| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |",
@@ -454,18 +421,19 @@ async fn run(n: usize, secs: u64, root: &Path) {
     }
     println!("| fairness (Jain, viewers' uploads) | {:.3} | ≥ 0.8 |", jain(&ups));
     println!("| survivors' continuity, 10 s after killing {} of {n} | worst {:.3}, mean {:.3} | ≥ 0.98 |", killed.len(), pct(&mut post, 0.0), post.iter().sum::<f64>() / post.len().max(1) as f64);
+    let (cpu, rss) = (mean_max(&cpu), mean_max(&rss));
     println!(
-        "| CPU per viewer, mean / max | {:.1} % / {:.1} % of a core | ≤ 5 % |",
-        cpu.iter().sum::<f64>() / cpu.len() as f64,
-        cpu.iter().copied().fold(0.0, f64::max)
+        "| CPU per viewer, mean / max | {} % / {} % of a core | ≤ 5 % |",
+        na(cpu.map(|c| c.0), 1),
+        na(cpu.map(|c| c.1), 1)
     );
     println!(
-        "| peak RSS per viewer, mean / max | {:.1} / {:.1} MB | ≤ 30 MB |",
-        rss.iter().sum::<f64>() / rss.len() as f64,
-        rss.iter().copied().fold(0.0, f64::max)
+        "| peak RSS per viewer, mean / max | {} / {} MB | ≤ 30 MB |",
+        na(rss.map(|r| r.0), 1),
+        na(rss.map(|r| r.1), 1)
     );
     println!("| viewers decoding with zero errors | {clean} of {} | all |", survivors.len());
-    println!("(duplicate chunk bytes: {:.1} % of those received; idle RSS before the stream: mean {:.1} MB)", dup / received * 100.0, idle_rss.iter().sum::<f64>() / idle_rss.len() as f64);
+    println!("(duplicate chunk bytes: {:.1} % of those received; idle RSS before the stream: mean {} MB)", dup / received * 100.0, na(mean_max(&idle_rss).map(|r| r.0), 1));
     let _ = ffmpeg.wait().await;
     for mut p in nodes {
         p.kill9().await;

@@ -12,11 +12,12 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `bytes`. Returns `None`, saying why on stderr, only
-    /// when not running as root; as root a failure to mount panics.
+    /// Mounts a tmpfs of `bytes`. Returns `None` only when not running as
+    /// root, after printing a `SKIPPED` line that `.ci/run` counts; as root
+    /// (CI runs as root) a failure to mount fails the test.
     pub fn mount(bytes: u64) -> Option<Tmpfs> {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: mounting a small filesystem needs root");
+            skipped("mounting a small filesystem needs root");
             return None;
         }
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -62,4 +63,14 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
+}
+
+/// Prints `SKIPPED <test>: <why>` straight to stderr, past the test
+/// harness's output capture, so that a skip shows in the log and `.ci/run`
+/// counts it apart from the passes.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
