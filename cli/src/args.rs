@@ -92,6 +92,9 @@ pub(crate) enum Command {
         output: PathBuf,
     },
     /// Show which servers hold a file's shares (--verify: fetch and check every block).
+    ///
+    /// Exit status: 0 healthy, 3 degraded but recoverable (run `repair`),
+    /// 4 not recoverable, 1 the check could not run.
     Check {
         /// A read or verify capability.
         cap: String,
@@ -181,9 +184,13 @@ pub(crate) enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
-        /// Directory for the nodes' homes [default: a new temporary directory].
+        /// Directory for the nodes' homes [default: a new temporary directory,
+        /// removed on Ctrl-C].
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Keep the temporary directory of homes after Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
 }
 

@@ -69,9 +69,15 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<commands::Verdict>() {
+            Some(v) => {
+                eprintln!("{}", v.message);
+                std::process::ExitCode::from(v.code)
+            }
+            None => {
+                eprintln!("error: {}", output::one_line(&e));
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -73,3 +73,39 @@ impl PartFile {
         }
     }
 }
+
+/// An error and its causes on one line, each cause once: an error whose
+/// text already holds its source's (`path: No such file (os error 2)`)
+/// does not get it repeated after it.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn causes_appear_once_on_one_line() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let e = anyhow::Error::new(io)
+            .context(format!("identity.key: {}", std::io::Error::from_raw_os_error(17)));
+        let line = one_line(&e);
+        assert_eq!(line.matches("os error 17").count(), 1, "{line}");
+        let e = Err::<(), _>(anyhow::anyhow!("inner\ndetail")).context("outer").unwrap_err();
+        assert_eq!(one_line(&e), "outer: inner detail");
+    }
+}

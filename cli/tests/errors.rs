@@ -73,6 +73,52 @@ async fn user_errors_before_any_node_runs() {
 }
 
 #[tokio::test]
+async fn a_failed_or_partial_init_is_repaired_by_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    // A bad option is named, and nothing is written.
+    fails_with(&home, &["init", "--api", "notanaddr"], "--api \"notanaddr\": not an IP:PORT").await;
+    fails_with(
+        &home,
+        &["init", "--bootstrap", "garbage"],
+        "--bootstrap \"garbage\": not a multiaddr",
+    )
+    .await;
+    assert!(!home.join("identity.key").exists(), "nothing written after a bad option");
+    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns"];
+    let out = cli(&home, &init).await;
+    assert!(out.ok, "the corrected init works: {}", out.stderr);
+    let id = std::fs::read(home.join("identity.key")).unwrap();
+
+    // A deleted token: commands name it and init recreates it, keeping the
+    // identity.
+    std::fs::remove_file(home.join("api.token")).unwrap();
+    fails_with(&home, &["up"], "lacks api.token; run `cloudy-p2p --home").await;
+    fails_with(&home, &["status"], "lacks api.token").await;
+    let out = cli(&home, &init).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("wrote api.token"), "{}", out.stdout);
+    assert_eq!(std::fs::read(home.join("identity.key")).unwrap(), id, "identity kept");
+    let mode = std::fs::metadata(home.join("api.token")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    fails_with(&home, &["init"], "already initialised").await;
+
+    // An init that stopped before the config was written.
+    std::fs::remove_file(home.join("config.toml")).unwrap();
+    let out = cli(&home, &init).await;
+    assert!(out.ok && out.stdout.contains("wrote config.toml"), "{}{}", out.stdout, out.stderr);
+    fails_with(&home, &["status"], "no node is running").await;
+    assert!(
+        std::fs::read_dir(&home).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")),
+        "no half-written files left"
+    );
+}
+
+#[tokio::test]
 async fn completions_manual_page_and_bad_invites() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("a");

@@ -13,6 +13,24 @@ pub enum NodeError {
         /// The home.
         home: PathBuf,
     },
+    /// Some of the files `init` writes are missing.
+    #[error("{} lacks {missing}; run `cloudy-p2p --home {} init` to recreate what is missing (what is there is kept)", home.display(), home.display())]
+    Incomplete {
+        /// The home.
+        home: PathBuf,
+        /// The missing files, comma-separated.
+        missing: String,
+    },
+    /// An option given on the command line is wrong.
+    #[error("{option} {value:?}: {reason}")]
+    BadOption {
+        /// The option, as typed (`--api`).
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `init` already ran here.
     #[error("{} is already initialised; remove it first to start over", home.display())]
     AlreadyInitialised {

@@ -43,6 +43,37 @@ pub struct InitOptions {
     pub loopback: bool,
 }
 
+impl InitOptions {
+    /// Checks every option, naming the one that is wrong.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |option: &'static str, value: &str, reason: String| NodeError::BadOption {
+            option,
+            value: value.to_string(),
+            reason,
+        };
+        if let Some(api) = &self.api {
+            api.parse::<std::net::SocketAddr>().map_err(|_| {
+                bad("--api", api, "not an IP:PORT address (for example 127.0.0.1:7390)".into())
+            })?;
+        }
+        for b in &self.bootstrap {
+            b.parse::<cloudy_overlay::Multiaddr>().map_err(|e| {
+                bad(
+                    "--bootstrap",
+                    b,
+                    format!("not a multiaddr ({e}); for example /ip4/10.1.2.3/udp/7391/quic-v1"),
+                )
+            })?;
+        }
+        if let Some(zone) = &self.zone {
+            if zone.chars().any(char::is_control) {
+                return Err(bad("--zone", zone, "holds a control character".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Home {
     /// The home at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -105,37 +136,66 @@ impl Home {
 
     /// Whether `init` has run here.
     pub fn is_initialised(&self) -> bool {
-        self.config_path().exists() && self.identity_path().exists() && self.token_path().exists()
+        self.missing().is_empty()
+    }
+
+    /// The files `init` writes that are not here.
+    fn missing(&self) -> Vec<&'static str> {
+        [
+            ("config.toml", self.config_path()),
+            ("identity.key", self.identity_path()),
+            ("api.token", self.token_path()),
+        ]
+        .into_iter()
+        .filter(|(_, p)| !p.exists())
+        .map(|(name, _)| name)
+        .collect()
     }
 
     fn require_initialised(&self) -> Result<(), NodeError> {
-        if self.is_initialised() {
+        let missing = self.missing();
+        if missing.is_empty() {
             Ok(())
-        } else {
+        } else if missing.len() == 3 {
             Err(NodeError::NotInitialised { home: self.root.clone() })
+        } else {
+            Err(NodeError::Incomplete { home: self.root.clone(), missing: missing.join(", ") })
         }
     }
 
     /// Creates the home: identity, API token and a commented config file.
-    pub fn init(&self, opts: &InitOptions) -> Result<(), NodeError> {
-        if self.is_initialised() {
+    /// Every option is checked before anything is written, and each file is
+    /// written whole or not at all. A home that lacks some of its files (an
+    /// earlier `init` stopped midway, or a file was deleted) is completed:
+    /// what is there is kept. Returns the files written.
+    pub fn init(&self, opts: &InitOptions) -> Result<Vec<&'static str>, NodeError> {
+        opts.validate()?;
+        let text = render_config(opts);
+        NodeConfig::parse(&text, &self.config_path())?;
+        let missing = self.missing();
+        if missing.is_empty() {
             return Err(NodeError::AlreadyInitialised { home: self.root.clone() });
         }
         fs::create_dir_all(self.root.join("data")).map_err(|e| NodeError::io(&self.root, e))?;
-        let key = Keypair::generate_ed25519();
-        let encoded = key.to_protobuf_encoding().map_err(|e| NodeError::Identity {
-            path: self.identity_path(),
-            reason: e.to_string(),
-        })?;
-        write_private(&self.identity_path(), &encoded)?;
-        let token: [u8; 32] = rand::random();
-        write_private(&self.token_path(), hex::encode(token).as_bytes())?;
+        if missing.contains(&"identity.key") {
+            let key = Keypair::generate_ed25519();
+            let encoded = key.to_protobuf_encoding().map_err(|e| NodeError::Identity {
+                path: self.identity_path(),
+                reason: e.to_string(),
+            })?;
+            write_private(&self.identity_path(), &encoded)?;
+        } else {
+            self.read_identity()?;
+        }
+        if missing.contains(&"api.token") {
+            let token: [u8; 32] = rand::random();
+            write_private(&self.token_path(), hex::encode(token).as_bytes())?;
+        }
         self.convergence_secret()?;
-        let text = render_config(opts);
-        // Make sure what we write parses, so a bad --bootstrap fails here.
-        NodeConfig::parse(&text, &self.config_path())?;
-        fs::write(self.config_path(), text).map_err(|e| NodeError::io(&self.config_path(), e))?;
-        Ok(())
+        if missing.contains(&"config.toml") {
+            write_whole(&self.config_path(), text.as_bytes(), 0o644)?;
+        }
+        Ok(missing)
     }
 
     /// Adds `addrs` to `bootstrap` in `config.toml`, keeping its comments;
@@ -176,6 +236,10 @@ impl Home {
     /// Reads the node's keypair.
     pub fn load_identity(&self) -> Result<Keypair, NodeError> {
         self.require_initialised()?;
+        self.read_identity()
+    }
+
+    fn read_identity(&self) -> Result<Keypair, NodeError> {
         let path = self.identity_path();
         let bytes = fs::read(&path).map_err(|e| NodeError::io(&path, e))?;
         Keypair::from_protobuf_encoding(&bytes)
@@ -196,15 +260,26 @@ impl Home {
     }
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only, whole or not at all.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| NodeError::io(path, e))?;
-    f.write_all(bytes).map_err(|e| NodeError::io(path, e))
+    write_whole(path, bytes, 0o600)
+}
+
+/// Writes `path` through a temporary file renamed into place, so that a
+/// failure leaves no half-written file behind.
+fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
+    let tmp = path.with_extension("partial");
+    let written = (|| {
+        let mut f =
+            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        NodeError::io(path, e)
+    })
 }
 
 fn render_config(opts: &InitOptions) -> String {

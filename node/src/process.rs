@@ -92,7 +92,7 @@ pub fn local_options(bootstrap: Vec<String>, loopback: bool) -> InitOptions {
 
 /// Initialises `home` for a node on 127.0.0.1 with OS-chosen ports, no mDNS.
 pub fn init_local_home(home: &Home, bootstrap: Vec<String>) -> Result<(), NodeError> {
-    home.init(&local_options(bootstrap, true))
+    home.init(&local_options(bootstrap, true)).map(drop)
 }
 
 impl NodeProcess {

@@ -3,7 +3,8 @@
 //! ```text
 //! cloudy:chk:<key>:<root>:<k>:<n>:<size>         read (decrypts; base32 key and root hash)
 //! cloudy:chk-verify:<si>:<root>:<k>:<n>:<size>   verify (check and repair, cannot decrypt)
-//! cloudy:lit:<data>                              literal (files of up to 55 bytes, no server)
+//! cloudy:lit:<data>:<checksum>                   literal (files of up to 55 bytes, no server;
+//!                                                 the checksum-less form of old ones still reads)
 //! ```
 //!
 //! The verify capability is derived from the read capability one way: the
@@ -174,7 +175,11 @@ impl FromStr for Cap {
                 Ok(Cap::Verify(VerifyCap { storage_index, root: bytes("root", f[2])?, k, n, size }))
             }
             "lit" => {
-                count("literal", 2)?;
+                // Three fields with the checksum; two in capabilities made
+                // before it existed, which stay readable.
+                if f.len() != 3 {
+                    count("literal", 2)?;
+                }
                 let data = B32.decode(f[1].as_bytes()).map_err(|e| CapError::BadField {
                     field: "data",
                     value: f[1].to_string(),
@@ -189,11 +194,30 @@ impl FromStr for Cap {
                         reason,
                     });
                 }
+                if let Some(check) = f.get(2) {
+                    if *check != literal_check(&data) {
+                        return Err(CapError::BadField {
+                            field: "checksum",
+                            value: check.to_string(),
+                            reason: "does not match the data: the capability was changed or \
+                                     mistyped"
+                                .into(),
+                        });
+                    }
+                }
                 Ok(Cap::Literal(data))
             }
             other => Err(CapError::UnknownKind(other.to_string())),
         }
     }
+}
+
+/// The checksum field of a literal capability: 5 bytes of a keyed hash of
+/// the data, so that a changed or mistyped character is an error rather
+/// than other contents.
+fn literal_check(data: &[u8]) -> String {
+    let hash = blake3::keyed_hash(blake3::hash(b"cloudy literal capability").as_bytes(), data);
+    B32.encode(&hash.as_bytes()[..5])
 }
 
 impl fmt::Display for Cap {
@@ -219,7 +243,7 @@ impl fmt::Display for Cap {
                 c.n,
                 c.size
             ),
-            Cap::Literal(d) => write!(f, "cloudy:lit:{}", B32.encode(d)),
+            Cap::Literal(d) => write!(f, "cloudy:lit:{}:{}", B32.encode(d), literal_check(d)),
         }
     }
 }
@@ -287,6 +311,26 @@ mod tests {
         assert!(err("cloudy:lit:!!").contains("field data"));
         let long = Cap::Literal(vec![0; LITERAL_MAX + 1]).to_string();
         assert!(err(&long).contains("at most 55"));
+    }
+
+    #[test]
+    fn a_changed_character_in_a_literal_is_an_error_and_old_literals_still_read() {
+        let data = b"hello, community".to_vec();
+        let cap = Cap::Literal(data.clone()).to_string();
+        let start = "cloudy:lit:".len();
+        let end = cap.rfind(':').unwrap();
+        for i in start..end {
+            let mut bytes = cap.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(bytes).unwrap();
+            // Either no longer base32, or caught by the checksum; never
+            // other contents.
+            let err = changed.parse::<Cap>().unwrap_err().to_string();
+            assert!(err.contains("field data") || err.contains("field checksum"), "{err}");
+        }
+        let old = format!("cloudy:lit:{}", B32.encode(&data));
+        assert_eq!(old.parse::<Cap>().unwrap(), Cap::Literal(data));
+        assert!("cloudy:lit::".parse::<Cap>().unwrap_err().to_string().contains("checksum"));
     }
 
     #[test]

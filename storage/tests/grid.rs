@@ -195,6 +195,23 @@ async fn get_switches_away_from_corrupt_shares() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capability_with_a_changed_hash_or_size_says_so_first() {
+    let g = grid(5).await;
+    let f = file(100_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let mut wrong_size = cap.clone();
+    wrong_size.size += 1;
+    let mut wrong_root = cap.clone();
+    wrong_root.root[0] ^= 1;
+    for bad in [wrong_size, wrong_root] {
+        let err = g.clients[1].get(&bad, &mut Vec::new()).await.unwrap_err();
+        assert!(matches!(err, GetError::CapMismatch { shares: 5 }), "{err}");
+        assert!(err.to_string().starts_with("the capability does not match the stored file"));
+    }
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upkeep_repairs_after_a_holder_is_killed() {
     use cloudy_storage::upkeep::{self, Maintained, UpkeepConfig};
     let mut g = grid(6).await;

@@ -9,22 +9,65 @@ use cloudy_node::Home;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(super) async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
+pub(super) async fn run(n: usize, dir: Option<PathBuf>, keep: bool) -> Result<()> {
     if !(2..=50).contains(&n) {
         bail!("--nodes must be between 2 and 50, not {n}");
     }
-    let dir = dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("cloudy-demo-{}", std::process::id()))
-    });
     let exe = std::env::current_exe().context("finding the cloudy-p2p executable")?;
+    // A temporary directory is removed on the way out unless --keep; one
+    // the user named is theirs and stays.
+    let temporary = match dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cloudy-demo-")
+                .tempdir()
+                .context("making a temporary directory for the demo")?,
+        ),
+    };
+    let dir = match (&dir, &temporary) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("a temporary directory was made above"),
+    };
     println!("starting {n} nodes with homes under {}", dir.display());
     let mut nodes: Vec<NodeProcess> = Vec::new();
+    let result = community(&exe, n, &dir, &mut nodes).await;
+    if !nodes.is_empty() {
+        println!("\nstopping the community");
+    }
+    for node in &mut nodes {
+        if let Ok(c) = Client::for_home(&node.home) {
+            let _ = c.shutdown().await;
+        }
+        node.wait_exit(Duration::from_secs(10)).await;
+    }
+    match temporary {
+        Some(t) if keep => println!("homes kept under {}", t.keep().display()),
+        Some(t) => {
+            let path = t.path().display().to_string();
+            t.close().with_context(|| format!("removing {path}"))?;
+            println!("removed {path} (pass --keep to keep the homes)");
+        }
+        None => println!("homes kept under {}", dir.display()),
+    }
+    result
+}
+
+/// Starts the community, shows it and waits for Ctrl-C; the nodes it
+/// started are left in `nodes` for the caller to stop.
+async fn community(
+    exe: &std::path::Path,
+    n: usize,
+    dir: &std::path::Path,
+    nodes: &mut Vec<NodeProcess>,
+) -> Result<()> {
     for i in 1..=n {
         let home = Home::new(dir.join(format!("node{i}")));
         if home.root().exists() {
             bail!("{} already exists; pick another --dir", home.root().display());
         }
-        let node = NodeProcess::start_local(&exe, &home, nodes.first(), i, None).await?;
+        let node = NodeProcess::start_local(exe, &home, nodes.first(), i, None).await?;
         println!("  node{i}: peer {} api {}", node.peer_id, node.api);
         nodes.push(node);
     }
@@ -40,21 +83,16 @@ pub(super) async fn run(n: usize, dir: Option<PathBuf>) -> Result<()> {
     println!();
     info::services(&first, None, false).await?;
     let home1 = nodes[0].home.root().display().to_string();
+    let exe = exe.display();
     println!("\nThe community runs until you press Ctrl-C. Try, in another terminal:");
-    println!("  {} --home {home1} peers", exe.display());
-    println!("  {} --home {home1} announce my-service --meta url=http://example", exe.display());
+    println!("  {exe} --home {home1} peers");
+    println!("  {exe} --home {home1} put /etc/services");
+    println!("  {exe} --home {home1} announce my-service --meta url=http://example");
     println!(
         "  kill -9 {}   # node{n}: watch it become failed in `peers`",
         nodes[n - 1].pid().unwrap_or(0)
     );
     super::interrupted().await?;
-    println!("\nstopping the community");
-    for node in &mut nodes {
-        if let Ok(c) = Client::for_home(&node.home) {
-            let _ = c.shutdown().await;
-        }
-        node.wait_exit(Duration::from_secs(10)).await;
-    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `put`, `get`, `cap info`.
 
 use crate::progress;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::CheckReport;
 use cloudy_node::control::client::Client;
 use cloudy_node::storage::capability::Cap;
 use std::path::Path;
@@ -42,6 +43,12 @@ pub(super) async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -
         bar.finish_and_clear();
         stored?
     } else {
+        if file.is_dir() {
+            bail!(
+                "{} is a directory; put stores one file (archive the directory first, for example with tar)",
+                file.display()
+            );
+        }
         let f = tokio::fs::File::open(file)
             .await
             .with_context(|| format!("cannot read {}", file.display()))?;
@@ -53,6 +60,9 @@ pub(super) async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -
         bar.finish_and_clear();
         stored?
     };
+    if let Some(note) = &stored.note {
+        eprintln!("note: {note}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&stored)?);
     } else {
@@ -118,7 +128,30 @@ pub(super) async fn check(client: &Client, cap: &str, verify: bool, json: bool) 
     } else {
         print_report(&r);
     }
-    Ok(())
+    health_verdict(&r)
+}
+
+/// `check`'s exit status: 0 healthy, 3 degraded but recoverable, 4 not
+/// recoverable (1 is left for a check that could not run, 2 for usage).
+fn health_verdict(r: &CheckReport) -> Result<()> {
+    let (k, n, good) = (r.k, r.n, r.good_shares);
+    if r.healthy {
+        Ok(())
+    } else if r.recoverable {
+        Err(super::Verdict {
+            code: 3,
+            message: format!("degraded: {good} of {n} shares are good ({k} needed); run `repair`"),
+        }
+        .into())
+    } else {
+        Err(super::Verdict {
+            code: 4,
+            message: format!(
+                "unrecoverable: only {good} of {n} shares are good and {k} are needed"
+            ),
+        }
+        .into())
+    }
 }
 
 pub(super) async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {

@@ -28,8 +28,10 @@ pub(super) async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Resu
         let added = home.add_bootstrap(&listed)?;
         println!("added {added} bootstrap address(es) to {}", home.config_path().display());
     } else {
-        opts.bootstrap.extend(listed);
+        opts.bootstrap.extend(listed.iter().cloned());
         home.init(&opts)?;
+        // A config kept from an incomplete home still gets the addresses.
+        home.add_bootstrap(&listed)?;
         println!(
             "initialised {} with the invite's {} address(es)",
             home.root().display(),

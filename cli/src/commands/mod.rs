@@ -16,6 +16,15 @@ use cloudy_node::control::client::Client;
 use cloudy_node::{Home, InitOptions};
 
 /// Runs one parsed command line.
+/// An outcome that is not an error of the command but that scripts must
+/// tell apart by the exit status (`check`: 3 degraded, 4 unrecoverable).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct Verdict {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let home = Home::resolve(cli.home);
     match cli.command {
@@ -37,7 +46,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             println!("node is leaving the community and stopping");
             Ok(())
         }
-        Command::Demo { nodes, dir } => demo::run(nodes, dir).await,
+        Command::Demo { nodes, dir, keep } => demo::run(nodes, dir, keep).await,
         Command::Put { file, k, n, happy, random_key, json } => {
             let q = files::PutQuery { k, n, happy, random_key };
             files::put(&client(&home)?, &file, q, json).await
@@ -100,8 +109,15 @@ fn init_options(a: InitArgs) -> InitOptions {
 }
 
 fn init(home: &Home, a: InitArgs) -> Result<()> {
-    home.init(&init_options(a))?;
-    println!("initialised {}", home.root().display());
+    let written = home.init(&init_options(a))?;
+    if written.len() == 3 {
+        println!("initialised {}", home.root().display());
+    } else {
+        println!("completed {}: wrote {}", home.root().display(), written.join(", "));
+        if !written.contains(&"config.toml") {
+            println!("config.toml was kept as it is; the options of this init did not change it");
+        }
+    }
     println!("next: cloudy-p2p --home {} up", home.root().display());
     Ok(())
 }

@@ -154,6 +154,10 @@ pub struct Stored {
     pub cap: String,
     /// Verify capability (absent for literal files).
     pub verify_cap: Option<String>,
+    /// Something the user should know about how it was stored (happiness
+    /// lowered to the servers present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `POST /v1/check` and `/v1/repair`.

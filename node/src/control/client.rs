@@ -113,12 +113,39 @@ impl Client {
         })
     }
 
+    /// Reads a whole JSON answer.
+    async fn json<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ClientError> {
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            addr: self.addr,
+            reason: format!("the node's answer is not what this version of cloudy-p2p expects ({e}); are the node and this command the same version?"),
+        })
+    }
+
+    /// A failed exchange with the node, in the user's terms: reqwest's own
+    /// texts ("error sending request for url", "error decoding response
+    /// body", hyper's "oneshot canceled") say nothing to a user.
     fn transport_error(&self, e: reqwest::Error) -> ClientError {
         if e.is_connect() {
-            ClientError::NotRunning { home: self.home.clone(), addr: self.addr }
-        } else {
-            ClientError::Protocol { addr: self.addr, reason: e.to_string() }
+            return ClientError::NotRunning { home: self.home.clone(), addr: self.addr };
         }
+        let reason = if e.is_timeout() {
+            "the node did not answer in time (it may be overloaded; see its log)".to_string()
+        } else {
+            // The innermost cause is the one that says what happened.
+            let mut inner: &dyn std::error::Error = &e;
+            while let Some(next) = inner.source() {
+                inner = next;
+            }
+            let cause = inner.to_string();
+            if cause.contains("canceled") || cause.contains("closed") || cause.contains("reset") {
+                "the node closed the connection before answering (did it stop? see its log)"
+                    .to_string()
+            } else {
+                format!("the exchange with the node failed: {cause}")
+            }
+        };
+        ClientError::Protocol { addr: self.addr, reason }
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -224,30 +251,21 @@ impl Client {
             req = req.header(reqwest::header::CONTENT_LENGTH, len);
         }
         let resp = self.start(req).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        self.json(resp).await
     }
 
     /// `POST /v1/check` (no overall timeout: verifying reads every block).
     pub async fn check(&self, cap: &str, verify: bool) -> Result<CheckReport, ClientError> {
         let req = CheckRequest { cap: cap.to_string(), verify };
         let resp = self.start(self.http.post(self.url("/v1/check")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        self.json(resp).await
     }
 
     /// `POST /v1/repair`.
     pub async fn repair(&self, cap: &str) -> Result<RepairResult, ClientError> {
         let req = CheckRequest { cap: cap.to_string(), verify: true };
         let resp = self.start(self.http.post(self.url("/v1/repair")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        self.json(resp).await
     }
 
     /// `GET /v1/sync`.
@@ -388,10 +406,7 @@ impl Client {
         let resp = self
             .start(self.http.put(self.url(&format!("/v1/streams/{}/input", encode(id)))).body(body))
             .await?;
-        resp.json().await.map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        self.json(resp).await
     }
 
     /// `GET /stream/{channel}` into `out` until the channel ends; returns
@@ -435,10 +450,7 @@ impl Client {
     pub async fn publish_video(&self, path: &str) -> Result<super::api::Published, ClientError> {
         let req = super::api::PublishVideo { path: path.to_string() };
         let resp = self.start(self.http.post(self.url("/v1/vod")).json(&req)).await?;
-        resp.json().await.map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        self.json(resp).await
     }
 
     /// `GET /v1/vod`.

@@ -102,8 +102,12 @@ async fn put_file(
         n: q.n.unwrap_or(d.params.n),
         segment_size: d.params.segment_size,
     };
-    let opts = PutOptions { params, happy: q.happy.unwrap_or(d.happy), random_key: q.random_key };
     params.validate().map_err(bad)?;
+    let (happy, note) = match q.happy {
+        Some(h) => (h, None),
+        None => default_happy(d.happy, params.k, s.storage.servers().len()),
+    };
+    let opts = PutOptions { params, happy, random_key: q.random_key };
     let length =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut reader = body_reader(body);
@@ -152,7 +156,22 @@ async fn put_file(
         }
         _ => None,
     };
-    Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap }))
+    Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap, note }))
+}
+
+/// Happiness when the user did not set it: the default, lowered to the
+/// storage servers present (never below `k`) so that the first `put` on a
+/// small community works, with a note saying so. Tahoe-LAFS refuses
+/// instead; a user who wants that passes `--happy`.
+fn default_happy(default: usize, k: u8, servers: usize) -> (usize, Option<String>) {
+    let happy = default.min(servers).max(usize::from(k));
+    let note = (happy < default).then(|| {
+        format!(
+            "only {servers} storage servers are known, so the shares need only sit on {happy} \
+             (happy {happy} instead of {default}); pass --happy {default} to insist"
+        )
+    });
+    (happy, note)
 }
 
 /// Query of `GET /uri/{cap}`.
@@ -317,4 +336,21 @@ pub(super) async fn repair(
         placed: r.placed.into_iter().map(|(s, p)| (s, p.to_string())).collect(),
         failures: r.failures,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_happy;
+
+    #[test]
+    fn happiness_follows_the_servers_present_when_not_set() {
+        // The demo community: 3 servers, 3-of-5, happy 4 by default.
+        let (happy, note) = default_happy(4, 3, 3);
+        assert_eq!(happy, 3);
+        assert!(note.is_some_and(|n| n.contains("only 3 storage servers")));
+        // Enough servers: the default, and nothing to say.
+        assert_eq!(default_happy(4, 3, 7), (4, None));
+        // Never below k: too few servers still fails, at placement.
+        assert_eq!(default_happy(4, 3, 1).0, 3);
+    }
 }

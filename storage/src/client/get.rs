@@ -28,6 +28,13 @@ pub enum GetError {
         /// Which server holds which share, and what failed.
         holders: String,
     },
+    /// Shares are stored under the capability's key, but their root record
+    /// does not match its hash, k, n or size: the capability was changed.
+    #[error("the capability does not match the stored file: {shares} shares are stored under its key, but with another root hash, k, n or size (was the capability changed when copied?)")]
+    CapMismatch {
+        /// Shares that answered with a root record that did not match.
+        shares: usize,
+    },
     /// No server returned a root record matching the capability.
     #[error("no server holds a root record matching the capability ({0})")]
     NoRoot(String),
@@ -72,6 +79,8 @@ struct Spares<'a> {
     candidates: Vec<(u8, PeerId)>,
     conns: HashMap<PeerId, Conn>,
     notes: Vec<String>,
+    /// Shares whose root record did not match the capability.
+    mismatched: usize,
 }
 
 impl Client {
@@ -101,7 +110,7 @@ impl Client {
         let mut candidates: Vec<(u8, PeerId)> =
             holders.iter().flat_map(|(sh, peers)| peers.iter().map(move |p| (*sh, *p))).collect();
         candidates.reverse();
-        let mut spares = Spares { cap, candidates, conns, notes };
+        let mut spares = Spares { cap, candidates, conns, notes, mismatched: 0 };
         // Pick k distinct shares whose hash lists check out.
         let mut decoder: Option<Decoder> = None;
         let mut chosen: Vec<Chosen> = Vec::new();
@@ -109,6 +118,9 @@ impl Client {
             let taken: Vec<u8> = chosen.iter().map(|c| c.share).collect();
             let Some(c) = spares.next_share(self, &mut decoder, &taken).await else { break };
             chosen.push(c);
+        }
+        if decoder.is_none() && spares.mismatched > 0 {
+            return Err(GetError::CapMismatch { shares: spares.mismatched });
         }
         let Some(mut dec) = decoder.filter(|_| chosen.len() >= cap.k as usize) else {
             let found = chosen.len();
@@ -290,6 +302,9 @@ impl Spares<'_> {
                 match Decoder::for_read(self.cap, &root) {
                     Ok(d) => *decoder = Some(d),
                     Err(e) => {
+                        if matches!(e, CodingError::RootMismatch) {
+                            self.mismatched += 1;
+                        }
                         self.notes.push(format!("{peer} share {share}: {e}"));
                         continue;
                     }
