@@ -90,6 +90,14 @@ pub(crate) enum Command {
         /// Output file, or - for standard output (the default).
         #[arg(short = 'o', long = "output", default_value = "-")]
         output: PathBuf,
+        /// Print a URL that a browser, VLC or mpv opens (and can seek in)
+        /// instead of fetching.
+        #[arg(long)]
+        url: bool,
+        /// With --url: the file name the URL gives the file (sets its type,
+        /// so a player knows a .mp4 from a .ts).
+        #[arg(long, requires = "url")]
+        name: Option<String>,
     },
     /// Show which servers hold a file's shares (--verify: fetch and check every block).
     ///

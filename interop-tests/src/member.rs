@@ -19,6 +19,8 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Out {
     /// It exited with success.
     pub ok: bool,
+    /// Its exit status (`None`: killed by a signal).
+    pub code: Option<i32>,
     /// Its standard output.
     pub stdout: String,
     /// Its standard error.
@@ -29,6 +31,7 @@ impl From<std::process::Output> for Out {
     fn from(out: std::process::Output) -> Out {
         Out {
             ok: out.status.success(),
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }

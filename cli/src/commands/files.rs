@@ -71,6 +71,17 @@ pub(super) async fn put(client: &Client, file: &Path, q: PutQuery, json: bool) -
     Ok(())
 }
 
+/// `get CAP --url`: the gateway URL of a file, with the token in it, for
+/// a player or a browser.
+pub(super) fn get_url(client: &Client, cap: &str, name: Option<String>) -> Result<()> {
+    let parsed = cap.parse::<Cap>()?;
+    if matches!(parsed, Cap::Verify(_)) {
+        bail!("a verify capability cannot read the file; give its read capability");
+    }
+    println!("{}", client.file_url(&parsed.to_string(), name.as_deref()));
+    Ok(())
+}
+
 pub(super) async fn get(client: &Client, cap: &str, output: &Path) -> Result<()> {
     // Check the capability here so a typo gets a precise message at once.
     let size = match cap.parse::<Cap>()? {

@@ -51,7 +51,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let q = files::PutQuery { k, n, happy, random_key };
             files::put(&client(&home)?, &file, q, json).await
         }
-        Command::Get { cap, output } => files::get(&client(&home)?, &cap, &output).await,
+        Command::Get { cap, url: true, name, .. } => files::get_url(&client(&home)?, &cap, name),
+        Command::Get { cap, output, .. } => files::get(&client(&home)?, &cap, &output).await,
         Command::Invite { json } => join::invite(&client(&home)?, json).await,
         Command::Join { invite, init } => join::join(&home, &invite, init_options(init)).await,
         Command::Completions { shell } => join::completions(shell),

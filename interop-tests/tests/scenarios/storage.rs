@@ -8,6 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `check --json`'s report, healthy (exit 0) or degraded (exit 3).
+async fn check_json(node: &Member, args: &[&str]) -> Value {
+    let out = node.cli(args).await;
+    assert!(matches!(out.code, Some(0 | 3)), "{args:?}: {}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
 /// Polls `services storage --json` on `node` until `n` servers are listed.
 async fn wait_storage_servers(node: &Member, n: usize) {
     let what = format!("{n} storage servers");
@@ -59,6 +66,15 @@ async fn put_and_get_across_processes() {
     assert!(out.ok, "{}", out.stderr);
     assert!(std::fs::read(&fetched).unwrap() == data, "file differs after get");
 
+    // The first put a new user tries, with no options, works on three
+    // servers and says how it was stored.
+    let out = c[0].cli(&["put", other.to_str().unwrap(), "--random-key"]).await;
+    assert!(out.ok, "default put on 3 servers: {}", out.stderr);
+    assert!(out.stderr.contains("happy 3 instead of 4"), "{}", out.stderr);
+    // A directory is not a file.
+    c[0].fails_with(&["put", c.dir().to_str().unwrap()], "is a directory; put stores one file")
+        .await;
+
     // Tiny files live in the capability.
     let tiny = c.dir().join("tiny.txt");
     std::fs::write(&tiny, b"hello grid").unwrap();
@@ -67,6 +83,15 @@ async fn put_and_get_across_processes() {
     assert_eq!(c[2].cli(&["get", &lit]).await.stdout, "hello grid");
     let out = c[1].cli(&["put", tiny.to_str().unwrap(), "--random-key"]).await;
     assert_eq!((out.ok, out.stdout.trim()), (true, lit.as_str()), "{}", out.stderr);
+    // One character changed in a literal capability is an error, not other
+    // contents.
+    let at = "cloudy:lit:".len() + 2;
+    let mut typo = lit.clone().into_bytes();
+    typo[at] = if typo[at] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    let out = c[2].cli(&["get", &typo]).await;
+    assert!(!out.ok && out.stdout.is_empty(), "a changed literal gave {:?}", out.stdout);
+    assert!(out.stderr.contains("capability field"), "{}", out.stderr);
 
     // The metrics say what happened.
     let m = c[0].metrics().await;
@@ -99,8 +124,14 @@ async fn put_and_get_across_processes() {
     let out = c[2].cli(&["get", &cap, "-o", again.to_str().unwrap()]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(std::fs::read(&again).unwrap() == data, "file differs after losing a server");
-    // check sees the loss, repair regenerates the share, verify confirms.
-    let report = c[2].json(&["check", &cap, "--json"]).await;
+    // check sees the loss (exit status 3: degraded), repair regenerates the
+    // share, verify confirms (0).
+    let out = c[2].cli(&["check", &cap]).await;
+    assert_eq!(out.code, Some(3), "degraded: {}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("degraded: 2 of 3 shares are good"), "{}", out.stderr);
+    let out = c[2].cli(&["check", &cap, "--json"]).await;
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         (report["good_shares"].as_u64(), report["healthy"].as_bool()),
         (Some(2), Some(false)),
@@ -110,6 +141,7 @@ async fn put_and_get_across_processes() {
     assert_eq!(repaired["placed"].as_array().unwrap().len(), 1, "{repaired}");
     let report = c[2].json(&["check", &cap, "--verify", "--json"]).await;
     assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(c[2].cli(&["check", &cap]).await.code, Some(0), "healthy after the repair");
     c[2].fails_with(&["check", &lit], "literal capability holds its file itself").await;
 
     c[0].kill9().await;
@@ -121,6 +153,8 @@ async fn put_and_get_across_processes() {
     )
     .await;
     assert!(!lost.exists(), "no partial file is left behind");
+    let out = c[2].cli(&["check", &cap2]).await;
+    assert_eq!(out.code, Some(4), "unrecoverable: {}{}", out.stdout, out.stderr);
 }
 
 /// Polls `maintain list --json` on `node` until the only file's status is `want`.
@@ -174,6 +208,19 @@ async fn http_ranges_and_automatic_repair_across_processes() {
         &data[1048570..1048590],
         "a range across a segment boundary"
     );
+    // The URL `get --url` prints opens in a player: the token is in it.
+    let url = c[1].ok(&["get", &cap, "--url", "--name", "movie.txt"]).await;
+    assert!(url.contains("token=") && url.contains("filename=movie.txt"), "{url}");
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("Range", "bytes=1048570-1048589")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206, "a player's ranged request on the --url");
+    assert_eq!(resp.bytes().await.unwrap(), &data[1048570..1048590]);
+    let wrong = url.replace("token=", "token=x");
+    assert_eq!(reqwest::get(&wrong).await.unwrap().status(), 401, "a wrong token is refused");
     let resp = ask(Some("bytes=-10"), "").await.unwrap();
     assert_eq!(
         (resp.status().as_u16(), resp.bytes().await.unwrap()),
@@ -288,7 +335,7 @@ async fn kill_9_of_a_storage_node_during_a_put() {
     let got = c[alive[0]].cli(&["get", &cap, "-o", fetched.to_str().unwrap()]).await;
     assert!(got.ok, "{}", got.stderr);
     assert!(std::fs::read(&fetched).unwrap() == data, "file differs");
-    let report = c[0].json(&["check", &cap, "--verify", "--json"]).await;
+    let report = check_json(&c[0], &["check", &cap, "--verify", "--json"]).await;
     let holders: std::collections::HashSet<String> = report["shares"]
         .as_object()
         .unwrap()

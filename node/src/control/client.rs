@@ -442,6 +442,16 @@ impl Client {
     pub fn media_url(&self, path: &str) -> String {
         format!("{}?token={}", self.url(path), encode(&self.token))
     }
+
+    /// The gateway URL of a file (`/uri/CAP`), with the token in it, that
+    /// a browser or player opens and seeks in; `name` sets its type.
+    pub fn file_url(&self, cap: &str, name: Option<&str>) -> String {
+        let url = self.media_url(&format!("/uri/{cap}"));
+        match name {
+            Some(n) => format!("{url}&filename={}", encode(n)),
+            None => url,
+        }
+    }
 }
 
 /// Video on demand.

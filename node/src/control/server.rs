@@ -105,16 +105,19 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Checks the caller: the token in the `Authorization: Bearer` header; or,
-/// for the media URLs a player opens (`/stream/…`, `/vod/…`), in a `token`
-/// query parameter; or the dashboard's session cookie, with the CSRF
+/// for the URLs a player opens (`/stream/…`, `/vod/…`, and reading a file
+/// at `/uri/…`), in a `token` query parameter; or the dashboard's session cookie, with the CSRF
 /// header and our own origin on anything but reads (see [`super::ui`]).
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if super::ui::is_public(path) {
         return next.run(req).await;
     }
+    let reads = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     let in_query = || {
-        let media = path.starts_with("/stream/") || path.starts_with("/vod/");
+        let media = path.starts_with("/stream/")
+            || path.starts_with("/vod/")
+            || (path.starts_with("/uri/") && reads);
         let query = req.uri().query().unwrap_or("");
         query.split('&').find_map(|kv| kv.strip_prefix("token=")).filter(|_| media)
     };
@@ -135,7 +138,6 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let reads = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     if !reads {
         let h = req.headers();
         let marked = h.get(super::ui::CSRF_HEADER).is_some_and(|v| v == "1");
