@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 mod dashboard;
+mod demo;
 mod js;
 mod lossy;
 mod membership;
