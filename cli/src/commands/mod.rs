@@ -5,6 +5,7 @@ mod files;
 mod info;
 mod join;
 mod net;
+mod peer;
 mod stream;
 mod sync;
 mod up;
@@ -31,7 +32,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&home, a),
         Command::Up { log_format } => up::run(&home, log_format).await,
         Command::Status { json } => info::status(&client(&home)?, json).await,
-        Command::Peers { peer, json } => info::peers(&client(&home)?, peer.as_deref(), json).await,
+        Command::Peers { peer, json } => {
+            let client = client(&home)?;
+            let peer = match peer {
+                Some(p) => Some(peer::resolve(&client, &p).await?),
+                None => None,
+            };
+            info::peers(&client, peer.as_deref(), json).await
+        }
         Command::Services { name, json } => {
             info::services(&client(&home)?, name.as_deref(), json).await
         }
@@ -58,7 +66,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Completions { shell } => join::completions(shell),
         Command::Man => join::man(),
         Command::Connect { addr, json } => net::connect(&client(&home)?, &addr, json).await,
-        Command::Ping { peer, json } => net::ping(&client(&home)?, &peer, json).await,
+        Command::Ping { peer, json } => {
+            let client = client(&home)?;
+            net::ping(&client, &peer::resolve(&client, &peer).await?, json).await
+        }
         Command::Dht { command } => net::dht(&client(&home)?, command).await,
         Command::Cap { command: CapCommand::Info { cap } } => files::cap_info(&cap),
         Command::Check { cap, verify, json } => {

@@ -71,6 +71,11 @@ fn details(f: &FolderRow) {
 pub(super) async fn run(client: &Client, cmd: SyncCommand) -> Result<()> {
     match cmd {
         SyncCommand::Add { dir, name, members } => {
+            let mut full = Vec::new();
+            for m in &members {
+                full.push(super::peer::resolve(client, m).await?);
+            }
+            let members = full;
             let f = client.add_folder(&AddFolder { path: absolute(&dir)?, name, members }).await?;
             println!("sharing {} as {:?}; others join with:", f.path, f.name);
             println!("cloudy-p2p sync join {} DIR", f.invite);
@@ -86,6 +91,7 @@ pub(super) async fn run(client: &Client, cmd: SyncCommand) -> Result<()> {
         }
         SyncCommand::Admit { folder, peer } => {
             let f = find(client, &folder).await?;
+            let peer = super::peer::resolve(client, &peer).await?;
             client.admit(&f.id, &peer).await?;
             println!("admitted {peer} to {}", f.name);
         }

@@ -28,10 +28,20 @@ async fn ten_members_detect_failures_leaves_and_returns() {
     c[1].fails_with(&["announce", "bad name!"], "invalid service name").await;
     c[1].fails_with(&["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
     c[1].fails_with(&["withdraw", "nothere"], "is not announced by this node").await;
-    c[0].fails_with(&["peers", "not-a-peer"], "is not a valid peer id").await;
+    c[0].fails_with(&["peers", "not-a-peer"], "no member's peer id starts or ends with").await;
     c[0].fails_with(&["peers", STRANGER], "unknown peer").await;
     let one = c[0].json(&["peers", &ids[1], "--json"]).await;
     assert!(one[0]["services"].as_array().unwrap().iter().any(|s| s == "web"), "{one}");
+    // Ids as the tables show them (`…` and the last 8 characters) name the
+    // member too, wherever a peer is named.
+    let shown = format!("…{}", &ids[1][ids[1].len() - 8..]);
+    let same = c[0].json(&["peers", &shown, "--json"]).await;
+    assert_eq!(same[0]["peer_id"].as_str(), Some(ids[1].as_str()), "{same}");
+    let pinged = c[0].json(&["ping", &shown, "--json"]).await;
+    assert_eq!(pinged["peer_id"].as_str(), Some(ids[1].as_str()), "{pinged}");
+    let prefix = &ids[2][..20];
+    assert_eq!(c[0].json(&["peers", prefix, "--json"]).await[0]["peer_id"], ids[2].as_str());
+    c[0].fails_with(&["ping", "12D3KooW"], "give more characters").await;
     let status = c[0].json(&["status", "--json"]).await;
     assert_eq!(
         (status["peer_id"].as_str(), status["members"]["alive"].as_u64()),
