@@ -55,6 +55,28 @@ pub enum SyncError {
         reason: String,
     },
     /// No folder with this id.
+    /// The directory is already (or is inside, or holds) a folder here.
+    #[error("{path} {how} folder {name} ({id}); `cloudy-p2p sync remove {name}` first if you mean to replace it")]
+    AlreadyShared {
+        /// The directory asked for.
+        path: String,
+        /// "is already shared as", "is inside" or "holds".
+        how: &'static str,
+        /// The existing folder's name.
+        name: String,
+        /// The first 8 characters of its id.
+        id: String,
+    },
+    /// This node already has the folder of the invite.
+    #[error("this node already has folder {name} ({id}) in {path}; `cloudy-p2p sync remove {name}` first to move it")]
+    AlreadyJoined {
+        /// Where it is.
+        path: String,
+        /// Its name.
+        name: String,
+        /// The first 8 characters of its id.
+        id: String,
+    },
     #[error("no folder {0} (see `cloudy-p2p sync list`)")]
     NoFolder(String),
     /// Only the owner admits members.
@@ -190,6 +212,7 @@ impl Sync {
         members: Vec<String>,
     ) -> Result<Folder, SyncError> {
         let path = usable_dir(path)?;
+        self.not_shared(&path)?;
         for m in &members {
             m.parse::<PeerId>().map_err(|_| SyncError::BadPeer(m.clone()))?;
         }
@@ -210,11 +233,42 @@ impl Sync {
         Ok(folder)
     }
 
+    /// Refuses a directory that is a folder here already, lies inside one,
+    /// or holds one: two folders would fight over the same files.
+    fn not_shared(&self, path: &Path) -> Result<(), SyncError> {
+        for f in self.0.folders.all() {
+            let how = if f.path == path {
+                "is already shared as"
+            } else if path.starts_with(&f.path) {
+                "is inside"
+            } else if f.path.starts_with(path) {
+                "holds"
+            } else {
+                continue;
+            };
+            return Err(SyncError::AlreadyShared {
+                path: path.display().to_string(),
+                how,
+                id: f.id[..8.min(f.id.len())].to_string(),
+                name: f.name,
+            });
+        }
+        Ok(())
+    }
+
     /// Joins the folder of `invite` into the directory at `path`. The
     /// owner must admit this node (unless it was named at `add`).
     pub fn join(&self, invite: &str, path: &Path) -> Result<Folder, SyncError> {
         let (id, owner) = parse_invite(invite)?;
         let path = usable_dir(path)?;
+        if let Some(f) = self.0.folders.get(&id) {
+            return Err(SyncError::AlreadyJoined {
+                path: f.path.display().to_string(),
+                id: f.id[..8.min(f.id.len())].to_string(),
+                name: f.name,
+            });
+        }
+        self.not_shared(&path)?;
         let folder = Folder {
             id: id.clone(),
             name: id[..8].to_string(),

@@ -459,3 +459,31 @@ async fn a_folder_that_cannot_be_written_is_refused_at_add_and_at_join() {
     assert!(err.contains("not writable"), "{err}");
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_is_in_one_folder_only() {
+    let (_net, m, cancel) = members(2, 2).await;
+    let (a, b) = (&m[0], &m[1]);
+    let f = a.sync.add(a.dir.path(), Some("docs".into()), Vec::new()).unwrap();
+    let twice = a.sync.add(a.dir.path(), None, Vec::new()).unwrap_err().to_string();
+    assert!(twice.contains("is already shared as folder docs"), "{twice}");
+    let inner = a.dir.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let nested = a.sync.add(&inner, None, Vec::new()).unwrap_err().to_string();
+    assert!(nested.contains("is inside folder docs"), "{nested}");
+    assert_eq!(a.sync.list().len(), 1, "no second folder was made");
+
+    // Joining: once per folder, and not into a directory another folder has.
+    let mine = b.sync.add(b.dir.path(), Some("mine".into()), Vec::new()).unwrap();
+    let err = b.sync.join(&f.invite(), b.dir.path()).unwrap_err().to_string();
+    assert!(err.contains("is already shared as folder mine"), "{err}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    b.sync.join(&f.invite(), elsewhere.path()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let again = b.sync.join(&f.invite(), other.path()).unwrap_err().to_string();
+    assert!(again.contains("this node already has folder"), "{again}");
+    let paths: Vec<_> = b.sync.list().into_iter().map(|(f, _)| f.path).collect();
+    assert!(paths.contains(&std::fs::canonicalize(elsewhere.path()).unwrap()), "{paths:?}");
+    assert!(paths.iter().any(|p| *p == std::fs::canonicalize(b.dir.path()).unwrap()), "{mine:?}");
+    cancel.cancel();
+}

@@ -81,6 +81,7 @@ fn api_error(e: SyncError) -> ApiError {
             StatusCode::BAD_REQUEST
         }
         SyncError::NotOwner(_) => StatusCode::FORBIDDEN,
+        SyncError::AlreadyShared { .. } | SyncError::AlreadyJoined { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError(status, e.to_string())
