@@ -20,6 +20,7 @@ pub mod blocklist;
 pub mod chunk;
 pub mod conflict;
 pub mod decide;
+mod errors;
 pub mod folders;
 pub mod index;
 pub mod path;

@@ -9,6 +9,7 @@ use crate::apply::{self, ApplyError, FETCH_AHEAD};
 use crate::blocklist::Entry;
 use crate::chunk::Hash;
 use crate::decide::{decide, Action};
+use crate::errors::{About, Errors};
 use crate::index::{FileInfo, Index};
 use crate::path::RelPath;
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
@@ -28,15 +29,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Errors kept in a folder's status.
-const KEEP_ERRORS: usize = 20;
-
 /// A running folder.
 pub(crate) struct Running {
     pub index: Index,
     seq: watch::Sender<u64>,
     lock: tokio::sync::Mutex<()>,
     status: Mutex<Status>,
+    /// Outstanding errors, each cleared once it no longer applies.
+    errors: Errors,
     /// Block bytes downloaded from members.
     downloaded: Arc<std::sync::atomic::AtomicU64>,
     /// Block bytes served to members.
@@ -58,6 +58,12 @@ impl Running {
         let mut st = self.status.lock().expect("status lock").clone();
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
+        st.errors = self.errors.messages();
+        // A folder with outstanding errors is not in sync, whatever the
+        // last batch said.
+        if st.state == "in sync" && !st.errors.is_empty() {
+            st.state = format!("out of sync: {} errors (see errors)", st.errors.len());
+        }
         st.sequence = self.index.max_sequence().unwrap_or(0);
         st.applied = self.index.peers_seen().unwrap_or_default();
         if let Ok(all) = self.index.all() {
@@ -72,11 +78,8 @@ impl Running {
         self.status.lock().expect("status lock").state = state.to_string();
     }
 
-    fn error(&self, e: String) {
-        let mut st = self.status.lock().expect("status lock");
-        st.errors.push(e);
-        let extra = st.errors.len().saturating_sub(KEEP_ERRORS);
-        st.errors.drain(..extra);
+    fn error(&self, about: About, e: String) {
+        self.errors.set(about, e);
     }
 
     /// Records what `peer` announced.
@@ -136,6 +139,7 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         seq: watch::channel(seq).0,
         lock: tokio::sync::Mutex::new(()),
         status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
+        errors: Errors::default(),
         downloaded: Default::default(),
         uploaded: Default::default(),
         announced: Default::default(),
@@ -177,6 +181,8 @@ async fn scan_now(
 
     match result {
         Ok(Ok(report)) => {
+            // What was waiting for a scan has now been indexed.
+            r.errors.clear(|a| matches!(a, About::Unscanned(_) | About::Folder));
             if !report.changed.is_empty() || !report.deleted.is_empty() {
                 info!(target: "cloudy::_events::sync", folder = %id, changed = report.changed.len(), deleted = report.deleted.len(), "local changes");
                 r.changed();
@@ -184,11 +190,11 @@ async fn scan_now(
             !report.unstable.is_empty()
         }
         Ok(Err(e)) => {
-            r.error(e);
+            r.error(About::Folder, format!("scanning: {e}"));
             false
         }
         Err(e) => {
-            r.error(e.to_string());
+            r.error(About::Folder, format!("scanning: {e}"));
             false
         }
     }
@@ -300,7 +306,7 @@ fn unignore(id: &str, r: &Running) {
     // sees the change and takes the record back (see `follow`).
     r.resubscribe.send_modify(|g| *g += 1);
     if let Err(e) = r.index.forget_peers() {
-        r.error(e.to_string());
+        r.error(About::Folder, e.to_string());
     }
 }
 
@@ -390,8 +396,9 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
             _ = gone => Err("the member left or failed".into()),
             _ = again.changed() => continue,
         };
-        if let Err(e) = outcome {
-            r.error(format!("{peer}: {e}"));
+        match outcome {
+            Err(e) => r.error(About::Member(peer.to_string()), format!("{peer}: {e}")),
+            Ok(()) => r.errors.clear(|a| *a == About::Member(peer.to_string())),
         }
         tokio::select! {
             _ = r.cancel.cancelled() => return,
@@ -439,6 +446,7 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
             Some(Response::Files { files, seq }) => {
                 let clean = apply_batch(inner, id, r, peer, files, &source).await;
                 if clean {
+                    r.errors.clear(|a| *a == About::Member(peer.to_string()));
                     r.index.set_peer_seen(&peer.to_string(), seq).map_err(|e| e.to_string())?;
                     if *r.resubscribe.borrow() != generation {
                         r.index.set_peer_seen(&peer.to_string(), 0).map_err(|e| e.to_string())?;
@@ -535,7 +543,7 @@ async fn apply_batch(
     let lists = match resolve_pieces(r, &files, source).await {
         Ok(l) => l,
         Err(e) => {
-            r.error(e);
+            r.error(About::Member(peer.to_string()), format!("{peer}: {e}"));
             return false;
         }
     };
@@ -579,7 +587,7 @@ async fn apply_batch(
         match r.index.get(&theirs.path) {
             Ok(ours) => plan.push((theirs, decide(ours.as_ref(), theirs), ours)),
             Err(e) => {
-                r.error(e.to_string());
+                r.error(About::File(theirs.path.to_string()), e.to_string());
                 clean = false;
             }
         }
@@ -602,7 +610,7 @@ async fn apply_batch(
         match p {
             Ok(p) => prepared.push((theirs, p)),
             Err(e) => {
-                full |= !record(r, e);
+                full |= !record(r, theirs, e);
                 clean = false;
             }
         }
@@ -613,28 +621,36 @@ async fn apply_batch(
         return false;
     }
     for (theirs, action, ours) in plan.into_iter().filter(|(t, a, _)| !plain(t, a)) {
-        if let Err(e) = apply_one(inner, &root, r, theirs, ours, action, source, &origin).await {
-            if !record(r, e) {
-                return false;
+        match apply_one(inner, &root, r, theirs, ours, action, source, &origin).await {
+            Ok(()) => applied(r, theirs),
+            Err(e) => {
+                if !record(r, theirs, e) {
+                    return false;
+                }
+                clean = false;
             }
-            clean = false;
         }
         done(r, theirs);
     }
     if let Err(e) = make_durable(&root, &prepared) {
-        record(r, e);
+        if let Some((first, _)) = prepared.first() {
+            record(r, first, e);
+        }
         return false;
     }
     for (theirs, p) in prepared {
-        if let Err(e) = apply::commit(&root, &r.index, theirs, p, Some(&origin)) {
-            if !record(r, e) {
-                return false;
+        match apply::commit(&root, &r.index, theirs, p, Some(&origin)) {
+            Ok(()) => applied(r, theirs),
+            Err(e) => {
+                if !record(r, theirs, e) {
+                    return false;
+                }
+                clean = false;
             }
-            clean = false;
         }
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
-    r.set_state(if clean { "in sync" } else { "error: see errors" });
+    r.set_state(if clean { "in sync" } else { "out of sync: see errors" });
     // Members subscribed here learn of what was taken or merged (entries
     // taken unchanged skip the member they came from: see
     // `Index::changes_for`).
@@ -690,17 +706,28 @@ fn done(r: &Running, theirs: &FileInfo) {
 
 /// Records a failure in the folder's status; `false` when the disk is full
 /// (the folder pauses and the batch stops).
-fn record(r: &Running, e: ApplyError) -> bool {
+fn record(r: &Running, file: &FileInfo, e: ApplyError) -> bool {
+    let path = file.path.to_string();
     match e {
         ApplyError::Io { full: true, path, reason } => {
             r.set_state(&format!("paused: disk full ({path}: {reason})"));
             false
         }
+        e @ ApplyError::ChangedHere(_) => {
+            r.error(About::Unscanned(path), e.to_string());
+            true
+        }
         e => {
-            r.error(e.to_string());
+            r.error(About::File(path), e.to_string());
             true
         }
     }
+}
+
+/// `file` was applied: what was said of it no longer holds.
+fn applied(r: &Running, file: &FileInfo) {
+    let path = file.path.to_string();
+    r.errors.clear(|a| matches!(a, About::File(p) | About::Unscanned(p) if *p == path));
 }
 
 /// Applies one entry from peer `origin`.

@@ -172,6 +172,16 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
         until("the conflict copy", || matching(dir, "sync-conflict") == vec![b"from a".to_vec()])
             .await;
     }
+    // Both say "in sync" with nothing outstanding: errors that no longer
+    // apply (a conflict copy "changed here since the last scan") have
+    // cleared, and a folder with errors is never called in sync.
+    for (who, sync) in [("a", &m[0].sync), ("b", &_b)] {
+        until(&format!("{who} in sync without errors"), || {
+            let st = &sync.list()[0].1;
+            st.state == "in sync" && st.errors.is_empty()
+        })
+        .await;
+    }
     cancel.cancel();
     b_cancel.cancel();
 }
