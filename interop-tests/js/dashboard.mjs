@@ -53,7 +53,8 @@ try {
 
   // Services: announce, see it live, withdraw.
   await page.goto(`${cfg.url}#services`)
-  await page.waitForSelector('#directory td:text-is("storage")')
+  await page.waitForSelector('#internal td:text-is("storage")')
+  check(await page.locator('#directory td:text-is("storage")').count() === 0, "the node's own storage service is listed apart from announced ones")
   await page.fill('#announce input[name=name]', 'wiki')
   await page.fill('#announce input[name=meta]', 'port=8080 path=/wiki')
   await page.click('#announce button')

@@ -514,6 +514,8 @@ impl EventLoop {
                 rtt_measured: measured,
                 rtt_estimated: estimated,
                 availability: hist.ratio(),
+                observed: Duration::from_millis(hist.observed_ms),
+                seen_up: Duration::from_millis(hist.up_ms),
                 failures: inputs.failures,
                 zone: m.info.zone.clone(),
                 score: score(&inputs),

@@ -44,13 +44,32 @@ pub(super) async fn peers(client: &Client, peer: Option<&str>, json: bool) -> Re
     Ok(())
 }
 
+/// "100% of 2h", or "-" while the member was not watched long enough for
+/// the figure to mean anything.
+fn availability(r: &PeerRow) -> String {
+    match r.availability {
+        Some(a) => format!("{:.0}% of {}", a * 100.0, span(r.observed_secs)),
+        None => "-".into(),
+    }
+}
+
+/// A duration in its largest whole unit: 45s, 12m, 3h, 9d.
+fn span(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
 fn peer_cells(r: &PeerRow) -> Vec<String> {
     vec![
         short(&r.peer_id),
         r.state.clone(),
         ms(r.rtt_ms),
         ms(r.est_rtt_ms),
-        format!("{:.0}%", r.availability * 100.0),
+        availability(r),
         if r.zone.is_empty() { "-".into() } else { r.zone.clone() },
         format!("{:.3}", r.score),
         r.addrs.join(","),
@@ -70,6 +89,9 @@ pub(super) async fn services(client: &Client, name: Option<&str>, json: bool) ->
         }
         return Ok(());
     }
+    // Announced services first, then the node's own (storage, channels).
+    let mut rows = rows;
+    rows.sort_by_key(|r| r.internal);
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -79,9 +101,10 @@ pub(super) async fn services(client: &Client, name: Option<&str>, json: bool) ->
             } else {
                 short(&r.peer_id)
             };
-            vec![r.name.clone(), who, format!("{:.3}", r.score), meta.join(" ")]
+            let kind = if r.internal { "node" } else { "announced" };
+            vec![r.name.clone(), kind.into(), who, format!("{:.3}", r.score), meta.join(" ")]
         })
         .collect();
-    table(&["SERVICE", "PROVIDER", "SCORE", "META"], &cells);
+    table(&["SERVICE", "KIND", "PROVIDER", "SCORE", "META"], &cells);
     Ok(())
 }

@@ -25,7 +25,21 @@ async fn ten_members_detect_failures_leaves_and_returns() {
             "{v}"
         );
     }
-    c[1].fails_with(&["announce", "bad name!"], "invalid service name").await;
+    c[1].fails_with(&["announce", "storage"], "is used by the node itself").await;
+    let storage = c[0].json(&["services", "storage", "--json"]).await;
+    let storage = storage.as_array().unwrap();
+    assert!(!storage.is_empty() && storage.iter().all(|s| s["internal"] == true), "{storage:?}");
+    let web = c[0].json(&["services", "web", "--json"]).await;
+    assert_eq!(web[0]["internal"], false, "{web}");
+    // On a fresh community availability is not guessed: there is no
+    // figure (not the 50 % the prior gave) until a member was watched for
+    // a minute.
+    let fresh = c[0].json(&["peers", "--json"]).await;
+    for p in fresh.as_array().unwrap() {
+        if p["observed_secs"].as_u64().unwrap() < 60 {
+            assert!(p["availability"].is_null(), "{p}");
+        }
+    }
     c[1].fails_with(&["announce", "x", "--meta", "novalue"], "not of the form key=value").await;
     c[1].fails_with(&["withdraw", "nothere"], "is not announced by this node").await;
     c[0].fails_with(&["peers", "not-a-peer"], "no member's peer id starts or ends with").await;

@@ -54,6 +54,9 @@ pub struct MemberCounts {
     pub left: usize,
 }
 
+/// Availability is shown once a member was watched this long.
+pub const AVAILABILITY_AFTER_SECS: u64 = 60;
+
 /// One member in `GET /v1/peers`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerRow {
@@ -67,8 +70,13 @@ pub struct PeerRow {
     pub rtt_ms: Option<f64>,
     /// RTT estimated from network coordinates, milliseconds.
     pub est_rtt_ms: Option<f64>,
-    /// Fraction of time seen up, smoothed.
-    pub availability: f64,
+    /// Fraction of the time this node watched the member that it was up;
+    /// `None` until it has watched for [`AVAILABILITY_AFTER_SECS`] (before
+    /// that the figure means nothing).
+    pub availability: Option<f64>,
+    /// Seconds this node has watched the member (across restarts).
+    #[serde(default)]
+    pub observed_secs: u64,
     /// Decayed recent failures.
     pub failures: f64,
     /// Zone label.
@@ -102,6 +110,16 @@ pub struct ServiceRow {
     pub meta: BTreeMap<String, String>,
     /// Provider's addresses.
     pub addrs: Vec<String>,
+    /// A service of the node itself (the storage server, a live channel),
+    /// not one a person announced.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// Whether `name` is a service the node announces itself: the storage
+/// server and live channels (`stream/<id>`). People cannot announce these.
+pub fn is_internal(name: &str) -> bool {
+    name == cloudy_storage::client::SERVICE || name.starts_with("stream/")
 }
 
 /// `POST /v1/services`.
@@ -134,6 +152,12 @@ impl Announce {
     /// Checks name and metadata.
     pub fn validate(&self) -> Result<(), String> {
         check_name("service name", &self.name)?;
+        if is_internal(&self.name) {
+            return Err(format!(
+                "service name {:?} is used by the node itself (storage, live channels); pick another",
+                self.name
+            ));
+        }
         if self.meta.len() > 32 {
             return Err(format!("too much metadata: {} pairs, at most 32", self.meta.len()));
         }

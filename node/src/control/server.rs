@@ -189,7 +189,9 @@ fn peer_row(v: &PeerView) -> PeerRow {
         state: v.state.to_string(),
         rtt_ms: v.rtt_measured.map(ms),
         est_rtt_ms: v.rtt_estimated.map(ms),
-        availability: v.availability,
+        availability: (v.observed.as_secs() >= super::api::AVAILABILITY_AFTER_SECS)
+            .then(|| v.seen_up.as_secs_f64() / v.observed.as_secs_f64()),
+        observed_secs: v.observed.as_secs(),
         failures: v.failures,
         zone: v.zone.clone(),
         score: v.score,
@@ -238,6 +240,7 @@ pub(crate) async fn services(
         .providers(q.name.as_deref())
         .into_iter()
         .map(|(name, p)| ServiceRow {
+            internal: super::api::is_internal(&name),
             name,
             peer_id: p.peer.to_string(),
             local: p.local,

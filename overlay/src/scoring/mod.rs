@@ -86,8 +86,14 @@ pub struct PeerView {
     pub rtt_measured: Option<Duration>,
     /// RTT estimated from network coordinates, if both are known.
     pub rtt_estimated: Option<Duration>,
-    /// Smoothed availability in `[0, 1]`.
+    /// Smoothed availability in `[0, 1]`, pulled towards 0.5 while there
+    /// is little evidence (what the score uses).
     pub availability: f64,
+    /// How long this node has watched the member, and how much of that
+    /// time it was up (the raw evidence behind `availability`).
+    pub observed: Duration,
+    /// Of `observed`, the time it was up.
+    pub seen_up: Duration,
     /// Decayed recent failure count.
     pub failures: f64,
     /// The member's zone label (may be empty).

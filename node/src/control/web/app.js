@@ -15,6 +15,10 @@ function bytes (n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
 }
 
+function span (secs) {
+  return secs < 60 ? `${secs} s` : secs < 3600 ? `${Math.floor(secs / 60)} min` : secs < 86400 ? `${Math.floor(secs / 3600)} h` : `${Math.floor(secs / 86400)} d`
+}
+
 function ago (unixSecs) {
   if (!unixSecs) return 'never'
   const s = Math.max(0, Date.now() / 1000 - unixSecs)
@@ -60,7 +64,7 @@ function renderCommunity (o) {
     <td title="${esc(p.peer_id)}"><code>${esc(short(p.peer_id))}</code></td>
     <td class="state-${cls(p.state)}">${esc(p.state)}</td>
     <td>${p.rtt_ms == null ? (p.est_rtt_ms == null ? '—' : `~${p.est_rtt_ms.toFixed(1)} ms`) : `${p.rtt_ms.toFixed(1)} ms`}</td>
-    <td>${(100 * p.availability).toFixed(0)} %</td>
+    <td>${p.availability == null ? '–' : `${(100 * p.availability).toFixed(0)} % of ${span(p.observed_secs)}`}</td>
     <td>${esc(p.zone || '—')}</td>
     <td>${p.score.toFixed(2)}</td></tr>`))
   // Who is near whom: each member at its round trip from this node (measured,
@@ -84,7 +88,14 @@ function renderCommunity (o) {
 }
 
 function renderServices (o) {
-  rows('#directory', o.services.map((s) => `<tr>
+  // The node's own services (storage, live channels) apart from those
+  // people announced.
+  rows('#internal', o.services.filter((s) => s.internal).map((s) => `<tr>
+    <td>${esc(s.name)}</td>
+    <td title="${esc(s.peer_id)}">${s.local ? 'this node' : `<code>${esc(short(s.peer_id))}</code>`}</td>
+    <td>${s.score.toFixed(2)}</td>
+    <td>${esc(Object.entries(s.meta).map(([k, v]) => `${k}=${v}`).join(' '))}</td></tr>`))
+  rows('#directory', o.services.filter((s) => !s.internal).map((s) => `<tr>
     <td>${esc(s.name)}</td>
     <td title="${esc(s.peer_id)}">${s.local ? 'this node' : `<code>${esc(short(s.peer_id))}</code>`}</td>
     <td>${s.score.toFixed(2)}</td>
