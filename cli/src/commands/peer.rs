@@ -1,6 +1,7 @@
 //! Naming a peer on the command line: tables show ids shortened
-//! (`…USUp62G1`), so any unique prefix or suffix of a member's id is
-//! accepted wherever a peer is named, with or without the ellipsis.
+//! (`…USUp62G1` in the CLI, `12D3KooW…p62G1` in the dashboard), so any
+//! unique prefix or suffix of a member's id, or both around an ellipsis,
+//! is accepted wherever a peer is named.
 
 use anyhow::{bail, Result};
 use cloudy_node::control::client::Client;
@@ -33,8 +34,12 @@ fn pick(fragment: &str, ids: &[String]) -> Result<String> {
     if fragment.is_empty() {
         bail!("no peer named: give a peer id, or the end of one as `peers` shows it");
     }
-    let mut found: Vec<&String> =
-        ids.iter().filter(|id| id.starts_with(fragment) || id.ends_with(fragment)).collect();
+    // The dashboard shows `12D3KooW…a1b2c3`: both ends must match.
+    let matches = |id: &str| match fragment.split_once('…') {
+        Some((head, tail)) => id.starts_with(head) && id.ends_with(tail),
+        None => id.starts_with(fragment) || id.ends_with(fragment),
+    };
+    let mut found: Vec<&String> = ids.iter().filter(|id| matches(id)).collect();
     found.sort();
     found.dedup();
     match found.as_slice() {
@@ -74,6 +79,7 @@ mod tests {
         let err = pick(fragment("nothing"), &ids).unwrap_err().to_string();
         assert!(err.contains("no member's peer id starts or ends with \"nothing\""), "{err}");
         assert!(pick(fragment("…"), &ids).is_err());
+        assert_eq!(pick(fragment("12D3KooW…Uq62G1"), &ids).unwrap(), ids[1]);
         assert!(looks_full("12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT"));
     }
 }
