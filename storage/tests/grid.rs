@@ -195,6 +195,42 @@ async fn get_switches_away_from_corrupt_shares() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_goes_silent_mid_transfer_is_not_waited_on() {
+    let g = grid(5).await;
+    let f = file(1_500_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let report = g.clients[0].check(&cap.verify_cap(), false).await.unwrap();
+    // The holders of shares 0 and 1, tried first, stop answering after
+    // the first segments.
+    let mut stalled = Vec::new();
+    for share in [0u8, 1] {
+        for peer in &report.good[&share] {
+            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
+            if i != 4 {
+                g.stores[i].stall_from(3);
+                stalled.push(i);
+            }
+        }
+    }
+    assert!(!stalled.is_empty());
+    // The download switches to other shares after a silence of a few round
+    // trips (at least 2 s here), well before the 10 s call timeout that a
+    // silent holder used to cost each time.
+    let mut out = Vec::new();
+    let got = tokio::time::timeout(
+        cloudy_storage::client::CALL_TIMEOUT,
+        g.clients[4].get(&cap, &mut out),
+    )
+    .await;
+    for i in &stalled {
+        g.stores[*i].unstall();
+    }
+    got.expect("the download waited on a silent holder for the whole call timeout").unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capability_with_a_changed_hash_or_size_says_so_first() {
     let g = grid(5).await;
     let f = file(100_000);

@@ -140,6 +140,7 @@ impl Client {
             match self.conn_for(&mut spares.conns, c.peer).await {
                 Ok(conn) => readers.push(ShareReader::spawn(
                     conn,
+                    self.overlay().watch(),
                     si,
                     c.share,
                     c.peer,
@@ -186,6 +187,7 @@ impl Client {
                                 if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
                                     readers.push(ShareReader::spawn(
                                         conn,
+                                        self.overlay().watch(),
                                         si,
                                         c.share,
                                         c.peer,

@@ -11,6 +11,7 @@
 mod check;
 mod get;
 mod pipeline;
+mod progress;
 mod put;
 mod reader;
 
@@ -23,6 +24,7 @@ use crate::placement::Server;
 use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response, PROTOCOL};
 use crate::server::{answer, SharedStore};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
+use progress::{Meter, Metered};
 
 /// Name of the storage service in the overlay's directory.
 pub const SERVICE: &str = "storage";
@@ -94,13 +96,13 @@ impl Client {
             .await
             .map_err(|_| timed_out("opening a storage session"))?
             .map_err(|e| ProtocolError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(Conn::Remote(stream))
+        Ok(Conn::Remote(Metered::new(stream)))
     }
 }
 
 /// Reads the server's next answer on a session stream.
-pub(crate) async fn read_response(
-    s: &mut cloudy_overlay::Stream,
+pub(crate) async fn read_response<S: futures::io::AsyncRead + Unpin>(
+    s: &mut S,
 ) -> Result<Response, ProtocolError> {
     let frame = read_frame(s)
         .await?
@@ -110,13 +112,21 @@ pub(crate) async fn read_response(
 
 /// A session with one storage server.
 pub(crate) enum Conn {
-    /// Over an overlay stream.
-    Remote(cloudy_overlay::Stream),
+    /// Over an overlay stream, noting when bytes last arrived.
+    Remote(Metered<cloudy_overlay::Stream>),
     /// This node's own store, and this node's peer id (the lease owner).
     Local(SharedStore, String),
 }
 
 impl Conn {
+    /// When bytes last arrived from the server (remote sessions only).
+    pub(crate) fn meter(&self) -> Option<Meter> {
+        match self {
+            Conn::Remote(s) => Some(s.meter().clone()),
+            Conn::Local(..) => None,
+        }
+    }
+
     /// Sends a read request without waiting (remote sessions pipeline
     /// requests; answers come back in order). The local store answers at
     /// once, so there the request is answered by [`Conn::recv`] instead.

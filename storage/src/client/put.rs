@@ -64,7 +64,7 @@ pub enum PutError {
 
 /// Where one share is being written.
 pub(super) enum Sink {
-    Remote(cloudy_overlay::Stream),
+    Remote(super::progress::Metered<cloudy_overlay::Stream>),
     /// The writer, and what the lease needs once it is finished.
     Local(PipedWriter, SharedStore, String, StorageIndex),
 }

@@ -4,16 +4,25 @@
 //! list, and queues the good ones for the decoder in segment order. So the
 //! network never waits for the decoder, nor the decoder for a round trip,
 //! and memory stays at a few blocks per share.
+//!
+//! A holder is not waited on once the overlay says it failed or left, nor
+//! once it has sent nothing for a silence derived from its measured round
+//! trip (see [`super::progress`]): the download switches to another share
+//! at once instead of after the call timeout.
 
-use super::Conn;
+use super::progress::{silence_for, Meter};
+use super::{Conn, CALL_TIMEOUT};
 use crate::protocol::{Request, Response};
 use crate::root::{block_hash, Hash};
 use crate::store::StorageIndex;
 use crate::CodingError;
-use cloudy_overlay::PeerId;
+use cloudy_overlay::{MemberState, PeerId, PeerScores};
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 /// Requests in flight per share.
 pub(super) const WINDOW: u64 = 6;
@@ -38,6 +47,7 @@ impl ShareReader {
     /// Starts reading `segments` of `share` from `peer` over `conn`.
     pub(super) fn spawn(
         conn: Conn,
+        scores: watch::Receiver<Arc<PeerScores>>,
         si: StorageIndex,
         share: u8,
         peer: PeerId,
@@ -46,7 +56,8 @@ impl ShareReader {
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(async move {
-            if let Err(e) = run(conn, si, share, &hashes, segments, &tx).await {
+            let holder = Holder { peer, scores };
+            if let Err(e) = run(conn, holder, si, share, &hashes, segments, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -59,8 +70,64 @@ impl ShareReader {
     }
 }
 
+/// The holder a reader reads from, as the overlay sees it.
+struct Holder {
+    peer: PeerId,
+    scores: watch::Receiver<Arc<PeerScores>>,
+}
+
+impl Holder {
+    /// How long it may stay silent, from its round trip: measured, else
+    /// estimated from network coordinates, else the median of those
+    /// measured to other members (the same network), else the call timeout.
+    fn silence(&self) -> Duration {
+        let scores = self.scores.borrow();
+        let rtt = scores.peers.get(&self.peer).and_then(|v| v.rtt_measured.or(v.rtt_estimated));
+        let rtt = rtt.or_else(|| {
+            let mut all: Vec<Duration> =
+                scores.peers.values().filter_map(|v| v.rtt_measured).collect();
+            all.sort();
+            all.get(all.len() / 2).copied()
+        });
+        silence_for(rtt, CALL_TIMEOUT)
+    }
+
+    /// Resolves, saying why, once the overlay says the holder failed or
+    /// left, or once it sent nothing for `silence` (remote sessions).
+    async fn abandon(&mut self, meter: Option<&Meter>, silence: Duration) -> String {
+        let peer = self.peer;
+        let gone = async {
+            let down = |s: &Arc<PeerScores>| {
+                s.peers
+                    .get(&peer)
+                    .is_some_and(|v| matches!(v.state, MemberState::Failed | MemberState::Left))
+            };
+            let seen = self.scores.wait_for(down).await.is_ok();
+            if !seen {
+                // The overlay stopped: only the silence can end the wait.
+                std::future::pending::<()>().await;
+            }
+        };
+        let silent = async {
+            let Some(m) = meter else { return std::future::pending().await };
+            loop {
+                let idle = m.idle();
+                if idle >= silence {
+                    return;
+                }
+                tokio::time::sleep(silence - idle).await;
+            }
+        };
+        tokio::select! {
+            _ = gone => format!("the overlay says the holder {peer} failed or left"),
+            _ = silent => format!("the holder {peer} sent nothing for {silence:?}"),
+        }
+    }
+}
+
 async fn run(
     mut conn: Conn,
+    mut holder: Holder,
     si: StorageIndex,
     share: u8,
     hashes: &[Hash],
@@ -69,14 +136,23 @@ async fn run(
 ) -> Result<(), String> {
     let mut queued = VecDeque::new();
     let mut asked = segments.start;
+    let meter = conn.meter();
+    let silence = holder.silence();
     for segment in segments.clone() {
         while asked < segments.end && asked < segment + WINDOW {
             conn.send(Request::Get { si, share, segment: asked }, &mut queued)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(m) = &meter {
+                m.touch();
+            }
             asked += 1;
         }
-        let block = match conn.recv(&mut queued).await.map_err(|e| e.to_string())? {
+        let answer = tokio::select! {
+            r = conn.recv(&mut queued) => r.map_err(|e| e.to_string())?,
+            why = holder.abandon(meter.as_ref(), silence) => return Err(why),
+        };
+        let block = match answer {
             Response::Block(b) => b,
             Response::Error { message, .. } => return Err(message),
             other => return Err(format!("unexpected answer {other:?}")),

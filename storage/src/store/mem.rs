@@ -10,6 +10,9 @@ struct Inner {
     shares: HashMap<(StorageIndex, u8), Vec<u8>>,
     leases: HashMap<StorageIndex, HashMap<String, u64>>,
     reserved: u64,
+    /// Test hook: reads of blocks from this segment on hang (a holder that
+    /// went silent mid-transfer) until it is lifted.
+    stall_from: Option<u64>,
 }
 
 /// Shares in a map; clones share the map.
@@ -42,6 +45,17 @@ impl MemStore {
     fn layout(&self, si: &StorageIndex, share: u8, blob: &[u8]) -> Result<Layout, StoreError> {
         Layout::read(blob.len() as u64, |at, n| slice(blob, at, n))
             .map_err(|reason| StoreError::Damaged { si: hex::encode(si), share, reason })
+    }
+
+    /// Test hook: reads of blocks of segment `from` and later hang until
+    /// [`MemStore::unstall`], as a holder that went silent mid-transfer.
+    pub fn stall_from(&self, from: u64) {
+        self.lock().stall_from = Some(from);
+    }
+
+    /// Lifts [`MemStore::stall_from`].
+    pub fn unstall(&self) {
+        self.lock().stall_from = None;
     }
 
     /// Test hook: flips one byte of a stored share (simulated bit rot).
@@ -93,6 +107,9 @@ impl ShareStore for MemStore {
         share: u8,
         segment: u64,
     ) -> Result<Vec<u8>, StoreError> {
+        while self.lock().stall_from.is_some_and(|from| segment >= from) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let blob = self.blob(si, share)?;
         let block = self
             .layout(si, share, &blob)?
