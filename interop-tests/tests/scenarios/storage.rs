@@ -78,7 +78,9 @@ async fn put_and_get_across_processes() {
     // Tiny files live in the capability.
     let tiny = c.dir().join("tiny.txt");
     std::fs::write(&tiny, b"hello grid").unwrap();
-    let lit = c[1].cli(&["put", tiny.to_str().unwrap()]).await.stdout.trim().to_string();
+    let out = c[1].cli(&["put", tiny.to_str().unwrap()]).await;
+    assert!(out.stderr.is_empty(), "a literal needs no servers, so no note: {}", out.stderr);
+    let lit = out.stdout.trim().to_string();
     assert!(lit.starts_with("cloudy:lit:"), "{lit}");
     assert_eq!(c[2].cli(&["get", &lit]).await.stdout, "hello grid");
     let out = c[1].cli(&["put", tiny.to_str().unwrap(), "--random-key"]).await;

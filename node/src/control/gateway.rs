@@ -156,6 +156,8 @@ async fn put_file(
         }
         _ => None,
     };
+    // A literal file sits in its capability, on no server: nothing to say.
+    let note = note.filter(|_| verify_cap.is_some());
     Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap, note }))
 }
 
