@@ -119,6 +119,38 @@ async fn a_failed_or_partial_init_is_repaired_by_init() {
 }
 
 #[tokio::test]
+async fn a_node_that_hangs_up_or_answers_garbage_gets_one_plain_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns"];
+    assert!(cli(&home, &init).await.ok);
+    // Something at the API address that hangs up at once, then one that
+    // answers with what is not JSON.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    std::fs::write(home.join("api.addr"), listener.local_addr().unwrap().to_string()).unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (s, _) = listener.accept().await.unwrap();
+        drop(s);
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let body = "<html>not json</html>";
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body.as_bytes()).await.unwrap();
+    });
+    fails_with(&home, &["status"], "the node closed the connection before answering").await;
+    fails_with(&home, &["status"], "the node's answer is not what this version").await;
+    server.await.unwrap();
+    for out in [cli(&home, &["status"]).await] {
+        for internal in ["oneshot", "error sending request", "error decoding response body"] {
+            assert!(!out.stderr.contains(internal), "{internal}: {}", out.stderr);
+        }
+    }
+}
+
+#[tokio::test]
 async fn completions_manual_page_and_bad_invites() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("a");

@@ -107,19 +107,22 @@ impl Client {
         if bytes.is_empty() {
             return Ok(None);
         }
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| ClientError::Protocol {
-            addr: self.addr,
-            reason: format!("unexpected answer: {e}"),
-        })
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| self.unexpected(e))
     }
 
     /// Reads a whole JSON answer.
     async fn json<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, ClientError> {
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+        serde_json::from_slice(&bytes).map_err(|e| self.unexpected(e))
+    }
+
+    /// An answer that does not parse: most likely another program at the
+    /// API address, or a node of another version.
+    fn unexpected(&self, e: serde_json::Error) -> ClientError {
+        ClientError::Protocol {
             addr: self.addr,
-            reason: format!("the node's answer is not what this version of cloudy-p2p expects ({e}); are the node and this command the same version?"),
-        })
+            reason: format!("the node's answer is not what this version of cloudy-p2p expects ({e}); is something else listening there, or a node of another version?"),
+        }
     }
 
     /// A failed exchange with the node, in the user's terms: reqwest's own
