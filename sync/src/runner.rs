@@ -46,6 +46,10 @@ pub(crate) struct Running {
     announced: Mutex<HashMap<RelPath, HashMap<PeerId, VersionVector>>>,
     /// Woken when the member list changed (subscriptions start at once).
     members_changed: tokio::sync::Notify,
+    /// Bumped when the owner changed the member list: sessions it serves
+    /// send the new list at once, so members learn of an admitted peer
+    /// without waiting for their session to start over.
+    roster: watch::Sender<u64>,
     /// Bumped to make every subscription start over from what the index
     /// says (after the ignore patterns changed).
     resubscribe: watch::Sender<u64>,
@@ -108,6 +112,16 @@ impl Running {
         self.seq.subscribe()
     }
 
+    /// Changes of the member list made here (by the owner).
+    pub(crate) fn watch_roster(&self) -> watch::Receiver<u64> {
+        self.roster.subscribe()
+    }
+
+    /// The owner changed the member list.
+    pub(crate) fn roster_changed(&self) {
+        self.roster.send_modify(|g| *g += 1);
+    }
+
     fn changed(&self) {
         if let Ok(s) = self.index.max_sequence() {
             self.seq.send_replace(s);
@@ -144,6 +158,7 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         uploaded: Default::default(),
         announced: Default::default(),
         members_changed: Default::default(),
+        roster: watch::Sender::new(0),
         resubscribe: watch::channel(0).0,
         cancel: inner.cancel.child_token(),
     });

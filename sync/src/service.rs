@@ -298,6 +298,9 @@ impl Sync {
                 f
             })
         })?;
+        if let Some(r) = self.0.running.lock().expect("running lock").get(id) {
+            r.roster_changed();
+        }
         updated.ok_or_else(|| SyncError::NoFolder(id.to_string()))
     }
 
@@ -373,7 +376,9 @@ async fn serve(
             .await;
     };
     match req {
-        Request::Index { since, .. } => serve_index(f, running, since, &peer.to_string(), s).await,
+        Request::Index { since, .. } => {
+            serve_index(inner, f, running, since, &peer.to_string(), s).await
+        }
         first @ (Request::Block { .. } | Request::List { .. }) => {
             let mut next = Some(first);
             while let Some(req) = next {
@@ -443,6 +448,7 @@ fn join_answer(inner: &Inner, folder: &str, peer: &PeerId) -> Response {
 /// every change as it happens, until the client goes away.
 /// Entries taken unchanged from this peer are not sent back to it.
 async fn serve_index(
+    inner: &Inner,
     f: Folder,
     running: Arc<Running>,
     since: u64,
@@ -451,6 +457,7 @@ async fn serve_index(
 ) -> Result<(), crate::protocol::ProtocolError> {
     let (mut rd, mut wr) = s.split();
     send(&mut wr, &Response::Members { name: f.name.clone(), members: f.members.clone() }).await?;
+    let mut roster = running.watch_roster();
     let mut seq = running.watch_seq();
     let mut cursor = since;
     // An empty first batch tells the client it is up to date.
@@ -478,6 +485,14 @@ async fn serve_index(
         tokio::select! {
             _ = &mut closed => return Ok(()),
             changed = seq.changed() => if changed.is_err() { return Ok(()) },
+            changed = roster.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                if let Some(f) = inner.folders.get(&f.id) {
+                    send(&mut wr, &Response::Members { name: f.name, members: f.members }).await?;
+                }
+            }
         }
     }
 }
