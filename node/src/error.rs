@@ -71,15 +71,24 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The share store could not be opened.
+    #[error("storage: {0}")]
+    Store(#[from] cloudy_storage::store::StoreError),
     /// The storage server could not start.
     #[error("storage: {0}")]
-    Storage(String),
+    StorageService(#[from] cloudy_storage::service::ServiceError),
+    /// The list of maintained files could not be opened.
+    #[error("storage: {0}")]
+    Maintained(#[from] cloudy_storage::upkeep::ListError),
     /// Folder sync could not start.
     #[error("sync: {0}")]
-    Sync(String),
-    /// Streaming could not start.
+    Sync(#[from] cloudy_sync::service::SyncError),
+    /// Live streaming could not start.
     #[error("streaming: {0}")]
-    Streaming(String),
+    Streaming(#[from] cloudy_streaming::service::StreamError),
+    /// Video on demand could not start.
+    #[error("video: {0}")]
+    Vod(#[from] cloudy_streaming::vod::service::VodError),
     /// The overlay failed.
     #[error(transparent)]
     Overlay(#[from] cloudy_overlay::Error),

@@ -27,6 +27,7 @@ pub mod home;
 pub mod invite;
 pub mod node;
 pub mod process;
+pub mod supervisor;
 
 pub use cloudy_overlay as overlay;
 pub use cloudy_storage as storage;

@@ -1,20 +1,18 @@
 //! `Node`: the composition root. Loads the home, binds the control API,
-//! spawns the overlay (and, as their issues land, the services), and shuts
-//! everything down in order.
+//! spawns the overlay and the services under a [`Supervisor`], and shuts
+//! everything down in order (see `supervisor.rs`).
 
 use crate::announcements::Announcements;
 use crate::control::server::{router, ApiState};
 use crate::error::NodeError;
 use crate::home::Home;
+use crate::supervisor::Supervisor;
+use cloudy_overlay::tasks::Lingering;
 use cloudy_overlay::{Multiaddr, Routes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// How long shutdown waits for the parts to finish.
-const EXIT_DEADLINE: Duration = Duration::from_secs(8);
 
 /// A running node.
 #[derive(Debug)]
@@ -24,9 +22,9 @@ pub struct Node {
     /// Where the control API listens.
     pub api_addr: SocketAddr,
     home: Home,
-    cancel: CancellationToken,
-    overlay_task: JoinHandle<()>,
-    api_task: JoinHandle<()>,
+    /// Cancelled when someone asks the node to stop (`POST /v1/shutdown`).
+    stop_requested: CancellationToken,
+    supervisor: Supervisor,
 }
 
 impl Node {
@@ -50,11 +48,13 @@ impl Node {
             .map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
         let api_addr =
             listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
-        let cancel = CancellationToken::new();
+        let supervisor = Supervisor::default();
+        let stop_requested = CancellationToken::new();
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
-        let (overlay, overlay_task) =
-            cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), cancel.child_token())?;
-        let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, &cancel).await?;
+        let (overlay, _) =
+            cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), &supervisor.overlay)?;
+        let services = &supervisor.services;
+        let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, services).await?;
         let sync_cfg = cloudy_sync::service::SyncConfig {
             rescan: cfg.sync.rescan_interval,
             keep_versions: cfg.sync.keep_versions,
@@ -64,24 +64,21 @@ impl Node {
             overlay.clone(),
             &data.join("sync"),
             sync_cfg,
-            cancel.child_token(),
-        )
-        .map_err(|e| NodeError::Sync(e.to_string()))?;
+            services,
+        )?;
         let streams = cloudy_streaming::service::Streaming::start(
             overlay.clone(),
             &data.join("streams"),
             Default::default(),
-            cancel.child_token(),
-        )
-        .map_err(|e| NodeError::Streaming(e.to_string()))?;
+            services,
+        )?;
         let vod = cloudy_streaming::vod::service::Vod::start(
             overlay.clone(),
             &data.join("vod"),
             cfg.vod.cache_mib << 20,
-            cancel.child_token(),
+            services,
         )
-        .await
-        .map_err(|e| NodeError::Streaming(e.to_string()))?;
+        .await?;
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
@@ -89,7 +86,8 @@ impl Node {
             overlay: overlay.clone(),
             token,
             started: Instant::now(),
-            shutdown: cancel.clone(),
+            shutdown: stop_requested.clone(),
+            tasks: supervisor.api.clone(),
             announcements,
             storage,
             upkeep,
@@ -101,8 +99,8 @@ impl Node {
             requests: Default::default(),
             conflicts: Default::default(),
         });
-        let api_cancel = cancel.child_token();
-        let api_task = tokio::spawn(async move {
+        let api_cancel = supervisor.api.cancel().clone();
+        supervisor.api.spawn_loop("control API", async move {
             let serve = axum::serve(listener, router(state))
                 .with_graceful_shutdown(api_cancel.cancelled_owned());
             if let Err(e) = serve.await {
@@ -111,7 +109,7 @@ impl Node {
         });
         let path = home.api_addr_path();
         std::fs::write(&path, api_addr.to_string()).map_err(|e| NodeError::io(&path, e))?;
-        Ok(Node { overlay, api_addr, home: home.clone(), cancel, overlay_task, api_task })
+        Ok(Node { overlay, api_addr, home: home.clone(), stop_requested, supervisor })
     }
 
     /// Waits until the overlay listens, and returns its addresses with `/p2p/`.
@@ -126,21 +124,22 @@ impl Node {
 
     /// Cancelled when the node is asked to stop (API `shutdown`).
     pub fn stopping(&self) -> CancellationToken {
-        self.cancel.clone()
+        self.stop_requested.clone()
     }
 
-    /// Stops everything: the overlay says goodbye, the API closes; waits at
-    /// most [`EXIT_DEADLINE`].
-    pub async fn shutdown(self) {
-        self.cancel.cancel();
-        let wait = async {
-            let _ = self.overlay_task.await;
-            let _ = self.api_task.await;
-        };
-        if tokio::time::timeout(EXIT_DEADLINE, wait).await.is_err() {
-            tracing::warn!("shutdown took longer than {EXIT_DEADLINE:?}; exiting anyway");
-        }
+    /// Tasks running in each phase (for tests and diagnostics).
+    pub fn running(&self) -> [(&'static str, usize); 3] {
+        self.supervisor.running()
+    }
+
+    /// Stops everything in order: the services, then the overlay (which
+    /// says goodbye), then the API, each phase awaited with a deadline.
+    /// Returns the phases that still had tasks when their deadline passed.
+    pub async fn shutdown(self) -> Vec<Lingering> {
+        self.stop_requested.cancel();
+        let left = self.supervisor.stop().await;
         let _ = std::fs::remove_file(self.home.api_addr_path());
+        left
     }
 }
 
@@ -151,7 +150,7 @@ async fn start_storage(
     cfg: &crate::NodeConfig,
     data: &std::path::Path,
     overlay: &cloudy_overlay::Handle,
-    cancel: &CancellationToken,
+    tasks: &cloudy_overlay::tasks::Tasks,
 ) -> Result<(cloudy_storage::client::Client, cloudy_storage::upkeep::Upkeep), NodeError> {
     use cloudy_storage::client::Client;
     use cloudy_storage::server::SharedStore;
@@ -159,15 +158,9 @@ async fn start_storage(
     let secret = home.convergence_secret()?;
     let spool = data.join("spool");
     std::fs::create_dir_all(&spool).map_err(|e| NodeError::io(&spool, e))?;
-    let list = Maintained::open(&data.join("maintained.sqlite"))
-        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let list = Maintained::open(&data.join("maintained.sqlite"))?;
     let with_upkeep = |client: Client| {
-        let (up, _task) = upkeep::start(
-            client.clone(),
-            Arc::new(list),
-            cfg.storage.upkeep(),
-            cancel.child_token(),
-        );
+        let up = upkeep::start(client.clone(), Arc::new(list), cfg.storage.upkeep(), tasks);
         (client, up)
     };
     if !cfg.storage.enabled {
@@ -175,16 +168,14 @@ async fn start_storage(
     }
     let capacity = cfg.storage.capacity_mib << 20;
     let dir = data.join("shares");
-    let store = cloudy_storage::store::FsStore::open(&dir, capacity)
-        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let store = cloudy_storage::store::FsStore::open(&dir, capacity)?;
     let store: SharedStore = std::sync::Arc::new(store);
     cloudy_storage::service::start(
         overlay.clone(),
         store.clone(),
         cfg.storage.expire_leases,
-        cancel.child_token(),
+        tasks,
     )
-    .await
-    .map_err(|e| NodeError::Storage(e.to_string()))?;
+    .await?;
     Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))
 }

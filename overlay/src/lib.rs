@@ -21,7 +21,8 @@
 //! use cloudy_overlay::{Config, Routes};
 //! let key = cloudy_overlay::Keypair::generate_ed25519();
 //! let cancel = tokio_util::sync::CancellationToken::new();
-//! let (handle, _task) = cloudy_overlay::spawn(Config::default(), key, Routes::default(), cancel)?;
+//! let tasks = cloudy_overlay::tasks::Tasks::new("overlay", cancel);
+//! let (handle, _task) = cloudy_overlay::spawn(Config::default(), key, Routes::default(), &tasks)?;
 //! handle.announce("storage", Default::default()).await?;
 //! for (name, p) in handle.snapshot().providers(None) {
 //!     println!("{name} at {} score {:.2}", p.peer, p.score);
@@ -48,6 +49,7 @@ pub mod rpc;
 pub mod scoring;
 mod swarm_events;
 pub mod sync_msg;
+pub mod tasks;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 #[cfg(feature = "test-utils")]
@@ -63,6 +65,7 @@ pub use libp2p_stream as stream;
 pub use membership::{wire::ServiceMeta, MemberState};
 pub use rpc::{InboundRequest, Routes};
 pub use scoring::{PeerScores, PeerView, Provider};
+use tasks::Tasks;
 
 use behaviour::Behaviour;
 use event_loop::EventLoop;
@@ -72,7 +75,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
@@ -89,13 +91,13 @@ pub fn spawn(
     cfg: Config,
     key: Keypair,
     routes: Routes,
-    cancel: CancellationToken,
+    tasks: &Tasks,
 ) -> Result<(Handle, JoinHandle<()>), Error> {
     let history: Box<dyn HistoryStore> = match &cfg.history_path {
         Some(path) => Box::new(SqliteHistory::open(path)?),
         None => Box::new(MemHistory::default()),
     };
-    spawn_with_history(cfg, key, routes, history, cancel)
+    spawn_with_history(cfg, key, routes, history, tasks)
 }
 
 /// [`spawn`] with an explicit availability-history backend.
@@ -104,8 +106,9 @@ pub fn spawn_with_history(
     key: Keypair,
     routes: Routes,
     mut store: Box<dyn HistoryStore>,
-    cancel: CancellationToken,
+    tasks: &Tasks,
 ) -> Result<(Handle, JoinHandle<()>), Error> {
+    let cancel = tasks.cancel().clone();
     cfg.validate()?;
     let local = key.public().to_peer_id();
     let history = store.load()?;
@@ -136,7 +139,13 @@ pub fn spawn_with_history(
         limit: cfg.probe_timeout,
         health: health.clone(),
     };
-    prober::spawn(stream.clone(), targets_rx, results_tx, pace, helpers.clone())?;
+    prober::spawn(
+        stream.clone(),
+        targets_rx,
+        results_tx,
+        pace,
+        &tasks.with_cancel(helpers.clone()),
+    )?;
     let mut timing = cfg.timing;
     timing.expected_accusers = cfg.monitors;
     let (tx, commands) = mpsc::channel(handle::COMMAND_CAPACITY);
@@ -177,7 +186,7 @@ pub fn spawn_with_history(
         _helpers: helpers.drop_guard(),
     };
     event_loop.publish_snapshot();
-    let task = tokio::spawn(event_loop.run());
+    let task = tasks.spawn("overlay event loop", event_loop.run());
     let registry = Arc::new(registry);
     Ok((Handle { tx, local, scores, stream, registry }, task))
 }

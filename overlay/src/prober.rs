@@ -20,7 +20,8 @@
 //! negotiation, close) — this matters for the idle CPU budget.
 
 use crate::protocols::PROBE;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use crate::tasks::{serve_streams, Tasks};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::PeerId;
 use libp2p_stream::{Control, OpenStreamError};
 use std::collections::HashMap;
@@ -30,7 +31,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
 
 /// What one probe found.
 #[derive(Debug)]
@@ -99,13 +99,15 @@ pub(crate) fn spawn(
     mut targets: watch::Receiver<Targets>,
     results: mpsc::Sender<ProbeResult>,
     pace: Pace,
-    cancel: CancellationToken,
+    tasks: &Tasks,
 ) -> Result<(), crate::Error> {
     let incoming = control
         .accept(PROBE)
         .map_err(|_| crate::Error::Transport("probe protocol registered twice".into()))?;
-    tokio::spawn(respond(incoming, cancel.clone()));
-    tokio::spawn(async move {
+    serve_streams(tasks, "probe echo", incoming, MAX_INBOUND, |_, stream| echo(stream));
+    let cancel = tasks.cancel().clone();
+    let spawner = tasks.clone();
+    tasks.spawn_loop("probers", async move {
         let mut tasks: HashMap<(PeerId, bool), JoinHandle<()>> = HashMap::new();
         loop {
             let wanted = targets.borrow_and_update().clone();
@@ -124,13 +126,11 @@ pub(crate) fn spawn(
             });
             for (peer, probing) in wanted {
                 tasks.entry((peer, probing)).or_insert_with(|| match probing {
-                    true => tokio::spawn(probe_peer(
-                        control.clone(),
-                        peer,
-                        results.clone(),
-                        pace.clone(),
-                    )),
-                    false => tokio::spawn(hold_link(control.clone(), peer, pace.every)),
+                    true => spawner.spawn(
+                        "probe",
+                        probe_peer(control.clone(), peer, results.clone(), pace.clone()),
+                    ),
+                    false => spawner.spawn("link", hold_link(control.clone(), peer, pace.every)),
                 });
             }
             tokio::select! {
@@ -227,34 +227,12 @@ enum ProbeError {
 /// about `2 × (monitors + links)` of them; more are dropped.
 const MAX_INBOUND: usize = 256;
 
-/// Echoes every 8-byte probe on every inbound probe stream.
-async fn respond(mut incoming: libp2p_stream::IncomingStreams, cancel: CancellationToken) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = incoming.next() => next,
-        };
-        let Some((peer, mut stream)) = next else { return };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many probe streams; dropping one");
-            continue;
-        };
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let echo = async {
-                let mut buf = [0u8; 8];
-                while stream.read_exact(&mut buf).await.is_ok() {
-                    if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
-                        break;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = echo => {}
-            }
-        });
+/// Echoes every 8-byte probe on one inbound probe stream.
+async fn echo(mut stream: libp2p::Stream) {
+    let mut buf = [0u8; 8];
+    while stream.read_exact(&mut buf).await.is_ok() {
+        if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
     }
 }

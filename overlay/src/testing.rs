@@ -45,7 +45,8 @@ impl TestNode {
     /// Starts one overlay and waits for its first listen address.
     pub async fn start(cfg: Config, routes: Routes) -> Result<TestNode, Error> {
         let cancel = CancellationToken::new();
-        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), routes, cancel.clone())?;
+        let tasks = crate::tasks::Tasks::new("test overlay", cancel.clone());
+        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), routes, &tasks)?;
         let node = TestNode { handle, cancel, task };
         wait_until(&node.handle, "a listen address", |s| !s.local.listen_addrs.is_empty()).await?;
         Ok(node)

@@ -6,11 +6,9 @@ use crate::client::{META_FREE, SERVICE};
 use crate::protocol::PROTOCOL;
 use crate::server::{collect_garbage, serve, SharedStore};
 use crate::upkeep::now_secs;
+use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, StreamProtocol};
-use futures::StreamExt;
 use std::time::Duration;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// How often free space is re-announced (when it changed noticeably).
@@ -33,23 +31,37 @@ pub enum ServiceError {
 /// How often expired leases are collected, when expiry is on.
 const GC_EVERY: Duration = Duration::from_secs(3600);
 
+/// Storage sessions served at once; more wait for the peer to retry.
+pub const MAX_SESSIONS: usize = 128;
+
 /// Starts serving `store` and announces it with its free space. With
 /// `expire_leases`, shares whose leases all ended are deleted every hour
-/// (off by default in the node, as in Tahoe).
+/// (off by default in the node, as in Tahoe). Everything runs as `tasks`.
 pub async fn start(
     overlay: Handle,
     store: SharedStore,
     expire_leases: bool,
-    cancel: CancellationToken,
-) -> Result<JoinHandle<()>, ServiceError> {
-    let mut incoming = overlay
+    tasks: &Tasks,
+) -> Result<(), ServiceError> {
+    let incoming = overlay
         .stream_control()
         .accept(StreamProtocol::new(PROTOCOL))
         .map_err(|_| ServiceError::AlreadyServing)?;
     let free = |s: &SharedStore| s.free();
     let mut announced = free(&store);
     overlay.announce(SERVICE, [(META_FREE.to_string(), announced.to_string())].into()).await?;
-    Ok(tokio::spawn(async move {
+    let served = store.clone();
+    serve_streams(tasks, "storage session", incoming, MAX_SESSIONS, move |peer, mut stream| {
+        let store = served.clone();
+        async move {
+            match serve(store, &peer.to_string(), &mut stream).await {
+                Ok(()) => debug!(%peer, "storage session ended"),
+                Err(e) => warn!(%peer, "storage session aborted: {e}"),
+            }
+        }
+    });
+    let cancel = tasks.cancel().clone();
+    tasks.spawn_loop("storage announcements", async move {
         let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
         let mut gc = tokio::time::interval(GC_EVERY);
         loop {
@@ -66,16 +78,6 @@ pub async fn start(
                         Err(e) => warn!("lease expiry: {e}"),
                     }
                 }
-                next = incoming.next() => {
-                    let Some((peer, mut stream)) = next else { break };
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        match serve(store, &peer.to_string(), &mut stream).await {
-                            Ok(()) => debug!(%peer, "storage session ended"),
-                            Err(e) => warn!(%peer, "storage session aborted: {e}"),
-                        }
-                    });
-                }
                 _ = tick.tick() => {
                     let now = free(&store);
                     if now.abs_diff(announced) >= ANNOUNCE_DELTA {
@@ -88,5 +90,6 @@ pub async fn start(
                 }
             }
         }
-    }))
+    });
+    Ok(())
 }

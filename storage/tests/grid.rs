@@ -2,6 +2,7 @@
 //! get on another, survive n−k failures, fail clearly past that.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
 use cloudy_storage::capability::Cap;
 use cloudy_storage::client::{Client, GetError, PutOptions};
@@ -35,7 +36,7 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
                 node.handle.clone(),
                 store.clone(),
                 false,
-                cancel.clone(),
+                &Tasks::new("test", cancel.clone()),
             )
             .await
             .unwrap();
@@ -44,9 +45,14 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
         }
         let mem = MemStore::new(1 << 30);
         let store: SharedStore = Arc::new(mem.clone());
-        cloudy_storage::service::start(node.handle.clone(), store.clone(), false, cancel.clone())
-            .await
-            .unwrap();
+        cloudy_storage::service::start(
+            node.handle.clone(),
+            store.clone(),
+            false,
+            &Tasks::new("test", cancel.clone()),
+        )
+        .await
+        .unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
         stores.push(mem);
     }
@@ -263,11 +269,11 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
         tolerance: 0,
         first_check: ms(100),
     };
-    let (up, _task) = upkeep::start(
+    let up = upkeep::start(
         g.clients[0].clone(),
         Arc::new(Maintained::in_memory()),
         cfg,
-        g.cancel.clone(),
+        &Tasks::new("test", g.cancel.clone()),
     );
     assert!(up.add(&vcap).unwrap());
     let wait_status = |want: &'static str| {

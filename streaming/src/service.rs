@@ -8,15 +8,14 @@ use crate::live::state::Params;
 use crate::live::task::{self, ChannelStatus, Command, Running};
 use crate::playout::Out;
 use crate::protocol::{recv, Msg, PROTOCOL};
+use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, Keypair, PeerId, StreamProtocol};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// How long `watch` waits for a channel to show up in the directory (a
@@ -92,7 +91,7 @@ struct Inner {
     dir: PathBuf,
     params: Params,
     channels: Mutex<HashMap<String, Entry>>,
-    cancel: CancellationToken,
+    tasks: Tasks,
 }
 
 /// Handle on the streaming service.
@@ -142,7 +141,7 @@ impl Streaming {
         overlay: Handle,
         dir: &Path,
         params: Params,
-        cancel: CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Streaming, StreamError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| StreamError::Io { path: dir.to_path_buf(), source })?;
@@ -155,9 +154,16 @@ impl Streaming {
             dir: dir.to_path_buf(),
             params,
             channels: Mutex::new(HashMap::new()),
-            cancel,
+            tasks: tasks.clone(),
         }));
-        tokio::spawn(accept(s.clone(), incoming));
+        let served = s.clone();
+        serve_streams(
+            tasks,
+            "stream session opening",
+            incoming,
+            MAX_OPENING,
+            move |peer, stream| opening(served.clone(), peer, stream),
+        );
         Ok(s)
     }
 
@@ -219,14 +225,14 @@ impl Streaming {
             name.to_string(),
             true,
             self.0.params,
-            self.0.cancel.child_token(),
+            &self.0.tasks,
         );
         let status = running.status.lock().expect("status").clone();
         // A channel nobody feeds does not stay announced for ever.
         let cancel = running.cancel.clone();
         let me = self.clone();
         let key = id.clone();
-        tokio::spawn(async move {
+        self.0.tasks.spawn("stream input watch", async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = tokio::time::sleep(INPUT_TIMEOUT) => {
@@ -308,7 +314,7 @@ impl Streaming {
                     name.clone(),
                     false,
                     self.0.params,
-                    self.0.cancel.child_token(),
+                    &self.0.tasks,
                 );
                 map.insert(
                     key.clone(),
@@ -372,42 +378,33 @@ fn active(e: &Entry) -> bool {
     !e.running.cancel.is_cancelled()
 }
 
-/// Serves incoming sessions: reads the hello and hands the stream to the
+/// Sessions being opened at once (reading the hello); an open session
+/// belongs to its channel, which bounds its neighbours.
+pub const MAX_OPENING: usize = 64;
+
+/// Serves an incoming session: reads the hello and hands the stream to the
 /// channel's task, or refuses it.
-async fn accept(s: Streaming, mut incoming: cloudy_overlay::stream::IncomingStreams) {
-    loop {
-        let next = tokio::select! {
-            _ = s.0.cancel.cancelled() => return,
-            n = incoming.next() => n,
-        };
-        let Some((peer, mut stream)) = next else { return };
-        let s = s.clone();
-        tokio::spawn(async move {
-            let hello =
-                tokio::time::timeout(crate::live::session::OPEN_TIMEOUT, recv(&mut stream)).await;
-            let channel = match hello {
-                Ok(Ok(Some(Msg::Hello { channel }))) => channel,
-                Ok(Ok(other)) => {
-                    return refused(peer, stream, format!("expected a hello, got {other:?}")).await
-                }
-                Ok(Err(e)) => return refused(peer, stream, e.to_string()).await,
-                Err(_) => return refused(peer, stream, "no hello in time".into()).await,
-            };
-            match s.route(&channel) {
-                Some(tx) => {
-                    if let Err(mpsc::error::SendError(Command::Inbound { stream, .. })) =
-                        tx.send(Command::Inbound { peer, stream }).await
-                    {
-                        crate::live::session::refuse(stream, "the channel is over here".into())
-                            .await;
-                    }
-                }
-                None => {
-                    crate::live::session::refuse(stream, format!("not watching channel {channel}"))
-                        .await
-                }
+async fn opening(s: Streaming, peer: PeerId, mut stream: cloudy_overlay::Stream) {
+    let hello = tokio::time::timeout(crate::live::session::OPEN_TIMEOUT, recv(&mut stream)).await;
+    let channel = match hello {
+        Ok(Ok(Some(Msg::Hello { channel }))) => channel,
+        Ok(Ok(other)) => {
+            return refused(peer, stream, format!("expected a hello, got {other:?}")).await
+        }
+        Ok(Err(e)) => return refused(peer, stream, e.to_string()).await,
+        Err(_) => return refused(peer, stream, "no hello in time".into()).await,
+    };
+    match s.route(&channel) {
+        Some(tx) => {
+            if let Err(mpsc::error::SendError(Command::Inbound { stream, .. })) =
+                tx.send(Command::Inbound { peer, stream }).await
+            {
+                crate::live::session::refuse(stream, "the channel is over here".into()).await;
             }
-        });
+        }
+        None => {
+            crate::live::session::refuse(stream, format!("not watching channel {channel}")).await
+        }
     }
 }
 

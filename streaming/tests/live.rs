@@ -3,6 +3,7 @@
 //! and the end of the input ends the channel everywhere.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
 use cloudy_overlay::StreamProtocol;
 use cloudy_streaming::chunk::{Channel, Chunk, KEY};
@@ -29,8 +30,13 @@ async fn services(
         .iter()
         .zip(&dirs)
         .map(|(node, d)| {
-            Streaming::start(node.handle.clone(), d.path(), Params::default(), cancel.clone())
-                .unwrap()
+            Streaming::start(
+                node.handle.clone(),
+                d.path(),
+                Params::default(),
+                &Tasks::new("test", cancel.clone()),
+            )
+            .unwrap()
         })
         .collect();
     (net, svcs, dirs, cancel)

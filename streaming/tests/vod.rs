@@ -2,6 +2,7 @@
 //! serves forged pieces is caught, and nothing forged reaches the reader.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, TestNet};
 use cloudy_overlay::StreamProtocol;
 use cloudy_streaming::vod::manifest::Manifest;
@@ -46,10 +47,14 @@ async fn forged_pieces_are_rejected_and_an_honest_provider_is_used() {
     });
     net.nodes[0].handle.start_providing(id.dht_key()).await.unwrap();
 
-    let viewer =
-        Vod::start(net.nodes[1].handle.clone(), &dir.path().join("v1"), 64 << 20, cancel.clone())
-            .await
-            .unwrap();
+    let viewer = Vod::start(
+        net.nodes[1].handle.clone(),
+        &dir.path().join("v1"),
+        64 << 20,
+        &Tasks::new("test", cancel.clone()),
+    )
+    .await
+    .unwrap();
     let m = viewer.manifest(&id).await.unwrap();
     let first: Vec<Result<Vec<u8>, VodError>> = viewer.read(m.clone(), 0..1000).collect().await;
     assert!(forged.load(Ordering::Relaxed) >= 1, "the rogue was asked");
@@ -61,10 +66,14 @@ async fn forged_pieces_are_rejected_and_an_honest_provider_is_used() {
     }
 
     // An honest provider appears: the reader gets the film, exactly.
-    let honest =
-        Vod::start(net.nodes[2].handle.clone(), &dir.path().join("v2"), 64 << 20, cancel.clone())
-            .await
-            .unwrap();
+    let honest = Vod::start(
+        net.nodes[2].handle.clone(),
+        &dir.path().join("v2"),
+        64 << 20,
+        &Tasks::new("test", cancel.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(honest.publish(&src).await.unwrap().id(), id);
     let mut got = Vec::new();
     let mut bytes = viewer.read(m, 0..film.len() as u64);

@@ -160,10 +160,11 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         members_changed: Default::default(),
         roster: watch::Sender::new(0),
         resubscribe: watch::channel(0).0,
-        cancel: inner.cancel.child_token(),
+        cancel: inner.tasks.cancel().child_token(),
     });
-    tokio::spawn(scanner(inner.clone(), id.clone(), running.clone()));
-    tokio::spawn(members(inner, id, running.clone()));
+    inner.tasks.spawn("sync scanner", scanner(inner.clone(), id.clone(), running.clone()));
+    let tasks = inner.tasks.clone();
+    tasks.spawn("sync subscriptions", members(inner, id, running.clone()));
     running
 }
 
@@ -378,7 +379,10 @@ async fn members(inner: Arc<Inner>, id: String, r: Arc<Running>) {
             let Ok(peer) = m.parse::<PeerId>() else { continue };
             subs.insert(
                 m.clone(),
-                tokio::spawn(subscribe(inner.clone(), id.clone(), r.clone(), peer)),
+                inner.tasks.spawn(
+                    "sync subscription",
+                    subscribe(inner.clone(), id.clone(), r.clone(), peer),
+                ),
             );
         }
     }
@@ -441,7 +445,14 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
         .get(id)
         .map(|f| f.members.iter().filter_map(|m| m.parse().ok()).filter(|p| *p != me).collect())
         .unwrap_or_default();
-    let source = MemberBlocks::new(inner.overlay.clone(), id, peer, others, r.downloaded.clone());
+    let source = MemberBlocks::new(
+        inner.overlay.clone(),
+        &inner.tasks,
+        id,
+        peer,
+        others,
+        r.downloaded.clone(),
+    );
     loop {
         let msg = recv::<_, Response>(&mut s).await.map_err(|e| e.to_string())?;
         match msg {

@@ -7,14 +7,14 @@ use crate::folders::{parse_invite, Folder, FolderError, Folders};
 use crate::index::{Index, IndexError};
 use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
 use crate::runner::{self, Running};
+use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
-use futures::{AsyncReadExt, StreamExt};
+use futures::AsyncReadExt;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// Sync settings.
@@ -135,8 +135,12 @@ pub(crate) struct Inner {
     pub folders: Folders,
     pub running: Mutex<HashMap<String, Arc<Running>>>,
     pub cfg: SyncConfig,
-    pub cancel: CancellationToken,
+    pub tasks: Tasks,
 }
+
+/// Sync sessions served at once (index subscriptions and block requests
+/// of every folder together).
+pub const MAX_SESSIONS: usize = 128;
 
 /// Handle on the sync service.
 #[derive(Clone)]
@@ -162,12 +166,13 @@ fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
 }
 
 impl Sync {
-    /// Starts the service with its data in `dir` (folder list, indexes).
+    /// Starts the service with its data in `dir` (folder list, indexes);
+    /// everything it runs is one of `tasks`.
     pub fn start(
         overlay: Handle,
         dir: &Path,
         cfg: SyncConfig,
-        cancel: CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Sync, SyncError> {
         std::fs::create_dir_all(dir).map_err(|e| SyncError::BadPath {
             path: dir.display().to_string(),
@@ -187,13 +192,21 @@ impl Sync {
             folders,
             running: Mutex::new(HashMap::new()),
             cfg,
-            cancel,
+            tasks: tasks.clone(),
         });
         let sync = Sync(inner.clone());
         for f in inner.folders.all() {
             sync.run(&f)?;
         }
-        tokio::spawn(accept(inner, incoming));
+        let served = inner.clone();
+        serve_streams(tasks, "sync session", incoming, MAX_SESSIONS, move |peer, stream| {
+            let inner = served.clone();
+            async move {
+                if let Err(e) = serve(&inner, peer, stream).await {
+                    debug!(%peer, "sync session ended: {e}");
+                }
+            }
+        });
         Ok(sync)
     }
 
@@ -329,22 +342,6 @@ impl Sync {
             let _ = std::fs::remove_file(self.0.dir.join(format!("{id}.{ext}")));
         }
         Ok(f)
-    }
-}
-
-async fn accept(inner: Arc<Inner>, mut incoming: cloudy_overlay::stream::IncomingStreams) {
-    loop {
-        let next = tokio::select! {
-            _ = inner.cancel.cancelled() => break,
-            n = incoming.next() => n,
-        };
-        let Some((peer, stream)) = next else { break };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve(&inner, peer, stream).await {
-                debug!(%peer, "sync session ended: {e}");
-            }
-        });
     }
 }
 

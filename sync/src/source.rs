@@ -17,6 +17,7 @@ use crate::apply::{BlockSource, Verified};
 use crate::blocklist::{self, Entry};
 use crate::chunk::Hash;
 use crate::protocol::{recv, send, Request, Response, PROTOCOL};
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::AsyncReadExt;
@@ -42,7 +43,7 @@ struct Session {
 }
 
 impl Session {
-    async fn open(overlay: &Handle, peer: PeerId) -> Result<Session, String> {
+    async fn open(overlay: &Handle, tasks: &Tasks, peer: PeerId) -> Result<Session, String> {
         let mut control = overlay.stream_control();
         let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
         let stream = tokio::time::timeout(TIMEOUT, open)
@@ -53,7 +54,7 @@ impl Session {
         let (requests, mut incoming) = mpsc::channel::<(Request, Reply)>(IN_FLIGHT);
         let (waiting, mut replies) = mpsc::channel::<Reply>(IN_FLIGHT);
         // Writer: each request is queued for an answer, then sent.
-        tokio::spawn(async move {
+        tasks.spawn("sync block requests", async move {
             while let Some((req, reply)) = incoming.recv().await {
                 if waiting.send(reply).await.is_err() || send(&mut wr, &req).await.is_err() {
                     break;
@@ -61,7 +62,7 @@ impl Session {
             }
         });
         // Reader: answers in order; the first failure ends the session.
-        tokio::spawn(async move {
+        tasks.spawn("sync block answers", async move {
             while let Some(reply) = replies.recv().await {
                 let answer = match tokio::time::timeout(TIMEOUT, recv::<_, Response>(&mut rd)).await
                 {
@@ -85,6 +86,7 @@ impl Session {
 /// Blocks of `folder` fetched from `peer`.
 pub(crate) struct PeerBlocks {
     overlay: Handle,
+    tasks: Tasks,
     peer: PeerId,
     folder: String,
     sessions: Vec<Mutex<Option<Session>>>,
@@ -93,9 +95,9 @@ pub(crate) struct PeerBlocks {
 
 impl PeerBlocks {
     /// A source for `folder`'s blocks on `peer`.
-    pub(crate) fn new(overlay: Handle, peer: PeerId, folder: String) -> Self {
+    pub(crate) fn new(overlay: Handle, tasks: Tasks, peer: PeerId, folder: String) -> Self {
         let sessions = (0..SESSIONS).map(|_| Mutex::new(None)).collect();
-        PeerBlocks { overlay, peer, folder, sessions, next: Default::default() }
+        PeerBlocks { overlay, tasks, peer, folder, sessions, next: Default::default() }
     }
 
     /// A live session's request queue, opening one if needed.
@@ -105,7 +107,7 @@ impl PeerBlocks {
         if let Some(s) = slot.as_ref().filter(|s| !s.requests.is_closed()) {
             return Ok(s.requests.clone());
         }
-        let s = Session::open(&self.overlay, self.peer).await?;
+        let s = Session::open(&self.overlay, &self.tasks, self.peer).await?;
         let tx = s.requests.clone();
         *slot = Some(s);
         Ok(tx)
@@ -139,6 +141,7 @@ impl MemberBlocks {
     /// `downloaded`.
     pub(crate) fn new(
         overlay: Handle,
+        tasks: &Tasks,
         folder: &str,
         first: PeerId,
         others: impl IntoIterator<Item = PeerId>,
@@ -155,7 +158,7 @@ impl MemberBlocks {
             .collect();
         let members = peers
             .into_iter()
-            .map(|p| PeerBlocks::new(overlay.clone(), p, folder.to_string()))
+            .map(|p| PeerBlocks::new(overlay.clone(), tasks.clone(), p, folder.to_string()))
             .collect();
         MemberBlocks { overlay, members, scores, rtts, downloaded }
     }

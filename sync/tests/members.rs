@@ -1,6 +1,7 @@
 //! In-process members on QUIC at 127.0.0.1 syncing real directories.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, TestNet};
 use cloudy_sync::service::{Sync, SyncConfig};
 use std::path::Path;
@@ -29,7 +30,9 @@ async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, Cancellat
     let mut out = Vec::new();
     for node in &net.nodes[..with_sync] {
         let data = tempfile::tempdir().unwrap();
-        let sync = Sync::start(node.handle.clone(), data.path(), cfg, cancel.clone()).unwrap();
+        let sync =
+            Sync::start(node.handle.clone(), data.path(), cfg, &Tasks::new("test", cancel.clone()))
+                .unwrap();
         out.push(Member { sync, dir: tempfile::tempdir().unwrap(), _data: data });
     }
     (net, out, cancel)
@@ -51,7 +54,9 @@ async fn until(what: &str, mut pred: impl FnMut() -> bool) {
 async fn restart(node: &cloudy_overlay::Handle, data: &Path, cancel: &CancellationToken) -> Sync {
     let mut s = None;
     until("sync to restart", || {
-        s = s.take().or_else(|| Sync::start(node.clone(), data, CFG, cancel.clone()).ok());
+        s = s.take().or_else(|| {
+            Sync::start(node.clone(), data, CFG, &Tasks::new("test", cancel.clone())).ok()
+        });
         s.is_some()
     })
     .await;
@@ -140,7 +145,13 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     let b_cancel = CancellationToken::new();
     let b_data = tempfile::tempdir().unwrap();
     let cfg = CFG;
-    let b = Sync::start(net.nodes[1].handle.clone(), b_data.path(), cfg, b_cancel.clone()).unwrap();
+    let b = Sync::start(
+        net.nodes[1].handle.clone(),
+        b_data.path(),
+        cfg,
+        &Tasks::new("test", b_cancel.clone()),
+    )
+    .unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     b.join(&folder.invite(), b_dir.path()).unwrap();
     let (ap, bp) = (m[0].dir.path().to_path_buf(), b_dir.path().to_path_buf());
@@ -249,7 +260,13 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     let Some(disk) = cloudy_overlay::tmpfs::Tmpfs::mount(4 << 20) else { return };
     let (net, m, cancel) = members(2, 1).await;
     let b_data = tempfile::tempdir().unwrap();
-    let b = Sync::start(net.nodes[1].handle.clone(), b_data.path(), CFG, cancel.clone()).unwrap();
+    let b = Sync::start(
+        net.nodes[1].handle.clone(),
+        b_data.path(),
+        CFG,
+        &Tasks::new("test", cancel.clone()),
+    )
+    .unwrap();
     let bp = disk.path().join("folder");
     std::fs::create_dir(&bp).unwrap();
     let folder = m[0]
@@ -360,7 +377,7 @@ async fn a_corrupt_block_from_one_member_is_fetched_from_another_and_costs_its_s
     let h_data = tempfile::tempdir().unwrap();
     let h_dir = tempfile::tempdir().unwrap();
     std::fs::write(h_dir.path().join("copy.bin"), &data).unwrap();
-    let h = Sync::start(honest, h_data.path(), CFG, cancel.clone()).unwrap();
+    let h = Sync::start(honest, h_data.path(), CFG, &Tasks::new("test", cancel.clone())).unwrap();
     h.join(&folder.invite(), h_dir.path()).unwrap();
     until("the good file", || read(&ap.join("f.bin")).as_ref() == Some(&data)).await;
     assert!(!ap.join("copy.bin").exists());

@@ -194,7 +194,7 @@ async fn download(
     let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let client = s.storage.clone();
-    tokio::spawn(async move {
+    s.tasks.spawn("gateway download", async move {
         let result = client.get_range(&r, range, &mut tx).await;
         if let Err(e) = &result {
             // Dropping the pipe early cuts the body short of its length.

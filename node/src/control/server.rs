@@ -28,6 +28,8 @@ pub struct ApiState {
     pub started: Instant,
     /// Cancelled by `POST /v1/shutdown`.
     pub shutdown: CancellationToken,
+    /// The API's tasks (downloads it serves).
+    pub tasks: cloudy_overlay::tasks::Tasks,
     /// Services announced through the API, persisted in the home.
     pub announcements: Announcements,
     /// The storage grid client.

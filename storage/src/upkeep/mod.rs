@@ -22,14 +22,13 @@ mod list;
 pub use list::{now_secs, Entry, ListError, Maintained};
 
 use crate::client::Client;
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{MemberState, PeerId, PeerScores};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Upkeep settings.
@@ -102,13 +101,9 @@ fn down(s: &PeerScores) -> HashSet<PeerId> {
         .collect()
 }
 
-/// Starts the upkeep task for `list`, using `client` to check and repair.
-pub fn start(
-    client: Client,
-    list: Arc<Maintained>,
-    cfg: UpkeepConfig,
-    cancel: CancellationToken,
-) -> (Upkeep, JoinHandle<()>) {
+/// Starts the upkeep task for `list` as one of `tasks`, using `client` to
+/// check and repair.
+pub fn start(client: Client, list: Arc<Maintained>, cfg: UpkeepConfig, tasks: &Tasks) -> Upkeep {
     let up = Upkeep {
         list,
         full_pass: Arc::new(Notify::new()),
@@ -116,7 +111,8 @@ pub fn start(
         repairs: Arc::default(),
     };
     let me = up.clone();
-    let task = tokio::spawn(async move {
+    let cancel = tasks.cancel().clone();
+    tasks.spawn_loop("upkeep", async move {
         let mut members = client.overlay().watch();
         let mut gone = down(&members.borrow());
         let mut pending: HashSet<PeerId> = HashSet::new();
@@ -162,7 +158,7 @@ pub fn start(
             }
         }
     });
-    (up, task)
+    up
 }
 
 /// Checks (and if needed repairs) the listed files that `select` picks.

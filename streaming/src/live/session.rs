@@ -6,6 +6,7 @@
 use super::state::Sid;
 use crate::chunk::{ChannelId, Chunk};
 use crate::protocol::{recv, send, send_chunk, Msg, PROTOCOL};
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{PeerId, Stream, StreamProtocol};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::sync::Arc;
@@ -110,12 +111,13 @@ pub fn run(
     sid: Sid,
     channel: ChannelId,
     events: mpsc::Sender<Event>,
+    tasks: &Tasks,
     cancel: CancellationToken,
 ) -> mpsc::Sender<Wire> {
     let (tx, mut rx) = mpsc::channel::<Wire>(QUEUE);
     let (mut r, mut w) = stream.split();
     let stop = cancel.clone();
-    tokio::spawn(async move {
+    tasks.spawn("stream session writer", async move {
         loop {
             let item = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -133,7 +135,7 @@ pub fn run(
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), w.close()).await;
     });
-    tokio::spawn(async move {
+    tasks.spawn("stream session reader", async move {
         let (why, rejected) = loop {
             let msg = tokio::select! {
                 _ = cancel.cancelled() => break ("closed".to_string(), false),

@@ -9,6 +9,7 @@ use super::stats::Stats;
 use crate::chunk::{ChannelId, Chunk};
 use crate::playout::Out;
 use crate::protocol::Msg;
+use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{Handle, PeerId, ServiceMeta, Stream};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -111,17 +112,20 @@ struct Task {
     events_tx: mpsc::Sender<Event>,
     status: Arc<Mutex<ChannelStatus>>,
     cancel: CancellationToken,
+    tasks: Tasks,
 }
 
-/// Starts the task of channel `id`.
+/// Starts the task of channel `id`, as one of `tasks`; it stops when
+/// `tasks` do or when [`Running::cancel`] fires.
 pub fn start(
     overlay: Handle,
     id: ChannelId,
     name: String,
     publisher: bool,
     params: Params,
-    cancel: CancellationToken,
+    tasks: &Tasks,
 ) -> Running {
+    let cancel = tasks.cancel().child_token();
     let (tx, commands) = mpsc::channel(64);
     let (events_tx, events) = mpsc::channel(1024);
     let status = Arc::new(Mutex::new(ChannelStatus {
@@ -144,8 +148,9 @@ pub fn start(
         events_tx,
         status: status.clone(),
         cancel: cancel.clone(),
+        tasks: tasks.clone(),
     };
-    tokio::spawn(task.run(commands, events));
+    tasks.spawn("channel", task.run(commands, events));
     Running { tx, status, cancel }
 }
 
@@ -250,7 +255,7 @@ impl Task {
             Command::Inbound { peer, stream } => {
                 if let Err(reason) = self.live.accepts(&peer) {
                     debug!(channel = %self.id, %peer, "refusing a session: {reason}");
-                    tokio::spawn(session::refuse(stream, reason));
+                    self.tasks.spawn("stream session refusal", session::refuse(stream, reason));
                     return;
                 }
                 self.open(peer, stream, false);
@@ -262,7 +267,14 @@ impl Task {
         let sid = self.next_sid;
         self.next_sid += 1;
         let cancel = self.cancel.child_token();
-        let tx = session::run(stream, sid, self.id.clone(), self.events_tx.clone(), cancel.clone());
+        let tx = session::run(
+            stream,
+            sid,
+            self.id.clone(),
+            self.events_tx.clone(),
+            &self.tasks,
+            cancel.clone(),
+        );
         if !outbound {
             let _ = tx.try_send(Wire::Msg(Msg::Welcome));
         }

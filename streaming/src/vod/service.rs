@@ -11,13 +11,13 @@
 use super::cache::{Cache, CacheError};
 use super::manifest::{Manifest, ManifestError, VodId};
 use super::protocol::{recv, send, Req, Resp, PROTOCOL};
+use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::{AsyncWriteExt, StreamExt};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// Pieces fetched at once ahead of a reader.
@@ -73,6 +73,7 @@ struct Inner {
     /// Bytes of pieces served to others and fetched from them.
     served: std::sync::atomic::AtomicU64,
     fetched: std::sync::atomic::AtomicU64,
+    tasks: Tasks,
 }
 
 /// Handle on the video service.
@@ -114,7 +115,7 @@ impl Vod {
         overlay: Handle,
         dir: &Path,
         capacity: u64,
-        cancel: CancellationToken,
+        tasks: &Tasks,
     ) -> Result<Vod, VodError> {
         let d = dir.to_path_buf();
         let cache = Arc::new(blocking(move || Cache::open(&d, capacity)).await?);
@@ -129,13 +130,17 @@ impl Vod {
             providing: Mutex::default(),
             served: Default::default(),
             fetched: Default::default(),
+            tasks: tasks.clone(),
         }));
         for (id, _, held, _) in vod.0.cache.list() {
             if held > 0 {
                 vod.provide(id);
             }
         }
-        tokio::spawn(serve(vod.clone(), incoming, cancel));
+        let served = vod.clone();
+        serve_streams(tasks, "video request", incoming, MAX_REQUESTS, move |peer, s| {
+            answer(served.clone(), peer, s)
+        });
         Ok(vod)
     }
 
@@ -145,7 +150,7 @@ impl Vod {
             return;
         }
         let overlay = self.0.overlay.clone();
-        tokio::spawn(async move {
+        self.0.tasks.spawn("video provider record", async move {
             if let Err(e) = overlay.start_providing(id.dht_key()).await {
                 debug!(video = %id, "cannot announce the video in the DHT yet: {e}");
             }
@@ -369,53 +374,42 @@ impl Vod {
     }
 }
 
-/// Answers other nodes' requests from the cache.
-async fn serve(
-    vod: Vod,
-    mut incoming: cloudy_overlay::stream::IncomingStreams,
-    cancel: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            n = incoming.next() => n,
-        };
-        let Some((peer, mut s)) = next else { return };
-        let vod = vod.clone();
-        tokio::spawn(async move {
-            let req = match tokio::time::timeout(ASK_TIMEOUT, recv::<_, Req>(&mut s)).await {
-                Ok(Ok(Some(r))) => r,
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => return debug!(%peer, "bad video request: {e}"),
-                Err(_) => return,
-            };
-            let cache = vod.0.cache.clone();
-            let resp = blocking(move || match req {
-                Req::Manifest(id) => {
-                    cache.manifest(&VodId(id)).map_or(Resp::NotHere, |m| Resp::Manifest(m.encode()))
-                }
-                Req::Have(id) => {
-                    let have = cache.have(&VodId(id));
-                    let held = if cache.pinned(&VodId(id)) { 2 } else { 1 };
-                    if have.is_empty() {
-                        Resp::NotHere
-                    } else {
-                        Resp::Have(have.iter().map(|h| if *h { held } else { 0 }).collect())
-                    }
-                }
-                Req::Piece(id, i) => match cache.read(&VodId(id), i) {
-                    Ok(Some(data)) => Resp::Piece(data),
-                    _ => Resp::NotHere,
-                },
-            })
-            .await;
-            if let Resp::Piece(d) = &resp {
-                vod.0.served.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+/// Video requests answered at once.
+pub const MAX_REQUESTS: usize = 64;
+
+/// Answers one request of another node from the cache.
+async fn answer(vod: Vod, peer: cloudy_overlay::PeerId, mut s: cloudy_overlay::Stream) {
+    let req = match tokio::time::timeout(ASK_TIMEOUT, recv::<_, Req>(&mut s)).await {
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return debug!(%peer, "bad video request: {e}"),
+        Err(_) => return,
+    };
+    let cache = vod.0.cache.clone();
+    let resp = blocking(move || match req {
+        Req::Manifest(id) => {
+            cache.manifest(&VodId(id)).map_or(Resp::NotHere, |m| Resp::Manifest(m.encode()))
+        }
+        Req::Have(id) => {
+            let have = cache.have(&VodId(id));
+            let held = if cache.pinned(&VodId(id)) { 2 } else { 1 };
+            if have.is_empty() {
+                Resp::NotHere
+            } else {
+                Resp::Have(have.iter().map(|h| if *h { held } else { 0 }).collect())
             }
-            let _ = send(&mut s, &resp).await;
-            let _ = s.close().await;
-        });
+        }
+        Req::Piece(id, i) => match cache.read(&VodId(id), i) {
+            Ok(Some(data)) => Resp::Piece(data),
+            _ => Resp::NotHere,
+        },
+    })
+    .await;
+    if let Resp::Piece(d) = &resp {
+        vod.0.served.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
+    let _ = send(&mut s, &resp).await;
+    let _ = s.close().await;
 }
 
 impl std::fmt::Debug for Vod {

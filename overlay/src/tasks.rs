@@ -1,0 +1,177 @@
+//! The tasks of one part of a node, and the accept loop every protocol
+//! uses.
+//!
+//! Every service (storage, upkeep, sync, streaming, video) starts the same
+//! way: it is given a [`Tasks`] and spawns everything it runs through it.
+//! The node's supervisor (`node/src/supervisor.rs`) gives each phase its
+//! own `Tasks` and stops them in order (services, then the overlay, then
+//! the API), waiting until every task of a phase has ended. A task that
+//! panics is logged with its name; one meant to run until the node stops
+//! ([`Tasks::spawn_loop`]) is logged if it ends early.
+
+use crate::stream::IncomingStreams;
+use crate::{PeerId, Stream};
+use futures::{FutureExt, StreamExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The tasks of one part of a node: a cancellation token they watch and a
+/// tracker that knows when all of them have ended.
+#[derive(Clone, Debug)]
+pub struct Tasks {
+    name: &'static str,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Tasks still running when a phase's deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("{left} tasks of {name} were still running after {deadline:?}")]
+pub struct Lingering {
+    /// The phase.
+    pub name: &'static str,
+    /// How many.
+    pub left: usize,
+    /// How long they were given.
+    pub deadline: Duration,
+}
+
+impl Tasks {
+    /// The tasks of part `name`, cancelled by `cancel`.
+    pub fn new(name: &'static str, cancel: CancellationToken) -> Self {
+        Tasks { name, cancel, tracker: TaskTracker::new() }
+    }
+
+    /// The same tasks, watching `cancel` instead (a part of the part that
+    /// stops earlier; [`Tasks::stop`] still waits for them).
+    pub fn with_cancel(&self, cancel: CancellationToken) -> Tasks {
+        Tasks { name: self.name, cancel, tracker: self.tracker.clone() }
+    }
+
+    /// The token the tasks watch: cancelled when the part is to stop.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Resolves when the part is to stop.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Runs `fut` as a task of this part; a panic is logged as `what`'s.
+    pub fn spawn<F>(&self, what: &'static str, fut: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let name = self.name;
+        self.tracker.spawn(async move {
+            if std::panic::AssertUnwindSafe(fut).catch_unwind().await.is_err() {
+                tracing::error!(part = name, task = what, "task panicked");
+            }
+        })
+    }
+
+    /// Runs `fut`, which is meant to last until the part stops: ending
+    /// before that is logged as an error.
+    pub fn spawn_loop<F>(&self, what: &'static str, fut: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (name, cancel) = (self.name, self.cancel.clone());
+        self.spawn(what, async move {
+            fut.await;
+            if !cancel.is_cancelled() {
+                tracing::error!(part = name, task = what, "task ended before the node stopped");
+            }
+        })
+    }
+
+    /// How many tasks are running.
+    pub fn running(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Cancels the part and waits, at most `deadline`, until every task
+    /// has ended. Tasks spawned after this are still awaited.
+    pub async fn stop(&self, deadline: Duration) -> Result<(), Lingering> {
+        self.cancel.cancel();
+        self.tracker.close();
+        match tokio::time::timeout(deadline, self.tracker.wait()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Lingering { name: self.name, left: self.tracker.len(), deadline }),
+        }
+    }
+}
+
+/// Serves the streams of one protocol until the part stops: each stream
+/// gets its own task running `handler`, at most `limit` at once. A stream
+/// that arrives when `limit` are running is dropped (the peer sees it
+/// closed and may retry), so a peer cannot make a node run unbounded work.
+pub fn serve_streams<H, F>(
+    tasks: &Tasks,
+    what: &'static str,
+    mut incoming: IncomingStreams,
+    limit: usize,
+    handler: H,
+) where
+    H: Fn(PeerId, Stream) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let sessions = Arc::new(tokio::sync::Semaphore::new(limit));
+    let handler = Arc::new(handler);
+    let inner = tasks.clone();
+    tasks.spawn_loop(what, async move {
+        loop {
+            let next = tokio::select! {
+                _ = inner.cancelled() => return,
+                next = incoming.next() => next,
+            };
+            let Some((peer, stream)) = next else { return };
+            let Ok(permit) = sessions.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, protocol = what, limit, "too many sessions; stream refused");
+                continue;
+            };
+            let session = handler(peer, stream);
+            let cancel = inner.cancel().clone();
+            inner.spawn(what, async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = session => {}
+                }
+                drop(permit);
+            });
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stop_waits_for_every_task_and_counts_what_lingers() {
+        let tasks = Tasks::new("test", CancellationToken::new());
+        for _ in 0..3 {
+            let t = tasks.clone();
+            tasks.spawn_loop("waits for cancel", async move { t.cancelled().await });
+        }
+        assert_eq!(tasks.running(), 3);
+        tasks.stop(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(tasks.running(), 0);
+
+        let stubborn = Tasks::new("stubborn", CancellationToken::new());
+        stubborn.spawn("ignores cancel", tokio::time::sleep(Duration::from_secs(60)));
+        let err = stubborn.stop(Duration::from_millis(50)).await.unwrap_err();
+        assert_eq!(err.left, 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_is_contained() {
+        let tasks = Tasks::new("test", CancellationToken::new());
+        tasks.spawn("panics", async { panic!("on purpose") }).await.unwrap();
+        tasks.stop(Duration::from_secs(1)).await.unwrap();
+    }
+}
