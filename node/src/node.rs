@@ -60,7 +60,7 @@ impl Node {
             keep_versions: cfg.sync.keep_versions,
             ..Default::default()
         };
-        let sync = cloudy_sync::service::Sync::start(
+        let sync = cloudy_sync::service::SyncService::start(
             overlay.clone(),
             &data.join("sync"),
             sync_cfg,

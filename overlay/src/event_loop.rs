@@ -91,7 +91,9 @@ pub(crate) struct EventLoop {
     /// Added to measured RTTs (test hook; empty in production).
     pub rtt_delay: HashMap<PeerId, Duration>,
     pub history: HashMap<PeerId, Availability>,
-    pub store: Box<dyn HistoryStore>,
+    /// Where availability history is saved; saves run on the blocking
+    /// pool, never on this task (a SQLite write can take milliseconds).
+    pub store: Arc<std::sync::Mutex<Box<dyn HistoryStore>>>,
     pub last_account: Instant,
     pub scores_tx: watch::Sender<Arc<PeerScores>>,
     pub routes: HashMap<String, mpsc::Sender<InboundRequest>>,
@@ -169,7 +171,7 @@ impl EventLoop {
                 Some(r) = self.probe_results.recv() => self.on_probe_result(r),
                 _ = check.tick() => self.on_check(),
                 _ = maintain.tick() => self.maintain_links(),
-                _ = save.tick() => self.save_history(),
+                _ = save.tick() => self.save_history_in_background(),
                 _ = reconnect.tick() => self.reconnect(),
             }
         }
@@ -470,11 +472,19 @@ impl EventLoop {
         }
     }
 
+    fn history_rows(&self) -> Vec<(PeerId, crate::scoring::history::Availability)> {
+        self.history.iter().map(|(p, a)| (*p, a.clone())).collect()
+    }
+
+    /// Saves the history on the blocking pool (the periodic save).
+    fn save_history_in_background(&mut self) {
+        let (rows, store) = (self.history_rows(), self.store.clone());
+        tokio::task::spawn_blocking(move || save(&store, &rows));
+    }
+
+    /// Saves the history before the loop ends.
     fn save_history(&mut self) {
-        let rows: Vec<_> = self.history.iter().map(|(p, a)| (*p, a.clone())).collect();
-        if let Err(e) = self.store.save(&rows) {
-            warn!("could not save availability history: {e}");
-        }
+        save(&self.store, &self.history_rows());
     }
 
     pub(crate) fn publish_snapshot(&mut self) {
@@ -534,5 +544,15 @@ impl EventLoop {
             coordinate: Some(me.clone()),
         };
         PeerScores { local, peers }
+    }
+}
+
+fn save(
+    store: &std::sync::Mutex<Box<dyn HistoryStore>>,
+    rows: &[(PeerId, crate::scoring::history::Availability)],
+) {
+    let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = store.save(rows) {
+        warn!("could not save availability history: {e}");
     }
 }

@@ -162,7 +162,7 @@ pub fn spawn_with_history(
         rtt: Default::default(),
         rtt_delay: Default::default(),
         history,
-        store,
+        store: Arc::new(std::sync::Mutex::new(store)),
         last_account: now,
         scores_tx,
         routes: routes.0,

@@ -1,13 +1,14 @@
-//! Live channels and video on demand for cloudy-p2p (issue 5, in
-//! progress). Depends only on `cloudy-overlay` and reaches the network
-//! through `overlay::Handle`.
+//! Live channels and video on demand for cloudy-p2p. Depends only on
+//! `cloudy-overlay` and reaches the network through `overlay::Handle`.
 //!
-//! Built so far, pure and tested without sockets: [`ts`] (just enough
-//! MPEG-TS), [`cutter`] (a live stream into chunks that start where a
-//! player can), [`chunk`] (signed chunks of a channel), [`playout`] (chunks
-//! back in order for a player, skipping what is late), [`window`] (buffer
-//! maps and what to ask which neighbour). DESIGN/streaming.md
-//! holds the design and what is still planned.
+//! Pure and tested without sockets: [`ts`] (just enough MPEG-TS),
+//! [`cutter`] (a live stream into chunks that start where a player can),
+//! [`chunk`] (signed chunks of a channel), [`playout`] (chunks back in
+//! order for a player, skipping what is late), [`window`] (buffer maps and
+//! what to ask which neighbour), `live::state` (the mesh logic of one
+//! channel) and `vod::manifest`. I/O: `live::{session, task, publish}`,
+//! [`service`] (live channels) and `vod::service` (video on demand).
+//! DESIGN/streaming.md holds the design.
 
 pub mod chunk;
 pub mod cutter;

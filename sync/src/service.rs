@@ -144,7 +144,7 @@ pub const MAX_SESSIONS: usize = 128;
 
 /// Handle on the sync service.
 #[derive(Clone)]
-pub struct Sync(pub(crate) Arc<Inner>);
+pub struct SyncService(pub(crate) Arc<Inner>);
 
 /// A member's short id (in version vectors and conflict names).
 pub fn member_id(peer: &str) -> u64 {
@@ -165,7 +165,7 @@ fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
     std::fs::canonicalize(path).map_err(|e| bad(e.to_string()))
 }
 
-impl Sync {
+impl SyncService {
     /// Starts the service with its data in `dir` (folder list, indexes);
     /// everything it runs is one of `tasks`.
     pub fn start(
@@ -173,7 +173,7 @@ impl Sync {
         dir: &Path,
         cfg: SyncConfig,
         tasks: &Tasks,
-    ) -> Result<Sync, SyncError> {
+    ) -> Result<SyncService, SyncError> {
         std::fs::create_dir_all(dir).map_err(|e| SyncError::BadPath {
             path: dir.display().to_string(),
             reason: e.to_string(),
@@ -194,7 +194,7 @@ impl Sync {
             cfg,
             tasks: tasks.clone(),
         });
-        let sync = Sync(inner.clone());
+        let sync = SyncService(inner.clone());
         for f in inner.folders.all() {
             sync.run(&f)?;
         }
@@ -494,8 +494,8 @@ async fn serve_index(
     }
 }
 
-impl std::fmt::Debug for Sync {
+impl std::fmt::Debug for SyncService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sync").finish_non_exhaustive()
+        f.debug_struct("SyncService").finish_non_exhaustive()
     }
 }

@@ -3,13 +3,13 @@
 
 use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, TestNet};
-use cloudy_sync::service::{Sync, SyncConfig};
+use cloudy_sync::service::{SyncConfig, SyncService};
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 struct Member {
-    sync: Sync,
+    sync: SyncService,
     dir: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -30,9 +30,13 @@ async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, Cancellat
     let mut out = Vec::new();
     for node in &net.nodes[..with_sync] {
         let data = tempfile::tempdir().unwrap();
-        let sync =
-            Sync::start(node.handle.clone(), data.path(), cfg, &Tasks::new("test", cancel.clone()))
-                .unwrap();
+        let sync = SyncService::start(
+            node.handle.clone(),
+            data.path(),
+            cfg,
+            &Tasks::new("test", cancel.clone()),
+        )
+        .unwrap();
         out.push(Member { sync, dir: tempfile::tempdir().unwrap(), _data: data });
     }
     (net, out, cancel)
@@ -51,11 +55,15 @@ async fn until(what: &str, mut pred: impl FnMut() -> bool) {
 
 /// Starts sync again on a node whose sync was stopped (the old session's
 /// protocol registration may take a moment to go away).
-async fn restart(node: &cloudy_overlay::Handle, data: &Path, cancel: &CancellationToken) -> Sync {
+async fn restart(
+    node: &cloudy_overlay::Handle,
+    data: &Path,
+    cancel: &CancellationToken,
+) -> SyncService {
     let mut s = None;
     until("sync to restart", || {
         s = s.take().or_else(|| {
-            Sync::start(node.clone(), data, CFG, &Tasks::new("test", cancel.clone())).ok()
+            SyncService::start(node.clone(), data, CFG, &Tasks::new("test", cancel.clone())).ok()
         });
         s.is_some()
     })
@@ -145,7 +153,7 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     let b_cancel = CancellationToken::new();
     let b_data = tempfile::tempdir().unwrap();
     let cfg = CFG;
-    let b = Sync::start(
+    let b = SyncService::start(
         net.nodes[1].handle.clone(),
         b_data.path(),
         cfg,
@@ -260,7 +268,7 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     let Some(disk) = cloudy_overlay::tmpfs::Tmpfs::mount(4 << 20) else { return };
     let (net, m, cancel) = members(2, 1).await;
     let b_data = tempfile::tempdir().unwrap();
-    let b = Sync::start(
+    let b = SyncService::start(
         net.nodes[1].handle.clone(),
         b_data.path(),
         CFG,
@@ -377,7 +385,8 @@ async fn a_corrupt_block_from_one_member_is_fetched_from_another_and_costs_its_s
     let h_data = tempfile::tempdir().unwrap();
     let h_dir = tempfile::tempdir().unwrap();
     std::fs::write(h_dir.path().join("copy.bin"), &data).unwrap();
-    let h = Sync::start(honest, h_data.path(), CFG, &Tasks::new("test", cancel.clone())).unwrap();
+    let h = SyncService::start(honest, h_data.path(), CFG, &Tasks::new("test", cancel.clone()))
+        .unwrap();
     h.join(&folder.invite(), h_dir.path()).unwrap();
     until("the good file", || read(&ap.join("f.bin")).as_ref() == Some(&data)).await;
     assert!(!ap.join("copy.bin").exists());

@@ -35,7 +35,7 @@ pub struct ApiState {
     /// The storage grid client.
     pub storage: cloudy_storage::client::Client,
     /// Folder sync.
-    pub sync: cloudy_sync::service::Sync,
+    pub sync: cloudy_sync::service::SyncService,
     /// Live channels.
     pub streams: cloudy_streaming::service::Streaming,
     /// Video on demand.

@@ -1,0 +1,177 @@
+//! One folder at work: scanning (a filesystem watcher with a short
+//! debounce, plus a periodic full rescan) and one subscription per other
+//! member, which applies that member's index changes as they arrive.
+//!
+//! Scans and applied batches take the folder's lock in turn, so a scan
+//! never sees a file the puller is halfway through installing.
+
+use crate::apply::{self, ApplyError, FETCH_AHEAD};
+use crate::blocklist::Entry;
+use crate::chunk::Hash;
+use crate::decide::{decide, Action};
+use crate::errors::{About, Errors};
+use crate::index::{FileInfo, Index};
+use crate::path::RelPath;
+use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
+use crate::scan::{ignores, is_ignored, scan, Hold};
+use crate::service::{Inner, Status};
+use crate::source::{MemberBlocks, TIMEOUT};
+use crate::vv::VersionVector;
+use cloudy_overlay::{PeerId, StreamProtocol};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use notify::Watcher;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// A running folder.
+pub(crate) struct Running {
+    pub index: Index,
+    seq: watch::Sender<u64>,
+    lock: tokio::sync::Mutex<()>,
+    status: Mutex<Status>,
+    /// Outstanding errors, each cleared once it no longer applies.
+    errors: Errors,
+    /// Block bytes downloaded from members.
+    downloaded: Arc<std::sync::atomic::AtomicU64>,
+    /// Block bytes served to members.
+    pub uploaded: std::sync::atomic::AtomicU64,
+    /// The version of each path each member last announced, so a file's
+    /// blocks can be asked of every member that has that very version.
+    announced: Mutex<HashMap<RelPath, HashMap<PeerId, VersionVector>>>,
+    /// Woken when the member list changed (subscriptions start at once).
+    members_changed: tokio::sync::Notify,
+    /// Bumped when the owner changed the member list: sessions it serves
+    /// send the new list at once, so members learn of an admitted peer
+    /// without waiting for their session to start over.
+    roster: watch::Sender<u64>,
+    /// Bumped to make every subscription start over from what the index
+    /// says (after the ignore patterns changed).
+    resubscribe: watch::Sender<u64>,
+    pub cancel: CancellationToken,
+}
+
+impl Running {
+    /// Its status, with fresh totals.
+    pub(crate) fn status(&self) -> Status {
+        let mut st = self.status.lock().expect("status lock").clone();
+        st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
+        st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
+        st.errors = self.errors.messages();
+        // A folder with outstanding errors is not in sync, whatever the
+        // last batch said.
+        if st.state == "in sync" && !st.errors.is_empty() {
+            st.state = format!("out of sync: {} errors (see errors)", st.errors.len());
+        }
+        st.sequence = self.index.max_sequence().unwrap_or(0);
+        st.applied = self.index.peers_seen().unwrap_or_default();
+        if let Ok(all) = self.index.all() {
+            let live: Vec<&FileInfo> = all.iter().filter(|f| !f.deleted).collect();
+            st.files = live.len() as u64;
+            st.bytes = live.iter().map(|f| f.size).sum();
+        }
+        st
+    }
+
+    fn set_state(&self, state: &str) {
+        self.status.lock().expect("status lock").state = state.to_string();
+    }
+
+    fn error(&self, about: About, e: String) {
+        self.errors.set(about, e);
+    }
+
+    /// Records what `peer` announced.
+    fn note_announced(&self, peer: PeerId, files: &[FileInfo]) {
+        let mut a = self.announced.lock().expect("announced lock");
+        for f in files {
+            let by = a.entry(f.path.clone()).or_default();
+            if f.deleted {
+                by.remove(&peer);
+            } else {
+                by.insert(peer, f.version.clone());
+            }
+        }
+    }
+
+    /// The members that announced exactly `f`'s version.
+    fn holders(&self, f: &FileInfo) -> Vec<PeerId> {
+        let a = self.announced.lock().expect("announced lock");
+        a.get(&f.path)
+            .map(|by| by.iter().filter(|(_, v)| **v == f.version).map(|(p, _)| *p).collect())
+            .unwrap_or_default()
+    }
+
+    /// Notified when the local index changes.
+    pub(crate) fn watch_seq(&self) -> watch::Receiver<u64> {
+        self.seq.subscribe()
+    }
+
+    /// Changes of the member list made here (by the owner).
+    pub(crate) fn watch_roster(&self) -> watch::Receiver<u64> {
+        self.roster.subscribe()
+    }
+
+    /// The owner changed the member list.
+    pub(crate) fn roster_changed(&self) {
+        self.roster.send_modify(|g| *g += 1);
+    }
+
+    fn changed(&self) {
+        if let Ok(s) = self.index.max_sequence() {
+            self.seq.send_replace(s);
+        }
+    }
+
+    /// The bytes of a block found in the folder, checked against its hash.
+    pub(crate) async fn read_block(&self, root: &Path, hash: &[u8; 32]) -> Option<Vec<u8>> {
+        let (path, offset, size) = self.index.find_block(hash).ok()??;
+        let file = path.under(root);
+        let hash = *hash;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(file).ok()?;
+            let mut buf = vec![0u8; size as usize];
+            f.read_exact_at(&mut buf, offset).ok()?;
+            (*blake3::hash(&buf).as_bytes() == hash).then_some(buf)
+        })
+        .await
+        .ok()?
+    }
+}
+
+/// Starts folder `id` with its index.
+pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running> {
+    let seq = index.max_sequence().unwrap_or(0);
+    let running = Arc::new(Running {
+        index,
+        seq: watch::channel(seq).0,
+        lock: tokio::sync::Mutex::new(()),
+        status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
+        errors: Errors::default(),
+        downloaded: Default::default(),
+        uploaded: Default::default(),
+        announced: Default::default(),
+        members_changed: Default::default(),
+        roster: watch::Sender::new(0),
+        resubscribe: watch::channel(0).0,
+        cancel: inner.tasks.cancel().child_token(),
+    });
+    inner.tasks.spawn("sync scanner", scanner::scanner(inner.clone(), id.clone(), running.clone()));
+    let tasks = inner.tasks.clone();
+    tasks.spawn("sync subscriptions", subscriptions::members(inner, id, running.clone()));
+    running
+}
+
+fn root_of(inner: &Inner, id: &str) -> Option<PathBuf> {
+    inner.folders.get(id).map(|f| f.path)
+}
+
+mod batch;
+mod scanner;
+mod subscriptions;
