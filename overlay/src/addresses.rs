@@ -12,7 +12,6 @@
 //! here), so QUIC is tried first and TCP only when
 //! it fails.
 
-use crate::local::is_quic;
 use libp2p::core::{transport::PortUse, Endpoint};
 use libp2p::swarm::{
     dummy, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
@@ -106,6 +105,11 @@ impl NetworkBehaviour for Behaviour {
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         Poll::Pending
     }
+}
+
+/// Whether the address is a QUIC one.
+pub(crate) fn is_quic(a: &Multiaddr) -> bool {
+    a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1))
 }
 
 #[cfg(test)]

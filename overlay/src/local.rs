@@ -76,8 +76,3 @@ fn is_unspecified(a: &Multiaddr) -> bool {
         _ => false,
     })
 }
-
-/// Whether the address is a QUIC one.
-pub(crate) fn is_quic(a: &Multiaddr) -> bool {
-    a.iter().any(|p| matches!(p, Protocol::QuicV1))
-}

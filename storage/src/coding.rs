@@ -31,6 +31,21 @@ pub struct Params {
 pub const MAX_SEGMENT: u32 = 8 << 20;
 
 impl Params {
+    /// The root record of a file of `size` bytes under these parameters,
+    /// before its hashes are known (zeros): enough for sizes and share
+    /// lengths.
+    pub fn unsealed(&self, size: u64) -> RootRecord {
+        RootRecord {
+            codec: crate::erasure::Codec::ReedSolomon,
+            k: self.k,
+            n: self.n,
+            segment_size: self.segment_size,
+            size,
+            ciphertext_hash: [0; 32],
+            share_roots: vec![[0; 32]; self.n as usize],
+        }
+    }
+
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), CodingError> {
         if self.k == 0 || self.k > self.n {
@@ -64,7 +79,7 @@ impl Encoder {
     /// Starts encoding a file of `size` bytes under `key`.
     pub fn new(key: [u8; 32], p: Params, size: u64) -> Result<Self, CodingError> {
         p.validate()?;
-        let record = RootRecord::unsealed(p, size);
+        let record = p.unsealed(size);
         Ok(Encoder {
             key,
             coder: Coder::new(Codec::ReedSolomon, p.k as usize, p.n as usize)?,

@@ -44,20 +44,6 @@ pub struct RootRecord {
 }
 
 impl RootRecord {
-    /// The record of a file of `size` bytes under `p`, before its hashes
-    /// are known (zeros): enough for sizes and share lengths.
-    pub fn unsealed(p: crate::coding::Params, size: u64) -> RootRecord {
-        RootRecord {
-            codec: Codec::ReedSolomon,
-            k: p.k,
-            n: p.n,
-            segment_size: p.segment_size,
-            size,
-            ciphertext_hash: [0; 32],
-            share_roots: vec![[0; 32]; p.n as usize],
-        }
-    }
-
     /// Number of segments.
     pub fn segments(&self) -> u64 {
         self.size.div_ceil(self.segment_size as u64).max(1)

@@ -10,8 +10,8 @@
 //!   store is untouched.
 
 use crate::protocol::{read_frame, write_frame, ErrorKind, ProtocolError, Request, Response};
+use crate::store::now_secs;
 use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
-use crate::upkeep::now_secs;
 use futures::{AsyncRead, AsyncWrite};
 use std::sync::Arc;
 

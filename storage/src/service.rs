@@ -5,7 +5,7 @@
 use crate::client::{META_FREE, SERVICE};
 use crate::protocol::PROTOCOL;
 use crate::server::{collect_garbage, serve, SharedStore};
-use crate::upkeep::now_secs;
+use crate::store::now_secs;
 use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, StreamProtocol};
 use std::time::Duration;

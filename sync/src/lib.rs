@@ -18,6 +18,7 @@
 pub mod apply;
 pub mod blocklist;
 pub mod chunk;
+mod config;
 pub mod conflict;
 pub mod decide;
 mod errors;

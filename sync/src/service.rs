@@ -3,44 +3,19 @@
 //! peer is a member of the folder it asks about; others are refused and
 //! logged).
 
+pub use crate::config::SyncConfig;
 use crate::folders::{parse_invite, Folder, FolderError, Folders};
 use crate::index::{Index, IndexError};
 use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
-use crate::runner::{self, Running};
+pub use crate::runner::Status;
+use crate::runner::{self, Inner, Running};
 use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::AsyncReadExt;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tracing::{debug, warn};
-
-/// Sync settings.
-#[derive(Clone, Copy, Debug)]
-pub struct SyncConfig {
-    /// Full rescan period (the watcher catches changes in between).
-    pub rescan: Duration,
-    /// Quiet time after a filesystem event before scanning.
-    pub debounce: Duration,
-    /// A file modified more recently than this is not indexed yet (it may
-    /// still be being written); the scan is repeated after this long.
-    pub settle: Duration,
-    /// Kept versions older than this are deleted (zero: kept for ever).
-    pub keep_versions: Duration,
-}
-
-impl Default for SyncConfig {
-    fn default() -> Self {
-        SyncConfig {
-            rescan: Duration::from_secs(60),
-            debounce: Duration::from_millis(100),
-            settle: Duration::from_millis(300),
-            keep_versions: Duration::from_secs(30 * 86_400),
-        }
-    }
-}
 
 /// Errors of sync commands.
 #[derive(Debug, thiserror::Error)]
@@ -94,48 +69,6 @@ pub enum SyncError {
     /// The protocol is already served on this node.
     #[error("the sync protocol is already being served")]
     AlreadyServing,
-}
-
-/// How a folder is doing.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
-pub struct Status {
-    /// `scanning`, `syncing`, `in sync`, `waiting for admission`,
-    /// `paused: …` or `error: …`.
-    pub state: String,
-    /// Files in the local index (not deleted).
-    pub files: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Files still to fetch in the batch being applied.
-    pub need_files: u64,
-    /// Their bytes.
-    pub need_bytes: u64,
-    /// Block bytes downloaded from members since the node started (blocks
-    /// found in local files are copied, not downloaded).
-    #[serde(default)]
-    pub downloaded: u64,
-    /// Block bytes served to members since the node started.
-    #[serde(default)]
-    pub uploaded: u64,
-    /// The local index's sequence (it grows with every change here).
-    #[serde(default)]
-    pub sequence: u64,
-    /// Per member, how far its index (its `sequence`) is applied here.
-    #[serde(default)]
-    pub applied: std::collections::BTreeMap<String, u64>,
-    /// Recent per-file errors.
-    pub errors: Vec<String>,
-}
-
-pub(crate) struct Inner {
-    pub overlay: Handle,
-    pub me: String,
-    pub member: u64,
-    pub dir: PathBuf,
-    pub folders: Folders,
-    pub running: Mutex<HashMap<String, Arc<Running>>>,
-    pub cfg: SyncConfig,
-    pub tasks: Tasks,
 }
 
 /// Sync sessions served at once (index subscriptions and block requests

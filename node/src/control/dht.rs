@@ -13,7 +13,7 @@
 //!   of a raw CIDv1 in IPFS terms), so other libp2p implementations can
 //!   compute it.
 
-use super::server::{unavailable, ApiError, Shared};
+use super::state::{unavailable, ApiError, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

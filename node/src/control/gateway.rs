@@ -3,7 +3,7 @@
 //! file back (with Content-Length, so a cut transfer is detectable).
 
 use super::api::Stored;
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

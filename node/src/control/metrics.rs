@@ -3,7 +3,7 @@
 //! read from their counters and status at each scrape into a fresh
 //! registry, so they cost nothing between scrapes.
 
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,37 +12,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
-/// Grid requests made through this node's API (the CLI's `put` and `get`,
-/// the HTTP gateway), by outcome.
-#[derive(Debug, Default)]
-pub struct RequestCounters {
-    /// Successful puts.
-    pub puts: AtomicU64,
-    /// Failed puts.
-    pub put_errors: AtomicU64,
-    /// Successful gets (a whole file or a range).
-    pub gets: AtomicU64,
-    /// Failed gets.
-    pub get_errors: AtomicU64,
-    /// Repairs asked for by hand (`cloudy-p2p repair`).
-    pub repairs: AtomicU64,
-}
-
-impl RequestCounters {
-    /// Counts a put's outcome.
-    pub fn put<T, E>(&self, r: &Result<T, E>) {
-        let c = if r.is_ok() { &self.puts } else { &self.put_errors };
-        c.fetch_add(1, Relaxed);
-    }
-
-    /// Counts a get's outcome.
-    pub fn get<T, E>(&self, r: &Result<T, E>) {
-        let c = if r.is_ok() { &self.gets } else { &self.get_errors };
-        c.fetch_add(1, Relaxed);
-    }
-}
+pub use super::state::RequestCounters;
 
 /// A counter family set to `values` (totals kept elsewhere).
 fn counters(reg: &mut Registry, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {

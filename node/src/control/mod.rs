@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+mod community;
 pub mod dht;
 mod gateway;
 pub mod metrics;
@@ -10,6 +11,7 @@ mod range;
 mod sync;
 pub use sync::ConflictCache;
 pub mod server;
+mod state;
 mod streams;
 pub mod ui;
 mod upkeep;

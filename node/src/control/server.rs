@@ -1,66 +1,18 @@
 //! The control API server (axum), bound to a local address and guarded by
-//! the token in `api.token`. Reads come from the overlay's snapshot; writes
-//! go through `overlay::Handle`.
+//! the token in `api.token`: the routes and the guard. The handlers live
+//! by subject (`community`, `gateway`, `sync`, `streams`, `vod`, `dht`,
+//! `upkeep`, `metrics`, `ui`); what they share is in `state`.
 
-use super::api::{Announce, ErrorBody, MemberCounts, PeerRow, ServiceRow, Status};
-use crate::announcements::Announcements;
-use axum::extract::{Path, Query, Request, State};
+use super::community::{announce, peer, peers, services, shutdown, status, withdraw};
+pub use super::state::ApiState;
+use super::state::Shared;
+use super::state::{constant_time_eq, ApiError};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use cloudy_overlay::{MemberState, PeerId, PeerView};
-use serde::Deserialize;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// What the handlers share.
-#[derive(Debug)]
-pub struct ApiState {
-    /// The overlay.
-    pub overlay: cloudy_overlay::Handle,
-    /// The expected bearer token.
-    pub token: String,
-    /// When the node started.
-    pub started: Instant,
-    /// Cancelled by `POST /v1/shutdown`.
-    pub shutdown: CancellationToken,
-    /// The API's tasks (downloads it serves).
-    pub tasks: cloudy_overlay::tasks::Tasks,
-    /// Services announced through the API, persisted in the home.
-    pub announcements: Announcements,
-    /// The storage grid client.
-    pub storage: cloudy_storage::client::Client,
-    /// Folder sync.
-    pub sync: cloudy_sync::service::SyncService,
-    /// Live channels.
-    pub streams: cloudy_streaming::service::Streaming,
-    /// Video on demand.
-    pub vod: cloudy_streaming::vod::service::Vod,
-    /// Upkeep of maintained files.
-    pub upkeep: cloudy_storage::upkeep::Upkeep,
-    /// Put uploads on the maintained list.
-    pub maintain_uploads: bool,
-    /// Where uploads are spooled before encoding.
-    pub spool: std::path::PathBuf,
-    /// Grid requests counted for the metrics.
-    pub requests: Arc<super::metrics::RequestCounters>,
-    /// Conflict copies found in shared folders, reused for a few seconds.
-    pub conflicts: super::ConflictCache,
-}
-
-pub(crate) type Shared = Arc<ApiState>;
-
-pub(crate) struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
-    }
-}
+use axum::Router;
 
 /// The routes of the API (see [`super::api`]).
 pub fn router(state: Shared) -> Router {
@@ -152,143 +104,4 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
         }
     }
     next.run(req).await
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(crate) async fn status(State(s): State<Shared>) -> Json<Status> {
-    let snap = s.overlay.snapshot();
-    let me = s.overlay.local_peer_id();
-    let listen_addrs = snap
-        .local
-        .listen_addrs
-        .iter()
-        .map(|a| a.clone().with_p2p(me).map_or_else(|a| a.to_string(), |a| a.to_string()))
-        .collect();
-    Json(Status {
-        peer_id: me.to_string(),
-        listen_addrs,
-        zone: snap.local.zone.clone(),
-        members: MemberCounts {
-            alive: snap.count(MemberState::Alive),
-            suspect: snap.count(MemberState::Suspect),
-            failed: snap.count(MemberState::Failed),
-            left: snap.count(MemberState::Left),
-        },
-        uptime_secs: s.started.elapsed().as_secs(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        coord: snap.local.coordinate.as_ref().map(plane),
-    })
-}
-
-fn peer_row(v: &PeerView) -> PeerRow {
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    PeerRow {
-        peer_id: v.peer.to_string(),
-        addrs: v.addrs.iter().map(|a| a.to_string()).collect(),
-        state: v.state.to_string(),
-        rtt_ms: v.rtt_measured.map(ms),
-        est_rtt_ms: v.rtt_estimated.map(ms),
-        availability: (v.observed.as_secs() >= super::api::AVAILABILITY_AFTER_SECS)
-            .then(|| v.seen_up.as_secs_f64() / v.observed.as_secs_f64()),
-        observed_secs: v.observed.as_secs(),
-        failures: v.failures,
-        zone: v.zone.clone(),
-        score: v.score,
-        connected: v.connected,
-        last_heard_ms: v.last_heard_ago.as_millis() as u64,
-        services: v.services.keys().cloned().collect(),
-        coord: v.coordinate.as_ref().map(plane),
-    }
-}
-
-/// A coordinate's first two components, in ms.
-fn plane(c: &cloudy_overlay::scoring::vivaldi::Coordinate) -> [f64; 2] {
-    [c.vec[0] * 1000.0, c.vec[1] * 1000.0]
-}
-
-pub(crate) async fn peers(State(s): State<Shared>) -> Json<Vec<PeerRow>> {
-    Json(s.overlay.snapshot().ranked().into_iter().map(peer_row).collect())
-}
-
-async fn peer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<PeerRow>, ApiError> {
-    let peer = PeerId::from_str(&id).map_err(|e| {
-        ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a valid peer id: {e}"))
-    })?;
-    let snap = s.overlay.snapshot();
-    let view = snap.peers.get(&peer).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("unknown peer {peer}: not a member of this community"),
-        )
-    })?;
-    Ok(Json(peer_row(view)))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ServicesQuery {
-    pub(crate) name: Option<String>,
-}
-
-pub(crate) async fn services(
-    State(s): State<Shared>,
-    Query(q): Query<ServicesQuery>,
-) -> Json<Vec<ServiceRow>> {
-    let rows = s
-        .overlay
-        .snapshot()
-        .providers(q.name.as_deref())
-        .into_iter()
-        .map(|(name, p)| ServiceRow {
-            internal: super::api::is_internal(&name),
-            name,
-            peer_id: p.peer.to_string(),
-            local: p.local,
-            score: p.score,
-            meta: p.meta,
-            addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
-        })
-        .collect();
-    Json(rows)
-}
-
-pub(crate) fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-}
-
-async fn announce(
-    State(s): State<Shared>,
-    Json(req): Json<Announce>,
-) -> Result<StatusCode, ApiError> {
-    req.validate().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    s.overlay.announce(&req.name, req.meta.clone()).await.map_err(unavailable)?;
-    s.announcements
-        .insert(req.name, req.meta)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn withdraw(
-    State(s): State<Shared>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    if !s.overlay.withdraw(&name).await.map_err(unavailable)? {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("service {name:?} is not announced by this node"),
-        ));
-    }
-    s.announcements
-        .remove(&name)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn shutdown(State(s): State<Shared>) -> StatusCode {
-    s.shutdown.cancel();
-    StatusCode::ACCEPTED
 }

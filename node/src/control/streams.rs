@@ -2,7 +2,7 @@
 //! player opens.
 
 use super::api::{CreateChannel, CHANNEL_HEADER};
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};

@@ -1,7 +1,7 @@
 //! `/v1/sync`: shared folders.
 
 use super::api::{AddFolder, Admit, FolderRow, JoinFolder};
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

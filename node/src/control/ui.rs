@@ -16,7 +16,7 @@
 //! - `GET /ui/overview` is everything the page shows, as JSON;
 //!   `GET /ui/events` streams it (server-sent events) when it changes.
 
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -61,7 +61,7 @@ pub fn is_public(path: &str) -> bool {
 /// Whether `headers` carry this node's session cookie.
 pub(crate) fn logged_in(s: &Shared, headers: &HeaderMap) -> bool {
     session_cookie(headers).is_some_and(|c| {
-        super::server::constant_time_eq(c.as_bytes(), session_value(&s.token).as_bytes())
+        super::state::constant_time_eq(c.as_bytes(), session_value(&s.token).as_bytes())
     })
 }
 
@@ -83,7 +83,7 @@ pub(crate) struct LoginForm {
 }
 
 pub(crate) async fn login(State(s): State<Shared>, Form(f): Form<LoginForm>) -> Response {
-    if !super::server::constant_time_eq(f.token.trim().as_bytes(), s.token.as_bytes()) {
+    if !super::state::constant_time_eq(f.token.trim().as_bytes(), s.token.as_bytes()) {
         let page = login_page("That is not this node's API token.");
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
@@ -133,11 +133,11 @@ async fn overview_json(s: &Shared) -> Result<String, ApiError> {
     let st = || State(s.clone());
     let store = s.storage.local_store();
     let o = Overview {
-        status: super::server::status(st()).await.0,
-        peers: super::server::peers(st()).await.0,
-        services: super::server::services(
+        status: super::community::status(st()).await.0,
+        peers: super::community::peers(st()).await.0,
+        services: super::community::services(
             st(),
-            axum::extract::Query(super::server::ServicesQuery { name: None }),
+            axum::extract::Query(super::community::ServicesQuery { name: None }),
         )
         .await
         .0,

@@ -1,7 +1,7 @@
 //! `/v1/maintained`: the files this node keeps healthy on its own.
 
 use super::api::{CapBody, Changed, MaintainedRow};
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

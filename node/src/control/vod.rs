@@ -2,7 +2,7 @@
 //! player can seek.
 
 use super::api::{PublishVideo, Published, Videos};
-use super::server::{ApiError, Shared};
+use super::state::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -80,7 +80,7 @@ impl Client {
         }
         let key = key.unwrap_or_else(rand::random);
         let si = storage_index(&key);
-        let len = share_len(&RootRecord::unsealed(p, size));
+        let len = share_len(&p.unsealed(size));
         let placed = plan(&si, &self.servers(), p.n, len, opts.happy)?;
         let mut failures = Vec::new();
         let uploads = self.open_uploads(&si, len, &placed, &mut failures).await;

@@ -305,3 +305,8 @@ impl Expect {
 
 #[cfg(test)]
 mod tests;
+
+/// Seconds since the Unix epoch (lease times).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

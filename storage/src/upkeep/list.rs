@@ -7,7 +7,6 @@ use crate::capability::{Cap, VerifyCap};
 use cloudy_overlay::PeerId;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Errors of the list.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +41,7 @@ pub struct Maintained {
     path: String,
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+pub use crate::store::now_secs;
 
 const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS maintained (

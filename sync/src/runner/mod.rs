@@ -8,19 +8,23 @@
 use crate::apply::{self, ApplyError, FETCH_AHEAD};
 use crate::blocklist::Entry;
 use crate::chunk::Hash;
+use crate::config::SyncConfig;
 use crate::decide::{decide, Action};
 use crate::errors::{About, Errors};
+use crate::folders::Folders;
 use crate::index::{FileInfo, Index};
 use crate::path::RelPath;
 use crate::protocol::{recv, send, Request, Response, WireFile, PROTOCOL};
 use crate::scan::{ignores, is_ignored, scan, Hold};
-use crate::service::{Inner, Status};
 use crate::source::{MemberBlocks, TIMEOUT};
 use crate::vv::VersionVector;
+use cloudy_overlay::tasks::Tasks;
+use cloudy_overlay::Handle;
 use cloudy_overlay::{PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use notify::Watcher;
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,49 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// The sync service's shared state: the folder list and the folders at work.
+pub(crate) struct Inner {
+    pub overlay: Handle,
+    pub me: String,
+    pub member: u64,
+    pub dir: PathBuf,
+    pub folders: Folders,
+    pub running: Mutex<HashMap<String, Arc<Running>>>,
+    pub cfg: SyncConfig,
+    pub tasks: Tasks,
+}
+
+/// How a folder is doing.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Status {
+    /// `scanning`, `syncing`, `in sync`, `waiting for admission`,
+    /// `paused: …` or `error: …`.
+    pub state: String,
+    /// Files in the local index (not deleted).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files still to fetch in the batch being applied.
+    pub need_files: u64,
+    /// Their bytes.
+    pub need_bytes: u64,
+    /// Block bytes downloaded from members since the node started (blocks
+    /// found in local files are copied, not downloaded).
+    #[serde(default)]
+    pub downloaded: u64,
+    /// Block bytes served to members since the node started.
+    #[serde(default)]
+    pub uploaded: u64,
+    /// The local index's sequence (it grows with every change here).
+    #[serde(default)]
+    pub sequence: u64,
+    /// Per member, how far its index (its `sequence`) is applied here.
+    #[serde(default)]
+    pub applied: std::collections::BTreeMap<String, u64>,
+    /// Recent per-file errors.
+    pub errors: Vec<String>,
+}
 
 /// A running folder.
 pub(crate) struct Running {
