@@ -117,7 +117,10 @@ async fn main() {
     let start = Instant::now();
     loop {
         let rows = c1.folders().await.unwrap_or_default();
-        if rows.first().is_some_and(|r| r.members.len() == 2 && r.status.state == "in sync") {
+        if rows
+            .first()
+            .is_some_and(|r| r.members.len() == 2 && r.status.state.to_string() == "in sync")
+        {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "the folders never connected");

@@ -236,6 +236,57 @@ async fn a_holder_that_goes_silent_mid_transfer_is_not_waited_on() {
     g.cancel.cancel();
 }
 
+/// A writer that stops taking bytes for a while once, as a video player
+/// that pauses.
+struct Pausing {
+    out: Vec<u8>,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    after: usize,
+}
+
+impl tokio::io::AsyncWrite for Pausing {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.out.len() >= self.after {
+            if let Some(p) = self.pause.as_mut() {
+                std::task::ready!(std::future::Future::poll(p.as_mut(), cx));
+                self.pause = None;
+            }
+        }
+        self.out.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_pauses_does_not_make_the_holders_look_silent() {
+    let g = grid(5).await;
+    let f = file(2_000_000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    // The player stops reading for longer than the shortest tolerated
+    // silence; the holders kept answering, so none may be dropped.
+    let pause = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3)));
+    let mut out = Pausing { out: Vec::new(), pause: Some(pause), after: 1_450_000 };
+    g.clients[4].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out.out, std::fs::read(f.path()).unwrap());
+    g.cancel.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capability_with_a_changed_hash_or_size_says_so_first() {
     let g = grid(5).await;
@@ -255,7 +306,7 @@ async fn a_capability_with_a_changed_hash_or_size_says_so_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upkeep_repairs_after_a_holder_is_killed() {
-    use cloudy_storage::upkeep::{self, Maintained, UpkeepConfig};
+    use cloudy_storage::upkeep::{self, Health, Maintained, UpkeepConfig};
     let mut g = grid(6).await;
     let f = file(200_000);
     let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
@@ -276,7 +327,7 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
         &Tasks::new("test", g.cancel.clone()),
     );
     assert!(up.add(&vcap).unwrap());
-    let wait_status = |want: &'static str| {
+    let wait_status = |want: Health| {
         let up = up.clone();
         async move {
             for _ in 0..300 {
@@ -290,14 +341,14 @@ async fn upkeep_repairs_after_a_holder_is_killed() {
         }
     };
     // The new file is checked soon after it is added.
-    let first = wait_status("healthy").await;
+    let first = wait_status(Health::Healthy).await;
     assert_eq!(first.good, Some(5));
     // Kill a holder (not node 0): upkeep notices, checks and repairs.
     let ids: Vec<_> = g.net.nodes.iter().map(|n| n.handle.local_peer_id()).collect();
     let victim = (1..ids.len()).find(|i| first.holders.contains(&ids[*i])).unwrap();
     g.net.nodes.remove(victim).crash().await;
     g.clients.remove(victim);
-    let after = wait_status("repaired").await;
+    let after = wait_status(Health::Repaired).await;
     assert_eq!(after.good, Some(5));
     assert!(!after.holders.contains(&ids[victim]));
     let report = g.clients[0].check(&vcap, true).await.unwrap();

@@ -3,6 +3,7 @@
 
 use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, TestNet};
+use cloudy_sync::folder_state::FolderState;
 use cloudy_sync::service::{SyncConfig, SyncService};
 use std::path::Path;
 use std::time::Duration;
@@ -197,7 +198,7 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     for (who, sync) in [("a", &m[0].sync), ("b", &_b)] {
         until(&format!("{who} in sync without errors"), || {
             let st = &sync.list()[0].1;
-            st.state == "in sync" && st.errors.is_empty()
+            st.state == FolderState::InSync && st.errors.is_empty()
         })
         .await;
     }
@@ -291,7 +292,8 @@ async fn a_full_disk_pauses_the_folder_keeps_the_old_file_and_resumes() {
     disk.fill(100_000);
     let new: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
     std::fs::write(ap.join("doc.bin"), &new).unwrap();
-    until("the folder to pause", || b.list()[0].1.state.starts_with("paused: disk full")).await;
+    until("the folder to pause", || matches!(b.list()[0].1.state, FolderState::DiskFull { .. }))
+        .await;
     assert_eq!(read(&bp.join("doc.bin")).as_ref(), Some(&old), "the good old file stays");
     let temps = std::fs::read_dir(&bp)
         .unwrap()

@@ -92,8 +92,10 @@ fn services(s: &Shared) -> Registry {
     counters(&mut reg, "storage_repairs", "Files repaired, by who asked", "trigger", &repairs);
     let mut by_status: Vec<(String, u64)> = Vec::new();
     for e in s.upkeep.list().all().unwrap_or_default() {
-        let status =
-            if e.status.starts_with("error") { "error".to_string() } else { e.status.clone() };
+        let status = match &e.status {
+            cloudy_storage::upkeep::Health::Error(_) => "error".to_string(),
+            other => other.to_string(),
+        };
         match by_status.iter_mut().find(|(k, _)| *k == status) {
             Some((_, n)) => *n += 1,
             None => by_status.push((status, 1)),

@@ -35,7 +35,7 @@ pub(super) async fn list(State(s): State<Shared>) -> Result<Json<Vec<MaintainedR
                 added: e.added,
                 checked: e.checked,
                 good_shares: e.good,
-                status: e.status,
+                status: e.status.to_string(),
             })
             .collect(),
     ))

@@ -138,19 +138,24 @@ async fn run(
     let mut asked = segments.start;
     let meter = conn.meter();
     let silence = holder.silence();
+    // One watch for the whole share (not one per block: a timer and a
+    // subscription per block cost measurable CPU at 100 MB/s).
+    let mut abandon = std::pin::pin!(holder.abandon(meter.as_ref(), silence));
     for segment in segments.clone() {
         while asked < segments.end && asked < segment + WINDOW {
             conn.send(Request::Get { si, share, segment: asked }, &mut queued)
                 .await
                 .map_err(|e| e.to_string())?;
-            if let Some(m) = &meter {
-                m.touch();
-            }
             asked += 1;
+        }
+        // The silence counts from here: time spent waiting for the
+        // decoder (a slow player downstream) is not the holder's.
+        if let Some(m) = &meter {
+            m.touch();
         }
         let answer = tokio::select! {
             r = conn.recv(&mut queued) => r.map_err(|e| e.to_string())?,
-            why = holder.abandon(meter.as_ref(), silence) => return Err(why),
+            why = &mut abandon => return Err(why),
         };
         let block = match answer {
             Response::Block(b) => b,

@@ -17,6 +17,52 @@ pub struct ListError {
 }
 
 /// One maintained file.
+/// The outcome of a maintained file's last check, kept in the list as the
+/// text [`fmt::Display`] writes (`healthy`, `error: …`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked yet.
+    Unchecked,
+    /// All n shares present.
+    Healthy,
+    /// Shares were missing and were regenerated.
+    Repaired,
+    /// Fewer than n shares but recoverable (within the tolerance, or a
+    /// repair fell short).
+    Degraded,
+    /// Fewer than k shares: the file cannot be rebuilt.
+    Unrecoverable,
+    /// The check or repair could not run.
+    Error(String),
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Health::Unchecked => f.write_str("unchecked"),
+            Health::Healthy => f.write_str("healthy"),
+            Health::Repaired => f.write_str("repaired"),
+            Health::Degraded => f.write_str("degraded"),
+            Health::Unrecoverable => f.write_str("unrecoverable"),
+            Health::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+impl Health {
+    /// Reads what [`std::fmt::Display`] wrote (unknown text is an error).
+    fn parse(s: &str) -> Health {
+        match s {
+            "unchecked" => Health::Unchecked,
+            "healthy" => Health::Healthy,
+            "repaired" => Health::Repaired,
+            "degraded" => Health::Degraded,
+            "unrecoverable" => Health::Unrecoverable,
+            s => Health::Error(s.strip_prefix("error: ").unwrap_or(s).to_string()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     /// Its verify capability.
@@ -27,9 +73,8 @@ pub struct Entry {
     pub checked: Option<u64>,
     /// Good shares at the last check (after any repair).
     pub good: Option<u8>,
-    /// Outcome of the last check: `unchecked`, `healthy`, `repaired`,
-    /// `degraded`, `unrecoverable` or `error: …`.
-    pub status: String,
+    /// Outcome of the last check.
+    pub status: Health,
     /// Servers that held shares at the last check.
     pub holders: Vec<PeerId>,
 }
@@ -130,7 +175,7 @@ impl Maintained {
                 added: added as u64,
                 checked: checked.map(|c| c as u64),
                 good: good.map(|g| g as u8),
-                status,
+                status: Health::parse(&status),
                 holders: holders.split_whitespace().filter_map(|p| p.parse().ok()).collect(),
             });
         }
@@ -142,7 +187,7 @@ impl Maintained {
         &self,
         cap: &VerifyCap,
         good: Option<u8>,
-        status: &str,
+        status: &Health,
         holders: &[PeerId],
     ) -> Result<(), ListError> {
         let holders: Vec<String> = holders.iter().map(|p| p.to_string()).collect();
@@ -153,7 +198,7 @@ impl Maintained {
                 Cap::Verify(cap.clone()).to_string(),
                 now_secs() as i64,
                 good.map(i64::from),
-                status,
+                status.to_string(),
                 holders.join(" ")
             ],
         )
@@ -180,19 +225,19 @@ mod tests {
             assert!(list.add(&cap(1)).unwrap());
             assert!(!list.add(&cap(1)).unwrap(), "adding twice is a no-op");
             assert!(list.add(&cap(2)).unwrap());
-            list.record(&cap(1), Some(4), "degraded", &[peer]).unwrap();
+            list.record(&cap(1), Some(4), &Health::Degraded, &[peer]).unwrap();
         }
         let list = Maintained::open(&path).unwrap();
         let all = list.all().unwrap();
         assert_eq!(all.len(), 2);
         let one = all.iter().find(|e| e.cap == cap(1)).unwrap();
         assert_eq!(
-            (one.good, one.status.as_str(), one.holders.clone()),
-            (Some(4), "degraded", vec![peer])
+            (one.good, &one.status, one.holders.clone()),
+            (Some(4), &Health::Degraded, vec![peer])
         );
         assert!(one.checked.is_some());
         let two = all.iter().find(|e| e.cap == cap(2)).unwrap();
-        assert_eq!((two.checked, two.status.as_str()), (None, "unchecked"));
+        assert_eq!((two.checked, &two.status), (None, &Health::Unchecked));
         assert!(list.remove(&cap(2)).unwrap());
         assert!(!list.remove(&cap(2)).unwrap());
         assert_eq!(list.all().unwrap().len(), 1);

@@ -19,7 +19,7 @@
 
 mod list;
 
-pub use list::{now_secs, Entry, ListError, Maintained};
+pub use list::{now_secs, Entry, Health, ListError, Maintained};
 
 use crate::client::Client;
 use cloudy_overlay::tasks::Tasks;
@@ -170,7 +170,7 @@ async fn pass(client: &Client, up: &Upkeep, cfg: UpkeepConfig, select: impl Fn(&
     };
     for e in entries.into_iter().filter(|e| select(e)) {
         let (good, status, holders) = upkeep_one(client, &e, cfg.tolerance).await;
-        if status == "repaired" {
+        if status == Health::Repaired {
             up.repairs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         // Keep the file's leases running while it is maintained.
@@ -186,11 +186,11 @@ async fn upkeep_one(
     client: &Client,
     e: &Entry,
     tolerance: u8,
-) -> (Option<u8>, String, Vec<PeerId>) {
+) -> (Option<u8>, Health, Vec<PeerId>) {
     let si = hex::encode(e.cap.storage_index);
     let report = match client.check(&e.cap, false).await {
         Ok(r) => r,
-        Err(err) => return (None, format!("error: {err}"), Vec::new()),
+        Err(err) => return (None, Health::Error(err.to_string()), Vec::new()),
     };
     let holders = |r: &crate::client::Report| -> Vec<PeerId> {
         let set: HashSet<PeerId> = r.good.values().flatten().copied().collect();
@@ -198,12 +198,12 @@ async fn upkeep_one(
     };
     let good = report.good_shares() as u8;
     if good + tolerance >= e.cap.n {
-        let status = if good == e.cap.n { "healthy" } else { "degraded" };
-        return (Some(good), status.into(), holders(&report));
+        let status = if good == e.cap.n { Health::Healthy } else { Health::Degraded };
+        return (Some(good), status, holders(&report));
     }
     if !report.recoverable() {
         warn!(target: "cloudy::_events::upkeep", si = %si, good, k = e.cap.k, "file unrecoverable: too few shares left");
-        return (Some(good), "unrecoverable".into(), holders(&report));
+        return (Some(good), Health::Unrecoverable, holders(&report));
     }
     match client.repair(&e.cap).await {
         Ok(r) => {
@@ -215,10 +215,13 @@ async fn upkeep_one(
             for f in &r.failures {
                 warn!(si = %si, "upkeep repair: {f}");
             }
-            let status =
-                if r.failures.is_empty() && after >= e.cap.n { "repaired" } else { "degraded" };
-            (Some(after), status.into(), all)
+            let status = if r.failures.is_empty() && after >= e.cap.n {
+                Health::Repaired
+            } else {
+                Health::Degraded
+            };
+            (Some(after), status, all)
         }
-        Err(err) => (Some(good), format!("error: {err}"), holders(&report)),
+        Err(err) => (Some(good), Health::Error(err.to_string()), holders(&report)),
     }
 }

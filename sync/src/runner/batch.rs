@@ -82,7 +82,7 @@ pub(super) async fn apply_batch(
     let ig = ignores(&root);
     {
         let mut st = r.status.lock().expect("status lock");
-        st.state = "syncing".into();
+        st.state = FolderState::Syncing;
         st.need_files = infos.iter().filter(|f| !f.deleted).count() as u64;
         st.need_bytes = infos.iter().filter(|f| !f.deleted).map(|f| f.size).sum();
     }
@@ -158,7 +158,7 @@ pub(super) async fn apply_batch(
         }
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
-    r.set_state(if clean { "in sync" } else { "out of sync: see errors" });
+    r.set_state(if clean { FolderState::InSync } else { FolderState::OutOfSync { errors: 0 } });
     // Members subscribed here learn of what was taken or merged (entries
     // taken unchanged skip the member they came from: see
     // `Index::changes_for`).
@@ -218,7 +218,7 @@ fn record(r: &Running, file: &FileInfo, e: ApplyError) -> bool {
     let path = file.path.to_string();
     match e {
         ApplyError::Io { full: true, path, reason } => {
-            r.set_state(&format!("paused: disk full ({path}: {reason})"));
+            r.set_state(FolderState::DiskFull { detail: format!("{path}: {reason}") });
             false
         }
         e @ ApplyError::ChangedHere(_) => {

@@ -11,6 +11,7 @@ use crate::chunk::Hash;
 use crate::config::SyncConfig;
 use crate::decide::{decide, Action};
 use crate::errors::{About, Errors};
+use crate::folder_state::FolderState;
 use crate::folders::Folders;
 use crate::index::{FileInfo, Index};
 use crate::path::RelPath;
@@ -48,9 +49,8 @@ pub(crate) struct Inner {
 /// How a folder is doing.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Status {
-    /// `scanning`, `syncing`, `in sync`, `waiting for admission`,
-    /// `paused: …` or `error: …`.
-    pub state: String,
+    /// What it is doing (written as text in JSON: `"in sync"`, …).
+    pub state: FolderState,
     /// Files in the local index (not deleted).
     pub files: u64,
     /// Their bytes.
@@ -110,10 +110,14 @@ impl Running {
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
         st.errors = self.errors.messages();
-        // A folder with outstanding errors is not in sync, whatever the
-        // last batch said.
-        if st.state == "in sync" && !st.errors.is_empty() {
-            st.state = format!("out of sync: {} errors (see errors)", st.errors.len());
+        // In or out of sync follows the outstanding errors: a folder with
+        // errors is not in sync, whatever the last batch said, and one
+        // whose errors cleared is.
+        if matches!(st.state, FolderState::InSync | FolderState::OutOfSync { .. }) {
+            st.state = match st.errors.len() {
+                0 => FolderState::InSync,
+                errors => FolderState::OutOfSync { errors },
+            };
         }
         st.sequence = self.index.max_sequence().unwrap_or(0);
         st.applied = self.index.peers_seen().unwrap_or_default();
@@ -125,8 +129,8 @@ impl Running {
         st
     }
 
-    fn set_state(&self, state: &str) {
-        self.status.lock().expect("status lock").state = state.to_string();
+    fn set_state(&self, state: FolderState) {
+        self.status.lock().expect("status lock").state = state;
     }
 
     fn error(&self, about: About, e: String) {
@@ -199,7 +203,7 @@ pub(crate) fn start(inner: Arc<Inner>, id: String, index: Index) -> Arc<Running>
         index,
         seq: watch::channel(seq).0,
         lock: tokio::sync::Mutex::new(()),
-        status: Mutex::new(Status { state: "scanning".into(), ..Status::default() }),
+        status: Mutex::new(Status::default()),
         errors: Errors::default(),
         downloaded: Default::default(),
         uploaded: Default::default(),

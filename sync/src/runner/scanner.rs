@@ -138,8 +138,8 @@ pub(super) async fn scanner(inner: Arc<Inner>, id: String, r: Arc<Running>) {
         }
         again = unstable.then(|| tokio::time::Instant::now() + inner.cfg.settle);
         let mut st = r.status.lock().expect("status lock");
-        if st.state == "scanning" {
-            st.state = "in sync".into();
+        if st.state == FolderState::Scanning {
+            st.state = FolderState::InSync;
         }
     }
 }

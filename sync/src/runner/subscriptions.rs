@@ -159,6 +159,6 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
     if let Ok(Some(Response::Joined { name, members })) = tokio::time::timeout(TIMEOUT, ask).await {
         take_members(inner, id, name, members);
     } else if let Some(r) = inner.running.lock().expect("running lock").get(id) {
-        r.set_state("waiting for admission");
+        r.set_state(FolderState::WaitingForAdmission);
     }
 }
