@@ -8,7 +8,7 @@ use crate::error::NodeError;
 use crate::home::Home;
 use crate::supervisor::Supervisor;
 use cloudy_overlay::tasks::Lingering;
-use cloudy_overlay::{Multiaddr, Routes};
+use cloudy_overlay::Multiaddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,8 +51,7 @@ impl Node {
         let supervisor = Supervisor::default();
         let stop_requested = CancellationToken::new();
         let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
-        let (overlay, _) =
-            cloudy_overlay::spawn(overlay_cfg, key, Routes::default(), &supervisor.overlay)?;
+        let (overlay, _) = cloudy_overlay::spawn(overlay_cfg, key, &supervisor.overlay)?;
         let services = &supervisor.services;
         let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, services).await?;
         let sync_cfg = cloudy_sync::service::SyncConfig {

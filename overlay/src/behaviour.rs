@@ -2,7 +2,6 @@
 
 use crate::config::Config;
 use crate::protocols;
-use crate::rpc::{RpcRequest, RpcResponse};
 use crate::sync_msg::{SyncRequest, SyncResponse};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
@@ -19,7 +18,6 @@ pub struct Behaviour {
     pub(crate) gossipsub: crate::quiet_gossip::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) members: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
-    pub(crate) rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
@@ -89,10 +87,6 @@ impl Behaviour {
             mdns: mdns.into(),
             members: request_response::cbor::Behaviour::new(
                 [(protocols::MEMBERS_SYNC, request_response::ProtocolSupport::Full)],
-                rr_cfg.clone(),
-            ),
-            rpc: request_response::cbor::Behaviour::new(
-                [(protocols::RPC, request_response::ProtocolSupport::Full)],
                 rr_cfg,
             ),
             stream: libp2p_stream::Behaviour::new(),

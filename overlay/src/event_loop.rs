@@ -16,15 +16,11 @@ use crate::handle::Command;
 use crate::local::LocalState;
 use crate::membership::wire::Message;
 use crate::membership::{Change, MemberState, MemberTable};
-use crate::rpc::{InboundRequest, RpcRequest, RpcResponse};
 use crate::scoring::history::{Availability, HistoryStore};
 use crate::scoring::rtt::RttEwma;
 use crate::scoring::{score, LocalView, PeerScores, PeerView, ScoreInputs};
 use crate::Error;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{gossipsub, kad, PeerId, Swarm};
 use std::collections::{HashMap, HashSet};
@@ -70,14 +66,6 @@ pub(crate) enum KadPending {
     Providers(HashSet<PeerId>, Reply<HashSet<PeerId>>),
 }
 
-pub(crate) struct PendingRpc {
-    pub reply: Reply<Vec<u8>>,
-    pub peer: PeerId,
-    pub sent: Instant,
-}
-
-pub(crate) type ReplyFuture = BoxFuture<'static, (ResponseChannel<RpcResponse>, Option<Vec<u8>>)>;
-
 /// The event loop's state.
 pub(crate) struct EventLoop {
     pub swarm: Swarm<Behaviour>,
@@ -96,9 +84,6 @@ pub(crate) struct EventLoop {
     pub store: Arc<std::sync::Mutex<Box<dyn HistoryStore>>>,
     pub last_account: Instant,
     pub scores_tx: watch::Sender<Arc<PeerScores>>,
-    pub routes: HashMap<String, mpsc::Sender<InboundRequest>>,
-    pub pending_rpc: HashMap<OutboundRequestId, PendingRpc>,
-    pub pending_replies: FuturesUnordered<ReplyFuture>,
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     /// Dials asked for by [`Command::Connect`], by connection.
     pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
@@ -161,10 +146,6 @@ impl EventLoop {
                     None => break,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
-                Some((channel, body)) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
-                    let resp = body.map_or(RpcResponse::Dropped, RpcResponse::Ok);
-                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
-                }
                 _ = heartbeat.tick() => self.gossip_moved_coordinate(),
                 _ = sync.tick() => self.sync_with_random_member(),
                 _ = probe.tick() => self.on_probe_tick(),
@@ -240,9 +221,6 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
                 self.pending_kad.insert(id, KadPending::Get(reply));
             }
-            Command::Request { peer, service, body, reply } => {
-                self.send_rpc(peer, service, body, reply)
-            }
             Command::StartProviding { key, reply } => {
                 match self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::new(&key)) {
                     Ok(id) => drop(self.pending_kad.insert(id, KadPending::Provide(reply))),
@@ -266,17 +244,6 @@ impl EventLoop {
             #[cfg(feature = "test-utils")]
             Command::Accuse { peer } => self.probe_failed(peer, "accused by test"),
         }
-    }
-
-    fn send_rpc(&mut self, peer: PeerId, service: String, body: Vec<u8>, reply: Reply<Vec<u8>>) {
-        if !self.swarm.is_connected(&peer) {
-            if let Some(m) = self.table.get(&peer) {
-                let opts = DialOpts::peer_id(peer).addresses(m.info.addrs.clone()).build();
-                let _ = self.swarm.dial(opts);
-            }
-        }
-        let id = self.swarm.behaviour_mut().rpc.send_request(&peer, RpcRequest { service, body });
-        self.pending_rpc.insert(id, PendingRpc { reply, peer, sent: Instant::now() });
     }
 
     /// One RTT sample, from ping or a request round trip.

@@ -46,12 +46,6 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: Reply<Vec<u8>>,
     },
-    Request {
-        peer: PeerId,
-        service: String,
-        body: Vec<u8>,
-        reply: Reply<Vec<u8>>,
-    },
     StartProviding {
         key: Vec<u8>,
         reply: Reply<()>,
@@ -182,17 +176,6 @@ impl Handle {
         tokio::time::timeout(PING_TIMEOUT, exchange)
             .await
             .map_err(|_| fail(format!("no ping answer within {PING_TIMEOUT:?}")))?
-    }
-
-    /// Sends a small request to `service` on `peer` and waits for its answer.
-    pub async fn request(
-        &self,
-        peer: PeerId,
-        service: &str,
-        body: Vec<u8>,
-    ) -> Result<Vec<u8>, Error> {
-        self.call(|reply| Command::Request { peer, service: service.to_string(), body, reply })
-            .await
     }
 
     /// Announces in the DHT that we provide `key`.

@@ -18,11 +18,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cloudy_overlay::Error> {
-//! use cloudy_overlay::{Config, Routes};
+//! use cloudy_overlay::Config;
 //! let key = cloudy_overlay::Keypair::generate_ed25519();
 //! let cancel = tokio_util::sync::CancellationToken::new();
 //! let tasks = cloudy_overlay::tasks::Tasks::new("overlay", cancel);
-//! let (handle, _task) = cloudy_overlay::spawn(Config::default(), key, Routes::default(), &tasks)?;
+//! let (handle, _task) = cloudy_overlay::spawn(Config::default(), key, &tasks)?;
 //! handle.announce("storage", Default::default()).await?;
 //! for (name, p) in handle.snapshot().providers(None) {
 //!     println!("{name} at {} score {:.2}", p.peer, p.score);
@@ -45,7 +45,6 @@ mod probe;
 mod prober;
 pub mod protocols;
 mod quiet_gossip;
-pub mod rpc;
 pub mod scoring;
 mod swarm_events;
 pub mod sync_msg;
@@ -63,7 +62,6 @@ pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::{multiaddr, Multiaddr, PeerId, Stream, StreamProtocol};
 pub use libp2p_stream as stream;
 pub use membership::{wire::ServiceMeta, MemberState};
-pub use rpc::{InboundRequest, Routes};
 pub use scoring::{PeerScores, PeerView, Provider};
 use tasks::Tasks;
 
@@ -87,24 +85,18 @@ pub fn unix_ms() -> u64 {
 /// spawns the event loop. Listening errors (address in use, unsupported
 /// address) are returned here rather than logged later. Must be called
 /// inside a tokio runtime.
-pub fn spawn(
-    cfg: Config,
-    key: Keypair,
-    routes: Routes,
-    tasks: &Tasks,
-) -> Result<(Handle, JoinHandle<()>), Error> {
+pub fn spawn(cfg: Config, key: Keypair, tasks: &Tasks) -> Result<(Handle, JoinHandle<()>), Error> {
     let history: Box<dyn HistoryStore> = match &cfg.history_path {
         Some(path) => Box::new(SqliteHistory::open(path)?),
         None => Box::new(MemHistory::default()),
     };
-    spawn_with_history(cfg, key, routes, history, tasks)
+    spawn_with_history(cfg, key, history, tasks)
 }
 
 /// [`spawn`] with an explicit availability-history backend.
 pub fn spawn_with_history(
     cfg: Config,
     key: Keypair,
-    routes: Routes,
     mut store: Box<dyn HistoryStore>,
     tasks: &Tasks,
 ) -> Result<(Handle, JoinHandle<()>), Error> {
@@ -165,9 +157,6 @@ pub fn spawn_with_history(
         store: Arc::new(std::sync::Mutex::new(store)),
         last_account: now,
         scores_tx,
-        routes: routes.0,
-        pending_rpc: Default::default(),
-        pending_replies: Default::default(),
         pending_kad: Default::default(),
         pending_connects: Default::default(),
         metrics,

@@ -8,8 +8,6 @@ pub const KAD: StreamProtocol = StreamProtocol::new("/cloudy/kad/1.0.0");
 pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/2.0.0");
 /// Failure-detector probes: a long-lived stream of 8-byte nonces, echoed.
 pub const PROBE: StreamProtocol = StreamProtocol::new("/cloudy/probe/1.0.0");
-/// Service requests routed to the registered service (request-response, CBOR).
-pub const RPC: StreamProtocol = StreamProtocol::new("/cloudy/rpc/1.0.0");
 /// Identify's protocol-version string.
 pub const IDENTIFY_VERSION: &str = "/cloudy/1.0.0";
 /// Gossipsub topic of membership heartbeats and service announcements.

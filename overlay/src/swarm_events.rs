@@ -3,13 +3,9 @@
 use crate::behaviour::BehaviourEvent;
 use crate::event_loop::{EventLoop, KadPending};
 use crate::membership::wire::Message;
-use crate::rpc::{InboundRequest, RpcResponse};
 use crate::Error;
-use futures::FutureExt;
-use libp2p::request_response::{self, Message as RrMessage};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, kad, mdns, ping, PeerId};
-use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -116,7 +112,6 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(_) => {}
             BehaviourEvent::Members(ev) => self.on_members(ev),
-            BehaviourEvent::Rpc(ev) => self.on_rpc(ev),
             BehaviourEvent::Stream(()) => {}
         }
     }
@@ -191,68 +186,6 @@ impl EventLoop {
             ));
         }
         Ok(msg)
-    }
-
-    fn on_rpc(&mut self, ev: request_response::Event<crate::rpc::RpcRequest, RpcResponse>) {
-        match ev {
-            request_response::Event::Message {
-                peer,
-                message: RrMessage::Request { request, channel, .. },
-                ..
-            } => {
-                let Some(inbox) = self.routes.get(&request.service) else {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .rpc
-                        .send_response(channel, RpcResponse::NoSuchService(request.service));
-                    return;
-                };
-                let (reply, rx) = oneshot::channel();
-                match inbox.try_send(InboundRequest { peer, body: request.body, reply }) {
-                    Ok(()) => {
-                        self.pending_replies.push(async move { (channel, rx.await.ok()) }.boxed())
-                    }
-                    Err(TrySendError::Full(_)) => {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .rpc
-                            .send_response(channel, RpcResponse::Busy);
-                    }
-                    Err(TrySendError::Closed(_)) => {
-                        let resp = RpcResponse::NoSuchService(request.service);
-                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
-                    }
-                }
-            }
-            request_response::Event::Message {
-                message: RrMessage::Response { request_id, response },
-                ..
-            } => {
-                let Some(p) = self.pending_rpc.remove(&request_id) else { return };
-                let result = match response {
-                    RpcResponse::Ok(body) => {
-                        self.on_rtt(p.peer, p.sent.elapsed());
-                        Ok(body)
-                    }
-                    RpcResponse::NoSuchService(s) => {
-                        Err(format!("peer does not run service {s:?}"))
-                    }
-                    RpcResponse::Busy => Err("peer is busy".to_string()),
-                    RpcResponse::Dropped => Err("peer dropped the request".to_string()),
-                };
-                let _ =
-                    p.reply.send(result.map_err(|reason| Error::Request { peer: p.peer, reason }));
-            }
-            request_response::Event::OutboundFailure { request_id, error, .. } => {
-                let Some(p) = self.pending_rpc.remove(&request_id) else { return };
-                self.history.entry(p.peer).or_default().record_failure(crate::unix_ms());
-                let _ =
-                    p.reply.send(Err(Error::Request { peer: p.peer, reason: error.to_string() }));
-            }
-            _ => {}
-        }
     }
 
     fn on_kad(&mut self, ev: kad::Event) {

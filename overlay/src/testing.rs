@@ -2,7 +2,7 @@
 //! 127.0.0.1 port 0 in one runtime, and wait for conditions with timeouts.
 
 use crate::membership::Timing;
-use crate::{spawn, Config, Error, Handle, Keypair, Multiaddr, PeerScores, Routes};
+use crate::{spawn, Config, Error, Handle, Keypair, Multiaddr, PeerScores};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -43,10 +43,10 @@ pub struct TestNode {
 
 impl TestNode {
     /// Starts one overlay and waits for its first listen address.
-    pub async fn start(cfg: Config, routes: Routes) -> Result<TestNode, Error> {
+    pub async fn start(cfg: Config) -> Result<TestNode, Error> {
         let cancel = CancellationToken::new();
         let tasks = crate::tasks::Tasks::new("test overlay", cancel.clone());
-        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), routes, &tasks)?;
+        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), &tasks)?;
         let node = TestNode { handle, cancel, task };
         wait_until(&node.handle, "a listen address", |s| !s.local.listen_addrs.is_empty()).await?;
         Ok(node)
@@ -79,12 +79,12 @@ pub struct TestNet {
 impl TestNet {
     /// Starts `n` overlays with `cfg` (listen and bootstrap are filled in).
     pub async fn start(n: usize, cfg: Config) -> Result<TestNet, Error> {
-        let first = TestNode::start(cfg.clone(), Routes::default()).await?;
+        let first = TestNode::start(cfg.clone()).await?;
         let boot = first.addr();
         let mut nodes = vec![first];
         for _ in 1..n {
             let cfg = Config { bootstrap: vec![boot.clone()], ..cfg.clone() };
-            nodes.push(TestNode::start(cfg, Routes::default()).await?);
+            nodes.push(TestNode::start(cfg).await?);
         }
         Ok(TestNet { nodes })
     }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet, TestNode};
-use cloudy_overlay::{MemberState, Routes};
+use cloudy_overlay::MemberState;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -134,34 +134,6 @@ async fn scoring_prefers_the_lower_rtt_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_reaches_the_registered_service_and_unknown_service_is_an_error() {
-    let mut routes = Routes::default();
-    let mut inbox = routes.add("echo", 8);
-    let server = TestNode::start(fast_config(), routes).await.unwrap();
-    let mut cfg = fast_config();
-    cfg.bootstrap = vec![server.addr()];
-    let client = TestNode::start(cfg, Routes::default()).await.unwrap();
-    tokio::spawn(async move {
-        while let Some(req) = inbox.recv().await {
-            let mut body = req.body;
-            body.reverse();
-            let _ = req.reply.send(body);
-        }
-    });
-    let sid = server.handle.local_peer_id();
-    let got = client.handle.request(sid, "echo", b"abc".to_vec()).await.unwrap();
-    assert_eq!(got, b"cba");
-    let err = client.handle.request(sid, "nope", vec![]).await.unwrap_err().to_string();
-    assert!(err.contains("does not run service \"nope\""), "{err}");
-    // The round trip fed the RTT average.
-    wait_until(&client.handle, "rtt from rpc", |s| {
-        s.peers.get(&sid).is_some_and(|p| p.rtt_measured.is_some())
-    })
-    .await
-    .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dht_provider_records_are_found_by_others() {
     let net = TestNet::start(3, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();
@@ -173,14 +145,11 @@ async fn dht_provider_records_are_found_by_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_in_use_is_a_clear_error() {
-    let a = TestNode::start(fast_config(), Routes::default()).await.unwrap();
+    let a = TestNode::start(fast_config()).await.unwrap();
     let taken = a.handle.snapshot().local.listen_addrs[0].clone();
     let mut cfg = fast_config();
     cfg.listen = vec![taken.clone()];
-    let err = TestNode::start(cfg, Routes::default())
-        .await
-        .expect_err("second bind must fail")
-        .to_string();
+    let err = TestNode::start(cfg).await.expect_err("second bind must fail").to_string();
     assert!(err.contains("address already in use") && err.contains(&taken.to_string()), "{err}");
 }
 

@@ -2,18 +2,17 @@
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::testing::{fast_config, wait_until, TestNode};
-use cloudy_overlay::Routes;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_history_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let observed = TestNode::start(fast_config(), Routes::default()).await.unwrap();
+    let observed = TestNode::start(fast_config()).await.unwrap();
     let pid = observed.handle.local_peer_id();
     let mut cfg = fast_config();
     cfg.bootstrap = vec![observed.addr()];
     cfg.history_path = Some(dir.path().join("history.sqlite"));
 
-    let observer = TestNode::start(cfg.clone(), Routes::default()).await.unwrap();
+    let observer = TestNode::start(cfg.clone()).await.unwrap();
     // A fresh member scores exactly 0.5 (the prior); about 2 s of uptime
     // moves it above 0.5015.
     wait_until(&observer.handle, "uptime accounted", |s| {
@@ -24,7 +23,7 @@ async fn availability_history_survives_restart() {
     observer.cancel.cancel();
     observer.task.await.unwrap();
 
-    let restarted = TestNode::start(cfg, Routes::default()).await.unwrap();
+    let restarted = TestNode::start(cfg).await.unwrap();
     let s = wait_until(&restarted.handle, "member seen again", |s| s.peers.contains_key(&pid))
         .await
         .unwrap();

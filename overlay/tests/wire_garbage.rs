@@ -6,7 +6,7 @@
 use cloudy_overlay::membership::wire::{Alive, Message};
 use cloudy_overlay::protocols::MEMBERSHIP_TOPIC;
 use cloudy_overlay::testing::{fast_config, wait_until, TestNode};
-use cloudy_overlay::{MemberState, PeerId, Routes};
+use cloudy_overlay::{MemberState, PeerId};
 use futures::StreamExt;
 use libp2p::{gossipsub, swarm::SwarmEvent};
 use std::time::Duration;
@@ -26,7 +26,7 @@ fn heartbeat(peer: PeerId) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_forgeries_on_the_membership_topic_are_rejected() {
-    let node = TestNode::start(fast_config(), Routes::default()).await.unwrap();
+    let node = TestNode::start(fast_config()).await.unwrap();
     let mut rogue = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_quic()
