@@ -126,6 +126,9 @@ fn init(home: &Home, a: InitArgs) -> Result<()> {
         println!("initialised {}", home.root().display());
     } else {
         println!("completed {}: wrote {}", home.root().display(), written.join(", "));
+        if written.contains(&"identity.key") {
+            println!("identity.key is new: this node now has a new peer id");
+        }
         if !written.contains(&"config.toml") {
             println!("config.toml was kept as it is; the options of this init did not change it");
         }
