@@ -197,7 +197,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // member's full-state heartbeat falls in it once. (A shorter window
     // catches a varying share of them, as the members started together.)
     let idle_secs =
-        cloudy_node::overlay::config::Config::default().heartbeat_interval.as_secs_f64();
+        cloudy_node::config::MembershipConfig::default().heartbeat_interval.as_secs_f64();
     let idle0 = wire.as_ref().map(|w| w.total());
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
     let idle_rate: Option<f64> =
@@ -263,7 +263,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
         let mut rec = Recorder { file: std::fs::File::create(&out).unwrap(), first: first.clone() };
         let c = Client::for_home(&nodes[i].home).unwrap();
         let id = id.clone();
-        joined.push((Instant::now(), first, out, cloudy_node::streaming::live::task::unix_ms()));
+        joined.push((Instant::now(), first, out, unix_ms()));
         players.push(tokio::spawn(async move { c.play_channel(&id, &mut rec).await }));
         let _ = client;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -273,7 +273,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     tokio::time::sleep(kill_at.saturating_sub(started.elapsed())).await;
     let killed: Vec<usize> =
         (1..=n).filter(|i| i % 10 == 2 || i % 10 == 5 || i % 10 == 8).collect();
-    let kill_ms = cloudy_node::streaming::live::task::unix_ms();
+    let kill_ms = unix_ms();
     let mut last_status = std::collections::HashMap::new();
     for &k in &killed {
         if let Ok(st) = clients[k].channel(&id).await {
@@ -560,4 +560,11 @@ async fn vod(n: usize, secs: u64, root: &Path) {
     for mut p in nodes {
         p.kill9().await;
     }
+}
+
+/// Unix time in milliseconds (as the chunks' timestamps are).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

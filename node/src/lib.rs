@@ -29,9 +29,6 @@ pub mod node;
 pub mod process;
 pub mod supervisor;
 
-pub use cloudy_overlay as overlay;
-pub use cloudy_storage as storage;
-pub use cloudy_streaming as streaming;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use home::{Home, InitOptions};

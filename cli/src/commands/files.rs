@@ -2,9 +2,9 @@
 
 use crate::progress;
 use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::Cap;
 use cloudy_node::control::api::CheckReport;
 use cloudy_node::control::client::Client;
-use cloudy_node::storage::capability::Cap;
 use std::path::Path;
 
 /// Options of `put` that go into the query string.
@@ -196,7 +196,9 @@ pub(super) async fn maintained(client: &Client, json: bool) -> Result<()> {
     if rows.is_empty() {
         println!("no maintained files");
     }
-    let now = cloudy_node::storage::upkeep::now_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for r in rows {
         let shares = r.good_shares.map_or("?".to_string(), |g| g.to_string());
         let when = r.checked.map_or("never checked".to_string(), |t| {

@@ -2,8 +2,8 @@
 
 use crate::args::{StreamCommand, VodCommand};
 use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::ChannelStatus;
 use cloudy_node::control::client::Client;
-use cloudy_node::streaming::live::task::ChannelStatus;
 use std::io::Write;
 use std::path::Path;
 
@@ -11,7 +11,7 @@ pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
     match cmd {
         StreamCommand::Publish { name, input } => publish(client, &name, &input).await,
         StreamCommand::Play { channel, output, url } => {
-            let video = cloudy_node::streaming::vod::manifest::VodId::looks_like(&channel);
+            let video = cloudy_node::control::api::is_video_id(&channel);
             if url {
                 let kind = if video { "vod" } else { "stream" };
                 println!("{}", client.media_url(&format!("/{kind}/{channel}")));

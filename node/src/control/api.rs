@@ -323,7 +323,7 @@ pub struct FolderRow {
     pub conflicts: Vec<String>,
     /// State, totals, what is left, recent errors.
     #[serde(flatten)]
-    pub status: cloudy_sync::service::Status,
+    pub status: FolderStatus,
 }
 
 /// Body of `POST /v1/streams`.
@@ -359,7 +359,27 @@ pub struct Published {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Videos {
     /// Videos held here.
-    pub videos: Vec<cloudy_streaming::vod::service::VideoRow>,
+    pub videos: Vec<VideoRow>,
     /// Bytes served and fetched since start.
-    pub stats: cloudy_streaming::vod::service::VodStats,
+    pub stats: VodStats,
+}
+
+/// A capability, as the CLI reads it to check it before asking the node
+/// (the storage crate's type: the text form is the API).
+pub use cloudy_storage::capability::Cap;
+/// What feeding a channel did (`PUT /v1/streams/{id}/input`).
+pub use cloudy_streaming::live::publish::FeedSummary;
+/// A live channel as this node takes part in it.
+pub use cloudy_streaming::live::task::ChannelStatus;
+/// A channel of the community (`GET /v1/streams`).
+pub use cloudy_streaming::service::ChannelRow;
+/// A video held here, and the video counters (`GET /v1/vod`).
+pub use cloudy_streaming::vod::service::{VideoRow, VodStats};
+/// A folder's status and its state (`GET /v1/sync`).
+pub use cloudy_sync::{folder_state::FolderState, service::Status as FolderStatus};
+
+/// Whether `text` is a video id (64 hex characters) rather than a
+/// channel's id or name.
+pub fn is_video_id(text: &str) -> bool {
+    cloudy_streaming::vod::manifest::VodId::looks_like(text)
 }

@@ -375,9 +375,7 @@ impl Client {
 /// Live channels.
 impl Client {
     /// `GET /v1/streams`.
-    pub async fn channels(
-        &self,
-    ) -> Result<Vec<cloudy_streaming::service::ChannelRow>, ClientError> {
+    pub async fn channels(&self) -> Result<Vec<super::api::ChannelRow>, ClientError> {
         self.get("/v1/streams").await
     }
 
@@ -385,16 +383,13 @@ impl Client {
     pub async fn create_channel(
         &self,
         name: &str,
-    ) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+    ) -> Result<super::api::ChannelStatus, ClientError> {
         let req = super::api::CreateChannel { name: name.to_string() };
         self.send_json(self.http.post(self.url("/v1/streams")).json(&req)).await
     }
 
     /// `GET /v1/streams/{id}`.
-    pub async fn channel(
-        &self,
-        id: &str,
-    ) -> Result<cloudy_streaming::live::task::ChannelStatus, ClientError> {
+    pub async fn channel(&self, id: &str) -> Result<super::api::ChannelStatus, ClientError> {
         self.get(&format!("/v1/streams/{}", encode(id))).await
     }
 
@@ -403,7 +398,7 @@ impl Client {
         &self,
         id: &str,
         data: R,
-    ) -> Result<cloudy_streaming::live::publish::FeedSummary, ClientError> {
+    ) -> Result<super::api::FeedSummary, ClientError> {
         let body =
             reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(data, 64 << 10));
         let resp = self
