@@ -113,9 +113,9 @@ pub struct Player {
 }
 
 impl Player {
-    /// The channel's state here (`ended`, `lost`, …).
-    pub fn state(&self) -> String {
-        self.status.lock().expect("status").state.clone()
+    /// The channel's state here (ended, lost, …).
+    pub fn state(&self) -> crate::live::state::Phase {
+        self.status.lock().expect("status").state
     }
 }
 

@@ -7,7 +7,7 @@ use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
 use cloudy_overlay::StreamProtocol;
 use cloudy_streaming::chunk::{Channel, Chunk, KEY};
-use cloudy_streaming::live::state::Params;
+use cloudy_streaming::live::state::{Params, Phase};
 use cloudy_streaming::playout::Out;
 use cloudy_streaming::protocol::{recv, send, Msg, PROTOCOL};
 use cloudy_streaming::service::{Player, StreamError, Streaming};
@@ -43,7 +43,7 @@ async fn services(
 }
 
 /// Everything a player gets until the end (60 s at most).
-async fn drain(mut p: Player) -> (Vec<u8>, String) {
+async fn drain(mut p: Player) -> (Vec<u8>, Phase) {
     let mut got = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(o) = p.rx.recv().await {
@@ -111,7 +111,7 @@ async fn viewers_play_exactly_what_the_publisher_sent_and_see_the_end() {
             source.len()
         );
         assert!(source.ends_with(got), "viewer {i} played the source exactly from its first chunk");
-        assert_eq!(state, "ended");
+        assert_eq!(*state, Phase::Ended);
     }
     let st = svcs[0].status(&created.id).unwrap();
     assert!(
@@ -186,6 +186,6 @@ async fn a_forged_chunk_is_rejected_and_never_played() {
     assert!(forged >= 1, "the viewer asked the rogue for something");
     assert!(!got.windows(6).any(|w| w == b"FORGED"), "no forged byte was played");
     assert!(got.len() >= source.len() / 2 && source.ends_with(&got));
-    assert_eq!(state, "ended");
+    assert_eq!(state, Phase::Ended);
     cancel.cancel();
 }

@@ -2,7 +2,7 @@
 
 use crate::args::{StreamCommand, VodCommand};
 use anyhow::{bail, Context, Result};
-use cloudy_node::control::api::ChannelStatus;
+use cloudy_node::control::api::{ChannelStatus, Phase};
 use cloudy_node::control::client::Client;
 use std::io::Write;
 use std::path::Path;
@@ -106,14 +106,15 @@ async fn play(client: &Client, channel: &str, output: &Path) -> Result<()> {
             .with_context(|| format!("cannot write {}", output.display()))?;
         client.play_channel(channel, &mut f).await?
     };
-    let state = client.channel(&id).await.map(|s| s.state).unwrap_or_default();
-    match state.as_str() {
-        "lost" => bail!("channel {id} was lost after {bytes} bytes: no chunk arrived for 10 s (is its publisher gone?)"),
-        "ended" => {
+    let state = client.channel(&id).await.map(|s| s.state);
+    match state {
+        Ok(Phase::Lost) => bail!("channel {id} was lost after {bytes} bytes: no chunk arrived for 10 s (is its publisher gone?)"),
+        Ok(Phase::Ended) => {
             eprintln!("channel {id} ended ({bytes} bytes played)");
             Ok(())
         }
-        other => bail!("the stream of channel {id} stopped after {bytes} bytes (state: {other:?}); the node's log says why"),
+        Ok(other) => bail!("the stream of channel {id} stopped after {bytes} bytes (state: {other:?}); the node's log says why"),
+        Err(e) => bail!("the stream of channel {id} stopped after {bytes} bytes, and its state cannot be read: {e}"),
     }
 }
 

@@ -370,7 +370,7 @@ pub use cloudy_storage::capability::Cap;
 /// What feeding a channel did (`PUT /v1/streams/{id}/input`).
 pub use cloudy_streaming::live::publish::FeedSummary;
 /// A live channel as this node takes part in it.
-pub use cloudy_streaming::live::task::ChannelStatus;
+pub use cloudy_streaming::live::{state::Phase, task::ChannelStatus};
 /// A channel of the community (`GET /v1/streams`).
 pub use cloudy_streaming::service::ChannelRow;
 /// A video held here, and the video counters (`GET /v1/vod`).

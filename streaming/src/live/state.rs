@@ -125,10 +125,13 @@ pub enum Action {
     Play(SubId, Out),
 }
 
-/// How the channel is doing here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the channel is doing here (in JSON: `"starting"`, `"live"`,
+/// `"ended"`, `"lost"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// No chunk yet.
+    #[default]
     Starting,
     /// Chunks flow.
     Live,
@@ -136,6 +139,17 @@ pub enum Phase {
     Ended,
     /// No chunk for [`Params::stall`]: the publisher is gone.
     Lost,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "starting",
+            Phase::Live => "live",
+            Phase::Ended => "ended",
+            Phase::Lost => "lost",
+        })
+    }
 }
 
 struct Nb {

@@ -71,9 +71,9 @@ pub struct ChannelStatus {
     pub name: String,
     /// `publisher` or `viewer`.
     pub role: String,
-    /// `starting`, `live`, `ended` (the publisher ended it) or `lost` (no
-    /// chunk for a while: the publisher is gone).
-    pub state: String,
+    /// Starting, live, ended (the publisher ended it) or lost (no chunk
+    /// for a while: the publisher is gone).
+    pub state: Phase,
     /// Current neighbours.
     pub neighbours: Vec<String>,
     /// Local players.
@@ -132,7 +132,7 @@ pub fn start(
         id: id.to_string(),
         name: name.clone(),
         role: if publisher { "publisher" } else { "viewer" }.into(),
-        state: "starting".into(),
+        state: Phase::Starting,
         ..Default::default()
     }));
     let task = Task {
@@ -365,14 +365,8 @@ impl Task {
     }
 
     fn refresh_status(&self) {
-        let state = match self.live.phase() {
-            Phase::Starting => "starting",
-            Phase::Live => "live",
-            Phase::Ended => "ended",
-            Phase::Lost => "lost",
-        };
         let mut s = self.status.lock().expect("status");
-        s.state = state.into();
+        s.state = self.live.phase();
         s.neighbours = self.live.neighbours().into_iter().map(|(p, _)| p.to_string()).collect();
         s.players = self.players.len();
         s.latency_ms = self.live.stats.latency();
