@@ -22,7 +22,7 @@ pub struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, cfg: &Config) -> Result<Self, String> {
+    pub(crate) fn new(key: &Keypair, cfg: &Config) -> Result<Self, BuildError> {
         let peer = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new(protocols::IDENTIFY_VERSION.to_string(), key.public())
@@ -66,13 +66,13 @@ impl Behaviour {
                 .gossip_lazy(3)
                 .gossip_factor(0.0)
                 .flood_publish(false)
-                .build()
-                .map_err(|e| e.to_string())?,
-        )?;
+                .build()?,
+        )
+        .map_err(BuildError::Gossip)?;
         let mdns = match cfg.mdns {
             true => Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(BuildError::Mdns)?,
             ),
             false => None,
         };
@@ -92,6 +92,20 @@ impl Behaviour {
             stream: libp2p_stream::Behaviour::new(),
         })
     }
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildError {
+    /// The gossipsub settings are inconsistent.
+    #[error("gossipsub settings: {0}")]
+    GossipConfig(#[from] gossipsub::ConfigBuilderError),
+    /// Gossipsub refused the settings.
+    #[error("gossipsub: {0}")]
+    Gossip(&'static str),
+    /// mDNS could not start (no socket for it).
+    #[error("mDNS: {0}")]
+    Mdns(std::io::Error),
 }
 
 impl std::fmt::Debug for Behaviour {

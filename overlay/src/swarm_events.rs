@@ -173,17 +173,14 @@ impl EventLoop {
         }
     }
 
-    fn accept_gossip(&self, message: &gossipsub::Message) -> Result<Message, String> {
+    fn accept_gossip(&self, message: &gossipsub::Message) -> Result<Message, GossipRejected> {
         if message.topic != self.topic.hash() {
-            return Err(format!("unexpected topic {}", message.topic));
+            return Err(GossipRejected::Topic(message.topic.to_string()));
         }
-        let msg = Message::decode(&message.data).map_err(|e| e.to_string())?;
+        let msg = Message::decode(&message.data)?;
         if message.source != Some(msg.author()) {
-            return Err(format!(
-                "message signed by {:?} claims to be from {}",
-                message.source,
-                msg.author()
-            ));
+            let signer = message.source.map_or("nobody".into(), |p| p.to_string());
+            return Err(GossipRejected::Forged { signer, author: msg.author().to_string() });
         }
         Ok(msg)
     }
@@ -230,4 +227,23 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// Why a gossip message was dropped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GossipRejected {
+    /// Not our membership topic.
+    #[error("unexpected topic {0}")]
+    Topic(String),
+    /// Not a membership message.
+    #[error(transparent)]
+    Garbage(#[from] crate::membership::wire::DecodeError),
+    /// Signed by one peer, claiming to be another's.
+    #[error("message signed by {signer} claims to be from {author}")]
+    Forged {
+        /// Who signed it.
+        signer: String,
+        /// Whom it names as author.
+        author: String,
+    },
 }

@@ -141,6 +141,20 @@ pub enum Phase {
     Lost,
 }
 
+/// Why a session with a peer is not taken (sent to it as the reason).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A session with it is open already.
+    #[error("already neighbours")]
+    AlreadyNeighbours,
+    /// As many neighbours as allowed.
+    #[error("no room: {0} neighbours already")]
+    Full(usize),
+    /// The channel ended or was lost here.
+    #[error("the channel is over here")]
+    Over,
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -289,15 +303,15 @@ impl Live {
     }
 
     /// Whether a session from `peer` can be taken.
-    pub fn accepts(&self, peer: &PeerId) -> Result<(), String> {
+    pub fn accepts(&self, peer: &PeerId) -> Result<(), Refusal> {
         if self.nbs.values().any(|n| n.peer == *peer) {
-            return Err("already neighbours".into());
+            return Err(Refusal::AlreadyNeighbours);
         }
         if self.nbs.len() >= self.params.max_neighbours {
-            return Err(format!("no room: {} neighbours already", self.nbs.len()));
+            return Err(Refusal::Full(self.nbs.len()));
         }
         if matches!(self.phase, Phase::Ended | Phase::Lost) {
-            return Err("the channel is over here".into());
+            return Err(Refusal::Over);
         }
         Ok(())
     }

@@ -255,6 +255,7 @@ impl Task {
             Command::Inbound { peer, stream } => {
                 if let Err(reason) = self.live.accepts(&peer) {
                     debug!(channel = %self.id, %peer, "refusing a session: {reason}");
+                    let reason = reason.to_string();
                     self.tasks.spawn("stream session refusal", session::refuse(stream, reason));
                     return;
                 }

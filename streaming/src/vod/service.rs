@@ -104,6 +104,23 @@ pub struct VodStats {
     pub fetched: u64,
 }
 
+/// Why a provider gave no answer.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    /// No stream to it.
+    #[error("cannot open a stream: {0}")]
+    Open(#[from] cloudy_overlay::stream::OpenStreamError),
+    /// The stream failed or carried garbage.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It closed the stream without answering.
+    #[error("closed without an answer")]
+    Closed,
+    /// It did not answer in time.
+    #[error("no answer in {0:?}")]
+    Timeout(Duration),
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
@@ -238,30 +255,24 @@ impl Vod {
         p.peers.iter().map(|(peer, score)| (*peer, *score, p.have.get(peer).cloned())).collect()
     }
 
-    async fn ask(&self, peer: PeerId, req: Req) -> Result<Resp, String> {
+    async fn ask(&self, peer: PeerId, req: Req) -> Result<Resp, AskError> {
         self.ask_within(peer, req, ASK_TIMEOUT).await
     }
 
-    async fn ask_within(&self, peer: PeerId, req: Req, limit: Duration) -> Result<Resp, String> {
+    async fn ask_within(&self, peer: PeerId, req: Req, limit: Duration) -> Result<Resp, AskError> {
         let mut control = self.0.overlay.stream_control();
         let attempt = async {
-            let mut s = control
-                .open_stream(peer, StreamProtocol::new(PROTOCOL))
-                .await
-                .map_err(|e| e.to_string())?;
-            send(&mut s, &req).await.map_err(|e| e.to_string())?;
-            let resp = recv::<_, Resp>(&mut s)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("closed without an answer")?;
+            let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await?;
+            send(&mut s, &req).await?;
+            let resp = recv::<_, Resp>(&mut s).await?.ok_or(AskError::Closed)?;
             let _ = s.close().await;
-            Ok::<_, String>(resp)
+            Ok::<_, AskError>(resp)
         };
         match tokio::time::timeout(limit, attempt).await {
             Ok(r) => r,
             Err(_) => {
                 self.0.overlay.report_failure(peer);
-                Err(format!("no answer in {limit:?}"))
+                Err(AskError::Timeout(limit))
             }
         }
     }
@@ -287,7 +298,7 @@ impl Vod {
                         }
                     },
                     Ok(_) => last = Some(format!("{peer} does not have it")),
-                    Err(e) => last = Some(e),
+                    Err(e) => last = Some(format!("{peer}: {e}")),
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -339,7 +350,7 @@ impl Vod {
                         return Ok(data);
                     }
                     Ok(_) => why = format!("{peer} does not have it"),
-                    Err(e) => why = e,
+                    Err(e) => why = format!("{peer}: {e}"),
                 }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
