@@ -101,7 +101,7 @@ impl FsStore {
         tx.execute(
             "INSERT INTO leases (si, owner, until) SELECT DISTINCT si, 'found at start', ?1 FROM shares
              WHERE si NOT IN (SELECT si FROM leases)",
-            [(crate::upkeep::now_secs() + super::LEASE_SECS) as i64],
+            [(super::now_secs() + super::LEASE_SECS) as i64],
         )
         .map_err(|e| self.db_err(e))?;
         tx.execute("DELETE FROM leases WHERE si NOT IN (SELECT si FROM shares)", [])

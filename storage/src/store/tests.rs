@@ -267,7 +267,7 @@ fn leases_fs_and_they_survive_a_restart() {
     store_share_at(&s, &other, &e, 0).unwrap();
     drop(s);
     let s = FsStore::open(dir.path(), 1 << 30).unwrap();
-    let now = crate::upkeep::now_secs();
+    let now = super::now_secs();
     assert!(!s.expired(now + 60).unwrap().contains(&other));
     assert!(s.expired(now + LEASE_SECS + 60).unwrap().contains(&other));
 }

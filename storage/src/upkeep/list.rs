@@ -4,6 +4,7 @@
 //! is its twin for tests.
 
 use crate::capability::{Cap, VerifyCap};
+use crate::store::now_secs;
 use cloudy_overlay::PeerId;
 use std::path::Path;
 use std::sync::Mutex;
@@ -85,8 +86,6 @@ pub struct Maintained {
     db: Mutex<rusqlite::Connection>,
     path: String,
 }
-
-pub use crate::store::now_secs;
 
 const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS maintained (

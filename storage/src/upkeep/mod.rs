@@ -19,7 +19,7 @@
 
 mod list;
 
-pub use list::{now_secs, Entry, Health, ListError, Maintained};
+pub use list::{Entry, Health, ListError, Maintained};
 
 use crate::client::Client;
 use cloudy_overlay::tasks::Tasks;
