@@ -158,7 +158,9 @@ pub(super) async fn apply_batch(
         }
     }
     tracing::debug!(target: "cloudy::_events::sync", folder = %id, entries = infos.len(), clean, "batch applied");
-    r.set_state(if clean { FolderState::InSync } else { FolderState::OutOfSync { errors: 0 } });
+    // Settled; whether in or out of sync follows the errors recorded above
+    // (see `Running::status`).
+    r.set_state(FolderState::InSync);
     // Members subscribed here learn of what was taken or merged (entries
     // taken unchanged skip the member they came from: see
     // `Index::changes_for`).

@@ -110,14 +110,10 @@ impl Running {
         st.downloaded = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         st.uploaded = self.uploaded.load(std::sync::atomic::Ordering::Relaxed);
         st.errors = self.errors.messages();
-        // In or out of sync follows the outstanding errors: a folder with
-        // errors is not in sync, whatever the last batch said, and one
-        // whose errors cleared is.
-        if matches!(st.state, FolderState::InSync | FolderState::OutOfSync { .. }) {
-            st.state = match st.errors.len() {
-                0 => FolderState::InSync,
-                errors => FolderState::OutOfSync { errors },
-            };
+        // Out of sync is never stored: a settled folder with outstanding
+        // errors is out of sync, one whose errors cleared is in sync.
+        if st.state == FolderState::InSync && !st.errors.is_empty() {
+            st.state = FolderState::OutOfSync { errors: st.errors.len() };
         }
         st.sequence = self.index.max_sequence().unwrap_or(0);
         st.applied = self.index.peers_seen().unwrap_or_default();
