@@ -138,15 +138,7 @@ impl Client {
         let mut readers = Vec::new();
         for c in chosen {
             match self.conn_for(&mut spares.conns, c.peer).await {
-                Ok(conn) => readers.push(ShareReader::spawn(
-                    conn,
-                    self.overlay().watch(),
-                    si,
-                    c.share,
-                    c.peer,
-                    c.hashes,
-                    segments.clone(),
-                )),
+                Ok(conn) => readers.push(self.reader(conn, si, c, segments.clone())),
                 Err(e) => spares.notes.push(format!("{} share {}: {e}", c.peer, c.share)),
             }
         }
@@ -185,15 +177,7 @@ impl Client {
                             dec = d.expect("decoder stays");
                             if let Some(c) = next {
                                 if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
-                                    readers.push(ShareReader::spawn(
-                                        conn,
-                                        self.overlay().watch(),
-                                        si,
-                                        c.share,
-                                        c.peer,
-                                        c.hashes,
-                                        segment..segments.end,
-                                    ));
+                                    readers.push(self.reader(conn, si, c, segment..segments.end));
                                 }
                             }
                         }
@@ -219,6 +203,17 @@ impl Client {
         }
         out.flush().await.map_err(GetError::Write)?;
         Ok(written)
+    }
+
+    /// Starts reading `segments` of the chosen share over `conn`.
+    fn reader(
+        &self,
+        conn: Conn,
+        si: crate::store::StorageIndex,
+        c: Chosen,
+        segments: Range<u64>,
+    ) -> ShareReader {
+        ShareReader::spawn(conn, self.overlay().watch(), si, c.share, c.peer, c.hashes, segments)
     }
 
     /// The open session with `peer` if nobody uses it yet, else a new one.
