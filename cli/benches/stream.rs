@@ -54,7 +54,7 @@ mod wire;
 use wire::Wire;
 #[path = "common/procfs.rs"]
 mod procfs;
-use procfs::{cpu_secs, delta, mean_max, na, status_mb, udp_drops};
+use procfs::{cpu_secs, delta, mean_max, na, peak_rss_mb, rss_mb, udp_drops};
 
 /// A file that notes when its first byte was written.
 struct Recorder {
@@ -203,8 +203,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let idle_rate: Option<f64> =
         wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
 
-    let idle_rss: Vec<Option<f64>> =
-        nodes[1..].iter().map(|p| status_mb(p.pid(), "VmRSS:")).collect();
+    let idle_rss: Vec<Option<f64>> = nodes[1..].iter().map(|p| rss_mb(p.pid())).collect();
     // The source.
     // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
     // the encoder's CPU does not weigh on the nodes being measured.
@@ -357,8 +356,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     }
     let cpu: Vec<Option<f64>> =
         survivors.iter().map(|v| Some((cpu1[*v]? - cpu0[*v]?) / elapsed * 100.0)).collect();
-    let rss: Vec<Option<f64>> =
-        survivors.iter().map(|v| status_mb(nodes[*v].pid(), "VmHWM:")).collect();
+    let rss: Vec<Option<f64>> = survivors.iter().map(|v| peak_rss_mb(nodes[*v].pid())).collect();
     let pub_app = pub_st["stats"]["bytes_up"].as_f64().unwrap_or(0.0);
     let dup: f64 = statuses.values().map(|s| s["stats"]["bytes_dup"].as_f64().unwrap_or(0.0)).sum();
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each benchmark uses a part
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`) in MB.
-pub(crate) fn status_mb(pid: Option<u32>, field: &str) -> Option<f64> {
+fn status_mb(pid: Option<u32>, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     let kb: u64 =
         status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
