@@ -117,11 +117,10 @@ pub fn serve_streams<H, F>(
     limit: usize,
     handler: H,
 ) where
-    H: Fn(PeerId, Stream) -> F + Send + Sync + 'static,
+    H: Fn(PeerId, Stream) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let sessions = Arc::new(tokio::sync::Semaphore::new(limit));
-    let handler = Arc::new(handler);
     let inner = tasks.clone();
     tasks.spawn_loop(what, async move {
         loop {
