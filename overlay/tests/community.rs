@@ -196,3 +196,39 @@ async fn connections_stay_few_and_the_bootstrap_node_lets_go() {
     }
     net.wait_all_alive().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_loop_serves_at_most_its_limit_of_sessions_at_once() {
+    use cloudy_overlay::tasks::{serve_streams, Tasks};
+    use cloudy_overlay::StreamProtocol;
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    const PROTO: StreamProtocol = StreamProtocol::new("/cloudy/test-limit/1.0.0");
+    let net = TestNet::start(2, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let server = &net.nodes[0].handle;
+    let incoming = server.stream_control().accept(PROTO).unwrap();
+    let tasks = Tasks::new("test", tokio_util::sync::CancellationToken::new());
+    // Each session answers one byte, then holds its stream open until the
+    // part stops.
+    let held = tasks.clone();
+    serve_streams(&tasks, "test session", incoming, 2, move |_, mut s| {
+        let held = held.clone();
+        async move {
+            let _ = s.write_all(b"!").await;
+            let _ = s.flush().await;
+            held.cancelled().await;
+        }
+    });
+    let mut control = net.nodes[1].handle.stream_control();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut s = control.open_stream(server.local_peer_id(), PROTO).await.unwrap();
+        let mut b = [0u8; 1];
+        let answered = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut b)).await;
+        open.push((answered.is_ok_and(|r| r.is_ok()), s));
+    }
+    let served: Vec<bool> = open.iter().map(|(ok, _)| *ok).collect();
+    assert_eq!(served, [true, true, false], "the third session is refused while two run");
+    drop(open);
+    tasks.stop(Duration::from_secs(5)).await.unwrap();
+}
