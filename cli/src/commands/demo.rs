@@ -16,19 +16,15 @@ pub(super) async fn run(n: usize, dir: Option<PathBuf>, keep: bool) -> Result<()
     let exe = std::env::current_exe().context("finding the cloudy-p2p executable")?;
     // A temporary directory is removed on the way out unless --keep; one
     // the user named is theirs and stays.
-    let temporary = match dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
+    let (dir, temporary) = match dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile::Builder::new()
                 .prefix("cloudy-demo-")
                 .tempdir()
-                .context("making a temporary directory for the demo")?,
-        ),
-    };
-    let dir = match (&dir, &temporary) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => unreachable!("a temporary directory was made above"),
+                .context("making a temporary directory for the demo")?;
+            (t.path().to_path_buf(), Some(t))
+        }
     };
     println!("starting {n} nodes with homes under {}", dir.display());
     let mut nodes: Vec<NodeProcess> = Vec::new();
