@@ -10,7 +10,6 @@ use crate::playout::Out;
 use crate::protocol::{recv, Msg, PROTOCOL};
 use cloudy_overlay::tasks::{serve_streams, Tasks};
 use cloudy_overlay::{Handle, Keypair, PeerId, StreamProtocol};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,7 +64,7 @@ pub enum StreamError {
 }
 
 /// A channel in the community's directory.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ChannelRow {
     /// The channel id.
     pub id: String,

@@ -113,7 +113,7 @@ pub(super) async fn announce(
     State(s): State<Shared>,
     Json(req): Json<Announce>,
 ) -> Result<StatusCode, ApiError> {
-    req.validate().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    req.validate().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     s.overlay.announce(&req.name, req.meta.clone()).await.map_err(unavailable)?;
     s.announcements
         .insert(req.name, req.meta)

@@ -1,17 +1,15 @@
 //! `/v1/streams` (live channels) and `GET /stream/{channel}`, the URL a
 //! player opens.
 
-use super::api::{CreateChannel, CHANNEL_HEADER};
+use super::api::{ChannelRow, ChannelStatus, CreateChannel, FeedSummary, CHANNEL_HEADER};
 use super::state::{ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cloudy_streaming::live::publish::FeedSummary;
-use cloudy_streaming::live::task::ChannelStatus;
 use cloudy_streaming::playout::Out;
-use cloudy_streaming::service::{ChannelRow, StreamError};
+use cloudy_streaming::service::StreamError;
 use futures::StreamExt;
 
 fn api_error(e: StreamError) -> ApiError {
@@ -27,21 +25,21 @@ fn api_error(e: StreamError) -> ApiError {
 }
 
 pub(super) async fn list(State(s): State<Shared>) -> Json<Vec<ChannelRow>> {
-    Json(s.streams.list())
+    Json(s.streams.list().into_iter().map(Into::into).collect())
 }
 
 pub(super) async fn create(
     State(s): State<Shared>,
     Json(req): Json<CreateChannel>,
 ) -> Result<Json<ChannelStatus>, ApiError> {
-    s.streams.create(&req.name).map(Json).map_err(api_error)
+    s.streams.create(&req.name).map(|c| Json(c.into())).map_err(api_error)
 }
 
 pub(super) async fn status(
     State(s): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<ChannelStatus>, ApiError> {
-    s.streams.status(&id).map(Json).ok_or_else(|| {
+    s.streams.status(&id).map(|c| Json(c.into())).ok_or_else(|| {
         ApiError(StatusCode::NOT_FOUND, format!("this node takes no part in channel {id}"))
     })
 }
@@ -59,7 +57,7 @@ pub(super) async fn input(
     if let Some(e) = &summary.error {
         tracing::warn!(channel = %id, "publisher input broke off ({e}); the channel was ended");
     }
-    Ok(Json(summary))
+    Ok(Json(summary.into()))
 }
 
 /// Plays a channel (by id or name) as one long HTTP body.

@@ -68,7 +68,7 @@ async fn row(s: &Shared, f: Folder, st: Status) -> FolderRow {
         owner: f.owner,
         members: f.members,
         pending: f.pending,
-        status: st,
+        status: st.into(),
     }
 }
 

@@ -125,7 +125,7 @@ struct Overview {
     storage: StorageUse,
     maintained: Vec<super::api::MaintainedRow>,
     folders: Vec<super::api::FolderRow>,
-    channels: Vec<cloudy_streaming::service::ChannelRow>,
+    channels: Vec<super::api::ChannelRow>,
     videos: super::api::Videos,
 }
 

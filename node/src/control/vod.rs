@@ -28,7 +28,10 @@ fn api_error(e: VodError) -> ApiError {
 }
 
 pub(super) async fn list(State(s): State<Shared>) -> Json<Videos> {
-    Json(Videos { videos: s.vod.list(), stats: s.vod.stats() })
+    Json(Videos {
+        videos: s.vod.list().into_iter().map(Into::into).collect(),
+        stats: s.vod.stats().into(),
+    })
 }
 
 pub(super) async fn publish(

@@ -4,7 +4,6 @@
 use super::task::{unix_ms, Command};
 use crate::chunk::{Channel, END, KEY};
 use crate::cutter::Cutter;
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
@@ -15,7 +14,7 @@ pub const CHUNK_BYTES: usize = 32 * 1024;
 pub const CHUNK_AGE: Duration = Duration::from_millis(250);
 
 /// What a publisher's input amounted to.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct FeedSummary {
     /// Chunks published (the end chunk included).
     pub chunks: u64,

@@ -1,13 +1,12 @@
 //! What a node measures of a channel it takes part in.
 
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Arrivals remembered for [`Stats::arrivals`].
 pub const ARRIVALS: usize = 4096;
 
 /// Counters of one channel on one node.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Stats {
     /// Distinct chunks received (viewer) or cut (publisher).
     pub chunks: u64,
@@ -16,7 +15,6 @@ pub struct Stats {
     /// Chunk bytes sent to neighbours.
     pub bytes_up: u64,
     /// Chunks sent to neighbours.
-    #[serde(default)]
     pub chunks_up: u64,
     /// Chunks received twice.
     pub duplicates: u64,

@@ -11,7 +11,6 @@ use crate::playout::Out;
 use crate::protocol::Msg;
 use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{Handle, PeerId, ServiceMeta, Stream};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ pub enum Command {
 }
 
 /// A channel as this node takes part in it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct ChannelStatus {
     /// The channel id.
     pub id: String,

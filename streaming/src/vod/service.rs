@@ -81,7 +81,7 @@ struct Inner {
 pub struct Vod(Arc<Inner>);
 
 /// A video as listed.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug)]
 pub struct VideoRow {
     /// Its id.
     pub id: String,
@@ -96,7 +96,7 @@ pub struct VideoRow {
 }
 
 /// Counters.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct VodStats {
     /// Piece bytes sent to other nodes.
     pub served: u64,

@@ -25,7 +25,6 @@ use cloudy_overlay::{PeerId, StreamProtocol};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use notify::Watcher;
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,7 +46,7 @@ pub(crate) struct Inner {
 }
 
 /// How a folder is doing.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Status {
     /// What it is doing (written as text in JSON: `"in sync"`, …).
     pub state: FolderState,
@@ -61,16 +60,12 @@ pub struct Status {
     pub need_bytes: u64,
     /// Block bytes downloaded from members since the node started (blocks
     /// found in local files are copied, not downloaded).
-    #[serde(default)]
     pub downloaded: u64,
     /// Block bytes served to members since the node started.
-    #[serde(default)]
     pub uploaded: u64,
     /// The local index's sequence (it grows with every change here).
-    #[serde(default)]
     pub sequence: u64,
     /// Per member, how far its index (its `sequence`) is applied here.
-    #[serde(default)]
     pub applied: std::collections::BTreeMap<String, u64>,
     /// Recent per-file errors.
     pub errors: Vec<String>,

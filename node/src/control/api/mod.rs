@@ -139,32 +139,58 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// What is wrong with an [`Announce`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadAnnounce {
+    /// A name or key with characters or a length not allowed.
+    #[error("invalid {what} {text:?}: use 1-64 characters of A-Z a-z 0-9 . _ - /")]
+    Name {
+        /// `service name` or `metadata key`.
+        what: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// A name the node uses itself.
+    #[error(
+        "service name {0:?} is used by the node itself (storage, live channels); pick another"
+    )]
+    Internal(String),
+    /// More than 32 metadata pairs.
+    #[error("too much metadata: {0} pairs, at most 32")]
+    TooManyPairs(usize),
+    /// A metadata value over 256 bytes.
+    #[error("metadata value of {key:?} is {len} bytes, at most 256")]
+    LongValue {
+        /// Its key.
+        key: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
 /// Checks a service name or metadata key.
-pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+pub fn check_name(what: &'static str, s: &str) -> Result<(), BadAnnounce> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-/".contains(c);
     if s.is_empty() || s.len() > 64 || !s.chars().all(ok_char) {
-        return Err(format!("invalid {what} {s:?}: use 1-64 characters of A-Z a-z 0-9 . _ - /"));
+        return Err(BadAnnounce::Name { what, text: s.to_string() });
     }
     Ok(())
 }
 
 impl Announce {
     /// Checks name and metadata.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadAnnounce> {
         check_name("service name", &self.name)?;
         if is_internal(&self.name) {
-            return Err(format!(
-                "service name {:?} is used by the node itself (storage, live channels); pick another",
-                self.name
-            ));
+            return Err(BadAnnounce::Internal(self.name.clone()));
         }
         if self.meta.len() > 32 {
-            return Err(format!("too much metadata: {} pairs, at most 32", self.meta.len()));
+            return Err(BadAnnounce::TooManyPairs(self.meta.len()));
         }
         for (k, v) in &self.meta {
             check_name("metadata key", k)?;
             if v.len() > 256 {
-                return Err(format!("metadata value of {k:?} is {} bytes, at most 256", v.len()));
+                return Err(BadAnnounce::LongValue { key: k.clone(), len: v.len() });
             }
         }
         Ok(())
@@ -326,6 +352,35 @@ pub struct FolderRow {
     pub status: FolderStatus,
 }
 
+/// How a folder is doing (part of [`FolderRow`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FolderStatus {
+    /// What it is doing (written as text: `"in sync"`, …).
+    pub state: FolderState,
+    /// Files in the local index (not deleted).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files still to fetch in the batch being applied.
+    pub need_files: u64,
+    /// Their bytes.
+    pub need_bytes: u64,
+    /// Block bytes downloaded from members since the node started.
+    #[serde(default)]
+    pub downloaded: u64,
+    /// Block bytes served to members since the node started.
+    #[serde(default)]
+    pub uploaded: u64,
+    /// The local index's sequence (it grows with every change there).
+    #[serde(default)]
+    pub sequence: u64,
+    /// Per member, how far its index (its `sequence`) is applied here.
+    #[serde(default)]
+    pub applied: BTreeMap<String, u64>,
+    /// Outstanding errors.
+    pub errors: Vec<String>,
+}
+
 /// Body of `POST /v1/streams`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreateChannel {
@@ -355,28 +410,16 @@ pub struct Published {
     pub pieces: u64,
 }
 
-/// Answer of `GET /v1/vod`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Videos {
-    /// Videos held here.
-    pub videos: Vec<VideoRow>,
-    /// Bytes served and fetched since start.
-    pub stats: VodStats,
-}
-
 /// A capability, as the CLI reads it to check it before asking the node
 /// (the storage crate's type: the text form is the API).
 pub use cloudy_storage::capability::Cap;
-/// What feeding a channel did (`PUT /v1/streams/{id}/input`).
-pub use cloudy_streaming::live::publish::FeedSummary;
-/// A live channel as this node takes part in it.
-pub use cloudy_streaming::live::{state::Phase, task::ChannelStatus};
-/// A channel of the community (`GET /v1/streams`).
-pub use cloudy_streaming::service::ChannelRow;
-/// A video held here, and the video counters (`GET /v1/vod`).
-pub use cloudy_streaming::vod::service::{VideoRow, VodStats};
-/// A folder's status and its state (`GET /v1/sync`).
-pub use cloudy_sync::{folder_state::FolderState, service::Status as FolderStatus};
+/// A folder's state (the sync crate's enum: its text is the JSON).
+pub use cloudy_sync::folder_state::FolderState;
+
+mod streams;
+pub use streams::{
+    ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos, VodStats,
+};
 
 /// Whether `text` is a video id (64 hex characters) rather than a
 /// channel's id or name.
