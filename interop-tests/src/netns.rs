@@ -43,8 +43,39 @@ pub struct Testbed {
     switch: String,
 }
 
+/// Why the testbed cannot be built or changed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// A tool could not be run.
+    #[error("{program}: {source}")]
+    Run {
+        /// The tool.
+        program: String,
+        /// What the system said.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// A tool ran and failed.
+    #[error("`{command}` failed: {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A tool the testbed needs is not installed.
+    #[error("{tool} is missing ({source}); install iproute2 and nftables")]
+    Missing {
+        /// The tool.
+        tool: &'static str,
+        /// Why running it failed.
+        #[source]
+        source: Box<NetnsError>,
+    },
+}
+
 /// Runs `program args`, feeding `input` on stdin; `Err` says what failed.
-fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), NetnsError> {
     use std::io::Write;
     let mut child = Command::new(program)
         .args(args)
@@ -52,19 +83,22 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> 
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| NetnsError::Run { program: program.into(), source: e.into() })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).map_err(|e| format!("{program}: {e}"))?;
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| NetnsError::Run { program: program.into(), source: e.into() })?;
     }
-    let out = child.wait_with_output().map_err(|e| format!("{program}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetnsError::Run { program: program.into(), source: e.into() })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(NetnsError::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -90,7 +124,7 @@ fn remove_stale() {
 impl Testbed {
     /// Builds `n` hosts on links like `link`. `Err` says why this machine
     /// cannot (not root, no `ip`, no namespaces…).
-    pub fn new(n: usize, link: Link) -> Result<Testbed, String> {
+    pub fn new(n: usize, link: Link) -> Result<Testbed, NetnsError> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         remove_stale();
         let prefix =
@@ -126,7 +160,7 @@ impl Testbed {
     /// Makes every link like `link`: a token bucket of its rate on both
     /// ends' way out, with a queue of at most 200 ms (none for rate 0),
     /// and its loss on the way into each host.
-    pub fn set_link(&self, link: Link) -> Result<(), String> {
+    pub fn set_link(&self, link: Link) -> Result<(), NetnsError> {
         let rate = format!("{}kbit", link.kbit);
         for (i, h) in self.hosts.iter().enumerate() {
             let port = format!("p{i}");
@@ -158,7 +192,7 @@ impl Testbed {
     }
 
     /// Cuts every host in `a` off from every host in `b`, both ways.
-    pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<(), String> {
+    pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<(), NetnsError> {
         for (side, other) in [(a, b), (b, a)] {
             let ips: Vec<String> = other.iter().map(|j| self.hosts[*j].ip.to_string()).collect();
             let set = ips.join(", ");
@@ -178,7 +212,7 @@ impl Testbed {
     }
 
     /// Removes every partition.
-    pub fn heal(&self) -> Result<(), String> {
+    pub fn heal(&self) -> Result<(), NetnsError> {
         for h in &self.hosts {
             let _ = run(
                 "ip",
@@ -201,17 +235,16 @@ impl Drop for Testbed {
 
 /// Whether this machine can make network namespaces: `Err` says why not.
 /// Asked once per test process.
-pub fn available() -> Result<(), String> {
-    static ANSWER: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+pub fn available() -> Result<(), NetnsError> {
+    static ANSWER: std::sync::OnceLock<Result<(), NetnsError>> = std::sync::OnceLock::new();
     ANSWER
         .get_or_init(|| {
             let probe = format!("cloudy{}probe", std::process::id());
             run("ip", &["netns", "add", &probe], None)?;
             let _ = run("ip", &["netns", "del", &probe], None);
             for tool in ["tc", "nft"] {
-                run(tool, &["-V"], None).map_err(|e| {
-                    format!("{tool} is missing ({e}); install iproute2 and nftables")
-                })?;
+                run(tool, &["-V"], None)
+                    .map_err(|e| NetnsError::Missing { tool, source: Box::new(e) })?;
             }
             Ok(())
         })

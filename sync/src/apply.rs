@@ -15,6 +15,7 @@
 
 use crate::chunk::Hash;
 use crate::conflict::{conflict_name, Side};
+use crate::fetch_error::FetchError;
 use crate::index::{FileInfo, Index, IndexError, Kind};
 use crate::path::{RelPath, VERSIONS_DIR};
 use crate::scan::TMP_PREFIX;
@@ -51,7 +52,7 @@ impl Verified {
 /// Where missing blocks come from (the network, in the node).
 pub trait BlockSource: Send + Sync {
     /// The bytes of the block with `hash` (`size` bytes), or why not.
-    fn fetch(&self, hash: Hash, size: u32) -> BoxFuture<'_, Result<Verified, String>>;
+    fn fetch(&self, hash: Hash, size: u32) -> BoxFuture<'_, Result<Verified, FetchError>>;
 }
 
 /// Failures applying an entry.
@@ -76,7 +77,8 @@ pub enum ApplyError {
         /// Which block.
         block: usize,
         /// Why.
-        reason: String,
+        #[source]
+        reason: FetchError,
     },
     /// The file was changed here and not scanned yet: it is left alone
     /// until the next scan has indexed it (then the two are compared).

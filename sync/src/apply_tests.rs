@@ -1,5 +1,6 @@
 use super::*;
 use crate::chunk::{blocks_of, Block};
+use crate::fetch_error::{AskError, FetchError};
 use crate::scan::scan;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,11 +27,15 @@ impl Mem {
 }
 
 impl BlockSource for Mem {
-    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, FetchError>> {
         *self.fetched.lock().unwrap() += 1;
-        let got = self.blocks.get(&hash).cloned().ok_or_else(|| "not here".to_string());
-        let got =
-            got.and_then(|b| Verified::check(&hash, b).map_err(|_| "hash mismatch".to_string()));
+        // A member standing in for the memory, so errors read as they do.
+        let peer = cloudy_overlay::PeerId::from_bytes(&[0, 2, 0, 0]).unwrap();
+        let fail = |e| FetchError(vec![e]);
+        let got = self.blocks.get(&hash).cloned().ok_or(fail(AskError::Missing(peer)));
+        let got = got.and_then(|b| {
+            Verified::check(&hash, b).map_err(|_| fail(AskError::Corrupt { peer, what: "block" }))
+        });
         Box::pin(async move { got })
     }
 }
@@ -88,7 +93,7 @@ async fn a_corrupt_block_is_refused_and_nothing_replaces_the_old_file() {
     let mut f = remote("f", blocks, 2);
     f.version = ix.get(&f.path).unwrap().unwrap().version.bumped(2);
     let err = take(dir.path(), &ix, &f, &src, None).await.unwrap_err();
-    assert!(err.to_string().contains("hash mismatch"), "{err}");
+    assert!(err.to_string().contains("block does not match its hash"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"the good old content");
     let names: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -22,6 +22,7 @@ mod config;
 pub mod conflict;
 pub mod decide;
 mod errors;
+pub mod fetch_error;
 pub mod folder_state;
 pub mod folders;
 pub mod index;

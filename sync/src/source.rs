@@ -16,6 +16,7 @@
 use crate::apply::{BlockSource, Verified};
 use crate::blocklist::{self, Entry};
 use crate::chunk::Hash;
+use crate::fetch_error::{AskError, FetchError};
 use crate::protocol::{recv, send, Request, Response, PROTOCOL};
 use cloudy_overlay::tasks::Tasks;
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
@@ -35,7 +36,7 @@ pub(crate) const SESSIONS: usize = 2;
 /// Requests in flight on one session.
 const IN_FLIGHT: usize = 32;
 
-type Reply = oneshot::Sender<Result<Response, String>>;
+type Reply = oneshot::Sender<Result<Response, AskError>>;
 
 /// One pipelined session; dead once its tasks stop.
 struct Session {
@@ -43,13 +44,13 @@ struct Session {
 }
 
 impl Session {
-    async fn open(overlay: &Handle, tasks: &Tasks, peer: PeerId) -> Result<Session, String> {
+    async fn open(overlay: &Handle, tasks: &Tasks, peer: PeerId) -> Result<Session, AskError> {
         let mut control = overlay.stream_control();
         let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
         let stream = tokio::time::timeout(TIMEOUT, open)
             .await
-            .map_err(|_| "no session in time".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| AskError::NoSession(peer))?
+            .map_err(|source| AskError::Open { peer, source })?;
         let (mut rd, mut wr) = stream.split();
         let (requests, mut incoming) = mpsc::channel::<(Request, Reply)>(IN_FLIGHT);
         let (waiting, mut replies) = mpsc::channel::<Reply>(IN_FLIGHT);
@@ -67,10 +68,12 @@ impl Session {
                 let answer = match tokio::time::timeout(TIMEOUT, recv::<_, Response>(&mut rd)).await
                 {
                     Ok(Ok(Some(r @ (Response::Data(_) | Response::Missing)))) => Ok(r),
-                    Ok(Ok(Some(other))) => Err(format!("{peer}: unexpected {other:?}")),
-                    Ok(Ok(None)) => Err(format!("{peer} closed the session")),
-                    Ok(Err(e)) => Err(format!("{peer}: {e}")),
-                    Err(_) => Err(format!("{peer}: no answer in time")),
+                    Ok(Ok(Some(other))) => {
+                        Err(AskError::Unexpected { peer, what: format!("{other:?}") })
+                    }
+                    Ok(Ok(None)) => Err(AskError::Closed(peer)),
+                    Ok(Err(source)) => Err(AskError::Protocol { peer, source }),
+                    Err(_) => Err(AskError::Timeout(peer)),
                 };
                 let failed = answer.is_err();
                 let _ = reply.send(answer);
@@ -101,7 +104,7 @@ impl PeerBlocks {
     }
 
     /// A live session's request queue, opening one if needed.
-    async fn session(&self) -> Result<mpsc::Sender<(Request, Reply)>, String> {
+    async fn session(&self) -> Result<mpsc::Sender<(Request, Reply)>, AskError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % SESSIONS;
         let mut slot = self.sessions[i].lock().await;
         if let Some(s) = slot.as_ref().filter(|s| !s.requests.is_closed()) {
@@ -113,13 +116,14 @@ impl PeerBlocks {
         Ok(tx)
     }
 
-    async fn ask(&self, req: Request) -> Result<Vec<u8>, String> {
+    async fn ask(&self, req: Request) -> Result<Vec<u8>, AskError> {
         let tx = self.session().await?;
         let (reply, answer) = oneshot::channel();
-        tx.send((req, reply)).await.map_err(|_| format!("{}: session closed", self.peer))?;
-        match answer.await.map_err(|_| format!("{}: session closed", self.peer))?? {
+        let closed = || AskError::Closed(self.peer);
+        tx.send((req, reply)).await.map_err(|_| closed())?;
+        match answer.await.map_err(|_| closed())?? {
             Response::Data(b) => Ok(b),
-            _ => Err(format!("{} does not have it", self.peer)),
+            _ => Err(AskError::Missing(self.peer)),
         }
     }
 }
@@ -181,11 +185,11 @@ impl MemberBlocks {
     /// `order`, that `accept` takes.
     async fn any<T>(
         &self,
-        what: &str,
+        what: &'static str,
         order: impl Iterator<Item = usize>,
         req: impl Fn(&PeerBlocks) -> Request,
         accept: impl Fn(Vec<u8>) -> Option<T>,
-    ) -> Result<T, String> {
+    ) -> Result<T, FetchError> {
         let mut why = Vec::new();
         for m in order.map(|i| &self.members[i]) {
             match m.ask(req(m)).await {
@@ -194,18 +198,18 @@ impl MemberBlocks {
                     None => {
                         tracing::warn!(target: "cloudy::_events::sync", peer = %m.peer, "a member served a corrupt {what}");
                         self.overlay.report_failure(m.peer);
-                        why.push(format!("{}: {what} does not match its hash", m.peer));
+                        why.push(AskError::Corrupt { peer: m.peer, what });
                     }
                 },
                 Err(e) => why.push(e),
             }
         }
-        Err(why.join("; "))
+        Err(FetchError(why))
     }
 
     /// A block-list piece, checked against its hash: from the followed
     /// member, then the others by score.
-    pub(crate) async fn list(&self, hash: Hash) -> Result<Vec<Entry>, String> {
+    pub(crate) async fn list(&self, hash: Hash) -> Result<Vec<Entry>, FetchError> {
         let req = |m: &PeerBlocks| Request::List { folder: m.folder.clone(), hash };
         let order =
             std::iter::once(0).chain(by_score(&self.scores, (1..self.members.len()).collect()));
@@ -266,7 +270,7 @@ fn by_score(scores: &[f64], mut v: Vec<usize>) -> Vec<usize> {
 }
 
 impl BlockSource for FileBlocks<'_> {
-    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, String>> {
+    fn fetch(&self, hash: Hash, _size: u32) -> BoxFuture<'_, Result<Verified, FetchError>> {
         let req = move |m: &PeerBlocks| Request::Block { folder: m.folder.clone(), hash };
         let order = self.order();
         let downloaded = &self.all.downloaded;

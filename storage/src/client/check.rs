@@ -10,6 +10,7 @@
 
 use super::get::Holders;
 use super::put::Upload;
+use super::share_error::ShareError;
 use super::{Client, Conn};
 use crate::capability::VerifyCap;
 use crate::coding::Decoder;
@@ -106,7 +107,7 @@ impl Client {
                 };
                 match verdict {
                     Ok(()) => report.good.entry(share).or_default().push(peer),
-                    Err(why) => report.corrupt.push((share, peer, why)),
+                    Err(why) => report.corrupt.push((share, peer, why.to_string())),
                 }
             }
         }
@@ -240,28 +241,25 @@ async fn verify_copy(
     share: u8,
     decoder: &mut Option<Decoder>,
     blocks: bool,
-) -> Result<(), String> {
+) -> Result<(), ShareError> {
     let si = cap.storage_index;
-    let (root, hashes) =
-        match conn.call(Request::Meta { si, share }).await.map_err(|e| e.to_string())? {
-            Response::Meta { root, hashes } => (root, hashes),
-            other => return Err(format!("{other:?}")),
-        };
+    let (root, hashes) = match conn.call(Request::Meta { si, share }).await? {
+        Response::Meta { root, hashes } => (root, hashes),
+        other => return Err(ShareError::answer(other)),
+    };
     if decoder.is_none() {
-        *decoder = Some(Decoder::for_verify(cap, &root).map_err(|e| e.to_string())?);
+        *decoder = Some(Decoder::for_verify(cap, &root)?);
     }
     let dec = decoder.as_mut().expect("set above");
     if root != dec.record().encode() {
-        return Err("root record differs from the capability's".into());
+        return Err(ShareError::RootDiffers);
     }
-    dec.accept_hashes(share as usize, hashes).map_err(|e| e.to_string())?;
+    dec.accept_hashes(share as usize, hashes)?;
     if blocks {
         for segment in 0..dec.record().segments() {
-            match conn.call(Request::Get { si, share, segment }).await.map_err(|e| e.to_string())? {
-                Response::Block(b) => {
-                    dec.check_block(share as usize, segment, &b).map_err(|e| e.to_string())?
-                }
-                other => return Err(format!("segment {segment}: {other:?}")),
+            match conn.call(Request::Get { si, share, segment }).await? {
+                Response::Block(b) => dec.check_block(share as usize, segment, &b)?,
+                other => return Err(ShareError::answer(other)),
             }
         }
     }

@@ -14,6 +14,7 @@ mod pipeline;
 mod progress;
 mod put;
 mod reader;
+mod share_error;
 
 pub use check::{RepairError, RepairReport, Report};
 pub use get::GetError;

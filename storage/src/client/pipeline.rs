@@ -17,6 +17,7 @@
 //!   soon as fewer than `happy` distinct servers are left.
 
 use super::put::{PutError, PutOptions, Upload};
+use super::share_error::ShareError;
 use super::{Client, CALL_TIMEOUT};
 use crate::capability::{Cap, ReadCap, LITERAL_MAX};
 use crate::coding::Encoder;
@@ -103,7 +104,7 @@ impl Client {
         while let Some(joined) = senders.join_next().await {
             match joined {
                 Ok(Ok(u)) => done.push(u),
-                Ok(Err(e)) => failures.push(e),
+                Ok(Err((peer, share, e))) => failures.push(format!("{peer} (share {share}): {e}")),
                 Err(e) => failures.push(format!("sender task: {e}")),
             }
         }
@@ -168,15 +169,16 @@ fn short_read(got: u64, size: u64) -> std::io::Error {
 }
 
 /// Sends one share's blocks as they arrive.
-async fn drain(mut u: Upload, mut rx: mpsc::Receiver<Vec<u8>>) -> Result<Upload, String> {
-    let fail = |u: &Upload, e: &str| format!("{} (share {}): {e}", u.peer, u.share);
+async fn drain(
+    mut u: Upload,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> Result<Upload, (PeerId, u8, ShareError)> {
     while let Some(block) = rx.recv().await {
-        match tokio::time::timeout(CALL_TIMEOUT, u.send(block)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(fail(&u, &e)),
-            Err(_) => {
-                return Err(fail(&u, &format!("a block was not accepted within {CALL_TIMEOUT:?}")))
-            }
+        let sent = tokio::time::timeout(CALL_TIMEOUT, u.send(block))
+            .await
+            .unwrap_or(Err(ShareError::Stalled(CALL_TIMEOUT)));
+        if let Err(e) = sent {
+            return Err((u.peer, u.share, e));
         }
     }
     Ok(u)

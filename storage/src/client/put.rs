@@ -1,5 +1,6 @@
 //! Upload: encrypt, encode and place a file's shares on the grid.
 
+use super::share_error::ShareError;
 use super::{read_response, Client, Conn};
 use crate::capability::{Cap, LITERAL_MAX};
 use crate::coding::Params;
@@ -76,34 +77,31 @@ pub(super) struct Upload {
 }
 
 impl Upload {
-    pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), String> {
+    pub(super) async fn send(&mut self, block: Vec<u8>) -> Result<(), ShareError> {
         match &mut self.sink {
-            Sink::Remote(s) => {
-                write_frame(s, &Request::Block(block).encode()).await.map_err(|e| e.to_string())
-            }
-            Sink::Local(w, ..) => w.write(block).await.map_err(|e| e.to_string()),
+            Sink::Remote(s) => Ok(write_frame(s, &Request::Block(block).encode()).await?),
+            Sink::Local(w, ..) => Ok(w.write(block).await?),
         }
     }
 
-    pub(super) async fn finish(self, root: Vec<u8>, hashes: Vec<Hash>) -> Result<PeerId, String> {
-        match self.sink {
+    pub(super) async fn finish(
+        self,
+        root: Vec<u8>,
+        hashes: Vec<Hash>,
+    ) -> Result<PeerId, ShareError> {
+        let answer = match self.sink {
             Sink::Remote(mut s) => {
-                write_frame(&mut s, &Request::Finish { root, hashes }.encode())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match read_response(&mut s).await.map_err(|e| e.to_string())? {
-                    Response::Stored => Ok(self.peer),
-                    Response::Error { message, .. } => Err(message),
-                    other => Err(format!("unexpected answer {other:?}")),
-                }
+                write_frame(&mut s, &Request::Finish { root, hashes }.encode()).await?;
+                read_response(&mut s).await?
             }
             Sink::Local(w, store, me, si) => {
-                w.finish(root, hashes).await.map_err(|e| e.to_string())?;
-                match crate::server::renew(store, &me, si).await.map_err(|e| e.to_string())? {
-                    Response::Renewed { .. } => Ok(self.peer),
-                    other => Err(format!("lease: {other:?}")),
-                }
+                w.finish(root, hashes).await?;
+                crate::server::renew(store, &me, si).await?
             }
+        };
+        match answer {
+            Response::Stored | Response::Renewed { .. } => Ok(self.peer),
+            other => Err(ShareError::answer(other)),
         }
     }
 }
@@ -187,15 +185,12 @@ impl Client {
         si: &StorageIndex,
         share: u8,
         len: u64,
-    ) -> Result<Sink, String> {
-        match self.connect(peer).await.map_err(|e| e.to_string())? {
+    ) -> Result<Sink, ShareError> {
+        match self.connect(peer).await? {
             Conn::Local(store, me) => {
                 let (si, creating) = (*si, store.clone());
-                let w = blocking(move || creating.create(&si, share, len))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                w.map(|w| Sink::Local(PipedWriter::new(w), store, me, si))
-                    .map_err(|e| e.to_string())
+                let w = blocking(move || creating.create(&si, share, len)).await??;
+                Ok(Sink::Local(PipedWriter::new(w), store, me, si))
             }
             Conn::Remote(mut s) => {
                 let ask = async {
@@ -204,11 +199,10 @@ impl Client {
                 };
                 let answer = tokio::time::timeout(super::CALL_TIMEOUT, ask)
                     .await
-                    .map_err(|_| "no answer in time".to_string())?;
-                match answer.map_err(|e| e.to_string())? {
+                    .map_err(|_| ShareError::Timeout(super::CALL_TIMEOUT))?;
+                match answer? {
                     Response::Ready => Ok(Sink::Remote(s)),
-                    Response::Error { message, .. } => Err(message),
-                    other => Err(format!("unexpected answer {other:?}")),
+                    other => Err(ShareError::answer(other)),
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! at once instead of after the call timeout.
 
 use super::progress::{silence_for, Meter};
+use super::share_error::ShareError;
 use super::{Conn, CALL_TIMEOUT};
 use crate::protocol::{Request, Response};
 use crate::root::{block_hash, Hash};
@@ -33,7 +34,7 @@ const QUEUE: usize = 4;
 pub(super) struct ShareReader {
     pub share: u8,
     pub peer: PeerId,
-    rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    rx: mpsc::Receiver<Result<Vec<u8>, ShareError>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,8 +66,8 @@ impl ShareReader {
     }
 
     /// The next checked block, or why there is none.
-    pub(super) async fn next(&mut self) -> Result<Vec<u8>, String> {
-        self.rx.recv().await.unwrap_or_else(|| Err("reader stopped".into()))
+    pub(super) async fn next(&mut self) -> Result<Vec<u8>, ShareError> {
+        self.rx.recv().await.unwrap_or(Err(ShareError::Stopped))
     }
 }
 
@@ -94,7 +95,7 @@ impl Holder {
 
     /// Resolves, saying why, once the overlay says the holder failed or
     /// left, or once it sent nothing for `silence` (remote sessions).
-    async fn abandon(&mut self, meter: Option<&Meter>, silence: Duration) -> String {
+    async fn abandon(&mut self, meter: Option<&Meter>, silence: Duration) -> ShareError {
         let peer = self.peer;
         let gone = async {
             let down = |s: &Arc<PeerScores>| {
@@ -119,8 +120,8 @@ impl Holder {
             }
         };
         tokio::select! {
-            _ = gone => format!("the overlay says the holder {peer} failed or left"),
-            _ = silent => format!("the holder {peer} sent nothing for {silence:?}"),
+            _ = gone => ShareError::HolderGone(peer),
+            _ = silent => ShareError::Silent { peer, silence },
         }
     }
 }
@@ -132,8 +133,8 @@ async fn run(
     share: u8,
     hashes: &[Hash],
     segments: Range<u64>,
-    tx: &mpsc::Sender<Result<Vec<u8>, String>>,
-) -> Result<(), String> {
+    tx: &mpsc::Sender<Result<Vec<u8>, ShareError>>,
+) -> Result<(), ShareError> {
     let mut queued = VecDeque::new();
     let mut asked = segments.start;
     let meter = conn.meter();
@@ -143,9 +144,7 @@ async fn run(
     let mut abandon = std::pin::pin!(holder.abandon(meter.as_ref(), silence));
     for segment in segments.clone() {
         while asked < segments.end && asked < segment + WINDOW {
-            conn.send(Request::Get { si, share, segment: asked }, &mut queued)
-                .await
-                .map_err(|e| e.to_string())?;
+            conn.send(Request::Get { si, share, segment: asked }, &mut queued).await?;
             asked += 1;
         }
         // The silence counts from here: time spent waiting for the
@@ -154,16 +153,15 @@ async fn run(
             m.touch();
         }
         let answer = tokio::select! {
-            r = conn.recv(&mut queued) => r.map_err(|e| e.to_string())?,
+            r = conn.recv(&mut queued) => r?,
             why = &mut abandon => return Err(why),
         };
         let block = match answer {
             Response::Block(b) => b,
-            Response::Error { message, .. } => return Err(message),
-            other => return Err(format!("unexpected answer {other:?}")),
+            other => return Err(ShareError::answer(other)),
         };
         if hashes.get(segment as usize) != Some(&block_hash(&block)) {
-            return Err(CodingError::CorruptBlock { share: share as usize, segment }.to_string());
+            return Err(CodingError::CorruptBlock { share: share as usize, segment }.into());
         }
         if tx.send(Ok(block)).await.is_err() {
             return Ok(());

@@ -35,6 +35,60 @@ pub const TRAILER_LEN: usize = 12;
 /// How long a lease lasts from its last renewal: 31 days, as in Tahoe.
 pub const LEASE_SECS: u64 = 31 * 24 * 3600;
 
+/// What is wrong with a stored share blob.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Damage {
+    /// Too short to hold its trailer.
+    #[error("shorter than its trailer")]
+    Short,
+    /// A part could not be read back.
+    #[error("cannot read its {0}")]
+    Unreadable(&'static str),
+    /// The trailer does not start with the magic bytes.
+    #[error("bad trailer magic")]
+    Magic,
+    /// A part claims more bytes than the blob has.
+    #[error("its {0} is longer than the share")]
+    TooLong(&'static str),
+    /// The root record does not parse.
+    #[error(transparent)]
+    Root(#[from] crate::CodingError),
+    /// The blob's length disagrees with its root record.
+    #[error("{total} bytes, the root record implies {implied}")]
+    Length {
+        /// Bytes in the blob.
+        total: u64,
+        /// Bytes the root record implies.
+        implied: u64,
+    },
+    /// A block past the last segment was asked for.
+    #[error("no segment {0}")]
+    NoSegment(u64),
+}
+
+/// What was wrong with an upload, against the share it declared.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadShare {
+    /// More block bytes than declared.
+    #[error("more than the declared {0} bytes")]
+    TooLong(u64),
+    /// The root record does not parse.
+    #[error(transparent)]
+    Root(#[from] crate::CodingError),
+    /// The finished share's length disagrees.
+    #[error("{written} bytes written, {declared} declared, {implied} implied by the root record")]
+    Length {
+        /// Bytes the writer received, with hashes, root and trailer.
+        written: u64,
+        /// Bytes declared at `Put`.
+        declared: u64,
+        /// Bytes the root record implies.
+        implied: u64,
+    },
+}
+
 /// Errors of a share store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,7 +117,8 @@ pub enum StoreError {
         /// Share number.
         share: u8,
         /// What is wrong.
-        reason: String,
+        #[source]
+        reason: Damage,
     },
     /// The writer was given more or other data than the declared share.
     #[error("share {share} of storage index {si}: {reason}")]
@@ -73,7 +128,8 @@ pub enum StoreError {
         /// Share number.
         share: u8,
         /// What was wrong.
-        reason: String,
+        #[source]
+        reason: BadShare,
     },
     /// Disk or database trouble.
     #[error("{path}: {reason}")]
@@ -198,25 +254,22 @@ impl Layout {
     fn read(
         total: u64,
         mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>,
-    ) -> Result<Layout, String> {
-        let t = read(
-            total.checked_sub(TRAILER_LEN as u64).ok_or("shorter than its trailer")?,
-            TRAILER_LEN,
-        )
-        .ok_or("cannot read trailer")?;
+    ) -> Result<Layout, Damage> {
+        let t = read(total.checked_sub(TRAILER_LEN as u64).ok_or(Damage::Short)?, TRAILER_LEN)
+            .ok_or(Damage::Unreadable("trailer"))?;
         if &t[..8] != MAGIC {
-            return Err("bad trailer magic".into());
+            return Err(Damage::Magic);
         }
         let root_len = u32::from_be_bytes(t[8..].try_into().expect("4 bytes")) as u64;
         let root_at = (total - TRAILER_LEN as u64)
             .checked_sub(root_len)
-            .ok_or("root record longer than share")?;
-        let root = read(root_at, root_len as usize).ok_or("cannot read root record")?;
-        let record = RootRecord::decode(&root).map_err(|e| e.to_string())?;
+            .ok_or(Damage::TooLong("root record"))?;
+        let root = read(root_at, root_len as usize).ok_or(Damage::Unreadable("root record"))?;
+        let record = RootRecord::decode(&root)?;
         let hashes_at =
-            root_at.checked_sub(32 * record.segments()).ok_or("hash list longer than share")?;
+            root_at.checked_sub(32 * record.segments()).ok_or(Damage::TooLong("hash list"))?;
         if share_len(&record) != total {
-            return Err(format!("{total} bytes, the root record implies {}", share_len(&record)));
+            return Err(Damage::Length { total, implied: share_len(&record) });
         }
         Ok(Layout { record, root, hashes_at })
     }
@@ -244,7 +297,7 @@ impl Layout {
         let hashes = self.hashes(read).ok_or(StoreError::Damaged {
             si: hex::encode(si),
             share,
-            reason: "hash list unreadable".into(),
+            reason: Damage::Unreadable("hash list"),
         })?;
         Ok(ShareMeta { root: self.root, hashes })
     }
@@ -257,10 +310,10 @@ impl Layout {
         segment: u64,
         read: impl FnOnce(u64, usize) -> Option<Vec<u8>>,
     ) -> Result<Vec<u8>, StoreError> {
-        let damaged = |reason: String| StoreError::Damaged { si: hex::encode(si), share, reason };
+        let damaged = |reason| StoreError::Damaged { si: hex::encode(si), share, reason };
         let (at, n) =
-            self.block_range(segment).ok_or_else(|| damaged(format!("no segment {segment}")))?;
-        read(at, n).ok_or_else(|| damaged("block unreadable".into()))
+            self.block_range(segment).ok_or_else(|| damaged(Damage::NoSegment(segment)))?;
+        read(at, n).ok_or_else(|| damaged(Damage::Unreadable("block")))
     }
 }
 
@@ -273,31 +326,31 @@ struct Expect {
 }
 
 impl Expect {
-    fn bad(&self, reason: String) -> StoreError {
+    fn bad(&self, reason: BadShare) -> StoreError {
         StoreError::BadUpload { si: hex::encode(self.si), share: self.share, reason }
     }
 
     fn block(&mut self, n: usize) -> Result<(), StoreError> {
         self.written += n as u64;
         if self.written > self.len {
-            return Err(self.bad(format!("more than the declared {} bytes", self.len)));
+            return Err(self.bad(BadShare::TooLong(self.len)));
         }
         Ok(())
     }
 
     fn finish(&self, root: &[u8], hashes: &[Hash]) -> Result<(), StoreError> {
-        let record = RootRecord::decode(root).map_err(|e| self.bad(e.to_string()))?;
+        let record = RootRecord::decode(root).map_err(|e| self.bad(e.into()))?;
         let total =
             self.written + 32 * hashes.len() as u64 + root.len() as u64 + TRAILER_LEN as u64;
         if hashes.len() as u64 != record.segments()
             || total != share_len(&record)
             || total != self.len
         {
-            return Err(self.bad(format!(
-                "{total} bytes written, {} declared, {} implied by the root record",
-                self.len,
-                share_len(&record)
-            )));
+            return Err(self.bad(BadShare::Length {
+                written: total,
+                declared: self.len,
+                implied: share_len(&record),
+            }));
         }
         Ok(())
     }

@@ -6,32 +6,43 @@ use super::*;
 /// Files of a batch assembled at once.
 const FILES_AT_ONCE: usize = 32;
 
+/// Why a batch's block lists could not be had.
+#[derive(Debug, thiserror::Error)]
+enum PiecesError {
+    /// The local index failed.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    /// No member gave a piece.
+    #[error("block list: {0}")]
+    Fetch(#[from] crate::fetch_error::FetchError),
+}
+
 /// The block-list pieces a batch refers to: from local files' lists where
 /// possible, else fetched (and checked) from the members.
 async fn resolve_pieces(
     r: &Running,
     files: &[WireFile],
     source: &MemberBlocks,
-) -> Result<HashMap<Hash, Vec<Entry>>, String> {
+) -> Result<HashMap<Hash, Vec<Entry>>, PiecesError> {
     let mut lists: HashMap<Hash, Vec<Entry>> = HashMap::new();
     let mut fetch = Vec::new();
     for h in files.iter().flat_map(|w| &w.pieces) {
         if lists.contains_key(h) || fetch.contains(h) {
             continue;
         }
-        lists.extend(r.index.pieces_beside(h).map_err(|e| e.to_string())?);
+        lists.extend(r.index.pieces_beside(h)?);
         if !lists.contains_key(h) {
             fetch.push(*h);
         }
     }
     type Piece = (Hash, Vec<Entry>);
-    let jobs: Vec<BoxFuture<'_, Result<Piece, String>>> = fetch
+    let jobs: Vec<BoxFuture<'_, Result<Piece, _>>> = fetch
         .into_iter()
         .map(|h| Box::pin(async move { source.list(h).await.map(|e| (h, e)) }) as BoxFuture<'_, _>)
         .collect();
     let fetched: Vec<_> = futures::stream::iter(jobs).buffer_unordered(FETCH_AHEAD).collect().await;
     for f in fetched {
-        let (h, e) = f.map_err(|e| format!("block list: {e}"))?;
+        let (h, e) = f?;
         lists.insert(h, e);
     }
     Ok(lists)

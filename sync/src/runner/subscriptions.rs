@@ -54,7 +54,7 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
         let outcome = tokio::select! {
             _ = r.cancel.cancelled() => return,
             o = follow(&inner, &id, &r, peer) => o,
-            _ = gone => Err("the member left or failed".into()),
+            _ = gone => Err(FollowError::Gone),
             _ = again.changed() => continue,
         };
         match outcome {
@@ -68,19 +68,43 @@ async fn subscribe(inner: Arc<Inner>, id: String, r: Arc<Running>, peer: PeerId)
     }
 }
 
+/// Why a session following a member's index ended.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    /// The overlay says the member left or failed.
+    #[error("the member left or failed")]
+    Gone,
+    /// No session could be opened in time.
+    #[error("no session in time")]
+    NoSession,
+    /// The session could not be opened.
+    #[error("cannot open a session: {0}")]
+    Open(#[from] cloudy_overlay::stream::OpenStreamError),
+    /// The local index failed.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    /// The session failed or carried garbage.
+    #[error(transparent)]
+    Protocol(#[from] crate::protocol::ProtocolError),
+    /// The member does not let this node in (yet).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// A batch must be retried.
+    #[error("some changes could not be applied yet")]
+    Unfinished,
+    /// The member sent something the protocol does not allow here.
+    #[error("unexpected {0}")]
+    Unexpected(String),
+}
+
 /// One `Index` session with `peer`, until it ends.
-async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<(), String> {
+async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<(), FollowError> {
     let generation = *r.resubscribe.borrow();
     let mut control = inner.overlay.stream_control();
     let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
-    let mut s = tokio::time::timeout(TIMEOUT, open)
-        .await
-        .map_err(|_| "no session in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    let seen = r.index.peer_seen(&peer.to_string()).map_err(|e| e.to_string())?;
-    send(&mut s, &Request::Index { folder: id.to_string(), since: seen })
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| FollowError::NoSession)??;
+    let seen = r.index.peer_seen(&peer.to_string())?;
+    send(&mut s, &Request::Index { folder: id.to_string(), since: seen }).await?;
     let me = inner.overlay.local_peer_id();
     let others: Vec<PeerId> = inner
         .folders
@@ -96,12 +120,12 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
         r.downloaded.clone(),
     );
     loop {
-        let msg = recv::<_, Response>(&mut s).await.map_err(|e| e.to_string())?;
+        let msg = recv::<_, Response>(&mut s).await?;
         match msg {
             None => return Ok(()),
             Some(Response::Refused { reason }) => {
                 ask_to_join(inner, id, peer).await;
-                return Err(format!("refused: {reason}"));
+                return Err(FollowError::Refused(reason));
             }
             Some(Response::Members { name, members }) => {
                 // Only the owner's word counts for the name and the members.
@@ -115,17 +139,17 @@ async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<()
                 let clean = super::batch::apply_batch(inner, id, r, peer, files, &source).await;
                 if clean {
                     r.errors.clear(|a| *a == About::Member(peer.to_string()));
-                    r.index.set_peer_seen(&peer.to_string(), seq).map_err(|e| e.to_string())?;
+                    r.index.set_peer_seen(&peer.to_string(), seq)?;
                     if *r.resubscribe.borrow() != generation {
-                        r.index.set_peer_seen(&peer.to_string(), 0).map_err(|e| e.to_string())?;
+                        r.index.set_peer_seen(&peer.to_string(), 0)?;
                         return Ok(());
                     }
                 } else {
                     // Retry the batch on a new session.
-                    return Err("some changes could not be applied yet".into());
+                    return Err(FollowError::Unfinished);
                 }
             }
-            Some(other) => return Err(format!("unexpected {other:?}")),
+            Some(other) => return Err(FollowError::Unexpected(format!("{other:?}"))),
         }
     }
 }
