@@ -57,6 +57,7 @@ impl Node {
         let sync_cfg = cloudy_sync::service::SyncConfig {
             rescan: cfg.sync.rescan_interval,
             keep_versions: cfg.sync.keep_versions,
+            private: vec![std::fs::canonicalize(home.root()).unwrap_or(home.root().to_path_buf())],
             ..Default::default()
         };
         let sync = cloudy_sync::service::SyncService::start(

@@ -1,9 +1,10 @@
 //! Sync settings.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Sync settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SyncConfig {
     /// Full rescan period (the watcher catches changes in between).
     pub rescan: Duration,
@@ -14,6 +15,10 @@ pub struct SyncConfig {
     pub settle: Duration,
     /// Kept versions older than this are deleted (zero: kept for ever).
     pub keep_versions: Duration,
+    /// Directories whose files never leave this node (the node's home, with
+    /// its keys and token): a folder that holds one or lies inside one is
+    /// refused, and one made so before is paused.
+    pub private: Vec<PathBuf>,
 }
 
 impl Default for SyncConfig {
@@ -23,6 +28,7 @@ impl Default for SyncConfig {
             debounce: Duration::from_millis(100),
             settle: Duration::from_millis(300),
             keep_versions: Duration::from_secs(30 * 86_400),
+            private: Vec::new(),
         }
     }
 }

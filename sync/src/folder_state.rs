@@ -27,6 +27,11 @@ pub enum FolderState {
         /// Where and what the system said.
         detail: String,
     },
+    /// Not run at all (it holds the node's home).
+    Paused {
+        /// Why.
+        why: String,
+    },
 }
 
 impl fmt::Display for FolderState {
@@ -40,6 +45,7 @@ impl fmt::Display for FolderState {
             }
             FolderState::WaitingForAdmission => f.write_str("waiting for admission"),
             FolderState::DiskFull { detail } => write!(f, "paused: disk full ({detail})"),
+            FolderState::Paused { why } => write!(f, "paused: {why}"),
         }
     }
 }
@@ -58,6 +64,8 @@ impl std::str::FromStr for FolderState {
             s => {
                 if let Some(d) = s.strip_prefix("paused: disk full (") {
                     FolderState::DiskFull { detail: d.trim_end_matches(')').to_string() }
+                } else if let Some(why) = s.strip_prefix("paused: ") {
+                    FolderState::Paused { why: why.to_string() }
                 } else if let Some(rest) = s.strip_prefix("out of sync: ") {
                     let errors = rest.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
                     FolderState::OutOfSync { errors }
@@ -95,6 +103,7 @@ mod tests {
             FolderState::OutOfSync { errors: 3 },
             FolderState::WaitingForAdmission,
             FolderState::DiskFull { detail: "a.bin: No space left on device".into() },
+            FolderState::Paused { why: "it holds this node's home /h".into() },
         ] {
             let json = serde_json::to_string(&st).unwrap();
             assert_eq!(serde_json::from_str::<FolderState>(&json).unwrap(), st, "{json}");

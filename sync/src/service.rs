@@ -4,6 +4,7 @@
 //! logged).
 
 pub use crate::config::SyncConfig;
+use crate::folder_state::FolderState;
 use crate::folders::{parse_invite, Folder, FolderError, Folders};
 use crate::index::{Index, IndexError};
 use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
@@ -29,7 +30,17 @@ pub enum SyncError {
         /// What is wrong.
         reason: String,
     },
-    /// No folder with this id.
+    /// The directory holds, or lies inside, a directory whose files must
+    /// never leave this node.
+    #[error("folder {path} {how} this node's home {home}, whose keys (identity.key, api.token, convergence.secret) must never leave this machine; share a directory outside it")]
+    Private {
+        /// The directory asked for.
+        path: String,
+        /// "is", "holds" or "is inside".
+        how: &'static str,
+        /// The node's home.
+        home: String,
+    },
     /// The directory is already (or is inside, or holds) a folder here.
     #[error("{path} {how} folder {name} ({id}); `cloudy-p2p sync remove {name}` first if you mean to replace it")]
     AlreadyShared {
@@ -84,6 +95,23 @@ pub fn member_id(peer: &str) -> u64 {
     u64::from_be_bytes(blake3::hash(peer.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+/// Whether `path` is, holds or lies inside one of `private`: how, and
+/// which.
+fn private_overlap<'a>(private: &'a [PathBuf], path: &Path) -> Option<(&'static str, &'a Path)> {
+    private.iter().find_map(|p| {
+        let how = if p == path {
+            "is"
+        } else if p.starts_with(path) {
+            "holds"
+        } else if path.starts_with(p) {
+            "is inside"
+        } else {
+            return None;
+        };
+        Some((how, p.as_path()))
+    })
+}
+
 /// Checks that `path` is a writable directory.
 fn usable_dir(path: &Path) -> Result<PathBuf, SyncError> {
     let bad = |reason: String| SyncError::BadPath { path: path.display().to_string(), reason };
@@ -124,6 +152,7 @@ impl SyncService {
             dir: dir.to_path_buf(),
             folders,
             running: Mutex::new(HashMap::new()),
+            paused: Mutex::new(HashMap::new()),
             cfg,
             tasks: tasks.clone(),
         });
@@ -144,6 +173,13 @@ impl SyncService {
     }
 
     fn run(&self, f: &Folder) -> Result<(), SyncError> {
+        if let Err(e) = self.not_private(&f.path) {
+            // Made before folders were checked: nothing of it is scanned,
+            // served or applied, and its status says why.
+            warn!("folder {} is paused: {e}", f.name);
+            self.0.paused.lock().expect("paused lock").insert(f.id.clone(), e.to_string());
+            return Ok(());
+        }
         let index = Index::open(&self.0.dir.join(format!("{}.sqlite", f.id)))?;
         let running = runner::start(self.0.clone(), f.id.clone(), index);
         self.0.running.lock().expect("running lock").insert(f.id.clone(), running);
@@ -158,6 +194,7 @@ impl SyncService {
         members: Vec<String>,
     ) -> Result<Folder, SyncError> {
         let path = usable_dir(path)?;
+        self.not_private(&path)?;
         self.not_shared(&path)?;
         for m in &members {
             m.parse::<PeerId>().map_err(|_| SyncError::BadPeer(m.clone()))?;
@@ -177,6 +214,19 @@ impl SyncService {
         self.0.folders.update(&folder.id, |_| Some(folder.clone()))?;
         self.run(&folder)?;
         Ok(folder)
+    }
+
+    /// Refuses a directory that is, holds or lies inside a private one (the
+    /// node's home).
+    fn not_private(&self, path: &Path) -> Result<(), SyncError> {
+        match private_overlap(&self.0.cfg.private, path) {
+            Some((how, home)) => Err(SyncError::Private {
+                path: path.display().to_string(),
+                how,
+                home: home.display().to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Refuses a directory that is a folder here already, lies inside one,
@@ -207,6 +257,7 @@ impl SyncService {
     pub fn join(&self, invite: &str, path: &Path) -> Result<Folder, SyncError> {
         let (id, owner) = parse_invite(invite)?;
         let path = usable_dir(path)?;
+        self.not_private(&path)?;
         if let Some(f) = self.0.folders.get(&id) {
             return Err(SyncError::AlreadyJoined {
                 path: f.path.display().to_string(),
@@ -253,12 +304,16 @@ impl SyncService {
     /// Every folder with its status.
     pub fn list(&self) -> Vec<(Folder, Status)> {
         let running = self.0.running.lock().expect("running lock");
+        let paused = self.0.paused.lock().expect("paused lock");
         self.0
             .folders
             .all()
             .into_iter()
             .map(|f| {
-                let st = running.get(&f.id).map(|r| r.status()).unwrap_or_default();
+                let mut st = running.get(&f.id).map(|r| r.status()).unwrap_or_default();
+                if let Some(why) = paused.get(&f.id) {
+                    st.state = FolderState::Paused { why: why.clone() };
+                }
                 (f, st)
             })
             .collect()
@@ -270,6 +325,7 @@ impl SyncService {
         if let Some(r) = self.0.running.lock().expect("running lock").remove(id) {
             r.cancel.cancel();
         }
+        self.0.paused.lock().expect("paused lock").remove(id);
         self.0.folders.update(id, |_| None)?;
         for ext in ["sqlite", "sqlite-wal", "sqlite-shm"] {
             let _ = std::fs::remove_file(self.0.dir.join(format!("{id}.{ext}")));

@@ -20,6 +20,7 @@ const CFG: SyncConfig = SyncConfig {
     debounce: Duration::from_millis(50),
     settle: Duration::from_millis(100),
     keep_versions: Duration::from_secs(86_400),
+    private: Vec::new(),
 };
 
 /// `n` overlay nodes; the first `with_sync` of them run sync.
@@ -27,14 +28,13 @@ async fn members(n: usize, with_sync: usize) -> (TestNet, Vec<Member>, Cancellat
     let net = TestNet::start(n, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();
     let cancel = CancellationToken::new();
-    let cfg = CFG;
     let mut out = Vec::new();
     for node in &net.nodes[..with_sync] {
         let data = tempfile::tempdir().unwrap();
         let sync = SyncService::start(
             node.handle.clone(),
             data.path(),
-            cfg,
+            CFG,
             &Tasks::new("test", cancel.clone()),
         )
         .unwrap();
@@ -153,11 +153,10 @@ async fn concurrent_edits_keep_both_and_an_offline_member_catches_up() {
     // B runs under its own token so it can be stopped and started again.
     let b_cancel = CancellationToken::new();
     let b_data = tempfile::tempdir().unwrap();
-    let cfg = CFG;
     let b = SyncService::start(
         net.nodes[1].handle.clone(),
         b_data.path(),
-        cfg,
+        CFG,
         &Tasks::new("test", b_cancel.clone()),
     )
     .unwrap();
@@ -524,4 +523,87 @@ async fn a_directory_is_in_one_folder_only() {
     assert!(paths.contains(&std::fs::canonicalize(elsewhere.path()).unwrap()), "{paths:?}");
     assert!(paths.iter().any(|p| *p == std::fs::canonicalize(b.dir.path()).unwrap()), "{mine:?}");
     cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_home_is_never_shared_and_a_folder_holding_it_is_paused() {
+    let (net, m, cancel) = members(2, 1).await;
+    let b_id = net.nodes[1].handle.local_peer_id().to_string();
+    // A directory holding a node's home, with its keys.
+    let shared = tempfile::tempdir().unwrap();
+    let home = shared.path().join("node-home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("identity.key"), b"secret key bytes").unwrap();
+    std::fs::write(shared.path().join("notes.txt"), b"ordinary file").unwrap();
+    let home = std::fs::canonicalize(&home).unwrap();
+    let private = SyncConfig { private: vec![home.clone()], ..CFG };
+    let b_data = tempfile::tempdir().unwrap();
+    let b_cancel = CancellationToken::new();
+    let b = SyncService::start(
+        net.nodes[1].handle.clone(),
+        b_data.path(),
+        private.clone(),
+        &Tasks::new("test", b_cancel.clone()),
+    )
+    .unwrap();
+    // The home itself, a directory holding it, one inside it: refused,
+    // naming the home.
+    let inside = home.join("sub");
+    std::fs::create_dir(&inside).unwrap();
+    for (dir, how) in
+        [(&home, "is"), (&shared.path().to_path_buf(), "holds"), (&inside, "is inside")]
+    {
+        let err = b.add(dir, None, vec![]).unwrap_err().to_string();
+        assert!(err.contains(&format!("{how} this node's home {}", home.display())), "{err}");
+        let invite = m[0].sync.add(&tempfile::tempdir().unwrap().keep(), None, vec![]).unwrap();
+        let err = b.join(&invite.invite(), dir).unwrap_err().to_string();
+        assert!(err.contains("must never leave this machine"), "{err}");
+    }
+    assert!(b.list().is_empty(), "nothing was added");
+    b_cancel.cancel();
+    drop(b);
+
+    // A folder made before the check (sync started without it) that holds
+    // the home: after a restart with the check it is paused, says why, and
+    // a member gets nothing from it.
+    let b_cancel = CancellationToken::new();
+    let open = restart(&net.nodes[1].handle, b_data.path(), &b_cancel).await;
+    let folder = open.add(shared.path(), None, vec![m[0].sync.list()[0].0.owner.clone()]).unwrap();
+    b_cancel.cancel();
+    drop(open);
+    let b_cancel = CancellationToken::new();
+    let mut b = None;
+    until("sync to restart with the check", || {
+        b = b.take().or_else(|| {
+            SyncService::start(
+                net.nodes[1].handle.clone(),
+                b_data.path(),
+                private.clone(),
+                &Tasks::new("test", b_cancel.clone()),
+            )
+            .ok()
+        });
+        b.is_some()
+    })
+    .await;
+    let b = b.expect("started");
+    let st = b.list()[0].1.clone();
+    assert!(
+        matches!(&st.state, FolderState::Paused { why } if why.contains("holds this node's home")),
+        "{:?}",
+        st.state
+    );
+    let a_dir = tempfile::tempdir().unwrap();
+    m[0].sync.join(&folder.invite(), a_dir.path()).unwrap();
+    // The member's session is refused; wait until it has tried, then check
+    // that nothing arrived.
+    until("the member to ask", || {
+        m[0].sync.list().iter().any(|(f, st)| f.id == folder.id && !st.errors.is_empty())
+    })
+    .await;
+    assert!(!a_dir.path().join("node-home/identity.key").exists());
+    assert!(!a_dir.path().join("notes.txt").exists());
+    let _ = b_id;
+    cancel.cancel();
+    b_cancel.cancel();
 }

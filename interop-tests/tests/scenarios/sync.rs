@@ -60,6 +60,12 @@ pub(crate) fn contents_named(dir: &Path, part: &str) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_with_renames_deletes_and_an_offline_member_catching_up() {
     let (mut c, d) = nodes_with_folders(3).await;
+    // The node's home, or a directory holding it, is never shared: its
+    // keys would reach every member.
+    let home = c[0].home().to_str().unwrap().to_string();
+    c[0].fails_with(&["sync", "add", &home], "must never leave this machine").await;
+    let parent = c[0].home().parent().unwrap().to_str().unwrap().to_string();
+    c[0].fails_with(&["sync", "add", &parent], "holds this node's home").await;
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
     std::fs::write(d[0].join("big.bin"), &big).unwrap();
     std::fs::write(d[0].join("f.txt"), b"base").unwrap();

@@ -76,6 +76,7 @@ fn api_error(e: SyncError) -> ApiError {
     let status = match e {
         SyncError::NoFolder(_) => StatusCode::NOT_FOUND,
         SyncError::BadPath { .. }
+        | SyncError::Private { .. }
         | SyncError::BadPeer(_)
         | SyncError::Folders(cloudy_sync::folders::FolderError::Invite(_)) => {
             StatusCode::BAD_REQUEST

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub folders: Folders,
     pub running: Mutex<HashMap<String, Arc<Running>>>,
+    /// Folders not run, with why (they hold the node's home).
+    pub paused: Mutex<HashMap<String, String>>,
     pub cfg: SyncConfig,
     pub tasks: Tasks,
 }
