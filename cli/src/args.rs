@@ -137,18 +137,33 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
-    /// Print an invite to this community (this node's addresses) for
-    /// `cloudy-p2p join` on a new member.
+    /// Print an invite to this community for `cloudy-p2p join` on a new
+    /// member: in a private community a one-time secret only an admin can
+    /// make; in an open one, this node's addresses.
     Invite {
+        /// Joins the invite allows (private communities; default 1).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// How long it stays good, e.g. `1h`, `7days` (private communities;
+        /// default 7 days).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The community as the trust boundary: make a private one, see where
+    /// this node stands.
+    Community {
+        #[command(subcommand)]
+        command: CommunityCommand,
     },
     /// Join a community from an invite in one step: creates the home if
     /// needed (taking the same options as init) or adds the invite's
     /// addresses to its bootstrap list, and connects a running node at once.
     Join {
-        /// The invite (cloudy-join:1:…).
+        /// The invite (cloudy-join:1:… for an open community, cloudy-join:2:…
+        /// for a private one).
         invite: String,
         #[command(flatten)]
         init: InitArgs,
@@ -203,6 +218,23 @@ pub(crate) enum Command {
 }
 
 /// `dht` subcommands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum CommunityCommand {
+    /// Make this node's community private, with this node its first admin:
+    /// from then on only members admitted by invite can connect. Run it
+    /// while the node is stopped.
+    Create {
+        /// A name for the community.
+        name: String,
+    },
+    /// The community id, this node's role and certificate, the admins seen.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum DhtCommand {
     /// Store a text record under KEY, here and on the closest peers.

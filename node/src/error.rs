@@ -71,6 +71,15 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The community files could not be read or written.
+    #[error("community: {0}")]
+    Community(#[from] cloudy_overlay::community::store::StoreError),
+    /// Joining a private community failed.
+    #[error("join: {0}")]
+    Join(#[from] Box<cloudy_overlay::community::join::JoinError>),
+    /// A community command that does not apply here.
+    #[error("{0}")]
+    CommunityState(String),
     /// The share store could not be opened.
     #[error("storage: {0}")]
     Store(#[from] cloudy_storage::store::StoreError),

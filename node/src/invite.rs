@@ -4,13 +4,27 @@
 //! preceded by its length as one byte, so an invite survives being pasted
 //! into chat, mail or a web form.
 //!
-//! Communities are open: anyone who reaches a member may join, so the
-//! invite carries no secret.
+//! An open community's invite (`cloudy-join:1:`) carries no secret: anyone
+//! who reaches a member may join. A private community's invite
+//! (`cloudy-join:2:`) starts with the community id, the invite's id and its
+//! one-time secret, then the admin's addresses, and is good only at that
+//! admin (see DESIGN/security.md).
 
+use cloudy_overlay::community::join::Ticket;
 use cloudy_overlay::multiaddr::Protocol;
-use cloudy_overlay::Multiaddr;
+use cloudy_overlay::{Multiaddr, PeerId};
 
 const PREFIX: &str = "cloudy-join:1:";
+const PRIVATE: &str = "cloudy-join:2:";
+
+/// A decoded invite.
+#[derive(Clone, Debug)]
+pub struct Invite {
+    /// Members to dial (with `/p2p/`).
+    pub addrs: Vec<Multiaddr>,
+    /// For a private community: what admits this node.
+    pub ticket: Option<Ticket>,
+}
 
 /// Why an invite cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,16 +48,60 @@ pub fn encode(addrs: &[Multiaddr]) -> String {
     format!("{PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
 }
 
-/// The addresses in an invite: at least one, each with `/p2p/`.
+/// The invite to a private community for `addrs` (the admin's).
+pub fn encode_private(addrs: &[Multiaddr], t: &Ticket) -> String {
+    let id = t.community.to_bytes();
+    let mut bytes = vec![id.len() as u8];
+    bytes.extend_from_slice(&id);
+    bytes.extend_from_slice(&t.invite);
+    bytes.extend_from_slice(&t.secret);
+    let open = encode(addrs);
+    let tail = data_encoding::BASE32_NOPAD
+        .decode(open[PREFIX.len()..].to_ascii_uppercase().as_bytes())
+        .expect("encode writes base32");
+    bytes.extend(tail);
+    format!("{PRIVATE}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
+}
+
+/// The addresses in an invite (at least one, each with `/p2p/`) and, for a
+/// private community, its ticket.
+pub fn decode_any(invite: &str) -> Result<Invite, InviteError> {
+    let text = invite.trim();
+    let Some(body) = text.strip_prefix(PRIVATE) else {
+        return Ok(Invite { addrs: decode(text)?, ticket: None });
+    };
+    let bytes = base32(body)?;
+    let cut = || bad("it ends before its addresses (was it cut short?)");
+    let (&len, rest) = bytes.split_first().ok_or_else(cut)?;
+    let id = rest.get(..len as usize).ok_or_else(cut)?;
+    let community = PeerId::from_bytes(id)
+        .map_err(|e| bad(format!("its community id is not a peer id: {e}")))?;
+    let rest = &rest[len as usize..];
+    let invite: [u8; 16] = rest.get(..16).ok_or_else(cut)?.try_into().expect("16 bytes");
+    let secret: [u8; 32] = rest.get(16..48).ok_or_else(cut)?.try_into().expect("32 bytes");
+    let addrs = addresses(&rest[48..])?;
+    Ok(Invite { addrs, ticket: Some(Ticket { community, invite, secret }) })
+}
+
+fn base32(body: &str) -> Result<Vec<u8>, InviteError> {
+    data_encoding::BASE32_NOPAD
+        .decode(body.to_ascii_uppercase().as_bytes())
+        .map_err(|e| bad(format!("not base32: {e} (was it cut short when pasted?)")))
+}
+
+/// The addresses in an open community's invite: at least one, each with
+/// `/p2p/`.
 pub fn decode(invite: &str) -> Result<Vec<Multiaddr>, InviteError> {
     let body = invite.trim().strip_prefix(PREFIX).ok_or_else(|| {
-        bad(format!("it does not start with {PREFIX} (`cloudy-p2p invite` on a member prints one)"))
+        bad(format!("it does not start with {PREFIX} or {PRIVATE} (`cloudy-p2p invite` on a member prints one)"))
     })?;
-    let bytes = data_encoding::BASE32_NOPAD
-        .decode(body.to_ascii_uppercase().as_bytes())
-        .map_err(|e| bad(format!("not base32: {e} (was it cut short when pasted?)")))?;
+    addresses(&base32(body)?)
+}
+
+/// Length-prefixed binary multiaddrs, each with `/p2p/`; at least one.
+fn addresses(bytes: &[u8]) -> Result<Vec<Multiaddr>, InviteError> {
     let mut addrs = Vec::new();
-    let mut rest = &bytes[..];
+    let mut rest = bytes;
     while let Some((&len, tail)) = rest.split_first() {
         let raw = tail
             .get(..len as usize)
@@ -106,10 +164,24 @@ mod tests {
     }
 
     #[test]
+    fn a_private_invite_carries_its_ticket_and_survives_pasting() {
+        let ticket = Ticket { community: PEER.parse().unwrap(), invite: [3; 16], secret: [9; 32] };
+        let text = encode_private(&addrs(), &ticket);
+        assert!(text.starts_with(PRIVATE));
+        let back = decode_any(&format!(" {text}\n")).unwrap();
+        assert_eq!(back.addrs, addrs());
+        let t = back.ticket.expect("a ticket");
+        assert_eq!((t.community, t.invite, t.secret), (ticket.community, [3; 16], [9; 32]));
+        assert!(decode_any(&text[..30]).unwrap_err().to_string().contains("cut short"));
+        // An open invite has no ticket.
+        assert!(decode_any(&encode(&addrs())).unwrap().ticket.is_none());
+    }
+
+    #[test]
     fn bad_invites_say_what_is_wrong() {
         let invite = encode(&addrs());
         let cases = [
-            ("cloudy-sync:abc", "does not start with cloudy-join:1:"),
+            ("cloudy-sync:abc", "does not start with cloudy-join:1: or cloudy-join:2:"),
             ("cloudy-join:1:!!!", "not base32"),
             (&invite[..invite.len() - 8], "cut short"),
             ("cloudy-join:1:", "holds no address"),

@@ -20,6 +20,7 @@
 //! ```
 
 mod announcements;
+pub mod community;
 pub mod config;
 pub mod control;
 mod error;

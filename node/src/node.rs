@@ -50,7 +50,10 @@ impl Node {
             listener.local_addr().map_err(|source| NodeError::ApiBind { addr: cfg.api, source })?;
         let supervisor = Supervisor::default();
         let stop_requested = CancellationToken::new();
-        let overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
+        let mut overlay_cfg = cfg.overlay(Some(data.join("history.sqlite")));
+        let gate =
+            cloudy_overlay::community::Gate::open(key.clone(), home.community())?.map(Arc::new);
+        overlay_cfg.community = gate.clone();
         let (overlay, _) = cloudy_overlay::spawn(overlay_cfg, key, &supervisor.overlay)?;
         let services = &supervisor.services;
         let (storage, upkeep) = start_storage(home, &cfg, &data, &overlay, services).await?;
@@ -98,6 +101,8 @@ impl Node {
             spool: data.join("spool"),
             requests: Default::default(),
             conflicts: Default::default(),
+            community: gate,
+            community_name: home.community().info()?.map(|i| i.name).filter(|n| !n.is_empty()),
         });
         let api_cancel = supervisor.api.cancel().clone();
         supervisor.api.spawn_loop("control API", async move {

@@ -58,6 +58,8 @@ pub struct Config {
     pub history_path: Option<PathBuf>,
     /// Period of availability-history saves.
     pub history_save_interval: Duration,
+    /// The admission gate of a private community; `None` for an open one.
+    pub community: Option<std::sync::Arc<crate::community::Gate>>,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(60),
             history_path: None,
             history_save_interval: Duration::from_secs(30),
+            community: None,
         }
     }
 }

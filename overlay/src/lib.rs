@@ -33,6 +33,7 @@
 mod addresses;
 mod anti_entropy;
 pub mod behaviour;
+pub mod community;
 pub mod config;
 mod error;
 pub mod event_loop;
@@ -223,7 +224,7 @@ fn build_swarm(
     let traffic = traffic::Traffic::new(registry);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_other_transport(|key| transports(key, &traffic))
+        .with_other_transport(|key| transports(key, &traffic, cfg.community.clone()))
         .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
@@ -246,6 +247,7 @@ fn build_swarm(
 fn transports(
     key: &Keypair,
     traffic: &traffic::Traffic,
+    gate: Option<Arc<community::Gate>>,
 ) -> Result<
     libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
     Box<dyn std::error::Error + Send + Sync>,
@@ -277,6 +279,17 @@ fn transports(
         .map(move |either, _| {
             let (peer, muxer) = either.into_inner();
             (peer, traffic.wrap(muxer))
+        })
+        // In a private community, a connection reaches the swarm only once
+        // it passed the admission handshake.
+        .and_then(move |(peer, muxer), endpoint| {
+            let gate = gate.clone();
+            async move {
+                match gate {
+                    None => Ok((peer, muxer)),
+                    Some(g) => g.admit(peer, muxer, &endpoint).await.map_err(std::io::Error::other),
+                }
+            }
         })
         .boxed())
 }

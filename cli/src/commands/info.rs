@@ -13,6 +13,10 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<()> {
     }
     println!("peer id:  {}", s.peer_id);
     println!("zone:     {}", if s.zone.is_empty() { "-" } else { &s.zone });
+    match &s.community {
+        Some(id) => println!("community: private ({id}); see `cloudy-p2p community status`"),
+        None => println!("community: open (anyone who reaches a member may join)"),
+    }
     println!(
         "uptime:   {}",
         humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))

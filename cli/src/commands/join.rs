@@ -2,27 +2,59 @@
 //! the manual page.
 
 use crate::args::Cli;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
+use cloudy_node::control::api::MakeInvite;
 use cloudy_node::control::client::Client;
 use cloudy_node::invite;
 use cloudy_node::{Home, InitOptions};
 
-pub(super) async fn invite(client: &Client, json: bool) -> Result<()> {
+pub(super) async fn invite(
+    client: &Client,
+    uses: Option<u32>,
+    expires: Option<std::time::Duration>,
+    json: bool,
+) -> Result<()> {
     let status = client.status().await?;
-    let addrs = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    let text = invite::encode(&invite::shareable(addrs));
+    let community = client.community().await?;
+    let (text, about) = if community.id.is_some() {
+        let req = MakeInvite {
+            uses: uses.unwrap_or(1),
+            expires_secs: expires.map_or(DEFAULT_INVITE_SECS, |d| d.as_secs()),
+        };
+        let made = client.make_invite(&req).await?;
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(made.expires);
+        let about = format!(
+            "good for {} join(s) until {}, at this admin only",
+            made.uses,
+            humantime::format_rfc3339_seconds(when)
+        );
+        (made.invite, about)
+    } else {
+        if uses.is_some() || expires.is_some() {
+            bail!("this node is in an open community: its invite has no uses or expiry (anyone who reaches a member may join); `cloudy-p2p community create NAME` makes it private");
+        }
+        let addrs = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        (
+            invite::encode(&invite::shareable(addrs)),
+            "open community: anyone with it may join".into(),
+        )
+    };
     if json {
         println!("{}", serde_json::json!({ "invite": text, "peer_id": status.peer_id }));
     } else {
         println!("{text}");
-        eprintln!("on the new member: cloudy-p2p join {text}");
+        eprintln!("{about}; on the new member: cloudy-p2p join {text}");
     }
     Ok(())
 }
 
+/// How long a private invite stays good unless told: 7 days.
+const DEFAULT_INVITE_SECS: u64 = 7 * 86_400;
+
 pub(super) async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Result<()> {
-    let addrs = invite::decode(text)?;
+    let decoded = invite::decode_any(text)?;
+    let addrs = decoded.addrs;
     let listed: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     if home.is_initialised() {
         let added = home.add_bootstrap(&listed)?;
@@ -37,6 +69,20 @@ pub(super) async fn join(home: &Home, text: &str, mut opts: InitOptions) -> Resu
             home.root().display(),
             addrs.len()
         );
+    }
+    if let Some(ticket) = decoded.ticket {
+        let (id, admin) = cloudy_node::community::join(home, &addrs, ticket).await?;
+        let by = admin.map_or(String::new(), |a| format!(", admitted by {a}"));
+        println!("joined private community {id}{by}");
+        if super::community::running(home).await {
+            println!(
+                "restart the node to use its certificate: cloudy-p2p --home {} stop, then up",
+                home.root().display()
+            );
+        } else {
+            println!("next: cloudy-p2p --home {} up", home.root().display());
+        }
+        return Ok(());
     }
     // A node already running here joins now; otherwise at its next start.
     if let Ok(client) = Client::for_home(home) {

@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod community;
 mod demo;
 mod files;
 mod info;
@@ -61,7 +62,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Get { cap, url: true, name, .. } => files::get_url(&client(&home)?, &cap, name),
         Command::Get { cap, output, .. } => files::get(&client(&home)?, &cap, &output).await,
-        Command::Invite { json } => join::invite(&client(&home)?, json).await,
+        Command::Invite { uses, expires, json } => {
+            join::invite(&client(&home)?, uses, expires, json).await
+        }
+        Command::Community { command } => community::run(&home, command).await,
         Command::Join { invite, init } => join::join(&home, &invite, init_options(init)).await,
         Command::Completions { shell } => join::completions(shell),
         Command::Man => join::man(),

@@ -170,6 +170,19 @@ impl Client {
         self.get("/v1/status").await
     }
 
+    /// `GET /v1/community`.
+    pub async fn community(&self) -> Result<super::api::CommunityStatus, ClientError> {
+        self.get("/v1/community").await
+    }
+
+    /// `POST /v1/community/invites`.
+    pub async fn make_invite(
+        &self,
+        req: &super::api::MakeInvite,
+    ) -> Result<super::api::InviteMade, ClientError> {
+        self.send_json(self.http.post(self.url("/v1/community/invites")).json(req)).await
+    }
+
     /// `GET /v1/peers`.
     pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
         self.get("/v1/peers").await

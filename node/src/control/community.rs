@@ -32,6 +32,7 @@ pub(crate) async fn status(State(s): State<Shared>) -> Json<Status> {
         uptime_secs: s.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         coord: snap.local.coordinate.as_ref().map(plane),
+        community: s.community.as_ref().map(|g| g.community().to_string()),
     })
 }
 

@@ -2,7 +2,8 @@
 //! tests: dial an address, ping a peer with the standard libp2p ping, and
 //! use the Kademlia DHT (`/cloudy/kad/1.0.0`) directly.
 //!
-//! - `POST /v1/connect {"addr"}` → `{"peer_id"}` once connected.
+//! - `POST /v1/connect {"addr"}` → `{"peer_id","rtt_ms"}` once connected and
+//!   answering a ping.
 //! - `POST /v1/ping {"peer"}` → `{"peer_id","rtt_ms"}`.
 //! - `POST /v1/dht/put {"key","value"}` stores a record (UTF-8 key and
 //!   value) here and on the closest peers; `POST /v1/dht/get {"key"}` →
@@ -21,6 +22,7 @@ use cloudy_overlay::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Body of `/v1/connect`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,7 +101,31 @@ pub(crate) async fn connect(
 ) -> Result<Json<Reached>, ApiError> {
     let addr = b.addr.parse().map_err(|e| bad(format!("{:?} is not a multiaddr: {e}", b.addr)))?;
     let peer = s.overlay.connect(addr).await.map_err(dht_error)?;
-    Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms: None }))
+    // A node of a private community drops a stranger's connection right
+    // after the transport handshake: in an open community a ping says
+    // whether it stayed. (A private node's dial passed the admission
+    // handshake already.)
+    if s.community.is_some() {
+        return Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms: None }));
+    }
+    let mut last = None;
+    for _ in 0..2 {
+        match tokio::time::timeout(Duration::from_secs(3), s.overlay.ping(peer)).await {
+            Ok(Ok(rtt)) => {
+                let rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                return Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms }));
+            }
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => last = Some("no answer to a ping within 3 s".into()),
+        }
+    }
+    Err(ApiError(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "{peer} dropped the connection ({}): it is probably in a private community this node is not a member of (join it with an invite from one of its admins)",
+            last.unwrap_or_default()
+        ),
+    ))
 }
 
 pub(crate) async fn ping(

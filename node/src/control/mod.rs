@@ -4,6 +4,7 @@
 pub mod api;
 pub mod client;
 mod community;
+mod community_gate;
 mod convert;
 pub mod dht;
 mod gateway;

@@ -23,6 +23,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/services", get(services).post(announce))
         .route("/v1/services/{name}", axum::routing::delete(withdraw))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/community", get(super::community_gate::status))
+        .route("/v1/community/invites", post(super::community_gate::invite))
         .route("/metrics", get(super::metrics::metrics))
         .route("/", get(super::ui::index))
         .route("/ui/login", post(super::ui::login))

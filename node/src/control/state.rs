@@ -43,6 +43,10 @@ pub struct ApiState {
     pub requests: Arc<RequestCounters>,
     /// Conflict copies found in shared folders, reused for a few seconds.
     pub conflicts: super::ConflictCache,
+    /// The admission gate of a private community; `None` in an open one.
+    pub community: Option<Arc<cloudy_overlay::community::Gate>>,
+    /// The community's name, when this node made it.
+    pub community_name: Option<String>,
 }
 
 pub(crate) type Shared = Arc<ApiState>;

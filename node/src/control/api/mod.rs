@@ -39,6 +39,9 @@ pub struct Status {
     /// The first two components of this node's network coordinate, in ms.
     #[serde(default)]
     pub coord: Option<[f64; 2]>,
+    /// The private community's id; `None` in an open community.
+    #[serde(default)]
+    pub community: Option<String>,
 }
 
 /// Members by state.
@@ -416,6 +419,8 @@ pub use cloudy_storage::capability::Cap;
 /// A folder's state (the sync crate's enum: its text is the JSON).
 pub use cloudy_sync::folder_state::FolderState;
 
+mod community;
+pub use community::{CommunityStatus, InviteMade, MakeInvite};
 mod streams;
 pub use streams::{
     ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos, VodStats,

@@ -1,0 +1,73 @@
+//! `community create` and `community status`.
+
+use crate::args::CommunityCommand;
+use anyhow::{bail, Result};
+use cloudy_node::control::client::Client;
+use cloudy_node::Home;
+
+pub(super) async fn run(home: &Home, command: CommunityCommand) -> Result<()> {
+    match command {
+        CommunityCommand::Create { name } => create(home, &name).await,
+        CommunityCommand::Status { json } => status(&Client::for_home(home)?, json).await,
+    }
+}
+
+/// Whether a node is running on `home` (its API answers).
+pub(super) async fn running(home: &Home) -> bool {
+    match Client::for_home(home) {
+        Ok(c) => c.status().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn create(home: &Home, name: &str) -> Result<()> {
+    if running(home).await {
+        bail!(
+            "the node of {} is running; stop it first (`cloudy-p2p --home {} stop`): the new community takes effect when it starts",
+            home.root().display(),
+            home.root().display()
+        );
+    }
+    let id = cloudy_node::community::create(home, name)?;
+    println!("created private community {name} ({id}); this node is its first admin");
+    println!("start the node, then `cloudy-p2p invite` prints an invite for each new member");
+    Ok(())
+}
+
+async fn status(client: &Client, json: bool) -> Result<()> {
+    let c = client.community().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(());
+    }
+    let Some(id) = &c.id else {
+        println!("community: open (anyone who reaches a member may join)");
+        println!(
+            "make it private with `cloudy-p2p community create NAME` while the node is stopped"
+        );
+        return Ok(());
+    };
+    match &c.name {
+        Some(n) => println!("community: private, {n} ({id})"),
+        None => println!("community: private ({id})"),
+    }
+    match (&c.role, &c.problem) {
+        (Some(r), _) => println!("this node: {r}"),
+        (None, Some(p)) => println!("this node: no valid certificate: {p}"),
+        (None, None) => println!("this node: no certificate"),
+    }
+    if let Some(exp) = c.expires {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp);
+        println!("certificate: valid until {}", humantime::format_rfc3339_seconds(when));
+    }
+    if let Some(i) = &c.issuer {
+        println!(
+            "signed by: {}{}",
+            i,
+            if Some(i) == c.id.as_ref() { " (the community key)" } else { "" }
+        );
+    }
+    println!("admins seen: {}", if c.admins.is_empty() { "-".into() } else { c.admins.join(", ") });
+    println!("connections refused since start: {}", c.refused);
+    Ok(())
+}

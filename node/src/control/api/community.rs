@@ -1,0 +1,48 @@
+//! The control API's types for the community (`/v1/community`).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/community`: the community this node is in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommunityStatus {
+    /// `open` (anyone who reaches a member may join) or `private`
+    /// (admission by invite).
+    pub kind: String,
+    /// The community id (private only).
+    pub id: Option<String>,
+    /// Its name, when this node made it.
+    pub name: Option<String>,
+    /// This node's role: `admin` or `member`; none when its certificate is
+    /// not valid (then `problem` says why).
+    pub role: Option<String>,
+    /// What is wrong with this node's certificate, if anything.
+    pub problem: Option<String>,
+    /// When this node's certificate expires (Unix seconds).
+    pub expires: Option<u64>,
+    /// Who signed it (the community key for the founder).
+    pub issuer: Option<String>,
+    /// Admins this node has seen, itself included.
+    pub admins: Vec<String>,
+    /// Connections refused since the node started.
+    pub refused: u64,
+}
+
+/// `POST /v1/community/invites`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MakeInvite {
+    /// Joins it allows.
+    pub uses: u32,
+    /// Seconds it stays good.
+    pub expires_secs: u64,
+}
+
+/// An invite made (`POST /v1/community/invites`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InviteMade {
+    /// The text to give the new member (`cloudy-p2p join TEXT`).
+    pub invite: String,
+    /// When it stops working (Unix seconds).
+    pub expires: u64,
+    /// Joins it allows.
+    pub uses: u32,
+}

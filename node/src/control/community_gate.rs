@@ -1,0 +1,81 @@
+//! `/v1/community`: the private community this node is in, and invites.
+
+use super::api::{CommunityStatus, InviteMade, MakeInvite};
+use super::state::{ApiError, Shared};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use cloudy_overlay::community::gate::Refusal;
+use cloudy_overlay::community::join::Ticket;
+use std::time::Duration;
+
+/// Longest an invite may stay good: a year.
+const MAX_INVITE_SECS: u64 = 365 * 86_400;
+
+pub(super) async fn status(State(s): State<Shared>) -> Json<CommunityStatus> {
+    let Some(gate) = &s.community else {
+        return Json(CommunityStatus {
+            kind: "open".into(),
+            id: None,
+            name: None,
+            role: None,
+            problem: None,
+            expires: None,
+            issuer: None,
+            admins: Vec::new(),
+            refused: 0,
+        });
+    };
+    let st = gate.status();
+    Json(CommunityStatus {
+        kind: "private".into(),
+        id: Some(st.community.to_string()),
+        name: s.community_name.clone(),
+        role: st.role.map(|r| r.to_string()),
+        problem: st.problem,
+        expires: st.expires,
+        issuer: st.issuer.map(|p| p.to_string()),
+        admins: st.admins.iter().map(ToString::to_string).collect(),
+        refused: st.refused,
+    })
+}
+
+pub(super) async fn invite(
+    State(s): State<Shared>,
+    Json(req): Json<MakeInvite>,
+) -> Result<Json<InviteMade>, ApiError> {
+    let Some(gate) = &s.community else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "this node is in an open community: its invite needs no secret (`cloudy-p2p invite` prints it)".into(),
+        ));
+    };
+    if req.uses == 0 || req.expires_secs == 0 || req.expires_secs > MAX_INVITE_SECS {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "an invite needs at least one use and a lifetime of 1 s to {MAX_INVITE_SECS} s"
+            ),
+        ));
+    }
+    let (invite, secret, expires) =
+        gate.make_invite(req.uses, Duration::from_secs(req.expires_secs)).map_err(|e| {
+            let status = match e {
+                Refusal::Invite(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            ApiError(status, e.to_string())
+        })?;
+    let me = s.overlay.local_peer_id();
+    let addrs = s
+        .overlay
+        .snapshot()
+        .local
+        .listen_addrs
+        .iter()
+        .filter_map(|a| a.clone().with_p2p(me).ok())
+        .collect();
+    let ticket = Ticket { community: gate.community(), invite, secret };
+    let text = crate::invite::encode_private(&crate::invite::shareable(addrs), &ticket);
+    Ok(Json(InviteMade { invite: text, expires, uses: req.uses }))
+}
