@@ -19,6 +19,10 @@ pub struct Options {
     /// The hosts (network namespaces) node `i` runs on: `hosts[i % len]`.
     /// Empty: every node on this machine's 127.0.0.1.
     pub hosts: Vec<Host>,
+    /// Make node 0's community private under this name (`community
+    /// create`) before it starts; the others are then strangers unless
+    /// they join with an invite.
+    pub private: Option<String>,
 }
 
 /// N node processes with their homes in one temporary directory.
@@ -74,6 +78,10 @@ impl Community {
         };
         home.init(&local_options(bootstrap, host.is_none()))
             .unwrap_or_else(|e| panic!("init node {i}: {e}"));
+        if let (0, Some(name)) = (i, &self.options.private) {
+            cloudy_node::community::create(&home, name)
+                .unwrap_or_else(|e| panic!("community create: {e}"));
+        }
         if let Some(edit) = &self.options.config {
             let text = std::fs::read_to_string(home.config_path()).expect("config.toml");
             std::fs::write(home.config_path(), edit(i, &text)).expect("write config.toml");

@@ -17,12 +17,14 @@ pub(super) async fn invite(
 ) -> Result<()> {
     let status = client.status().await?;
     let community = client.community().await?;
+    let mut expires_at = None;
     let (text, about) = if community.id.is_some() {
         let req = MakeInvite {
             uses: uses.unwrap_or(1),
             expires_secs: expires.map_or(DEFAULT_INVITE_SECS, |d| d.as_secs()),
         };
         let made = client.make_invite(&req).await?;
+        expires_at = Some(made.expires);
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(made.expires);
         let about = format!(
             "good for {} join(s) until {}, at this admin only",
@@ -41,7 +43,9 @@ pub(super) async fn invite(
         )
     };
     if json {
-        println!("{}", serde_json::json!({ "invite": text, "peer_id": status.peer_id }));
+        let v =
+            serde_json::json!({ "invite": text, "peer_id": status.peer_id, "expires": expires_at });
+        println!("{v}");
     } else {
         println!("{text}");
         eprintln!("{about}; on the new member: cloudy-p2p join {text}");

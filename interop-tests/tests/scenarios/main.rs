@@ -3,6 +3,7 @@
 //! slow, lossy links (`lossy`). One test binary, so one link.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+mod community;
 mod dashboard;
 mod demo;
 mod js;

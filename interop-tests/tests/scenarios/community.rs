@@ -1,0 +1,105 @@
+//! Private communities across real processes: admission by invite, and
+//! strangers, reused, expired and forged invites and forged certificates
+//! refused with one clear line.
+
+use cloudy_interop_tests::{exe, wait_until, Community, Options, Out};
+use cloudy_node::Home;
+use std::path::Path;
+
+/// `cloudy-p2p --home HOME join INVITE` with local options.
+async fn join(home: &Path, invite: &str) -> Out {
+    let out = tokio::process::Command::new(exe())
+        .arg("--home")
+        .arg(home)
+        .args(["join", invite, "--loopback", "--no-mdns", "--port", "0", "--api", "127.0.0.1:0"])
+        .output()
+        .await
+        .expect("run cloudy-p2p join");
+    out.into()
+}
+
+fn one_line_with(out: &Out, needle: &str) {
+    assert!(!out.ok, "should fail; printed {}", out.stdout);
+    assert!(out.stderr.contains(needle), "expected {needle:?} in {:?}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one clear line: {:?}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgeries() {
+    let opts = Options { private: Some("hood".into()), ..Options::default() };
+    let mut c = Community::start_with(1, opts).await;
+    let st = c[0].json(&["community", "status", "--json"]).await;
+    assert_eq!(st["kind"], "private");
+    assert_eq!(st["role"], "admin");
+    let id = st["id"].as_str().unwrap().to_string();
+    assert!(c[0].ok(&["status"]).await.contains(&format!("community: private ({id})")));
+
+    // An invite admits one member, once.
+    let invite = c[0].json(&["invite", "--json"]).await["invite"].as_str().unwrap().to_string();
+    assert!(invite.starts_with("cloudy-join:2:"));
+    let member = c.dir().join("member");
+    let out = join(&member, &invite).await;
+    assert!(out.ok, "join: {}", out.stderr);
+    assert!(out.stdout.contains(&format!("joined private community {id}")), "{}", out.stdout);
+    one_line_with(&join(&c.dir().join("second"), &invite).await, "this invite was already used");
+
+    // A forged secret (one character of it changed), and an expired invite.
+    let other = c[0].json(&["invite", "--json"]).await["invite"].as_str().unwrap().to_string();
+    let mut forged: Vec<char> = other.chars().collect();
+    let at = "cloudy-join:2:".len() + 100;
+    forged[at] = if forged[at] == 'a' { 'b' } else { 'a' };
+    let forged: String = forged.into_iter().collect();
+    one_line_with(&join(&c.dir().join("forger"), &forged).await, "secret is wrong");
+    let short = c[0].json(&["invite", "--expires", "1s", "--json"]).await;
+    let expires = short["expires"].as_u64().unwrap();
+    wait_until("the invite to expire", 5, || cloudy_overlay_now() > expires).await;
+    one_line_with(
+        &join(&c.dir().join("late"), short["invite"].as_str().unwrap()).await,
+        "this invite expired",
+    );
+
+    // The member comes up and both see each other.
+    let m = c.start_home(&Home::new(&member)).await;
+    c.wait_alive(1, 30).await;
+    let st = c[m].json(&["community", "status", "--json"]).await;
+    assert_eq!((st["role"].as_str(), st["id"].as_str()), (Some("member"), Some(id.as_str())));
+
+    // A stranger (an open node given the admin's address) is dropped and
+    // learns nothing; members never list it.
+    let s = c.add().await;
+    let addr = c[0].listen()[0].clone();
+    c[s].fails_with(&["connect", &addr], "private community this node is not a member of").await;
+    let none = c[s].json(&["peers", "--json"]).await;
+    assert_eq!(none.as_array().map(Vec::len), Some(0), "the stranger learnt of nobody: {none}");
+    let stranger = c[s].peer_id().to_string();
+    for i in [0, m] {
+        let peers = c[i].json(&["peers", "--json"]).await;
+        assert!(!peers.to_string().contains(&stranger), "node {i} lists the stranger: {peers}");
+    }
+    let file = c.dir().join("f.txt");
+    // Larger than a literal capability holds: it needs storage servers.
+    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    let put = c[s].cli(&["put", file.to_str().unwrap()]).await;
+    assert!(!put.ok, "a stranger stored a file: {}", put.stdout);
+
+    // A node that made its own certificate for this community's id (a
+    // self-made community, its files edited) is refused too.
+    let forger = c.dir().join("self-made");
+    let home = Home::new(&forger);
+    home.init(&cloudy_node::process::local_options(vec![], true)).unwrap();
+    cloudy_node::community::create(&home, "fake").unwrap();
+    let info_path = forger.join("community/community.json");
+    let info = std::fs::read_to_string(&info_path).unwrap();
+    let fake_id = serde_json::from_str::<serde_json::Value>(&info).unwrap()["id"].clone();
+    std::fs::write(&info_path, info.replace(fake_id.as_str().unwrap(), &id)).unwrap();
+    let f = c.start_home(&home).await;
+    c[f].fails_with(&["connect", &addr], "refused this node").await;
+    let peers = c[0].json(&["peers", "--json"]).await;
+    assert!(!peers.to_string().contains(c[f].peer_id()), "the forger is listed: {peers}");
+    let st = c[0].json(&["community", "status", "--json"]).await;
+    assert!(st["refused"].as_u64().unwrap() >= 2, "{st}");
+}
+
+fn cloudy_overlay_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
