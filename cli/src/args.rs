@@ -227,6 +227,15 @@ pub(crate) enum CommunityCommand {
         /// A name for the community.
         name: String,
     },
+    /// Evict a member (admins): every member disconnects it within
+    /// seconds and refuses it from then on, also after restarts.
+    Evict {
+        /// The member's peer id.
+        peer: String,
+        /// Why (every member sees it).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// The community id, this node's role and certificate, the admins seen.
     Status {
         /// Print JSON.

@@ -135,6 +135,7 @@ impl EventLoop {
         ] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
+        let gate = self.cfg.community.clone();
         loop {
             let deadline = self.table.next_deadline();
             let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
@@ -154,9 +155,22 @@ impl EventLoop {
                 _ = maintain.tick() => self.maintain_links(),
                 _ = save.tick() => self.save_history_in_background(),
                 _ = reconnect.tick() => self.reconnect(),
+                _ = evicted(&gate) => self.drop_evicted(),
             }
         }
         self.leave().await;
+    }
+
+    /// Disconnects the members the gate says were evicted and lists them
+    /// as gone for good (a leave no later message can override).
+    pub(crate) fn drop_evicted(&mut self) {
+        let Some(gate) = self.cfg.community.clone() else { return };
+        for peer in gate.evicted_since() {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            let gone = Message::Leave { peer, incarnation: u64::MAX, seq: u64::MAX };
+            let changes = self.table.apply(gone, Instant::now());
+            self.apply_changes(changes);
+        }
     }
 
     /// Says goodbye, lets the message out, saves history.
@@ -240,6 +254,14 @@ impl EventLoop {
             Command::InjectRttDelay { peer, delay } => {
                 self.rtt_delay.insert(peer, delay);
                 self.rtt.remove(&peer);
+            }
+            Command::Gossip { revocation } => {
+                let topic = gossipsub::IdentTopic::new(crate::protocols::COMMUNITY_TOPIC);
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, revocation) {
+                    Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                    Err(e) => warn!("eviction gossip failed: {e}"),
+                }
+                self.drop_evicted();
             }
             #[cfg(feature = "test-utils")]
             Command::Accuse { peer } => self.probe_failed(peer, "accused by test"),
@@ -521,5 +543,14 @@ fn save(
     let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = store.save(rows) {
         warn!("could not save availability history: {e}");
+    }
+}
+
+/// Resolves when the gate of a private community evicted a member; never
+/// in an open community.
+async fn evicted(gate: &Option<std::sync::Arc<crate::community::Gate>>) {
+    match gate {
+        Some(g) => g.eviction().await,
+        None => std::future::pending().await,
     }
 }

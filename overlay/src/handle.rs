@@ -61,6 +61,9 @@ pub(crate) enum Command {
     ReportFailure {
         peer: PeerId,
     },
+    Gossip {
+        revocation: Vec<u8>,
+    },
     #[cfg(feature = "test-utils")]
     InjectRttDelay {
         peer: PeerId,
@@ -196,6 +199,12 @@ impl Handle {
     /// Reports a failed interaction with `peer` (feeds its failure rate). Best effort.
     pub fn report_failure(&self, peer: PeerId) {
         let _ = self.tx.try_send(Command::ReportFailure { peer });
+    }
+
+    /// Gossips an eviction the gate has taken to every member (private
+    /// communities).
+    pub async fn gossip_revocation(&self, r: &crate::community::revoke::Revocation) {
+        let _ = self.tx.send(Command::Gossip { revocation: r.encode() }).await;
     }
 
     /// Test hook: adds `delay` to every RTT sample measured to `peer`, as if

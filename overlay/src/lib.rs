@@ -119,6 +119,14 @@ pub fn spawn_with_history(
         .gossipsub
         .subscribe(&topic)
         .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
+    if cfg.community.is_some() {
+        let evictions = gossipsub::IdentTopic::new(protocols::COMMUNITY_TOPIC);
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&evictions)
+            .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
+    }
     dial_bootstrap(&mut swarm, &cfg.bootstrap);
     let stream = swarm.behaviour().stream.new_control();
     let (probe_targets, targets_rx) = watch::channel(prober::Targets::default());

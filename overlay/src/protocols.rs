@@ -10,5 +10,7 @@ pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/2.
 pub const PROBE: StreamProtocol = StreamProtocol::new("/cloudy/probe/1.0.0");
 /// Identify's protocol-version string.
 pub const IDENTIFY_VERSION: &str = "/cloudy/1.0.0";
+/// Gossipsub topic of a private community's evictions.
+pub const COMMUNITY_TOPIC: &str = "/cloudy/community/1";
 /// Gossipsub topic of membership heartbeats and service announcements.
 pub const MEMBERSHIP_TOPIC: &str = "/cloudy/membership/1";

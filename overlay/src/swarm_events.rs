@@ -118,6 +118,31 @@ impl EventLoop {
 
     fn on_gossip(&mut self, ev: gossipsub::Event) {
         match ev {
+            gossipsub::Event::Message { propagation_source, message_id, message }
+                if message.topic.as_str() == crate::protocols::COMMUNITY_TOPIC =>
+            {
+                let acceptance = match &self.cfg.community {
+                    Some(gate) => match crate::community::revoke::Revocation::decode(
+                        &message.data,
+                        gate.community(),
+                    )
+                    .and_then(|r| gate.take(r))
+                    {
+                        Ok(_) => gossipsub::MessageAcceptance::Accept,
+                        Err(e) => {
+                            warn!(from = %propagation_source, "rejected an eviction: {e}");
+                            gossipsub::MessageAcceptance::Reject
+                        }
+                    },
+                    None => gossipsub::MessageAcceptance::Ignore,
+                };
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let _ = gs.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+            }
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 let verdict = self.accept_gossip(&message);
                 let acceptance = match verdict {

@@ -2,6 +2,7 @@
 
 use crate::args::CommunityCommand;
 use anyhow::{bail, Result};
+use cloudy_node::control::api::Evict;
 use cloudy_node::control::client::Client;
 use cloudy_node::Home;
 
@@ -9,6 +10,13 @@ pub(super) async fn run(home: &Home, command: CommunityCommand) -> Result<()> {
     match command {
         CommunityCommand::Create { name } => create(home, &name).await,
         CommunityCommand::Status { json } => status(&Client::for_home(home)?, json).await,
+        CommunityCommand::Evict { peer, reason } => {
+            let client = Client::for_home(home)?;
+            let peer = super::peer::resolve(&client, &peer).await?;
+            client.evict(&Evict { peer: peer.clone(), reason }).await?;
+            println!("evicted {peer}: every member disconnects it and refuses it from now on");
+            Ok(())
+        }
     }
 }
 
@@ -69,5 +77,9 @@ async fn status(client: &Client, json: bool) -> Result<()> {
     }
     println!("admins seen: {}", if c.admins.is_empty() { "-".into() } else { c.admins.join(", ") });
     println!("connections refused since start: {}", c.refused);
+    for (peer, reason) in &c.evicted {
+        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+        println!("evicted: {peer}{why}");
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! strangers, reused, expired and forged invites and forged certificates
 //! refused with one clear line.
 
-use cloudy_interop_tests::{exe, wait_until, Community, Options, Out};
+use cloudy_interop_tests::{exe, peer_state, wait_until, Community, Options, Out};
 use cloudy_node::Home;
 use std::path::Path;
 
@@ -102,4 +102,54 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
 
 fn cloudy_overlay_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
+    let opts = Options { private: Some("hood".into()), ..Options::default() };
+    let mut c = Community::start_with(1, opts).await;
+    let invite = c[0].json(&["invite", "--uses", "2", "--json"]).await["invite"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (h1, h2) = (c.dir().join("m1"), c.dir().join("m2"));
+    for h in [&h1, &h2] {
+        let out = join(h, &invite).await;
+        assert!(out.ok, "join: {}", out.stderr);
+    }
+    let m1 = c.start_home(&Home::new(&h1)).await;
+    let m2 = c.start_home(&Home::new(&h2)).await;
+    c.wait_alive(2, 30).await;
+    let victim = c[m1].peer_id().to_string();
+    // A member cannot evict.
+    c[m2].fails_with(&["community", "evict", c[0].peer_id()], "not an admin").await;
+
+    // m2 is away while m1 is evicted.
+    c[m2].stop().await;
+    let t = std::time::Instant::now();
+    c[0].ok(&["community", "evict", &victim, "--reason", "flooding"]).await;
+    c[0].wait_json(&["peers", "--json"], "the evicted member listed as left", 5, |v| {
+        peer_state(v, &victim) == Some("left")
+    })
+    .await;
+    c[m1]
+        .wait_json(&["peers", "--json"], "the evicted member cut off", 10, |v| {
+            v.as_array().is_some_and(|p| p.iter().all(|p| p["state"] != "alive"))
+        })
+        .await;
+    eprintln!("eviction to cut off on the admin and the evicted node: {:?}", t.elapsed());
+
+    // It cannot come back, also after the admin restarts.
+    c[0].restart().await;
+    let addr0 = c[0].listen()[0].clone();
+    c[m1].fails_with(&["connect", &addr0], "was evicted").await;
+    // The member that was away learns of it when it reconnects, and
+    // refuses the evicted node too.
+    c[m2].restart().await;
+    c[m2].ok(&["connect", &addr0]).await;
+    let addr2 = c[m2].listen()[0].clone();
+    c[m1].fails_with(&["connect", &addr2], "was evicted").await;
+    let st = c[m2].json(&["community", "status", "--json"]).await;
+    assert!(st["evicted"].to_string().contains(&victim), "{st}");
+    assert!(st["evicted"].to_string().contains("flooding"), "{st}");
 }

@@ -183,6 +183,11 @@ impl Client {
         self.send_json(self.http.post(self.url("/v1/community/invites")).json(req)).await
     }
 
+    /// `POST /v1/community/evict`.
+    pub async fn evict(&self, req: &super::api::Evict) -> Result<(), ClientError> {
+        self.send::<()>(self.http.post(self.url("/v1/community/evict")).json(req)).await.map(|_| ())
+    }
+
     /// `GET /v1/peers`.
     pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
         self.get("/v1/peers").await

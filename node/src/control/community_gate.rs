@@ -1,6 +1,6 @@
 //! `/v1/community`: the private community this node is in, and invites.
 
-use super::api::{CommunityStatus, InviteMade, MakeInvite};
+use super::api::{CommunityStatus, Evict, InviteMade, MakeInvite};
 use super::state::{ApiError, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +24,7 @@ pub(super) async fn status(State(s): State<Shared>) -> Json<CommunityStatus> {
             issuer: None,
             admins: Vec::new(),
             refused: 0,
+            evicted: Vec::new(),
         });
     };
     let st = gate.status();
@@ -37,6 +38,7 @@ pub(super) async fn status(State(s): State<Shared>) -> Json<CommunityStatus> {
         issuer: st.issuer.map(|p| p.to_string()),
         admins: st.admins.iter().map(ToString::to_string).collect(),
         refused: st.refused,
+        evicted: st.evicted.iter().map(|(p, r)| (p.to_string(), r.clone())).collect(),
     })
 }
 
@@ -78,4 +80,31 @@ pub(super) async fn invite(
     let ticket = Ticket { community: gate.community(), invite, secret };
     let text = crate::invite::encode_private(&crate::invite::shareable(addrs), &ticket);
     Ok(Json(InviteMade { invite: text, expires, uses: req.uses }))
+}
+
+pub(super) async fn evict(
+    State(s): State<Shared>,
+    Json(req): Json<Evict>,
+) -> Result<StatusCode, ApiError> {
+    let Some(gate) = &s.community else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "this node is in an open community: nobody can be evicted (`cloudy-p2p community create NAME` makes a private one)".into(),
+        ));
+    };
+    let peer: cloudy_overlay::PeerId = req.peer.parse().map_err(|e| {
+        ApiError(StatusCode::BAD_REQUEST, format!("{:?} is not a peer id: {e}", req.peer))
+    })?;
+    if gate.is_revoked(&peer) {
+        return Err(ApiError(StatusCode::CONFLICT, format!("{peer} was evicted already")));
+    }
+    let r = gate.evict(peer, &req.reason).map_err(|e| {
+        let status = match e {
+            Refusal::Invite(_) | Refusal::SelfEviction => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    })?;
+    s.overlay.gossip_revocation(&r).await;
+    Ok(StatusCode::NO_CONTENT)
 }

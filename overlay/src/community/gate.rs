@@ -11,6 +11,7 @@
 
 use super::cert::{self, Cert, CertError, Chain, Role};
 use super::invites::{Book, InviteId, InviteRefusal, Secret};
+use super::revoke::{Revocation, RevocationError};
 use super::store::{Store, StoreError};
 use crate::frame::{read_frame, write_frame};
 use futures::{AsyncWriteExt, FutureExt};
@@ -19,7 +20,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,8 +31,8 @@ pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MEMBER_LIFETIME: u64 = 30 * 86_400;
 /// How long a refused peer is given to read the refusal.
 const REFUSAL_LINGER: Duration = Duration::from_millis(300);
-/// Largest handshake message.
-const MAX_FRAME: usize = 64 * 1024;
+/// Largest handshake message (chains and the community's revocations).
+const MAX_FRAME: usize = 1 << 20;
 
 /// What the dialer says first.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub(crate) enum Hello {
         community: PeerId,
         /// Its chain.
         chain: Chain,
+        /// The evictions it knows of.
+        revoked: Vec<Revocation>,
     },
     /// A newcomer with an invite.
     Join {
@@ -64,6 +67,8 @@ pub(crate) enum Answer {
         chain: Chain,
         /// A new chain for the dialer.
         issued: Option<Chain>,
+        /// The evictions the listener knows of.
+        revoked: Vec<Revocation>,
     },
     /// Not admitted, and why.
     Refused {
@@ -88,6 +93,12 @@ pub enum Refusal {
     /// The spent invite could not be saved (the invite is not taken).
     #[error("the admin could not record the invite: {0}")]
     Store(#[from] StoreError),
+    /// An admin asked to evict itself.
+    #[error("an admin cannot evict itself; another admin can")]
+    SelfEviction,
+    /// A revocation that does not check.
+    #[error(transparent)]
+    Revocation(RevocationError),
     /// It sent something else than a hello.
     #[error("it did not start the admission handshake (is it in an open community?)")]
     Garbage,
@@ -159,6 +170,8 @@ pub struct GateStatus {
     pub admins: Vec<PeerId>,
     /// Peers refused since the node started.
     pub refused: u64,
+    /// Members evicted, with why.
+    pub evicted: Vec<(PeerId, String)>,
 }
 
 struct State {
@@ -166,6 +179,9 @@ struct State {
     book: Book,
     admins: BTreeSet<PeerId>,
     refused: u64,
+    revoked: BTreeMap<PeerId, Revocation>,
+    /// Evicted since the overlay last looked: to disconnect.
+    to_drop: Vec<PeerId>,
 }
 
 /// The admission gate of a node in a private community.
@@ -175,6 +191,8 @@ pub struct Gate {
     community: PeerId,
     store: Option<Store>,
     state: Mutex<State>,
+    /// Woken when a member was evicted.
+    evicted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Gate {
@@ -204,7 +222,15 @@ impl Gate {
             me,
             community,
             store,
-            state: Mutex::new(State { chain, book, admins: BTreeSet::new(), refused: 0 }),
+            state: Mutex::new(State {
+                chain,
+                book,
+                admins: BTreeSet::new(),
+                refused: 0,
+                revoked: BTreeMap::new(),
+                to_drop: Vec::new(),
+            }),
+            evicted: tokio::sync::Notify::new(),
         };
         let chain = gate.chain();
         gate.note_admins(&chain);
@@ -215,8 +241,17 @@ impl Gate {
     /// the node is in an open community (no `community.json`).
     pub fn open(key: Keypair, store: Store) -> Result<Option<Gate>, StoreError> {
         let Some(info) = store.info()? else { return Ok(None) };
-        let (chain, book) = (store.chain()?, store.book()?);
-        Ok(Some(Gate::new(key, info.id, chain, book, Some(store))))
+        let (chain, book, revoked) = (store.chain()?, store.book()?, store.revoked()?);
+        let gate = Gate::new(key, info.id, chain, book, Some(store));
+        {
+            let mut st = gate.state.lock().expect("gate lock");
+            st.revoked = revoked
+                .into_iter()
+                .filter(|r| r.check(info.id).is_ok())
+                .map(|r| (r.peer, r))
+                .collect();
+        }
+        Ok(Some(gate))
     }
 
     /// The community id.
@@ -231,7 +266,76 @@ impl Gate {
 
     /// This node's role now, or why it has none.
     pub fn role(&self) -> Result<Role, CertError> {
-        cert::verify(&self.chain(), self.community, self.me, now_secs(), |_| false)
+        self.verify(&self.chain(), self.me, now_secs())
+    }
+
+    /// Whether `peer` was evicted.
+    pub fn is_revoked(&self, peer: &PeerId) -> bool {
+        self.state.lock().expect("gate lock").revoked.contains_key(peer)
+    }
+
+    fn verify(&self, chain: &[Cert], peer: PeerId, now: u64) -> Result<Role, CertError> {
+        let revoked: BTreeSet<PeerId> =
+            self.state.lock().expect("gate lock").revoked.keys().copied().collect();
+        cert::verify(chain, self.community, peer, now, |p| revoked.contains(p))
+    }
+
+    /// The evictions this node knows of.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.state.lock().expect("gate lock").revoked.values().cloned().collect()
+    }
+
+    /// Takes a revocation (gossiped, or from a handshake); `true` if it is
+    /// new here. A new one is saved, and its member is to be disconnected.
+    pub fn take(&self, r: Revocation) -> Result<bool, RevocationError> {
+        r.check(self.community)?;
+        let mut st = self.state.lock().expect("gate lock");
+        if st.revoked.contains_key(&r.peer) {
+            return Ok(false);
+        }
+        tracing::warn!(target: "cloudy::_events::community", peer = %r.peer, by = ?r.issuer(), "evicted: {}", r.reason);
+        st.to_drop.push(r.peer);
+        st.revoked.insert(r.peer, r);
+        if let Some(store) = &self.store {
+            let all: Vec<Revocation> = st.revoked.values().cloned().collect();
+            if let Err(e) = store.set_revoked(&all) {
+                tracing::warn!("cannot save the revocations: {e}");
+            }
+        }
+        drop(st);
+        self.evicted.notify_one();
+        Ok(true)
+    }
+
+    /// Evicts `peer` (admins only): the revocation to gossip.
+    pub fn evict(&self, peer: PeerId, reason: &str) -> Result<Revocation, Refusal> {
+        if self.role() != Ok(Role::Admin) {
+            return Err(InviteRefusal::NotAdmin.into());
+        }
+        if peer == self.me {
+            return Err(Refusal::SelfEviction);
+        }
+        let r = Revocation::sign(&self.key, self.chain(), self.community, peer, now_secs(), reason);
+        self.take(r.clone()).map_err(Refusal::Revocation)?;
+        Ok(r)
+    }
+
+    /// Members evicted since the last call (the overlay disconnects them).
+    pub fn evicted_since(&self) -> Vec<PeerId> {
+        std::mem::take(&mut self.state.lock().expect("gate lock").to_drop)
+    }
+
+    /// Resolves when a member was evicted.
+    pub async fn eviction(&self) {
+        self.evicted.notified().await
+    }
+
+    fn take_all(&self, list: Vec<Revocation>) {
+        for r in list {
+            if let Err(e) = self.take(r) {
+                tracing::debug!("ignored a revocation: {e}");
+            }
+        }
     }
 
     /// Where this node stands.
@@ -247,6 +351,7 @@ impl Gate {
             issuer: leaf.and_then(Cert::issuer_id),
             admins: st.admins.iter().copied().collect(),
             refused: st.refused,
+            evicted: st.revoked.values().map(|r| (r.peer, r.reason.clone())).collect(),
         }
     }
 
@@ -297,8 +402,9 @@ impl Gate {
             {
                 Err(Refusal::OtherCommunity(community))
             }
-            Hello::Member { chain, .. } => {
-                let role = cert::verify(&chain, self.community, peer, now, |_| false)?;
+            Hello::Member { chain, revoked, .. } => {
+                self.take_all(revoked);
+                let role = self.verify(&chain, peer, now)?;
                 self.note_admins(&chain);
                 let leaf = &chain[0];
                 let renew = admin && leaf.expires.saturating_sub(now) < MEMBER_LIFETIME / 2;
@@ -323,7 +429,7 @@ impl Gate {
 
     /// Takes a chain issued to this node, if it is valid.
     fn accept_issued(&self, chain: Chain) -> Result<(), CertError> {
-        cert::verify(&chain, self.community, self.me, now_secs(), |_| false)?;
+        self.verify(&chain, self.me, now_secs())?;
         if let Some(store) = &self.store {
             if let Err(e) = store.set_chain(&chain) {
                 tracing::warn!("cannot save the renewed certificate: {e}");
@@ -369,11 +475,16 @@ impl Gate {
         peer: PeerId,
         muxer: &mut StreamMuxerBox,
     ) -> Result<(), AdmissionError> {
-        let hello = Hello::Member { community: self.community, chain: self.chain() };
+        let hello = Hello::Member {
+            community: self.community,
+            chain: self.chain(),
+            revoked: self.revocations(),
+        };
         let answer = ask(peer, muxer, &hello).await?;
         match answer {
-            Answer::Welcome { chain, issued } => {
-                cert::verify(&chain, self.community, peer, now_secs(), |_| false)
+            Answer::Welcome { chain, issued, revoked } => {
+                self.take_all(revoked);
+                self.verify(&chain, peer, now_secs())
                     .map_err(|source| AdmissionError::NotMember { peer, source })?;
                 self.note_admins(&chain);
                 if let Some(mine) = issued {
@@ -405,7 +516,11 @@ impl Gate {
                 None => Err(Refusal::Garbage),
             };
             let answer = match &decision {
-                Ok(issued) => Answer::Welcome { chain: self.chain(), issued: issued.clone() },
+                Ok(issued) => Answer::Welcome {
+                    chain: self.chain(),
+                    issued: issued.clone(),
+                    revoked: self.revocations(),
+                },
                 Err(why) => Answer::Refused { reason: why.to_string() },
             };
             let bytes = postcard::to_stdvec(&answer).expect("answers serialise");

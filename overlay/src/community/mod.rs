@@ -14,6 +14,7 @@ pub mod cert;
 pub mod gate;
 pub mod invites;
 pub mod join;
+pub mod revoke;
 pub mod store;
 
 pub use cert::{Cert, CertError, Chain, Role};

@@ -3,6 +3,7 @@
 //! - `community.json`: the community's id and name;
 //! - `cert.json`: this node's certificate chain (replaced on renewal);
 //! - `invites.json`: the invites this node made (admins);
+//! - `revoked.json`: the evictions this node knows of;
 //! - `community.key`: the community's secret key (only on the founder's
 //!   node, mode 0600).
 //!
@@ -10,6 +11,7 @@
 
 use super::cert::Chain;
 use super::invites::Book;
+use super::revoke::Revocation;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -138,6 +140,16 @@ impl Store {
     /// Saves the invites.
     pub fn set_book(&self, book: &Book) -> Result<(), StoreError> {
         self.write_json("invites.json", book)
+    }
+
+    /// The revocations this node keeps.
+    pub fn revoked(&self) -> Result<Vec<Revocation>, StoreError> {
+        Ok(self.read_json("revoked.json")?.unwrap_or_default())
+    }
+
+    /// Saves the revocations.
+    pub fn set_revoked(&self, list: &[Revocation]) -> Result<(), StoreError> {
+        self.write_json("revoked.json", &list)
     }
 
     /// The community's secret key, on the founder's node.

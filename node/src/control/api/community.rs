@@ -25,6 +25,19 @@ pub struct CommunityStatus {
     pub admins: Vec<String>,
     /// Connections refused since the node started.
     pub refused: u64,
+    /// Members evicted: peer id and reason.
+    #[serde(default)]
+    pub evicted: Vec<(String, String)>,
+}
+
+/// `POST /v1/community/evict`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Evict {
+    /// The member to evict.
+    pub peer: String,
+    /// Why (shown to every member).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// `POST /v1/community/invites`.

@@ -37,7 +37,7 @@ fn an_invite_admits_once_and_the_issued_chain_verifies() {
     let chain = w.admin.decide(newcomer, hello(), now).unwrap().expect("a chain is issued");
     assert_eq!(verify(&chain, cid, newcomer, now, |_| false), Ok(Role::Member));
     // Its chain now admits it as a member, with no renewal yet.
-    let again = Hello::Member { community: cid, chain: chain.clone() };
+    let again = Hello::Member { community: cid, chain: chain.clone(), revoked: vec![] };
     assert!(w.admin.decide(newcomer, again, now).unwrap().is_none());
     // A second use, a forged secret, another community.
     let err = w.admin.decide(newcomer, hello(), now).unwrap_err().to_string();
@@ -74,18 +74,64 @@ fn members_cannot_invite_strangers_are_refused_and_old_certificates_are_renewed(
         now,
         now + DAY,
     )];
-    let hello = Hello::Member { community: cid, chain: own };
+    let hello = Hello::Member { community: cid, chain: own, revoked: vec![] };
     assert!(matches!(
         w.admin.decide(stranger.public().to_peer_id(), hello, now),
         Err(Refusal::Cert(CertError::NotAdmin(_)))
     ));
-    let none = Hello::Member { community: cid, chain: vec![] };
+    let none = Hello::Member { community: cid, chain: vec![], revoked: vec![] };
     assert!(matches!(w.admin.decide(member, none, now), Err(Refusal::Cert(CertError::Empty))));
     // A member's chain past half its life is renewed by an admin.
     let later = now + MEMBER_LIFETIME / 2 + DAY;
-    let renewed = w.admin.decide(member, Hello::Member { community: cid, chain }, later).unwrap();
+    let renewed = w
+        .admin
+        .decide(member, Hello::Member { community: cid, chain, revoked: vec![] }, later)
+        .unwrap();
     let renewed = renewed.expect("renewed");
     assert_eq!(renewed[0].expires, later + MEMBER_LIFETIME);
     assert_eq!(verify(&renewed, cid, member, later, |_| false), Ok(Role::Member));
     let _ = &w.community;
+}
+
+#[test]
+fn an_evicted_member_is_refused_and_the_eviction_travels_in_handshakes() {
+    let w = world();
+    let cid = w.admin.community();
+    let now = now_secs();
+    let key = Keypair::generate_ed25519();
+    let evicted = key.public().to_peer_id();
+    let chain = w.admin.issue(evicted, Role::Member, now);
+    let hello =
+        |chain: &Chain| Hello::Member { community: cid, chain: chain.clone(), revoked: vec![] };
+    assert!(w.admin.decide(evicted, hello(&chain), now).is_ok());
+    let r = w.admin.evict(evicted, "flooding").unwrap();
+    assert_eq!(w.admin.evicted_since(), vec![evicted], "the overlay is told to disconnect it");
+    assert!(matches!(
+        w.admin.decide(evicted, hello(&chain), now),
+        Err(Refusal::Cert(CertError::Revoked(p))) if p == evicted
+    ));
+    assert!(matches!(w.admin.evict(w.admin.me, "oops"), Err(Refusal::SelfEviction)));
+    // Another member that did not hear the gossip learns it from the
+    // admin's handshake, and refuses the evicted member from then on.
+    let other_key = Keypair::generate_ed25519();
+    let other_id = other_key.public().to_peer_id();
+    let other = Gate::new(
+        other_key,
+        cid,
+        w.admin.issue(other_id, Role::Member, now),
+        Book::default(),
+        None,
+    );
+    assert!(other.decide(evicted, hello(&chain), now).is_ok(), "not told yet");
+    let admin_hello =
+        Hello::Member { community: cid, chain: w.admin.chain(), revoked: w.admin.revocations() };
+    assert!(other.decide(w.admin.me, admin_hello, now).is_ok());
+    assert!(other.is_revoked(&evicted));
+    assert!(other.decide(evicted, hello(&chain), now).is_err());
+    // A member cannot evict; a forged revocation is not taken.
+    assert!(other.evict(w.admin.me, "coup").is_err());
+    let mut forged = r.clone();
+    forged.peer = w.admin.me;
+    assert!(other.take(forged).is_err());
+    assert!(!other.is_revoked(&w.admin.me));
 }
