@@ -18,7 +18,7 @@
 //! they are read from each process's stderr.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
-use cloudy_node::control::api::Announce;
+use cloudy_node::control::api::{Announce, Evict, MakeInvite};
 use cloudy_node::control::client::Client;
 use cloudy_node::process::{init_local_home, LogLine, NodeProcess};
 use cloudy_node::Home;
@@ -44,6 +44,8 @@ struct Tracker {
     alive: HashMap<usize, HashSet<String>>,
     /// (observer, peer) → when it logged the peer failed.
     failed: HashMap<(usize, String), Instant>,
+    /// (observer, peer) → when it logged the peer left (an eviction).
+    left: HashMap<(usize, String), Instant>,
     /// observer → when it saw the benchmark service.
     announced: HashMap<usize, Instant>,
     /// Every suspect or failed transition: (when, observer, peer, state).
@@ -68,6 +70,9 @@ impl Tracker {
             }
             if state == "failed" {
                 self.failed.entry((l.index, peer.to_string())).or_insert(l.at);
+            }
+            if state == "left" {
+                self.left.entry((l.index, peer.to_string())).or_insert(l.at);
             }
         } else if t.contains("service announced") && field(t, "name=") == Some(SVC) {
             self.announced.entry(l.index).or_insert(l.at);
@@ -212,6 +217,8 @@ async fn main() {
     let n = arg("--nodes", 20) as usize;
     let idle = Duration::from_secs(arg("--idle-secs", 60));
     let settle = Duration::from_secs(arg("--settle-secs", 10));
+    // A private community: node 0 makes it, the others join with an invite.
+    let private = std::env::args().any(|a| a == "--private");
     let dir = tempfile::tempdir().expect("tempdir");
     if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
         println!("keeping the nodes' homes in {}", dir.path().display());
@@ -231,14 +238,31 @@ async fn main() {
     println!("starting {n} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();
     let mut last_start = Instant::now();
+    let mut ticket = None;
+    let mut joins = Vec::new();
     for i in 0..n {
         let home = Home::new(dir.path().join(format!("n{i}")));
         let boot = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
-        init_local_home(&home, boot).expect("init");
+        init_local_home(&home, boot.clone()).expect("init");
+        if private && i == 0 {
+            cloudy_node::community::create(&home, "bench").expect("community create");
+        }
+        if let Some(t) = ticket {
+            let addrs: Vec<_> = boot.iter().filter_map(|a| a.parse().ok()).collect();
+            let started = Instant::now();
+            cloudy_node::community::join(&home, &addrs, t).await.expect("join");
+            joins.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
         last_start = Instant::now();
         nodes.push(
             NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.expect("start"),
         );
+        if private && i == 0 {
+            let c = Client::for_home(&home).expect("client");
+            let req = MakeInvite { uses: n as u32, expires_secs: 3600 };
+            let made = c.make_invite(&req).await.expect("invite");
+            ticket = cloudy_node::invite::decode_any(&made.invite).expect("an invite").ticket;
+        }
     }
     let ids: Vec<String> = nodes.iter().map(|p| p.peer_id.clone()).collect();
     let all_alive = bench
@@ -336,6 +360,29 @@ async fn main() {
         .flatten()
         .map(|at| at - killed);
 
+    // Eviction (private): from the admin's command to listed as left by
+    // every other live member.
+    let evicted = n - 2;
+    let eviction = match private && evicted > 0 {
+        true => {
+            let eid = ids[evicted].clone();
+            let c = Client::for_home(&nodes[0].home).expect("client");
+            let asked = Instant::now();
+            let req = Evict { peer: eid.clone(), reason: "benchmark".into() };
+            c.evict(&req).await.expect("evict");
+            bench
+                .wait(Duration::from_secs(30), |t| {
+                    let times: Option<Vec<Instant>> =
+                        (0..evicted).map(|i| t.left.get(&(i, eid.clone())).copied()).collect();
+                    times.map(|v| v.into_iter().max())
+                })
+                .await
+                .flatten()
+                .map(|at| at - asked)
+        }
+        false => None,
+    };
+
     for node in &mut nodes[..victim] {
         if let Ok(c) = Client::for_home(&node.home) {
             let _ = c.shutdown().await;
@@ -361,8 +408,9 @@ async fn main() {
         .collect();
     println!();
     println!(
-        "cloudy-p2p membership benchmark, N = {n} processes on 127.0.0.1, idle window {} s",
-        idle.as_secs()
+        "cloudy-p2p membership benchmark, N = {n} processes on 127.0.0.1, idle window {} s, {} community",
+        idle.as_secs(),
+        if private { "private" } else { "open" }
     );
     println!("| metric | measured | target | Serf 0.9 |");
     println!("|---|---|---|---|");
@@ -403,5 +451,15 @@ async fn main() {
     );
     for row in family_rows {
         println!("{row}");
+    }
+    if private {
+        println!(
+            "| join with an invite (dial + admission handshake), mean / max | {} | - | - |",
+            mean_max(&joins, 0, " ms")
+        );
+        println!(
+            "| eviction to listed as left by every other member | {} | <= 5 s | - |",
+            secs(eviction)
+        );
     }
 }

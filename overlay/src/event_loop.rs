@@ -459,6 +459,27 @@ impl EventLoop {
         if self.swarm.connected_peers().next().is_none() && !self.cfg.bootstrap.is_empty() {
             crate::dial_bootstrap(&mut self.swarm, &self.cfg.bootstrap);
         }
+        self.renew_certificate();
+    }
+
+    /// A member whose certificate is past half its life dials an admin on a
+    /// new connection: the admin's handshake answer renews it.
+    fn renew_certificate(&mut self) {
+        let Some(admins) = self.cfg.community.as_ref().and_then(|g| g.renewal_due()) else {
+            return;
+        };
+        let known =
+            admins.into_iter().find_map(|a| self.table.get(&a).map(|m| (a, m.info.addrs.clone())));
+        if let Some((admin, addrs)) = known {
+            info!(%admin, "asking an admin to renew this node's certificate");
+            let opts = DialOpts::peer_id(admin)
+                .addresses(crate::addresses::quic_first(&addrs))
+                .condition(PeerCondition::Always)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%admin, "dial failed: {e}");
+            }
+        }
     }
 
     fn history_rows(&self) -> Vec<(PeerId, crate::scoring::history::Availability)> {

@@ -29,6 +29,8 @@ pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a member's certificate lasts; it is renewed when it is past
 /// half of that and its holder connects to an admin.
 pub const MEMBER_LIFETIME: u64 = 30 * 86_400;
+/// How often a member whose certificate is due asks an admin again.
+pub const RENEW_EVERY: Duration = Duration::from_secs(3600);
 /// How long a refused peer is given to read the refusal.
 const REFUSAL_LINGER: Duration = Duration::from_millis(300);
 /// Largest handshake message (chains and the community's revocations).
@@ -182,6 +184,8 @@ struct State {
     revoked: BTreeMap<PeerId, Revocation>,
     /// Evicted since the overlay last looked: to disconnect.
     to_drop: Vec<PeerId>,
+    /// When this node last asked an admin for a renewal (Unix seconds).
+    renew_asked: Option<u64>,
 }
 
 /// The admission gate of a node in a private community.
@@ -229,6 +233,7 @@ impl Gate {
                 refused: 0,
                 revoked: BTreeMap::new(),
                 to_drop: Vec::new(),
+                renew_asked: None,
             }),
             evicted: tokio::sync::Notify::new(),
         };
@@ -318,6 +323,22 @@ impl Gate {
         let r = Revocation::sign(&self.key, self.chain(), self.community, peer, now_secs(), reason);
         self.take(r.clone()).map_err(Refusal::Revocation)?;
         Ok(r)
+    }
+
+    /// Whether this node's certificate is past half its life (a member's:
+    /// an admin renews it when this node connects to it), and the admins
+    /// it may ask. Asked at most once per [`RENEW_EVERY`].
+    pub fn renewal_due(&self) -> Option<Vec<PeerId>> {
+        let now = now_secs();
+        let mut st = self.state.lock().expect("gate lock");
+        let leaf = st.chain.first()?;
+        let half_gone = leaf.expires.saturating_sub(now) < MEMBER_LIFETIME / 2;
+        let asked_lately = st.renew_asked.is_some_and(|t| now < t + RENEW_EVERY.as_secs());
+        if !half_gone || asked_lately || leaf.role != Role::Member {
+            return None;
+        }
+        st.renew_asked = Some(now);
+        Some(st.admins.iter().copied().filter(|a| *a != self.me).collect())
     }
 
     /// Members evicted since the last call (the overlay disconnects them).

@@ -135,3 +135,22 @@ fn an_evicted_member_is_refused_and_the_eviction_travels_in_handshakes() {
     assert!(other.take(forged).is_err());
     assert!(!other.is_revoked(&w.admin.me));
 }
+
+#[test]
+fn a_member_past_half_its_life_asks_an_admin_once_an_hour() {
+    let w = world();
+    let cid = w.admin.community();
+    let key = Keypair::generate_ed25519();
+    let me = key.public().to_peer_id();
+    let now = now_secs();
+    // Issued long ago: 10 days left of 30.
+    let old = now - 20 * DAY;
+    let chain = w.admin.issue(me, Role::Member, old);
+    let gate = Gate::new(key, cid, chain, Book::default(), None);
+    assert_eq!(gate.renewal_due(), Some(vec![w.admin.me]), "the admin in its chain is asked");
+    assert_eq!(gate.renewal_due(), None, "not again within the hour");
+    // A fresh certificate is not due.
+    let key = Keypair::generate_ed25519();
+    let fresh = w.admin.issue(key.public().to_peer_id(), Role::Member, now);
+    assert_eq!(Gate::new(key, cid, fresh, Book::default(), None).renewal_due(), None);
+}
