@@ -152,6 +152,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Who stores what for whom: per member, the bytes this node keeps for
+    /// it and the bytes it keeps for this node, with the quotas.
+    Usage {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The community as the trust boundary: make a private one, see where
     /// this node stands.
     Community {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Edits a node's `config.toml` (given its index and text) before it first starts.
-pub(crate) type ConfigEdit = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
+pub type ConfigEdit = Arc<dyn Fn(usize, &str) -> String + Send + Sync>;
 
 /// How to start a community.
 #[derive(Clone, Default)]

@@ -26,7 +26,7 @@ mod member;
 pub mod netns;
 mod wait;
 
-pub use community::{Community, Options};
+pub use community::{Community, ConfigEdit, Options};
 pub use exe::exe;
 pub use member::{metric, peer_state, Member, Out};
 pub use wait::{wait_file, wait_until};

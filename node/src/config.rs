@@ -98,6 +98,8 @@ pub struct StorageConfig {
     pub enabled: bool,
     /// Space offered for shares, MiB.
     pub capacity_mib: u64,
+    /// Most kept for one member, MiB; `None`: a quarter of the capacity.
+    pub member_quota_mib: Option<u64>,
     /// Maintain files uploaded through this node.
     pub maintain_uploads: bool,
     /// Period of the full check of maintained files.
@@ -118,6 +120,7 @@ impl Default for StorageConfig {
         StorageConfig {
             enabled: true,
             capacity_mib: 10 * 1024,
+            member_quota_mib: None,
             maintain_uploads: true,
             check_interval: u.interval,
             repair_delay: u.after_failure,
@@ -128,6 +131,11 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// The per-member quota in bytes: as set, or a quarter of the capacity.
+    pub fn member_quota(&self) -> u64 {
+        self.member_quota_mib.unwrap_or(self.capacity_mib / 4) << 20
+    }
+
     /// The upkeep part.
     pub fn upkeep(&self) -> cloudy_storage::upkeep::UpkeepConfig {
         cloudy_storage::upkeep::UpkeepConfig {

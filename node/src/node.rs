@@ -98,6 +98,7 @@ impl Node {
             streams,
             vod,
             maintain_uploads: cfg.storage.maintain_uploads,
+            member_quota: cfg.storage.member_quota(),
             spool: data.join("spool"),
             requests: Default::default(),
             conflicts: Default::default(),
@@ -175,12 +176,10 @@ async fn start_storage(
     let dir = data.join("shares");
     let store = cloudy_storage::store::FsStore::open(&dir, capacity)?;
     let store: SharedStore = std::sync::Arc::new(store);
-    cloudy_storage::service::start(
-        overlay.clone(),
-        store.clone(),
-        cfg.storage.expire_leases,
-        tasks,
-    )
-    .await?;
+    let policy = cloudy_storage::service::Policy {
+        expire_leases: cfg.storage.expire_leases,
+        member_quota: Some(cfg.storage.member_quota()),
+    };
+    cloudy_storage::service::start(overlay.clone(), store.clone(), policy, tasks).await?;
     Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))
 }

@@ -34,6 +34,8 @@ pub enum Request {
     List { si: StorageIndex },
     /// Renew the sender's lease on every share of `si` held here.
     Renew { si: StorageIndex },
+    /// How much the server stores for the sender, and its quota.
+    Usage,
 }
 
 /// Why a server refused or failed.
@@ -67,6 +69,9 @@ pub enum Response {
     Shares(Vec<u8>),
     /// Answer to `Renew`: shares covered, and when the lease ends (Unix seconds).
     Renewed { shares: u8, until: u64 },
+    /// Answer to `Usage`: bytes of shares under the sender's leases, and
+    /// its quota here (`u64::MAX`: none).
+    Usage { bytes: u64, quota: u64 },
     /// Refusal or failure, with a message naming what was wrong.
     Error { kind: ErrorKind, message: String },
 }
@@ -172,6 +177,7 @@ impl Request {
                 o.push(7);
                 o.extend_from_slice(si);
             }
+            Request::Usage => o.push(8),
         }
         o
     }
@@ -187,6 +193,7 @@ impl Request {
             5 => Request::Get { si: f.si()?, share: f.u8()?, segment: f.u64()? },
             6 => Request::List { si: f.si()? },
             7 => Request::Renew { si: f.si()? },
+            8 => Request::Usage,
             t => return malformed(format!("unknown request tag {t}")),
         };
         f.end()?;
@@ -219,6 +226,11 @@ impl Response {
                 o.push(*shares);
                 o.extend_from_slice(&until.to_be_bytes());
             }
+            Response::Usage { bytes, quota } => {
+                o.push(8);
+                o.extend_from_slice(&bytes.to_be_bytes());
+                o.extend_from_slice(&quota.to_be_bytes());
+            }
             Response::Error { kind, message } => {
                 o.push(6);
                 o.push(*kind as u8);
@@ -238,6 +250,7 @@ impl Response {
             4 => Response::Block(f.bytes()?),
             5 => Response::Shares(f.bytes()?),
             7 => Response::Renewed { shares: f.u8()?, until: f.u64()? },
+            8 => Response::Usage { bytes: f.u64()?, quota: f.u64()? },
             6 => {
                 let kind = match f.u8()? {
                     1 => ErrorKind::Full,
@@ -302,6 +315,7 @@ mod tests {
             Request::Get { si: [2; 16], share: 1, segment: 77 },
             Request::List { si: [4; 16] },
             Request::Renew { si: [5; 16] },
+            Request::Usage,
         ];
         for r in reqs {
             let b = r.encode();

@@ -37,16 +37,27 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Serves requests of peer `owner` until it closes the stream; shares it
-/// uploads or renews carry its lease.
+/// uploads or renews carry its lease. With a `quota`, an upload that would
+/// take the bytes under `owner`'s leases past it is refused.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     store: SharedStore,
     owner: &str,
     stream: &mut S,
+    quota: Option<u64>,
 ) -> Result<(), ProtocolError> {
     while let Some(frame) = read_frame(stream).await? {
         match Request::decode(&frame)? {
             Request::Put { si, share, len } => {
+                if let Some(refused) = over_quota(&store, owner, len, quota).await? {
+                    write_frame(stream, &refused.encode()).await?;
+                    continue;
+                }
                 upload(store.clone(), owner, stream, si, share, len).await?
+            }
+            Request::Usage => {
+                let bytes = used_by(&store, owner).await?;
+                let quota = quota.unwrap_or(u64::MAX);
+                write_frame(stream, &Response::Usage { bytes, quota }.encode()).await?;
             }
             req @ (Request::Block(_) | Request::Finish { .. }) => {
                 write_frame(stream, &answer(store.clone(), owner, req).await?.encode()).await?;
@@ -94,6 +105,35 @@ pub fn collect_garbage(
     Ok(removed)
 }
 
+/// Bytes of the shares under `owner`'s leases in `store`.
+pub async fn used_by(store: &SharedStore, owner: &str) -> Result<u64, ProtocolError> {
+    let (s, o) = (store.clone(), owner.to_string());
+    Ok(blocking(move || s.usage()).await?.ok().and_then(|u| u.get(&o).copied()).unwrap_or(0))
+}
+
+/// The refusal of a `len`-byte share that would take `owner` past its
+/// `quota` here, if it would.
+async fn over_quota(
+    store: &SharedStore,
+    owner: &str,
+    len: u64,
+    quota: Option<u64>,
+) -> Result<Option<Response>, ProtocolError> {
+    let Some(quota) = quota else { return Ok(None) };
+    let used = used_by(store, owner).await?;
+    if used.saturating_add(len) <= quota {
+        return Ok(None);
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let message = format!(
+        "member quota reached: this server keeps at most {:.1} MiB for each member and holds {:.1} MiB for {owner}; the share needs {:.1} MiB more",
+        mib(quota),
+        mib(used),
+        mib(len)
+    );
+    Ok(Some(Response::Error { kind: ErrorKind::Full, message }))
+}
+
 /// Answers a request outside an upload (`Meta`, `Get`, `List`, `Renew`)
 /// from `store` for peer `owner`; anything else is a bad request here.
 /// Used by sessions and for the node's own store.
@@ -118,6 +158,7 @@ pub async fn answer(
             Ok(v) => Response::Shares(v),
             Err(e) => refusal(&e),
         },
+        Request::Usage => Response::Usage { bytes: used_by(&store, owner).await?, quota: u64::MAX },
         other => {
             let message = format!("{} outside an upload", request_name(&other));
             Response::Error { kind: ErrorKind::BadRequest, message }
@@ -135,6 +176,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::Get { .. } => "get",
         Request::List { .. } => "list",
         Request::Renew { .. } => "renew",
+        Request::Usage => "usage",
     }
 }
 

@@ -34,15 +34,25 @@ const GC_EVERY: Duration = Duration::from_secs(3600);
 /// Storage sessions served at once; more wait for the peer to retry.
 pub const MAX_SESSIONS: usize = 128;
 
+/// How a storage server treats its members.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    /// Delete shares whose leases all ended (every hour).
+    pub expire_leases: bool,
+    /// Most bytes kept under one member's leases; `None`: no limit.
+    pub member_quota: Option<u64>,
+}
+
 /// Starts serving `store` and announces it with its free space. With
 /// `expire_leases`, shares whose leases all ended are deleted every hour
 /// (off by default in the node, as in Tahoe). Everything runs as `tasks`.
 pub async fn start(
     overlay: Handle,
     store: SharedStore,
-    expire_leases: bool,
+    policy: Policy,
     tasks: &Tasks,
 ) -> Result<(), ServiceError> {
+    let Policy { expire_leases, member_quota } = policy;
     let incoming = overlay
         .stream_control()
         .accept(StreamProtocol::new(PROTOCOL))
@@ -54,7 +64,7 @@ pub async fn start(
     serve_streams(tasks, "storage session", incoming, MAX_SESSIONS, move |peer, mut stream| {
         let store = served.clone();
         async move {
-            match serve(store, &peer.to_string(), &mut stream).await {
+            match serve(store, &peer.to_string(), &mut stream, member_quota).await {
                 Ok(()) => debug!(%peer, "storage session ended"),
                 Err(e) => warn!(%peer, "storage session aborted: {e}"),
             }

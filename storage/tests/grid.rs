@@ -35,7 +35,7 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
             cloudy_storage::service::start(
                 node.handle.clone(),
                 store.clone(),
-                false,
+                Default::default(),
                 &Tasks::new("test", cancel.clone()),
             )
             .await
@@ -48,7 +48,7 @@ async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
         cloudy_storage::service::start(
             node.handle.clone(),
             store.clone(),
-            false,
+            Default::default(),
             &Tasks::new("test", cancel.clone()),
         )
         .await

@@ -1,6 +1,7 @@
 //! `community create` and `community status`.
 
 use crate::args::CommunityCommand;
+use crate::output::{short, table};
 use anyhow::{bail, Result};
 use cloudy_node::control::api::Evict;
 use cloudy_node::control::client::Client;
@@ -81,5 +82,32 @@ async fn status(client: &Client, json: bool) -> Result<()> {
         let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
         println!("evicted: {peer}{why}");
     }
+    Ok(())
+}
+
+pub(super) async fn usage(client: &Client, json: bool) -> Result<()> {
+    let u = client.usage().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&u)?);
+        return Ok(());
+    }
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+    match u.quota_here {
+        Some(q) => println!("this node keeps at most {} for each member", mib(q)),
+        None => println!("this node is not a storage server"),
+    }
+    let rows: Vec<Vec<String>> = u
+        .members
+        .iter()
+        .map(|r| {
+            vec![
+                short(&r.peer),
+                mib(r.stored_here),
+                r.stored_there.map_or("n/a".into(), mib),
+                r.quota_there.map_or("-".into(), mib),
+            ]
+        })
+        .collect();
+    table(&["MEMBER", "STORED HERE FOR IT", "IT STORES FOR US", "ITS QUOTA"], &rows);
     Ok(())
 }

@@ -66,6 +66,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             join::invite(&client(&home)?, uses, expires, json).await
         }
         Command::Community { command } => community::run(&home, command).await,
+        Command::Usage { json } => community::usage(&client(&home)?, json).await,
         Command::Join { invite, init } => join::join(&home, &invite, init_options(init)).await,
         Command::Completions { shell } => join::completions(shell),
         Command::Man => join::man(),

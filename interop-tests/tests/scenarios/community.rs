@@ -153,3 +153,51 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
     assert!(st["evicted"].to_string().contains(&victim), "{st}");
     assert!(st["evicted"].to_string().contains("flooding"), "{st}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_quota_refuses_what_is_past_it_and_usage_shows_who_stores_what() {
+    let quota: cloudy_interop_tests::ConfigEdit = std::sync::Arc::new(|_, text: &str| {
+        text.replace("# member_quota_mib = 2560", "member_quota_mib = 1")
+    });
+    let opts = Options { config: Some(quota), ..Options::default() };
+    let c = Community::start_with(3, opts).await;
+    c.wait_alive(2, 30).await;
+    for i in 0..3 {
+        c[i].wait_json(&["services", "storage", "--json"], "3 storage servers", 20, |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+    }
+    // A small file fits everywhere.
+    let small = c.dir().join("small.bin");
+    std::fs::write(&small, vec![5u8; 200_000]).unwrap();
+    c[0].ok(&["put", small.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
+    // Shares of 2 MiB each are past the 1 MiB quota on the other servers:
+    // refused there with the quota named, and the upload is not happy.
+    let big = c.dir().join("big.bin");
+    std::fs::write(&big, (0..6_000_000u32).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>())
+        .unwrap();
+    let out =
+        c[0].cli(&["put", big.to_str().unwrap(), "--k", "3", "--n", "3", "--happy", "3"]).await;
+    assert!(!out.ok, "a put past the quota succeeded: {}", out.stdout);
+    assert!(out.stderr.contains("member quota reached"), "{}", out.stderr);
+    // Usage: the others each keep the small file's share for node 0.
+    let u = c[0].json(&["usage", "--json"]).await;
+    assert_eq!(u["quota_here"].as_u64(), Some(1 << 20), "{u}");
+    let members = u["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{u}");
+    for m in members {
+        let there = m["stored_there"].as_u64().unwrap_or(0);
+        assert!(there > 50_000 && there <= 1 << 20, "{u}");
+        assert_eq!(m["quota_there"].as_u64(), Some(1 << 20), "{u}");
+    }
+    let u1 = c[1].json(&["usage", "--json"]).await;
+    let from0 = u1["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["peer"] == c[0].peer_id())
+        .map(|m| m["stored_here"].as_u64().unwrap_or(0));
+    assert!(from0.is_some_and(|b| b > 50_000), "node 1 keeps node 0's share: {u1}");
+    assert!(c[0].ok(&["usage"]).await.contains("IT STORES FOR US"));
+}

@@ -188,6 +188,11 @@ impl Client {
         self.send::<()>(self.http.post(self.url("/v1/community/evict")).json(req)).await.map(|_| ())
     }
 
+    /// `GET /v1/usage`.
+    pub async fn usage(&self) -> Result<super::api::UsageTable, ClientError> {
+        self.get("/v1/usage").await
+    }
+
     /// `GET /v1/peers`.
     pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
         self.get("/v1/peers").await

@@ -17,4 +17,5 @@ mod state;
 mod streams;
 pub mod ui;
 mod upkeep;
+mod usage;
 mod vod;

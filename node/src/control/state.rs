@@ -35,6 +35,8 @@ pub struct ApiState {
     pub vod: cloudy_streaming::vod::service::Vod,
     /// Upkeep of maintained files.
     pub upkeep: cloudy_storage::upkeep::Upkeep,
+    /// What this node keeps for one member at most (bytes).
+    pub member_quota: u64,
     /// Put uploads on the maintained list.
     pub maintain_uploads: bool,
     /// Where uploads are spooled before encoding.

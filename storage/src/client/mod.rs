@@ -84,6 +84,16 @@ impl Client {
             .collect()
     }
 
+    /// What storage server `peer` keeps for this node (bytes under its
+    /// leases) and its quota per member (`u64::MAX`: none).
+    pub async fn usage_on(&self, peer: PeerId) -> Result<(u64, u64), ProtocolError> {
+        let mut conn = self.connect(peer).await?;
+        match conn.call(Request::Usage).await? {
+            Response::Usage { bytes, quota } => Ok((bytes, quota)),
+            other => Err(ProtocolError::Malformed(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     /// Opens a session with `peer`.
     async fn connect(&self, peer: PeerId) -> Result<Conn, ProtocolError> {
         if peer == self.overlay.local_peer_id() {

@@ -15,12 +15,56 @@ fn session_of(
     store: SharedStore,
     owner: &'static str,
 ) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
+    session_with(store, owner, None)
+}
+
+fn session_with(
+    store: SharedStore,
+    owner: &'static str,
+    quota: Option<u64>,
+) -> (Pipe, tokio::task::JoinHandle<Result<(), ProtocolError>>) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut server = server.compat();
-        serve(store, owner, &mut server).await
+        serve(store, owner, &mut server, quota).await
     });
     (client.compat(), task)
+}
+
+/// Uploads share `share` of a small file under storage index `si`.
+async fn store_share(c: &mut Pipe, si: StorageIndex, share: u8) -> Response {
+    let p = Params { k: 2, n: 3, segment_size: 500 };
+    let data: Vec<u8> = (0..1234u32).map(|i| i as u8).collect();
+    let (record, hashes, segments) = crate::coding::encode_all([4; 32], p, &data);
+    let put = Request::Put { si, share, len: share_len(&record) };
+    let ready = ask(c, put).await;
+    if ready != Response::Ready {
+        return ready;
+    }
+    for seg in &segments {
+        write_frame(c, &Request::Block(seg[share as usize].clone()).encode()).await.unwrap();
+    }
+    let fin = Request::Finish { root: record.encode(), hashes: hashes[share as usize].clone() };
+    ask(c, fin).await
+}
+
+#[tokio::test]
+async fn a_member_past_its_quota_is_refused_and_others_are_not() {
+    let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+    let (mut a, _ta) = session_with(store.clone(), "peer-a", Some(1200));
+    assert_eq!(store_share(&mut a, [1; 16], 0).await, Response::Stored);
+    let Response::Usage { bytes, quota } = ask(&mut a, Request::Usage).await else { panic!() };
+    assert!(bytes > 0 && bytes <= 1200 && quota == 1200, "{bytes} {quota}");
+    // A second share would take peer-a past 1200 bytes.
+    let r = store_share(&mut a, [2; 16], 0).await;
+    let Response::Error { kind: ErrorKind::Full, message } = r else { panic!("{r:?}") };
+    assert!(message.contains("member quota reached") && message.contains("peer-a"), "{message}");
+    // The session goes on, and another member still stores.
+    assert_eq!(ask(&mut a, Request::List { si: [1; 16] }).await, Response::Shares(vec![0]));
+    let (mut b, _tb) = session_with(store.clone(), "peer-b", Some(1200));
+    assert_eq!(store_share(&mut b, [3; 16], 1).await, Response::Stored);
+    let usage = store.usage().unwrap();
+    assert_eq!(usage.len(), 2, "{usage:?}");
 }
 
 async fn ask(c: &mut Pipe, r: Request) -> Response {

@@ -255,6 +255,24 @@ impl ShareStore for FsStore {
         self.0.traffic.get()
     }
 
+    fn usage(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT l.owner, SUM(s.len) FROM leases l JOIN shares s ON s.si = l.si GROUP BY l.owner",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (owner, bytes) = row.map_err(|e| self.db_err(e))?;
+            out.insert(owner, bytes.max(0) as u64);
+        }
+        Ok(out)
+    }
+
     fn used(&self) -> u64 {
         self.0.used.load(Ordering::SeqCst) + self.0.reserved.load(Ordering::SeqCst)
     }

@@ -153,6 +153,17 @@ impl ShareStore for MemStore {
         self.traffic.get()
     }
 
+    fn usage(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let inner = self.lock();
+        let mut out = std::collections::BTreeMap::new();
+        for ((si, _), blob) in &inner.shares {
+            for owner in inner.leases.get(si).into_iter().flat_map(|l| l.keys()) {
+                *out.entry(owner.clone()).or_insert(0) += blob.len() as u64;
+            }
+        }
+        Ok(out)
+    }
+
     fn used(&self) -> u64 {
         let inner = self.lock();
         inner.shares.values().map(|v| v.len() as u64).sum::<u64>() + inner.reserved

@@ -177,6 +177,9 @@ pub trait ShareStore: Send + Sync + 'static {
     fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError>;
     /// Bytes of finished shares plus space reserved by writers under way.
     fn used(&self) -> u64;
+    /// Bytes of the shares under each owner's leases (a share leased by
+    /// several owners counts for each).
+    fn usage(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;
     /// Bytes a new share may still take: what the capacity leaves, and on
     /// disk also what the filesystem has.
     fn free(&self) -> u64;

@@ -59,3 +59,27 @@ pub struct InviteMade {
     /// Joins it allows.
     pub uses: u32,
 }
+
+/// `GET /v1/usage`: who stores what for whom.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UsageTable {
+    /// What this node keeps for each member at most (bytes); `None` when
+    /// it is not a storage server.
+    pub quota_here: Option<u64>,
+    /// One row per member seen on either side.
+    pub members: Vec<UsageRow>,
+}
+
+/// One member in [`UsageTable`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// The member.
+    pub peer: String,
+    /// Bytes of shares this node keeps under the member's leases.
+    pub stored_here: u64,
+    /// Bytes the member keeps for this node; `None` if it did not answer
+    /// (or is not a storage server).
+    pub stored_there: Option<u64>,
+    /// The member's quota per member, if it has one.
+    pub quota_there: Option<u64>,
+}

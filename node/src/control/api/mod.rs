@@ -420,7 +420,7 @@ pub use cloudy_storage::capability::Cap;
 pub use cloudy_sync::folder_state::FolderState;
 
 mod community;
-pub use community::{CommunityStatus, Evict, InviteMade, MakeInvite};
+pub use community::{CommunityStatus, Evict, InviteMade, MakeInvite, UsageRow, UsageTable};
 mod streams;
 pub use streams::{
     ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos, VodStats,
