@@ -33,6 +33,13 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
     assert_eq!(st["role"], "admin");
     let id = st["id"].as_str().unwrap().to_string();
     assert!(c[0].ok(&["status"]).await.contains(&format!("community: private ({id})")));
+    // The dashboard's overview carries it (the page shows Invite to admins).
+    let o: serde_json::Value =
+        c[0].api_get("/ui/overview").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (o["community"]["kind"].as_str(), o["community"]["role"].as_str()),
+        (Some("private"), Some("admin"))
+    );
 
     // An invite admits one member, once.
     let invite = c[0].json(&["invite", "--json"]).await["invite"].as_str().unwrap().to_string();

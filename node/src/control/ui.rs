@@ -126,6 +126,7 @@ struct Overview {
     maintained: Vec<super::api::MaintainedRow>,
     folders: Vec<super::api::FolderRow>,
     channels: Vec<super::api::ChannelRow>,
+    community: super::api::CommunityStatus,
     videos: super::api::Videos,
 }
 
@@ -148,6 +149,7 @@ async fn overview_json(s: &Shared) -> Result<String, ApiError> {
         },
         maintained: super::upkeep::list(st()).await?.0,
         folders: super::sync::list(st()).await.0,
+        community: super::community_gate::status(st()).await.0,
         channels: super::streams::list(st()).await.0,
         videos: super::vod::list(st()).await.0,
     };

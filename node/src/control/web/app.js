@@ -60,13 +60,22 @@ function renderCommunity (o) {
   $('#me').textContent = `${short(s.peer_id)} · ${s.zone || 'no zone'} · v${s.version}`
   const m = s.members
   $('#counts').textContent = `${m.alive} alive, ${m.suspect} suspect, ${m.failed} failed, ${m.left} left (besides this node)`
+  const c = o.community
+  const admin = c.kind === 'private' && c.role === 'admin'
+  $('#trust').innerHTML = c.kind === 'open'
+    ? 'Open community: anyone who reaches a member may join. <code>cloudy-p2p community create NAME</code> makes it private.'
+    : `Private community ${esc(c.name ?? '')} <code title="${esc(c.id)}">${esc(short(c.id))}</code>: this node is ${esc(c.role ?? `not admitted (${c.problem ?? 'no certificate'})`)}` +
+      (c.expires ? `, certificate valid until ${new Date(c.expires * 1000).toLocaleDateString()}` : '') +
+      `; ${c.admins.length} admin(s) seen; ${c.refused} connection(s) refused; ${c.evicted.length} evicted.`
+  $('#invite').hidden = !admin
   rows('#peers', o.peers.map((p) => `<tr data-peer="${esc(p.peer_id)}">
     <td title="${esc(p.peer_id)}"><code>${esc(short(p.peer_id))}</code></td>
     <td class="state-${cls(p.state)}">${esc(p.state)}</td>
     <td>${p.rtt_ms == null ? (p.est_rtt_ms == null ? '—' : `~${p.est_rtt_ms.toFixed(1)} ms`) : `${p.rtt_ms.toFixed(1)} ms`}</td>
     <td>${p.availability == null ? '–' : `${(100 * p.availability).toFixed(0)} % of ${span(p.observed_secs)}`}</td>
     <td>${esc(p.zone || '—')}</td>
-    <td>${p.score.toFixed(2)}</td></tr>`))
+    <td>${p.score.toFixed(2)}</td>
+    <td>${admin && p.state !== 'left' ? `<button type="button" data-evict="${esc(p.peer_id)}">Evict</button>` : ''}</td></tr>`))
   // Who is near whom: each member at its round trip from this node (measured,
   // else estimated), in the direction its network coordinate lies from ours
   // (spread evenly while coordinates have not settled); 100 = the farthest.
@@ -180,10 +189,23 @@ document.addEventListener('click', async (e) => {
     } else if (b.dataset.admit) {
       await api('POST', `/v1/sync/${encodeURIComponent(b.dataset.admit)}/admit`, { peer: b.dataset.peer })
       say(`Admitted ${short(b.dataset.peer)}.`)
+    } else if (b.dataset.evict) {
+      if (!confirm(`Evict ${short(b.dataset.evict)} from the community? Every member will refuse it from now on.`)) return
+      await api('POST', '/v1/community/evict', { peer: b.dataset.evict, reason: 'evicted from the dashboard' })
+      say(`Evicted ${short(b.dataset.evict)}.`)
     } else if (b.id === 'logout') {
       await api('POST', '/ui/logout')
       location.href = '/'
     }
+  } catch (err) { say(err.message, true) }
+})
+
+$('#invite').addEventListener('submit', async (e) => {
+  e.preventDefault()
+  const f = new FormData(e.target)
+  try {
+    const v = await api('POST', '/v1/community/invites', { uses: Number(f.get('uses')), expires_secs: Number(f.get('expires')) })
+    $('#invite-text').innerHTML = `On the new machine: <code class="cap">cloudy-p2p join ${esc(v.invite)}</code>`
   } catch (err) { say(err.message, true) }
 })
 
