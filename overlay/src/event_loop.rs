@@ -44,6 +44,9 @@ const MAINTAIN_INTERVAL: Duration = Duration::from_secs(2);
 /// `reconnect_interval`): one failed member, chosen at random, is dialled
 /// each time, so two halves of a healed partition find each other again.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a peer that kept going over a service's limits is kept off:
+/// its connections are closed as soon as they open.
+pub(crate) const ABUSE_BAN: Duration = Duration::from_secs(60);
 /// How long the loop keeps running after publishing its goodbye.
 const LEAVE_DRAIN: Duration = Duration::from_millis(500);
 /// Our coordinate is gossiped again when its distance to the one last
@@ -87,6 +90,8 @@ pub(crate) struct EventLoop {
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     /// Dials asked for by [`Command::Connect`], by connection.
     pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
+    /// Peers kept off for abuse, until when.
+    pub banned: HashMap<PeerId, Instant>,
     pub(crate) metrics: crate::metrics::Metrics,
     /// The coordinate in our last gossiped heartbeat, and when.
     pub gossiped_coord: Option<(crate::scoring::vivaldi::Coordinate, Instant)>,
@@ -254,6 +259,13 @@ impl EventLoop {
             Command::InjectRttDelay { peer, delay } => {
                 self.rtt_delay.insert(peer, delay);
                 self.rtt.remove(&peer);
+            }
+            Command::Abusive { peer } => {
+                self.on_command(Command::ReportFailure { peer });
+                self.metrics.abusive();
+                self.banned.retain(|_, until| Instant::now() < *until);
+                self.banned.insert(peer, Instant::now() + ABUSE_BAN);
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Gossip { revocation } => {
                 let topic = gossipsub::IdentTopic::new(crate::protocols::COMMUNITY_TOPIC);

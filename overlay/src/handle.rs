@@ -64,6 +64,9 @@ pub(crate) enum Command {
     Gossip {
         revocation: Vec<u8>,
     },
+    Abusive {
+        peer: PeerId,
+    },
     #[cfg(feature = "test-utils")]
     InjectRttDelay {
         peer: PeerId,
@@ -199,6 +202,12 @@ impl Handle {
     /// Reports a failed interaction with `peer` (feeds its failure rate). Best effort.
     pub fn report_failure(&self, peer: PeerId) {
         let _ = self.tx.try_send(Command::ReportFailure { peer });
+    }
+
+    /// Says `peer` keeps going over a service's limits: the overlay
+    /// disconnects it and lowers its score.
+    pub fn report_abuse(&self, peer: PeerId) {
+        let _ = self.tx.try_send(Command::Abusive { peer });
     }
 
     /// Gossips an eviction the gate has taken to every member (private

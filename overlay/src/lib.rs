@@ -39,6 +39,7 @@ mod error;
 pub mod event_loop;
 pub mod frame;
 mod handle;
+pub mod limits;
 mod local;
 pub mod membership;
 mod metrics;
@@ -168,6 +169,7 @@ pub fn spawn_with_history(
         scores_tx,
         pending_kad: Default::default(),
         pending_connects: Default::default(),
+        banned: Default::default(),
         metrics,
         gossiped_coord: None,
         announced: false,

@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     pub libp2p: libp2p::metrics::Metrics,
     rtt: Histogram,
     members: Family<StateLabel, Gauge>,
+    abusive: prometheus_client::metrics::counter::Counter,
 }
 
 impl Metrics {
@@ -45,7 +46,18 @@ impl Metrics {
             "Members known, by state (not counting this node)",
             members.clone(),
         );
-        Metrics { libp2p, rtt, members }
+        let abusive = prometheus_client::metrics::counter::Counter::default();
+        ours.register(
+            "abusive_peers",
+            "Peers disconnected for going over a service's limits again and again",
+            abusive.clone(),
+        );
+        Metrics { libp2p, rtt, members, abusive }
+    }
+
+    /// A peer was disconnected for abuse.
+    pub(crate) fn abusive(&self) {
+        self.abusive.inc();
     }
 
     /// A round trip measured to a member.

@@ -33,6 +33,10 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if self.banned.get(&peer_id).is_some_and(|until| Instant::now() < *until) {
+                    let _ = self.swarm.close_connection(connection_id);
+                    return;
+                }
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }

@@ -9,12 +9,14 @@
 //! panics is logged with its name; one meant to run until the node stops
 //! ([`Tasks::spawn_loop`]) is logged if it ends early.
 
+use crate::limits::Verdict;
 use crate::stream::IncomingStreams;
 use crate::{PeerId, Stream};
 use futures::{FutureExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -106,21 +108,57 @@ impl Tasks {
     }
 }
 
+/// The limits of one accept loop.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Sessions at once, all peers together.
+    pub total: usize,
+    /// Sessions at once of one peer.
+    pub per_peer: usize,
+    /// Where a peer that keeps going over its limits is reported (the
+    /// overlay disconnects it and lowers its score).
+    pub report: Option<crate::Handle>,
+}
+
+impl Limits {
+    /// `total` sessions at once, a quarter of them (at least 2) per peer.
+    pub fn new(total: usize) -> Self {
+        Limits { total, per_peer: (total / 4).max(2), report: None }
+    }
+
+    /// Reports abusive peers to `overlay`.
+    pub fn reporting(mut self, overlay: crate::Handle) -> Self {
+        self.report = Some(overlay);
+        self
+    }
+}
+
+impl From<usize> for Limits {
+    fn from(total: usize) -> Self {
+        Limits::new(total)
+    }
+}
+
 /// Serves the streams of one protocol until the part stops: each stream
-/// gets its own task running `handler`, at most `limit` at once. A stream
-/// that arrives when `limit` are running is dropped (the peer sees it
-/// closed and may retry), so a peer cannot make a node run unbounded work.
+/// gets its own task running `handler`, within `limits`: at most `total`
+/// at once, at most `per_peer` of one peer, and a peer's streams opened at
+/// most [`crate::limits::RATE`] a second. A stream over a limit is dropped
+/// (the peer sees it closed and may retry), so no peer can make a node run
+/// unbounded work or crowd others out; a peer that keeps at it is reported
+/// as abusive.
 pub fn serve_streams<H, F>(
     tasks: &Tasks,
     what: &'static str,
     mut incoming: IncomingStreams,
-    limit: usize,
+    limits: impl Into<Limits>,
     handler: H,
 ) where
     H: Fn(PeerId, Stream) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let sessions = Arc::new(tokio::sync::Semaphore::new(limit));
+    let limits = limits.into();
+    let sessions = Arc::new(tokio::sync::Semaphore::new(limits.total));
+    let per_peer = Arc::new(std::sync::Mutex::new(crate::limits::PeerLimits::new(limits.per_peer)));
     let inner = tasks.clone();
     tasks.spawn_loop(what, async move {
         loop {
@@ -129,17 +167,35 @@ pub fn serve_streams<H, F>(
                 next = incoming.next() => next,
             };
             let Some((peer, stream)) = next else { return };
+            let verdict = per_peer.lock().expect("limits lock").arrive(peer, Instant::now());
+            match verdict {
+                Verdict::Serve => {}
+                Verdict::Refuse => {
+                    tracing::debug!(%peer, protocol = what, "over its limits; stream refused");
+                    continue;
+                }
+                Verdict::Abusive => {
+                    tracing::warn!(target: "cloudy::_events::limits", %peer, protocol = what, "keeps going over its limits; disconnecting it");
+                    if let Some(h) = &limits.report {
+                        h.report_abuse(peer);
+                    }
+                    continue;
+                }
+            }
             let Ok(permit) = sessions.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, protocol = what, limit, "too many sessions; stream refused");
+                per_peer.lock().expect("limits lock").leave(&peer);
+                tracing::warn!(%peer, protocol = what, limit = limits.total, "too many sessions; stream refused");
                 continue;
             };
             let session = handler(peer, stream);
             let cancel = inner.cancel().clone();
+            let per_peer = per_peer.clone();
             inner.spawn(what, async move {
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = session => {}
                 }
+                per_peer.lock().expect("limits lock").leave(&peer);
                 drop(permit);
             });
         }

@@ -6,7 +6,7 @@ use crate::client::{META_FREE, SERVICE};
 use crate::protocol::PROTOCOL;
 use crate::server::{collect_garbage, serve, SharedStore};
 use crate::store::now_secs;
-use cloudy_overlay::tasks::{serve_streams, Tasks};
+use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, StreamProtocol};
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -61,7 +61,8 @@ pub async fn start(
     let mut announced = free(&store);
     overlay.announce(SERVICE, [(META_FREE.to_string(), announced.to_string())].into()).await?;
     let served = store.clone();
-    serve_streams(tasks, "storage session", incoming, MAX_SESSIONS, move |peer, mut stream| {
+    let limits = Limits::new(MAX_SESSIONS).reporting(overlay.clone());
+    serve_streams(tasks, "storage session", incoming, limits, move |peer, mut stream| {
         let store = served.clone();
         async move {
             match serve(store, &peer.to_string(), &mut stream, member_quota).await {

@@ -8,7 +8,7 @@ use cloudy_storage::capability::Cap;
 use cloudy_storage::client::{Client, GetError, PutOptions};
 use cloudy_storage::coding::Params;
 use cloudy_storage::server::SharedStore;
-use cloudy_storage::store::MemStore;
+use cloudy_storage::store::{MemStore, ShareStore};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -446,5 +446,39 @@ async fn a_peer_sending_garbage_on_the_storage_protocol_is_cut_off_and_the_node_
     let mut out = Vec::new();
     g.clients[0].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap());
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_flooding_a_server_with_streams_is_cut_off_and_others_still_put_and_get() {
+    let g = grid(4).await;
+    let victim = g.net.nodes[1].handle.local_peer_id();
+    let flooder = g.net.nodes[3].handle.local_peer_id();
+    // Node 3 opens thousands of storage sessions on node 1 and holds them.
+    let mut control = g.net.nodes[3].handle.stream_control();
+    let mut held = Vec::new();
+    let proto = cloudy_overlay::StreamProtocol::new(cloudy_storage::protocol::PROTOCOL);
+    for _ in 0..2000 {
+        match control.open_stream(victim, proto.clone()).await {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    // Node 1 disconnects it and lowers its score.
+    wait_until(&g.net.nodes[1].handle, "the flooder cut off", |s| {
+        s.peers.get(&flooder).is_some_and(|v| !v.connected && v.failures > 0.0)
+    })
+    .await
+    .unwrap();
+    drop(held);
+    // The others still put and get through node 1.
+    let f = file(300_000);
+    let opts = PutOptions { happy: 3, ..OPTS };
+    let Cap::Read(cap) = g.clients[0].put(f.path(), opts).await.unwrap() else { panic!() };
+    let mut out = Vec::new();
+    g.clients[2].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
+    let held_on_victim = g.stores[1].usage().unwrap();
+    assert!(!held_on_victim.is_empty(), "node 1 took part in the put");
     g.cancel.cancel();
 }

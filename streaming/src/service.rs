@@ -8,7 +8,7 @@ use crate::live::state::Params;
 use crate::live::task::{self, ChannelStatus, Command, Running};
 use crate::playout::Out;
 use crate::protocol::{recv, Msg, PROTOCOL};
-use cloudy_overlay::tasks::{serve_streams, Tasks};
+use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, Keypair, PeerId, StreamProtocol};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -160,7 +160,7 @@ impl Streaming {
             tasks,
             "stream session opening",
             incoming,
-            MAX_OPENING,
+            Limits::new(MAX_OPENING).reporting(s.0.overlay.clone()),
             move |peer, stream| opening(served.clone(), peer, stream),
         );
         Ok(s)

@@ -10,7 +10,7 @@ use crate::index::{Index, IndexError};
 use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
 pub use crate::runner::Status;
 use crate::runner::{self, Inner, Running};
-use cloudy_overlay::tasks::{serve_streams, Tasks};
+use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::AsyncReadExt;
 use std::collections::HashMap;
@@ -161,7 +161,11 @@ impl SyncService {
             sync.run(&f)?;
         }
         let served = inner.clone();
-        serve_streams(tasks, "sync session", incoming, MAX_SESSIONS, move |peer, stream| {
+        // Two members sharing many folders hold an index session per folder
+        // and two block sessions: half the sessions may be one peer's.
+        let mut limits = Limits::new(MAX_SESSIONS).reporting(inner.overlay.clone());
+        limits.per_peer = MAX_SESSIONS / 2;
+        serve_streams(tasks, "sync session", incoming, limits, move |peer, stream| {
             let inner = served.clone();
             async move {
                 if let Err(e) = serve(&inner, peer, stream).await {

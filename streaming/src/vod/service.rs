@@ -11,7 +11,7 @@
 use super::cache::{Cache, CacheError};
 use super::manifest::{Manifest, ManifestError, VodId};
 use super::protocol::{recv, send, Req, Resp, PROTOCOL};
-use cloudy_overlay::tasks::{serve_streams, Tasks};
+use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::{AsyncWriteExt, StreamExt};
 use std::collections::HashMap;
@@ -155,7 +155,8 @@ impl Vod {
             }
         }
         let served = vod.clone();
-        serve_streams(tasks, "video request", incoming, MAX_REQUESTS, move |peer, s| {
+        let limits = Limits::new(MAX_REQUESTS).reporting(vod.0.overlay.clone());
+        serve_streams(tasks, "video request", incoming, limits, move |peer, s| {
             answer(served.clone(), peer, s)
         });
         Ok(vod)

@@ -1,0 +1,136 @@
+//! Limits of one accept loop per peer: streams open at once and streams
+//! opened per second (a token bucket). A stream over a limit is refused; a
+//! peer that keeps going over (many refusals in a short window) is
+//! reported as abusive, and the overlay disconnects it and lowers its
+//! score. Pure logic: time is passed in.
+
+use crate::PeerId;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Streams one peer may open per second, sustained.
+pub const RATE: f64 = 1000.0;
+/// Streams one peer may open in a burst.
+pub const BURST: f64 = 2000.0;
+/// Refusals within [`STRIKE_WINDOW`] that make a peer abusive.
+pub const STRIKES: usize = 50;
+/// The window refusals are counted in.
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
+
+/// What to do with a new stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Serve it.
+    Serve,
+    /// Refuse it: the peer has too many open, or opens them too fast.
+    Refuse,
+    /// Refuse it, and the peer has been refused so often it is abusive.
+    Abusive,
+}
+
+#[derive(Debug)]
+struct Usage {
+    open: usize,
+    tokens: f64,
+    last: Instant,
+    strikes: VecDeque<Instant>,
+}
+
+/// Per-peer accounting of one accept loop.
+#[derive(Debug)]
+pub struct PeerLimits {
+    per_peer: usize,
+    peers: HashMap<PeerId, Usage>,
+}
+
+impl PeerLimits {
+    /// At most `per_peer` streams of one peer at once.
+    pub fn new(per_peer: usize) -> Self {
+        PeerLimits { per_peer, peers: HashMap::new() }
+    }
+
+    /// A stream of `peer` arrives at `now`.
+    pub fn arrive(&mut self, peer: PeerId, now: Instant) -> Verdict {
+        let u = self.peers.entry(peer).or_insert(Usage {
+            open: 0,
+            tokens: BURST,
+            last: now,
+            strikes: VecDeque::new(),
+        });
+        u.tokens =
+            (u.tokens + now.saturating_duration_since(u.last).as_secs_f64() * RATE).min(BURST);
+        u.last = now;
+        if u.open < self.per_peer && u.tokens >= 1.0 {
+            u.tokens -= 1.0;
+            u.open += 1;
+            return Verdict::Serve;
+        }
+        while u.strikes.front().is_some_and(|t| now.saturating_duration_since(*t) > STRIKE_WINDOW) {
+            u.strikes.pop_front();
+        }
+        u.strikes.push_back(now);
+        if u.strikes.len() >= STRIKES {
+            u.strikes.clear();
+            return Verdict::Abusive;
+        }
+        Verdict::Refuse
+    }
+
+    /// A served stream of `peer` ended.
+    pub fn leave(&mut self, peer: &PeerId) {
+        if let Some(u) = self.peers.get_mut(peer) {
+            u.open = u.open.saturating_sub(1);
+            if u.open == 0 && u.strikes.is_empty() && u.tokens >= BURST - 1.0 {
+                self.peers.remove(peer);
+            }
+        }
+    }
+
+    /// Peers tracked (for tests: entries do not pile up).
+    pub fn tracked(&self) -> usize {
+        self.peers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_held_to_its_share_then_called_abusive_and_others_are_served() {
+        let now = Instant::now();
+        let mut l = PeerLimits::new(3);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        for _ in 0..3 {
+            assert_eq!(l.arrive(a, now), Verdict::Serve);
+        }
+        assert_eq!(l.arrive(a, now), Verdict::Refuse, "a fourth at once");
+        assert_eq!(l.arrive(b, now), Verdict::Serve, "another peer is not held up");
+        l.leave(&a);
+        assert_eq!(l.arrive(a, now), Verdict::Serve, "room again once one ended");
+        // Refused over and over: abusive, once per window's worth.
+        let verdicts: Vec<Verdict> = (0..STRIKES).map(|_| l.arrive(a, now)).collect();
+        // (One refusal was counted above already.)
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Abusive).count(), 1);
+        assert_eq!(verdicts[STRIKES - 2], Verdict::Abusive);
+        assert!(verdicts.iter().all(|v| *v != Verdict::Serve));
+    }
+
+    #[test]
+    fn the_rate_limits_bursts_and_refills_and_idle_peers_are_forgotten() {
+        let start = Instant::now();
+        let mut l = PeerLimits::new(usize::MAX);
+        let a = PeerId::random();
+        let served =
+            (0..BURST as usize + 10).filter(|_| l.arrive(a, start) == Verdict::Serve).count();
+        assert_eq!(served, BURST as usize);
+        let later = start + Duration::from_millis(100);
+        assert_eq!(l.arrive(a, later), Verdict::Serve, "tokens come back with time");
+        let mut l = PeerLimits::new(8);
+        let b = PeerId::random();
+        assert_eq!(l.arrive(b, start), Verdict::Serve);
+        l.leave(&b);
+        assert_eq!(l.tracked(), 0);
+    }
+}
