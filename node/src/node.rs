@@ -85,6 +85,7 @@ impl Node {
         for (name, meta) in announcements.all().await {
             overlay.announce(&name, meta).await?;
         }
+        let (gate_for_services, sync_for_gate) = (gate.clone(), sync.clone());
         let state = Arc::new(ApiState {
             overlay: overlay.clone(),
             token,
@@ -102,9 +103,12 @@ impl Node {
             spool: data.join("spool"),
             requests: Default::default(),
             conflicts: Default::default(),
-            community: gate,
+            community: gate.clone(),
             community_name: home.community().info()?.map(|i| i.name).filter(|n| !n.is_empty()),
         });
+        if let Some(gate) = &gate_for_services {
+            forget_evicted(gate.clone(), sync_for_gate.clone(), &supervisor.services);
+        }
         let api_cancel = supervisor.api.cancel().clone();
         supervisor.api.spawn_loop("control API", async move {
             let serve = axum::serve(listener, router(state))
@@ -182,4 +186,32 @@ async fn start_storage(
     };
     cloudy_storage::service::start(overlay.clone(), store.clone(), policy, tasks).await?;
     Ok(with_upkeep(Client::new(overlay.clone(), Some(store), secret)))
+}
+
+/// Takes members evicted from the community off the folders this node
+/// owns, at start and after every eviction.
+fn forget_evicted(
+    gate: Arc<cloudy_overlay::community::Gate>,
+    sync: cloudy_sync::service::SyncService,
+    tasks: &cloudy_overlay::tasks::Tasks,
+) {
+    let mut evictions = gate.evictions();
+    let cancel = tasks.cancel().clone();
+    tasks.spawn_loop("forget evicted members", async move {
+        loop {
+            let peers: Vec<String> =
+                gate.status().evicted.iter().map(|(p, _)| p.to_string()).collect();
+            if !peers.is_empty() {
+                match sync.forget_members(&peers) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(folders = n, "evicted members taken off folders"),
+                    Err(e) => tracing::warn!("cannot take evicted members off folders: {e}"),
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = evictions.changed() => if r.is_err() { break },
+            }
+        }
+    });
 }

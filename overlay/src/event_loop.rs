@@ -140,7 +140,7 @@ impl EventLoop {
         ] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
-        let gate = self.cfg.community.clone();
+        let mut evictions = self.cfg.community.as_ref().map(|g| g.evictions());
         loop {
             let deadline = self.table.next_deadline();
             let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
@@ -160,7 +160,7 @@ impl EventLoop {
                 _ = maintain.tick() => self.maintain_links(),
                 _ = save.tick() => self.save_history_in_background(),
                 _ = reconnect.tick() => self.reconnect(),
-                _ = evicted(&gate) => self.drop_evicted(),
+                _ = evicted(&mut evictions) => self.drop_evicted(),
             }
         }
         self.leave().await;
@@ -580,10 +580,12 @@ fn save(
 }
 
 /// Resolves when the gate of a private community evicted a member; never
-/// in an open community.
-async fn evicted(gate: &Option<std::sync::Arc<crate::community::Gate>>) {
-    match gate {
-        Some(g) => g.eviction().await,
-        None => std::future::pending().await,
+/// in an open community (or once the gate is gone).
+async fn evicted(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
     }
+    std::future::pending().await
 }

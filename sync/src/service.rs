@@ -305,6 +305,35 @@ impl SyncService {
         updated.ok_or_else(|| SyncError::NoFolder(id.to_string()))
     }
 
+    /// Takes `peers` (evicted from the community) off the member and
+    /// pending lists of every folder this node owns; returns how many
+    /// folders changed.
+    pub fn forget_members(&self, peers: &[String]) -> Result<usize, SyncError> {
+        let mut changed = 0;
+        for f in self.0.folders.all() {
+            let affected = |f: &Folder| {
+                f.owner == self.0.me
+                    && f.members.iter().chain(&f.pending).any(|m| peers.contains(m))
+            };
+            if !affected(&f) {
+                continue;
+            }
+            self.0.folders.update(&f.id, |f| {
+                f.map(|mut f| {
+                    f.members.retain(|m| !peers.contains(m));
+                    f.pending.retain(|m| !peers.contains(m));
+                    f
+                })
+            })?;
+            if let Some(r) = self.0.running.lock().expect("running lock").get(&f.id) {
+                r.roster_changed();
+                r.forget_members(peers);
+            }
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
     /// Every folder with its status.
     pub fn list(&self) -> Vec<(Folder, Status)> {
         let running = self.0.running.lock().expect("running lock");

@@ -131,6 +131,12 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
     // A member cannot evict.
     c[m2].fails_with(&["community", "evict", c[0].peer_id()], "not an admin").await;
 
+    // The admin shares a folder with m1.
+    let folder = c.dir().join("docs");
+    std::fs::create_dir(&folder).unwrap();
+    c[0].ok(&["sync", "add", folder.to_str().unwrap(), "--name", "docs", "--member", &victim])
+        .await;
+
     // m2 is away while m1 is evicted.
     c[m2].stop().await;
     let t = std::time::Instant::now();
@@ -145,6 +151,14 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
         })
         .await;
     eprintln!("eviction to cut off on the admin and the evicted node: {:?}", t.elapsed());
+    // It is no longer a member of the admin's folder.
+    c[0].wait_json(&["sync", "list", "--json"], "the evicted member off the folder", 10, |v| {
+        v[0]["members"].as_array().is_some_and(|m| m.len() == 1)
+            && v[0]["errors"]
+                .as_array()
+                .is_some_and(|e| !e.iter().any(|e| e.to_string().contains(&victim)))
+    })
+    .await;
 
     // It cannot come back, also after the admin restarts.
     c[0].restart().await;

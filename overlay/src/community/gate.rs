@@ -195,8 +195,8 @@ pub struct Gate {
     community: PeerId,
     store: Option<Store>,
     state: Mutex<State>,
-    /// Woken when a member was evicted.
-    evicted: tokio::sync::Notify,
+    /// Bumped when a member was evicted.
+    evicted: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -235,7 +235,7 @@ impl Gate {
                 to_drop: Vec::new(),
                 renew_asked: None,
             }),
-            evicted: tokio::sync::Notify::new(),
+            evicted: tokio::sync::watch::Sender::new(0),
         };
         let chain = gate.chain();
         gate.note_admins(&chain);
@@ -308,7 +308,7 @@ impl Gate {
             }
         }
         drop(st);
-        self.evicted.notify_one();
+        self.evicted.send_modify(|n| *n += 1);
         Ok(true)
     }
 
@@ -346,9 +346,10 @@ impl Gate {
         std::mem::take(&mut self.state.lock().expect("gate lock").to_drop)
     }
 
-    /// Resolves when a member was evicted.
-    pub async fn eviction(&self) {
-        self.evicted.notified().await
+    /// Changes each time a member is evicted (the overlay disconnects it;
+    /// the services forget it).
+    pub fn evictions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.evicted.subscribe()
     }
 
     fn take_all(&self, list: Vec<Revocation>) {

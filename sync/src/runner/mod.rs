@@ -166,6 +166,12 @@ impl Running {
         self.roster.send_modify(|g| *g += 1);
     }
 
+    /// Forgets the errors about sessions with `peers` (no longer members).
+    pub(crate) fn forget_members(&self, peers: &[String]) {
+        self.errors.clear(|a| matches!(a, About::Member(p) if peers.contains(p)));
+        self.members_changed.notify_one();
+    }
+
     fn changed(&self) {
         if let Ok(s) = self.index.max_sequence() {
             self.seq.send_replace(s);
