@@ -234,6 +234,11 @@ pub(crate) enum CommunityCommand {
         /// A name for the community.
         name: String,
     },
+    /// Admins: `admin add PEER` names a member admin.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Evict a member (admins): every member disconnects it within
     /// seconds and refuses it from then on, also after restarts.
     Evict {
@@ -248,6 +253,16 @@ pub(crate) enum CommunityCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AdminCommand {
+    /// Name a member admin (admins only): it can then invite, renew and
+    /// evict. A community should have three admins or more.
+    Add {
+        /// The member's peer id.
+        peer: String,
     },
 }
 

@@ -267,6 +267,17 @@ impl EventLoop {
                 self.banned.insert(peer, Instant::now() + ABUSE_BAN);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::Handshake { peer } => {
+                if let Some(m) = self.table.get(&peer) {
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(crate::addresses::quic_first(&m.info.addrs))
+                        .condition(PeerCondition::Always)
+                        .build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        debug!(%peer, "dial failed: {e}");
+                    }
+                }
+            }
             Command::Gossip { revocation } => {
                 let topic = gossipsub::IdentTopic::new(crate::protocols::COMMUNITY_TOPIC);
                 match self.swarm.behaviour_mut().gossipsub.publish(topic, revocation) {

@@ -67,6 +67,9 @@ pub(crate) enum Command {
     Abusive {
         peer: PeerId,
     },
+    Handshake {
+        peer: PeerId,
+    },
     #[cfg(feature = "test-utils")]
     InjectRttDelay {
         peer: PeerId,
@@ -208,6 +211,12 @@ impl Handle {
     /// disconnects it and lowers its score.
     pub fn report_abuse(&self, peer: PeerId) {
         let _ = self.tx.try_send(Command::Abusive { peer });
+    }
+
+    /// Opens a new connection to member `peer` (so that the admission
+    /// handshake runs again: a promotion reaches it).
+    pub async fn handshake_again(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Handshake { peer }).await;
     }
 
     /// Gossips an eviction the gate has taken to every member (private

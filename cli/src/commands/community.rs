@@ -1,9 +1,9 @@
 //! `community create` and `community status`.
 
-use crate::args::CommunityCommand;
+use crate::args::{AdminCommand, CommunityCommand};
 use crate::output::{short, table};
 use anyhow::{bail, Result};
-use cloudy_node::control::api::Evict;
+use cloudy_node::control::api::{AddAdmin, Evict};
 use cloudy_node::control::client::Client;
 use cloudy_node::Home;
 
@@ -11,6 +11,13 @@ pub(super) async fn run(home: &Home, command: CommunityCommand) -> Result<()> {
     match command {
         CommunityCommand::Create { name } => create(home, &name).await,
         CommunityCommand::Status { json } => status(&Client::for_home(home)?, json).await,
+        CommunityCommand::Admin { command: AdminCommand::Add { peer } } => {
+            let client = Client::for_home(home)?;
+            let peer = super::peer::resolve(&client, &peer).await?;
+            client.add_admin(&AddAdmin { peer: peer.clone() }).await?;
+            println!("{peer} is now an admin (it takes its certificate at its next handshake with this node)");
+            Ok(())
+        }
         CommunityCommand::Evict { peer, reason } => {
             let client = Client::for_home(home)?;
             let peer = super::peer::resolve(&client, &peer).await?;

@@ -71,6 +71,21 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
     let st = c[m].json(&["community", "status", "--json"]).await;
     assert_eq!((st["role"].as_str(), st["id"].as_str()), (Some("member"), Some(id.as_str())));
 
+    // The admin names the member admin; it then admits a newcomer itself.
+    c[m].fails_with(&["invite"], "not an admin").await;
+    let member_id = c[m].peer_id().to_string();
+    c[0].ok(&["community", "admin", "add", &member_id]).await;
+    c[m].wait_json(&["community", "status", "--json"], "the member to be admin", 10, |v| {
+        v["role"] == "admin"
+    })
+    .await;
+    let from_second =
+        c[m].json(&["invite", "--json"]).await["invite"].as_str().unwrap().to_string();
+    let third = c.dir().join("third");
+    let out = join(&third, &from_second).await;
+    assert!(out.ok, "join through the second admin: {}", out.stderr);
+    assert!(out.stdout.contains(&format!("admitted by {member_id}")), "{}", out.stdout);
+
     // A stranger (an open node given the admin's address) is dropped and
     // learns nothing; members never list it.
     let s = c.add().await;

@@ -183,6 +183,13 @@ impl Client {
         self.send_json(self.http.post(self.url("/v1/community/invites")).json(req)).await
     }
 
+    /// `POST /v1/community/admins`.
+    pub async fn add_admin(&self, req: &super::api::AddAdmin) -> Result<(), ClientError> {
+        self.send::<()>(self.http.post(self.url("/v1/community/admins")).json(req))
+            .await
+            .map(|_| ())
+    }
+
     /// `POST /v1/community/evict`.
     pub async fn evict(&self, req: &super::api::Evict) -> Result<(), ClientError> {
         self.send::<()>(self.http.post(self.url("/v1/community/evict")).json(req)).await.map(|_| ())

@@ -1,6 +1,6 @@
 //! `/v1/community`: the private community this node is in, and invites.
 
-use super::api::{CommunityStatus, Evict, InviteMade, MakeInvite};
+use super::api::{AddAdmin, CommunityStatus, Evict, InviteMade, MakeInvite};
 use super::state::{ApiError, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -106,5 +106,35 @@ pub(super) async fn evict(
         ApiError(status, e.to_string())
     })?;
     s.overlay.gossip_revocation(&r).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn add_admin(
+    State(s): State<Shared>,
+    Json(req): Json<AddAdmin>,
+) -> Result<StatusCode, ApiError> {
+    let Some(gate) = &s.community else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "this node is in an open community: it has no admins".into(),
+        ));
+    };
+    let peer: cloudy_overlay::PeerId = req.peer.parse().map_err(|e| {
+        ApiError(StatusCode::BAD_REQUEST, format!("{:?} is not a peer id: {e}", req.peer))
+    })?;
+    if !s.overlay.snapshot().peers.contains_key(&peer) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{peer} is not a member this node knows; it must have joined first"),
+        ));
+    }
+    gate.promote(peer).map_err(|e| {
+        let status = match e {
+            Refusal::Invite(_) | Refusal::Cert(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    })?;
+    s.overlay.handshake_again(peer).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 /// How long a connection may take to pass the handshake.
 pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an admin's certificate lasts (renewed as a member's is).
+pub const ADMIN_LIFETIME: u64 = 365 * 86_400;
 /// How long a member's certificate lasts; it is renewed when it is past
 /// half of that and its holder connects to an admin.
 pub const MEMBER_LIFETIME: u64 = 30 * 86_400;
@@ -47,6 +49,9 @@ pub(crate) enum Hello {
         chain: Chain,
         /// The evictions it knows of.
         revoked: Vec<Revocation>,
+        /// A chain the dialer (an admin) issued to the listener: a
+        /// promotion to admin.
+        issued: Option<Chain>,
     },
     /// A newcomer with an invite.
     Join {
@@ -186,6 +191,9 @@ struct State {
     to_drop: Vec<PeerId>,
     /// When this node last asked an admin for a renewal (Unix seconds).
     renew_asked: Option<u64>,
+    /// Admin chains issued to members, handed over in their next
+    /// handshakes with this node until they present them.
+    promotions: BTreeMap<PeerId, Chain>,
 }
 
 /// The admission gate of a node in a private community.
@@ -234,6 +242,7 @@ impl Gate {
                 revoked: BTreeMap::new(),
                 to_drop: Vec::new(),
                 renew_asked: None,
+                promotions: BTreeMap::new(),
             }),
             evicted: tokio::sync::watch::Sender::new(0),
         };
@@ -341,6 +350,34 @@ impl Gate {
         Some(st.admins.iter().copied().filter(|a| *a != self.me).collect())
     }
 
+    /// Names `peer` an admin (admins only): its admin chain is handed over
+    /// in its next handshake with this node.
+    pub fn promote(&self, peer: PeerId) -> Result<(), Refusal> {
+        if self.role() != Ok(Role::Admin) {
+            return Err(InviteRefusal::NotAdmin.into());
+        }
+        if self.is_revoked(&peer) {
+            return Err(Refusal::Cert(CertError::Revoked(peer)));
+        }
+        let chain = self.issue_for(peer, Role::Admin, now_secs(), ADMIN_LIFETIME);
+        let mut st = self.state.lock().expect("gate lock");
+        st.admins.insert(peer);
+        st.promotions.insert(peer, chain);
+        Ok(())
+    }
+
+    /// The promotion waiting for `peer`, if any.
+    fn promotion_for(&self, peer: &PeerId) -> Option<Chain> {
+        self.state.lock().expect("gate lock").promotions.get(peer).cloned()
+    }
+
+    /// `peer` presented `chain`: a promotion it now holds is delivered.
+    fn delivered(&self, peer: &PeerId, chain: &[Cert]) {
+        if chain.first().is_some_and(|c| c.role == Role::Admin) {
+            self.state.lock().expect("gate lock").promotions.remove(peer);
+        }
+    }
+
     /// Members evicted since the last call (the overlay disconnects them).
     pub fn evicted_since(&self) -> Vec<PeerId> {
         std::mem::take(&mut self.state.lock().expect("gate lock").to_drop)
@@ -403,8 +440,16 @@ impl Gate {
 
     /// A chain for `peer` in `role`, signed by this node (an admin).
     fn issue(&self, peer: PeerId, role: Role, now: u64) -> Chain {
-        let mut chain =
-            vec![Cert::sign(&self.key, self.community, peer, role, now, now + MEMBER_LIFETIME)];
+        let lifetime = match role {
+            Role::Member => MEMBER_LIFETIME,
+            Role::Admin => ADMIN_LIFETIME,
+        };
+        self.issue_for(peer, role, now, lifetime)
+    }
+
+    fn issue_for(&self, peer: PeerId, role: Role, now: u64, lifetime: u64) -> Chain {
+        let cert = Cert::sign(&self.key, self.community, peer, role, now, now + lifetime);
+        let mut chain = vec![cert];
         chain.extend(self.chain());
         chain
     }
@@ -424,12 +469,25 @@ impl Gate {
             {
                 Err(Refusal::OtherCommunity(community))
             }
-            Hello::Member { chain, revoked, .. } => {
+            Hello::Member { chain, revoked, issued, .. } => {
                 self.take_all(revoked);
                 let role = self.verify(&chain, peer, now)?;
                 self.note_admins(&chain);
+                self.delivered(&peer, &chain);
+                if let Some(mine) = issued {
+                    if let Err(e) = self.accept_issued(mine) {
+                        tracing::warn!(%peer, "a certificate it issued is not valid: {e}");
+                    }
+                }
+                if let Some(promotion) = self.promotion_for(&peer) {
+                    return Ok(Some(promotion));
+                }
                 let leaf = &chain[0];
-                let renew = admin && leaf.expires.saturating_sub(now) < MEMBER_LIFETIME / 2;
+                let lifetime = match role {
+                    Role::Member => MEMBER_LIFETIME,
+                    Role::Admin => ADMIN_LIFETIME,
+                };
+                let renew = admin && leaf.expires.saturating_sub(now) < lifetime / 2;
                 Ok(renew.then(|| self.issue(peer, role, now)))
             }
             Hello::Join { invite, secret, .. } => {
@@ -501,6 +559,7 @@ impl Gate {
             community: self.community,
             chain: self.chain(),
             revoked: self.revocations(),
+            issued: self.promotion_for(&peer),
         };
         let answer = ask(peer, muxer, &hello).await?;
         match answer {
@@ -509,6 +568,7 @@ impl Gate {
                 self.verify(&chain, peer, now_secs())
                     .map_err(|source| AdmissionError::NotMember { peer, source })?;
                 self.note_admins(&chain);
+                self.delivered(&peer, &chain);
                 if let Some(mine) = issued {
                     if let Err(e) = self.accept_issued(mine) {
                         tracing::warn!(%peer, "a certificate it issued is not valid: {e}");

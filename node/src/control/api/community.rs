@@ -30,6 +30,13 @@ pub struct CommunityStatus {
     pub evicted: Vec<(String, String)>,
 }
 
+/// `POST /v1/community/admins`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddAdmin {
+    /// The member to name admin.
+    pub peer: String,
+}
+
 /// `POST /v1/community/evict`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Evict {

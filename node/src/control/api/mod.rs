@@ -420,7 +420,9 @@ pub use cloudy_storage::capability::Cap;
 pub use cloudy_sync::folder_state::FolderState;
 
 mod community;
-pub use community::{CommunityStatus, Evict, InviteMade, MakeInvite, UsageRow, UsageTable};
+pub use community::{
+    AddAdmin, CommunityStatus, Evict, InviteMade, MakeInvite, UsageRow, UsageTable,
+};
 mod streams;
 pub use streams::{
     ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos, VodStats,

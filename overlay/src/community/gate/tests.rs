@@ -37,7 +37,8 @@ fn an_invite_admits_once_and_the_issued_chain_verifies() {
     let chain = w.admin.decide(newcomer, hello(), now).unwrap().expect("a chain is issued");
     assert_eq!(verify(&chain, cid, newcomer, now, |_| false), Ok(Role::Member));
     // Its chain now admits it as a member, with no renewal yet.
-    let again = Hello::Member { community: cid, chain: chain.clone(), revoked: vec![] };
+    let again =
+        Hello::Member { community: cid, chain: chain.clone(), revoked: vec![], issued: None };
     assert!(w.admin.decide(newcomer, again, now).unwrap().is_none());
     // A second use, a forged secret, another community.
     let err = w.admin.decide(newcomer, hello(), now).unwrap_err().to_string();
@@ -74,18 +75,22 @@ fn members_cannot_invite_strangers_are_refused_and_old_certificates_are_renewed(
         now,
         now + DAY,
     )];
-    let hello = Hello::Member { community: cid, chain: own, revoked: vec![] };
+    let hello = Hello::Member { community: cid, chain: own, revoked: vec![], issued: None };
     assert!(matches!(
         w.admin.decide(stranger.public().to_peer_id(), hello, now),
         Err(Refusal::Cert(CertError::NotAdmin(_)))
     ));
-    let none = Hello::Member { community: cid, chain: vec![], revoked: vec![] };
+    let none = Hello::Member { community: cid, chain: vec![], revoked: vec![], issued: None };
     assert!(matches!(w.admin.decide(member, none, now), Err(Refusal::Cert(CertError::Empty))));
     // A member's chain past half its life is renewed by an admin.
     let later = now + MEMBER_LIFETIME / 2 + DAY;
     let renewed = w
         .admin
-        .decide(member, Hello::Member { community: cid, chain, revoked: vec![] }, later)
+        .decide(
+            member,
+            Hello::Member { community: cid, chain, revoked: vec![], issued: None },
+            later,
+        )
         .unwrap();
     let renewed = renewed.expect("renewed");
     assert_eq!(renewed[0].expires, later + MEMBER_LIFETIME);
@@ -101,8 +106,12 @@ fn an_evicted_member_is_refused_and_the_eviction_travels_in_handshakes() {
     let key = Keypair::generate_ed25519();
     let evicted = key.public().to_peer_id();
     let chain = w.admin.issue(evicted, Role::Member, now);
-    let hello =
-        |chain: &Chain| Hello::Member { community: cid, chain: chain.clone(), revoked: vec![] };
+    let hello = |chain: &Chain| Hello::Member {
+        community: cid,
+        chain: chain.clone(),
+        revoked: vec![],
+        issued: None,
+    };
     assert!(w.admin.decide(evicted, hello(&chain), now).is_ok());
     let r = w.admin.evict(evicted, "flooding").unwrap();
     assert_eq!(w.admin.evicted_since(), vec![evicted], "the overlay is told to disconnect it");
@@ -123,8 +132,12 @@ fn an_evicted_member_is_refused_and_the_eviction_travels_in_handshakes() {
         None,
     );
     assert!(other.decide(evicted, hello(&chain), now).is_ok(), "not told yet");
-    let admin_hello =
-        Hello::Member { community: cid, chain: w.admin.chain(), revoked: w.admin.revocations() };
+    let admin_hello = Hello::Member {
+        community: cid,
+        chain: w.admin.chain(),
+        revoked: w.admin.revocations(),
+        issued: None,
+    };
     assert!(other.decide(w.admin.me, admin_hello, now).is_ok());
     assert!(other.is_revoked(&evicted));
     assert!(other.decide(evicted, hello(&chain), now).is_err());
@@ -153,4 +166,33 @@ fn a_member_past_half_its_life_asks_an_admin_once_an_hour() {
     let key = Keypair::generate_ed25519();
     let fresh = w.admin.issue(key.public().to_peer_id(), Role::Member, now);
     assert_eq!(Gate::new(key, cid, fresh, Book::default(), None).renewal_due(), None);
+}
+
+#[test]
+fn an_admin_names_another_who_can_then_admit() {
+    let w = world();
+    let cid = w.admin.community();
+    let now = now_secs();
+    let key = Keypair::generate_ed25519();
+    let second = key.public().to_peer_id();
+    let chain = w.admin.issue(second, Role::Member, now);
+    let gate = Gate::new(key, cid, chain.clone(), Book::default(), None);
+    assert!(gate.make_invite(1, Duration::from_secs(60)).is_err(), "a member cannot invite yet");
+    w.admin.promote(second).unwrap();
+    // Its next handshake with the admin hands the admin chain over.
+    let hello = Hello::Member { community: cid, chain, revoked: vec![], issued: None };
+    let issued = w.admin.decide(second, hello, now).unwrap().expect("the promotion");
+    assert_eq!(verify(&issued, cid, second, now, |_| false), Ok(Role::Admin));
+    gate.accept_issued(issued).unwrap();
+    assert_eq!(gate.role(), Ok(Role::Admin));
+    // Now it admits a newcomer itself.
+    let (invite, secret, _) = gate.make_invite(1, Duration::from_secs(60)).unwrap();
+    let newcomer = Keypair::generate_ed25519().public().to_peer_id();
+    let join = Hello::Join { community: cid, invite, secret };
+    let c = gate.decide(newcomer, join, now).unwrap().expect("a chain");
+    assert_eq!(verify(&c, cid, newcomer, now, |_| false), Ok(Role::Member));
+    // Delivered: presenting the admin chain clears the promotion.
+    let again =
+        Hello::Member { community: cid, chain: gate.chain(), revoked: vec![], issued: None };
+    assert!(w.admin.decide(second, again, now).unwrap().is_none());
 }
