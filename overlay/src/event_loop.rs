@@ -47,6 +47,11 @@ const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a peer that kept going over a service's limits is kept off:
 /// its connections are closed as soon as they open.
 pub(crate) const ABUSE_BAN: Duration = Duration::from_secs(60);
+/// Membership messages one author may have taken per second, sustained (a
+/// member gossips on changes: a few a minute; a failure storm, tens).
+pub const GOSSIP_RATE: f64 = 20.0;
+/// ... and in a burst.
+pub const GOSSIP_BURST: f64 = 200.0;
 /// How long the loop keeps running after publishing its goodbye.
 const LEAVE_DRAIN: Duration = Duration::from_millis(500);
 /// Our coordinate is gossiped again when its distance to the one last
@@ -91,7 +96,10 @@ pub(crate) struct EventLoop {
     /// Dials asked for by [`Command::Connect`], by connection.
     pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
     /// Peers kept off for abuse, until when.
-    pub banned: HashMap<PeerId, Instant>,
+    pub banned: crate::limits::Banned,
+    /// Membership messages per author: a member gossiping far over
+    /// [`GOSSIP_RATE`] is ignored, then cut off.
+    pub gossip_limits: crate::limits::PeerLimits,
     pub(crate) metrics: crate::metrics::Metrics,
     /// The coordinate in our last gossiped heartbeat, and when.
     pub gossiped_coord: Option<(crate::scoring::vivaldi::Coordinate, Instant)>,
@@ -194,7 +202,7 @@ impl EventLoop {
         info!(peer = %self.local.peer, "overlay stopped");
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    pub(crate) fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Announce { name, meta, reply } => {
                 self.local.services.insert(name, meta);
@@ -263,8 +271,7 @@ impl EventLoop {
             Command::Abusive { peer } => {
                 self.on_command(Command::ReportFailure { peer });
                 self.metrics.abusive();
-                self.banned.retain(|_, until| Instant::now() < *until);
-                self.banned.insert(peer, Instant::now() + ABUSE_BAN);
+                self.banned.ban(peer, ABUSE_BAN);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Handshake { peer } => {
@@ -288,6 +295,13 @@ impl EventLoop {
             }
             #[cfg(feature = "test-utils")]
             Command::Accuse { peer } => self.probe_failed(peer, "accused by test"),
+            #[cfg(feature = "test-utils")]
+            Command::FloodGossip { messages } => {
+                for _ in 0..messages {
+                    let msg = self.local.alive(&self.cfg.external_addrs);
+                    self.publish(msg);
+                }
+            }
         }
     }
 

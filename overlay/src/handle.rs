@@ -79,6 +79,10 @@ pub(crate) enum Command {
     Accuse {
         peer: PeerId,
     },
+    #[cfg(feature = "test-utils")]
+    FloodGossip {
+        messages: usize,
+    },
 }
 
 /// A cheap, cloneable handle to the overlay.
@@ -236,6 +240,13 @@ impl Handle {
     #[cfg(feature = "test-utils")]
     pub async fn accuse(&self, peer: PeerId) -> Result<(), Error> {
         self.tx.send(Command::Accuse { peer }).await.map_err(|_| Error::Closed)
+    }
+
+    /// Test hook: gossips `messages` heartbeats at once, as a member in a
+    /// gossip storm would.
+    #[cfg(feature = "test-utils")]
+    pub async fn flood_gossip(&self, messages: usize) -> Result<(), Error> {
+        self.tx.send(Command::FloodGossip { messages }).await.map_err(|_| Error::Closed)
     }
 }
 

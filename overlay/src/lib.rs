@@ -107,7 +107,8 @@ pub fn spawn_with_history(
     let local = key.public().to_peer_id();
     let history = store.load()?;
     let mut registry = prometheus_client::registry::Registry::default();
-    let mut swarm = build_swarm(&cfg, key, &mut registry)?;
+    let banned = limits::Banned::default();
+    let mut swarm = build_swarm(&cfg, key, &mut registry, banned.clone())?;
     let metrics = metrics::Metrics::new(&mut registry);
     for addr in &cfg.listen {
         swarm
@@ -169,7 +170,12 @@ pub fn spawn_with_history(
         scores_tx,
         pending_kad: Default::default(),
         pending_connects: Default::default(),
-        banned: Default::default(),
+        banned,
+        gossip_limits: limits::PeerLimits::with_rate(
+            usize::MAX,
+            event_loop::GOSSIP_RATE,
+            event_loop::GOSSIP_BURST,
+        ),
         metrics,
         gossiped_coord: None,
         announced: false,
@@ -229,12 +235,13 @@ fn build_swarm(
     cfg: &Config,
     key: Keypair,
     registry: &mut prometheus_client::registry::Registry,
+    banned: limits::Banned,
 ) -> Result<libp2p::Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let traffic = traffic::Traffic::new(registry);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_other_transport(|key| transports(key, &traffic, cfg.community.clone()))
+        .with_other_transport(|key| transports(key, &traffic, cfg.community.clone(), banned))
         .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
@@ -258,6 +265,7 @@ fn transports(
     key: &Keypair,
     traffic: &traffic::Traffic,
     gate: Option<Arc<community::Gate>>,
+    banned: limits::Banned,
 ) -> Result<
     libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
     Box<dyn std::error::Error + Send + Sync>,
@@ -294,7 +302,12 @@ fn transports(
         // it passed the admission handshake.
         .and_then(move |(peer, muxer), endpoint| {
             let gate = gate.clone();
+            let banned = banned.is_banned(&peer);
             async move {
+                if banned {
+                    // Kept off for abuse: refused before the swarm sees it.
+                    return Err(std::io::Error::other(format!("{peer} is kept off for abuse")));
+                }
                 match gate {
                     None => Ok((peer, muxer)),
                     Some(g) => g.admit(peer, muxer, &endpoint).await.map_err(std::io::Error::other),

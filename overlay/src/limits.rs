@@ -15,6 +15,10 @@ pub const RATE: f64 = 1000.0;
 pub const BURST: f64 = 2000.0;
 /// Refusals within [`STRIKE_WINDOW`] that make a peer abusive.
 pub const STRIKES: usize = 50;
+/// Peers tracked before idle ones are forgotten.
+const PRUNE_AT: usize = 1024;
+/// How long an idle peer is remembered.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 /// The window refusals are counted in.
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -37,29 +41,41 @@ struct Usage {
     strikes: VecDeque<Instant>,
 }
 
-/// Per-peer accounting of one accept loop.
+/// Per-peer accounting of one accept loop (or of gossip senders).
 #[derive(Debug)]
 pub struct PeerLimits {
     per_peer: usize,
+    rate: f64,
+    burst: f64,
     peers: HashMap<PeerId, Usage>,
 }
 
 impl PeerLimits {
-    /// At most `per_peer` streams of one peer at once.
+    /// At most `per_peer` streams of one peer at once, opened at most
+    /// [`RATE`] a second.
     pub fn new(per_peer: usize) -> Self {
-        PeerLimits { per_peer, peers: HashMap::new() }
+        PeerLimits::with_rate(per_peer, RATE, BURST)
+    }
+
+    /// At most `per_peer` at once, `rate` a second, `burst` at a time.
+    pub fn with_rate(per_peer: usize, rate: f64, burst: f64) -> Self {
+        PeerLimits { per_peer, rate, burst, peers: HashMap::new() }
     }
 
     /// A stream of `peer` arrives at `now`.
     pub fn arrive(&mut self, peer: PeerId, now: Instant) -> Verdict {
+        if self.peers.len() >= PRUNE_AT && !self.peers.contains_key(&peer) {
+            self.prune(now);
+        }
+        let (rate, burst) = (self.rate, self.burst);
         let u = self.peers.entry(peer).or_insert(Usage {
             open: 0,
-            tokens: BURST,
+            tokens: burst,
             last: now,
             strikes: VecDeque::new(),
         });
         u.tokens =
-            (u.tokens + now.saturating_duration_since(u.last).as_secs_f64() * RATE).min(BURST);
+            (u.tokens + now.saturating_duration_since(u.last).as_secs_f64() * rate).min(burst);
         u.last = now;
         if u.open < self.per_peer && u.tokens >= 1.0 {
             u.tokens -= 1.0;
@@ -81,15 +97,44 @@ impl PeerLimits {
     pub fn leave(&mut self, peer: &PeerId) {
         if let Some(u) = self.peers.get_mut(peer) {
             u.open = u.open.saturating_sub(1);
-            if u.open == 0 && u.strikes.is_empty() && u.tokens >= BURST - 1.0 {
-                self.peers.remove(peer);
-            }
         }
+    }
+
+    /// Forgets peers with nothing open, no recent refusal, and nothing
+    /// asked for [`FORGET_AFTER`] (their bucket is full again by then).
+    fn prune(&mut self, now: Instant) {
+        self.peers.retain(|_, u| {
+            u.open > 0
+                || !u.strikes.is_empty()
+                || now.saturating_duration_since(u.last) < FORGET_AFTER
+        });
     }
 
     /// Peers tracked (for tests: entries do not pile up).
     pub fn tracked(&self) -> usize {
         self.peers.len()
+    }
+}
+
+/// Peers kept off for abuse, until when; shared by the event loop (which
+/// adds them) and the transport (which refuses their connections before
+/// the swarm sees them).
+#[derive(Clone, Debug, Default)]
+pub struct Banned(std::sync::Arc<std::sync::Mutex<HashMap<PeerId, std::time::Instant>>>);
+
+impl Banned {
+    /// Keeps `peer` off for `how_long`.
+    pub fn ban(&self, peer: PeerId, how_long: Duration) {
+        let now = std::time::Instant::now();
+        let mut m = self.0.lock().expect("banned lock");
+        m.retain(|_, until| now < *until);
+        m.insert(peer, now + how_long);
+    }
+
+    /// Whether `peer` is kept off now.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        let m = self.0.lock().expect("banned lock");
+        m.get(peer).is_some_and(|until| std::time::Instant::now() < *until)
     }
 }
 
@@ -127,10 +172,26 @@ mod tests {
         assert_eq!(served, BURST as usize);
         let later = start + Duration::from_millis(100);
         assert_eq!(l.arrive(a, later), Verdict::Serve, "tokens come back with time");
-        let mut l = PeerLimits::new(8);
+        // Served one at a time, the bucket still empties: a peer is not
+        // forgotten while it keeps asking.
+        let mut l = PeerLimits::with_rate(usize::MAX, 1.0, 10.0);
         let b = PeerId::random();
-        assert_eq!(l.arrive(b, start), Verdict::Serve);
-        l.leave(&b);
-        assert_eq!(l.tracked(), 0);
+        let served = (0..20)
+            .filter(|_| {
+                let v = l.arrive(b, start);
+                l.leave(&b);
+                v == Verdict::Serve
+            })
+            .count();
+        assert_eq!(served, 10);
+        // Many peers, then a minute of quiet: the idle ones are forgotten.
+        let mut l = PeerLimits::new(8);
+        for _ in 0..PRUNE_AT {
+            let p = PeerId::random();
+            l.arrive(p, start);
+            l.leave(&p);
+        }
+        l.arrive(PeerId::random(), start + FORGET_AFTER + Duration::from_secs(1));
+        assert_eq!(l.tracked(), 1);
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::behaviour::BehaviourEvent;
 use crate::event_loop::{EventLoop, KadPending};
+use crate::limits::Verdict;
 use crate::membership::wire::Message;
 use crate::Error;
 use libp2p::swarm::SwarmEvent;
@@ -33,7 +34,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                if self.banned.get(&peer_id).is_some_and(|until| Instant::now() < *until) {
+                if self.banned.is_banned(&peer_id) {
                     let _ = self.swarm.close_connection(connection_id);
                     return;
                 }
@@ -151,9 +152,23 @@ impl EventLoop {
                 let verdict = self.accept_gossip(&message);
                 let acceptance = match verdict {
                     Ok(msg) => {
-                        let changes = self.table.apply(msg, Instant::now());
-                        self.apply_changes(changes);
-                        gossipsub::MessageAcceptance::Accept
+                        let author = msg.author();
+                        let v = self.gossip_limits.arrive(author, Instant::now());
+                        match v {
+                            Verdict::Serve => {
+                                self.gossip_limits.leave(&author);
+                                let changes = self.table.apply(msg, Instant::now());
+                                self.apply_changes(changes);
+                                gossipsub::MessageAcceptance::Accept
+                            }
+                            // Over its rate: neither taken nor passed on.
+                            Verdict::Refuse => gossipsub::MessageAcceptance::Ignore,
+                            Verdict::Abusive => {
+                                warn!(target: "cloudy::_events::limits", peer = %author, "gossips far over its rate; disconnecting it");
+                                self.on_command(crate::handle::Command::Abusive { peer: author });
+                                gossipsub::MessageAcceptance::Ignore
+                            }
+                        }
                     }
                     Err(reason) => {
                         warn!(from = %propagation_source, author = ?message.source, "rejected membership message: {reason}");

@@ -232,3 +232,33 @@ async fn an_accept_loop_serves_at_most_its_limit_of_sessions_at_once() {
     drop(open);
     tasks.stop(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_in_a_gossip_storm_is_ignored_then_cut_off_and_the_others_carry_on() {
+    let net = TestNet::start(3, fast_config()).await.unwrap();
+    net.wait_all_alive().await.unwrap();
+    let stormer = net.nodes[2].handle.local_peer_id();
+    // A few hundred heartbeats at once: past the burst a member may gossip.
+    net.nodes[2].handle.flood_gossip(2000).await.unwrap();
+    // Each member takes at most its burst and rate of the stormer's
+    // messages; one that gets far more cuts it off (disconnects it, keeps
+    // it off, lowers its score). Which one depends on who received what.
+    let other = net.nodes[1].handle.clone();
+    let cut = |s: &cloudy_overlay::PeerScores| {
+        s.peers.get(&stormer).is_some_and(|v| !v.connected && v.failures > 0.0)
+    };
+    wait_until(&net.nodes[0].handle, "a member to cut the stormer off", |s| {
+        cut(s) || cut(&other.snapshot())
+    })
+    .await
+    .unwrap();
+    // The others still gossip to each other: an announcement gets through.
+    let svc = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    net.nodes[0].handle.announce("after-the-storm", svc).await.unwrap();
+    let first = net.nodes[0].handle.local_peer_id();
+    wait_until(&net.nodes[1].handle, "the announcement", |s| {
+        s.peers.get(&first).is_some_and(|v| v.services.contains_key("after-the-storm"))
+    })
+    .await
+    .unwrap();
+}
