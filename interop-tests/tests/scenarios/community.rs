@@ -235,5 +235,10 @@ async fn a_member_quota_refuses_what_is_past_it_and_usage_shows_who_stores_what(
         .find(|m| m["peer"] == c[0].peer_id())
         .map(|m| m["stored_here"].as_u64().unwrap_or(0));
     assert!(from0.is_some_and(|b| b > 50_000), "node 1 keeps node 0's share: {u1}");
+    // The same figures are metrics.
+    let m = c[1].metrics().await;
+    let line = format!("cloudy_storage_member_bytes{{member=\"{}\"}}", c[0].peer_id());
+    assert!(m.contains(&line), "no {line} in the metrics");
+    assert!(m.contains("cloudy_storage_member_quota_bytes 1048576"), "no quota in the metrics");
     assert!(c[0].ok(&["usage"]).await.contains("IT STORES FOR US"));
 }

@@ -48,8 +48,8 @@ fn counter(reg: &mut Registry, name: &str, help: &str, value: u64) {
     reg.register(name, help, c);
 }
 
-/// The services' metrics now.
-fn services(s: &Shared) -> Registry {
+/// The services' metrics now; `usage`: bytes kept here per member.
+fn services(s: &Shared, usage: &std::collections::BTreeMap<String, u64>) -> Registry {
     let mut reg = Registry::with_prefix("cloudy");
     // Storage.
     if let Some(store) = s.storage.local_store() {
@@ -64,6 +64,20 @@ fn services(s: &Shared) -> Registry {
             "storage_free_bytes",
             "Bytes this storage server may still take",
             store.free(),
+        );
+        let per_member: Vec<(&str, u64)> = usage.iter().map(|(m, b)| (m.as_str(), *b)).collect();
+        gauges(
+            &mut reg,
+            "storage_member_bytes",
+            "Bytes of shares this server keeps under each member's leases",
+            "member",
+            &per_member,
+        );
+        gauge(
+            &mut reg,
+            "storage_member_quota_bytes",
+            "What this server keeps for one member at most",
+            s.member_quota,
         );
         let t = store.traffic();
         counters(
@@ -186,7 +200,14 @@ fn services(s: &Shared) -> Registry {
 }
 
 pub(crate) async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let reg = services(&s);
+    let usage = match s.storage.local_store() {
+        Some(store) => {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.usage()).await.ok().and_then(Result::ok)
+        }
+        None => None,
+    };
+    let reg = services(&s, &usage.unwrap_or_default());
     let mut text = String::new();
     let fail = |e: std::fmt::Error| {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}"))
