@@ -242,3 +242,47 @@ async fn a_member_quota_refuses_what_is_past_it_and_usage_shows_who_stores_what(
     assert!(m.contains("cloudy_storage_member_quota_bytes 1048576"), "no quota in the metrics");
     assert!(c[0].ok(&["usage"]).await.contains("IT STORES FOR US"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_on_an_evicted_member_are_repaired_onto_the_others() {
+    // The admin acts on a lost server after half a second.
+    let fast_repair: cloudy_interop_tests::ConfigEdit = std::sync::Arc::new(|i, text: &str| {
+        if i == 0 {
+            text.replace("repair_delay = \"1m\"", "repair_delay = \"500ms\"")
+        } else {
+            text.to_string()
+        }
+    });
+    let opts =
+        Options { private: Some("hood".into()), config: Some(fast_repair), ..Options::default() };
+    let mut c = Community::start_with(1, opts).await;
+    let invite = c[0].json(&["invite", "--uses", "3", "--json"]).await["invite"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 1..4 {
+        let home = c.dir().join(format!("m{i}"));
+        let out = join(&home, &invite).await;
+        assert!(out.ok, "join: {}", out.stderr);
+        c.start_home(&Home::new(&home)).await;
+    }
+    crate::storage::wait_storage_servers(&c[0], 4).await;
+    let data: Vec<u8> =
+        (0..2_500_000u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+    let input = c.dir().join("file.bin");
+    std::fs::write(&input, &data).unwrap();
+    let out =
+        c[0].cli(&["put", input.to_str().unwrap(), "--k", "2", "--n", "3", "--happy", "3"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let cap = out.stdout.trim().to_string();
+    let report = c[0].json(&["check", &cap, "--json"]).await;
+    let holders = report["shares"].to_string();
+    let ids: Vec<String> = c.members().iter().map(|n| n.peer_id().to_string()).collect();
+    let victim = (1..4).find(|i| holders.contains(&ids[*i])).expect("a holder besides node 0");
+    c[0].ok(&["community", "evict", &ids[victim], "--reason", "test"]).await;
+    let entry = crate::storage::wait_maintained(&c[0], "repaired").await;
+    assert_eq!(entry["good_shares"], 3, "{entry}");
+    let report = c[0].json(&["check", &cap, "--verify", "--json"]).await;
+    assert_eq!(report["healthy"], true, "{report}");
+    assert!(!report["shares"].to_string().contains(&ids[victim]), "{report}");
+}

@@ -16,7 +16,7 @@ async fn check_json(node: &Member, args: &[&str]) -> Value {
 }
 
 /// Polls `services storage --json` on `node` until `n` servers are listed.
-async fn wait_storage_servers(node: &Member, n: usize) {
+pub(crate) async fn wait_storage_servers(node: &Member, n: usize) {
     let what = format!("{n} storage servers");
     node.wait_json(&["services", "storage", "--json"], &what, 20, |v| {
         v.as_array().unwrap().len() == n
@@ -160,7 +160,7 @@ async fn put_and_get_across_processes() {
 }
 
 /// Polls `maintain list --json` on `node` until the only file's status is `want`.
-async fn wait_maintained(node: &Member, want: &str) -> Value {
+pub(crate) async fn wait_maintained(node: &Member, want: &str) -> Value {
     let what = format!("status {want}");
     node.wait_json(&["maintain", "list", "--json"], &what, 30, |v| v[0]["status"] == want).await[0]
         .clone()
