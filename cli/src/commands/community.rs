@@ -112,9 +112,21 @@ pub(super) async fn usage(client: &Client, json: bool) -> Result<()> {
                 mib(r.stored_here),
                 r.stored_there.map_or("n/a".into(), mib),
                 r.quota_there.map_or("-".into(), mib),
+                format!("{} / {}", mib(r.stream_sent), mib(r.stream_received)),
+                format!("{} / {}", mib(r.video_sent), mib(r.video_received)),
             ]
         })
         .collect();
-    table(&["MEMBER", "STORED HERE FOR IT", "IT STORES FOR US", "ITS QUOTA"], &rows);
+    table(
+        &[
+            "MEMBER",
+            "STORED HERE FOR IT",
+            "IT STORES FOR US",
+            "ITS QUOTA",
+            "LIVE TO / FROM",
+            "VIDEO TO / FROM",
+        ],
+        &rows,
+    );
     Ok(())
 }

@@ -50,6 +50,11 @@ async fn an_ffmpeg_channel_reaches_five_viewers_and_survives_a_killed_one() {
         assert_eq!(st["state"], "ended");
         assert_eq!(st["stats"]["skipped"], 0, "viewer {}: {st}", i + 1);
     }
+    // Accounting by member: the publisher sent chunks to its neighbours.
+    let u = c[0].json(&["usage", "--json"]).await;
+    let sent: u64 =
+        u["members"].as_array().unwrap().iter().filter_map(|m| m["stream_sent"].as_u64()).sum();
+    assert!(sent > 100_000, "the publisher's live bytes by member: {u}");
     let _ = ffmpeg.wait().await;
 }
 
@@ -168,6 +173,13 @@ async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() 
     );
     let served = c[1].json(&["stream", "vod", "list", "--json"]).await;
     assert!(served["stats"]["served"].as_u64().unwrap() >= 2_000_000, "node 1 served it: {served}");
+    // Accounting by member: node 1 served node 2 and fetched from node 0.
+    let u = c[1].json(&["usage", "--json"]).await;
+    let row = |id: &str| {
+        u["members"].as_array().unwrap().iter().find(|m| m["peer"] == id).cloned().unwrap()
+    };
+    assert!(row(c[2].peer_id())["video_sent"].as_u64() >= Some(2_000_000), "{u}");
+    assert!(row(c[0].peer_id())["video_received"].as_u64() >= Some(1_000_000), "{u}");
 
     // Bad ids.
     c[2].fails_with(&["stream", "play", &"ab".repeat(32)], "unknown video").await;

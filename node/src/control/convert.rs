@@ -28,6 +28,7 @@ impl From<stats::Stats> for api::ChannelStats {
             skipped: s.skipped,
             sessions_opened: s.sessions_opened,
             sessions_closed: s.sessions_closed,
+            by_peer: s.by_peer,
             first_played: s.first_played,
             arrivals: s.arrivals,
         }

@@ -21,6 +21,10 @@ pub(super) async fn usage(State(s): State<Shared>) -> Json<UsageTable> {
             stored_here: 0,
             stored_there: None,
             quota_there: None,
+            stream_sent: 0,
+            stream_received: 0,
+            video_sent: 0,
+            video_received: 0,
         });
     };
     let mut quota_here = None;
@@ -52,6 +56,23 @@ pub(super) async fn usage(State(s): State<Shared>) -> Json<UsageTable> {
         if let (Some(r), Ok(Ok((bytes, quota)))) = (rows.get_mut(&key), answer) {
             r.stored_there = Some(bytes);
             r.quota_there = (quota != u64::MAX).then_some(quota);
+        }
+    }
+    for channel in s.streams.list() {
+        for (peer, (sent, received)) in channel.local.map(|l| l.stats.by_peer).unwrap_or_default() {
+            row(&mut rows, &peer);
+            if let Some(r) = rows.get_mut(&peer) {
+                r.stream_sent += sent;
+                r.stream_received += received;
+            }
+        }
+    }
+    for (peer, sent, received) in s.vod.by_peer() {
+        let key = peer.to_string();
+        row(&mut rows, &key);
+        if let Some(r) = rows.get_mut(&key) {
+            r.video_sent += sent;
+            r.video_received += received;
         }
     }
     Json(UsageTable { quota_here, members: rows.into_values().collect() })

@@ -375,6 +375,7 @@ impl Live {
                 nb.benched = None;
                 let len = c.data.len() as u64;
                 self.stats.bytes_down += len;
+                self.stats.by_peer.entry(nb.peer.to_string()).or_default().1 += len;
                 if self.take(c, now, &mut acts).is_none() {
                     self.stats.bytes_dup += len;
                 }
@@ -413,7 +414,16 @@ impl Live {
         self.budget = (self.budget - len).max(-BUDGET_CAP);
         self.stats.bytes_up += c.data.len() as u64;
         self.stats.chunks_up += 1;
-        acts.push(Action::Chunk(sid, c.clone()));
+        let c = c.clone();
+        self.count_up(sid, c.data.len());
+        acts.push(Action::Chunk(sid, c));
+    }
+
+    /// Counts `len` chunk bytes sent to the neighbour of session `sid`.
+    fn count_up(&mut self, sid: Sid, len: usize) {
+        if let Some(nb) = self.nbs.get(&sid) {
+            self.stats.by_peer.entry(nb.peer.to_string()).or_default().0 += len as u64;
+        }
     }
 
     /// Adds `share` of a new chunk's `len` to the budget for answering
@@ -440,6 +450,7 @@ impl Live {
         for sid in targets {
             self.stats.bytes_up += c.data.len() as u64;
             self.stats.chunks_up += 1;
+            self.count_up(sid, c.data.len());
             acts.push(Action::Chunk(sid, c.clone()));
         }
         if end {

@@ -73,6 +73,8 @@ struct Inner {
     /// Bytes of pieces served to others and fetched from them.
     served: std::sync::atomic::AtomicU64,
     fetched: std::sync::atomic::AtomicU64,
+    /// The same, by peer: `(served to it, fetched from it)`.
+    by_peer: Mutex<HashMap<cloudy_overlay::PeerId, (u64, u64)>>,
     tasks: Tasks,
 }
 
@@ -147,6 +149,7 @@ impl Vod {
             providing: Mutex::default(),
             served: Default::default(),
             fetched: Default::default(),
+            by_peer: Default::default(),
             tasks: tasks.clone(),
         }));
         for (id, _, held, _) in vod.0.cache.list() {
@@ -207,6 +210,12 @@ impl Vod {
     pub fn stats(&self) -> VodStats {
         use std::sync::atomic::Ordering::Relaxed;
         VodStats { served: self.0.served.load(Relaxed), fetched: self.0.fetched.load(Relaxed) }
+    }
+
+    /// Piece bytes by peer since start: `(served to it, fetched from it)`.
+    pub fn by_peer(&self) -> Vec<(cloudy_overlay::PeerId, u64, u64)> {
+        let m = self.0.by_peer.lock().expect("vod lock");
+        m.iter().map(|(p, (s, f))| (*p, *s, *f)).collect()
     }
 
     /// Providers of `id`, best first, with their maps (refreshed every
@@ -341,6 +350,8 @@ impl Vod {
                         self.0
                             .fetched
                             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        self.0.by_peer.lock().expect("vod lock").entry(peer).or_default().1 +=
+                            data.len() as u64;
                         let cache = self.0.cache.clone();
                         let copy = data.clone();
                         if let Err(e) = blocking(move || cache.write(&id, i, &copy)).await {
@@ -419,6 +430,7 @@ async fn answer(vod: Vod, peer: cloudy_overlay::PeerId, mut s: cloudy_overlay::S
     .await;
     if let Resp::Piece(d) = &resp {
         vod.0.served.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        vod.0.by_peer.lock().expect("vod lock").entry(peer).or_default().0 += d.len() as u64;
     }
     let _ = send(&mut s, &resp).await;
     let _ = s.close().await;

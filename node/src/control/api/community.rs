@@ -89,4 +89,17 @@ pub struct UsageRow {
     pub stored_there: Option<u64>,
     /// The member's quota per member, if it has one.
     pub quota_there: Option<u64>,
+    /// Live-channel chunk bytes sent to it and received from it (channels
+    /// this node takes part in now).
+    #[serde(default)]
+    pub stream_sent: u64,
+    /// ...received from it.
+    #[serde(default)]
+    pub stream_received: u64,
+    /// Video piece bytes served to it since the node started.
+    #[serde(default)]
+    pub video_sent: u64,
+    /// ...fetched from it.
+    #[serde(default)]
+    pub video_received: u64,
 }

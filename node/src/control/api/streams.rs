@@ -53,6 +53,9 @@ pub struct ChannelStats {
     pub sessions_opened: u64,
     /// Sessions closed.
     pub sessions_closed: u64,
+    /// Chunk bytes by neighbour (peer id): `(sent to it, received from it)`.
+    #[serde(default)]
+    pub by_peer: std::collections::BTreeMap<String, (u64, u64)>,
     /// The first chunk played here.
     pub first_played: Option<u64>,
     /// The latest chunks: `(seq, publisher's timestamp ms, ms from that
