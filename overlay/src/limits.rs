@@ -14,7 +14,7 @@ pub const RATE: f64 = 1000.0;
 /// Streams one peer may open in a burst.
 pub const BURST: f64 = 2000.0;
 /// Refusals within [`STRIKE_WINDOW`] that make a peer abusive.
-pub const STRIKES: usize = 50;
+pub const STRIKES: usize = 200;
 /// Peers tracked before idle ones are forgotten.
 const PRUNE_AT: usize = 1024;
 /// How long an idle peer is remembered.

@@ -61,7 +61,10 @@ pub async fn start(
     let mut announced = free(&store);
     overlay.announce(SERVICE, [(META_FREE.to_string(), announced.to_string())].into()).await?;
     let served = store.clone();
-    let limits = Limits::new(MAX_SESSIONS).reporting(overlay.clone());
+    // Half the sessions may be one peer's: a member putting or checking
+    // many files at once is not taken for a flood.
+    let mut limits = Limits::new(MAX_SESSIONS).reporting(overlay.clone());
+    limits.per_peer = MAX_SESSIONS / 2;
     serve_streams(tasks, "storage session", incoming, limits, move |peer, mut stream| {
         let store = served.clone();
         async move {
