@@ -22,6 +22,8 @@ pub struct Node {
     /// Where the control API listens.
     pub api_addr: SocketAddr,
     home: Home,
+    /// The transports the node was told to listen on (`quic`, `tcp`).
+    transports: Vec<&'static str>,
     /// Cancelled when someone asks the node to stop (`POST /v1/shutdown`).
     stop_requested: CancellationToken,
     supervisor: Supervisor,
@@ -119,15 +121,21 @@ impl Node {
         });
         let path = home.api_addr_path();
         std::fs::write(&path, api_addr.to_string()).map_err(|e| NodeError::io(&path, e))?;
-        Ok(Node { overlay, api_addr, home: home.clone(), stop_requested, supervisor })
+        let transports = transports_of(&cfg.listen);
+        Ok(Node { overlay, api_addr, home: home.clone(), transports, stop_requested, supervisor })
     }
 
-    /// Waits until the overlay listens, and returns its addresses with `/p2p/`.
+    /// Waits until the overlay listens on every transport it was told to
+    /// (QUIC and TCP come up one after the other), and returns its
+    /// addresses with `/p2p/`.
     pub async fn listen_addrs(&self, timeout: Duration) -> Vec<Multiaddr> {
         let mut rx = self.overlay.watch();
         let me = self.overlay.local_peer_id();
-        let _ =
-            tokio::time::timeout(timeout, rx.wait_for(|s| !s.local.listen_addrs.is_empty())).await;
+        let all_up = |s: &cloudy_overlay::PeerScores| {
+            let up = transports_of(&s.local.listen_addrs);
+            !up.is_empty() && self.transports.iter().all(|t| up.contains(t))
+        };
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|s| all_up(s))).await;
         let snap = self.overlay.snapshot();
         snap.local.listen_addrs.iter().filter_map(|a| a.clone().with_p2p(me).ok()).collect()
     }
@@ -214,4 +222,23 @@ fn forget_evicted(
             }
         }
     });
+}
+
+/// The transports of `addrs`: `quic` and or `tcp`.
+fn transports_of(addrs: &[Multiaddr]) -> Vec<&'static str> {
+    use cloudy_overlay::multiaddr::Protocol;
+    let mut out = Vec::new();
+    for a in addrs {
+        let t = if a.iter().any(|p| matches!(p, Protocol::QuicV1)) {
+            "quic"
+        } else if a.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+            "tcp"
+        } else {
+            continue;
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
 }
