@@ -109,7 +109,8 @@ impl Node {
             community_name: home.community().info()?.map(|i| i.name).filter(|n| !n.is_empty()),
         });
         if let Some(gate) = &gate_for_services {
-            forget_evicted(gate.clone(), sync_for_gate.clone(), &supervisor.services);
+            let me = overlay.local_peer_id();
+            forget_evicted(gate.clone(), sync_for_gate.clone(), me, &supervisor.services);
         }
         let api_cancel = supervisor.api.cancel().clone();
         supervisor.api.spawn_loop("control API", async move {
@@ -201,14 +202,22 @@ async fn start_storage(
 fn forget_evicted(
     gate: Arc<cloudy_overlay::community::Gate>,
     sync: cloudy_sync::service::SyncService,
+    me: cloudy_overlay::PeerId,
     tasks: &cloudy_overlay::tasks::Tasks,
 ) {
     let mut evictions = gate.evictions();
     let cancel = tasks.cancel().clone();
     tasks.spawn_loop("forget evicted members", async move {
         loop {
-            let peers: Vec<String> =
-                gate.status().evicted.iter().map(|(p, _)| p.to_string()).collect();
+            // This node's own eviction (learnt from a refusal) leaves its
+            // folders as they are.
+            let peers: Vec<String> = gate
+                .status()
+                .evicted
+                .iter()
+                .filter(|(p, _)| *p != me)
+                .map(|(p, _)| p.to_string())
+                .collect();
             if !peers.is_empty() {
                 match sync.forget_members(&peers) {
                     Ok(0) => {}

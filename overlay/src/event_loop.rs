@@ -178,7 +178,8 @@ impl EventLoop {
     /// as gone for good (a leave no later message can override).
     pub(crate) fn drop_evicted(&mut self) {
         let Some(gate) = self.cfg.community.clone() else { return };
-        for peer in gate.evicted_since() {
+        let me = self.local.peer;
+        for peer in gate.evicted_since().into_iter().filter(|p| *p != me) {
             let _ = self.swarm.disconnect_peer_id(peer);
             let gone = Message::Leave { peer, incarnation: u64::MAX, seq: u64::MAX };
             let changes = self.table.apply(gone, Instant::now());

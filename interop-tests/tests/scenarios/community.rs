@@ -166,6 +166,12 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
         })
         .await;
     eprintln!("eviction to cut off on the admin and the evicted node: {:?}", t.elapsed());
+    // The evicted node learns why, from the refusals of its reconnections.
+    c[m1]
+        .wait_json(&["community", "status", "--json"], "the evicted node to know", 20, |v| {
+            v["role"].is_null() && v["problem"].as_str().is_some_and(|p| p.contains("evicted"))
+        })
+        .await;
     // It is no longer a member of the admin's folder.
     c[0].wait_json(&["sync", "list", "--json"], "the evicted member off the folder", 10, |v| {
         v[0]["members"].as_array().is_some_and(|m| m.len() == 1)

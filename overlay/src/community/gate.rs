@@ -81,6 +81,9 @@ pub(crate) enum Answer {
     Refused {
         /// Why, in words.
         reason: String,
+        /// The dialer's own eviction, if that is why: it learns it was
+        /// evicted (and `community status` says so).
+        revoked: Vec<Revocation>,
     },
 }
 
@@ -576,7 +579,10 @@ impl Gate {
                 }
                 Ok(())
             }
-            Answer::Refused { reason } => Err(AdmissionError::RefusedBy { peer, reason }),
+            Answer::Refused { reason, revoked } => {
+                self.take_all(revoked);
+                Err(AdmissionError::RefusedBy { peer, reason })
+            }
         }
     }
 
@@ -603,7 +609,10 @@ impl Gate {
                     issued: issued.clone(),
                     revoked: self.revocations(),
                 },
-                Err(why) => Answer::Refused { reason: why.to_string() },
+                Err(why) => Answer::Refused {
+                    reason: why.to_string(),
+                    revoked: self.revocations().into_iter().filter(|r| r.peer == peer).collect(),
+                },
             };
             let bytes = postcard::to_stdvec(&answer).expect("answers serialise");
             // A refused peer may be gone already: its reason is a courtesy.

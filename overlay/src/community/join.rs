@@ -91,7 +91,7 @@ pub async fn join(key: &Keypair, addrs: &[Multiaddr], ticket: Ticket) -> Result<
             }
         };
         match answer {
-            Answer::Refused { reason } => return Err(JoinError::Refused { peer, reason }),
+            Answer::Refused { reason, .. } => return Err(JoinError::Refused { peer, reason }),
             Answer::Welcome { chain, issued, .. } => {
                 let now = now_secs();
                 let bad = |source| JoinError::BadCertificate { peer, source };
