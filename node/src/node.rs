@@ -106,7 +106,6 @@ impl Node {
             requests: Default::default(),
             conflicts: Default::default(),
             community: gate.clone(),
-            community_name: home.community().info()?.map(|i| i.name).filter(|n| !n.is_empty()),
         });
         if let Some(gate) = &gate_for_services {
             let me = overlay.local_peer_id();
@@ -212,11 +211,10 @@ fn forget_evicted(
             // This node's own eviction (learnt from a refusal) leaves its
             // folders as they are.
             let peers: Vec<String> = gate
-                .status()
-                .evicted
+                .revocations()
                 .iter()
-                .filter(|(p, _)| *p != me)
-                .map(|(p, _)| p.to_string())
+                .filter(|r| r.peer != me)
+                .map(|r| r.peer.to_string())
                 .collect();
             if !peers.is_empty() {
                 match sync.forget_members(&peers) {

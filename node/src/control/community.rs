@@ -6,9 +6,8 @@ use super::state::{unavailable, ApiError, Shared};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use cloudy_overlay::{MemberState, PeerId, PeerView};
+use cloudy_overlay::{MemberState, PeerView};
 use serde::Deserialize;
-use std::str::FromStr;
 
 pub(crate) async fn status(State(s): State<Shared>) -> Json<Status> {
     let snap = s.overlay.snapshot();
@@ -70,9 +69,7 @@ pub(super) async fn peer(
     State(s): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<PeerRow>, ApiError> {
-    let peer = PeerId::from_str(&id).map_err(|e| {
-        ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a valid peer id: {e}"))
-    })?;
+    let peer = super::state::parse_peer(&id)?;
     let snap = s.overlay.snapshot();
     let view = snap.peers.get(&peer).ok_or_else(|| {
         ApiError(

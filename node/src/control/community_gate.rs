@@ -1,12 +1,13 @@
 //! `/v1/community`: the private community this node is in, and invites.
 
 use super::api::{AddAdmin, CommunityStatus, Evict, InviteMade, MakeInvite};
-use super::state::{ApiError, Shared};
+use super::state::{parse_peer, ApiError, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use cloudy_overlay::community::gate::Refusal;
 use cloudy_overlay::community::join::Ticket;
+use cloudy_overlay::community::Gate;
 use std::time::Duration;
 
 /// Longest an invite may stay good: a year.
@@ -31,7 +32,7 @@ pub(super) async fn status(State(s): State<Shared>) -> Json<CommunityStatus> {
     Json(CommunityStatus {
         kind: "private".into(),
         id: Some(st.community.to_string()),
-        name: s.community_name.clone(),
+        name: gate.name().map(str::to_string),
         role: st.role.map(|r| r.to_string()),
         problem: st.problem,
         expires: st.expires,
@@ -61,13 +62,7 @@ pub(super) async fn invite(
         ));
     }
     let (invite, secret, expires) =
-        gate.make_invite(req.uses, Duration::from_secs(req.expires_secs)).map_err(|e| {
-            let status = match e {
-                Refusal::Invite(_) => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            ApiError(status, e.to_string())
-        })?;
+        gate.make_invite(req.uses, Duration::from_secs(req.expires_secs)).map_err(refused)?;
     let me = s.overlay.local_peer_id();
     let addrs = s
         .overlay
@@ -82,29 +77,37 @@ pub(super) async fn invite(
     Ok(Json(InviteMade { invite: text, expires, uses: req.uses }))
 }
 
+/// The gate of this node's private community, or a 409 saying that in an
+/// open community there is nothing to `what`.
+fn private<'a>(s: &'a Shared, what: &str) -> Result<&'a Gate, ApiError> {
+    s.community.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            format!("this node is in an open community: {what} (`cloudy-p2p community create NAME` makes a private one)"),
+        )
+    })
+}
+
+/// A refusal of the gate as an API error: 403 for what the community's
+/// rules forbid, 500 for a failure here.
+fn refused(e: Refusal) -> ApiError {
+    let status = match e {
+        Refusal::Invite(_) | Refusal::SelfEviction | Refusal::Cert(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, e.to_string())
+}
+
 pub(super) async fn evict(
     State(s): State<Shared>,
     Json(req): Json<Evict>,
 ) -> Result<StatusCode, ApiError> {
-    let Some(gate) = &s.community else {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            "this node is in an open community: nobody can be evicted (`cloudy-p2p community create NAME` makes a private one)".into(),
-        ));
-    };
-    let peer: cloudy_overlay::PeerId = req.peer.parse().map_err(|e| {
-        ApiError(StatusCode::BAD_REQUEST, format!("{:?} is not a peer id: {e}", req.peer))
-    })?;
+    let gate = private(&s, "nobody can be evicted")?;
+    let peer = parse_peer(&req.peer)?;
     if gate.is_revoked(&peer) {
         return Err(ApiError(StatusCode::CONFLICT, format!("{peer} was evicted already")));
     }
-    let r = gate.evict(peer, &req.reason).map_err(|e| {
-        let status = match e {
-            Refusal::Invite(_) | Refusal::SelfEviction => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, e.to_string())
-    })?;
+    let r = gate.evict(peer, &req.reason).map_err(refused)?;
     s.overlay.gossip_revocation(&r).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -113,28 +116,15 @@ pub(super) async fn add_admin(
     State(s): State<Shared>,
     Json(req): Json<AddAdmin>,
 ) -> Result<StatusCode, ApiError> {
-    let Some(gate) = &s.community else {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            "this node is in an open community: it has no admins".into(),
-        ));
-    };
-    let peer: cloudy_overlay::PeerId = req.peer.parse().map_err(|e| {
-        ApiError(StatusCode::BAD_REQUEST, format!("{:?} is not a peer id: {e}", req.peer))
-    })?;
+    let gate = private(&s, "it has no admins")?;
+    let peer = parse_peer(&req.peer)?;
     if !s.overlay.snapshot().peers.contains_key(&peer) {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("{peer} is not a member this node knows; it must have joined first"),
         ));
     }
-    gate.promote(peer).map_err(|e| {
-        let status = match e {
-            Refusal::Invite(_) | Refusal::Cert(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, e.to_string())
-    })?;
+    gate.promote(peer).map_err(refused)?;
     s.overlay.handshake_again(peer).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,10 +18,8 @@ use super::state::{unavailable, ApiError, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cloudy_overlay::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Body of `/v1/connect`.
@@ -132,8 +130,7 @@ pub(crate) async fn ping(
     State(s): State<Shared>,
     Json(b): Json<PingBody>,
 ) -> Result<Json<Reached>, ApiError> {
-    let peer = PeerId::from_str(&b.peer)
-        .map_err(|e| bad(format!("{:?} is not a valid peer id: {e}", b.peer)))?;
+    let peer = super::state::parse_peer(&b.peer)?;
     let rtt = s.overlay.ping(peer).await.map_err(dht_error)?;
     Ok(Json(Reached { peer_id: peer.to_string(), rtt_ms: Some(rtt.as_secs_f64() * 1000.0) }))
 }

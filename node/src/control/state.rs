@@ -47,8 +47,6 @@ pub struct ApiState {
     pub conflicts: super::ConflictCache,
     /// The admission gate of a private community; `None` in an open one.
     pub community: Option<Arc<cloudy_overlay::community::Gate>>,
-    /// The community's name, when this node made it.
-    pub community_name: Option<String>,
 }
 
 pub(crate) type Shared = Arc<ApiState>;
@@ -59,6 +57,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
+}
+
+/// `text` as a peer id, or a 400 saying it is not one.
+pub(crate) fn parse_peer(text: &str) -> Result<cloudy_overlay::PeerId, ApiError> {
+    text.parse().map_err(|e| {
+        ApiError(StatusCode::BAD_REQUEST, format!("{text:?} is not a valid peer id: {e}"))
+    })
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

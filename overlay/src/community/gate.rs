@@ -204,6 +204,8 @@ pub struct Gate {
     key: Keypair,
     me: PeerId,
     community: PeerId,
+    /// The community's name, when this node made it (else empty).
+    name: String,
     store: Option<Store>,
     state: Mutex<State>,
     /// Bumped when a member was evicted.
@@ -236,6 +238,7 @@ impl Gate {
             key,
             me,
             community,
+            name: String::new(),
             store,
             state: Mutex::new(State {
                 chain,
@@ -259,7 +262,8 @@ impl Gate {
     pub fn open(key: Keypair, store: Store) -> Result<Option<Gate>, StoreError> {
         let Some(info) = store.info()? else { return Ok(None) };
         let (chain, book, revoked) = (store.chain()?, store.book()?, store.revoked()?);
-        let gate = Gate::new(key, info.id, chain, book, Some(store));
+        let mut gate = Gate::new(key, info.id, chain, book, Some(store));
+        gate.name = info.name;
         {
             let mut st = gate.state.lock().expect("gate lock");
             st.revoked = revoked
@@ -274,6 +278,11 @@ impl Gate {
     /// The community id.
     pub fn community(&self) -> PeerId {
         self.community
+    }
+
+    /// The community's name, when this node made it.
+    pub fn name(&self) -> Option<&str> {
+        Some(self.name.as_str()).filter(|n| !n.is_empty())
     }
 
     /// This node's chain.
