@@ -276,15 +276,7 @@ impl EventLoop {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::Handshake { peer } => {
-                if let Some(m) = self.table.get(&peer) {
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(crate::addresses::quic_first(&m.info.addrs))
-                        .condition(PeerCondition::Always)
-                        .build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        debug!(%peer, "dial failed: {e}");
-                    }
-                }
+                self.dial_member_if(peer, PeerCondition::Always);
             }
             Command::Gossip { revocation } => {
                 let topic = gossipsub::IdentTopic::new(crate::protocols::COMMUNITY_TOPIC);
@@ -466,10 +458,17 @@ impl EventLoop {
     /// Dials member `peer` at the addresses it announced, unless connected
     /// or being dialled; `false` if it is not in the member table.
     pub(crate) fn dial_member(&mut self, peer: PeerId) -> bool {
+        self.dial_member_if(peer, PeerCondition::DisconnectedAndNotDialing)
+    }
+
+    /// Dials member `peer` at the addresses it announced when `condition`
+    /// holds (`Always`: a new connection, so a new admission handshake);
+    /// `false` if it is not in the member table.
+    fn dial_member_if(&mut self, peer: PeerId, condition: PeerCondition) -> bool {
         let Some(m) = self.table.get(&peer) else { return false };
         let opts = DialOpts::peer_id(peer)
             .addresses(crate::addresses::quic_first(&m.info.addrs))
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(condition)
             .build();
         if let Err(e) = self.swarm.dial(opts) {
             debug!(%peer, "dial failed: {e}");
@@ -506,17 +505,9 @@ impl EventLoop {
         let Some(admins) = self.cfg.community.as_ref().and_then(|g| g.renewal_due()) else {
             return;
         };
-        let known =
-            admins.into_iter().find_map(|a| self.table.get(&a).map(|m| (a, m.info.addrs.clone())));
-        if let Some((admin, addrs)) = known {
+        if let Some(admin) = admins.into_iter().find(|a| self.table.get(a).is_some()) {
             info!(%admin, "asking an admin to renew this node's certificate");
-            let opts = DialOpts::peer_id(admin)
-                .addresses(crate::addresses::quic_first(&addrs))
-                .condition(PeerCondition::Always)
-                .build();
-            if let Err(e) = self.swarm.dial(opts) {
-                debug!(%admin, "dial failed: {e}");
-            }
+            self.dial_member_if(admin, PeerCondition::Always);
         }
     }
 

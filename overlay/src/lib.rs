@@ -116,17 +116,13 @@ pub fn spawn_with_history(
             .map_err(|e| Error::Listen { addr: addr.clone(), reason: listen_reason(e) })?;
     }
     let topic = gossipsub::IdentTopic::new(protocols::MEMBERSHIP_TOPIC);
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
-    if cfg.community.is_some() {
-        let evictions = gossipsub::IdentTopic::new(protocols::COMMUNITY_TOPIC);
+    // A private community's evictions have a topic of their own.
+    let evictions = cfg.community.is_some().then_some(protocols::COMMUNITY_TOPIC);
+    for t in std::iter::once(protocols::MEMBERSHIP_TOPIC).chain(evictions) {
         swarm
             .behaviour_mut()
             .gossipsub
-            .subscribe(&evictions)
+            .subscribe(&gossipsub::IdentTopic::new(t))
             .map_err(|e| Error::Transport(format!("gossipsub subscribe: {e}")))?;
     }
     dial_bootstrap(&mut swarm, &cfg.bootstrap);

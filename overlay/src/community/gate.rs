@@ -218,6 +218,14 @@ impl std::fmt::Debug for Gate {
     }
 }
 
+/// How long a certificate of `role` lasts.
+fn lifetime(role: Role) -> u64 {
+    match role {
+        Role::Member => MEMBER_LIFETIME,
+        Role::Admin => ADMIN_LIFETIME,
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -371,7 +379,7 @@ impl Gate {
         if self.is_revoked(&peer) {
             return Err(Refusal::Cert(CertError::Revoked(peer)));
         }
-        let chain = self.issue_for(peer, Role::Admin, now_secs(), ADMIN_LIFETIME);
+        let chain = self.issue(peer, Role::Admin, now_secs());
         let mut st = self.state.lock().expect("gate lock");
         st.admins.insert(peer);
         st.promotions.insert(peer, chain);
@@ -452,15 +460,7 @@ impl Gate {
 
     /// A chain for `peer` in `role`, signed by this node (an admin).
     fn issue(&self, peer: PeerId, role: Role, now: u64) -> Chain {
-        let lifetime = match role {
-            Role::Member => MEMBER_LIFETIME,
-            Role::Admin => ADMIN_LIFETIME,
-        };
-        self.issue_for(peer, role, now, lifetime)
-    }
-
-    fn issue_for(&self, peer: PeerId, role: Role, now: u64, lifetime: u64) -> Chain {
-        let cert = Cert::sign(&self.key, self.community, peer, role, now, now + lifetime);
+        let cert = Cert::sign(&self.key, self.community, peer, role, now, now + lifetime(role));
         let mut chain = vec![cert];
         chain.extend(self.chain());
         chain
@@ -494,12 +494,7 @@ impl Gate {
                 if let Some(promotion) = self.promotion_for(&peer) {
                     return Ok(Some(promotion));
                 }
-                let leaf = &chain[0];
-                let lifetime = match role {
-                    Role::Member => MEMBER_LIFETIME,
-                    Role::Admin => ADMIN_LIFETIME,
-                };
-                let renew = admin && leaf.expires.saturating_sub(now) < lifetime / 2;
+                let renew = admin && chain[0].expires.saturating_sub(now) < lifetime(role) / 2;
                 Ok(renew.then(|| self.issue(peer, role, now)))
             }
             Hello::Join { invite, secret, .. } => {
