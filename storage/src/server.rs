@@ -108,7 +108,7 @@ pub fn collect_garbage(
 /// Bytes of the shares under `owner`'s leases in `store`.
 pub async fn used_by(store: &SharedStore, owner: &str) -> Result<u64, ProtocolError> {
     let (s, o) = (store.clone(), owner.to_string());
-    Ok(blocking(move || s.usage()).await?.ok().and_then(|u| u.get(&o).copied()).unwrap_or(0))
+    Ok(blocking(move || s.used_by(&o)).await?.unwrap_or(0))
 }
 
 /// The refusal of a `len`-byte share that would take `owner` past its

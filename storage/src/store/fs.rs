@@ -255,6 +255,18 @@ impl ShareStore for FsStore {
         self.0.traffic.get()
     }
 
+    fn used_by(&self, owner: &str) -> Result<u64, StoreError> {
+        let bytes: i64 = self
+            .db()
+            .query_row(
+                "SELECT COALESCE(SUM(s.len), 0) FROM leases l JOIN shares s ON s.si = l.si WHERE l.owner = ?1",
+                [owner],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(bytes.max(0) as u64)
+    }
+
     fn usage(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         let db = self.db();
         let mut stmt = db

@@ -180,6 +180,11 @@ pub trait ShareStore: Send + Sync + 'static {
     /// Bytes of the shares under each owner's leases (a share leased by
     /// several owners counts for each).
     fn usage(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;
+    /// Bytes of the shares under `owner`'s leases (its entry in
+    /// [`ShareStore::usage`], without adding up everyone else's).
+    fn used_by(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(self.usage()?.get(owner).copied().unwrap_or(0))
+    }
     /// Bytes a new share may still take: what the capacity leaves, and on
     /// disk also what the filesystem has.
     fn free(&self) -> u64;

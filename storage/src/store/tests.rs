@@ -241,7 +241,12 @@ fn leases(s: &dyn ShareStore) {
     assert!(s.expired(150).unwrap().is_empty(), "every owner's lease counts");
     assert_eq!(s.expired(201).unwrap(), vec![SI]);
     assert_eq!(s.renew(&[7; 16], "a", 100).unwrap(), 0, "nothing to lease");
+    // Both owners' leases cover the share: it counts for each.
+    let usage = s.usage().unwrap();
+    assert!(usage["a"] > 0 && usage["a"] == usage["b"], "{usage:?}");
+    assert_eq!((s.used_by("a").unwrap(), s.used_by("nobody").unwrap()), (usage["a"], 0));
     assert!(s.remove(&SI, 0).unwrap());
+    assert_eq!(s.used_by("a").unwrap(), 0, "usage goes with the share");
     assert!(s.expired(u64::MAX).unwrap().is_empty(), "leases go with the last share");
 }
 
