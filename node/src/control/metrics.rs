@@ -200,14 +200,7 @@ fn services(s: &Shared, usage: &std::collections::BTreeMap<String, u64>) -> Regi
 }
 
 pub(crate) async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let usage = match s.storage.local_store() {
-        Some(store) => {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || store.usage()).await.ok().and_then(Result::ok)
-        }
-        None => None,
-    };
-    let reg = services(&s, &usage.unwrap_or_default());
+    let reg = services(&s, &super::usage::kept_here(&s).await);
     let mut text = String::new();
     let fail = |e: std::fmt::Error| {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}"))

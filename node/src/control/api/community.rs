@@ -78,7 +78,7 @@ pub struct UsageTable {
 }
 
 /// One member in [`UsageTable`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UsageRow {
     /// The member.
     pub peer: String,
