@@ -234,7 +234,7 @@ pub(crate) enum CommunityCommand {
         /// A name for the community.
         name: String,
     },
-    /// Admins: `admin add PEER` names a member admin.
+    /// Admins: `admin add PEER` names a member admin, `admin remove PEER` removes one.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -262,6 +262,12 @@ pub(crate) enum AdminCommand {
     /// evict. A community should have three admins or more.
     Add {
         /// The member's peer id.
+        peer: String,
+    },
+    /// Remove an admin (admins only; an admin may step down): it stays a
+    /// member, and what it signs from now on is refused everywhere.
+    Remove {
+        /// The admin's peer id.
         peer: String,
     },
 }

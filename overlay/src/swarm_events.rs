@@ -127,15 +127,12 @@ impl EventLoop {
                 if message.topic.as_str() == crate::protocols::COMMUNITY_TOPIC =>
             {
                 let acceptance = match &self.cfg.community {
-                    Some(gate) => match crate::community::revoke::Revocation::decode(
-                        &message.data,
-                        gate.community(),
-                    )
-                    .and_then(|r| gate.take(r))
+                    Some(gate) => match crate::community::revoke::Revocation::decode(&message.data)
+                        .and_then(|r| gate.take(r))
                     {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
                         Err(e) => {
-                            warn!(from = %propagation_source, "rejected an eviction: {e}");
+                            warn!(from = %propagation_source, "rejected a revocation: {e}");
                             gossipsub::MessageAcceptance::Reject
                         }
                     },

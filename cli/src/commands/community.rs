@@ -18,6 +18,13 @@ pub(super) async fn run(home: &Home, command: CommunityCommand) -> Result<()> {
             println!("{peer} is now an admin (it takes its certificate at its next handshake with this node)");
             Ok(())
         }
+        CommunityCommand::Admin { command: AdminCommand::Remove { peer } } => {
+            let client = Client::for_home(home)?;
+            let peer = super::peer::resolve(&client, &peer).await?;
+            client.remove_admin(&AddAdmin { peer: peer.clone() }).await?;
+            println!("{peer} is no longer an admin; it stays a member");
+            Ok(())
+        }
         CommunityCommand::Evict { peer, reason } => {
             let client = Client::for_home(home)?;
             let peer = super::peer::resolve(&client, &peer).await?;

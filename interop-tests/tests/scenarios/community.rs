@@ -86,6 +86,19 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
     assert!(out.ok, "join through the second admin: {}", out.stderr);
     assert!(out.stdout.contains(&format!("admitted by {member_id}")), "{}", out.stdout);
 
+    // The founder removes it as admin again: it stays a member, and can no
+    // longer invite; the last admin cannot be removed.
+    c[0].ok(&["community", "admin", "remove", &member_id]).await;
+    c[m].wait_json(&["community", "status", "--json"], "the removal to arrive", 10, |v| {
+        v["role"] == "member"
+    })
+    .await;
+    c[m].fails_with(&["invite"], "not an admin").await;
+    let founder = c[0].peer_id().to_string();
+    c[0].fails_with(&["community", "admin", "remove", &founder], "last admin").await;
+    let st = c[0].json(&["community", "status", "--json"]).await;
+    assert_eq!(st["admins"], serde_json::json!([founder]), "{st}");
+
     // A stranger (an open node given the admin's address) is dropped and
     // learns nothing; members never list it.
     let s = c.add().await;

@@ -190,6 +190,12 @@ impl Client {
             .map(|_| ())
     }
 
+    /// `POST /v1/community/admins/remove`.
+    pub async fn remove_admin(&self, req: &super::api::AddAdmin) -> Result<(), ClientError> {
+        let url = self.url("/v1/community/admins/remove");
+        self.send::<()>(self.http.post(url).json(req)).await.map(|_| ())
+    }
+
     /// `POST /v1/community/evict`.
     pub async fn evict(&self, req: &super::api::Evict) -> Result<(), ClientError> {
         self.send::<()>(self.http.post(self.url("/v1/community/evict")).json(req)).await.map(|_| ())

@@ -93,6 +93,7 @@ fn private<'a>(s: &'a Shared, what: &str) -> Result<&'a Gate, ApiError> {
 fn refused(e: Refusal) -> ApiError {
     let status = match e {
         Refusal::Invite(_) | Refusal::SelfEviction | Refusal::Cert(_) => StatusCode::FORBIDDEN,
+        Refusal::NotAnAdmin(_) | Refusal::LastAdmin => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError(status, e.to_string())
@@ -108,6 +109,19 @@ pub(super) async fn evict(
         return Err(ApiError(StatusCode::CONFLICT, format!("{peer} was evicted already")));
     }
     let r = gate.evict(peer, &req.reason).map_err(refused)?;
+    s.overlay.gossip_revocation(&r).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes an admin: it stays a member; every member learns it by gossip
+/// (or at its next handshake).
+pub(super) async fn remove_admin(
+    State(s): State<Shared>,
+    Json(req): Json<AddAdmin>,
+) -> Result<StatusCode, ApiError> {
+    let gate = private(&s, "it has no admins")?;
+    let peer = parse_peer(&req.peer)?;
+    let r = gate.remove_admin(peer).map_err(refused)?;
     s.overlay.gossip_revocation(&r).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -27,6 +27,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/community/invites", post(super::community_gate::invite))
         .route("/v1/community/evict", post(super::community_gate::evict))
         .route("/v1/community/admins", post(super::community_gate::add_admin))
+        .route("/v1/community/admins/remove", post(super::community_gate::remove_admin))
         .route("/v1/usage", get(super::usage::usage))
         .route("/metrics", get(super::metrics::metrics))
         .route("/", get(super::ui::index))

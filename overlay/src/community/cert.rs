@@ -106,6 +106,35 @@ pub enum CertError {
     /// The member was evicted.
     #[error("{0} was evicted from the community")]
     Revoked(PeerId),
+    /// Signed by an admin after it was removed as admin (the admin).
+    #[error("a certificate is signed by {0} after it stopped being an admin")]
+    RemovedAdmin(PeerId),
+}
+
+/// Where a peer stands, as the evictions and admin removals a node knows
+/// of say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing against it.
+    Good,
+    /// Evicted: nothing it holds or signed counts.
+    Evicted,
+    /// Removed as admin at this time (Unix seconds): its admin certificates
+    /// issued until then make it a member, and what it signed after then
+    /// does not count. An admin certificate issued later (it was named
+    /// again) is not affected.
+    AdminUntil(u64),
+}
+
+impl Standing {
+    /// Whether an admin certificate issued at `issued` still lets its
+    /// holder sign at `signed`.
+    fn admin_at(self, issued: u64, signed: u64) -> bool {
+        match self {
+            Standing::AdminUntil(t) => issued > t || signed <= t,
+            _ => true,
+        }
+    }
 }
 
 impl Cert {
@@ -172,13 +201,14 @@ impl Cert {
 }
 
 /// Checks that `chain` proves `peer` belongs to `community` at `now`, with
-/// nobody on it `revoked`; returns `peer`'s role.
+/// nobody on it evicted and no certificate signed by an admin after its
+/// removal, as `standing` says; returns `peer`'s role.
 pub fn verify(
     chain: &[Cert],
     community: PeerId,
     peer: PeerId,
     now: u64,
-    revoked: impl Fn(&PeerId) -> bool,
+    standing: impl Fn(&PeerId) -> Standing,
 ) -> Result<Role, CertError> {
     let leaf = chain.first().ok_or(CertError::Empty)?;
     if chain.len() > MAX_CHAIN {
@@ -188,7 +218,7 @@ pub fn verify(
         return Err(CertError::OtherPeer(leaf.member));
     }
     for (i, cert) in chain.iter().enumerate() {
-        if revoked(&cert.member) {
+        if standing(&cert.member) == Standing::Evicted {
             return Err(CertError::Revoked(cert.member));
         }
         let issuer = cert.check(community, now)?;
@@ -199,8 +229,19 @@ pub fn verify(
         if !vouched {
             return Err(CertError::NotAdmin(issuer));
         }
+        if let Some(next) = chain.get(i + 1) {
+            if !standing(&next.member).admin_at(next.issued, cert.issued) {
+                return Err(CertError::RemovedAdmin(next.member));
+            }
+        }
     }
-    Ok(leaf.role)
+    match standing(&leaf.member) {
+        // From the moment of its removal on.
+        Standing::AdminUntil(t) if leaf.role == Role::Admin && leaf.issued <= t && now >= t => {
+            Ok(Role::Member)
+        }
+        _ => Ok(leaf.role),
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +250,15 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
     const DAY: u64 = 86_400;
+
+    /// `p`'s standing when only `who` was evicted.
+    fn evicted(p: &PeerId, who: PeerId) -> Standing {
+        if *p == who {
+            Standing::Evicted
+        } else {
+            Standing::Good
+        }
+    }
 
     struct World {
         community: Keypair,
@@ -249,9 +299,9 @@ mod tests {
         let m = Keypair::generate_ed25519();
         let chain = w.member(&m, Role::Member, NOW + 30 * DAY);
         let me = m.public().to_peer_id();
-        assert_eq!(verify(&chain, w.id(), me, NOW + DAY, |_| false), Ok(Role::Member));
+        assert_eq!(verify(&chain, w.id(), me, NOW + DAY, |_| Standing::Good), Ok(Role::Member));
         let admin = w.admin.public().to_peer_id();
-        assert_eq!(verify(&w.admin_chain, w.id(), admin, NOW, |_| false), Ok(Role::Admin));
+        assert_eq!(verify(&w.admin_chain, w.id(), admin, NOW, |_| Standing::Good), Ok(Role::Admin));
         // An admin named by an admin can admit members too.
         let second = Keypair::generate_ed25519();
         let second_chain = w.member(&second, Role::Admin, NOW + 365 * DAY);
@@ -259,7 +309,7 @@ mod tests {
         let c = Cert::sign(&second, w.id(), m2.public().to_peer_id(), Role::Member, NOW, NOW + DAY);
         let chain2: Chain = std::iter::once(c).chain(second_chain).collect();
         let m2_id = m2.public().to_peer_id();
-        assert_eq!(verify(&chain2, w.id(), m2_id, NOW, |_| false), Ok(Role::Member));
+        assert_eq!(verify(&chain2, w.id(), m2_id, NOW, |_| Standing::Good), Ok(Role::Member));
     }
 
     #[test]
@@ -268,7 +318,7 @@ mod tests {
         let m = Keypair::generate_ed25519();
         let me = m.public().to_peer_id();
         let good = w.member(&m, Role::Member, NOW + 30 * DAY);
-        let ok = |c: &[Cert]| verify(c, w.id(), me, NOW + DAY, |_| false);
+        let ok = |c: &[Cert]| verify(c, w.id(), me, NOW + DAY, |_| Standing::Good);
 
         // A changed role, or expiry: the signature no longer covers it.
         let mut forged = good.clone();
@@ -298,23 +348,67 @@ mod tests {
         // A different community's key.
         let other_community = Keypair::generate_ed25519().public().to_peer_id();
         assert!(matches!(
-            verify(&good, other_community, me, NOW, |_| false),
+            verify(&good, other_community, me, NOW, |_| Standing::Good),
             Err(CertError::OtherCommunity(_))
         ));
         // Expired, dated in the future, revoked (the member, or its admin).
         assert!(matches!(
-            verify(&good, w.id(), me, NOW + 31 * DAY, |_| false),
+            verify(&good, w.id(), me, NOW + 31 * DAY, |_| Standing::Good),
             Err(CertError::Expired { .. })
         ));
         assert_eq!(
-            verify(&good, w.id(), me, NOW - CLOCK_SKEW - 1, |_| false),
+            verify(&good, w.id(), me, NOW - CLOCK_SKEW - 1, |_| Standing::Good),
             Err(CertError::Future(me))
         );
-        assert_eq!(verify(&good, w.id(), me, NOW, |p| *p == me), Err(CertError::Revoked(me)));
+        assert_eq!(verify(&good, w.id(), me, NOW, |p| evicted(p, me)), Err(CertError::Revoked(me)));
         let admin = w.admin.public().to_peer_id();
-        assert_eq!(verify(&good, w.id(), me, NOW, |p| *p == admin), Err(CertError::Revoked(admin)));
-        assert_eq!(verify(&[], w.id(), me, NOW, |_| false), Err(CertError::Empty));
+        assert_eq!(
+            verify(&good, w.id(), me, NOW, |p| evicted(p, admin)),
+            Err(CertError::Revoked(admin))
+        );
+        assert_eq!(verify(&[], w.id(), me, NOW, |_| Standing::Good), Err(CertError::Empty));
         let long: Chain = std::iter::repeat_n(good[0].clone(), MAX_CHAIN + 1).collect();
         assert_eq!(ok(&long), Err(CertError::TooLong(MAX_CHAIN + 1)));
+    }
+
+    #[test]
+    fn a_removed_admin_is_a_member_and_signs_nothing_new() {
+        let w = world();
+        let admin = w.admin.public().to_peer_id();
+        let removed_at = NOW + DAY;
+        let standing = |p: &PeerId| {
+            if *p == admin {
+                Standing::AdminUntil(removed_at)
+            } else {
+                Standing::Good
+            }
+        };
+        // Its own admin certificate now makes it a member.
+        assert_eq!(
+            verify(&w.admin_chain, w.id(), admin, NOW + 2 * DAY, standing),
+            Ok(Role::Member)
+        );
+        assert_eq!(verify(&w.admin_chain, w.id(), admin, NOW, standing), Ok(Role::Admin));
+        // What it signed before its removal stays good; after, it does not.
+        let m = Keypair::generate_ed25519();
+        let me = m.public().to_peer_id();
+        let before = w.member(&m, Role::Member, NOW + 30 * DAY);
+        assert_eq!(verify(&before, w.id(), me, NOW + 2 * DAY, standing), Ok(Role::Member));
+        let late = Cert::sign(&w.admin, w.id(), me, Role::Member, NOW + 2 * DAY, NOW + 30 * DAY);
+        let after: Chain = std::iter::once(late).chain(w.admin_chain.clone()).collect();
+        assert_eq!(
+            verify(&after, w.id(), me, NOW + 2 * DAY, standing),
+            Err(CertError::RemovedAdmin(admin))
+        );
+        // Named admin again later: a newer admin certificate counts.
+        let again = vec![Cert::sign(
+            &w.community,
+            w.id(),
+            admin,
+            Role::Admin,
+            NOW + 3 * DAY,
+            NOW + 300 * DAY,
+        )];
+        assert_eq!(verify(&again, w.id(), admin, NOW + 3 * DAY, standing), Ok(Role::Admin));
     }
 }

@@ -9,9 +9,9 @@
 //! the reason. The dialer checks the listener's chain in turn, so a member
 //! never talks to a non-member either. Frames are length-prefixed postcard.
 
-use super::cert::{self, Cert, CertError, Chain, Role};
+use super::cert::{self, Cert, CertError, Chain, Role, Standing};
 use super::invites::{Book, InviteId, InviteRefusal, Secret};
-use super::revoke::{Revocation, RevocationError};
+use super::revoke::{Action, Revocation, RevocationError};
 use super::store::{Store, StoreError};
 use crate::frame::{read_frame, write_frame};
 use futures::{AsyncWriteExt, FutureExt};
@@ -106,6 +106,13 @@ pub enum Refusal {
     /// An admin asked to evict itself.
     #[error("an admin cannot evict itself; another admin can")]
     SelfEviction,
+    /// Asked to remove as admin a peer that is not one (as far as this
+    /// node knows).
+    #[error("{0} is not an admin (as far as this node knows)")]
+    NotAnAdmin(PeerId),
+    /// Asked to remove the last admin.
+    #[error("it is the last admin this node knows of; name another admin first (`community admin add PEER`)")]
+    LastAdmin,
     /// A revocation that does not check.
     #[error(transparent)]
     Revocation(RevocationError),
@@ -190,6 +197,8 @@ struct State {
     admins: BTreeSet<PeerId>,
     refused: u64,
     revoked: BTreeMap<PeerId, Revocation>,
+    /// Admins removed (the latest removal of each).
+    removed: BTreeMap<PeerId, Revocation>,
     /// Evicted since the overlay last looked: to disconnect.
     to_drop: Vec<PeerId>,
     /// When this node last asked an admin for a renewal (Unix seconds).
@@ -197,6 +206,40 @@ struct State {
     /// Admin chains issued to members, handed over in their next
     /// handshakes with this node until they present them.
     promotions: BTreeMap<PeerId, Chain>,
+}
+
+impl State {
+    /// Where `peer` stands.
+    fn standing(&self, peer: &PeerId) -> Standing {
+        if self.revoked.contains_key(peer) {
+            Standing::Evicted
+        } else if let Some(r) = self.removed.get(peer) {
+            Standing::AdminUntil(r.at)
+        } else {
+            Standing::Good
+        }
+    }
+
+    /// Keeps a checked revocation; `false` if it changes nothing.
+    fn record(&mut self, r: Revocation) -> bool {
+        let peer = r.peer;
+        match r.action {
+            Action::Evict if self.revoked.contains_key(&peer) => return false,
+            Action::Evict => {
+                self.to_drop.push(peer);
+                self.revoked.insert(peer, r);
+            }
+            Action::RemoveAdmin if self.removed.get(&peer).is_some_and(|o| o.at >= r.at) => {
+                return false
+            }
+            Action::RemoveAdmin => {
+                self.removed.insert(peer, r);
+            }
+        }
+        self.admins.remove(&peer);
+        self.promotions.remove(&peer);
+        true
+    }
 }
 
 /// The admission gate of a node in a private community.
@@ -254,6 +297,7 @@ impl Gate {
                 admins: BTreeSet::new(),
                 refused: 0,
                 revoked: BTreeMap::new(),
+                removed: BTreeMap::new(),
                 to_drop: Vec::new(),
                 renew_asked: None,
                 promotions: BTreeMap::new(),
@@ -274,11 +318,9 @@ impl Gate {
         gate.name = info.name;
         {
             let mut st = gate.state.lock().expect("gate lock");
-            st.revoked = revoked
-                .into_iter()
-                .filter(|r| r.check(info.id).is_ok())
-                .map(|r| (r.peer, r))
-                .collect();
+            for r in revoked.into_iter().filter(|r| r.check(info.id, |_| Standing::Good).is_ok()) {
+                st.record(r);
+            }
         }
         Ok(Some(gate))
     }
@@ -309,47 +351,77 @@ impl Gate {
     }
 
     fn verify(&self, chain: &[Cert], peer: PeerId, now: u64) -> Result<Role, CertError> {
-        let revoked: BTreeSet<PeerId> =
-            self.state.lock().expect("gate lock").revoked.keys().copied().collect();
-        cert::verify(chain, self.community, peer, now, |p| revoked.contains(p))
+        let st = self.state.lock().expect("gate lock");
+        cert::verify(chain, self.community, peer, now, |p| st.standing(p))
     }
 
-    /// The evictions this node knows of.
+    /// The evictions and admin removals this node knows of.
     pub fn revocations(&self) -> Vec<Revocation> {
-        self.state.lock().expect("gate lock").revoked.values().cloned().collect()
+        let st = self.state.lock().expect("gate lock");
+        st.revoked.values().chain(st.removed.values()).cloned().collect()
     }
 
     /// Takes a revocation (gossiped, or from a handshake); `true` if it is
-    /// new here. A new one is saved, and its member is to be disconnected.
+    /// new here. A new one is saved; an evicted member is to be
+    /// disconnected, a removed admin is a member from then on.
     pub fn take(&self, r: Revocation) -> Result<bool, RevocationError> {
-        r.check(self.community)?;
         let mut st = self.state.lock().expect("gate lock");
-        if st.revoked.contains_key(&r.peer) {
+        r.check(self.community, |p| st.standing(p))?;
+        let (peer, action) = (r.peer, r.action);
+        let what = match action {
+            Action::Evict => "evicted",
+            Action::RemoveAdmin => "removed as admin",
+        };
+        let reason = r.reason.clone();
+        if !st.record(r) {
             return Ok(false);
         }
-        tracing::warn!(target: "cloudy::_events::community", peer = %r.peer, by = ?r.issuer(), "evicted: {}", r.reason);
-        st.to_drop.push(r.peer);
-        st.revoked.insert(r.peer, r);
+        tracing::warn!(target: "cloudy::_events::community", %peer, "{what}: {reason}");
         if let Some(store) = &self.store {
-            let all: Vec<Revocation> = st.revoked.values().cloned().collect();
+            let all: Vec<Revocation> =
+                st.revoked.values().chain(st.removed.values()).cloned().collect();
             if let Err(e) = store.set_revoked(&all) {
                 tracing::warn!("cannot save the revocations: {e}");
             }
         }
         drop(st);
-        self.evicted.send_modify(|n| *n += 1);
+        if action == Action::Evict {
+            self.evicted.send_modify(|n| *n += 1);
+        }
         Ok(true)
     }
 
     /// Evicts `peer` (admins only): the revocation to gossip.
     pub fn evict(&self, peer: PeerId, reason: &str) -> Result<Revocation, Refusal> {
-        if self.role() != Ok(Role::Admin) {
-            return Err(InviteRefusal::NotAdmin.into());
-        }
         if peer == self.me {
             return Err(Refusal::SelfEviction);
         }
-        let r = Revocation::sign(&self.key, self.chain(), self.community, peer, now_secs(), reason);
+        self.revoke(Action::Evict, peer, reason)
+    }
+
+    /// Removes `peer` as admin (admins only; an admin may step down): it
+    /// stays a member, and what it signs from now on does not count. The
+    /// last admin this node knows of cannot be removed.
+    pub fn remove_admin(&self, peer: PeerId) -> Result<Revocation, Refusal> {
+        {
+            let st = self.state.lock().expect("gate lock");
+            if !st.admins.contains(&peer) {
+                return Err(Refusal::NotAnAdmin(peer));
+            }
+            if st.admins.len() < 2 {
+                return Err(Refusal::LastAdmin);
+            }
+        }
+        self.revoke(Action::RemoveAdmin, peer, "")
+    }
+
+    /// Signs, takes and returns a revocation (admins only).
+    fn revoke(&self, action: Action, peer: PeerId, reason: &str) -> Result<Revocation, Refusal> {
+        if self.role() != Ok(Role::Admin) {
+            return Err(InviteRefusal::NotAdmin.into());
+        }
+        let (key, chain, at) = (&self.key, self.chain(), now_secs());
+        let r = Revocation::sign(key, chain, self.community, action, peer, at, reason);
         self.take(r.clone()).map_err(Refusal::Revocation)?;
         Ok(r)
     }
@@ -363,7 +435,11 @@ impl Gate {
         let leaf = st.chain.first()?;
         let half_gone = leaf.expires.saturating_sub(now) < MEMBER_LIFETIME / 2;
         let asked_lately = st.renew_asked.is_some_and(|t| now < t + RENEW_EVERY.as_secs());
-        if !half_gone || asked_lately || leaf.role != Role::Member {
+        // An admin's own certificate is renewed by the admins it meets;
+        // a removed admin's is a member's.
+        let member = cert::verify(&st.chain, self.community, self.me, now, |p| st.standing(p))
+            == Ok(Role::Member);
+        if !half_gone || asked_lately || !member {
             return None;
         }
         st.renew_asked = Some(now);
@@ -455,7 +531,17 @@ impl Gate {
 
     fn note_admins(&self, chain: &[Cert]) {
         let mut st = self.state.lock().expect("gate lock");
-        st.admins.extend(chain.iter().filter(|c| c.role == Role::Admin).map(|c| c.member));
+        let admins: Vec<PeerId> = chain
+            .iter()
+            .filter(|c| c.role == Role::Admin)
+            .filter(|c| match st.standing(&c.member) {
+                Standing::Good => true,
+                Standing::Evicted => false,
+                Standing::AdminUntil(t) => c.issued > t,
+            })
+            .map(|c| c.member)
+            .collect();
+        st.admins.extend(admins);
     }
 
     /// A chain for `peer` in `role`, signed by this node (an admin).

@@ -95,9 +95,11 @@ pub async fn join(key: &Keypair, addrs: &[Multiaddr], ticket: Ticket) -> Result<
             Answer::Welcome { chain, issued, .. } => {
                 let now = now_secs();
                 let bad = |source| JoinError::BadCertificate { peer, source };
-                cert::verify(&chain, ticket.community, peer, now, |_| false).map_err(bad)?;
+                cert::verify(&chain, ticket.community, peer, now, |_| cert::Standing::Good)
+                    .map_err(bad)?;
                 let mine = issued.unwrap_or_default();
-                cert::verify(&mine, ticket.community, me, now, |_| false).map_err(bad)?;
+                cert::verify(&mine, ticket.community, me, now, |_| cert::Standing::Good)
+                    .map_err(bad)?;
                 return Ok(mine);
             }
         }

@@ -1,9 +1,10 @@
-//! Evictions: a revocation an admin signs, naming the member evicted. It
-//! is gossiped to every member at once, carried in every admission
-//! handshake (so a member that was offline learns it when it reconnects),
-//! and kept by every member for good.
+//! Evictions and admin removals: a revocation an admin signs, naming the
+//! member evicted (or the admin removed). It is gossiped to every member at
+//! once, carried in every admission handshake (so a member that was
+//! offline learns it when it reconnects), and kept by every member for
+//! good.
 
-use super::cert::{self, Chain, Role};
+use super::cert::{self, Chain, Role, Standing};
 use libp2p::identity::{Keypair, PublicKey};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,23 @@ const DOMAIN: &[u8] = b"cloudy-p2p revocation v1";
 /// Longest reason kept.
 pub const MAX_REASON: usize = 200;
 
-/// A signed eviction.
+/// What a revocation takes away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Membership: the peer is evicted.
+    Evict,
+    /// The admin role: the peer stays a member.
+    RemoveAdmin,
+}
+
+/// A signed eviction or admin removal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
     /// The community.
     pub community: PeerId,
-    /// The member evicted.
+    /// What it takes away.
+    pub action: Action,
+    /// The member evicted (or the admin removed).
     pub peer: PeerId,
     /// When (Unix seconds).
     pub at: u64,
@@ -57,15 +69,18 @@ pub enum RevocationError {
 
 impl Revocation {
     fn body(&self) -> Vec<u8> {
-        let body = (DOMAIN, self.community, self.peer, self.at, &self.reason);
+        let body = (DOMAIN, self.community, self.action, self.peer, self.at, &self.reason);
         postcard::to_stdvec(&body).expect("a revocation body serialises")
     }
 
-    /// `admin` (with `chain`) evicts `peer` from `community`.
+    /// `admin` (with `chain`) evicts `peer` from `community` (or removes it
+    /// as admin: `action`).
+    #[allow(clippy::too_many_arguments)]
     pub fn sign(
         admin: &Keypair,
         chain: Chain,
         community: PeerId,
+        action: Action,
         peer: PeerId,
         at: u64,
         reason: &str,
@@ -74,6 +89,7 @@ impl Revocation {
         reason.truncate(MAX_REASON);
         let mut r = Revocation {
             community,
+            action,
             peer,
             at,
             reason,
@@ -86,15 +102,19 @@ impl Revocation {
     }
 
     /// Checks it: this community, signed by an admin whose chain was valid
-    /// when it signed.
-    pub fn check(&self, community: PeerId) -> Result<(), RevocationError> {
+    /// when it signed, as `standing` says.
+    pub fn check(
+        &self,
+        community: PeerId,
+        standing: impl Fn(&PeerId) -> Standing,
+    ) -> Result<(), RevocationError> {
         if self.community != community {
             return Err(RevocationError::OtherCommunity(self.community));
         }
         let key = PublicKey::try_decode_protobuf(&self.issuer_key)
             .map_err(|_| RevocationError::Forged)?;
         let admin = key.to_peer_id();
-        let role = cert::verify(&self.issuer_chain, community, admin, self.at, |_| false)?;
+        let role = cert::verify(&self.issuer_chain, community, admin, self.at, standing)?;
         if role != Role::Admin {
             return Err(RevocationError::MemberSigned);
         }
@@ -114,11 +134,9 @@ impl Revocation {
         postcard::to_stdvec(self).expect("a revocation serialises")
     }
 
-    /// From the wire, checked for `community`.
-    pub fn decode(bytes: &[u8], community: PeerId) -> Result<Revocation, RevocationError> {
-        let r: Revocation = postcard::from_bytes(bytes).map_err(|_| RevocationError::Malformed)?;
-        r.check(community)?;
-        Ok(r)
+    /// From the wire (the gate checks it).
+    pub fn decode(bytes: &[u8]) -> Result<Revocation, RevocationError> {
+        postcard::from_bytes(bytes).map_err(|_| RevocationError::Malformed)
     }
 }
 
@@ -142,15 +160,18 @@ mod tests {
             now + 1000,
         )];
         let victim = Keypair::generate_ed25519().public().to_peer_id();
-        let r = Revocation::sign(&admin, chain.clone(), cid, victim, now + 10, "spam");
-        assert_eq!(Revocation::decode(&r.encode(), cid), Ok(r.clone()));
+        let r =
+            Revocation::sign(&admin, chain.clone(), cid, Action::Evict, victim, now + 10, "spam");
+        let good = |_: &PeerId| Standing::Good;
+        assert_eq!(Revocation::decode(&r.encode()), Ok(r.clone()));
+        assert_eq!(r.check(cid, good), Ok(()));
         // Altered: another victim, or another reason.
         let mut other = r.clone();
         other.peer = Keypair::generate_ed25519().public().to_peer_id();
-        assert_eq!(other.check(cid), Err(RevocationError::Forged));
+        assert_eq!(other.check(cid, good), Err(RevocationError::Forged));
         let mut other = r.clone();
         other.reason = "nothing".into();
-        assert_eq!(other.check(cid), Err(RevocationError::Forged));
+        assert_eq!(other.check(cid, good), Err(RevocationError::Forged));
         // Signed by a member with a member's chain.
         let member = Keypair::generate_ed25519();
         let member_chain: Chain = std::iter::once(Cert::sign(
@@ -163,14 +184,29 @@ mod tests {
         ))
         .chain(chain.clone())
         .collect();
-        let by_member = Revocation::sign(&member, member_chain, cid, victim, now + 10, "x");
-        assert_eq!(by_member.check(cid), Err(RevocationError::MemberSigned));
+        let by_member =
+            Revocation::sign(&member, member_chain, cid, Action::Evict, victim, now + 10, "x");
+        assert_eq!(by_member.check(cid, good), Err(RevocationError::MemberSigned));
         // Signed by a stranger presenting the admin's chain.
         let stranger = Keypair::generate_ed25519();
-        let stolen = Revocation::sign(&stranger, chain, cid, victim, now + 10, "x");
-        assert!(matches!(stolen.check(cid), Err(RevocationError::NotAdmin(_))));
+        let stolen = Revocation::sign(&stranger, chain, cid, Action::Evict, victim, now + 10, "x");
+        assert!(matches!(stolen.check(cid, good), Err(RevocationError::NotAdmin(_))));
+        // Signed by the admin after it was itself removed as admin.
+        let admin_id = admin.public().to_peer_id();
+        let removed = |p: &PeerId| {
+            if *p == admin_id {
+                Standing::AdminUntil(now + 5)
+            } else {
+                Standing::Good
+            }
+        };
+        assert_eq!(r.check(cid, removed), Err(RevocationError::MemberSigned));
         let elsewhere = Keypair::generate_ed25519().public().to_peer_id();
-        assert!(matches!(r.check(elsewhere), Err(RevocationError::OtherCommunity(_))));
-        assert_eq!(Revocation::decode(b"garbage", cid), Err(RevocationError::Malformed));
+        assert!(matches!(r.check(elsewhere, good), Err(RevocationError::OtherCommunity(_))));
+        assert_eq!(Revocation::decode(b"garbage"), Err(RevocationError::Malformed));
+        // Turned from an admin removal into an eviction.
+        let mut other = r.clone();
+        other.action = Action::RemoveAdmin;
+        assert_eq!(other.check(cid, good), Err(RevocationError::Forged));
     }
 }

@@ -30,10 +30,11 @@ pub struct CommunityStatus {
     pub evicted: Vec<(String, String)>,
 }
 
-/// `POST /v1/community/admins`.
+/// `POST /v1/community/admins` (name an admin) and
+/// `POST /v1/community/admins/remove` (remove one).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AddAdmin {
-    /// The member to name admin.
+    /// The member to name admin, or the admin to remove.
     pub peer: String,
 }
 

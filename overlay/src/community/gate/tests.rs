@@ -35,7 +35,7 @@ fn an_invite_admits_once_and_the_issued_chain_verifies() {
     let now = now_secs();
     let hello = || Hello::Join { community: cid, invite, secret };
     let chain = w.admin.decide(newcomer, hello(), now).unwrap().expect("a chain is issued");
-    assert_eq!(verify(&chain, cid, newcomer, now, |_| false), Ok(Role::Member));
+    assert_eq!(verify(&chain, cid, newcomer, now, |_| Standing::Good), Ok(Role::Member));
     // Its chain now admits it as a member, with no renewal yet.
     let again =
         Hello::Member { community: cid, chain: chain.clone(), revoked: vec![], issued: None };
@@ -94,7 +94,7 @@ fn members_cannot_invite_strangers_are_refused_and_old_certificates_are_renewed(
         .unwrap();
     let renewed = renewed.expect("renewed");
     assert_eq!(renewed[0].expires, later + MEMBER_LIFETIME);
-    assert_eq!(verify(&renewed, cid, member, later, |_| false), Ok(Role::Member));
+    assert_eq!(verify(&renewed, cid, member, later, |_| Standing::Good), Ok(Role::Member));
     let _ = &w.community;
 }
 
@@ -182,7 +182,7 @@ fn an_admin_names_another_who_can_then_admit() {
     // Its next handshake with the admin hands the admin chain over.
     let hello = Hello::Member { community: cid, chain, revoked: vec![], issued: None };
     let issued = w.admin.decide(second, hello, now).unwrap().expect("the promotion");
-    assert_eq!(verify(&issued, cid, second, now, |_| false), Ok(Role::Admin));
+    assert_eq!(verify(&issued, cid, second, now, |_| Standing::Good), Ok(Role::Admin));
     gate.accept_issued(issued).unwrap();
     assert_eq!(gate.role(), Ok(Role::Admin));
     // Now it admits a newcomer itself.
@@ -190,9 +190,46 @@ fn an_admin_names_another_who_can_then_admit() {
     let newcomer = Keypair::generate_ed25519().public().to_peer_id();
     let join = Hello::Join { community: cid, invite, secret };
     let c = gate.decide(newcomer, join, now).unwrap().expect("a chain");
-    assert_eq!(verify(&c, cid, newcomer, now, |_| false), Ok(Role::Member));
+    assert_eq!(verify(&c, cid, newcomer, now, |_| Standing::Good), Ok(Role::Member));
     // Delivered: presenting the admin chain clears the promotion.
     let again =
         Hello::Member { community: cid, chain: gate.chain(), revoked: vec![], issued: None };
     assert!(w.admin.decide(second, again, now).unwrap().is_none());
+}
+
+#[test]
+fn a_removed_admin_stays_a_member_and_what_it_signs_later_is_refused() {
+    let w = world();
+    let cid = w.admin.community();
+    let now = now_secs();
+    let key = Keypair::generate_ed25519();
+    let second = key.public().to_peer_id();
+    let first = w.admin.me;
+    let gate =
+        Gate::new(key.clone(), cid, w.admin.issue(second, Role::Admin, now), Book::default(), None);
+    w.admin.note_admins(&gate.chain());
+    assert_eq!(gate.role(), Ok(Role::Admin));
+    // A member that is not an admin, and the last admin, cannot be removed.
+    let member = Keypair::generate_ed25519().public().to_peer_id();
+    assert!(matches!(w.admin.remove_admin(member), Err(Refusal::NotAnAdmin(_))));
+    let alone = world().admin;
+    assert!(matches!(alone.remove_admin(alone.me), Err(Refusal::LastAdmin)));
+
+    let r = w.admin.remove_admin(second).unwrap();
+    assert_eq!(w.admin.status().admins, vec![first]);
+    // The removed admin takes the removal (gossip or handshake): it is a
+    // member, cannot invite or evict, and is not evicted.
+    assert_eq!(gate.take(r.clone()), Ok(true));
+    assert_eq!(gate.take(r), Ok(false), "taken once");
+    assert_eq!(gate.role(), Ok(Role::Member));
+    assert!(gate.make_invite(1, Duration::from_secs(60)).is_err());
+    assert!(gate.evict(first, "coup").is_err());
+    let hello =
+        Hello::Member { community: cid, chain: gate.chain(), revoked: vec![], issued: None };
+    assert!(w.admin.decide(second, hello, now).is_ok(), "still admitted as a member");
+    // A certificate it signs after its removal is refused.
+    let newcomer = Keypair::generate_ed25519().public().to_peer_id();
+    let late = Cert::sign(&key, cid, newcomer, Role::Member, now + 5, now + 5 + DAY);
+    let chain: Chain = std::iter::once(late).chain(gate.chain()).collect();
+    assert_eq!(w.admin.verify(&chain, newcomer, now + 5), Err(CertError::RemovedAdmin(second)));
 }
