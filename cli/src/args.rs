@@ -233,6 +233,10 @@ pub(crate) enum CommunityCommand {
     Create {
         /// A name for the community.
         name: String,
+        /// Keep the community open instead (anyone who reaches a member may
+        /// join), as an explicit choice with a name.
+        #[arg(long)]
+        open: bool,
     },
     /// Admins: `admin add PEER` names a member admin, `admin remove PEER` removes one.
     Admin {

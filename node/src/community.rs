@@ -8,7 +8,7 @@ use crate::home::Home;
 use cloudy_overlay::community::cert::{Cert, Role};
 use cloudy_overlay::community::gate::now_secs;
 use cloudy_overlay::community::join::{join as obtain, Ticket};
-use cloudy_overlay::community::store::{Info, Store};
+use cloudy_overlay::community::store::{Info, OpenInfo, Store};
 use cloudy_overlay::{Keypair, Multiaddr, PeerId};
 
 /// How long the founder's own admin certificate lasts (it is signed by the
@@ -48,7 +48,26 @@ pub fn create(home: &Home, name: &str) -> Result<PeerId, NodeError> {
     store.set_chain(&vec![cert])?;
     // Written last: a node is in a private community once this exists.
     store.set_info(&Info { id, name: name.to_string() })?;
+    store.clear_open_info()?;
     Ok(id)
+}
+
+/// Records the explicit choice of an open community named `name`: anyone
+/// who reaches a member may join (today's behaviour, now with a name that
+/// `status` shows). Refused on a node in a private community.
+pub fn create_open(home: &Home, name: &str) -> Result<(), NodeError> {
+    home.load_identity()?;
+    let store = home.community();
+    if let Some(info) = store.info()? {
+        return Err(already(home, &info));
+    }
+    store.set_open_info(&OpenInfo { name: name.to_string() })?;
+    Ok(())
+}
+
+/// The name of the open community this node was told it is in, if any.
+pub fn open_name(home: &Home) -> Result<Option<String>, NodeError> {
+    Ok(home.community().open_info()?.map(|i| i.name))
 }
 
 /// Joins the private community of `ticket` through the admins at `addrs`;

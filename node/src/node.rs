@@ -106,6 +106,7 @@ impl Node {
             requests: Default::default(),
             conflicts: Default::default(),
             community: gate.clone(),
+            open_name: crate::community::open_name(home)?,
         });
         if let Some(gate) = &gate_for_services {
             let me = overlay.local_peer_id();

@@ -9,7 +9,7 @@ use cloudy_node::Home;
 
 pub(super) async fn run(home: &Home, command: CommunityCommand) -> Result<()> {
     match command {
-        CommunityCommand::Create { name } => create(home, &name).await,
+        CommunityCommand::Create { name, open } => create(home, &name, open).await,
         CommunityCommand::Status { json } => status(&Client::for_home(home)?, json).await,
         CommunityCommand::Admin { command: AdminCommand::Add { peer } } => {
             let client = Client::for_home(home)?;
@@ -43,13 +43,19 @@ pub(super) async fn running(home: &Home) -> bool {
     }
 }
 
-async fn create(home: &Home, name: &str) -> Result<()> {
+async fn create(home: &Home, name: &str, open: bool) -> Result<()> {
     if running(home).await {
         bail!(
             "the node of {} is running; stop it first (`cloudy-p2p --home {} stop`): the new community takes effect when it starts",
             home.root().display(),
             home.root().display()
         );
+    }
+    if open {
+        cloudy_node::community::create_open(home, name)?;
+        println!("community {name} is open: anyone who reaches a member may join");
+        println!("`cloudy-p2p community create {name}` (without --open) makes it private later");
+        return Ok(());
     }
     let id = cloudy_node::community::create(home, name)?;
     println!("created private community {name} ({id}); this node is its first admin");
@@ -64,7 +70,8 @@ async fn status(client: &Client, json: bool) -> Result<()> {
         return Ok(());
     }
     let Some(id) = &c.id else {
-        println!("community: open (anyone who reaches a member may join)");
+        let named = c.name.as_ref().map_or(String::new(), |n| format!(", {n}"));
+        println!("community: open{named} (anyone who reaches a member may join)");
         println!(
             "make it private with `cloudy-p2p community create NAME` while the node is stopped"
         );

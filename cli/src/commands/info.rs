@@ -13,9 +13,12 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<()> {
     }
     println!("peer id:  {}", s.peer_id);
     println!("zone:     {}", if s.zone.is_empty() { "-" } else { &s.zone });
+    let named = s.community_name.as_ref().map_or(String::new(), |n| format!(", {n}"));
     match &s.community {
-        Some(id) => println!("community: private ({id}); see `cloudy-p2p community status`"),
-        None => println!("community: open (anyone who reaches a member may join)"),
+        Some(id) => {
+            println!("community: private{named} ({id}); see `cloudy-p2p community status`")
+        }
+        None => println!("community: open{named} (anyone who reaches a member may join)"),
     }
     println!(
         "uptime:   {}",

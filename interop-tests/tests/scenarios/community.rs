@@ -305,3 +305,44 @@ async fn shares_on_an_evicted_member_are_repaired_onto_the_others() {
     assert_eq!(report["healthy"], true, "{report}");
     assert!(!report["shares"].to_string().contains(&ids[victim]), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_community_can_be_chosen_explicitly_and_made_private_later() {
+    let mut c = Community::start(1).await;
+    // Not while the node runs: the choice takes effect when it starts.
+    c[0].fails_with(&["community", "create", "--open", "hood"], "stop it first").await;
+    c[0].stop().await;
+    let home = c[0].home().to_path_buf();
+    let out: Out = tokio::process::Command::new(exe())
+        .arg("--home")
+        .arg(&home)
+        .args(["community", "create", "--open", "hood"])
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert!(out.ok && out.stdout.contains("community hood is open"), "{out:?}");
+    c[0].restart().await;
+    assert!(c[0].ok(&["status"]).await.contains("community: open, hood"));
+    let st = c[0].json(&["community", "status", "--json"]).await;
+    assert_eq!((st["kind"].as_str(), st["name"].as_str()), (Some("open"), Some("hood")), "{st}");
+    // An open invite needs no secret.
+    let invite = c[0].json(&["invite", "--json"]).await["invite"].as_str().unwrap().to_string();
+    assert!(invite.starts_with("cloudy-join:1:"), "{invite}");
+
+    // Made private later: the open choice is gone.
+    c[0].stop().await;
+    let out: Out = tokio::process::Command::new(exe())
+        .arg("--home")
+        .arg(&home)
+        .args(["community", "create", "hood"])
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert!(out.ok, "{out:?}");
+    c[0].restart().await;
+    let st = c[0].json(&["community", "status", "--json"]).await;
+    assert_eq!((st["kind"].as_str(), st["name"].as_str()), (Some("private"), Some("hood")), "{st}");
+    assert!(!home.join("community/open.json").exists());
+}

@@ -32,6 +32,10 @@ pub(crate) async fn status(State(s): State<Shared>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         coord: snap.local.coordinate.as_ref().map(plane),
         community: s.community.as_ref().map(|g| g.community().to_string()),
+        community_name: match &s.community {
+            Some(g) => g.name().map(str::to_string),
+            None => s.open_name.clone(),
+        },
     })
 }
 

@@ -18,7 +18,7 @@ pub(super) async fn status(State(s): State<Shared>) -> Json<CommunityStatus> {
         return Json(CommunityStatus {
             kind: "open".into(),
             id: None,
-            name: None,
+            name: s.open_name.clone(),
             role: None,
             problem: None,
             expires: None,

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub conflicts: super::ConflictCache,
     /// The admission gate of a private community; `None` in an open one.
     pub community: Option<Arc<cloudy_overlay::community::Gate>>,
+    /// The name of an open community chosen with `community create --open`.
+    pub open_name: Option<String>,
 }
 
 pub(crate) type Shared = Arc<ApiState>;

@@ -5,7 +5,9 @@
 //! - `invites.json`: the invites this node made (admins);
 //! - `revoked.json`: the evictions this node knows of;
 //! - `community.key`: the community's secret key (only on the founder's
-//!   node, mode 0600).
+//!   node, mode 0600);
+//! - `open.json`: the name of an open community, when one was chosen
+//!   explicitly (`community create --open`).
 //!
 //! Every file is written to a temporary file and renamed into place.
 
@@ -23,6 +25,13 @@ pub struct Info {
     /// The community id.
     pub id: PeerId,
     /// Its name.
+    pub name: String,
+}
+
+/// What `open.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpenInfo {
+    /// The open community's name.
     pub name: String,
 }
 
@@ -120,6 +129,27 @@ impl Store {
     /// Writes `community.json`.
     pub fn set_info(&self, info: &Info) -> Result<(), StoreError> {
         self.write_json("community.json", info)
+    }
+
+    /// `open.json`: the open community chosen explicitly, if any.
+    pub fn open_info(&self) -> Result<Option<OpenInfo>, StoreError> {
+        self.read_json("open.json")
+    }
+
+    /// Writes `open.json`.
+    pub fn set_open_info(&self, info: &OpenInfo) -> Result<(), StoreError> {
+        self.write_json("open.json", info)
+    }
+
+    /// Removes `open.json` (the community was made private).
+    pub fn clear_open_info(&self) -> Result<(), StoreError> {
+        let path = self.path("open.json");
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// This node's chain (empty until it was admitted).

@@ -42,6 +42,10 @@ pub struct Status {
     /// The private community's id; `None` in an open community.
     #[serde(default)]
     pub community: Option<String>,
+    /// The community's name: a private one's when this node made it, an
+    /// open one's when it was chosen with `community create --open`.
+    #[serde(default)]
+    pub community_name: Option<String>,
 }
 
 /// Members by state.
