@@ -88,6 +88,10 @@ try {
   await page.click('#download button')
   await page.waitForSelector('#message.error:has-text("A capability starts with cloudy:")')
   await page.waitForSelector('#maintained td.health-unchecked, #maintained td.health-healthy')
+  // Who gives and who takes: the other members now store shares for this node.
+  await page.click('#usage-refresh')
+  await page.waitForFunction(() => [...document.querySelectorAll('#usage td.there')].some((td) => /^[1-9][0-9.]* [KMG]?B$/.test(td.textContent)), null, { timeout: 20000 })
+  check(/keeps at most/.test(await page.locator('#quota').textContent()), 'the quota this node keeps per member is shown')
   await shot('05-storage')
   step(`storage: uploaded ${original.length} bytes and downloaded them back twice`)
 

@@ -55,6 +55,16 @@ async fn an_ffmpeg_channel_reaches_five_viewers_and_survives_a_killed_one() {
     let sent: u64 =
         u["members"].as_array().unwrap().iter().filter_map(|m| m["stream_sent"].as_u64()).sum();
     assert!(sent > 100_000, "the publisher's live bytes by member: {u}");
+    // The same figures are metrics.
+    let m = c[0].metrics().await;
+    let sent_metric: f64 = m
+        .lines()
+        .filter(|l| {
+            l.starts_with("cloudy_stream_member_bytes_total{") && l.contains("direction=\"sent\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(sent_metric >= sent as f64, "cloudy_stream_member_bytes_total: {sent_metric} < {sent}");
     let _ = ffmpeg.wait().await;
 }
 
@@ -180,6 +190,16 @@ async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() 
     };
     assert!(row(c[2].peer_id())["video_sent"].as_u64() >= Some(2_000_000), "{u}");
     assert!(row(c[0].peer_id())["video_received"].as_u64() >= Some(1_000_000), "{u}");
+    let line = format!(
+        "cloudy_video_member_bytes_total{{member=\"{}\",direction=\"sent\"}}",
+        c[2].peer_id()
+    );
+    let m = c[1].metrics().await;
+    let v = m
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(v >= Some(2_000_000.0), "{line}: {v:?}");
 
     // Bad ids.
     c[2].fails_with(&["stream", "play", &"ab".repeat(32)], "unknown video").await;

@@ -25,6 +25,22 @@ fn counters(reg: &mut Registry, name: &str, help: &str, label: &str, values: &[(
     reg.register(name, help, family);
 }
 
+/// A counter family with labels `member` and `direction` (`sent`,
+/// `received`) set to `values`: (member, sent, received).
+fn member_counters(reg: &mut Registry, name: &str, help: &str, values: &[(&str, u64, u64)]) {
+    let family = Family::<Vec<(String, String)>, Counter>::default();
+    for (member, sent, received) in values {
+        for (direction, n) in [("sent", sent), ("received", received)] {
+            let labels = vec![
+                ("member".to_string(), member.to_string()),
+                ("direction".to_string(), direction.to_string()),
+            ];
+            family.get_or_create(&labels).inc_by(*n);
+        }
+    }
+    reg.register(name, help, family);
+}
+
 /// A gauge family set to `values`.
 fn gauges(reg: &mut Registry, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
     let family = Family::<Vec<(String, String)>, Gauge>::default();
@@ -88,6 +104,23 @@ fn services(s: &Shared, usage: &std::collections::BTreeMap<String, u64>) -> Regi
             &[("served", t.read), ("stored", t.written)],
         );
     }
+    let media = super::usage::media_by_member(s);
+    let live: Vec<(&str, u64, u64)> =
+        media.values().map(|r| (r.peer.as_str(), r.stream_sent, r.stream_received)).collect();
+    member_counters(
+        &mut reg,
+        "stream_member_bytes",
+        "Live-channel bytes sent to and received from each member",
+        &live,
+    );
+    let video: Vec<(&str, u64, u64)> =
+        media.values().map(|r| (r.peer.as_str(), r.video_sent, r.video_received)).collect();
+    member_counters(
+        &mut reg,
+        "video_member_bytes",
+        "Video (VOD) bytes sent to and received from each member",
+        &video,
+    );
     let r = &s.requests;
     let ops = [
         ("put_ok", r.puts.load(Relaxed)),

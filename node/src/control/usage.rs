@@ -29,9 +29,28 @@ fn row<'a>(rows: &'a mut BTreeMap<String, UsageRow>, peer: &str) -> &'a mut Usag
         .or_insert_with(|| UsageRow { peer: peer.to_string(), ..UsageRow::default() })
 }
 
+/// Live-channel and video bytes sent to and received from each member, as
+/// rows of the usage table (the storage columns empty).
+pub(super) fn media_by_member(s: &Shared) -> BTreeMap<String, UsageRow> {
+    let mut rows: BTreeMap<String, UsageRow> = BTreeMap::new();
+    for channel in s.streams.list() {
+        for (peer, (sent, received)) in channel.local.map(|l| l.stats.by_peer).unwrap_or_default() {
+            let r = row(&mut rows, &peer);
+            r.stream_sent += sent;
+            r.stream_received += received;
+        }
+    }
+    for (peer, sent, received) in s.vod.by_peer() {
+        let r = row(&mut rows, &peer.to_string());
+        r.video_sent += sent;
+        r.video_received += received;
+    }
+    rows
+}
+
 pub(super) async fn usage(State(s): State<Shared>) -> Json<UsageTable> {
     let me = s.overlay.local_peer_id().to_string();
-    let mut rows: BTreeMap<String, UsageRow> = BTreeMap::new();
+    let mut rows = media_by_member(&s);
     for (owner, bytes) in kept_here(&s).await {
         if owner != me {
             row(&mut rows, &owner).stored_here = bytes;
@@ -50,18 +69,6 @@ pub(super) async fn usage(State(s): State<Shared>) -> Json<UsageTable> {
             r.stored_there = Some(bytes);
             r.quota_there = (quota != u64::MAX).then_some(quota);
         }
-    }
-    for channel in s.streams.list() {
-        for (peer, (sent, received)) in channel.local.map(|l| l.stats.by_peer).unwrap_or_default() {
-            let r = row(&mut rows, &peer);
-            r.stream_sent += sent;
-            r.stream_received += received;
-        }
-    }
-    for (peer, sent, received) in s.vod.by_peer() {
-        let r = row(&mut rows, &peer.to_string());
-        r.video_sent += sent;
-        r.video_received += received;
     }
     Json(UsageTable { quota_here, members: rows.into_values().collect() })
 }

@@ -125,6 +125,28 @@ function renderStorage (o) {
     <td>${ago(f.checked)}</td></tr>`))
 }
 
+// Contribution accounting (GET /v1/usage asks every storage server, so it
+// is loaded when the Storage panel is shown, every 15 s while it is, and on
+// Refresh; not with every overview).
+async function loadUsage () {
+  try {
+    const u = await api('GET', '/v1/usage')
+    $('#quota').textContent = u.quota_here == null
+      ? 'This node does not store shares for others.'
+      : `This node keeps at most ${bytes(u.quota_here)} of shares for each member.`
+    const opt = (n) => (n == null ? 'n/a' : bytes(n))
+    rows('#usage', u.members.map((r) => `<tr data-peer="${esc(r.peer)}">
+      <td title="${esc(r.peer)}"><code>${esc(short(r.peer))}</code></td>
+      <td>${bytes(r.stored_here)}</td><td class="there">${opt(r.stored_there)}</td>
+      <td>${r.quota_there == null ? '—' : bytes(r.quota_there)}</td>
+      <td>${bytes(r.stream_sent)} / ${bytes(r.stream_received)}</td>
+      <td>${bytes(r.video_sent)} / ${bytes(r.video_received)}</td></tr>`))
+  } catch (err) { say(err.message, true) }
+}
+setInterval(() => { if (location.hash === '#storage') loadUsage() }, 15000)
+window.addEventListener('hashchange', () => { if (location.hash === '#storage') loadUsage() })
+if (location.hash === '#storage') loadUsage()
+
 function renderSync (o) {
   const html = o.folders.map((f) => {
     const members = f.members.map((m) => `<li title="${esc(m)}"><code>${esc(short(m))}</code>${m === f.owner ? ' (owner)' : ''}: index applied up to ${f.applied?.[m] ?? 0}</li>`).join('')
@@ -193,6 +215,8 @@ document.addEventListener('click', async (e) => {
       if (!confirm(`Evict ${short(b.dataset.evict)} from the community? Every member will refuse it from now on.`)) return
       await api('POST', '/v1/community/evict', { peer: b.dataset.evict, reason: 'evicted from the dashboard' })
       say(`Evicted ${short(b.dataset.evict)}.`)
+    } else if (b.id === 'usage-refresh') {
+      await loadUsage()
     } else if (b.id === 'logout') {
       await api('POST', '/ui/logout')
       location.href = '/'
