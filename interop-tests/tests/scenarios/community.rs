@@ -7,7 +7,7 @@ use cloudy_node::Home;
 use std::path::Path;
 
 /// `cloudy-p2p --home HOME join INVITE` with local options.
-async fn join(home: &Path, invite: &str) -> Out {
+pub(crate) async fn join(home: &Path, invite: &str) -> Out {
     let out = tokio::process::Command::new(exe())
         .arg("--home")
         .arg(home)

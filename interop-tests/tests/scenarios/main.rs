@@ -6,6 +6,7 @@
 mod community;
 mod dashboard;
 mod demo;
+mod hostile;
 mod js;
 mod lossy;
 mod membership;
