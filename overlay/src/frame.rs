@@ -20,11 +20,25 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// Reads one frame of at most `max` bytes; `None` at a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(
+/// Reads one frame of at most `max` bytes from `peer`, its body within the
+/// bytes `pace` lets that peer have in flight (waiting for room, and
+/// failing with [`crate::limits::OverRate`] inside an `Other` error if
+/// there is none for long); `None` at a clean end of stream.
+pub async fn read_frame_paced<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
+    pace: Option<(&crate::limits::Pace, crate::PeerId)>,
 ) -> std::io::Result<Option<Vec<u8>>> {
+    let Some((pace, peer)) = pace else { return read_frame(r, max).await };
+    let Some(len) = read_len(r, max).await? else { return Ok(None) };
+    let _room = pace.receive(peer, len).await.map_err(Error::other)?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// Reads a frame's length; `None` at a clean end of stream.
+async fn read_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<usize>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(()) => {}
@@ -38,6 +52,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             format!("frame length {len} is out of range (1..={max})"),
         ));
     }
+    Ok(Some(len))
+}
+
+/// Reads one frame of at most `max` bytes; `None` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(len) = read_len(r, max).await? else { return Ok(None) };
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
     Ok(Some(body))

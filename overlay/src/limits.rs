@@ -47,6 +47,7 @@ pub struct PeerLimits {
     per_peer: usize,
     rate: f64,
     burst: f64,
+    strikes: usize,
     peers: HashMap<PeerId, Usage>,
 }
 
@@ -59,7 +60,7 @@ impl PeerLimits {
 
     /// At most `per_peer` at once, `rate` a second, `burst` at a time.
     pub fn with_rate(per_peer: usize, rate: f64, burst: f64) -> Self {
-        PeerLimits { per_peer, rate, burst, peers: HashMap::new() }
+        PeerLimits { per_peer, rate, burst, strikes: STRIKES, peers: HashMap::new() }
     }
 
     /// A stream of `peer` arrives at `now`.
@@ -86,7 +87,7 @@ impl PeerLimits {
             u.strikes.pop_front();
         }
         u.strikes.push_back(now);
-        if u.strikes.len() >= STRIKES {
+        if u.strikes.len() >= self.strikes {
             u.strikes.clear();
             return Verdict::Abusive;
         }
@@ -135,6 +136,131 @@ impl Banned {
     pub fn is_banned(&self, peer: &PeerId) -> bool {
         let m = self.0.lock().expect("banned lock");
         m.get(peer).is_some_and(|until| std::time::Instant::now() < *until)
+    }
+}
+
+/// A peer kept asking over its request rate (it was reported abusive), or
+/// kept more bytes in flight than it may for too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OverRate {
+    /// Requests.
+    #[error("{0} kept asking faster than this node serves one peer; cut off")]
+    Requests(PeerId),
+    /// Bytes in flight: the peer, and its budget.
+    #[error("{0} kept more than {1} bytes in flight here for {BYTES_WAIT:?}; session closed")]
+    Bytes(PeerId, usize),
+}
+
+/// Bytes of frames one peer may have in flight (being received) by
+/// default, all its sessions of one accept loop together.
+pub const BYTES_IN_FLIGHT: usize = 64 << 20;
+/// How long a frame waits for room in its peer's budget.
+pub const BYTES_WAIT: Duration = Duration::from_secs(10);
+
+/// Requests per second of each peer inside its sessions (every session of
+/// one accept loop together), for protocols whose sessions carry many
+/// requests. A request over the rate waits for the next token (the peer is
+/// throttled); a peer that keeps at it (throttled for half of a
+/// [`STRIKE_WINDOW`]) is reported abusive, and its session ends.
+#[derive(Clone, Debug)]
+pub struct Pace {
+    peers: std::sync::Arc<std::sync::Mutex<PeerLimits>>,
+    rate: f64,
+    report: Option<crate::Handle>,
+    /// Bytes in flight per peer, in KiB permits.
+    bytes: usize,
+    inflight:
+        std::sync::Arc<std::sync::Mutex<HashMap<PeerId, std::sync::Arc<tokio::sync::Semaphore>>>>,
+}
+
+impl Pace {
+    /// `rate` requests a second per peer, in bursts of `burst`. A peer
+    /// throttled for half of a [`STRIKE_WINDOW`] is abusive: the rates are
+    /// set well above any honest use.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        let mut peers = PeerLimits::with_rate(usize::MAX, rate, burst);
+        // Throttled half of a window: waits of 1/rate each.
+        let half = rate * STRIKE_WINDOW.as_secs_f64() / 2.0;
+        peers.strikes = if half.is_finite() { (half as usize).max(1) } else { usize::MAX };
+        Pace {
+            peers: std::sync::Arc::new(std::sync::Mutex::new(peers)),
+            rate,
+            report: None,
+            bytes: BYTES_IN_FLIGHT,
+            inflight: Default::default(),
+        }
+    }
+
+    /// At most `bytes` in flight per peer.
+    pub fn with_bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
+
+    /// Room for a frame of `len` bytes from `peer` (a frame larger than the
+    /// whole budget takes all of it), held until the permit is dropped;
+    /// waits up to [`BYTES_WAIT`] for the peer's other frames to finish.
+    pub async fn receive(
+        &self,
+        peer: PeerId,
+        len: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, OverRate> {
+        let kib = |b: usize| b.div_ceil(1024).clamp(1, u32::MAX as usize) as u32;
+        let budget = kib(self.bytes);
+        let sem = {
+            let mut m = self.inflight.lock().expect("pace lock");
+            if m.len() >= PRUNE_AT {
+                m.retain(|_, s| s.available_permits() < budget as usize);
+            }
+            m.entry(peer)
+                .or_insert_with(|| {
+                    std::sync::Arc::new(tokio::sync::Semaphore::new(budget as usize))
+                })
+                .clone()
+        };
+        let want = kib(len).min(budget);
+        match tokio::time::timeout(BYTES_WAIT, sem.acquire_many_owned(want)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(OverRate::Bytes(peer, self.bytes)),
+        }
+    }
+
+    /// No limit (tests, and clients' own sessions).
+    pub fn unlimited() -> Self {
+        Pace::new(f64::INFINITY, f64::INFINITY).with_bytes(usize::MAX)
+    }
+
+    /// Reports abusive peers to `overlay`.
+    pub fn reporting(mut self, overlay: crate::Handle) -> Self {
+        self.report = Some(overlay);
+        self
+    }
+
+    /// Waits until `peer` may make one more request.
+    pub async fn request(&self, peer: PeerId) -> Result<(), OverRate> {
+        loop {
+            let verdict = {
+                let mut peers = self.peers.lock().expect("pace lock");
+                let v = peers.arrive(peer, Instant::now());
+                if v == Verdict::Serve {
+                    peers.leave(&peer);
+                }
+                v
+            };
+            match verdict {
+                Verdict::Serve => return Ok(()),
+                Verdict::Refuse => {
+                    tokio::time::sleep(Duration::from_secs_f64(1.0 / self.rate)).await;
+                }
+                Verdict::Abusive => {
+                    tracing::warn!(target: "cloudy::_events::limits", %peer, "keeps asking over its request rate; disconnecting it");
+                    if let Some(h) = &self.report {
+                        h.report_abuse(peer);
+                    }
+                    return Err(OverRate::Requests(peer));
+                }
+            }
+        }
     }
 }
 
@@ -193,5 +319,30 @@ mod tests {
         }
         l.arrive(PeerId::random(), start + FORGET_AFTER + Duration::from_secs(1));
         assert_eq!(l.tracked(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_over_the_rate_wait_then_the_peer_is_cut_off() {
+        let pace = Pace::new(10.0, 5.0);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let start = Instant::now();
+        for _ in 0..5 {
+            pace.request(a).await.unwrap();
+        }
+        assert_eq!(Instant::now(), start, "a burst is served at once");
+        pace.request(a).await.unwrap();
+        assert!(Instant::now() >= start + Duration::from_millis(100), "then one per 1/rate");
+        pace.request(b).await.unwrap();
+        // Asking on and on: throttled for a window, then abusive.
+        let mut cut = None;
+        for i in 0..10_000 {
+            if pace.request(a).await.is_err() {
+                cut = Some(i);
+                break;
+            }
+        }
+        assert!(cut.is_some(), "never cut off");
+        assert!(Instant::now() < start + STRIKE_WINDOW * 3);
+        assert!(Pace::unlimited().request(a).await.is_ok());
     }
 }

@@ -104,7 +104,10 @@ pub(crate) fn spawn(
     let incoming = control
         .accept(PROBE)
         .map_err(|_| crate::Error::Transport("probe protocol registered twice".into()))?;
-    serve_streams(tasks, "probe echo", incoming, MAX_INBOUND, |_, stream| echo(stream));
+    let echoes = crate::limits::Pace::new(ECHO_RATE, ECHO_RATE * 2.0);
+    serve_streams(tasks, "probe echo", incoming, MAX_INBOUND, move |peer, stream| {
+        echo(stream, echoes.clone(), peer)
+    });
     let cancel = tasks.cancel().clone();
     let spawner = tasks.clone();
     tasks.spawn_loop("probers", async move {
@@ -226,11 +229,18 @@ enum ProbeError {
 /// Most inbound probe and link streams answered at once. A member has
 /// about `2 × (monitors + links)` of them; more are dropped.
 const MAX_INBOUND: usize = 256;
+/// Probes one peer may have echoed per second, all its streams together (a
+/// member probes a peer a few times a second at most); beyond it the peer
+/// waits, and its stream is closed if it keeps at it.
+const ECHO_RATE: f64 = 100.0;
 
 /// Echoes every 8-byte probe on one inbound probe stream.
-async fn echo(mut stream: libp2p::Stream) {
+async fn echo(mut stream: libp2p::Stream, pace: crate::limits::Pace, peer: PeerId) {
     let mut buf = [0u8; 8];
     while stream.read_exact(&mut buf).await.is_ok() {
+        if pace.request(peer).await.is_err() {
+            break;
+        }
         if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
             break;
         }

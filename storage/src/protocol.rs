@@ -86,6 +86,9 @@ pub enum ProtocolError {
     /// The peer sent something that is not a valid frame.
     #[error("malformed storage message: {0}")]
     Malformed(String),
+    /// The peer kept asking over its request rate (it was cut off).
+    #[error(transparent)]
+    OverRate(#[from] cloudy_overlay::limits::OverRate),
 }
 
 fn malformed<T>(m: impl Into<String>) -> Result<T, ProtocolError> {
@@ -271,6 +274,11 @@ impl Response {
 }
 
 fn frame_error(e: std::io::Error) -> ProtocolError {
+    if let Some(over) =
+        e.get_ref().and_then(|i| i.downcast_ref::<cloudy_overlay::limits::OverRate>())
+    {
+        return ProtocolError::OverRate(*over);
+    }
     match e.kind() {
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
             ProtocolError::Malformed(e.to_string())
@@ -290,6 +298,15 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 /// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ProtocolError> {
     cloudy_overlay::frame::read_frame(r, MAX_FRAME).await.map_err(frame_error)
+}
+
+/// Reads one frame from `peer` within the bytes its pace lets it have in
+/// flight (a server's sessions).
+pub async fn read_frame_paced<R: AsyncRead + Unpin>(
+    r: &mut R,
+    pace: Option<(&cloudy_overlay::limits::Pace, cloudy_overlay::PeerId)>,
+) -> Result<Option<Vec<u8>>, ProtocolError> {
+    cloudy_overlay::frame::read_frame_paced(r, MAX_FRAME, pace).await.map_err(frame_error)
 }
 
 #[cfg(test)]

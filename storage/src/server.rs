@@ -9,9 +9,11 @@
 //! - A malformed frame ends the session with an error the caller logs; the
 //!   store is untouched.
 
-use crate::protocol::{read_frame, write_frame, ErrorKind, ProtocolError, Request, Response};
+use crate::protocol::{read_frame_paced, write_frame, ErrorKind, ProtocolError, Request, Response};
 use crate::store::now_secs;
 use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
+use cloudy_overlay::limits::Pace;
+use cloudy_overlay::PeerId;
 use futures::{AsyncRead, AsyncWrite};
 use std::sync::Arc;
 
@@ -44,15 +46,19 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     owner: &str,
     stream: &mut S,
     quota: Option<u64>,
+    pace: Option<(&Pace, PeerId)>,
 ) -> Result<(), ProtocolError> {
-    while let Some(frame) = read_frame(stream).await? {
+    while let Some(frame) = read_frame_paced(stream, pace).await? {
+        if let Some((pace, peer)) = pace {
+            pace.request(peer).await?;
+        }
         match Request::decode(&frame)? {
             Request::Put { si, share, len } => {
                 if let Some(refused) = over_quota(&store, owner, len, quota).await? {
                     write_frame(stream, &refused.encode()).await?;
                     continue;
                 }
-                upload(store.clone(), owner, stream, si, share, len).await?
+                upload(store.clone(), owner, stream, (si, share, len), pace).await?
             }
             Request::Usage => {
                 let bytes = used_by(&store, owner).await?;
@@ -185,9 +191,8 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
     store: SharedStore,
     owner: &str,
     stream: &mut S,
-    si: crate::store::StorageIndex,
-    share: u8,
-    len: u64,
+    (si, share, len): (crate::store::StorageIndex, u8, u64),
+    pace: Option<(&Pace, PeerId)>,
 ) -> Result<(), ProtocolError> {
     let creating = store.clone();
     let mut writer = match blocking(move || creating.create(&si, share, len)).await? {
@@ -196,7 +201,7 @@ async fn upload<S: AsyncRead + AsyncWrite + Unpin>(
     };
     write_frame(stream, &Response::Ready.encode()).await?;
     loop {
-        let Some(frame) = read_frame(stream).await? else {
+        let Some(frame) = read_frame_paced(stream, pace).await? else {
             return Err(ProtocolError::Malformed("stream ended in the middle of an upload".into()));
         };
         match Request::decode(&frame)? {

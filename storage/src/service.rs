@@ -6,6 +6,7 @@ use crate::client::{META_FREE, SERVICE};
 use crate::protocol::PROTOCOL;
 use crate::server::{collect_garbage, serve, SharedStore};
 use crate::store::now_secs;
+use cloudy_overlay::limits::Pace;
 use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, StreamProtocol};
 use std::time::Duration;
@@ -33,6 +34,10 @@ const GC_EVERY: Duration = Duration::from_secs(3600);
 
 /// Storage sessions served at once; more wait for the peer to retry.
 pub const MAX_SESSIONS: usize = 128;
+/// Requests a second one peer may make in its sessions here, all together
+/// (a 256 MiB get asks a server a few hundred a second); beyond it the
+/// peer is throttled, and cut off if it keeps at it.
+pub const REQUEST_RATE: f64 = 4000.0;
 
 /// How a storage server treats its members.
 #[derive(Clone, Copy, Debug, Default)]
@@ -65,10 +70,12 @@ pub async fn start(
     // many files at once is not taken for a flood.
     let mut limits = Limits::new(MAX_SESSIONS).reporting(overlay.clone());
     limits.per_peer = MAX_SESSIONS / 2;
+    let pace = Pace::new(REQUEST_RATE, REQUEST_RATE * 2.0).reporting(overlay.clone());
     serve_streams(tasks, "storage session", incoming, limits, move |peer, mut stream| {
-        let store = served.clone();
+        let (store, pace) = (served.clone(), pace.clone());
         async move {
-            match serve(store, &peer.to_string(), &mut stream, member_quota).await {
+            let paced = Some((&pace, peer));
+            match serve(store, &peer.to_string(), &mut stream, member_quota, paced).await {
                 Ok(()) => debug!(%peer, "storage session ended"),
                 Err(e) => warn!(%peer, "storage session aborted: {e}"),
             }

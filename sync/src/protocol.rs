@@ -164,6 +164,9 @@ pub enum ProtocolError {
     /// The peer sent something that is not a valid message.
     #[error("malformed sync message: {0}")]
     Malformed(String),
+    /// The peer kept asking over its request rate (it was cut off).
+    #[error(transparent)]
+    OverRate(#[from] cloudy_overlay::limits::OverRate),
 }
 
 /// Sends one message.
@@ -175,12 +178,31 @@ pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(
     cloudy_overlay::frame::write_frame(w, &body, MAX_FRAME).await.map_err(ProtocolError::Io)
 }
 
+/// Largest request a server reads (requests name a folder and a hash), so
+/// a peer's sessions buffer little on a server.
+pub const MAX_REQUEST: usize = 4096;
+
 /// Receives one message; `None` at a clean end of stream.
 pub async fn recv<R: AsyncRead + Unpin, M: for<'de> Deserialize<'de>>(
     r: &mut R,
 ) -> Result<Option<M>, ProtocolError> {
+    recv_within(r, MAX_FRAME).await
+}
+
+/// Receives one request (at most [`MAX_REQUEST`] bytes); `None` at a clean
+/// end of stream.
+pub async fn recv_request<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<Request>, ProtocolError> {
+    recv_within(r, MAX_REQUEST).await
+}
+
+async fn recv_within<R: AsyncRead + Unpin, M: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<M>, ProtocolError> {
     let Some(frame) =
-        cloudy_overlay::frame::read_frame(r, MAX_FRAME).await.map_err(|e| match e.kind() {
+        cloudy_overlay::frame::read_frame(r, max).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => ProtocolError::Malformed(e.to_string()),
             _ => ProtocolError::Io(e),
         })?

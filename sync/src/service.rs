@@ -7,7 +7,7 @@ pub use crate::config::SyncConfig;
 use crate::folder_state::FolderState;
 use crate::folders::{parse_invite, Folder, FolderError, Folders};
 use crate::index::{Index, IndexError};
-use crate::protocol::{recv, send, Request, Response, WireFile, BATCH, PROTOCOL};
+use crate::protocol::{recv_request, send, Request, Response, WireFile, BATCH, PROTOCOL};
 pub use crate::runner::Status;
 use crate::runner::{self, Inner, Running};
 use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
@@ -85,6 +85,10 @@ pub enum SyncError {
 /// Sync sessions served at once (index subscriptions and block requests
 /// of every folder together).
 pub const MAX_SESSIONS: usize = 128;
+/// Block and list requests a second one peer may make here, all sessions
+/// together (256 MiB in 128 KiB blocks within 2 s is about a thousand a
+/// second); beyond it the peer is throttled, and cut off if it keeps at it.
+pub const REQUEST_RATE: f64 = 8000.0;
 
 /// Handle on the sync service.
 #[derive(Clone)]
@@ -145,6 +149,8 @@ impl SyncService {
             .stream_control()
             .accept(StreamProtocol::new(PROTOCOL))
             .map_err(|_| SyncError::AlreadyServing)?;
+        let pace = cloudy_overlay::limits::Pace::new(REQUEST_RATE, REQUEST_RATE * 2.0)
+            .reporting(overlay.clone());
         let inner = Arc::new(Inner {
             member: member_id(&me),
             me,
@@ -155,6 +161,7 @@ impl SyncService {
             paused: Mutex::new(HashMap::new()),
             cfg,
             tasks: tasks.clone(),
+            pace,
         });
         let sync = SyncService(inner.clone());
         for f in inner.folders.all() {
@@ -384,7 +391,7 @@ async fn serve(
     peer: PeerId,
     mut s: cloudy_overlay::Stream,
 ) -> Result<(), crate::protocol::ProtocolError> {
-    let Some(req) = recv::<_, Request>(&mut s).await? else { return Ok(()) };
+    let Some(req) = recv_request(&mut s).await? else { return Ok(()) };
     let folder = folder_of(&req).to_string();
     if let Request::Join { .. } = req {
         return send(&mut s, &join_answer(inner, &folder, &peer)).await;
@@ -401,6 +408,7 @@ async fn serve(
         first @ (Request::Block { .. } | Request::List { .. }) => {
             let mut next = Some(first);
             while let Some(req) = next {
+                inner.pace.request(peer).await?;
                 let found = match req {
                     Request::Block { hash, .. } => {
                         let b = running.read_block(&f.path, &hash).await;
@@ -414,7 +422,7 @@ async fn serve(
                     _ => None,
                 };
                 send(&mut s, &found.map_or(Response::Missing, Response::Data)).await?;
-                next = match recv::<_, Request>(&mut s).await? {
+                next = match recv_request(&mut s).await? {
                     Some(r @ (Request::Block { .. } | Request::List { .. }))
                         if folder_of(&r) == folder =>
                     {

@@ -1,8 +1,10 @@
 use super::*;
 use crate::capability::ReadCap;
 use crate::coding::{Decoder, Params};
+use crate::protocol::read_frame;
 use crate::store::LEASE_SECS;
 use crate::store::{share_len, MemStore};
+use cloudy_overlay::limits::OverRate;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 type Pipe = Compat<tokio::io::DuplexStream>;
@@ -26,7 +28,7 @@ fn session_with(
     let (client, server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move {
         let mut server = server.compat();
-        serve(store, owner, &mut server, quota).await
+        serve(store, owner, &mut server, quota, None).await
     });
     (client.compat(), task)
 }
@@ -196,4 +198,73 @@ async fn uploads_carry_a_lease_that_renew_extends_and_gc_honours() {
     assert_eq!(collect_garbage(store.as_ref(), until + 1).unwrap(), vec![(si, 0)]);
     assert!(store.list(&si).unwrap().is_empty());
     assert!(store.expired(until + 1).unwrap().is_empty(), "leases go with their shares");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_asking_over_its_rate_is_throttled_then_cut_off() {
+    let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+    let pace = Pace::new(10.0, 5.0);
+    let peer = PeerId::random();
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let (p, s) = (pace.clone(), store.clone());
+    let task = tokio::spawn(async move {
+        let mut server = server.compat();
+        serve(s, "peer-a", &mut server, None, Some((&p, peer))).await
+    });
+    let mut c = client.compat();
+    let start = tokio::time::Instant::now();
+    // The burst is answered at once; then one request per 1/rate.
+    for _ in 0..5 {
+        assert_eq!(ask(&mut c, Request::List { si: [1; 16] }).await, Response::Shares(vec![]));
+    }
+    assert!(start.elapsed() < std::time::Duration::from_millis(50));
+    assert_eq!(ask(&mut c, Request::List { si: [1; 16] }).await, Response::Shares(vec![]));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(100), "throttled");
+    // Asking on and on: the session ends with the peer named.
+    let mut answered = 6;
+    while write_frame(&mut c, &Request::List { si: [1; 16] }.encode()).await.is_ok() {
+        match read_frame(&mut c).await {
+            Ok(Some(_)) => answered += 1,
+            _ => break,
+        }
+    }
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, ProtocolError::OverRate(_)), "{err}");
+    assert!(err.to_string().contains(&peer.to_string()), "{err}");
+    assert!(answered < 200, "{answered} answered before the cut-off");
+    // Another peer is not held up.
+    let (mut other, _t) = session(store);
+    assert_eq!(ask(&mut other, Request::List { si: [1; 16] }).await, Response::Shares(vec![]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_holding_its_bytes_in_flight_waits_then_its_session_is_closed() {
+    use futures::AsyncWriteExt;
+    let store: SharedStore = Arc::new(MemStore::new(1 << 30));
+    let pace = Pace::new(1000.0, 1000.0).with_bytes(100 << 10);
+    let peer = PeerId::random();
+    let open = |pace: Pace, peer: PeerId| {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let s = store.clone();
+        let task = tokio::spawn(async move {
+            let mut server = server.compat();
+            serve(s, "peer-a", &mut server, None, Some((&pace, peer))).await
+        });
+        (client.compat(), task)
+    };
+    // Session 1 announces a 90 KiB frame and sends 10 bytes of it.
+    let (mut one, _t1) = open(pace.clone(), peer);
+    one.write_all(&(90u32 << 10).to_be_bytes()).await.unwrap();
+    one.write_all(&[0u8; 10]).await.unwrap();
+    one.flush().await.unwrap();
+    // Session 2's 50 KiB frame finds no room, waits, and is closed.
+    let (mut two, t2) = open(pace.clone(), peer);
+    two.write_all(&(50u32 << 10).to_be_bytes()).await.unwrap();
+    two.flush().await.unwrap();
+    let err = t2.await.unwrap().unwrap_err();
+    assert!(matches!(err, ProtocolError::OverRate(OverRate::Bytes(..))), "{err}");
+    assert!(err.to_string().contains("bytes in flight"), "{err}");
+    // Another peer has a budget of its own.
+    let (mut other, _t3) = open(pace, PeerId::random());
+    assert_eq!(ask(&mut other, Request::List { si: [1; 16] }).await, Response::Shares(vec![]));
 }

@@ -43,11 +43,27 @@ pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> st
     write_frame(w, &body, MAX_FRAME).await
 }
 
+/// Largest request a provider reads (a video id and a piece number).
+pub const MAX_REQUEST: usize = 256;
+
 /// Reads one message (`None` at a clean end).
 pub async fn recv<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     r: &mut R,
 ) -> std::io::Result<Option<T>> {
-    let Some(body) = read_frame(r, MAX_FRAME).await? else { return Ok(None) };
+    recv_within(r, MAX_FRAME).await
+}
+
+/// Reads one request (at most [`MAX_REQUEST`] bytes, so a peer's requests
+/// buffer little on a provider).
+pub async fn recv_request<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Req>> {
+    recv_within(r, MAX_REQUEST).await
+}
+
+async fn recv_within<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<T>> {
+    let Some(body) = read_frame(r, max).await? else { return Ok(None) };
     postcard::from_bytes(&body).map(Some).map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("garbage on the stream: {e}"))
     })

@@ -10,7 +10,7 @@
 
 use super::cache::{Cache, CacheError};
 use super::manifest::{Manifest, ManifestError, VodId};
-use super::protocol::{recv, send, Req, Resp, PROTOCOL};
+use super::protocol::{recv, recv_request, send, Req, Resp, PROTOCOL};
 use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::{AsyncWriteExt, StreamExt};
@@ -402,7 +402,7 @@ pub const MAX_REQUESTS: usize = 64;
 
 /// Answers one request of another node from the cache.
 async fn answer(vod: Vod, peer: cloudy_overlay::PeerId, mut s: cloudy_overlay::Stream) {
-    let req = match tokio::time::timeout(ASK_TIMEOUT, recv::<_, Req>(&mut s)).await {
+    let req = match tokio::time::timeout(ASK_TIMEOUT, recv_request(&mut s)).await {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return debug!(%peer, "bad video request: {e}"),

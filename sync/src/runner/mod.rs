@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub paused: Mutex<HashMap<String, String>>,
     pub cfg: SyncConfig,
     pub tasks: Tasks,
+    /// Each peer's requests per second in its block sessions here.
+    pub pace: cloudy_overlay::limits::Pace,
 }
 
 /// How a folder is doing.
