@@ -32,7 +32,7 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
     assert_eq!(st["kind"], "private");
     assert_eq!(st["role"], "admin");
     let id = st["id"].as_str().unwrap().to_string();
-    assert!(c[0].ok(&["status"]).await.contains(&format!("community: private ({id})")));
+    assert!(c[0].ok(&["status"]).await.contains(&format!("community: private, hood ({id})")));
     // The dashboard's overview carries it (the page shows Invite to admins).
     let o: serde_json::Value =
         c[0].api_get("/ui/overview").send().await.unwrap().json().await.unwrap();
@@ -116,6 +116,22 @@ async fn a_private_community_admits_by_invite_and_refuses_strangers_and_forgerie
     std::fs::write(&file, vec![7u8; 100_000]).unwrap();
     let put = c[s].cli(&["put", file.to_str().unwrap()]).await;
     assert!(!put.ok, "a stranger stored a file: {}", put.stdout);
+    // Nor read the community's DHT records, nor join its folders.
+    c[0].ok(&["dht", "put", "hood-notes", "members only"]).await;
+    assert!(c[m]
+        .json(&["dht", "get", "hood-notes", "--json"])
+        .await
+        .to_string()
+        .contains("members only"));
+    let get = c[s].cli(&["dht", "get", "hood-notes"]).await;
+    assert!(!get.ok, "a stranger read a DHT record: {}", get.stdout);
+    let docs = c.dir().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let out = c[0].ok(&["sync", "add", docs.to_str().unwrap(), "--name", "docs"]).await;
+    let folder_invite = out.split_whitespace().find(|w| w.starts_with("cloudy-sync:")).unwrap();
+    let join =
+        c[s].cli(&["sync", "join", folder_invite, c.dir().join("s-docs").to_str().unwrap()]).await;
+    assert!(!join.ok, "a stranger joined a folder: {}", join.stdout);
 
     // A node that made its own certificate for this community's id (a
     // self-made community, its files edited) is refused too.
@@ -165,6 +181,13 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
     c[0].ok(&["sync", "add", folder.to_str().unwrap(), "--name", "docs", "--member", &victim])
         .await;
 
+    // m1 publishes a live channel; the admin lists it.
+    let (_publisher, _stdin, _) = cloudy_interop_tests::media::publish(&c[m1], "m1cam").await;
+    c[0].wait_json(&["stream", "list", "--json"], "m1's channel listed", 10, |v| {
+        v.to_string().contains("m1cam")
+    })
+    .await;
+
     // m2 is away while m1 is evicted.
     c[m2].stop().await;
     let t = std::time::Instant::now();
@@ -179,6 +202,11 @@ async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
         })
         .await;
     eprintln!("eviction to cut off on the admin and the evicted node: {:?}", t.elapsed());
+    // Its channel is gone from the directory.
+    c[0].wait_json(&["stream", "list", "--json"], "m1's channel gone", 5, |v| {
+        !v.to_string().contains("m1cam")
+    })
+    .await;
     // The evicted node learns why, from the refusals of its reconnections.
     c[m1]
         .wait_json(&["community", "status", "--json"], "the evicted node to know", 20, |v| {

@@ -63,10 +63,10 @@ function renderCommunity (o) {
   const c = o.community
   const admin = c.kind === 'private' && c.role === 'admin'
   $('#trust').innerHTML = c.kind === 'open'
-    ? 'Open community: anyone who reaches a member may join. <code>cloudy-p2p community create NAME</code> makes it private.'
+    ? `Open community${c.name ? ` ${esc(c.name)}` : ''}: anyone who reaches a member may join. <code>cloudy-p2p community create NAME</code> makes it private.`
     : `Private community ${esc(c.name ?? '')} <code title="${esc(c.id)}">${esc(short(c.id))}</code>: this node is ${esc(c.role ?? `not admitted (${c.problem ?? 'no certificate'})`)}` +
       (c.expires ? `, certificate valid until ${new Date(c.expires * 1000).toLocaleDateString()}` : '') +
-      `; ${c.admins.length} admin(s) seen; ${c.refused} connection(s) refused; ${c.evicted.length} evicted.`
+      `; admins: ${c.admins.map((a) => `<code title="${esc(a)}">${esc(short(a))}</code>`).join(', ') || 'none seen'}; ${c.refused} connection(s) refused; ${c.evicted.length} evicted.`
   $('#invite').hidden = !admin
   rows('#peers', o.peers.map((p) => `<tr data-peer="${esc(p.peer_id)}">
     <td title="${esc(p.peer_id)}"><code>${esc(short(p.peer_id))}</code></td>
