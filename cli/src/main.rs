@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod trim;
 
 use clap::Parser;
 
@@ -25,7 +26,8 @@ use clap::Parser;
 /// hands free heap pages back to the system (`malloc_trim`): glibc returns
 /// only the top of a heap by itself, and after a community of 100 formed,
 /// 6 of a node's 17 MB of anonymous memory were free pages kept in the
-/// middle of its heaps.
+/// middle of its heaps; and drops its code pages from its resident set
+/// (`trim.rs`).
 fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if matches!(command, args::Command::Up { .. }) {
@@ -41,19 +43,8 @@ fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> 
                 libc::mallopt(libc::M_ARENA_MAX, 2);
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
             };
-            let trim = std::thread::Builder::new().name("heap-trim".into()).spawn(|| loop {
-                std::thread::sleep(std::time::Duration::from_secs(60));
-                // SAFETY: malloc_trim only releases free pages; glibc's
-                // malloc is thread-safe.
-                #[allow(unsafe_code)]
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-            });
-            if let Err(e) = trim {
-                eprintln!("warning: cannot start the heap trimmer: {e}");
-            }
         }
+        trim::start();
     }
     b.enable_all().build()
 }
