@@ -10,6 +10,7 @@ mod hostile;
 mod js;
 mod lossy;
 mod membership;
+mod player;
 mod storage;
 mod stream;
 mod sync;

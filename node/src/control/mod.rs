@@ -9,6 +9,7 @@ mod convert;
 pub mod dht;
 mod gateway;
 pub mod metrics;
+mod player;
 mod range;
 mod sync;
 pub use sync::ConflictCache;

@@ -55,7 +55,14 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Paths served without a session: the pages decide themselves.
 pub fn is_public(path: &str) -> bool {
-    matches!(path, "/" | "/ui/login" | "/ui/app.js" | "/ui/style.css")
+    matches!(
+        path,
+        "/" | "/ui/login"
+            | "/ui/app.js"
+            | "/ui/style.css"
+            | "/ui/player.js"
+            | "/ui/vendor/mux-mp4.min.js"
+    ) || path.starts_with("/watch/")
 }
 
 /// Whether `headers` carry this node's session cookie.
@@ -66,7 +73,21 @@ pub(crate) fn logged_in(s: &Shared, headers: &HeaderMap) -> bool {
 }
 
 fn login_page(error: &str) -> Html<String> {
-    Html(LOGIN.replace("@ERROR@", error))
+    login_page_to(error, "/")
+}
+
+/// The login page, which goes on to `next` (a path of this node).
+pub(crate) fn login_page_to(error: &str, next: &str) -> Html<String> {
+    let next = next.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+    Html(LOGIN.replace("@ERROR@", error).replace("@NEXT@", &next))
+}
+
+/// Where to go after logging in: `next` if it is a path of this node.
+fn after_login(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
 }
 
 pub(crate) async fn index(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -80,18 +101,21 @@ pub(crate) async fn index(State(s): State<Shared>, headers: HeaderMap) -> Respon
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
     token: String,
+    /// Where to go then (a path of this node).
+    next: Option<String>,
 }
 
 pub(crate) async fn login(State(s): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+    let next = after_login(f.next.as_deref());
     if !super::state::constant_time_eq(f.token.trim().as_bytes(), s.token.as_bytes()) {
-        let page = login_page("That is not this node's API token.");
+        let page = login_page_to("That is not this node's API token.", next);
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let cookie = format!(
         "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000",
         session_value(&s.token)
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
 pub(crate) async fn logout() -> Response {

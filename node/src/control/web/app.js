@@ -170,12 +170,12 @@ function renderStreams (o) {
     <td title="${esc(c.publisher)}"><code>${esc(short(c.publisher))}</code></td>
     <td>${c.viewers}</td>
     <td>${c.local ? esc(`${c.local.role}, ${c.local.state}`) : '—'}</td>
-    <td><a href="/stream/${encodeURIComponent(c.id)}" target="_blank">Play</a></td></tr>`))
+    <td><a href="/watch/stream/${encodeURIComponent(c.id)}" target="_blank" class="play">Play</a> <a href="/stream/${encodeURIComponent(c.id)}" class="muted" title="MPEG-TS for VLC, mpv or ffplay">TS</a></td></tr>`))
   rows('#videos', o.videos.videos.map((v) => `<tr>
     <td title="${esc(v.id)}"><code>${esc(short(v.id))}</code></td>
     <td>${bytes(v.size)}</td>
     <td>${v.held} of ${v.pieces} pieces${v.published ? ' (published here)' : ''}</td>
-    <td><a href="/vod/${encodeURIComponent(v.id)}" target="_blank">Play</a></td></tr>`))
+    <td><a href="/watch/vod/${encodeURIComponent(v.id)}" target="_blank" class="play">Play</a> <a href="/vod/${encodeURIComponent(v.id)}" class="muted" title="MPEG-TS for VLC, mpv or ffplay">TS</a></td></tr>`))
 }
 
 // The latest overview.

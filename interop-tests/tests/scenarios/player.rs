@@ -1,0 +1,102 @@
+//! The player page in a real browser (Debian's Chromium, headless, driven
+//! by playwright-core: `interop-tests/js/player.mjs`): an ffmpeg channel
+//! published on node 0 and watched through the mesh on node 1, a channel
+//! of opaque bytes, and a video with two seeks. Prints the browser-side
+//! figures (startup, live latency, stalls, dropped frames, seek times).
+
+use cloudy_interop_tests::js::js_dir;
+use cloudy_interop_tests::media::{ffmpeg_live, publish, pump};
+use cloudy_interop_tests::Community;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/player-screenshots")
+}
+
+/// A 12 s H.264 + AAC MPEG-TS file.
+async fn film(path: &Path) {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=300", "-t", "12"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac"])
+        .args(["-f", "mpegts", "-y"])
+        .arg(path)
+        .output()
+        .await
+        .expect("ffmpeg is needed; scripts/test installs it");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_videos_play_in_the_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing: scripts/test installs it");
+    let c = Community::start(2).await;
+    c.wait_alive(1, 30).await;
+
+    // A live channel (long enough for the whole browser run), a channel of
+    // opaque bytes, and a video, all published on node 0.
+    let mut ffmpeg = ffmpeg_live(70, 500);
+    let (mut live, stdin, live_id) = publish(&c[0], "camera").await;
+    let source = tokio::spawn(pump(ffmpeg.stdout.take().unwrap(), stdin));
+    let (mut opaque, mut junk, opaque_id) = publish(&c[0], "opaque").await;
+    let noise = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut n = 0u32;
+        loop {
+            tick.tick().await;
+            let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(n | 1) >> 3) as u8).collect();
+            if junk.write_all(&bytes).await.is_err() {
+                break;
+            }
+            n += 1;
+        }
+    });
+    let file = c.dir().join("film.ts");
+    film(&file).await;
+    let vod = c[0].ok(&["stream", "vod", "publish", file.to_str().unwrap()]).await;
+    let vod = vod.trim().to_string();
+
+    // The browser watches on node 1: the channel comes through the mesh,
+    // the video from node 0.
+    let token = std::fs::read_to_string(c[1].home().join("api.token")).unwrap();
+    let cfg = serde_json::json!({
+        "url": format!("http://{}/", c[1].api()),
+        "token": token.trim(),
+        "live": live_id,
+        "opaque": opaque_id,
+        "vod": vod,
+        "out": screenshots(),
+    });
+    let run = tokio::process::Command::new("node")
+        .arg(js_dir().join("player.mjs"))
+        .arg(cfg.to_string())
+        .env("CHROMIUM", &chromium)
+        .current_dir(js_dir())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser test finished in time")
+        .expect("node");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{said}");
+    assert!(
+        out.status.success(),
+        "the browser test failed (screenshots in {}):\n{said}",
+        screenshots().display()
+    );
+    assert_eq!(said.matches("ok: ").count(), 4, "{said}");
+    let figures = said.lines().find_map(|l| l.strip_prefix("figures: ")).expect("figures");
+    let figures: serde_json::Value = serde_json::from_str(figures).unwrap();
+    assert!(figures["live_latency_p50_s"].is_number(), "a live latency was measured: {figures}");
+
+    noise.abort();
+    let _ = opaque.kill().await;
+    let _ = live.kill().await;
+    source.abort();
+    let _ = ffmpeg.kill().await;
+}
