@@ -37,6 +37,25 @@ pub async fn read_frame_paced<R: AsyncRead + Unpin>(
     Ok(Some(body))
 }
 
+/// Reads one frame of at most `max` bytes whose first bytes must arrive
+/// within `first_byte` (a `TimedOut` error if not: the sender is silent);
+/// the rest may take as long as it takes. `None` at a clean end of stream.
+pub async fn read_frame_answered<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    first_byte: std::time::Duration,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let silent = || Error::new(ErrorKind::TimedOut, format!("no answer within {first_byte:?}"));
+    let Some(len) =
+        tokio::time::timeout(first_byte, read_len(r, max)).await.map_err(|_| silent())??
+    else {
+        return Ok(None);
+    };
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
 /// Reads a frame's length; `None` at a clean end of stream.
 async fn read_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<usize>> {
     let mut len = [0u8; 4];

@@ -256,8 +256,17 @@ impl EventLoop {
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = res {
                     found.extend(providers);
                 }
-                if step.last {
+                // Two providers are enough to go on with: the query would
+                // otherwise wait out every silent peer it asked (a member
+                // that died and is not yet seen failed). The caller asks
+                // again for more when those do not do.
+                if step.last || found.len() >= ENOUGH_PROVIDERS {
                     let _ = reply.send(Ok(found));
+                    if !step.last {
+                        if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            q.finish();
+                        }
+                    }
                 } else {
                     self.pending_kad.insert(id, KadPending::Providers(found, reply));
                 }
@@ -269,6 +278,9 @@ impl EventLoop {
         }
     }
 }
+
+/// Providers a DHT query answers with before it finished.
+const ENOUGH_PROVIDERS: usize = 2;
 
 /// Why a gossip message was dropped.
 #[derive(Debug, thiserror::Error)]

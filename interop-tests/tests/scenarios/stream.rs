@@ -175,8 +175,10 @@ async fn a_video_on_demand_is_watched_with_seeking_and_outlives_its_publisher() 
 
     // The publisher dies; node 2 seeks into the film and gets it from node 1.
     c[0].kill9().await;
+    let asked = std::time::Instant::now();
     let resp = c[2].media(&format!("/vod/{id}"), Some("bytes=1000000-")).await;
     assert_eq!(resp.status(), 206);
+    eprintln!("time to first byte with the publisher just killed: {:?}", asked.elapsed());
     assert!(
         resp.bytes().await.unwrap().as_ref() == &film[1_000_000..],
         "fetched from the viewer that cached it"

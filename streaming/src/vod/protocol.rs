@@ -43,6 +43,18 @@ pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> st
     write_frame(w, &body, MAX_FRAME).await
 }
 
+/// Reads an answer whose first bytes must come within `first_byte`.
+pub async fn recv_answer<R: AsyncRead + Unpin>(
+    r: &mut R,
+    first_byte: std::time::Duration,
+) -> std::io::Result<Option<Resp>> {
+    let frame = cloudy_overlay::frame::read_frame_answered(r, MAX_FRAME, first_byte).await?;
+    let Some(body) = frame else { return Ok(None) };
+    postcard::from_bytes(&body).map(Some).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("garbage on the stream: {e}"))
+    })
+}
+
 /// Largest request a provider reads (a video id and a piece number).
 pub const MAX_REQUEST: usize = 256;
 

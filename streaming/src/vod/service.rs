@@ -10,7 +10,7 @@
 
 use super::cache::{Cache, CacheError};
 use super::manifest::{Manifest, ManifestError, VodId};
-use super::protocol::{recv, recv_request, send, Req, Resp, PROTOCOL};
+use super::protocol::{recv_answer, recv_request, send, Req, Resp, PROTOCOL};
 use cloudy_overlay::tasks::{serve_streams, Limits, Tasks};
 use cloudy_overlay::{Handle, PeerId, StreamProtocol};
 use futures::{AsyncWriteExt, StreamExt};
@@ -27,6 +27,12 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for a provider to say which pieces it holds (a slow one is simply
 /// asked later, without a map).
 pub const HAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a provider with no round-trip figure may take to start
+/// answering.
+pub const FIRST_BYTE_DEFAULT: Duration = Duration::from_secs(1);
+/// Added to eight round trips for a provider's first byte (its disk, a
+/// busy box).
+pub const FIRST_BYTE_SLACK: Duration = Duration::from_millis(300);
 /// Providers and their maps are looked up again after this long.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
@@ -269,16 +275,42 @@ impl Vod {
         self.ask_within(peer, req, ASK_TIMEOUT).await
     }
 
+    /// How long `peer` may take to start answering: a few of its round
+    /// trips (measured, else estimated), so a silent provider (one that
+    /// died and is not yet seen failed) costs a fraction of a second, not
+    /// the whole [`ASK_TIMEOUT`].
+    fn first_byte_limit(&self, peer: &PeerId) -> Duration {
+        let snap = self.0.overlay.snapshot();
+        let rtt = snap.peers.get(peer).and_then(|v| v.rtt_measured.or(v.rtt_estimated));
+        rtt.map_or(FIRST_BYTE_DEFAULT, |r| (r * 8 + FIRST_BYTE_SLACK).min(ASK_TIMEOUT))
+    }
+
     async fn ask_within(&self, peer: PeerId, req: Req, limit: Duration) -> Result<Resp, AskError> {
         let mut control = self.0.overlay.stream_control();
+        let first_byte = self.first_byte_limit(&peer).min(limit);
         let attempt = async {
-            let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await?;
-            send(&mut s, &req).await?;
-            let resp = recv::<_, Resp>(&mut s).await?.ok_or(AskError::Closed)?;
+            // Opening waits for the other side to accept the protocol: a
+            // silent provider is given as long as for its first byte.
+            let open = async {
+                let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await?;
+                send(&mut s, &req).await?;
+                Ok::<_, AskError>(s)
+            };
+            let silent = || {
+                let msg = format!("no answer within {first_byte:?}");
+                AskError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, msg))
+            };
+            let mut s = tokio::time::timeout(first_byte, open).await.map_err(|_| silent())??;
+            let resp = recv_answer(&mut s, first_byte).await?.ok_or(AskError::Closed)?;
             let _ = s.close().await;
             Ok::<_, AskError>(resp)
         };
         match tokio::time::timeout(limit, attempt).await {
+            Ok(Err(AskError::Io(e))) if e.kind() == std::io::ErrorKind::TimedOut => {
+                debug!(%peer, "silent: {e}");
+                self.0.overlay.report_failure(peer);
+                Err(AskError::Io(e))
+            }
             Ok(r) => r,
             Err(_) => {
                 self.0.overlay.report_failure(peer);
