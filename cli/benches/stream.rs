@@ -520,7 +520,12 @@ async fn vod(n: usize, secs: u64, root: &Path) {
     let size = std::fs::metadata(&film).unwrap().len();
     let rate = size as f64 / secs as f64;
     let (nodes, clients) = community(n, &dir).await;
-    let id = clients[0].publish_video(&film.display().to_string()).await.unwrap().id;
+    let req = cloudy_node::control::api::PublishVideo {
+        path: film.display().to_string(),
+        title: Some("benchmark film".into()),
+        description: None,
+    };
+    let id = clients[0].publish_video(&req).await.unwrap().id;
     // Viewers join 1 s apart; each plays 15 s, seeks to 70 %, plays 5 s.
     let mut tasks = Vec::new();
     for (i, c) in clients.iter().enumerate().skip(1) {

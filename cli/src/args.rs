@@ -362,8 +362,15 @@ pub(crate) enum VodCommand {
     /// Make a video file available to the community; prints its id
     /// (`stream play ID` or `GET /vod/ID` watch it, with seeking).
     Publish {
-        /// The file (copied into the node's cache).
+        /// The file (copied into the node's cache): MPEG-TS or MP4 (others
+        /// are published too, for VLC and mpv).
         file: PathBuf,
+        /// Its title in the community's catalogue (default: the file's name).
+        #[arg(long)]
+        title: Option<String>,
+        /// A description for the catalogue.
+        #[arg(long)]
+        description: Option<String>,
     },
     /// Videos this node holds (published or cached), and bytes served.
     List {

@@ -1,8 +1,9 @@
 //! `stream publish|play|list|status`.
 
 use crate::args::{StreamCommand, VodCommand};
+use crate::output::{short, table};
 use anyhow::{bail, Context, Result};
-use cloudy_node::control::api::{ChannelStatus, Phase};
+use cloudy_node::control::api::{ChannelStatus, Phase, PublishVideo};
 use cloudy_node::control::client::Client;
 use std::io::Write;
 use std::path::Path;
@@ -22,15 +23,18 @@ pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
             }
             play(client, &channel, &output).await
         }
-        StreamCommand::Vod { command: VodCommand::Publish { file } } => {
+        StreamCommand::Vod { command: VodCommand::Publish { file, title, description } } => {
             let abs = std::path::absolute(&file).with_context(|| format!("{}", file.display()))?;
-            let p = client.publish_video(&abs.display().to_string()).await?;
+            let req = PublishVideo { path: abs.display().to_string(), title, description };
+            let p = client.publish_video(&req).await?;
             println!("{}", p.id);
+            eprintln!("found: {}", p.found);
             eprintln!(
-                "published {} ({} bytes, {} pieces); watch with `cloudy-p2p stream play {}`",
+                "published {} ({} bytes, {} pieces); every member lists it (`cloudy-p2p stream vod list`); watch with `cloudy-p2p stream play {}` or at /watch/vod/{} in the dashboard",
                 file.display(),
                 p.size,
                 p.pieces,
+                p.id,
                 p.id
             );
             Ok(())
@@ -41,10 +45,30 @@ pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            for r in &v.videos {
+            let rows: Vec<Vec<String>> = v
+                .catalogue
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.title.clone(),
+                        r.duration_s.map_or("n/a".into(), |d| format!("{d:.1} s")),
+                        format!("{:.1} MB", r.size as f64 / 1e6),
+                        format!(
+                            "{}{}",
+                            r.format,
+                            if r.browser { "" } else { " (not in browsers)" }
+                        ),
+                        short(&r.publisher),
+                        format!("{} of {}", r.held_here, r.pieces),
+                        r.id.clone(),
+                    ]
+                })
+                .collect();
+            table(&["TITLE", "DURATION", "SIZE", "FORMAT", "PUBLISHER", "HELD HERE", "ID"], &rows);
+            for r in v.videos.iter().filter(|r| !v.catalogue.iter().any(|c| c.id == r.id)) {
                 let what = if r.published { "published here" } else { "cached" };
                 println!(
-                    "{}  {} bytes, {} of {} pieces held, {what}",
+                    "{}  {} bytes, {} of {} pieces held, {what} (not in the catalogue)",
                     r.id, r.size, r.held, r.pieces
                 );
             }

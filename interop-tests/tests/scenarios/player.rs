@@ -15,13 +15,13 @@ fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/player-screenshots")
 }
 
-/// A 12 s H.264 + AAC MPEG-TS file.
+/// A 12 s H.264 + AAC file (MPEG-TS or MP4, by `path`'s extension).
 async fn film(path: &Path) {
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=300", "-t", "12"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac"])
-        .args(["-f", "mpegts", "-y"])
+        .args(["-movflags", "+faststart", "-y"])
         .arg(path)
         .output()
         .await
@@ -56,8 +56,30 @@ async fn channels_and_videos_play_in_the_browser() {
     });
     let file = c.dir().join("film.ts");
     film(&file).await;
-    let vod = c[0].ok(&["stream", "vod", "publish", file.to_str().unwrap()]).await;
-    let vod = vod.trim().to_string();
+    let out = c[0].cli(&["stream", "vod", "publish", file.to_str().unwrap()]).await;
+    assert!(
+        out.stderr.contains("found: MPEG-TS, H.264 + AAC, 12.0 s: plays in browsers"),
+        "{out:?}"
+    );
+    let vod = out.stdout.trim().to_string();
+    let mp4 = c.dir().join("card.mp4");
+    film(&mp4).await;
+    let args = ["stream", "vod", "publish", mp4.to_str().unwrap(), "--title", "Test card"];
+    let out = c[0].cli(&args).await;
+    assert!(out.stderr.contains("found: MP4, H.264 + AAC, 12.0 s: plays in browsers"), "{out:?}");
+    let mp4 = out.stdout.trim().to_string();
+    // Every member lists both, with their titles and durations.
+    let list = c[1]
+        .wait_json(&["stream", "vod", "list", "--json"], "the catalogue on node 1", 20, |v| {
+            v["catalogue"].as_array().is_some_and(|c| c.len() == 2)
+        })
+        .await;
+    let titles: Vec<&str> =
+        list["catalogue"].as_array().unwrap().iter().filter_map(|r| r["title"].as_str()).collect();
+    assert_eq!(titles, ["Test card", "film"], "{list}");
+    assert_eq!(list["catalogue"][0]["duration_s"], 12.0, "{list}");
+    assert_eq!(list["catalogue"][0]["publisher"], c[0].peer_id(), "{list}");
+    assert!(c[1].ok(&["stream", "vod", "list"]).await.contains("Test card"));
 
     // The browser watches on node 1: the channel comes through the mesh,
     // the video from node 0.
@@ -68,6 +90,7 @@ async fn channels_and_videos_play_in_the_browser() {
         "live": live_id,
         "opaque": opaque_id,
         "vod": vod,
+        "mp4": mp4,
         "out": screenshots(),
     });
     let run = tokio::process::Command::new("node")
@@ -89,7 +112,7 @@ async fn channels_and_videos_play_in_the_browser() {
         "the browser test failed (screenshots in {}):\n{said}",
         screenshots().display()
     );
-    assert_eq!(said.matches("ok: ").count(), 4, "{said}");
+    assert_eq!(said.matches("ok: ").count(), 5, "{said}");
     let figures = said.lines().find_map(|l| l.strip_prefix("figures: ")).expect("figures");
     let figures: serde_json::Value = serde_json::from_str(figures).unwrap();
     assert!(figures["live_latency_p50_s"].is_number(), "a live latency was measured: {figures}");

@@ -491,8 +491,10 @@ impl Client {
 /// Video on demand.
 impl Client {
     /// `POST /v1/vod`.
-    pub async fn publish_video(&self, path: &str) -> Result<super::api::Published, ClientError> {
-        let req = super::api::PublishVideo { path: path.to_string() };
+    pub async fn publish_video(
+        &self,
+        req: &super::api::PublishVideo,
+    ) -> Result<super::api::Published, ClientError> {
         let resp = self.start(self.http.post(self.url("/v1/vod")).json(&req)).await?;
         self.json(resp).await
     }

@@ -2,6 +2,7 @@
 //! [`client`] the CLI uses.
 
 pub mod api;
+mod catalogue;
 pub mod client;
 mod community;
 mod community_gate;

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use cloudy_streaming::vod::manifest::VodId;
+use cloudy_streaming::vod::probe::probe;
 use cloudy_streaming::vod::service::VodError;
 use futures::StreamExt;
 
@@ -30,6 +31,7 @@ fn api_error(e: VodError) -> ApiError {
 pub(super) async fn list(State(s): State<Shared>) -> Json<Videos> {
     Json(Videos {
         videos: s.vod.list().into_iter().map(Into::into).collect(),
+        catalogue: super::catalogue::rows(&s),
         stats: s.vod.stats().into(),
     })
 }
@@ -38,8 +40,23 @@ pub(super) async fn publish(
     State(s): State<Shared>,
     Json(req): Json<PublishVideo>,
 ) -> Result<Json<Published>, ApiError> {
-    let m = s.vod.publish(std::path::Path::new(&req.path)).await.map_err(api_error)?;
-    Ok(Json(Published { id: m.id().to_string(), size: m.size, pieces: m.pieces() }))
+    let path = std::path::PathBuf::from(&req.path);
+    let m = s.vod.publish(&path).await.map_err(api_error)?;
+    let id = m.id().to_string();
+    let probed = path.clone();
+    let found = tokio::task::spawn_blocking(move || probe(&probed))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{}: {e}", path.display())))?;
+    let stem = path.file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned());
+    let title = req.title.filter(|t| !t.trim().is_empty()).unwrap_or(stem);
+    let description = req.description.unwrap_or_default();
+    let meta = super::catalogue::entry(&found, &title, &description, m.size);
+    let name = format!("{}{id}", super::api::CATALOGUE_PREFIX);
+    let failed = |e: String| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e);
+    s.overlay.announce(&name, meta.clone()).await.map_err(|e| failed(e.to_string()))?;
+    s.announcements.insert(name, meta).await.map_err(|e| failed(e.to_string()))?;
+    Ok(Json(Published { id, size: m.size, pieces: m.pieces(), found: found.describe() }))
 }
 
 pub(super) async fn get(
@@ -68,7 +85,10 @@ pub(super) async fn get(
     });
     let body = futures::stream::once(async move { Ok(first) }).chain(rest);
     let resp = super::range::headers(
-        Response::builder().header(header::CONTENT_TYPE, "video/mp2t"),
+        Response::builder().header(
+            header::CONTENT_TYPE,
+            super::catalogue::container_of(&s, &id.to_string()).content_type(),
+        ),
         start,
         end,
         size,

@@ -5,5 +5,6 @@
 pub mod cache;
 pub mod manifest;
 pub mod pick;
+pub mod probe;
 pub mod protocol;
 pub mod service;

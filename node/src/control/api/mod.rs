@@ -126,8 +126,14 @@ pub struct ServiceRow {
 /// Whether `name` is a service the node announces itself: the storage
 /// server and live channels (`stream/<id>`). People cannot announce these.
 pub fn is_internal(name: &str) -> bool {
-    name == cloudy_storage::client::SERVICE || name.starts_with("stream/")
+    name == cloudy_storage::client::SERVICE
+        || name.starts_with("stream/")
+        || name.starts_with(CATALOGUE_PREFIX)
 }
+
+/// Services named `video/ID` are the community's video catalogue: the
+/// publisher announces each video it published, with its title.
+pub const CATALOGUE_PREFIX: &str = "video/";
 
 /// `POST /v1/services`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -404,6 +410,12 @@ pub const CHANNEL_HEADER: &str = "x-cloudy-channel";
 pub struct PublishVideo {
     /// The file, as the node sees it (an absolute path).
     pub path: String,
+    /// Its title in the community's catalogue (default: the file's name).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A description.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// Answer of `POST /v1/vod`.
@@ -415,6 +427,10 @@ pub struct Published {
     pub size: u64,
     /// Pieces.
     pub pieces: u64,
+    /// What the file holds, in words (container, codecs, duration, and
+    /// where it plays).
+    #[serde(default)]
+    pub found: String,
 }
 
 /// A capability, as the CLI reads it to check it before asking the node
@@ -429,7 +445,8 @@ pub use community::{
 };
 mod streams;
 pub use streams::{
-    ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos, VodStats,
+    CatalogueRow, ChannelRow, ChannelStats, ChannelStatus, FeedSummary, Phase, VideoRow, Videos,
+    VodStats,
 };
 
 /// Whether `text` is a video id (64 hex characters) rather than a

@@ -119,6 +119,33 @@ pub struct VideoRow {
     pub published: bool,
 }
 
+/// A video of the community's catalogue (`GET /v1/vod`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CatalogueRow {
+    /// Its id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+    /// `mpegts`, `mp4` or `unknown`.
+    pub format: String,
+    /// What it holds, in words.
+    pub found: String,
+    /// Whether browsers play it (the player page).
+    pub browser: bool,
+    /// How long it plays, seconds, when known.
+    pub duration_s: Option<f64>,
+    /// Bytes.
+    pub size: u64,
+    /// The member that published it.
+    pub publisher: String,
+    /// Pieces of it held on this node.
+    pub held_here: u64,
+    /// Its pieces in all.
+    pub pieces: u64,
+}
+
 /// Video bytes moved since the node started.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct VodStats {
@@ -133,6 +160,9 @@ pub struct VodStats {
 pub struct Videos {
     /// Videos held here.
     pub videos: Vec<VideoRow>,
+    /// Every member's published videos (the community's catalogue).
+    #[serde(default)]
+    pub catalogue: Vec<CatalogueRow>,
     /// Bytes served and fetched since start.
     pub stats: VodStats,
 }

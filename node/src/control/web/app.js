@@ -171,10 +171,17 @@ function renderStreams (o) {
     <td>${c.viewers}</td>
     <td>${c.local ? esc(`${c.local.role}, ${c.local.state}`) : '—'}</td>
     <td><a href="/watch/stream/${encodeURIComponent(c.id)}" target="_blank" class="play">Play</a> <a href="/stream/${encodeURIComponent(c.id)}" class="muted" title="MPEG-TS for VLC, mpv or ffplay">TS</a></td></tr>`))
-  rows('#videos', o.videos.videos.map((v) => `<tr>
-    <td title="${esc(v.id)}"><code>${esc(short(v.id))}</code></td>
+  // The community's catalogue, then videos held here that it does not list.
+  const s = o.status
+  const listed = new Set(o.videos.catalogue.map((v) => v.id))
+  const videos = o.videos.catalogue.map((v) => ({ ...v, held: v.held_here })).concat(
+    o.videos.videos.filter((v) => !listed.has(v.id)).map((v) => ({ ...v, title: '', publisher: v.published ? s.peer_id : '' })))
+  rows('#videos', videos.map((v) => `<tr>
+    <td title="${esc(v.id)}${v.found ? `: ${esc(v.found)}` : ''}">${v.title ? esc(v.title) : `<code>${esc(short(v.id))}</code>`}${v.description ? `<br><span class="muted">${esc(v.description)}</span>` : ''}</td>
+    <td>${v.duration_s == null ? '—' : span(Math.round(v.duration_s))}</td>
     <td>${bytes(v.size)}</td>
-    <td>${v.held} of ${v.pieces} pieces${v.published ? ' (published here)' : ''}</td>
+    <td title="${esc(v.publisher)}">${v.publisher === s.peer_id ? 'this node' : v.publisher ? `<code>${esc(short(v.publisher))}</code>` : '—'}</td>
+    <td>${v.held} of ${v.pieces} pieces</td>
     <td><a href="/watch/vod/${encodeURIComponent(v.id)}" target="_blank" class="play">Play</a> <a href="/vod/${encodeURIComponent(v.id)}" class="muted" title="MPEG-TS for VLC, mpv or ffplay">TS</a></td></tr>`))
 }
 

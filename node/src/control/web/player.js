@@ -246,6 +246,37 @@ class Feed {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// A video's catalogue entry (title, format, duration), if it has one.
+async function entry () {
+  try {
+    const r = await fetch('/v1/vod')
+    return r.ok ? (await r.json()).catalogue.find((v) => v.id === id) ?? null : null
+  } catch (_) {
+    return null
+  }
+}
+
+// An MP4 video: the browser plays it from the node's URL itself, seeking
+// with HTTP ranges.
+function native () {
+  stats.codecs = 'mp4 (native)'
+  video.src = media
+  video.addEventListener('playing', () => { if (stats.state !== 'failed') stats.state = 'playing' })
+  video.play().catch(() => {})
+}
+
+async function start () {
+  if (kind === 'vod') {
+    const e = await entry()
+    if (e && e.format === 'mp4') {
+      if (!e.browser) { fail(`This video cannot play in browsers: ${e.found}.`); return }
+      native()
+      return
+    }
+  }
+  await run()
+}
+
 async function run () {
   if (!window.MediaSource || !window.muxjs) {
     fail('This browser has no Media Source Extensions: open the address below in VLC or mpv.')
@@ -358,12 +389,15 @@ async function facts () {
       if (stats.latency != null) bits.push(`${stats.latency.toFixed(1)} s behind the publisher`)
       $('#facts').textContent = bits.join(' · ')
     } else {
-      const r = await fetch('/v1/vod')
-      if (!r.ok) return
-      const v = (await r.json()).videos.find((v) => v.id === id)
-      if (!v) return
-      $('#title').textContent = v.title || `video ${id.slice(0, 8)}…`
-      $('#facts').textContent = `${(v.size / 1e6).toFixed(1)} MB · ${v.held} of ${v.pieces} pieces on this node`
+      const e = await entry()
+      if (!e) return
+      $('#title').textContent = e.title || `video ${id.slice(0, 8)}…`
+      document.title = `cloudy-p2p: ${e.title}`
+      const bits = []
+      if (e.duration_s != null) bits.push(`${e.duration_s.toFixed(1)} s`)
+      bits.push(`${(e.size / 1e6).toFixed(1)} MB`, `${e.held_here} of ${e.pieces} pieces on this node`)
+      if (e.description) bits.push(e.description)
+      $('#facts').textContent = bits.join(' · ')
     }
   } catch (_) {
     // The node is restarting: the next round tries again.
@@ -371,4 +405,4 @@ async function facts () {
 }
 facts()
 setInterval(facts, 2000)
-run()
+start()
