@@ -33,6 +33,13 @@
 //! plays 5 s more. Printed: startup (join → 2 s buffered), viewers with no
 //! stall, the seeder's upload ÷ the file, and seek time (Range request →
 //! 2 s buffered).
+//!
+//! Then browser viewers (`STREAM_BENCH_BROWSERS`, 3 by default; 0 skips):
+//! each on its own node's player page in headless Chromium
+//! (`interop-tests/js/watch.mjs`, needs `node` and that directory's
+//! packages, which `scripts/test` installs). Printed: startup (page load →
+//! first frame), live latency publisher → screen, stalls per minute, frames
+//! shown and dropped.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::client::Client;
@@ -456,6 +463,128 @@ async fn main() {
     if std::env::var_os("STREAM_BENCH_NO_VOD").is_none() {
         vod(10, secs.min(40), &root).await;
     }
+    let browsers: usize =
+        std::env::var("STREAM_BENCH_BROWSERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    if browsers > 0 {
+        in_browsers(browsers, secs, &root).await;
+    }
+}
+
+/// Seconds, or `n/a`.
+fn secs_or_na(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |x| format!("{x:.2} s"))
+}
+
+/// `n` browser viewers (headless Chromium, `interop-tests/js/watch.mjs`),
+/// each on its own node's player page, for `secs` seconds of a live
+/// channel published on node 0.
+async fn in_browsers(n: usize, secs: u64, root: &Path) {
+    println!("\n== {n} browser viewers (headless Chromium, the player page), {secs} s ==");
+    let dir = root.join("browsers");
+    let (nodes, clients) = community(n, &dir).await;
+    let film = encode(&dir, secs + 30).await;
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(&film)
+        .args(["-c", "copy", "-f", "mpegts", "-"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg");
+    let mut publish = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(nodes[0].home.root())
+        .args(["stream", "publish", "bench"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("publish");
+    let mut stdin = publish.stdin.take().unwrap();
+    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .expect("channel id");
+    let mut src = ffmpeg.stdout.take().unwrap();
+    let pump = tokio::spawn(async move { tokio::io::copy(&mut src, &mut stdin).await });
+    let viewers: Vec<Value> = nodes[1..]
+        .iter()
+        .zip(&clients[1..])
+        .map(|(p, c)| {
+            let token = std::fs::read_to_string(p.home.root().join("api.token")).unwrap();
+            let url = c.media_url("/");
+            let base = url.split('?').next().unwrap_or(&url).to_string();
+            serde_json::json!({ "url": base, "token": token.trim() })
+        })
+        .collect();
+    let cfg = serde_json::json!({ "viewers": viewers, "channel": id, "secs": secs });
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop-tests/js");
+    let out = tokio::process::Command::new("node")
+        .arg(js.join("watch.mjs"))
+        .arg(cfg.to_string())
+        .current_dir(&js)
+        .output()
+        .await;
+    pump.abort();
+    let _ = publish.kill().await;
+    let _ = ffmpeg.kill().await;
+    drop(nodes);
+    let results: Vec<Value> = match &out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        Ok(o) => {
+            println!("(the browsers failed: {})", String::from_utf8_lossy(&o.stderr).trim());
+            Vec::new()
+        }
+        Err(e) => {
+            println!("(no browser run: `node` is needed, with interop-tests/js's packages: {e})");
+            Vec::new()
+        }
+    };
+    let mut startup: Vec<f64> =
+        results.iter().filter_map(|r| r["startup_ms"].as_f64()).map(|ms| ms / 1000.0).collect();
+    let mut latency: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r["latency"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_f64())
+        .collect();
+    let stalls: f64 = results.iter().filter_map(|r| r["stalls"].as_f64()).sum();
+    let frames: f64 = results.iter().filter_map(|r| r["frames"].as_f64()).sum();
+    let dropped: f64 = results.iter().filter_map(|r| r["dropped"].as_f64()).sum();
+    let errors: Vec<String> =
+        results.iter().filter_map(|r| r["error"].as_str().map(str::to_string)).collect();
+    let some = |v: &[f64]| !v.is_empty();
+    let minutes = secs as f64 / 60.0 * results.len().max(1) as f64;
+    println!("| figure | measured | target |");
+    println!("|---|---|---|");
+    println!(
+        "| startup, page load to first frame, median / max | {} / {} ({} of {n} played) | ≤ 2 s |",
+        secs_or_na(some(&startup).then(|| pct(&mut startup, 0.5))),
+        secs_or_na(some(&startup).then(|| pct(&mut startup, 1.0))),
+        startup.len()
+    );
+    println!(
+        "| live latency, publisher to screen, p50 / max | {} / {} | ≤ 3 s |",
+        secs_or_na(some(&latency).then(|| pct(&mut latency, 0.5))),
+        secs_or_na(some(&latency).then(|| pct(&mut latency, 1.0)))
+    );
+    println!(
+        "| stalls per minute (all viewers) | {} | 0 in 60 s |",
+        if results.is_empty() { "n/a".to_string() } else { format!("{:.2}", stalls / minutes) }
+    );
+    println!(
+        "| frames shown / dropped (all viewers) | {} | - |",
+        if results.is_empty() { "n/a".to_string() } else { format!("{frames} / {dropped}") }
+    );
+    println!(
+        "| page errors | {} | none |",
+        if errors.is_empty() { "none".into() } else { errors.join("; ") }
+    );
 }
 
 /// What a paced player saw.
