@@ -76,6 +76,16 @@ try {
   figures.live_dropped_frames = last.dropped
   step(`live: ${(last.t - first.t).toFixed(1)} s played in 20 s, first frame after ${figures.live_startup_ms} ms`)
 
+  // The node restarts under the open page: the page reconnects by itself.
+  const before = await page.evaluate(() => ({ reconnects: window.player.reconnects, t: document.querySelector('video').currentTime }))
+  console.log('restart: now')
+  await page.waitForFunction((r) => window.player.reconnects > r, before.reconnects, { timeout: 30000 })
+  const restarted = Date.now()
+  await page.waitForFunction((t) => window.player.state === 'playing' && document.querySelector('video').currentTime > t + 3, before.t, { timeout: 60000 })
+  figures.back_after_restart_s = (Date.now() - restarted) / 1000
+  await shot('player-after-restart')
+  step(`the page played again ${figures.back_after_restart_s.toFixed(1)} s after its node came back`)
+
   // A channel of opaque bytes: the page says why.
   await page.goto(`${cfg.url}watch/stream/${cfg.opaque}`)
   await page.waitForSelector('#message.error:has-text("not MPEG-TS")')

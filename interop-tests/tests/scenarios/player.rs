@@ -9,7 +9,7 @@ use cloudy_interop_tests::media::{ffmpeg_live, publish, pump};
 use cloudy_interop_tests::Community;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/player-screenshots")
@@ -33,7 +33,7 @@ async fn film(path: &Path) {
 async fn channels_and_videos_play_in_the_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "{chromium} is missing: scripts/test installs it");
-    let c = Community::start(2).await;
+    let mut c = Community::start(2).await;
     c.wait_alive(1, 30).await;
 
     // A live channel (long enough for the whole browser run), a channel of
@@ -93,26 +93,51 @@ async fn channels_and_videos_play_in_the_browser() {
         "mp4": mp4,
         "out": screenshots(),
     });
-    let run = tokio::process::Command::new("node")
+    let mut run = tokio::process::Command::new("node")
         .arg(js_dir().join("player.mjs"))
         .arg(cfg.to_string())
         .env("CHROMIUM", &chromium)
         .current_dir(js_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the browser test finished in time")
+        .spawn()
         .expect("node");
-    let said =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // When the page asks, node 1 restarts on the same API port (the page's
+    // origin), as a node with a fixed `api` address does.
+    let mut lines = tokio::io::BufReader::new(run.stdout.take().unwrap()).lines();
+    let mut said = String::new();
+    let driven = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "restart: now" {
+                let api = c[1].api().to_string();
+                c[1].stop().await;
+                let config = c[1].home().join("config.toml");
+                let text = std::fs::read_to_string(&config).unwrap();
+                let fixed = text.replace("api = \"127.0.0.1:0\"", &format!("api = \"{api}\""));
+                assert_ne!(fixed, text, "the config names the API address");
+                std::fs::write(&config, fixed).unwrap();
+                c[1].restart().await;
+                assert_eq!(c[1].api(), api, "the node came back on the same API port");
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        run.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(240), driven)
+        .await
+        .expect("the browser test finished in time");
+    let mut err = String::new();
+    run.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    said.push_str(&err);
     eprintln!("{said}");
     assert!(
-        out.status.success(),
+        status.success(),
         "the browser test failed (screenshots in {}):\n{said}",
         screenshots().display()
     );
-    assert_eq!(said.matches("ok: ").count(), 5, "{said}");
+    assert_eq!(said.matches("ok: ").count(), 6, "{said}");
     let figures = said.lines().find_map(|l| l.strip_prefix("figures: ")).expect("figures");
     let figures: serde_json::Value = serde_json::from_str(figures).unwrap();
     assert!(figures["live_latency_p50_s"].is_number(), "a live latency was measured: {figures}");
