@@ -40,7 +40,7 @@ pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
             Ok(())
         }
         StreamCommand::Vod { command: VodCommand::List { json } } => {
-            let v = client.videos().await?;
+            let v = client.videos_with_holders().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -60,11 +60,16 @@ pub(super) async fn run(client: &Client, cmd: StreamCommand) -> Result<()> {
                         ),
                         short(&r.publisher),
                         format!("{} of {}", r.held_here, r.pieces),
+                        r.holders.as_ref().map_or("n/a".into(), |h| {
+                            h.iter().map(|p| short(p)).collect::<Vec<_>>().join(" ")
+                        }),
                         r.id.clone(),
                     ]
                 })
                 .collect();
-            table(&["TITLE", "DURATION", "SIZE", "FORMAT", "PUBLISHER", "HELD HERE", "ID"], &rows);
+            let head =
+                ["TITLE", "DURATION", "SIZE", "FORMAT", "PUBLISHER", "HELD HERE", "HOLDERS", "ID"];
+            table(&head, &rows);
             for r in v.videos.iter().filter(|r| !v.catalogue.iter().any(|c| c.id == r.id)) {
                 let what = if r.published { "published here" } else { "cached" };
                 println!(

@@ -142,6 +142,18 @@ async fn channels_and_videos_play_in_the_browser() {
     let figures: serde_json::Value = serde_json::from_str(figures).unwrap();
     assert!(figures["live_latency_p50_s"].is_number(), "a live latency was measured: {figures}");
 
+    // Node 1 watched both videos: it is a holder now, beside the publisher.
+    let (p0, p1) = (c[0].peer_id().to_string(), c[1].peer_id().to_string());
+    c[0].wait_json(&["stream", "vod", "list", "--json"], "both holders listed", 20, |v| {
+        v["catalogue"].as_array().is_some_and(|rows| {
+            rows.iter().all(|r| {
+                let h = r["holders"].to_string();
+                h.contains(&p0) && h.contains(&p1)
+            })
+        })
+    })
+    .await;
+
     noise.abort();
     let _ = opaque.kill().await;
     let _ = live.kill().await;

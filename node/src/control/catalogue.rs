@@ -64,6 +64,7 @@ pub(super) fn rows(s: &Shared) -> Vec<CatalogueRow> {
             publisher: p.peer.to_string(),
             held_here: held.get(id).copied().unwrap_or(0),
             pieces: 0,
+            holders: None,
         });
         let last = rows.last_mut().expect("just pushed");
         last.pieces = last.size.div_ceil(cloudy_streaming::vod::manifest::PIECE);

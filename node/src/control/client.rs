@@ -504,6 +504,11 @@ impl Client {
         self.get("/v1/vod").await
     }
 
+    /// `GET /v1/vod?holders=true`: also who holds each catalogue video.
+    pub async fn videos_with_holders(&self) -> Result<super::api::Videos, ClientError> {
+        self.get("/v1/vod?holders=true").await
+    }
+
     /// `GET /vod/{id}` into `out`; fails unless the whole video arrived.
     pub async fn get_video<W: tokio::io::AsyncWrite + Unpin>(
         &self,

@@ -175,7 +175,7 @@ async fn overview_json(s: &Shared) -> Result<String, ApiError> {
         folders: super::sync::list(st()).await.0,
         community: super::community_gate::status(st()).await.0,
         channels: super::streams::list(st()).await.0,
-        videos: super::vod::list(st()).await.0,
+        videos: super::vod::list(st(), axum::extract::Query(Default::default())).await.0,
     };
     serde_json::to_string(&o)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

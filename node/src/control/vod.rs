@@ -28,10 +28,40 @@ fn api_error(e: VodError) -> ApiError {
     ApiError(status, e.to_string())
 }
 
-pub(super) async fn list(State(s): State<Shared>) -> Json<Videos> {
+/// `GET /v1/vod` query.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct ListQuery {
+    /// Also look up who holds each catalogue video (a DHT query each).
+    #[serde(default)]
+    holders: bool,
+}
+
+/// How long the holders of one video are looked up.
+const HOLDERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub(super) async fn list(
+    State(s): State<Shared>,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Json<Videos> {
+    let mut catalogue = super::catalogue::rows(&s);
+    if query.holders {
+        let overlay = &s.overlay;
+        let lookups = catalogue.iter().map(|r| async move {
+            let id = VodId::parse(&r.id).ok()?;
+            let found = tokio::time::timeout(HOLDERS_TIMEOUT, overlay.get_providers(id.dht_key()));
+            let mut peers: Vec<String> =
+                found.await.ok()?.ok()?.into_iter().map(|p| p.to_string()).collect();
+            peers.sort();
+            Some(peers)
+        });
+        let found = futures::future::join_all(lookups).await;
+        for (row, holders) in catalogue.iter_mut().zip(found) {
+            row.holders = holders;
+        }
+    }
     Json(Videos {
         videos: s.vod.list().into_iter().map(Into::into).collect(),
-        catalogue: super::catalogue::rows(&s),
+        catalogue,
         stats: s.vod.stats().into(),
     })
 }

@@ -144,6 +144,10 @@ pub struct CatalogueRow {
     pub held_here: u64,
     /// Its pieces in all.
     pub pieces: u64,
+    /// The members that hold pieces of it (its providers in the DHT), when
+    /// asked for (`GET /v1/vod?holders=true`).
+    #[serde(default)]
+    pub holders: Option<Vec<String>>,
 }
 
 /// Video bytes moved since the node started.
