@@ -174,6 +174,48 @@ async fn encode(dir: &Path, secs: u64) -> PathBuf {
     film
 }
 
+/// `ffmpeg -re -c copy` of `film` and `stream publish bench` on the node of
+/// `home`: both processes, the channel id, the publisher's input and
+/// ffmpeg's output (the caller pumps one into the other).
+async fn source(
+    home: &Path,
+    film: &Path,
+) -> (
+    tokio::process::Child,
+    tokio::process::Child,
+    String,
+    tokio::process::ChildStdin,
+    tokio::process::ChildStdout,
+) {
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(film)
+        .args(["-c", "copy", "-f", "mpegts", "-"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg");
+    let mut publish = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(home)
+        .args(["stream", "publish", "bench"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("publish");
+    let stdin = publish.stdin.take().unwrap();
+    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .expect("channel id");
+    let src = ffmpeg.stdout.take().unwrap();
+    (ffmpeg, publish, id, stdin, src)
+}
+
 /// Starts `n + 1` nodes in `dir` and waits until node 0 sees them all alive.
 async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
     let mut nodes: Vec<NodeProcess> = Vec::new();
@@ -215,32 +257,8 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
     // the encoder's CPU does not weigh on the nodes being measured.
     let film = encode(&dir, secs).await;
-    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(&film)
-        .args(["-c", "copy", "-f", "mpegts", "-"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg");
-    let mut publish = tokio::process::Command::new(EXE)
-        .arg("--home")
-        .arg(nodes[0].home.root())
-        .args(["stream", "publish", "bench"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("publish");
-    let mut stdin = publish.stdin.take().unwrap();
-    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .expect("channel id");
-    let mut src = ffmpeg.stdout.take().unwrap();
+    let (mut ffmpeg, mut publish, id, mut stdin, mut src) =
+        source(nodes[0].home.root(), &film).await;
     let pump = tokio::spawn(async move {
         let mut total = 0u64;
         let mut buf = vec![0u8; 16 * 1024];
@@ -483,32 +501,8 @@ async fn in_browsers(n: usize, secs: u64, root: &Path) {
     let dir = root.join("browsers");
     let (nodes, clients) = community(n, &dir).await;
     let film = encode(&dir, secs + 30).await;
-    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(&film)
-        .args(["-c", "copy", "-f", "mpegts", "-"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg");
-    let mut publish = tokio::process::Command::new(EXE)
-        .arg("--home")
-        .arg(nodes[0].home.root())
-        .args(["stream", "publish", "bench"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("publish");
-    let mut stdin = publish.stdin.take().unwrap();
-    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .expect("channel id");
-    let mut src = ffmpeg.stdout.take().unwrap();
+    let (mut ffmpeg, mut publish, id, mut stdin, mut src) =
+        source(nodes[0].home.root(), &film).await;
     let pump = tokio::spawn(async move { tokio::io::copy(&mut src, &mut stdin).await });
     let viewers: Vec<Value> = nodes[1..]
         .iter()
