@@ -13,8 +13,6 @@ use crate::config::{NodeConfig, CONFIG_TEMPLATE};
 use crate::error::NodeError;
 use cloudy_overlay::Keypair;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Name of the environment variable that overrides the home directory.
@@ -268,18 +266,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 /// Writes `path` through a temporary file renamed into place, so that a
 /// failure leaves no half-written file behind.
 fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
-    let tmp = path.with_extension("partial");
-    let written = (|| {
-        let mut f =
-            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        NodeError::io(path, e)
-    })
+    cloudy_overlay::fsutil::write_whole(path, bytes, Some(mode)).map_err(|e| NodeError::io(path, e))
 }
 
 fn render_config(opts: &InitOptions) -> String {

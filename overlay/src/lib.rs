@@ -38,6 +38,7 @@ pub mod config;
 mod error;
 pub mod event_loop;
 pub mod frame;
+pub mod fsutil;
 mod handle;
 pub mod limits;
 mod local;

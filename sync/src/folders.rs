@@ -93,10 +93,8 @@ impl Folders {
             path: self.file.display().to_string(),
             reason: e.to_string(),
         };
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(list).expect("folders serialise"))
-            .map_err(|e| io(&e))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| io(&e))
+        let bytes = serde_json::to_vec_pretty(list).expect("folders serialise");
+        cloudy_overlay::fsutil::write_whole(&self.file, &bytes, None).map_err(|e| io(&e))
     }
 
     /// Every folder.

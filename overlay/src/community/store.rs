@@ -100,20 +100,7 @@ impl Store {
         let path = self.path(name);
         let io = |source| StoreError::Io { path: path.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let tmp = self.path(&format!(".{name}.partial"));
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            if private {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io)
+        crate::fsutil::write_whole(&path, bytes, private.then_some(0o600)).map_err(io)
     }
 
     fn write_json<T: Serialize>(&self, name: &str, v: &T) -> Result<(), StoreError> {
