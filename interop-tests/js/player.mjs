@@ -90,7 +90,12 @@ try {
   await page.goto(`${cfg.url}watch/stream/${cfg.opaque}`)
   await page.waitForSelector('#message.error:has-text("not MPEG-TS")')
   await shot('player-opaque')
-  step('a channel that is not MPEG-TS says so')
+  // A malformed video id: one clear line, no retrying.
+  await page.goto(`${cfg.url}watch/vod/not-a-video`)
+  await page.waitForFunction(() => window.player.state === 'failed')
+  const said = await page.textContent('#message')
+  check(/video id/i.test(said), `a malformed id is named (${said})`)
+  step('a channel that is not MPEG-TS says so, and so does a malformed video id')
 
   // A video: plays from the start, then two seeks.
   await page.goto(`${cfg.url}watch/vod/${cfg.vod}`)

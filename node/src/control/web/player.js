@@ -291,6 +291,8 @@ async function run () {
         const text = await r.text()
         let why = text
         try { why = JSON.parse(text).error ?? text } catch (_) {}
+        // A malformed id, or a video nobody has: asking again will not help.
+        if (r.status === 400 || (kind === 'vod' && r.status === 404)) { fail(why); return }
         say(`${why}; trying again…`, true)
         stats.state = 'reconnecting'
       } else {
