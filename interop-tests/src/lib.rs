@@ -24,6 +24,7 @@ pub mod js;
 pub mod media;
 mod member;
 pub mod netns;
+pub mod sim;
 mod wait;
 
 pub use community::{Community, ConfigEdit, Options};

@@ -17,6 +17,7 @@
 //! - **Leases**: each pass renews this node's lease on every share of the
 //!   files it checked, so servers that expire leases keep them.
 
+pub mod decide;
 mod list;
 
 pub use list::{Entry, Health, ListError, Maintained};
@@ -197,9 +198,10 @@ async fn upkeep_one(
         set.into_iter().collect()
     };
     let good = report.good_shares() as u8;
-    if good + tolerance >= e.cap.n {
-        let status = if good == e.cap.n { Health::Healthy } else { Health::Degraded };
-        return (Some(good), status, holders(&report));
+    match decide::decide(good, e.cap.k, e.cap.n, tolerance) {
+        decide::Decision::Healthy => return (Some(good), Health::Healthy, holders(&report)),
+        decide::Decision::Degraded => return (Some(good), Health::Degraded, holders(&report)),
+        decide::Decision::Unrecoverable | decide::Decision::Repair => {}
     }
     if !report.recoverable() {
         warn!(target: "cloudy::_events::upkeep", si = %si, good, k = e.cap.k, "file unrecoverable: too few shares left");

@@ -1,0 +1,264 @@
+//! Storage durability under Guifi-like churn, over a simulated year, with
+//! the project's own placement (`cloudy_storage::placement::plan`) and
+//! upkeep decision (`cloudy_storage::upkeep::decide::decide`). Deterministic:
+//! one seed, one result. The model and its sources are in
+//! DESIGN/simulation.md.
+
+use cloudy_overlay::PeerId;
+use cloudy_storage::placement::{plan, Server};
+use cloudy_storage::upkeep::decide::{decide, Decision};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Hours in a simulated year.
+pub const YEAR_HOURS: u32 = 365 * 24;
+
+/// One simulation's settings.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Nodes (each a member's box, and a storage server).
+    pub nodes: usize,
+    /// Files, each maintained by one member.
+    pub files: usize,
+    /// Bytes per file.
+    pub file_bytes: u64,
+    /// Shares needed.
+    pub k: u8,
+    /// Shares made.
+    pub n: u8,
+    /// Servers-of-happiness at upload.
+    pub happy: usize,
+    /// Whether the maintainers repair (upkeep), and with which tolerance.
+    pub repair: Option<u8>,
+    /// Hours between two checks of a file by its maintainer.
+    pub check_every: u32,
+    /// Share of nodes in the unreliable class.
+    pub unreliable: f64,
+    /// Mean length of a down spell, hours.
+    pub mean_down_hours: f64,
+    /// Probability that a node loses its disk in a year (replaced empty).
+    pub disk_loss_per_year: f64,
+    /// Hours simulated.
+    pub hours: u32,
+    /// Servers a maintainer considers when it places shares.
+    pub candidates: usize,
+    /// The seed.
+    pub seed: u64,
+}
+
+impl Setup {
+    /// The defaults: the node's own encoding (3-of-5, happy 4), upkeep every
+    /// hour with no tolerance, the Guifi availability mix, one year.
+    pub fn guifi(nodes: usize, seed: u64) -> Setup {
+        Setup {
+            nodes,
+            files: nodes,
+            file_bytes: 10 << 20,
+            k: 3,
+            n: 5,
+            happy: 4,
+            repair: Some(0),
+            check_every: 1,
+            unreliable: 0.4,
+            mean_down_hours: 4.0,
+            disk_loss_per_year: 0.1,
+            hours: YEAR_HOURS,
+            candidates: 32,
+            seed,
+        }
+    }
+}
+
+/// What a simulation found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Files lost for good (fewer than `k` shares left on any disk).
+    pub lost: usize,
+    /// Share of (file, hour) pairs at which the file could be read.
+    pub readable: f64,
+    /// Repairs made.
+    pub repairs: u64,
+    /// Repair traffic per node per day, bytes (downloads and uploads).
+    pub repair_bytes_per_node_day: f64,
+    /// Mean node availability drawn.
+    pub mean_availability: f64,
+}
+
+struct Node {
+    up: bool,
+    availability: f64,
+    /// Disk generation: a share stored on an earlier one is gone.
+    disk: u32,
+}
+
+struct File {
+    maintainer: usize,
+    /// Holders of each share number: (node, disk generation).
+    shares: Vec<Vec<(usize, u32)>>,
+    lost: bool,
+}
+
+fn peer_ids(n: usize, rng: &mut StdRng) -> Vec<PeerId> {
+    (0..n)
+        .map(|_| {
+            let mut bytes = [0u8; 32];
+            rng.fill(&mut bytes);
+            let key = cloudy_overlay::Keypair::ed25519_from_bytes(bytes).expect("32 bytes");
+            key.public().to_peer_id()
+        })
+        .collect()
+}
+
+fn availability(rng: &mut StdRng, unreliable: f64) -> f64 {
+    if rng.gen::<f64>() < unreliable {
+        rng.gen_range(0.5..0.9)
+    } else {
+        rng.gen_range(0.9..0.999)
+    }
+}
+
+/// Places the shares `numbers` of a file on up nodes among a random sample
+/// of candidates, with the node's own placement; `false` if not happy.
+fn place(
+    s: &Setup,
+    nodes: &[Node],
+    ids: &[PeerId],
+    f: &mut File,
+    numbers: &[u8],
+    happy: usize,
+    rng: &mut StdRng,
+) -> bool {
+    let mut servers = Vec::new();
+    let mut picked = std::collections::HashSet::new();
+    let mut index = std::collections::HashMap::new();
+    for _ in 0..s.candidates * 4 {
+        if servers.len() >= s.candidates {
+            break;
+        }
+        let i = rng.gen_range(0..nodes.len());
+        let holds = f.shares.iter().flatten().any(|(h, d)| *h == i && nodes[i].disk == *d);
+        if nodes[i].up && !holds && picked.insert(i) {
+            index.insert(ids[i], i);
+            servers.push(Server {
+                peer: ids[i],
+                score: nodes[i].availability,
+                zone: String::new(),
+                free: u64::MAX,
+            });
+        }
+    }
+    let si: [u8; 16] = rng.gen();
+    let share_len = s.file_bytes / u64::from(s.k);
+    let Ok(p) = plan(&si, &servers, numbers.len() as u8, share_len, happy) else { return false };
+    for ((_, peer), number) in p.shares.iter().zip(numbers) {
+        let i = index[peer];
+        f.shares[usize::from(*number)].push((i, nodes[i].disk));
+    }
+    true
+}
+
+/// Runs one simulation.
+pub fn run(s: &Setup) -> Outcome {
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let ids = peer_ids(s.nodes, &mut rng);
+    let mut nodes: Vec<Node> = (0..s.nodes)
+        .map(|_| {
+            let a = availability(&mut rng, s.unreliable);
+            Node { up: rng.gen::<f64>() < a, availability: a, disk: 0 }
+        })
+        .collect();
+    let mean_availability = nodes.iter().map(|n| n.availability).sum::<f64>() / s.nodes as f64;
+    // Uploads, all at the start, by members whose node is up.
+    let mut files = Vec::new();
+    let all: Vec<u8> = (0..s.n).collect();
+    while files.len() < s.files {
+        let m = rng.gen_range(0..s.nodes);
+        if !nodes[m].up {
+            continue;
+        }
+        let mut f = File { maintainer: m, shares: vec![Vec::new(); usize::from(s.n)], lost: false };
+        if place(s, &nodes, &ids, &mut f, &all, s.happy, &mut rng) {
+            files.push(f);
+        }
+    }
+    let loss_per_hour = s.disk_loss_per_year / f64::from(YEAR_HOURS);
+    let (mut readable, mut samples, mut repairs, mut repair_bytes) = (0u64, 0u64, 0u64, 0u64);
+    for hour in 0..s.hours {
+        for node in nodes.iter_mut() {
+            if rng.gen::<f64>() < loss_per_hour {
+                node.disk += 1;
+            }
+            let down = (1.0 - node.availability) / (node.availability * s.mean_down_hours);
+            node.up = if node.up {
+                rng.gen::<f64>() >= down
+            } else {
+                rng.gen::<f64>() >= 1.0 / s.mean_down_hours
+            };
+        }
+        for f in files.iter_mut().filter(|f| !f.lost) {
+            let alive = |n: &(usize, u32)| nodes[n.0].disk == n.1;
+            for holders in f.shares.iter_mut() {
+                holders.retain(alive);
+            }
+            let on_disk = f.shares.iter().filter(|h| !h.is_empty()).count();
+            if on_disk < usize::from(s.k) {
+                f.lost = true;
+                continue;
+            }
+            let good =
+                f.shares.iter().filter(|h| h.iter().any(|(i, _)| nodes[*i].up)).count() as u8;
+            samples += 1;
+            if good >= s.k {
+                readable += 1;
+            }
+            let Some(tolerance) = s.repair else { continue };
+            if hour % s.check_every != 0 || !nodes[f.maintainer].up {
+                continue;
+            }
+            if decide(good, s.k, s.n, tolerance) == Decision::Repair {
+                let missing: Vec<u8> = (0..s.n)
+                    .filter(|&i| !f.shares[usize::from(i)].iter().any(|(h, _)| nodes[*h].up))
+                    .collect();
+                if place(s, &nodes, &ids, f, &missing, 1, &mut rng) {
+                    repairs += 1;
+                    let share = s.file_bytes / u64::from(s.k);
+                    repair_bytes += s.file_bytes + share * missing.len() as u64;
+                }
+            }
+        }
+    }
+    let days = f64::from(s.hours) / 24.0;
+    Outcome {
+        lost: files.iter().filter(|f| f.lost).count(),
+        readable: readable as f64 / samples.max(1) as f64,
+        repairs,
+        repair_bytes_per_node_day: repair_bytes as f64 / s.nodes as f64 / days,
+        mean_availability,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_year_and_another_seed_another() {
+        let s = Setup { hours: 24 * 30, ..Setup::guifi(100, 7) };
+        let a = run(&s);
+        assert_eq!(a, run(&s));
+        let b = run(&Setup { seed: 8, ..s });
+        assert_ne!((a.repairs, a.readable), (b.repairs, b.readable));
+    }
+
+    #[test]
+    fn at_a_thousand_nodes_upkeep_loses_no_file_in_a_year_within_the_traffic_budget() {
+        let with = run(&Setup::guifi(1000, 1));
+        assert_eq!(with.lost, 0, "{with:?}");
+        assert!(with.repair_bytes_per_node_day <= 10e6, "{with:?}");
+        assert!(with.repairs > 0, "churn made repairs: {with:?}");
+        // Without upkeep, the same year loses files and reads fail more.
+        let without = run(&Setup { repair: None, ..Setup::guifi(1000, 1) });
+        assert!(without.lost > 0, "{without:?}");
+        assert!(without.readable < with.readable, "{without:?} against {with:?}");
+    }
+}
