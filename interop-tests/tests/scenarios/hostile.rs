@@ -35,6 +35,11 @@ async fn a_flooding_member_is_cut_off_and_the_others_carry_on() {
         .map(|&i| play(&c[i], "camera", &c.dir().join(format!("recv{i}.ts"))))
         .collect();
     for i in [m1, m2] {
+        // Listed as a viewer (its node took part) before its status is asked.
+        c[i].wait_json(&["stream", "list", "--json"], "both viewers listed", 20, |v| {
+            v[0]["viewers"] == 2
+        })
+        .await;
         c[i].wait_json(&["stream", "status", &id, "--json"], "the viewer playing", 20, |v| {
             v["stats"]["played"].as_u64() >= Some(2)
         })
