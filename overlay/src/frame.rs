@@ -32,9 +32,7 @@ pub async fn read_frame_paced<R: AsyncRead + Unpin>(
     let Some((pace, peer)) = pace else { return read_frame(r, max).await };
     let Some(len) = read_len(r, max).await? else { return Ok(None) };
     let _room = pace.receive(peer, len).await.map_err(Error::other)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
+    read_body(r, len).await
 }
 
 /// Reads one frame of at most `max` bytes whose first bytes must arrive
@@ -51,9 +49,7 @@ pub async fn read_frame_answered<R: AsyncRead + Unpin>(
     else {
         return Ok(None);
     };
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
+    read_body(r, len).await
 }
 
 /// Reads a frame's length; `None` at a clean end of stream.
@@ -80,6 +76,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
     let Some(len) = read_len(r, max).await? else { return Ok(None) };
+    read_body(r, len).await
+}
+
+/// Reads a frame's body of `len` bytes.
+async fn read_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
     Ok(Some(body))

@@ -8,6 +8,7 @@ use super::api::{CatalogueRow, CATALOGUE_PREFIX};
 use super::state::Shared;
 use cloudy_overlay::ServiceMeta;
 use cloudy_streaming::vod::probe::{Container, Found};
+use cloudy_streaming::vod::service::VideoRow;
 
 /// Longest title kept.
 const MAX_TITLE: usize = 120;
@@ -40,11 +41,10 @@ pub(super) fn entry(found: &Found, title: &str, description: &str, size: u64) ->
     meta
 }
 
-/// Every member's published videos, newest publisher first as the
-/// directory ranks them; one row per video.
-pub(super) fn rows(s: &Shared) -> Vec<CatalogueRow> {
-    let held: std::collections::HashMap<String, u64> =
-        s.vod.list().into_iter().map(|v| (v.id, v.held)).collect();
+/// Every member's published videos, by title; one row per video. `here`
+/// is what this node holds (`Vod::list`).
+pub(super) fn rows(s: &Shared, here: &[VideoRow]) -> Vec<CatalogueRow> {
+    let held = |id: &str| here.iter().find(|v| v.id == id).map_or(0, |v| v.held);
     let mut rows: Vec<CatalogueRow> = Vec::new();
     for (name, p) in s.overlay.snapshot().providers(None) {
         let Some(id) = name.strip_prefix(CATALOGUE_PREFIX) else { continue };
@@ -52,6 +52,7 @@ pub(super) fn rows(s: &Shared) -> Vec<CatalogueRow> {
             continue;
         }
         let get = |k: &str| p.meta.get(k).cloned().unwrap_or_default();
+        let size: u64 = get("size").parse().unwrap_or(0);
         rows.push(CatalogueRow {
             id: id.to_string(),
             title: get("title"),
@@ -60,14 +61,12 @@ pub(super) fn rows(s: &Shared) -> Vec<CatalogueRow> {
             found: get("found"),
             browser: get("browser") == "yes",
             duration_s: get("duration").parse().ok(),
-            size: get("size").parse().unwrap_or(0),
+            size,
             publisher: p.peer.to_string(),
-            held_here: held.get(id).copied().unwrap_or(0),
-            pieces: 0,
+            held_here: held(id),
+            pieces: size.div_ceil(cloudy_streaming::vod::manifest::PIECE),
             holders: None,
         });
-        let last = rows.last_mut().expect("just pushed");
-        last.pieces = last.size.div_ceil(cloudy_streaming::vod::manifest::PIECE);
     }
     rows.sort_by(|a, b| a.title.cmp(&b.title).then(a.id.cmp(&b.id)));
     rows

@@ -26,16 +26,23 @@ fn counters(reg: &mut Registry, name: &str, help: &str, label: &str, values: &[(
 }
 
 /// A counter family with labels `member` and `direction` (`sent`,
-/// `received`) set to `values`: (member, sent, received).
-fn member_counters(reg: &mut Registry, name: &str, help: &str, values: &[(&str, u64, u64)]) {
+/// `received`), one pair per usage row: `bytes` picks (sent, received).
+fn member_counters<'a>(
+    reg: &mut Registry,
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = &'a super::api::UsageRow>,
+    bytes: impl Fn(&super::api::UsageRow) -> (u64, u64),
+) {
     let family = Family::<Vec<(String, String)>, Counter>::default();
-    for (member, sent, received) in values {
+    for row in rows {
+        let (sent, received) = bytes(row);
         for (direction, n) in [("sent", sent), ("received", received)] {
             let labels = vec![
-                ("member".to_string(), member.to_string()),
+                ("member".to_string(), row.peer.clone()),
                 ("direction".to_string(), direction.to_string()),
             ];
-            family.get_or_create(&labels).inc_by(*n);
+            family.get_or_create(&labels).inc_by(n);
         }
     }
     reg.register(name, help, family);
@@ -105,21 +112,19 @@ fn services(s: &Shared, usage: &std::collections::BTreeMap<String, u64>) -> Regi
         );
     }
     let media = super::usage::media_by_member(s);
-    let live: Vec<(&str, u64, u64)> =
-        media.values().map(|r| (r.peer.as_str(), r.stream_sent, r.stream_received)).collect();
     member_counters(
         &mut reg,
         "stream_member_bytes",
         "Live-channel bytes sent to and received from each member",
-        &live,
+        media.values(),
+        |r| (r.stream_sent, r.stream_received),
     );
-    let video: Vec<(&str, u64, u64)> =
-        media.values().map(|r| (r.peer.as_str(), r.video_sent, r.video_received)).collect();
     member_counters(
         &mut reg,
         "video_member_bytes",
         "Video (VOD) bytes sent to and received from each member",
-        &video,
+        media.values(),
+        |r| (r.video_sent, r.video_received),
     );
     let r = &s.requests;
     let ops = [

@@ -43,7 +43,8 @@ pub(super) async fn list(
     State(s): State<Shared>,
     axum::extract::Query(query): axum::extract::Query<ListQuery>,
 ) -> Json<Videos> {
-    let mut catalogue = super::catalogue::rows(&s);
+    let here = s.vod.list();
+    let mut catalogue = super::catalogue::rows(&s, &here);
     if query.holders {
         let overlay = &s.overlay;
         let lookups = catalogue.iter().map(|r| async move {
@@ -60,7 +61,7 @@ pub(super) async fn list(
         }
     }
     Json(Videos {
-        videos: s.vod.list().into_iter().map(Into::into).collect(),
+        videos: here.into_iter().map(Into::into).collect(),
         catalogue,
         stats: s.vod.stats().into(),
     })

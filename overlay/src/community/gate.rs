@@ -240,6 +240,11 @@ impl State {
         self.promotions.remove(&peer);
         true
     }
+
+    /// Every revocation kept: evictions and admin removals.
+    fn revocations(&self) -> Vec<Revocation> {
+        self.revoked.values().chain(self.removed.values()).cloned().collect()
+    }
 }
 
 /// The admission gate of a node in a private community.
@@ -321,6 +326,8 @@ impl Gate {
             for r in revoked.into_iter().filter(|r| r.check(info.id, |_| Standing::Good).is_ok()) {
                 st.record(r);
             }
+            // Kept from before: nobody to disconnect now.
+            st.to_drop.clear();
         }
         Ok(Some(gate))
     }
@@ -357,8 +364,7 @@ impl Gate {
 
     /// The evictions and admin removals this node knows of.
     pub fn revocations(&self) -> Vec<Revocation> {
-        let st = self.state.lock().expect("gate lock");
-        st.revoked.values().chain(st.removed.values()).cloned().collect()
+        self.state.lock().expect("gate lock").revocations()
     }
 
     /// Takes a revocation (gossiped, or from a handshake); `true` if it is
@@ -367,7 +373,7 @@ impl Gate {
     pub fn take(&self, r: Revocation) -> Result<bool, RevocationError> {
         let mut st = self.state.lock().expect("gate lock");
         r.check(self.community, |p| st.standing(p))?;
-        let (peer, action) = (r.peer, r.action);
+        let (peer, action, by) = (r.peer, r.action, r.issuer());
         let what = match action {
             Action::Evict => "evicted",
             Action::RemoveAdmin => "removed as admin",
@@ -376,11 +382,9 @@ impl Gate {
         if !st.record(r) {
             return Ok(false);
         }
-        tracing::warn!(target: "cloudy::_events::community", %peer, "{what}: {reason}");
+        tracing::warn!(target: "cloudy::_events::community", %peer, ?by, "{what}: {reason}");
         if let Some(store) = &self.store {
-            let all: Vec<Revocation> =
-                st.revoked.values().chain(st.removed.values()).cloned().collect();
-            if let Err(e) = store.set_revoked(&all) {
+            if let Err(e) = store.set_revoked(&st.revocations()) {
                 tracing::warn!("cannot save the revocations: {e}");
             }
         }
