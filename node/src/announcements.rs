@@ -50,9 +50,8 @@ impl Announcements {
     /// Writes to a temporary file and renames it over the old one, so a crash
     /// leaves either the old or the new set.
     fn save(&self, map: &BTreeMap<String, ServiceMeta>) -> Result<(), NodeError> {
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(map).unwrap_or_default();
-        std::fs::write(&tmp, bytes).map_err(|e| NodeError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| NodeError::io(&self.path, e))
+        cloudy_overlay::fsutil::write_whole(&self.path, &bytes, None)
+            .map_err(|e| NodeError::io(&self.path, e))
     }
 }

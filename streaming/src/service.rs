@@ -184,9 +184,8 @@ impl Streaming {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Keypair::generate_ed25519();
                 let bytes = key.to_protobuf_encoding().expect("ed25519 keys encode");
-                let tmp = path.with_extension("key.tmp");
-                std::fs::write(&tmp, bytes).map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
+                // The channel's secret: the owner's only, as the node's key.
+                cloudy_overlay::fsutil::write_whole(&path, &bytes, Some(0o600)).map_err(io)?;
                 Ok(Channel::from_key(key))
             }
             Err(e) => Err(io(e)),

@@ -117,9 +117,7 @@ impl Cache {
     fn put_manifest(&self, m: &Manifest, pinned: bool) -> Result<(), CacheError> {
         let id = m.id();
         let path = self.file(&id, "manifest");
-        let tmp = self.file(&id, "manifest.tmp");
-        std::fs::write(&tmp, m.encode()).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        cloudy_overlay::fsutil::write_whole(&path, &m.encode(), None).map_err(io(&path))?;
         if pinned {
             let pin = self.file(&id, "pin");
             std::fs::write(&pin, b"").map_err(io(&pin))?;
