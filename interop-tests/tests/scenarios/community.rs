@@ -4,7 +4,7 @@
 
 use cloudy_interop_tests::{exe, peer_state, wait_until, Community, Options, Out};
 use cloudy_node::Home;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `cloudy-p2p --home HOME join INVITE` with local options.
 pub(crate) async fn join(home: &Path, invite: &str) -> Out {
@@ -16,6 +16,24 @@ pub(crate) async fn join(home: &Path, invite: &str) -> Out {
         .await
         .expect("run cloudy-p2p join");
     out.into()
+}
+
+/// Homes named `names` (in the community's directory), each joined with
+/// one invite of node 0 made for them all.
+pub(crate) async fn joined(c: &Community, names: &[&str]) -> Vec<PathBuf> {
+    let uses = names.len().to_string();
+    let invite = c[0].json(&["invite", "--uses", &uses, "--json"]).await["invite"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut homes = Vec::new();
+    for name in names {
+        let home = c.dir().join(name);
+        let out = join(&home, &invite).await;
+        assert!(out.ok, "join: {}", out.stderr);
+        homes.push(home);
+    }
+    homes
 }
 
 fn one_line_with(out: &Out, needle: &str) {
@@ -159,17 +177,9 @@ fn cloudy_overlay_now() -> u64 {
 async fn an_evicted_member_is_cut_off_everywhere_and_for_good() {
     let opts = Options { private: Some("hood".into()), ..Options::default() };
     let mut c = Community::start_with(1, opts).await;
-    let invite = c[0].json(&["invite", "--uses", "2", "--json"]).await["invite"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (h1, h2) = (c.dir().join("m1"), c.dir().join("m2"));
-    for h in [&h1, &h2] {
-        let out = join(h, &invite).await;
-        assert!(out.ok, "join: {}", out.stderr);
-    }
-    let m1 = c.start_home(&Home::new(&h1)).await;
-    let m2 = c.start_home(&Home::new(&h2)).await;
+    let homes = joined(&c, &["m1", "m2"]).await;
+    let m1 = c.start_home(&Home::new(&homes[0])).await;
+    let m2 = c.start_home(&Home::new(&homes[1])).await;
     c.wait_alive(2, 30).await;
     let victim = c[m1].peer_id().to_string();
     // A member cannot evict.
@@ -303,14 +313,7 @@ async fn shares_on_an_evicted_member_are_repaired_onto_the_others() {
     let opts =
         Options { private: Some("hood".into()), config: Some(fast_repair), ..Options::default() };
     let mut c = Community::start_with(1, opts).await;
-    let invite = c[0].json(&["invite", "--uses", "3", "--json"]).await["invite"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for i in 1..4 {
-        let home = c.dir().join(format!("m{i}"));
-        let out = join(&home, &invite).await;
-        assert!(out.ok, "join: {}", out.stderr);
+    for home in joined(&c, &["m1", "m2", "m3"]).await {
         c.start_home(&Home::new(&home)).await;
     }
     crate::storage::wait_storage_servers(&c[0], 4).await;

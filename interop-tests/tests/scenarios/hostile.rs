@@ -13,15 +13,7 @@ use std::process::Stdio;
 async fn a_flooding_member_is_cut_off_and_the_others_carry_on() {
     let opts = Options { private: Some("hood".into()), ..Options::default() };
     let mut c = Community::start_with(1, opts).await;
-    let invite = c[0].json(&["invite", "--uses", "3", "--json"]).await["invite"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let homes: Vec<_> = ["m1", "m2", "hostile"].iter().map(|n| c.dir().join(n)).collect();
-    for h in &homes {
-        let out = super::community::join(h, &invite).await;
-        assert!(out.ok, "join: {}", out.stderr);
-    }
+    let homes = super::community::joined(&c, &["m1", "m2", "hostile"]).await;
     let m1 = c.start_home(&Home::new(&homes[0])).await;
     let m2 = c.start_home(&Home::new(&homes[1])).await;
     c.wait_alive(2, 30).await;
