@@ -61,7 +61,7 @@ pub mod traffic;
 pub use config::Config;
 pub use error::Error;
 pub use handle::Handle;
-pub use libp2p::identity::{Keypair, PublicKey};
+pub use libp2p::identity::{ed25519, Keypair, PublicKey};
 pub use libp2p::{multiaddr, Multiaddr, PeerId, Stream, StreamProtocol};
 pub use libp2p_stream as stream;
 pub use membership::{wire::ServiceMeta, MemberState};

@@ -5,13 +5,21 @@
 //! cloudy:chk-verify:<si>:<root>:<k>:<n>:<size>   verify (check and repair, cannot decrypt)
 //! cloudy:lit:<data>:<checksum>                   literal (files of up to 55 bytes, no server;
 //!                                                 the checksum-less form of old ones still reads)
+//! cloudy:mut:<write key>:<checksum>              mutable file: write (change, read, check)
+//! cloudy:mut-read:<read key>:<vk hash>:<checksum> mutable file: read
+//! cloudy:mut-verify:<vk hash>:<checksum>         mutable file: check and repair
+//! cloudy:dir:…, cloudy:dir-read:…, cloudy:dir-verify:…   the same for a directory
 //! ```
+//!
+//! Mutable capabilities carry a checksum so that a changed or mistyped
+//! character is named as such rather than read as another file.
 //!
 //! The verify capability is derived from the read capability one way: the
 //! storage index is a hash of the key. Base32 is RFC 4648 lowercase without
 //! padding.
 
 use crate::crypt::{storage_index, SI_LEN};
+use crate::mutable::{ReadKey, VerifyKey, WriteKey};
 use crate::root::Hash;
 use data_encoding::{Encoding, Specification};
 use std::fmt;
@@ -66,6 +74,143 @@ pub enum Cap {
     Verify(VerifyCap),
     /// A tiny file carried in the capability itself.
     Literal(Vec<u8>),
+    /// A mutable file or a directory.
+    Mutable(MutCap),
+}
+
+/// What a mutable capability names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MutKind {
+    /// A mutable file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// What a mutable capability allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Change, read and check.
+    Write(WriteKey),
+    /// Read and check.
+    Read(ReadKey),
+    /// Check and repair only.
+    Verify(VerifyKey),
+}
+
+/// A capability to a mutable file or a directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutCap {
+    /// File or directory.
+    pub kind: MutKind,
+    /// Write, read or verify.
+    pub access: Access,
+}
+
+impl MutCap {
+    /// The read key, unless this is a verify capability.
+    pub fn read_key(&self) -> Option<ReadKey> {
+        match &self.access {
+            Access::Write(w) => Some(w.read()),
+            Access::Read(r) => Some(r.clone()),
+            Access::Verify(_) => None,
+        }
+    }
+
+    /// The write key, if this is a write capability.
+    pub fn write_key(&self) -> Option<&WriteKey> {
+        match &self.access {
+            Access::Write(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The verify key.
+    pub fn verify_key(&self) -> VerifyKey {
+        match &self.access {
+            Access::Write(w) => w.read().verify(),
+            Access::Read(r) => r.verify(),
+            Access::Verify(v) => *v,
+        }
+    }
+
+    /// The read-only form (itself if it is already read-only or verify).
+    pub fn to_read(&self) -> MutCap {
+        match &self.access {
+            Access::Write(w) => MutCap { kind: self.kind, access: Access::Read(w.read()) },
+            _ => self.clone(),
+        }
+    }
+
+    /// The verify form.
+    pub fn to_verify(&self) -> MutCap {
+        MutCap { kind: self.kind, access: Access::Verify(self.verify_key()) }
+    }
+
+    fn prefix(&self) -> &'static str {
+        match (self.kind, &self.access) {
+            (MutKind::File, Access::Write(_)) => "mut",
+            (MutKind::File, Access::Read(_)) => "mut-read",
+            (MutKind::File, Access::Verify(_)) => "mut-verify",
+            (MutKind::Dir, Access::Write(_)) => "dir",
+            (MutKind::Dir, Access::Read(_)) => "dir-read",
+            (MutKind::Dir, Access::Verify(_)) => "dir-verify",
+        }
+    }
+
+    fn fields(&self) -> String {
+        match &self.access {
+            Access::Write(w) => B32.encode(&w.0),
+            Access::Read(r) => format!("{}:{}", B32.encode(&r.key), B32.encode(&r.vkh)),
+            Access::Verify(v) => B32.encode(&v.vkh),
+        }
+    }
+
+    fn parse(kind: &str, f: &[&str]) -> Result<MutCap, CapError> {
+        let (file_kind, access) = match kind {
+            "mut" => (MutKind::File, "write"),
+            "mut-read" => (MutKind::File, "read"),
+            "mut-verify" => (MutKind::File, "verify"),
+            "dir" => (MutKind::Dir, "write"),
+            "dir-read" => (MutKind::Dir, "read"),
+            _ => (MutKind::Dir, "verify"),
+        };
+        let expected = if access == "read" { 3 } else { 2 };
+        if f.len() != expected {
+            return Err(CapError::FieldCount {
+                kind: access,
+                expected: expected + 1,
+                got: f.len() + 1,
+            });
+        }
+        let access = match access {
+            "write" => Access::Write(WriteKey(bytes("write key", f[0])?)),
+            "read" => Access::Read(ReadKey {
+                key: bytes("read key", f[0])?,
+                vkh: bytes("key hash", f[1])?,
+            }),
+            _ => Access::Verify(VerifyKey { vkh: bytes("key hash", f[0])? }),
+        };
+        let cap = MutCap { kind: file_kind, access };
+        let check = f[expected - 1];
+        if check != cap.check() {
+            return Err(CapError::BadField {
+                field: "checksum",
+                value: check.to_string(),
+                reason: "does not match the rest: the capability was changed or mistyped".into(),
+            });
+        }
+        Ok(cap)
+    }
+
+    fn check(&self) -> String {
+        let text = format!("{}:{}", self.prefix(), self.fields());
+        let hash = blake3::keyed_hash(
+            blake3::hash(b"cloudy mutable capability").as_bytes(),
+            text.as_bytes(),
+        );
+        B32.encode(&hash.as_bytes()[..5])
+    }
 }
 
 impl ReadCap {
@@ -89,7 +234,7 @@ pub enum CapError {
     #[error("not a cloudy capability (expected it to start with \"cloudy:\"): {0:?}")]
     NotACapability(String),
     /// Unknown kind after `cloudy:`.
-    #[error("unknown capability kind {0:?} (expected chk, chk-verify or lit)")]
+    #[error("unknown capability kind {0:?} (expected chk, chk-verify, lit, mut or dir)")]
     UnknownKind(String),
     /// Too few or too many `:`-separated parts (e.g. truncated when pasted).
     #[error("{kind} capability has {got} fields, expected {expected} (truncated when copied?)")]
@@ -207,6 +352,9 @@ impl FromStr for Cap {
                 }
                 Ok(Cap::Literal(data))
             }
+            kind @ ("mut" | "mut-read" | "mut-verify" | "dir" | "dir-read" | "dir-verify") => {
+                Ok(Cap::Mutable(MutCap::parse(kind, &f[1..])?))
+            }
             other => Err(CapError::UnknownKind(other.to_string())),
         }
     }
@@ -244,6 +392,7 @@ impl fmt::Display for Cap {
                 c.size
             ),
             Cap::Literal(d) => write!(f, "cloudy:lit:{}:{}", B32.encode(d), literal_check(d)),
+            Cap::Mutable(m) => write!(f, "cloudy:{}:{}:{}", m.prefix(), m.fields(), m.check()),
         }
     }
 }
@@ -268,6 +417,33 @@ impl Cap {
                 B32.encode(&c.storage_index)
             ),
             Cap::Literal(d) => format!("literal capability: a {}-byte file held in the capability itself, on no server", d.len()),
+            Cap::Mutable(m) => {
+                let what = match m.kind {
+                    MutKind::File => "mutable file",
+                    MutKind::Dir => "directory",
+                };
+                let can = match m.access {
+                    Access::Write(_) => "change, read and check",
+                    Access::Read(_) => "read and check, cannot change",
+                    Access::Verify(_) => "check and repair, cannot read",
+                };
+                let mut out = format!(
+                    "{what} {} capability: can {can} it\nstorage index: {}",
+                    match m.access {
+                        Access::Write(_) => "write",
+                        Access::Read(_) => "read",
+                        Access::Verify(_) => "verify",
+                    },
+                    B32.encode(&m.verify_key().storage_index())
+                );
+                if let Access::Write(_) = m.access {
+                    out += &format!("\nread capability: {}", Cap::Mutable(m.to_read()));
+                }
+                if !matches!(m.access, Access::Verify(_)) {
+                    out += &format!("\nverify capability: {}", Cap::Mutable(m.to_verify()));
+                }
+                out
+            }
         }
     }
 }
@@ -296,7 +472,7 @@ mod tests {
         let good = Cap::Read(read()).to_string();
         let err = |s: &str| s.parse::<Cap>().unwrap_err().to_string();
         assert!(err("URI:CHK:abc").contains("not a cloudy capability"));
-        assert!(err("cloudy:dir:x").contains("unknown capability kind \"dir\""));
+        assert!(err("cloudy:folder:x").contains("unknown capability kind \"folder\""));
         let truncated = &good[..good.rfind(':').unwrap()];
         assert!(
             err(truncated).contains("read capability has 5 fields, expected 6"),
@@ -331,6 +507,37 @@ mod tests {
         let old = format!("cloudy:lit:{}", B32.encode(&data));
         assert_eq!(old.parse::<Cap>().unwrap(), Cap::Literal(data));
         assert!("cloudy:lit::".parse::<Cap>().unwrap_err().to_string().contains("checksum"));
+    }
+
+    #[test]
+    fn mutable_caps_round_trip_derive_downwards_and_catch_a_changed_character() {
+        for kind in [MutKind::File, MutKind::Dir] {
+            let w = MutCap { kind, access: Access::Write(WriteKey::generate()) };
+            for cap in [w.clone(), w.to_read(), w.to_verify(), w.to_read().to_verify()] {
+                let text = Cap::Mutable(cap.clone()).to_string();
+                assert_eq!(text.parse::<Cap>().unwrap(), Cap::Mutable(cap.clone()), "{text}");
+                let mut changed = text.clone().into_bytes();
+                let i = text.len() - 12;
+                changed[i] = if changed[i] == b'a' { b'b' } else { b'a' };
+                let err = String::from_utf8(changed).unwrap().parse::<Cap>().unwrap_err();
+                assert!(
+                    err.to_string().contains("changed or mistyped")
+                        || err.to_string().contains("base32"),
+                    "{err}"
+                );
+            }
+            assert_eq!(w.to_read().verify_key(), w.verify_key());
+            assert!(w.to_read().write_key().is_none());
+        }
+        let d = Cap::Mutable(MutCap {
+            kind: MutKind::Dir,
+            access: Access::Write(WriteKey::generate()),
+        });
+        assert!(d.to_string().starts_with("cloudy:dir:"));
+        assert!(d.describe().contains("cloudy:dir-read:"), "{}", d.describe());
+        let s = d.to_string();
+        let truncated = &s[..s.rfind(':').unwrap()];
+        assert!(truncated.parse::<Cap>().unwrap_err().to_string().contains("fields"));
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub enum Request {
     Renew { si: StorageIndex },
     /// How much the server stores for the sender, and its quota.
     Usage,
+    /// Keep a signed slot of a mutable file or directory (wire form).
+    SlotPut(Vec<u8>),
+    /// Every slot held under `si`.
+    Slots {
+        /// Storage index.
+        si: StorageIndex,
+    },
 }
 
 /// Why a server refused or failed.
@@ -74,6 +81,16 @@ pub enum Response {
     Usage { bytes: u64, quota: u64 },
     /// Refusal or failure, with a message naming what was wrong.
     Error { kind: ErrorKind, message: String },
+    /// Answer to `SlotPut`: kept.
+    SlotStored,
+    /// Answer to `SlotPut`: a newer version (or the same version with
+    /// other contents) is held.
+    SlotStale {
+        /// The version held.
+        held: u64,
+    },
+    /// Answer to `Slots`.
+    Slots(Vec<Vec<u8>>),
 }
 
 /// Protocol failures.
@@ -181,6 +198,14 @@ impl Request {
                 o.extend_from_slice(si);
             }
             Request::Usage => o.push(8),
+            Request::SlotPut(b) => {
+                o.push(9);
+                put_bytes(&mut o, b);
+            }
+            Request::Slots { si } => {
+                o.push(10);
+                o.extend_from_slice(si);
+            }
         }
         o
     }
@@ -197,6 +222,8 @@ impl Request {
             6 => Request::List { si: f.si()? },
             7 => Request::Renew { si: f.si()? },
             8 => Request::Usage,
+            9 => Request::SlotPut(f.bytes()?),
+            10 => Request::Slots { si: f.si()? },
             t => return malformed(format!("unknown request tag {t}")),
         };
         f.end()?;
@@ -239,6 +266,18 @@ impl Response {
                 o.push(*kind as u8);
                 put_bytes(&mut o, message.as_bytes());
             }
+            Response::SlotStored => o.push(9),
+            Response::SlotStale { held } => {
+                o.push(10);
+                o.extend_from_slice(&held.to_be_bytes());
+            }
+            Response::Slots(v) => {
+                o.push(11);
+                o.extend_from_slice(&(v.len() as u64).to_be_bytes());
+                for b in v {
+                    put_bytes(&mut o, b);
+                }
+            }
         }
         o
     }
@@ -254,6 +293,22 @@ impl Response {
             5 => Response::Shares(f.bytes()?),
             7 => Response::Renewed { shares: f.u8()?, until: f.u64()? },
             8 => Response::Usage { bytes: f.u64()?, quota: f.u64()? },
+            9 => Response::SlotStored,
+            10 => Response::SlotStale { held: f.u64()? },
+            11 => {
+                let count = f.u64()?;
+                if count > crate::store::MAX_WRITERS as u64 {
+                    return malformed(format!(
+                        "{count} slots, at most {} expected",
+                        crate::store::MAX_WRITERS
+                    ));
+                }
+                let mut v = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    v.push(f.bytes()?);
+                }
+                Response::Slots(v)
+            }
             6 => {
                 let kind = match f.u8()? {
                     1 => ErrorKind::Full,
@@ -333,6 +388,8 @@ mod tests {
             Request::List { si: [4; 16] },
             Request::Renew { si: [5; 16] },
             Request::Usage,
+            Request::SlotPut(vec![1, 2, 3]),
+            Request::Slots { si: [6; 16] },
         ];
         for r in reqs {
             let b = r.encode();
@@ -349,6 +406,9 @@ mod tests {
             Response::Shares(vec![0, 2]),
             Response::Renewed { shares: 2, until: 1_900_000_000 },
             Response::Error { kind: ErrorKind::Full, message: "disk full".into() },
+            Response::SlotStored,
+            Response::SlotStale { held: 4 },
+            Response::Slots(vec![vec![1], vec![], vec![2, 3]]),
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);

@@ -9,9 +9,11 @@
 //! - A malformed frame ends the session with an error the caller logs; the
 //!   store is untouched.
 
+use crate::mutable::Slot;
 use crate::protocol::{read_frame_paced, write_frame, ErrorKind, ProtocolError, Request, Response};
 use crate::store::now_secs;
 use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
+use crate::store::{SlotPut, SlotRow, MAX_WRITERS};
 use cloudy_overlay::limits::Pace;
 use cloudy_overlay::PeerId;
 use futures::{AsyncRead, AsyncWrite};
@@ -60,6 +62,14 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 upload(store.clone(), owner, stream, (si, share, len), pace).await?
             }
+            Request::SlotPut(bytes) => {
+                let len = bytes.len() as u64;
+                let resp = match over_quota(&store, owner, len, quota).await? {
+                    Some(refused) => refused,
+                    None => put_slot(store.clone(), owner, bytes).await?,
+                };
+                write_frame(stream, &resp.encode()).await?;
+            }
             Request::Usage => {
                 let bytes = used_by(&store, owner).await?;
                 let quota = quota.unwrap_or(u64::MAX);
@@ -101,6 +111,7 @@ pub fn collect_garbage(
     now: u64,
 ) -> Result<Vec<(StorageIndex, u8)>, StoreError> {
     let mut removed = Vec::new();
+    store.expire_slots(now)?;
     for si in store.expired(now)? {
         for share in store.list(&si)? {
             if store.remove(&si, share)? {
@@ -109,6 +120,37 @@ pub fn collect_garbage(
         }
     }
     Ok(removed)
+}
+
+/// Verifies a slot and keeps it unless a newer one is held.
+async fn put_slot(
+    store: SharedStore,
+    owner: &str,
+    bytes: Vec<u8>,
+) -> Result<Response, ProtocolError> {
+    let slot = match Slot::decode(&bytes).and_then(|s| s.verify().map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Response::Error { kind: ErrorKind::BadRequest, message: e.to_string() })
+        }
+    };
+    let row = SlotRow {
+        si: slot.si,
+        writer: slot.writer,
+        seqnum: slot.seqnum,
+        bytes,
+        owner: owner.to_string(),
+        until: now_secs() + LEASE_SECS,
+    };
+    Ok(match blocking(move || store.put_slot(row)).await? {
+        Ok(SlotPut::Stored) => Response::SlotStored,
+        Ok(SlotPut::Stale { held }) => Response::SlotStale { held },
+        Ok(SlotPut::TooManyWriters) => Response::Error {
+            kind: ErrorKind::Full,
+            message: format!("this server keeps at most {MAX_WRITERS} writers per directory"),
+        },
+        Err(e) => refusal(&e),
+    })
 }
 
 /// Bytes of the shares under `owner`'s leases in `store`.
@@ -165,6 +207,11 @@ pub async fn answer(
             Err(e) => refusal(&e),
         },
         Request::Usage => Response::Usage { bytes: used_by(&store, owner).await?, quota: u64::MAX },
+        Request::SlotPut(bytes) => put_slot(store, owner, bytes).await?,
+        Request::Slots { si } => match blocking(move || store.slots(&si)).await? {
+            Ok(v) => Response::Slots(v),
+            Err(e) => refusal(&e),
+        },
         other => {
             let message = format!("{} outside an upload", request_name(&other));
             Response::Error { kind: ErrorKind::BadRequest, message }
@@ -183,6 +230,8 @@ fn request_name(r: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Renew { .. } => "renew",
         Request::Usage => "usage",
+        Request::SlotPut(_) => "slot put",
+        Request::Slots { .. } => "slots",
     }
 }
 

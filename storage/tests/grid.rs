@@ -3,75 +3,16 @@
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_overlay::tasks::Tasks;
-use cloudy_overlay::testing::{fast_config, wait_until, TestNet};
+use cloudy_overlay::testing::wait_until;
 use cloudy_storage::capability::Cap;
-use cloudy_storage::client::{Client, GetError, PutOptions};
+use cloudy_storage::client::{GetError, PutOptions};
 use cloudy_storage::coding::Params;
 use cloudy_storage::server::SharedStore;
-use cloudy_storage::store::{MemStore, ShareStore};
+use cloudy_storage::store::ShareStore;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
-struct Grid {
-    net: TestNet,
-    clients: Vec<Client>,
-    stores: Vec<MemStore>,
-    cancel: CancellationToken,
-}
-
-async fn grid(n: usize) -> Grid {
-    grid_with(n, None).await
-}
-
-/// A grid whose last node serves `last` (when given) instead of a MemStore.
-async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
-    let net = TestNet::start(n, fast_config()).await.unwrap();
-    net.wait_all_alive().await.unwrap();
-    let cancel = CancellationToken::new();
-    let mut clients = Vec::new();
-    let mut stores = Vec::new();
-    for (i, node) in net.nodes.iter().enumerate() {
-        if let Some(store) = last.take_if(|_| i == n - 1) {
-            cloudy_storage::service::start(
-                node.handle.clone(),
-                store.clone(),
-                Default::default(),
-                &Tasks::new("test", cancel.clone()),
-            )
-            .await
-            .unwrap();
-            clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
-            continue;
-        }
-        let mem = MemStore::new(1 << 30);
-        let store: SharedStore = Arc::new(mem.clone());
-        cloudy_storage::service::start(
-            node.handle.clone(),
-            store.clone(),
-            Default::default(),
-            &Tasks::new("test", cancel.clone()),
-        )
-        .await
-        .unwrap();
-        clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
-        stores.push(mem);
-    }
-    for node in &net.nodes {
-        wait_until(&node.handle, "all storage servers", |s| {
-            s.providers(Some("storage")).len() == n
-        })
-        .await
-        .unwrap();
-    }
-    Grid { net, clients, stores, cancel }
-}
-
-fn file(size: usize) -> tempfile::NamedTempFile {
-    let f = tempfile::NamedTempFile::new().unwrap();
-    let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
-    std::fs::write(f.path(), data).unwrap();
-    f
-}
+mod common;
+use common::{file, grid, grid_with};
 
 const OPTS: PutOptions = PutOptions {
     params: Params { k: 3, n: 5, segment_size: 64 << 10 },
@@ -93,7 +34,7 @@ async fn put_on_one_get_on_another_and_survive_n_minus_k_failures() {
                 g.clients[3].get(r, &mut out).await.unwrap();
                 assert_eq!(out, expected, "size {size}");
             }
-            Cap::Verify(_) => unreachable!(),
+            Cap::Verify(_) | Cap::Mutable(_) => unreachable!(),
         }
         // Convergence: the same file from the same node gives the same capability.
         assert_eq!(g.clients[0].put(f.path(), OPTS).await.unwrap(), cap);

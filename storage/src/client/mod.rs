@@ -10,16 +10,20 @@
 
 mod check;
 mod get;
+mod mutable;
 mod pipeline;
 mod progress;
 mod put;
 mod reader;
 mod share_error;
+mod slots;
 
 pub use check::{RepairError, RepairReport, Report};
 pub use get::GetError;
+pub use mutable::{slot_happy, MutableError, SLOT_SPAN};
 pub use pipeline::Source;
 pub use put::{PutError, PutOptions};
+pub use slots::{SlotWriteError, SlotsRead};
 
 use crate::placement::Server;
 use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response, PROTOCOL};

@@ -8,6 +8,7 @@
 
 use super::{Expect, Layout, ShareMeta, ShareStore, ShareWriter, StorageIndex, StoreError};
 use crate::root::Hash;
+use rusqlite::OptionalExtension;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -43,7 +44,10 @@ impl FsStore {
              CREATE TABLE IF NOT EXISTS shares (si TEXT NOT NULL, share INTEGER NOT NULL, len INTEGER NOT NULL,
                                                 PRIMARY KEY (si, share));
              CREATE TABLE IF NOT EXISTS leases (si TEXT NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL,
-                                                PRIMARY KEY (si, owner));",
+                                                PRIMARY KEY (si, owner));
+             CREATE TABLE IF NOT EXISTS slots (si TEXT NOT NULL, writer BLOB NOT NULL, seqnum INTEGER NOT NULL,
+                                               bytes BLOB NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL,
+                                               PRIMARY KEY (si, writer));",
         )
         .map_err(|e| io_err(&db_path, e))?;
         let store = FsStore(Arc::new(Inner {
@@ -220,6 +224,12 @@ impl ShareStore for FsStore {
     fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError> {
         let db = self.db();
         let si = hex::encode(si);
+        let slots = db
+            .execute(
+                "UPDATE slots SET until = MAX(until, ?2) WHERE si = ?1",
+                rusqlite::params![si, until as i64],
+            )
+            .map_err(|e| self.db_err(e))?;
         let held: i64 = db
             .query_row("SELECT COUNT(*) FROM shares WHERE si = ?1", [&si], |r| r.get(0))
             .map_err(|e| self.db_err(e))?;
@@ -231,7 +241,7 @@ impl ShareStore for FsStore {
             )
             .map_err(|e| self.db_err(e))?;
         }
-        Ok(held as usize)
+        Ok(held as usize + slots)
     }
 
     fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError> {
@@ -259,7 +269,8 @@ impl ShareStore for FsStore {
         let bytes: i64 = self
             .db()
             .query_row(
-                "SELECT COALESCE(SUM(s.len), 0) FROM leases l JOIN shares s ON s.si = l.si WHERE l.owner = ?1",
+                "SELECT COALESCE((SELECT SUM(s.len) FROM leases l JOIN shares s ON s.si = l.si WHERE l.owner = ?1), 0)
+                      + COALESCE((SELECT SUM(LENGTH(bytes)) FROM slots WHERE owner = ?1), 0)",
                 [owner],
                 |r| r.get(0),
             )
@@ -271,7 +282,8 @@ impl ShareStore for FsStore {
         let db = self.db();
         let mut stmt = db
             .prepare(
-                "SELECT l.owner, SUM(s.len) FROM leases l JOIN shares s ON s.si = l.si GROUP BY l.owner",
+                "SELECT owner, SUM(b) FROM (SELECT l.owner AS owner, s.len AS b FROM leases l JOIN shares s ON s.si = l.si
+                                            UNION ALL SELECT owner, LENGTH(bytes) FROM slots) GROUP BY owner",
             )
             .map_err(|e| self.db_err(e))?;
         let rows = stmt
@@ -287,6 +299,53 @@ impl ShareStore for FsStore {
 
     fn used(&self) -> u64 {
         self.0.used.load(Ordering::SeqCst) + self.0.reserved.load(Ordering::SeqCst)
+    }
+
+    fn put_slot(&self, row: super::SlotRow) -> Result<super::SlotPut, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(|e| self.db_err(e))?;
+        let si = hex::encode(row.si);
+        let held: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seqnum, bytes FROM slots WHERE si = ?1 AND writer = ?2",
+                rusqlite::params![si, row.writer.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        let writers: i64 = tx
+            .query_row("SELECT COUNT(*) FROM slots WHERE si = ?1", [&si], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        let put = super::slot_rule(
+            held.as_ref().map(|(s, b)| (*s as u64, b.as_slice())),
+            writers as usize,
+            &row,
+        );
+        if put == super::SlotPut::Stored {
+            tx.execute(
+                "INSERT OR REPLACE INTO slots (si, writer, seqnum, bytes, owner, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![si, row.writer.as_slice(), row.seqnum as i64, row.bytes, row.owner, row.until as i64],
+            )
+            .map_err(|e| self.db_err(e))?;
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(put)
+    }
+
+    fn slots(&self, si: &StorageIndex) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT bytes FROM slots WHERE si = ?1").map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([hex::encode(si)], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.db_err(e))
+    }
+
+    fn expire_slots(&self, now: u64) -> Result<usize, StoreError> {
+        self.db()
+            .execute("DELETE FROM slots WHERE until < ?1", [now as i64])
+            .map_err(|e| self.db_err(e))
     }
 
     fn free(&self) -> u64 {

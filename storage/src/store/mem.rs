@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 struct Inner {
     shares: HashMap<(StorageIndex, u8), Vec<u8>>,
     leases: HashMap<StorageIndex, HashMap<String, u64>>,
+    slots: std::collections::BTreeMap<(StorageIndex, [u8; 16]), super::SlotRow>,
     reserved: u64,
     /// Test hook: reads of blocks from this segment on hang (a holder that
     /// went silent mid-transfer) until it is lifted.
@@ -129,13 +130,18 @@ impl ShareStore for MemStore {
 
     fn renew(&self, si: &StorageIndex, owner: &str, until: u64) -> Result<usize, StoreError> {
         let mut inner = self.lock();
+        let mut slots = 0;
+        for row in inner.slots.values_mut().filter(|r| r.si == *si) {
+            row.until = row.until.max(until);
+            slots += 1;
+        }
         let held = inner.shares.keys().filter(|(s, _)| s == si).count();
         if held > 0 {
             let end =
                 inner.leases.entry(*si).or_default().entry(owner.to_string()).or_insert(until);
             *end = (*end).max(until);
         }
-        Ok(held)
+        Ok(held + slots)
     }
 
     fn expired(&self, now: u64) -> Result<Vec<StorageIndex>, StoreError> {
@@ -161,7 +167,33 @@ impl ShareStore for MemStore {
                 *out.entry(owner.clone()).or_insert(0) += blob.len() as u64;
             }
         }
+        for row in inner.slots.values() {
+            *out.entry(row.owner.clone()).or_insert(0) += row.bytes.len() as u64;
+        }
         Ok(out)
+    }
+
+    fn put_slot(&self, row: super::SlotRow) -> Result<super::SlotPut, StoreError> {
+        let mut inner = self.lock();
+        let held = inner.slots.get(&(row.si, row.writer)).map(|r| (r.seqnum, r.bytes.as_slice()));
+        let writers = inner.slots.keys().filter(|(si, _)| *si == row.si).count();
+        let put = super::slot_rule(held, writers, &row);
+        if put == super::SlotPut::Stored {
+            inner.slots.insert((row.si, row.writer), row);
+        }
+        Ok(put)
+    }
+
+    fn slots(&self, si: &StorageIndex) -> Result<Vec<Vec<u8>>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.slots.values().filter(|r| r.si == *si).map(|r| r.bytes.clone()).collect())
+    }
+
+    fn expire_slots(&self, now: u64) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.slots.len();
+        inner.slots.retain(|_, r| r.until >= now);
+        Ok(before - inner.slots.len())
     }
 
     fn used(&self) -> u64 {

@@ -190,6 +190,60 @@ pub trait ShareStore: Send + Sync + 'static {
     fn free(&self) -> u64;
     /// Block bytes read from and written to this store since it opened.
     fn traffic(&self) -> Traffic;
+    /// Keeps a mutable slot (already verified by the caller) unless a newer
+    /// one, or an equal one with other contents, is held.
+    fn put_slot(&self, row: SlotRow) -> Result<SlotPut, StoreError>;
+    /// Every slot of `si` held here, in wire form.
+    fn slots(&self, si: &StorageIndex) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Drops slots whose leases ended before `now`; returns how many.
+    fn expire_slots(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// Most writers' slots kept under one storage index.
+pub const MAX_WRITERS: usize = 64;
+
+/// A slot to keep.
+#[derive(Clone, Debug)]
+pub struct SlotRow {
+    /// Storage index.
+    pub si: StorageIndex,
+    /// Writer id.
+    pub writer: [u8; 16],
+    /// Version.
+    pub seqnum: u64,
+    /// Wire form.
+    pub bytes: Vec<u8>,
+    /// Who stored it (its lease and quota).
+    pub owner: String,
+    /// When its lease ends.
+    pub until: u64,
+}
+
+/// What became of a slot offered to a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotPut {
+    /// Kept (or already held, identical).
+    Stored,
+    /// A newer version, or the same version with other contents, is held.
+    Stale {
+        /// The version held.
+        held: u64,
+    },
+    /// The storage index already has [`MAX_WRITERS`] writers.
+    TooManyWriters,
+}
+
+/// The rule both backends follow: given what is held for the slot and how
+/// many writers the storage index has, what to do with `row`.
+pub(crate) fn slot_rule(held: Option<(u64, &[u8])>, writers: usize, row: &SlotRow) -> SlotPut {
+    match held {
+        Some((seq, _)) if seq > row.seqnum => SlotPut::Stale { held: seq },
+        Some((seq, bytes)) if seq == row.seqnum && bytes != row.bytes.as_slice() => {
+            SlotPut::Stale { held: seq }
+        }
+        None if writers >= MAX_WRITERS => SlotPut::TooManyWriters,
+        _ => SlotPut::Stored,
+    }
 }
 
 /// Block bytes a store has read (served) and written (received).

@@ -276,3 +276,57 @@ fn leases_fs_and_they_survive_a_restart() {
     assert!(!s.expired(now + 60).unwrap().contains(&other));
     assert!(s.expired(now + LEASE_SECS + 60).unwrap().contains(&other));
 }
+
+fn row(writer: u8, seqnum: u64, body: &[u8]) -> SlotRow {
+    SlotRow {
+        si: SI,
+        writer: [writer; 16],
+        seqnum,
+        bytes: body.to_vec(),
+        owner: "a".into(),
+        until: 100,
+    }
+}
+
+fn slots(s: &dyn ShareStore) {
+    assert_eq!(s.put_slot(row(1, 2, b"two")).unwrap(), SlotPut::Stored);
+    assert_eq!(s.put_slot(row(1, 2, b"two")).unwrap(), SlotPut::Stored, "the same again");
+    assert_eq!(s.put_slot(row(1, 1, b"one")).unwrap(), SlotPut::Stale { held: 2 }, "no rollback");
+    assert_eq!(
+        s.put_slot(row(1, 2, b"other")).unwrap(),
+        SlotPut::Stale { held: 2 },
+        "same version, other contents"
+    );
+    assert_eq!(s.put_slot(row(2, 1, b"b1")).unwrap(), SlotPut::Stored);
+    assert_eq!(s.put_slot(row(1, 3, b"three")).unwrap(), SlotPut::Stored);
+    let mut held = s.slots(&SI).unwrap();
+    held.sort();
+    assert_eq!(held, vec![b"b1".to_vec(), b"three".to_vec()]);
+    assert!(s.slots(&[9; 16]).unwrap().is_empty());
+    assert_eq!(s.used_by("a").unwrap(), 7, "slots count for their owner");
+    for w in 3..MAX_WRITERS as u8 + 1 {
+        assert_eq!(s.put_slot(row(w, 1, b"x")).unwrap(), SlotPut::Stored);
+    }
+    assert_eq!(s.put_slot(row(200, 1, b"x")).unwrap(), SlotPut::TooManyWriters);
+    assert_eq!(s.renew(&SI, "a", 500).unwrap(), MAX_WRITERS, "a renewal covers slots");
+    assert_eq!(s.expire_slots(400).unwrap(), 0);
+    assert_eq!(s.expire_slots(501).unwrap(), MAX_WRITERS);
+    assert!(s.slots(&SI).unwrap().is_empty());
+}
+
+#[test]
+fn slots_mem() {
+    slots(&MemStore::new(1 << 30));
+}
+
+#[test]
+fn slots_fs_and_they_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    slots(&FsStore::open(dir.path(), 1 << 30).unwrap());
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    s.put_slot(row(1, 5, b"five")).unwrap();
+    drop(s);
+    let s = FsStore::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(s.slots(&SI).unwrap(), vec![b"five".to_vec()]);
+    assert_eq!(s.put_slot(row(1, 4, b"four")).unwrap(), SlotPut::Stale { held: 5 });
+}

@@ -1,0 +1,449 @@
+//! Directories on the grid: reading every writer's log, merging them, and
+//! appending this node's operations to its own log.
+//!
+//! - A node writes a directory under its own writer id (a hash of its peer
+//!   id), one slot per writer, so writers on different nodes never
+//!   overwrite each other. Updates of one directory on one node are
+//!   serialised by a lock.
+//! - A log keeps its newest operations inline and moves older ones into
+//!   immutable chunks (cached here by capability) once the inline part
+//!   passes [`INLINE_MAX`], so one update rewrites a small slot, not the
+//!   whole directory.
+
+use super::ops::{decode_ops, Action, Entry, Kind, Log, Op, OpId};
+use super::{merge, valid_name};
+use crate::capability::{Access, Cap, MutCap, MutKind};
+use crate::client::{
+    slot_happy, Client, GetError, MutableError, PutError, PutOptions, SlotWriteError,
+};
+use crate::mutable::{keys, ReadKey, Slot, WriteKey};
+use crate::placement::DEFAULT_PARAMS;
+use crate::store::StorageIndex;
+use cloudy_overlay::PeerId;
+use data_encoding::BASE64;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Inline operations past this many bytes move into a chunk.
+pub const INLINE_MAX: usize = 40 << 10;
+const CHUNK_CACHE: usize = 4096;
+
+/// Why a directory operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirError {
+    /// Reading or writing its slots failed.
+    #[error(transparent)]
+    Mutable(#[from] MutableError),
+    /// Writing a chunk failed.
+    #[error(transparent)]
+    Put(#[from] PutError),
+    /// Reading a chunk failed.
+    #[error("reading part of the directory: {0}")]
+    Get(#[from] GetError),
+    /// Not a directory capability.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// The capability can only read.
+    #[error("this is a read-only directory capability; changing it needs its write capability")]
+    ReadOnly,
+    /// A verify capability cannot list.
+    #[error("a verify capability can check a directory but not list it")]
+    VerifyOnly,
+    /// No such name.
+    #[error("no entry {0:?}")]
+    NoEntry(String),
+    /// The name is taken (and replacing was not asked for).
+    #[error("{0:?} already exists")]
+    Exists(String),
+    /// The name is unusable.
+    #[error("{0:?} cannot name an entry (empty, \".\", \"..\", or holds \"/\")")]
+    BadName(String),
+}
+
+impl From<SlotWriteError> for DirError {
+    fn from(e: SlotWriteError) -> Self {
+        DirError::Mutable(MutableError::Write(e))
+    }
+}
+
+/// An entry as listed.
+#[derive(Clone, Debug)]
+pub struct Child {
+    /// Its id.
+    pub id: OpId,
+    /// The name shown (a conflict name if two entries share one).
+    pub name: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// The best capability this reader may have: the write capability of
+    /// a mutable child through a writable directory, otherwise read.
+    pub cap: Cap,
+    /// Size in bytes (files).
+    pub size: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: u64,
+    /// Whether the name shown is a conflict name.
+    pub conflict: bool,
+}
+
+/// A directory's entries.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// Entries, by name.
+    pub entries: Vec<Child>,
+    /// Entries or logs that did not decode, named.
+    pub bad: Vec<String>,
+    /// How many writers have written it.
+    pub writers: usize,
+}
+
+impl Listing {
+    /// The entry shown as `name`.
+    pub fn get(&self, name: &str) -> Option<&Child> {
+        self.entries.iter().find(|c| c.name == name)
+    }
+}
+
+/// A change to make.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Add an entry.
+    Add {
+        /// Name.
+        name: String,
+        /// The child.
+        cap: Cap,
+        /// Size (files).
+        size: u64,
+        /// Modification time.
+        mtime: u64,
+    },
+    /// Remove an entry.
+    Remove(OpId),
+    /// Rename an entry.
+    Rename {
+        /// The entry.
+        target: OpId,
+        /// Its new name.
+        name: String,
+    },
+}
+
+/// Everything read of one directory.
+struct State {
+    ops: Vec<Op>,
+    peers: HashMap<[u8; 16], String>,
+    bad: Vec<String>,
+    mine: Log,
+    my_seq: u64,
+    my_counter: u64,
+    lamport: u64,
+}
+
+/// Directories as one node reads and writes them.
+#[derive(Clone)]
+pub struct Dirs {
+    client: Client,
+    writer: [u8; 16],
+    peer: String,
+    locks: Arc<Mutex<HashMap<StorageIndex, Arc<tokio::sync::Mutex<()>>>>>,
+    chunks: Arc<Mutex<HashMap<String, Arc<Vec<Value>>>>>,
+}
+
+impl std::fmt::Debug for Dirs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dirs").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+/// The writer id of node `peer`.
+pub fn writer_id(peer: &PeerId) -> [u8; 16] {
+    let h = blake3::derive_key("cloudy-p2p directory writer v1", &peer.to_bytes());
+    h[..16].try_into().expect("16 bytes")
+}
+
+fn dir_cap(cap: &Cap) -> Result<&MutCap, DirError> {
+    match cap {
+        Cap::Mutable(m) if m.kind == MutKind::Dir => Ok(m),
+        other => Err(DirError::NotADirectory(short(other))),
+    }
+}
+
+fn short(cap: &Cap) -> String {
+    let s = cap.to_string();
+    if s.len() > 40 {
+        format!("{}…", &s[..40])
+    } else {
+        s
+    }
+}
+
+fn now() -> u64 {
+    crate::store::now_secs()
+}
+
+impl Dirs {
+    /// Directories of the node `peer`, over `client`.
+    pub fn new(client: Client, peer: PeerId) -> Self {
+        Dirs {
+            client,
+            writer: writer_id(&peer),
+            peer: peer.to_string(),
+            locks: Arc::default(),
+            chunks: Arc::default(),
+        }
+    }
+
+    /// The grid client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Makes a new, empty directory; returns its write capability.
+    pub async fn create(&self) -> Result<Cap, DirError> {
+        let key = WriteKey::generate();
+        let log = Log { v: 1, peer: self.peer.clone(), ..Log::default() };
+        self.write_log(&key, &log, 1).await?;
+        Ok(Cap::Mutable(MutCap { kind: MutKind::Dir, access: Access::Write(key) }))
+    }
+
+    async fn write_log(&self, key: &WriteKey, log: &Log, seqnum: u64) -> Result<(), DirError> {
+        let json = serde_json::to_vec(log).expect("a log serialises");
+        let slot = Slot::sign(key, self.writer, seqnum, key.read().seal(&json));
+        let happy = slot_happy(self.client.servers().len());
+        self.client.write_slot(&slot, DEFAULT_PARAMS.n as usize, happy, &[]).await?;
+        Ok(())
+    }
+
+    async fn chunk(&self, text: &str) -> Result<Arc<Vec<Value>>, String> {
+        if let Some(v) = self.chunks.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+            return Ok(v.clone());
+        }
+        let bytes = match text.parse::<Cap>().map_err(|e| e.to_string())? {
+            Cap::Literal(d) => d,
+            Cap::Read(r) => {
+                let mut out = Vec::with_capacity(r.size as usize);
+                self.client.get(&r, &mut out).await.map_err(|e| e.to_string())?;
+                out
+            }
+            _ => return Err("a chunk names something other than a file".into()),
+        };
+        let ops: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let ops = Arc::new(ops);
+        let mut cache = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CHUNK_CACHE {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), ops.clone());
+        Ok(ops)
+    }
+
+    async fn state(&self, rk: &ReadKey) -> Result<State, DirError> {
+        let read = self.client.slots_of(&rk.verify().storage_index()).await;
+        let newest = read.newest();
+        if newest.is_empty() {
+            return Err(MutableError::NotFound {
+                answered: read.answered(),
+                asked: read.servers.len(),
+            }
+            .into());
+        }
+        let mut st = State {
+            ops: Vec::new(),
+            peers: HashMap::new(),
+            bad: Vec::new(),
+            mine: Log { v: 1, peer: self.peer.clone(), ..Log::default() },
+            my_seq: 0,
+            my_counter: 0,
+            lamport: 0,
+        };
+        for (writer, slot) in &newest {
+            let log: Log = match rk
+                .open(&slot.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|p| serde_json::from_slice(&p).map_err(|e| e.to_string()))
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    st.bad.push(format!(
+                        "the log of writer {} does not decode: {e}",
+                        hex::encode(&writer[..4])
+                    ));
+                    continue;
+                }
+            };
+            let mut values: Vec<Value> = Vec::new();
+            for c in &log.chunks {
+                match self.chunk(c).await {
+                    Ok(v) => values.extend(v.iter().cloned()),
+                    Err(e) => st.bad.push(format!(
+                        "part of the log of {} cannot be read ({e}); its older entries are missing",
+                        log.peer
+                    )),
+                }
+            }
+            values.extend(log.ops.iter().cloned());
+            let (ops, bad) = decode_ops(&values);
+            st.bad.extend(bad);
+            for op in &ops {
+                st.lamport = st.lamport.max(op.lamport);
+                if op.id.writer == self.writer {
+                    st.my_counter = st.my_counter.max(op.id.counter);
+                }
+            }
+            st.ops.extend(ops.into_iter().filter(|op| op.id.writer == *writer));
+            st.peers.insert(*writer, log.peer.clone());
+            if *writer == self.writer {
+                st.my_seq = slot.seqnum;
+                st.mine = log;
+            }
+        }
+        st.ops.sort_by_key(|o| o.id);
+        st.ops.dedup_by_key(|o| o.id);
+        Ok(st)
+    }
+
+    fn listing(&self, st: &State, write: Option<&WriteKey>) -> Listing {
+        let child_key = write.map(|w| w.child_key());
+        let mut bad = st.bad.clone();
+        let mut entries = Vec::new();
+        for l in merge(&st.ops, &st.peers) {
+            let ro = match l.entry.ro.parse::<Cap>() {
+                Ok(c) => c,
+                Err(e) => {
+                    bad.push(format!("entry {:?} has an unusable capability: {e}", l.name));
+                    continue;
+                }
+            };
+            let rw = match (&child_key, &l.entry.rw) {
+                (Some(k), Some(sealed)) => BASE64
+                    .decode(sealed.as_bytes())
+                    .ok()
+                    .and_then(|b| keys::open(k, &b).ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.parse::<Cap>().ok()),
+                _ => None,
+            };
+            entries.push(Child {
+                id: l.id,
+                name: l.name,
+                kind: l.entry.kind,
+                cap: rw.unwrap_or(ro),
+                size: l.entry.size,
+                mtime: l.entry.mtime,
+                conflict: l.conflict,
+            });
+        }
+        Listing { entries, bad, writers: st.peers.len() }
+    }
+
+    /// Lists the directory of `cap`.
+    pub async fn list(&self, cap: &Cap) -> Result<Listing, DirError> {
+        let m = dir_cap(cap)?;
+        let rk = m.read_key().ok_or(DirError::VerifyOnly)?;
+        let st = self.state(&rk).await?;
+        Ok(self.listing(&st, m.write_key()))
+    }
+
+    /// Applies the changes `f` decides, given the directory as it is now,
+    /// in one write of this node's log; returns the listing after them.
+    pub async fn update<F>(&self, cap: &Cap, f: F) -> Result<Listing, DirError>
+    where
+        F: FnOnce(&Listing) -> Result<Vec<Change>, DirError>,
+    {
+        let m = dir_cap(cap)?;
+        let key = m.write_key().ok_or(DirError::ReadOnly)?.clone();
+        let rk = key.read();
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(rk.verify().storage_index()).or_default().clone()
+        };
+        let _held = lock.lock().await;
+        let mut st = self.state(&rk).await?;
+        let before = self.listing(&st, Some(&key));
+        let changes = f(&before)?;
+        if changes.is_empty() {
+            return Ok(before);
+        }
+        let child_key = key.child_key();
+        let (lamport, at) = (st.lamport + 1, now());
+        let mut log = st.mine.clone();
+        log.peer = self.peer.clone();
+        for change in changes {
+            st.my_counter += 1;
+            let id = OpId { writer: self.writer, counter: st.my_counter };
+            let action = match change {
+                Change::Add { name, cap, size, mtime } => {
+                    if !valid_name(&name) {
+                        return Err(DirError::BadName(name));
+                    }
+                    Action::Add(entry(name, &cap, size, mtime, &child_key))
+                }
+                Change::Remove(target) => Action::Remove(target),
+                Change::Rename { target, name } => {
+                    if !valid_name(&name) {
+                        return Err(DirError::BadName(name));
+                    }
+                    Action::Rename { target, name }
+                }
+            };
+            let op = Op { id, lamport, at, action };
+            log.ops.push(serde_json::to_value(&op).expect("an op serialises"));
+            st.ops.push(op);
+        }
+        self.seal_chunk(&mut log).await?;
+        self.write_log(&key, &log, st.my_seq + 1).await?;
+        st.ops.sort_by_key(|o| o.id);
+        Ok(self.listing(&st, Some(&key)))
+    }
+
+    /// Moves the inline operations into a chunk once they pass
+    /// [`INLINE_MAX`].
+    async fn seal_chunk(&self, log: &mut Log) -> Result<(), DirError> {
+        let inline = serde_json::to_vec(&log.ops).expect("ops serialise");
+        if inline.len() <= INLINE_MAX {
+            return Ok(());
+        }
+        let size = inline.len() as u64;
+        let opts = PutOptions::default();
+        let happy =
+            crate::client::slot_happy(self.client.servers().len()).max(opts.params.k as usize);
+        let opts = PutOptions { happy, ..opts };
+        let cap = self
+            .client
+            .put_source(
+                Box::new(std::io::Cursor::new(inline)),
+                "a directory chunk",
+                size,
+                None,
+                opts,
+            )
+            .await?;
+        let text = cap.to_string();
+        let values = std::mem::take(&mut log.ops);
+        self.chunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(text.clone(), Arc::new(values));
+        log.chunks.push(text);
+        Ok(())
+    }
+}
+
+/// The entry for `cap` under `name`: its read capability in the clear,
+/// its write capability (if any) sealed with the directory's child key.
+fn entry(name: String, cap: &Cap, size: u64, mtime: u64, child_key: &[u8; 32]) -> Entry {
+    let (kind, ro, rw) = match cap {
+        Cap::Mutable(m) => {
+            let kind = if m.kind == MutKind::Dir { Kind::Dir } else { Kind::File };
+            let rw = m
+                .write_key()
+                .map(|_| BASE64.encode(&keys::seal(child_key, cap.to_string().as_bytes())));
+            (kind, Cap::Mutable(m.to_read()).to_string(), rw)
+        }
+        other => (Kind::File, other.to_string(), None),
+    };
+    Entry { name, kind, ro, rw, size, mtime }
+}

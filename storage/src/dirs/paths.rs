@@ -1,0 +1,171 @@
+//! Paths under a directory (`photos/2026/a.jpg`), and the everyday
+//! operations on them: walk, make directories, link, unlink, rename.
+
+use super::grid::{Change, Child, DirError, Dirs, Listing};
+use super::ops::Kind;
+use crate::capability::Cap;
+
+/// The components of `path`, without empty ones (`a//b/` is `a/b`).
+pub fn split(path: &str) -> Vec<&str> {
+    path.split('/').filter(|c| !c.is_empty()).collect()
+}
+
+/// One new entry for [`Dirs::link_many`].
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    /// Its name.
+    pub name: String,
+    /// The child.
+    pub cap: Cap,
+    /// Size (files).
+    pub size: u64,
+    /// Modification time.
+    pub mtime: u64,
+}
+
+impl Dirs {
+    /// The entry `name` of directory `dir`.
+    pub async fn child(&self, dir: &Cap, name: &str) -> Result<Child, DirError> {
+        let listing = self.list(dir).await?;
+        listing.get(name).cloned().ok_or_else(|| DirError::NoEntry(name.to_string()))
+    }
+
+    /// What `path` names under `root` (`root` itself for an empty path).
+    pub async fn lookup(&self, root: &Cap, path: &[&str]) -> Result<Cap, DirError> {
+        let mut cap = root.clone();
+        for (i, name) in path.iter().enumerate() {
+            let child = self.child(&cap, name).await.map_err(|e| match e {
+                DirError::NoEntry(_) => DirError::NoEntry(path[..=i].join("/")),
+                other => other,
+            })?;
+            if i + 1 < path.len() && child.kind != Kind::Dir {
+                return Err(DirError::NotADirectory(path[..=i].join("/")));
+            }
+            cap = child.cap;
+        }
+        Ok(cap)
+    }
+
+    /// Makes the directories along `path` under `root` that do not exist
+    /// yet; returns the capability of the last.
+    pub async fn mkdir_p(&self, root: &Cap, path: &[&str]) -> Result<Cap, DirError> {
+        let mut cap = root.clone();
+        for (i, name) in path.iter().enumerate() {
+            let existing = self.list(&cap).await?.get(name).cloned();
+            cap = match existing {
+                Some(c) if c.kind == Kind::Dir => c.cap,
+                Some(_) => return Err(DirError::NotADirectory(path[..=i].join("/"))),
+                None => {
+                    let new = self.create().await?;
+                    let (owned, made) = (name.to_string(), new.clone());
+                    let after = self
+                        .update(&cap, move |l| match l.get(&owned) {
+                            Some(_) => Ok(vec![]),
+                            None => Ok(vec![Change::Add {
+                                name: owned,
+                                cap: made,
+                                size: 0,
+                                mtime: now(),
+                            }]),
+                        })
+                        .await?;
+                    let made =
+                        after.get(name).ok_or_else(|| DirError::NoEntry(name.to_string()))?;
+                    if made.kind != Kind::Dir {
+                        return Err(DirError::NotADirectory(path[..=i].join("/")));
+                    }
+                    made.cap.clone()
+                }
+            };
+        }
+        Ok(cap)
+    }
+
+    /// Adds `entries` to directory `dir` in one update. An existing entry
+    /// of the same name is replaced if `replace`, otherwise the update
+    /// fails with [`DirError::Exists`] and nothing changes.
+    pub async fn link_many(
+        &self,
+        dir: &Cap,
+        entries: Vec<NewEntry>,
+        replace: bool,
+    ) -> Result<Listing, DirError> {
+        self.update(dir, move |l| {
+            let mut changes = Vec::new();
+            for e in entries {
+                for old in l.entries.iter().filter(|c| c.name == e.name) {
+                    if !replace {
+                        return Err(DirError::Exists(e.name));
+                    }
+                    changes.push(Change::Remove(old.id));
+                }
+                changes.push(Change::Add {
+                    name: e.name,
+                    cap: e.cap,
+                    size: e.size,
+                    mtime: e.mtime,
+                });
+            }
+            Ok(changes)
+        })
+        .await
+    }
+
+    /// Removes entry `name` of `dir`; returns it.
+    pub async fn unlink(&self, dir: &Cap, name: &str) -> Result<Child, DirError> {
+        let name = name.to_string();
+        let mut removed = None;
+        self.update(dir, |l| {
+            let c = l.get(&name).ok_or_else(|| DirError::NoEntry(name.clone()))?;
+            removed = Some(c.clone());
+            Ok(vec![Change::Remove(c.id)])
+        })
+        .await?;
+        removed.ok_or(DirError::NoEntry(name))
+    }
+
+    /// Moves entry `from` of `from_dir` to `to` in `to_dir` (replacing an
+    /// entry of that name). Within one directory this is one rename; across
+    /// directories the new entry is added before the old one is removed,
+    /// so a crash between leaves it in both, never in neither.
+    pub async fn rename(
+        &self,
+        from_dir: &Cap,
+        from: &str,
+        to_dir: &Cap,
+        to: &str,
+    ) -> Result<(), DirError> {
+        let (from, to) = (from.to_string(), to.to_string());
+        if same_dir(from_dir, to_dir) {
+            self.update(from_dir, |l| {
+                let c = l.get(&from).ok_or_else(|| DirError::NoEntry(from.clone()))?;
+                let mut changes: Vec<Change> = l
+                    .entries
+                    .iter()
+                    .filter(|o| o.name == to && o.id != c.id)
+                    .map(|o| Change::Remove(o.id))
+                    .collect();
+                changes.push(Change::Rename { target: c.id, name: to.clone() });
+                Ok(changes)
+            })
+            .await?;
+            return Ok(());
+        }
+        let c = self.child(from_dir, &from).await?;
+        let entry = NewEntry { name: to, cap: c.cap.clone(), size: c.size, mtime: c.mtime };
+        self.link_many(to_dir, vec![entry], true).await?;
+        self.update(from_dir, |_| Ok(vec![Change::Remove(c.id)])).await?;
+        Ok(())
+    }
+}
+
+fn same_dir(a: &Cap, b: &Cap) -> bool {
+    match (a, b) {
+        (Cap::Mutable(x), Cap::Mutable(y)) => x.verify_key() == y.verify_key(),
+        _ => false,
+    }
+}
+
+fn now() -> u64 {
+    crate::store::now_secs()
+}

@@ -1,0 +1,205 @@
+//! Mutable files and directories on an in-process grid of five nodes.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed run
+
+mod common;
+use cloudy_storage::capability::{Access, Cap, MutCap, MutKind};
+use cloudy_storage::client::{PutOptions, SlotWriteError};
+use cloudy_storage::dirs::{split, Change, DirError, Dirs, Kind, Log, NewEntry};
+use cloudy_storage::mutable::{Slot, WriteKey, FILE_WRITER};
+use cloudy_storage::store::{now_secs, ShareStore, SlotRow};
+use common::grid;
+
+async fn stored(client: &cloudy_storage::client::Client, data: &[u8]) -> Cap {
+    let opts = PutOptions { happy: 4, ..PutOptions::default() };
+    let src = Box::new(std::io::Cursor::new(data.to_vec()));
+    client.put_source(src, "test data", data.len() as u64, None, opts).await.unwrap()
+}
+
+async fn read(client: &cloudy_storage::client::Client, cap: &Cap) -> Vec<u8> {
+    match cap {
+        Cap::Literal(d) => d.clone(),
+        Cap::Read(r) => {
+            let mut out = Vec::new();
+            client.get(r, &mut out).await.unwrap();
+            out
+        }
+        other => panic!("not file contents: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutable_file_changes_in_place_and_old_or_forged_versions_are_ignored() {
+    let g = grid(5).await;
+    let key = WriteKey::generate();
+    let v1 = stored(&g.clients[0], &vec![1u8; 5000]).await;
+    assert_eq!(g.clients[0].publish(&key, &v1).await.unwrap(), 1);
+    let (seq, cap) = g.clients[3].resolve(&key.read()).await.unwrap();
+    assert_eq!((seq, read(&g.clients[3], &cap).await), (1, vec![1u8; 5000]));
+
+    // Keep server 0's version 1 aside, then change the file.
+    let si = key.read().verify().storage_index();
+    let old = g.stores.iter().find_map(|s| s.slots(&si).unwrap().pop()).unwrap();
+    let v2 = stored(&g.clients[1], b"second version, long enough to need a server").await;
+    assert_eq!(g.clients[1].publish(&key, &v2).await.unwrap(), 2);
+
+    // A server that offers the old version, or a forged newer one, is
+    // ignored: the newest valid version is read.
+    let forged = {
+        let mut s = Slot::decode(&old).unwrap();
+        s.seqnum = 99;
+        s.encode()
+    };
+    for store in &g.stores {
+        let _ = store.expire_slots(u64::MAX);
+    }
+    let row = |bytes: Vec<u8>, seqnum| SlotRow {
+        si,
+        writer: FILE_WRITER,
+        seqnum,
+        bytes,
+        owner: "test".into(),
+        until: now_secs() + 60,
+    };
+    g.stores[0].put_slot(row(old.clone(), 1)).unwrap();
+    g.stores[1].put_slot(row(forged, 99)).unwrap();
+    let fresh = Slot::sign(&key, FILE_WRITER, 3, key.read().seal(v2.to_string().as_bytes()));
+    g.stores[2].put_slot(row(fresh.encode(), 3)).unwrap();
+    let read_back = g.clients[4].slots_of(&si).await;
+    assert!(!read_back.invalid.is_empty(), "the forged slot is reported");
+    let (seq, cap) = g.clients[4].resolve(&key.read()).await.unwrap();
+    assert_eq!(seq, 3);
+    assert_eq!(cap, v2);
+
+    // A server refuses a forged slot and a rollback.
+    let other = WriteKey::generate();
+    let mut bad = Slot::sign(&other, FILE_WRITER, 5, vec![1]);
+    bad.si = si;
+    let err = g.clients[0].write_slot(&bad, 5, 1, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("does not match its storage index"), "{err}");
+    let stale = Slot::sign(&key, FILE_WRITER, 2, vec![2]);
+    let err = g.clients[0].write_slot(&stale, 5, 1, &[]).await.unwrap_err();
+    assert!(matches!(err, SlotWriteError::Stale { held: 3, tried: 2 }), "{err}");
+
+    // A key nobody wrote under: one clear line.
+    let err = g.clients[0].resolve(&WriteKey::generate().read()).await.unwrap_err();
+    assert!(err.to_string().contains("no server holds"), "{err}");
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers() {
+    let g = grid(5).await;
+    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
+    let b = Dirs::new(g.clients[1].clone(), g.net.nodes[1].handle.local_peer_id());
+    let root = a.create().await.unwrap();
+    let photos = a.mkdir_p(&root, &split("photos/2026")).await.unwrap();
+    assert_eq!(a.lookup(&root, &split("photos/2026")).await.unwrap(), photos);
+
+    // Two nodes add at once, one entry each and one of the same name; b
+    // adds without looking, as a writer cut off from a would.
+    let (fa, fb) = (stored(&g.clients[0], b"from a").await, stored(&g.clients[1], b"from b").await);
+    let add =
+        |name: &str, cap: &Cap| NewEntry { name: name.into(), cap: cap.clone(), size: 6, mtime: 1 };
+    let blind = |name: &str| Change::Add { name: name.into(), cap: fb.clone(), size: 6, mtime: 1 };
+    let changes = vec![blind("b.txt"), blind("same.txt")];
+    let (ra, rb) = tokio::join!(
+        a.link_many(&photos, vec![add("a.txt", &fa), add("same.txt", &fa)], false),
+        b.update(&photos, move |_| Ok(changes)),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let reader = Dirs::new(g.clients[3].clone(), g.net.nodes[3].handle.local_peer_id());
+    let listing = reader.list(&photos).await.unwrap();
+    let names: Vec<&str> = listing.entries.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(listing.entries.len(), 4, "{names:?}");
+    assert!(names.contains(&"a.txt") && names.contains(&"b.txt") && names.contains(&"same.txt"));
+    let conflict = listing.entries.iter().find(|c| c.conflict).unwrap();
+    assert!(conflict.name.starts_with("same.conflict-"), "{}", conflict.name);
+    assert_eq!(listing.writers, 2);
+    // Every reader lists the same.
+    let again = b.list(&photos).await.unwrap();
+    assert_eq!(
+        again.entries.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        listing.entries.iter().map(|c| &c.name).collect::<Vec<_>>()
+    );
+
+    // A mutable child: the write capability through the write cap of the
+    // directory, the read capability only through its read cap.
+    let mkey = WriteKey::generate();
+    g.clients[0].publish(&mkey, &fa).await.unwrap();
+    let mutable = Cap::Mutable(MutCap { kind: MutKind::File, access: Access::Write(mkey) });
+    a.link_many(&root, vec![add("notes", &mutable)], false).await.unwrap();
+    let Cap::Mutable(root_m) = &root else { panic!() };
+    let ro_root = Cap::Mutable(root_m.to_read());
+    let through_write = a.child(&root, "notes").await.unwrap();
+    assert_eq!(through_write.cap, mutable);
+    let through_read = reader.child(&ro_root, "notes").await.unwrap();
+    assert!(matches!(&through_read.cap, Cap::Mutable(m) if m.write_key().is_none()));
+    let sub = reader.lookup(&ro_root, &split("photos")).await.unwrap();
+    assert!(matches!(&sub, Cap::Mutable(m) if m.write_key().is_none()), "read-only, transitively");
+    let err = reader.link_many(&ro_root, vec![add("x", &fa)], false).await.unwrap_err();
+    assert!(matches!(err, DirError::ReadOnly), "{err}");
+
+    // Rename within a directory, move across, remove.
+    a.rename(&photos, "a.txt", &photos, "renamed.txt").await.unwrap();
+    b.rename(&photos, "b.txt", &root, "moved.txt").await.unwrap();
+    a.unlink(&photos, "renamed.txt").await.unwrap();
+    let names = |l: cloudy_storage::dirs::Listing| {
+        l.entries.into_iter().map(|c| c.name).collect::<Vec<String>>()
+    };
+    let p = names(reader.list(&photos).await.unwrap());
+    assert!(!p.iter().any(|n| n == "a.txt" || n == "b.txt" || n == "renamed.txt"), "{p:?}");
+    assert!(names(reader.list(&root).await.unwrap()).contains(&"moved.txt".to_string()));
+    let err = a.unlink(&photos, "nothing").await.unwrap_err();
+    assert_eq!(err.to_string(), "no entry \"nothing\"");
+    let err = a.link_many(&photos, vec![add("same.txt", &fa)], false).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_named() {
+    let g = grid(5).await;
+    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
+    let dir = a.create().await.unwrap();
+    let file = Cap::Literal(b"tiny".to_vec());
+    for batch in 0..6 {
+        let entries = (0..100)
+            .map(|i| NewEntry {
+                name: format!("f{batch}-{i:03}"),
+                cap: file.clone(),
+                size: 4,
+                mtime: 2,
+            })
+            .collect();
+        a.link_many(&dir, entries, false).await.unwrap();
+    }
+    let reader = Dirs::new(g.clients[2].clone(), g.net.nodes[2].handle.local_peer_id());
+    let listing = reader.list(&dir).await.unwrap();
+    assert_eq!(listing.entries.len(), 600);
+    assert!(listing.bad.is_empty(), "{:?}", listing.bad);
+
+    // Another writer's log holding one entry that does not decode.
+    let Cap::Mutable(m) = &dir else { panic!() };
+    let key = m.write_key().unwrap();
+    let log = Log {
+        v: 1,
+        peer: "a stranger".into(),
+        chunks: vec![],
+        ops: vec![
+            serde_json::json!({"id": {"writer": "07070707070707070707070707070707", "counter": 1},
+                               "lamport": 1, "action": {"add": {"name": "broken", "kind": "sofa"}}}),
+            serde_json::json!({"id": {"writer": "07070707070707070707070707070707", "counter": 2},
+                               "lamport": 1, "action": {"add": {"name": "fine", "kind": "file",
+                               "ro": file.to_string()}}}),
+        ],
+    };
+    let slot = Slot::sign(key, [7; 16], 1, key.read().seal(&serde_json::to_vec(&log).unwrap()));
+    g.clients[0].write_slot(&slot, 5, 4, &[]).await.unwrap();
+    let listing = reader.list(&dir).await.unwrap();
+    assert_eq!(listing.entries.len(), 601, "the good entry is listed");
+    assert!(listing.get("fine").is_some_and(|c| c.kind == Kind::File));
+    assert_eq!(listing.bad.len(), 1);
+    assert!(listing.bad[0].contains("\"broken\""), "{:?}", listing.bad);
+    g.cancel.cancel();
+}
