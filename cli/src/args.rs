@@ -64,9 +64,19 @@ pub(crate) enum Command {
     /// Ask the running node to leave the community and exit.
     Stop,
     /// Store a file on the community's grid and print its capability.
+    ///
+    /// With a destination, the file is also linked there: `ALIAS:path`
+    /// (a mutable file already there is changed in place), or the write
+    /// capability of a mutable file (its new contents).
     Put {
         /// The file, or - for standard input.
         file: PathBuf,
+        /// Where to link it: ALIAS:path, or a mutable file's write capability.
+        dest: Option<String>,
+        /// Make a new mutable file (its write capability is printed; `put
+        /// FILE WRITECAP` changes it later).
+        #[arg(long)]
+        mutable: bool,
         /// Shares needed to read the file back [default: 3].
         #[arg(long)]
         k: Option<u8>,
@@ -83,9 +93,9 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fetch a file by its read capability.
+    /// Fetch a file by its read capability, or by ALIAS:path.
     Get {
-        /// The capability.
+        /// The capability, or ALIAS:path.
         cap: String,
         /// Output file, or - for standard output (the default).
         #[arg(short = 'o', long = "output", default_value = "-")]
@@ -126,6 +136,84 @@ pub(crate) enum Command {
     Maintain {
         #[command(subcommand)]
         command: MaintainCommand,
+    },
+    /// Names for directories on the grid: `alias create NAME` makes a new
+    /// directory, `alias add NAME CAP` names an existing one.
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
+    /// Make a directory (with its parents) at ALIAS:path; without a path,
+    /// make a new unlinked directory and print its capability.
+    Mkdir {
+        /// ALIAS:path.
+        path: Option<String>,
+    },
+    /// List a directory on the grid.
+    Ls {
+        /// ALIAS:path, or a directory capability.
+        path: String,
+        /// Sizes, times, kinds and capabilities.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy files between this machine and the grid, or within the grid.
+    ///
+    /// Local to grid: `cp [-r] FILE… ALIAS:dir/`; grid to local: `cp [-r]
+    /// ALIAS:path… DIR`; grid to grid: `cp ALIAS:a ALIAS:b` (links, copies
+    /// nothing). The last argument is the destination.
+    Cp {
+        /// Copy directories and everything under them.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Sources, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+    },
+    /// Move or rename an entry on the grid (into a directory if the
+    /// destination is one).
+    Mv {
+        /// ALIAS:path to move.
+        from: String,
+        /// ALIAS:path to move it to.
+        to: String,
+    },
+    /// Link what one grid path (or a capability) names at another path.
+    Ln {
+        /// ALIAS:path or a capability.
+        from: String,
+        /// ALIAS:path of the new entry.
+        to: String,
+    },
+    /// Remove an entry from a directory on the grid.
+    Rm {
+        /// ALIAS:path.
+        path: String,
+    },
+    /// Print a directory and everything under it.
+    Tree {
+        /// ALIAS:path, or a directory capability.
+        path: String,
+    },
+    /// Check every file and directory reachable from a directory.
+    ///
+    /// Exit status: 0 all healthy, 3 some degraded but recoverable (run
+    /// with --repair), 4 something not recoverable.
+    DeepCheck {
+        /// ALIAS:path, or a directory capability.
+        path: String,
+        /// Fetch and verify every block of every share.
+        #[arg(long)]
+        verify: bool,
+        /// Repair what is not healthy.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Folders kept identical between members (Syncthing-like).
     Sync {
@@ -224,7 +312,35 @@ pub(crate) enum Command {
     },
 }
 
-/// `dht` subcommands.
+/// `alias` subcommands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum AliasCommand {
+    /// Make a new directory on the grid and name it.
+    Create {
+        /// The alias.
+        name: String,
+    },
+    /// Name an existing directory capability.
+    Add {
+        /// The alias.
+        name: String,
+        /// The directory capability.
+        cap: String,
+    },
+    /// List aliases and their capabilities.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget an alias (the directory stays on the grid).
+    Remove {
+        /// The alias.
+        name: String,
+    },
+}
+
+/// `community` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum CommunityCommand {
     /// Make this node's community private, with this node its first admin:

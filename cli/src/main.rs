@@ -2,6 +2,7 @@
 //! home directly; every other subcommand is a client of the running node's
 //! local control API.
 
+mod aliases;
 mod args;
 mod commands;
 mod output;

@@ -56,3 +56,18 @@ impl<R: AsyncRead + Unpin> AsyncRead for Reading<R> {
         r
     }
 }
+
+/// A bar counting `n` items (files of a recursive copy).
+pub(crate) fn count_bar(n: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(n);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} files {per_sec} eta {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}

@@ -95,6 +95,7 @@ impl Node {
             shutdown: stop_requested.clone(),
             tasks: supervisor.api.clone(),
             announcements,
+            dirs: cloudy_storage::dirs::Dirs::new(storage.clone(), overlay.local_peer_id()),
             storage,
             upkeep,
             sync,

@@ -13,6 +13,7 @@ pub(super) struct PutQuery {
     pub n: Option<u8>,
     pub happy: Option<usize>,
     pub random_key: bool,
+    pub mutable: bool,
 }
 
 impl PutQuery {
@@ -29,6 +30,9 @@ impl PutQuery {
         }
         if self.random_key {
             q.push("random_key=true".into());
+        }
+        if self.mutable {
+            q.push("mutable=true".into());
         }
         q.join("&")
     }

@@ -1,6 +1,7 @@
 //! One function per subcommand.
 
 mod community;
+mod copy;
 mod demo;
 mod files;
 mod info;
@@ -9,6 +10,7 @@ mod net;
 mod peer;
 mod stream;
 mod sync;
+mod tree;
 mod up;
 
 use crate::args::{CapCommand, Cli, Command, InitArgs, MaintainCommand};
@@ -56,12 +58,32 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { nodes, dir, keep } => demo::run(nodes, dir, keep).await,
-        Command::Put { file, k, n, happy, random_key, json } => {
-            let q = files::PutQuery { k, n, happy, random_key };
+        Command::Put { file, dest: Some(dest), .. } => copy::put_to(&home, &file, &dest).await,
+        Command::Put { file, dest: None, mutable, k, n, happy, random_key, json } => {
+            let q = files::PutQuery { k, n, happy, random_key, mutable };
             files::put(&client(&home)?, &file, q, json).await
         }
-        Command::Get { cap, url: true, name, .. } => files::get_url(&client(&home)?, &cap, name),
-        Command::Get { cap, output, .. } => files::get(&client(&home)?, &cap, &output).await,
+        Command::Get { cap, url: true, name, .. } => {
+            let c = client(&home)?;
+            let cap = copy::resolve_cap(&home, &c, &cap).await?;
+            files::get_url(&c, &cap, name)
+        }
+        Command::Get { cap, output, .. } => {
+            let c = client(&home)?;
+            let cap = copy::resolve_cap(&home, &c, &cap).await?;
+            files::get(&c, &cap, &output).await
+        }
+        Command::Alias { command } => tree::alias(&home, command).await,
+        Command::Mkdir { path } => tree::mkdir(&home, path).await,
+        Command::Ls { path, long, json } => tree::ls(&home, &path, long, json).await,
+        Command::Cp { recursive, paths } => copy::cp(&home, recursive, paths).await,
+        Command::Mv { from, to } => tree::mv(&home, &from, &to).await,
+        Command::Ln { from, to } => tree::ln(&home, &from, &to).await,
+        Command::Rm { path } => tree::rm(&home, &path).await,
+        Command::Tree { path } => tree::tree(&home, &path).await,
+        Command::DeepCheck { path, verify, repair, json } => {
+            tree::deep_check(&home, &path, verify, repair, json).await
+        }
         Command::Invite { uses, expires, json } => {
             join::invite(&client(&home)?, uses, expires, json).await
         }

@@ -6,6 +6,7 @@
 mod community;
 mod dashboard;
 mod demo;
+mod filesystem;
 mod hostile;
 mod js;
 mod lossy;

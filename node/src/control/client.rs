@@ -4,6 +4,8 @@ use super::api::{
     AddFolder, Admit, Announce, CapBody, Changed, CheckReport, CheckRequest, ErrorBody, FolderRow,
     JoinFolder, MaintainedRow, PeerRow, RepairResult, ServiceRow, Status, Stored,
 };
+mod fs;
+
 use super::dht::{ConnectBody, NameBody, PingBody, Providers, Reached, Record};
 use crate::error::NodeError;
 use crate::home::Home;

@@ -16,20 +16,24 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Query of `PUT /uri`.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(super) struct PutQuery {
     k: Option<u8>,
     n: Option<u8>,
     happy: Option<usize>,
     #[serde(default)]
     random_key: bool,
+    /// Make a new mutable file holding the body (answers its write
+    /// capability).
+    #[serde(default)]
+    mutable: bool,
 }
 
-fn bad(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
@@ -96,6 +100,42 @@ async fn put_file(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Stored>, ApiError> {
+    let mutable = q.mutable;
+    let (cap, note) = store_body(&s, q, &headers, body).await?;
+    if mutable {
+        let key = cloudy_storage::mutable::WriteKey::generate();
+        s.storage.publish(&key, &cap).await.map_err(super::tree::mutable_error)?;
+        let m = cloudy_storage::capability::MutCap {
+            kind: cloudy_storage::capability::MutKind::File,
+            access: cloudy_storage::capability::Access::Write(key),
+        };
+        let verify_cap = Some(Cap::Mutable(m.to_verify()).to_string());
+        return Ok(axum::Json(Stored { cap: Cap::Mutable(m).to_string(), verify_cap, note }));
+    }
+    let verify_cap = match &cap {
+        Cap::Read(r) => {
+            if s.maintain_uploads {
+                if let Err(e) = s.upkeep.add(&r.verify_cap()) {
+                    tracing::warn!("cannot add the upload to the maintained list: {e}");
+                }
+            }
+            Some(Cap::Verify(r.verify_cap()).to_string())
+        }
+        _ => None,
+    };
+    // A literal file sits in its capability, on no server: nothing to say.
+    let note = note.filter(|_| verify_cap.is_some());
+    Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap, note }))
+}
+
+/// Stores a request body as an immutable file; returns its capability and
+/// a note for the user (happiness lowered), if any.
+pub(super) async fn store_body(
+    s: &Shared,
+    q: PutQuery,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Cap, Option<String>), ApiError> {
     let d = PutOptions::default();
     let params = Params {
         k: q.k.unwrap_or(d.params.k),
@@ -139,26 +179,13 @@ async fn put_file(
         }
         // Otherwise spool it first (bounded memory), hashing for the
         // convergent key on the way, then encode from the spool.
-        _ => spool_and_put(&s, &mut reader, opts).await?,
+        _ => spool_and_put(s, &mut reader, opts).await?,
     };
     let cap = result.map_err(|e| match e {
         PutError::Read { .. } | PutError::Coding(_) => bad(e),
         e => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     })?;
-    let verify_cap = match &cap {
-        Cap::Read(r) => {
-            if s.maintain_uploads {
-                if let Err(e) = s.upkeep.add(&r.verify_cap()) {
-                    tracing::warn!("cannot add the upload to the maintained list: {e}");
-                }
-            }
-            Some(Cap::Verify(r.verify_cap()).to_string())
-        }
-        _ => None,
-    };
-    // A literal file sits in its capability, on no server: nothing to say.
-    let note = note.filter(|_| verify_cap.is_some());
-    Ok(axum::Json(Stored { cap: cap.to_string(), verify_cap, note }))
+    Ok((cap, note))
 }
 
 /// Happiness when the user did not set it: the default, lowered to the
@@ -177,11 +204,13 @@ fn default_happy(default: usize, k: u8, servers: usize) -> (usize, Option<String
 }
 
 /// Query of `GET /uri/{cap}`.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(super) struct GetQuery {
     /// A file name: sets Content-Type by its extension and a
     /// Content-Disposition naming it (as Tahoe's `?filename=`).
-    filename: Option<String>,
+    pub(super) filename: Option<String>,
+    /// `json`: a directory as JSON rather than HTML.
+    pub(super) t: Option<String>,
 }
 
 /// Starts downloading bytes `range` of `r`; fails with the reason if not
@@ -239,11 +268,22 @@ async fn get_file(
     Query(q): Query<GetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let cap: Cap = cap.parse().map_err(bad)?;
+    let parsed: Cap = cap.parse().map_err(bad)?;
+    super::tree::serve(&s, parsed, &cap, "", q, headers).await
+}
+
+/// Sends the contents of the file of `cap` (an immutable or literal
+/// file), honouring a Range header.
+pub(super) async fn serve_contents(
+    s: &Shared,
+    cap: Cap,
+    q: GetQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let size = match &cap {
         Cap::Literal(data) => data.len() as u64,
         Cap::Read(r) => r.size,
-        Cap::Verify(_) => {
+        Cap::Verify(_) | Cap::Mutable(_) => {
             return Err(bad("a verify capability cannot read a file; use the read capability"))
         }
     };
@@ -255,8 +295,8 @@ async fn get_file(
             let part = data[start as usize..end as usize].to_vec();
             (part.clone(), Body::from(part))
         }
-        Cap::Read(r) => download(&s, r, start..end).await?,
-        Cap::Verify(_) => unreachable!("refused above"),
+        Cap::Read(r) => download(s, r, start..end).await?,
+        Cap::Verify(_) | Cap::Mutable(_) => unreachable!("refused above"),
     };
     let content_type = match &q.filename {
         Some(name) => mime_guess::from_path(name).first_or_octet_stream().to_string(),

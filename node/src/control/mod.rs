@@ -17,6 +17,8 @@ pub use sync::ConflictCache;
 pub mod server;
 mod state;
 mod streams;
+mod tree;
+mod tree_html;
 pub mod ui;
 mod upkeep;
 mod usage;

@@ -61,8 +61,22 @@ pub fn router(state: Shared) -> Router {
         .route("/stream/{channel}", get(super::streams::play))
         .route("/v1/vod", get(super::vod::list).post(super::vod::publish))
         .route("/vod/{id}", get(super::vod::get))
-        .route("/uri", axum::routing::put(super::gateway::put))
-        .route("/uri/{cap}", get(super::gateway::get))
+        .route("/uri", axum::routing::put(super::gateway::put).post(super::tree::post_root))
+        .route("/uri/{cap}", get(super::gateway::get).put(super::tree::put_cap))
+        .route(
+            "/uri/{cap}/{*path}",
+            get(super::tree::get_path)
+                .put(super::tree::put_path)
+                .delete(super::tree::delete_path)
+                .post(super::tree::post_path),
+        )
+        .route("/v1/fs/ls", post(super::tree::ls))
+        .route("/v1/fs/stat", post(super::tree::stat))
+        .route("/v1/fs/mkdir", post(super::tree::mkdir))
+        .route("/v1/fs/link", post(super::tree::link))
+        .route("/v1/fs/mv", post(super::tree::mv))
+        .route("/v1/fs/rm", post(super::tree::rm))
+        .route("/v1/fs/deep-check", post(super::tree::deep_check))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

@@ -27,6 +27,8 @@ pub struct ApiState {
     pub announcements: Announcements,
     /// The storage grid client.
     pub storage: cloudy_storage::client::Client,
+    /// Directories on the grid, as this node reads and writes them.
+    pub dirs: cloudy_storage::dirs::Dirs,
     /// Folder sync.
     pub sync: cloudy_sync::service::SyncService,
     /// Live channels.

@@ -16,6 +16,10 @@ pub(crate) fn verify_cap(cap: &str) -> Result<VerifyCap, ApiError> {
             StatusCode::BAD_REQUEST,
             "a literal capability holds its file itself: nothing to check or repair".into(),
         )),
+        Cap::Mutable(_) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "this is a mutable file or directory: check it with `deep-check`".into(),
+        )),
     }
 }
 

@@ -23,7 +23,7 @@ pub use get::GetError;
 pub use mutable::{slot_happy, MutableError, SLOT_SPAN};
 pub use pipeline::Source;
 pub use put::{PutError, PutOptions};
-pub use slots::{SlotWriteError, SlotsRead};
+pub use slots::{SlotWrite, SlotWriteError, SlotsRead};
 
 use crate::placement::Server;
 use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response, PROTOCOL};

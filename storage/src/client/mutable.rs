@@ -60,7 +60,20 @@ impl Client {
         let payload = key.read().seal(content.to_string().as_bytes());
         let slot = Slot::sign(key, FILE_WRITER, current + 1, payload);
         let servers = self.servers().len();
-        self.write_slot(&slot, DEFAULT_PARAMS.n as usize, slot_happy(servers), &[]).await?;
+        let wrote =
+            self.write_slot(&slot, DEFAULT_PARAMS.n as usize, slot_happy(servers), &[]).await?;
+        if wrote.stale.is_some() {
+            // Some server holds a newer version, or says so: it counts
+            // only if a validly signed newer version can be read.
+            let now = self.slots_of(&si).await.newest();
+            if let Some(newer) = now.get(&FILE_WRITER).filter(|s| **s != slot) {
+                if newer.seqnum >= slot.seqnum {
+                    return Err(
+                        SlotWriteError::Stale { held: newer.seqnum, tried: slot.seqnum }.into()
+                    );
+                }
+            }
+        }
         Ok(slot.seqnum)
     }
 

@@ -35,6 +35,16 @@ pub enum SlotWriteError {
     },
 }
 
+/// What a slot write did.
+#[derive(Debug, Default)]
+pub struct SlotWrite {
+    /// Servers that stored it now.
+    pub stored: Vec<PeerId>,
+    /// The highest version servers said they hold instead (a newer
+    /// version, or a claim the caller should check by reading).
+    pub stale: Option<u64>,
+}
+
 /// What the servers of a storage index hold.
 #[derive(Debug, Default)]
 pub struct SlotsRead {
@@ -49,8 +59,11 @@ impl SlotsRead {
     pub fn newest(&self) -> BTreeMap<[u8; 16], Slot> {
         let mut out: BTreeMap<[u8; 16], Slot> = BTreeMap::new();
         for slot in self.servers.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten() {
+            // Two versions with one number (writers racing): the one with
+            // the higher payload hash, so every reader picks the same.
+            let rank = |s: &Slot| (s.seqnum, *blake3::hash(&s.payload).as_bytes());
             match out.get(&slot.writer) {
-                Some(held) if held.seqnum >= slot.seqnum => {}
+                Some(held) if rank(held) >= rank(slot) => {}
                 _ => {
                     out.insert(slot.writer, slot.clone());
                 }
@@ -127,19 +140,21 @@ impl Client {
 
     /// Writes `slot` to the first `n` servers of its ring that take it
     /// (skipping `have`, which already hold it); succeeds once `happy`
-    /// servers hold it. Returns the servers that stored it now.
+    /// servers hold it. A server that holds a newer version is passed by
+    /// (it may be lying): what it claimed is in [`SlotWrite::stale`].
     pub async fn write_slot(
         &self,
         slot: &Slot,
         n: usize,
         happy: usize,
         have: &[PeerId],
-    ) -> Result<Vec<PeerId>, SlotWriteError> {
+    ) -> Result<SlotWrite, SlotWriteError> {
         let bytes = slot.encode();
         let mut ring = self.slot_servers(&slot.si).into_iter().filter(|p| !have.contains(p));
         let want = n.saturating_sub(have.len());
         let mut stored = Vec::new();
         let mut failures = Vec::new();
+        let mut stale: Option<u64> = None;
         let mut batch: Vec<PeerId> = ring.by_ref().take(want).collect();
         while !batch.is_empty() {
             let answers =
@@ -149,7 +164,8 @@ impl Client {
                 match answer {
                     Ok(Response::SlotStored) => stored.push(*peer),
                     Ok(Response::SlotStale { held }) => {
-                        return Err(SlotWriteError::Stale { held, tried: slot.seqnum })
+                        stale = Some(stale.map_or(held, |s| s.max(held)));
+                        failures.push(format!("{peer}: holds version {held}"));
                     }
                     Ok(Response::Error { message, .. }) => {
                         failures.push(format!("{peer}: {message}"))
@@ -162,12 +178,15 @@ impl Client {
             batch = ring.by_ref().take(missing).collect();
         }
         if stored.len() + have.len() < happy {
+            if let Some(held) = stale.filter(|h| *h >= slot.seqnum) {
+                return Err(SlotWriteError::Stale { held, tried: slot.seqnum });
+            }
             return Err(SlotWriteError::Unhappy {
                 stored: stored.len() + have.len(),
                 happy,
                 failures: failures.join("; "),
             });
         }
-        Ok(stored)
+        Ok(SlotWrite { stored, stale })
     }
 }

@@ -73,6 +73,8 @@ impl From<SlotWriteError> for DirError {
 pub struct Child {
     /// Its id.
     pub id: OpId,
+    /// Ids of identical entries listed as this one (see [`super::merge`]).
+    pub also: Vec<OpId>,
     /// The name shown (a conflict name if two entries share one).
     pub name: String,
     /// File or directory.
@@ -97,12 +99,24 @@ pub struct Listing {
     pub bad: Vec<String>,
     /// How many writers have written it.
     pub writers: usize,
+    /// The highest Lamport time of its operations.
+    pub lamport: u64,
+    /// Read capabilities of the immutable chunks its logs keep older
+    /// entries in (checked and repaired with it).
+    pub chunks: Vec<String>,
 }
 
 impl Listing {
     /// The entry shown as `name`.
     pub fn get(&self, name: &str) -> Option<&Child> {
         self.entries.iter().find(|c| c.name == name)
+    }
+}
+
+impl Child {
+    /// Every id this entry stands for.
+    pub fn ids(&self) -> impl Iterator<Item = OpId> + '_ {
+        std::iter::once(self.id).chain(self.also.iter().copied())
     }
 }
 
@@ -134,6 +148,7 @@ pub enum Change {
 /// Everything read of one directory.
 struct State {
     ops: Vec<Op>,
+    chunks: Vec<String>,
     peers: HashMap<[u8; 16], String>,
     bad: Vec<String>,
     mine: Log,
@@ -203,17 +218,29 @@ impl Dirs {
 
     /// Makes a new, empty directory; returns its write capability.
     pub async fn create(&self) -> Result<Cap, DirError> {
-        let key = WriteKey::generate();
+        self.create_with(WriteKey::generate()).await
+    }
+
+    /// Makes the directory of `key` exist (an empty log of this writer).
+    pub(super) async fn create_with(&self, key: WriteKey) -> Result<Cap, DirError> {
         let log = Log { v: 1, peer: self.peer.clone(), ..Log::default() };
         self.write_log(&key, &log, 1).await?;
         Ok(Cap::Mutable(MutCap { kind: MutKind::Dir, access: Access::Write(key) }))
     }
 
+    /// Writes this writer's log as version `seqnum`. If a server holds a
+    /// newer version of it (this node's state was behind: its newest
+    /// version sat on servers it did not reach), the log is written again
+    /// above that, once.
     async fn write_log(&self, key: &WriteKey, log: &Log, seqnum: u64) -> Result<(), DirError> {
         let json = serde_json::to_vec(log).expect("a log serialises");
-        let slot = Slot::sign(key, self.writer, seqnum, key.read().seal(&json));
         let happy = slot_happy(self.client.servers().len());
-        self.client.write_slot(&slot, DEFAULT_PARAMS.n as usize, happy, &[]).await?;
+        let slot = Slot::sign(key, self.writer, seqnum, key.read().seal(&json));
+        let wrote = self.client.write_slot(&slot, DEFAULT_PARAMS.n as usize, happy, &[]).await?;
+        if let Some(held) = wrote.stale.filter(|h| *h >= seqnum) {
+            let again = Slot::sign(key, self.writer, held + 1, key.read().seal(&json));
+            self.client.write_slot(&again, DEFAULT_PARAMS.n as usize, happy, &[]).await?;
+        }
         Ok(())
     }
 
@@ -252,6 +279,7 @@ impl Dirs {
         }
         let mut st = State {
             ops: Vec::new(),
+            chunks: Vec::new(),
             peers: HashMap::new(),
             bad: Vec::new(),
             mine: Log { v: 1, peer: self.peer.clone(), ..Log::default() },
@@ -275,6 +303,7 @@ impl Dirs {
                 }
             };
             let mut values: Vec<Value> = Vec::new();
+            st.chunks.extend(log.chunks.iter().cloned());
             for c in &log.chunks {
                 match self.chunk(c).await {
                     Ok(v) => values.extend(v.iter().cloned()),
@@ -328,6 +357,7 @@ impl Dirs {
             };
             entries.push(Child {
                 id: l.id,
+                also: l.also,
                 name: l.name,
                 kind: l.entry.kind,
                 cap: rw.unwrap_or(ro),
@@ -336,7 +366,13 @@ impl Dirs {
                 conflict: l.conflict,
             });
         }
-        Listing { entries, bad, writers: st.peers.len() }
+        Listing {
+            entries,
+            bad,
+            writers: st.peers.len(),
+            lamport: st.lamport,
+            chunks: st.chunks.clone(),
+        }
     }
 
     /// Lists the directory of `cap`.
@@ -393,7 +429,9 @@ impl Dirs {
             log.ops.push(serde_json::to_value(&op).expect("an op serialises"));
             st.ops.push(op);
         }
+        let sealed = log.chunks.len();
         self.seal_chunk(&mut log).await?;
+        st.chunks.extend(log.chunks[sealed..].iter().cloned());
         self.write_log(&key, &log, st.my_seq + 1).await?;
         st.ops.sort_by_key(|o| o.id);
         Ok(self.listing(&st, Some(&key)))

@@ -12,6 +12,10 @@
 //!   name was set first (lowest `(lamport, writer, counter)`) keeps it; the
 //!   others are shown under a conflict name that says who made them and
 //!   when, as sync's conflict copies do.
+//! - Entries with the same name that lead to the same child (two writers
+//!   making the same subdirectory at once: its key is derived from the
+//!   parent's, the name and the Lamport time) are one entry with several
+//!   ids; removing or renaming it acts on all of them.
 
 use super::ops::{Action, Entry, Op, OpId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,6 +31,8 @@ pub struct Listed {
     pub entry: Entry,
     /// Whether the name shown is a conflict name.
     pub conflict: bool,
+    /// Ids of identical entries (same name, same child) shown as this one.
+    pub also: Vec<OpId>,
 }
 
 /// The entries of a directory given all its operations, sorted by name.
@@ -69,12 +75,27 @@ pub fn merge<'a>(
     let mut out = Vec::with_capacity(adds.len());
     for (name, mut group) in by_name {
         group.sort_by_key(|g| g.0);
-        for (i, (_, add, entry)) in group.into_iter().enumerate() {
+        let mut shown_here: Vec<Listed> = Vec::new();
+        for (_, add, entry) in group {
+            if let Some(same) =
+                shown_here.iter_mut().find(|l| l.entry.ro == entry.ro && l.entry.kind == entry.kind)
+            {
+                same.also.push(add.id);
+                continue;
+            }
             let mut entry = entry.clone();
             entry.name = name.to_string();
-            let shown = if i == 0 { name.to_string() } else { conflict_name(name, add, peers) };
-            out.push(Listed { id: add.id, name: shown, entry, conflict: i > 0 });
+            let first = shown_here.is_empty();
+            let shown = if first { name.to_string() } else { conflict_name(name, add, peers) };
+            shown_here.push(Listed {
+                id: add.id,
+                name: shown,
+                entry,
+                conflict: !first,
+                also: vec![],
+            });
         }
+        out.extend(shown_here);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     out

@@ -4,6 +4,7 @@
 use super::grid::{Change, Child, DirError, Dirs, Listing};
 use super::ops::Kind;
 use crate::capability::Cap;
+use crate::mutable::WriteKey;
 
 /// The components of `path`, without empty ones (`a//b/` is `a/b`).
 pub fn split(path: &str) -> Vec<&str> {
@@ -51,12 +52,19 @@ impl Dirs {
     pub async fn mkdir_p(&self, root: &Cap, path: &[&str]) -> Result<Cap, DirError> {
         let mut cap = root.clone();
         for (i, name) in path.iter().enumerate() {
-            let existing = self.list(&cap).await?.get(name).cloned();
-            cap = match existing {
+            let listing = self.list(&cap).await?;
+            cap = match listing.get(name).cloned() {
                 Some(c) if c.kind == Kind::Dir => c.cap,
                 Some(_) => return Err(DirError::NotADirectory(path[..=i].join("/"))),
                 None => {
-                    let new = self.create().await?;
+                    // Writers making the same name at once make the same
+                    // directory (see `merge`).
+                    let parent = match &cap {
+                        Cap::Mutable(m) => m.write_key().ok_or(DirError::ReadOnly)?.clone(),
+                        other => return Err(DirError::NotADirectory(other.to_string())),
+                    };
+                    let new =
+                        self.create_with(subdir_key(&parent, name, listing.lamport + 1)).await?;
                     let (owned, made) = (name.to_string(), new.clone());
                     let after = self
                         .update(&cap, move |l| match l.get(&owned) {
@@ -97,7 +105,7 @@ impl Dirs {
                     if !replace {
                         return Err(DirError::Exists(e.name));
                     }
-                    changes.push(Change::Remove(old.id));
+                    changes.extend(old.ids().map(Change::Remove));
                 }
                 changes.push(Change::Add {
                     name: e.name,
@@ -118,7 +126,7 @@ impl Dirs {
         self.update(dir, |l| {
             let c = l.get(&name).ok_or_else(|| DirError::NoEntry(name.clone()))?;
             removed = Some(c.clone());
-            Ok(vec![Change::Remove(c.id)])
+            Ok(c.ids().map(Change::Remove).collect())
         })
         .await?;
         removed.ok_or(DirError::NoEntry(name))
@@ -143,9 +151,9 @@ impl Dirs {
                     .entries
                     .iter()
                     .filter(|o| o.name == to && o.id != c.id)
-                    .map(|o| Change::Remove(o.id))
+                    .flat_map(|o| o.ids().map(Change::Remove))
                     .collect();
-                changes.push(Change::Rename { target: c.id, name: to.clone() });
+                changes.extend(c.ids().map(|id| Change::Rename { target: id, name: to.clone() }));
                 Ok(changes)
             })
             .await?;
@@ -154,9 +162,19 @@ impl Dirs {
         let c = self.child(from_dir, &from).await?;
         let entry = NewEntry { name: to, cap: c.cap.clone(), size: c.size, mtime: c.mtime };
         self.link_many(to_dir, vec![entry], true).await?;
-        self.update(from_dir, |_| Ok(vec![Change::Remove(c.id)])).await?;
+        self.update(from_dir, |_| Ok(c.ids().map(Change::Remove).collect())).await?;
         Ok(())
     }
+}
+
+/// The key of subdirectory `name` made at Lamport time `lamport` in the
+/// directory of `parent`.
+fn subdir_key(parent: &WriteKey, name: &str, lamport: u64) -> WriteKey {
+    let mut h = blake3::Hasher::new_derive_key("cloudy-p2p subdirectory key v1");
+    h.update(&parent.0);
+    h.update(&lamport.to_be_bytes());
+    h.update(name.as_bytes());
+    WriteKey(*h.finalize().as_bytes())
 }
 
 fn same_dir(a: &Cap, b: &Cap) -> bool {

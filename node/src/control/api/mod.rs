@@ -15,6 +15,19 @@
 //! | `POST /v1/check` | [`CheckRequest`] | [`CheckReport`] |
 //! | `POST /v1/repair` | [`CheckRequest`] (verify ignored) | [`RepairResult`] |
 //! | `GET /uri/{cap}` | | the file (Content-Length = its size); 503 with the reason if it cannot be read |
+//! | `PUT /uri?mutable=true` | body: the file | [`Stored`] with a new mutable file's write capability |
+//! | `PUT /uri/{mutable write cap}` | body | [`Stored`]: the file's new contents |
+//! | `GET /uri/{dircap}[/path]` | `?t=json` | the file at the path; a directory as HTML, or [`DirListing`] |
+//! | `PUT /uri/{dircap}/path` | body | [`Stored`]; linked at the path (parents made) |
+//! | `DELETE /uri/{dircap}/path` | | 204 |
+//! | `POST /uri[/{dircap}/path]?t=mkdir` | | [`Made`] |
+//! | `POST /v1/fs/mkdir` | [`Mkdir`] | [`Made`] |
+//! | `POST /v1/fs/ls` | [`FsPath`] | [`DirListing`] |
+//! | `POST /v1/fs/stat` | [`FsPath`] | [`Stat`]; 404 if nothing is there |
+//! | `POST /v1/fs/link` | [`Link`] | [`DirListing`] of the directory after |
+//! | `POST /v1/fs/mv` | [`Move`] | 204 |
+//! | `POST /v1/fs/rm` | [`FsPath`] | 204 |
+//! | `POST /v1/fs/deep-check` | [`DeepCheck`] | [`DeepCheckReport`] |
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
 
@@ -435,13 +448,18 @@ pub struct Published {
 
 /// A capability, as the CLI reads it to check it before asking the node
 /// (the storage crate's type: the text form is the API).
-pub use cloudy_storage::capability::Cap;
+pub use cloudy_storage::capability::{Cap, MutKind};
 /// A folder's state (the sync crate's enum: its text is the JSON).
 pub use cloudy_sync::folder_state::FolderState;
 
 mod community;
+mod fs;
 pub use community::{
     AddAdmin, CommunityStatus, Evict, InviteMade, MakeInvite, UsageRow, UsageTable,
+};
+pub use fs::{
+    DeepCheck, DeepCheckReport, DeepProblem, DirEntry, DirListing, FsPath, Link, Made, Mkdir, Move,
+    NewLink, Stat,
 };
 mod streams;
 pub use streams::{

@@ -122,3 +122,24 @@ proptest! {
         prop_assert_eq!(unique.len(), a.len(), "names shown are unique");
     }
 }
+
+#[test]
+fn the_same_child_under_the_same_name_twice_is_one_entry_with_both_ids() {
+    let mut a = add(1, 1, 5, "inbox");
+    let mut b = add(2, 1, 5, "inbox");
+    for op in [&mut a, &mut b] {
+        if let Action::Add(e) = &mut op.action {
+            e.ro = "the-same-directory".into();
+        }
+    }
+    let listed = merge(&[a.clone(), b.clone()], &HashMap::new());
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].also, vec![b.id]);
+    // Removing both ids removes it; removing one leaves the other.
+    assert!(merge(
+        &[a.clone(), b.clone(), rm(1, 2, 6, (1, 1)), rm(1, 3, 6, (2, 1))],
+        &HashMap::new()
+    )
+    .is_empty());
+    assert_eq!(merge(&[a, b, rm(1, 2, 6, (1, 1))], &HashMap::new()).len(), 1);
+}

@@ -1,0 +1,161 @@
+//! The filesystem on the grid across processes: aliases, directories,
+//! `cp -r` both ways, `mv`, `ln`, `rm`, `tree`, mutable files, two nodes
+//! writing one directory, the gateway's paths, deep-check and repair, and
+//! bad input.
+
+use super::storage::wait_storage_servers;
+use cloudy_interop_tests::{Community, Member};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// A local tree of `files` files of mixed sizes (empty, literal, one
+/// segment, several segments) in nested directories, plus an empty one.
+pub(crate) fn make_tree(root: &Path, files: usize) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i % 4)).join(if i % 3 == 0 { "deep" } else { "" });
+        std::fs::create_dir_all(&dir).unwrap();
+        let size = [0, 30, 4096, 70_000, 1_300_000][i % 5];
+        let data = pseudo_random(size, i as u32);
+        let path = dir.join(format!("f{i:03}.bin"));
+        std::fs::write(&path, &data).unwrap();
+        out.push((path.strip_prefix(root).unwrap().to_path_buf(), data));
+    }
+    out
+}
+
+fn names(listing: &Value) -> Vec<String> {
+    listing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn ls(node: &Member, path: &str) -> Value {
+    node.json(&["ls", "--json", path]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_copies_and_mutable_files_across_processes() {
+    let mut c = Community::start(4).await;
+    for node in c.members() {
+        wait_storage_servers(node, 4).await;
+    }
+    let dir = c.dir().to_path_buf();
+    let home = c[0].ok(&["alias", "create", "home"]).await;
+    assert!(home.contains("cloudy:dir-read:"), "{home}");
+    let caps: Value = c[0].json(&["alias", "list", "--json"]).await;
+    let root = caps["home"].as_str().unwrap().to_string();
+    let root_ro = home.lines().last().unwrap().to_string();
+
+    // cp -r a tree in, list it elsewhere, copy it back out byte for byte.
+    let src = dir.join("src");
+    let files = make_tree(&src, 40);
+    c[0].ok(&["cp", "-r", src.to_str().unwrap(), "home:backup"]).await;
+    c[2].ok(&["alias", "add", "shared", &root_ro]).await;
+    let top = ls(&c[2], "shared:backup").await;
+    assert_eq!(names(&top), vec!["d0", "d1", "d2", "d3", "empty"]);
+    assert_eq!(top["writable"], false);
+    let out = dir.join("out");
+    c[2].ok(&["cp", "-r", "shared:backup", out.to_str().unwrap()]).await;
+    for (rel, data) in &files {
+        assert!(std::fs::read(out.join(rel)).unwrap() == *data, "{} differs", rel.display());
+    }
+    assert!(out.join("empty").is_dir(), "empty directories are copied too");
+    let tree = c[2].ok(&["tree", "shared:backup/d0"]).await;
+    assert!(tree.contains("deep") && tree.contains("f000.bin"), "{tree}");
+
+    // The read-only alias cannot change anything: one clear line.
+    let one = dir.join("one.txt");
+    std::fs::write(&one, b"one little file, longer than a literal capability holds").unwrap();
+    c[2].fails_with(&["cp", one.to_str().unwrap(), "shared:one.txt"], "read-only").await;
+
+    // Two nodes write the same directory at once (node 1 holds its write
+    // capability), then mv, ln and rm; every node sees the result.
+    c[1].ok(&["alias", "add", "home", &root]).await;
+    let two = dir.join("two.txt");
+    std::fs::write(&two, b"two").unwrap();
+    let (args_a, args_b) = (
+        ["cp", one.to_str().unwrap(), "home:inbox/"],
+        ["cp", two.to_str().unwrap(), "home:inbox/"],
+    );
+    let (a, b) = tokio::join!(c[0].cli(&args_a), c[1].cli(&args_b));
+    assert!(a.ok && b.ok, "{} {}", a.stderr, b.stderr);
+    c[0].ok(&["mv", "home:inbox/one.txt", "home:inbox/uno.txt"]).await;
+    c[1].ok(&["mv", "home:inbox/two.txt", "home:backup/"]).await;
+    c[0].ok(&["ln", "home:backup/d1", "home:inbox/link-to-d1"]).await;
+    c[0].ok(&["rm", "home:backup/d3"]).await;
+    let inbox = ls(&c[3], &format!("{root_ro}/inbox")).await;
+    assert_eq!(names(&inbox), vec!["link-to-d1", "uno.txt"]);
+    assert!(names(&ls(&c[2], "shared:backup").await).contains(&"two.txt".to_string()));
+    assert!(!names(&ls(&c[2], "shared:backup").await).contains(&"d3".to_string()));
+    let got = dir.join("uno.txt");
+    c[3].ok(&["get", &format!("{root_ro}/inbox/uno.txt"), "-o", got.to_str().unwrap()]).await;
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&one).unwrap());
+
+    // Mutable files: made, changed in place, read by another node; the
+    // directory entry follows the change.
+    let v1 = dir.join("v1.txt");
+    std::fs::write(&v1, pseudo_random(100_000, 9)).unwrap();
+    let stored: Value = c[0].json(&["put", "--mutable", "--json", v1.to_str().unwrap()]).await;
+    let wcap = stored["cap"].as_str().unwrap().to_string();
+    assert!(wcap.starts_with("cloudy:mut:"), "{wcap}");
+    c[0].ok(&["ln", &wcap, "home:notes.txt"]).await;
+    let v2 = dir.join("v2.txt");
+    std::fs::write(&v2, b"the second version of the notes, long enough for a server").unwrap();
+    c[1].ok(&["put", v2.to_str().unwrap(), "home:notes.txt"]).await;
+    let got = dir.join("notes.txt");
+    c[3].ok(&["get", &format!("{root_ro}/notes.txt"), "-o", got.to_str().unwrap()]).await;
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&v2).unwrap());
+    let ro_entry = ls(&c[2], "shared:").await;
+    let notes =
+        ro_entry["entries"].as_array().unwrap().iter().find(|e| e["name"] == "notes.txt").unwrap();
+    assert!(notes["cap"].as_str().unwrap().starts_with("cloudy:mut-read:"), "{notes}");
+
+    // The gateway: a file by path, a listing as JSON and as a page.
+    let enc = |s: &str| s.replace(':', "%3A");
+    let r = c[0].api_get(&format!("/uri/{}/inbox/uno.txt", enc(&root))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), std::fs::read(&one).unwrap().as_slice());
+    let r = c[0].api_get(&format!("/uri/{}/inbox?t=json", enc(&root))).send().await.unwrap();
+    let j: Value = r.json().await.unwrap();
+    assert_eq!(names(&j), vec!["link-to-d1", "uno.txt"]);
+    let page = c[0].api_get(&format!("/uri/{}/backup", enc(&root_ro))).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("d0") && page.contains("read-only"), "{page}");
+    let r = c[0].api_get(&format!("/uri/{}/nothing/here", enc(&root))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Bad input, one clear line each.
+    c[0].fails_with(&["ls", "nosuch:x"], "unknown alias \"nosuch\"").await;
+    let mut tampered = root.clone().into_bytes();
+    let i = tampered.len() - 15;
+    tampered[i] = if tampered[i] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    c[0].fails_with(&["ls", &tampered], "changed or mistyped").await;
+    c[0].fails_with(&["ls", "home:backup/d0/deep/f000.bin"], "not a directory").await;
+    c[0].fails_with(&["rm", "home:no-such-entry"], "no entry").await;
+
+    // Deep check: healthy; after a server dies, degraded; repair brings
+    // everything back on the servers left.
+    let healthy = c[0].json(&["deep-check", "--json", "home:"]).await;
+    assert_eq!(healthy["problems"].as_array().unwrap().len(), 0, "{healthy}");
+    c[3].kill9().await;
+    c.wait_alive_on(&[0], 2, 60).await;
+    let out = c[0].cli(&["deep-check", "home:"]).await;
+    assert_eq!(out.code, Some(3), "degraded: {} {}", out.stdout, out.stderr);
+    let repaired = c[0].json(&["deep-check", "--repair", "--json", "home:"]).await;
+    let problems = repaired["problems"].as_array().unwrap();
+    assert!(problems.iter().all(|p| p["repaired"] == true), "{repaired}");
+    let again = c[0].cli(&["deep-check", "home:"]).await;
+    assert!(again.ok, "healthy after repair: {}", again.stdout);
+}
