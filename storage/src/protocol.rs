@@ -413,7 +413,7 @@ mod tests {
         for r in resps {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);
         }
-        assert!(Request::decode(&[9]).unwrap_err().to_string().contains("unknown request tag 9"));
+        assert!(Request::decode(&[99]).unwrap_err().to_string().contains("unknown request tag 99"));
     }
 
     #[tokio::test]
