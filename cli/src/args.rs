@@ -169,6 +169,15 @@ pub(crate) enum Command {
         /// Copy directories and everything under them.
         #[arg(short = 'r', long)]
         recursive: bool,
+        /// Shares needed to read each file stored [default: 3].
+        #[arg(long)]
+        k: Option<u8>,
+        /// Shares made of each file stored [default: 5].
+        #[arg(long)]
+        n: Option<u8>,
+        /// Distinct servers that must hold shares [default: 4].
+        #[arg(long)]
+        happy: Option<usize>,
         /// Sources, then the destination.
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
@@ -197,6 +206,15 @@ pub(crate) enum Command {
     Tree {
         /// ALIAS:path, or a directory capability.
         path: String,
+    },
+    /// Back up a local directory to the grid: a dated snapshot under
+    /// DEST/Archives/<time>, and DEST/Latest. Unchanged files are not read
+    /// again and unchanged directories are not made again.
+    Backup {
+        /// The local directory.
+        local: PathBuf,
+        /// ALIAS:path to keep the snapshots under.
+        dest: String,
     },
     /// Check every file and directory reachable from a directory.
     ///

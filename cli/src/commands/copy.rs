@@ -41,7 +41,12 @@ fn file_name(p: &Path) -> Result<String> {
         .with_context(|| format!("{} has no name to copy it under", p.display()))
 }
 
-pub(super) async fn cp(home: &Home, recursive: bool, paths: Vec<String>) -> Result<()> {
+pub(super) async fn cp(
+    home: &Home,
+    recursive: bool,
+    paths: Vec<String>,
+    query: &str,
+) -> Result<()> {
     let aliases = Aliases::load(home.root())?;
     let client = super::client(home)?;
     let (dest, sources) = paths.split_last().context("give sources and a destination")?;
@@ -50,7 +55,7 @@ pub(super) async fn cp(home: &Home, recursive: bool, paths: Vec<String>) -> Resu
     for src in sources {
         match (aliases.locate(src)?, &dest) {
             (Loc::Local(from), Loc::Grid { cap, path }) => {
-                up(&client, &from, cap, path, recursive, many).await?
+                up(&client, &from, cap, path, recursive, many, query).await?
             }
             (Loc::Grid { cap, path }, Loc::Local(to)) => {
                 down(&client, &cap, &path, to, recursive, many).await?
@@ -79,6 +84,7 @@ async fn up(
     path: &str,
     recursive: bool,
     many: bool,
+    query: &str,
 ) -> Result<()> {
     let meta =
         std::fs::metadata(from).with_context(|| format!("cannot read {}", from.display()))?;
@@ -89,23 +95,23 @@ async fn up(
         if !recursive {
             bail!("{} is a directory; copy it with cp -r", from.display());
         }
-        return up_tree(client, from, cap, &target).await;
+        return up_tree(client, from, cap, &target, query).await;
     }
     let (dir, name) = super::tree::split_last(&target)?;
-    let stored = put_file(client, from).await?;
+    let stored = put_file(client, from, query).await?;
     let entries =
         vec![NewLink { name: name.into(), cap: stored, size: meta.len(), mtime: mtime_of(&meta) }];
     client.link(&Link { cap: cap.into(), path: dir.into(), entries, replace: true }).await?;
     Ok(())
 }
 
-async fn put_file(client: &Client, file: &Path) -> Result<String> {
+pub(super) async fn put_file(client: &Client, file: &Path, query: &str) -> Result<String> {
     let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("cannot read {}", file.display()))?;
     let len = f.metadata().await?.len();
     let stored = client
-        .put(f, Some(len), "")
+        .put(f, Some(len), query)
         .await
         .with_context(|| format!("storing {}", file.display()))?;
     Ok(stored.cap)
@@ -149,13 +155,13 @@ pub(super) fn walk(root: &Path) -> Result<(Vec<LocalFile>, Vec<String>)> {
     Ok((files, dirs))
 }
 
-async fn up_tree(client: &Client, from: &Path, cap: &str, target: &str) -> Result<()> {
+async fn up_tree(client: &Client, from: &Path, cap: &str, target: &str, query: &str) -> Result<()> {
     let (files, dirs) = walk(from)?;
     let bar = crate::progress::count_bar(files.len() as u64, "copying");
     let stored: Vec<(String, NewLink)> = stream::iter(files.into_iter().map(|f| {
         let bar = bar.clone();
         async move {
-            let cap = put_file(client, &f.path).await?;
+            let cap = put_file(client, &f.path, query).await?;
             bar.inc(1);
             let link = NewLink { name: f.name, cap, size: f.meta.len(), mtime: mtime_of(&f.meta) };
             Ok::<_, anyhow::Error>((f.dir, link))
@@ -303,7 +309,7 @@ pub(super) async fn put_to(home: &Home, file: &Path, dest: &str) -> Result<()> {
             return Ok(());
         }
     }
-    up(&client, file, &cap, &target, false, false).await?;
+    up(&client, file, &cap, &target, false, false, "").await?;
     println!("{}", client.stat(&cap, &target).await?.cap);
     Ok(())
 }

@@ -17,7 +17,7 @@ pub(super) struct PutQuery {
 }
 
 impl PutQuery {
-    fn to_query(&self) -> String {
+    pub(super) fn to_query(&self) -> String {
         let mut q = Vec::new();
         if let Some(k) = self.k {
             q.push(format!("k={k}"));

@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod backup;
 mod community;
 mod copy;
 mod demo;
@@ -73,10 +74,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let cap = copy::resolve_cap(&home, &c, &cap).await?;
             files::get(&c, &cap, &output).await
         }
+        Command::Backup { local, dest } => backup::backup(&home, &local, &dest).await,
         Command::Alias { command } => tree::alias(&home, command).await,
         Command::Mkdir { path } => tree::mkdir(&home, path).await,
         Command::Ls { path, long, json } => tree::ls(&home, &path, long, json).await,
-        Command::Cp { recursive, paths } => copy::cp(&home, recursive, paths).await,
+        Command::Cp { recursive, paths, k, n, happy } => {
+            let q = files::PutQuery { k, n, happy, random_key: false, mutable: false };
+            copy::cp(&home, recursive, paths, &q.to_query()).await
+        }
         Command::Mv { from, to } => tree::mv(&home, &from, &to).await,
         Command::Ln { from, to } => tree::ln(&home, &from, &to).await,
         Command::Rm { path } => tree::rm(&home, &path).await,

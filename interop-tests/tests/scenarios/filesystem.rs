@@ -121,6 +121,23 @@ async fn directories_copies_and_mutable_files_across_processes() {
         ro_entry["entries"].as_array().unwrap().iter().find(|e| e["name"] == "notes.txt").unwrap();
     assert!(notes["cap"].as_str().unwrap().starts_with("cloudy:mut-read:"), "{notes}");
 
+    // Backups: a snapshot, one with nothing changed (nothing read, no
+    // directory made), one after a change; Latest follows.
+    let first = c[0].ok(&["backup", src.to_str().unwrap(), "home:bk"]).await;
+    assert!(first.contains("(40 stored, 0 unchanged)"), "{first}");
+    let second = c[0].ok(&["backup", src.to_str().unwrap(), "home:bk"]).await;
+    assert!(second.contains("(0 stored, 40 unchanged)") && second.contains("(0 new"), "{second}");
+    let (changed, _) = &files[1];
+    std::fs::write(src.join(changed), b"changed after the first backup").unwrap();
+    let third = c[0].ok(&["backup", src.to_str().unwrap(), "home:bk"]).await;
+    assert!(third.contains("(1 stored, 39 unchanged)"), "{third}");
+    let archives = ls(&c[2], "shared:bk/Archives").await;
+    assert_eq!(archives["entries"].as_array().unwrap().len(), 3, "{archives}");
+    let latest = dir.join("latest.bin");
+    let rel = changed.to_str().unwrap();
+    c[2].ok(&["get", &format!("shared:bk/Latest/{rel}"), "-o", latest.to_str().unwrap()]).await;
+    assert_eq!(std::fs::read(&latest).unwrap(), b"changed after the first backup");
+
     // The gateway: a file by path, a listing as JSON and as a page.
     let enc = |s: &str| s.replace(':', "%3A");
     let r = c[0].api_get(&format!("/uri/{}/inbox/uno.txt", enc(&root))).send().await.unwrap();

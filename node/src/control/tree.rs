@@ -15,21 +15,24 @@ use cloudy_storage::capability::{Cap, MutCap, MutKind};
 use cloudy_storage::client::{MutableError, SlotWriteError};
 use cloudy_storage::dirs::{split, DirError, Kind, Listing, NewEntry};
 
-/// A mutable-file failure as an API error.
-pub(crate) fn mutable_error(e: MutableError) -> ApiError {
-    let status = match &e {
+fn mutable_status(e: &MutableError) -> StatusCode {
+    match e {
         MutableError::NotFound { .. } => StatusCode::NOT_FOUND,
         MutableError::Open(_) | MutableError::Payload(_) => StatusCode::BAD_REQUEST,
         MutableError::Write(SlotWriteError::Stale { .. }) => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    ApiError(status, e.to_string())
+    }
+}
+
+/// A mutable-file failure as an API error.
+pub(crate) fn mutable_error(e: MutableError) -> ApiError {
+    ApiError(mutable_status(&e), e.to_string())
 }
 
 /// A directory failure as an API error.
 pub(crate) fn dir_error(e: DirError) -> ApiError {
     let status = match &e {
-        DirError::Mutable(m) => return mutable_error(clone_mutable(m)),
+        DirError::Mutable(m) => mutable_status(m),
         DirError::NoEntry(_) => StatusCode::NOT_FOUND,
         DirError::NotADirectory(_) | DirError::BadName(_) => StatusCode::BAD_REQUEST,
         DirError::ReadOnly | DirError::VerifyOnly => StatusCode::FORBIDDEN,
@@ -37,15 +40,6 @@ pub(crate) fn dir_error(e: DirError) -> ApiError {
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError(status, e.to_string())
-}
-
-fn clone_mutable(m: &MutableError) -> MutableError {
-    match m {
-        MutableError::NotFound { answered, asked } => {
-            MutableError::NotFound { answered: *answered, asked: *asked }
-        }
-        other => MutableError::Payload(other.to_string()),
-    }
 }
 
 fn parse(cap: &str) -> Result<Cap, ApiError> {

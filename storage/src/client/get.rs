@@ -233,10 +233,7 @@ impl Client {
         let mut servers = self.servers();
         servers.sort_by(|a, b| b.score.total_cmp(&a.score));
         let asks = servers.iter().map(|s| async move {
-            let listed = match self.connect(s.peer).await {
-                Ok(mut c) => c.call(Request::List { si }).await.map(|r| (c, r)),
-                Err(e) => Err(e),
-            };
+            let listed = self.open_and_call(s.peer, Request::List { si }).await;
             (s.peer, listed)
         });
         let mut h = Holders { map: BTreeMap::new(), conns: HashMap::new(), notes: Vec::new() };

@@ -98,6 +98,37 @@ impl Client {
         }
     }
 
+    /// Opens a session with `peer` and makes a first request on it. A
+    /// session dropped before its first answer is opened once more:
+    /// libp2p-stream drops an inbound stream that arrives while the
+    /// server's accept queue (one slot) is full, which a burst of sessions
+    /// makes likely (rust-libp2p#5651). The request must be idempotent.
+    pub(crate) async fn open_and_call(
+        &self,
+        peer: PeerId,
+        req: Request,
+    ) -> Result<(Conn, Response), ProtocolError> {
+        let mut last = None;
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let mut conn = match self.connect(peer).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match conn.call(req.clone()).await {
+                Ok(r) => return Ok((conn, r)),
+                Err(e @ ProtocolError::Io(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| timed_out("opening a storage session")))
+    }
+
     /// Opens a session with `peer`.
     async fn connect(&self, peer: PeerId) -> Result<Conn, ProtocolError> {
         if peer == self.overlay.local_peer_id() {

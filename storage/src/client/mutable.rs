@@ -4,7 +4,7 @@
 use super::{Client, SlotWriteError, SlotsRead};
 use crate::capability::{Cap, CapError};
 use crate::mutable::{OpenError, ReadKey, Slot, WriteKey, FILE_WRITER};
-use crate::placement::{DEFAULT_HAPPY, DEFAULT_PARAMS};
+use crate::placement::DEFAULT_PARAMS;
 use crate::store::StorageIndex;
 
 /// Servers asked for a storage index's slots: twice the shares of a file,
@@ -40,9 +40,14 @@ impl From<CapError> for MutableError {
     }
 }
 
+/// Servers a slot must reach before a write is acknowledged: three (or
+/// every server of a smaller grid). A slot is whole on each server, so any
+/// one of them can serve it; three survive two servers lost at once.
+const SLOT_HAPPY: usize = 3;
+
 /// The happiness of a slot write on a grid of `servers`.
 pub fn slot_happy(servers: usize) -> usize {
-    DEFAULT_HAPPY.min(servers).max(1)
+    SLOT_HAPPY.min(servers).max(1)
 }
 
 impl Client {

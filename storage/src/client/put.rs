@@ -179,7 +179,28 @@ impl Client {
         uploads
     }
 
+    /// Opens the upload of one share on `peer`. A session the server
+    /// dropped before answering is opened once more: libp2p-stream drops an
+    /// inbound stream that arrives while the server's accept queue (one
+    /// slot) is full, which a burst of uploads makes likely
+    /// (rust-libp2p#5651).
     pub(super) async fn start_upload(
+        &self,
+        peer: PeerId,
+        si: &StorageIndex,
+        share: u8,
+        len: u64,
+    ) -> Result<Sink, ShareError> {
+        match self.try_start_upload(peer, si, share, len).await {
+            Err(ShareError::Protocol(crate::protocol::ProtocolError::Io(_))) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                self.try_start_upload(peer, si, share, len).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_start_upload(
         &self,
         peer: PeerId,
         si: &StorageIndex,

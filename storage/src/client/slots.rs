@@ -99,8 +99,7 @@ impl Client {
     }
 
     async fn slot_call(&self, peer: PeerId, req: Request) -> Result<Response, String> {
-        let mut conn = self.connect(peer).await.map_err(|e| e.to_string())?;
-        conn.call(req).await.map_err(|e| e.to_string())
+        self.open_and_call(peer, req).await.map(|(_, r)| r).map_err(|e| e.to_string())
     }
 
     /// Reads every slot of `si` from the first `span` servers of its ring.
