@@ -39,6 +39,17 @@ pub const META_FREE: &str = "free";
 /// server that does not answer in time is treated as unreachable.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Tries of a session the server dropped before answering.
+pub(crate) const OPEN_ATTEMPTS: u32 = 4;
+
+/// The pause before try `attempt` (1, 2, …): 25, 50, 100 ms, with up to
+/// half again at random so that a burst does not come back as one.
+pub(crate) fn retry_pause(attempt: u32) -> std::time::Duration {
+    use rand::Rng;
+    let base = 25u64 << (attempt - 1).min(4);
+    std::time::Duration::from_millis(base + rand::thread_rng().gen_range(0..=base / 2))
+}
+
 fn timed_out(what: &str) -> ProtocolError {
     ProtocolError::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -99,7 +110,8 @@ impl Client {
     }
 
     /// Opens a session with `peer` and makes a first request on it. A
-    /// session dropped before its first answer is opened once more:
+    /// session dropped before its first answer is opened again (up to
+    /// [`OPEN_ATTEMPTS`] times, pausing longer each time):
     /// libp2p-stream drops an inbound stream that arrives while the
     /// server's accept queue (one slot) is full, which a burst of sessions
     /// makes likely (rust-libp2p#5651). The request must be idempotent.
@@ -109,9 +121,9 @@ impl Client {
         req: Request,
     ) -> Result<(Conn, Response), ProtocolError> {
         let mut last = None;
-        for attempt in 0..2 {
+        for attempt in 0..OPEN_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(retry_pause(attempt)).await;
             }
             let mut conn = match self.connect(peer).await {
                 Ok(c) => c,

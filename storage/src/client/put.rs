@@ -180,7 +180,7 @@ impl Client {
     }
 
     /// Opens the upload of one share on `peer`. A session the server
-    /// dropped before answering is opened once more: libp2p-stream drops an
+    /// dropped before answering is opened again (see `open_and_call`): libp2p-stream drops an
     /// inbound stream that arrives while the server's accept queue (one
     /// slot) is full, which a burst of uploads makes likely
     /// (rust-libp2p#5651).
@@ -191,12 +191,17 @@ impl Client {
         share: u8,
         len: u64,
     ) -> Result<Sink, ShareError> {
-        match self.try_start_upload(peer, si, share, len).await {
-            Err(ShareError::Protocol(crate::protocol::ProtocolError::Io(_))) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                self.try_start_upload(peer, si, share, len).await
+        let mut attempt = 1;
+        loop {
+            match self.try_start_upload(peer, si, share, len).await {
+                Err(ShareError::Protocol(crate::protocol::ProtocolError::Io(_)))
+                    if attempt < super::OPEN_ATTEMPTS =>
+                {
+                    tokio::time::sleep(super::retry_pause(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
