@@ -7,6 +7,7 @@ pub mod client;
 mod community;
 mod community_gate;
 mod convert;
+mod dav;
 pub mod dht;
 mod gateway;
 pub mod metrics;

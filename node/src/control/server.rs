@@ -70,6 +70,9 @@ pub fn router(state: Shared) -> Router {
                 .delete(super::tree::delete_path)
                 .post(super::tree::post_path),
         )
+        .route("/dav/{cap}", axum::routing::any(super::dav::handle))
+        .route("/dav/{cap}/", axum::routing::any(super::dav::handle))
+        .route("/dav/{cap}/{*path}", axum::routing::any(super::dav::handle))
         .route("/v1/fs/ls", post(super::tree::ls))
         .route("/v1/fs/stat", post(super::tree::stat))
         .route("/v1/fs/mkdir", post(super::tree::mkdir))

@@ -10,8 +10,8 @@
 //!   passes [`INLINE_MAX`], so one update rewrites a small slot, not the
 //!   whole directory.
 
-use super::ops::{decode_ops, Action, Entry, Kind, Log, Op, OpId};
-use super::{merge, valid_name};
+use super::merge;
+use super::ops::{decode_ops, Entry, Kind, Log, Op, OpId};
 use crate::capability::{Access, Cap, MutCap, MutKind};
 use crate::client::{
     slot_happy, Client, GetError, MutableError, PutError, PutOptions, SlotWriteError,
@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 /// Inline operations past this many bytes move into a chunk.
 pub const INLINE_MAX: usize = 40 << 10;
 const CHUNK_CACHE: usize = 4096;
+/// How long a directory listing serves path walks.
+pub const WALK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a directory operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,9 @@ pub enum DirError {
     /// The name is unusable.
     #[error("{0:?} cannot name an entry (empty, \".\", \"..\", or holds \"/\")")]
     BadName(String),
+    /// A failure shared by the updates written together in one batch.
+    #[error("{0}")]
+    Batch(String),
 }
 
 impl From<SlotWriteError> for DirError {
@@ -146,25 +151,26 @@ pub enum Change {
 }
 
 /// Everything read of one directory.
-struct State {
-    ops: Vec<Op>,
-    chunks: Vec<String>,
-    peers: HashMap<[u8; 16], String>,
-    bad: Vec<String>,
-    mine: Log,
-    my_seq: u64,
-    my_counter: u64,
-    lamport: u64,
+pub(super) struct State {
+    pub(super) ops: Vec<Op>,
+    pub(super) chunks: Vec<String>,
+    pub(super) peers: HashMap<[u8; 16], String>,
+    pub(super) bad: Vec<String>,
+    pub(super) mine: Log,
+    pub(super) my_seq: u64,
+    pub(super) my_counter: u64,
+    pub(super) lamport: u64,
 }
 
 /// Directories as one node reads and writes them.
 #[derive(Clone)]
 pub struct Dirs {
     client: Client,
-    writer: [u8; 16],
-    peer: String,
-    locks: Arc<Mutex<HashMap<StorageIndex, Arc<tokio::sync::Mutex<()>>>>>,
+    pub(super) writer: [u8; 16],
+    pub(super) peer: String,
+    pub(super) queues: Arc<Mutex<HashMap<StorageIndex, Arc<super::update::Queue>>>>,
     chunks: Arc<Mutex<HashMap<String, Arc<Vec<Value>>>>>,
+    walked: Arc<Mutex<HashMap<String, (std::time::Instant, Listing)>>>,
 }
 
 impl std::fmt::Debug for Dirs {
@@ -179,7 +185,7 @@ pub fn writer_id(peer: &PeerId) -> [u8; 16] {
     h[..16].try_into().expect("16 bytes")
 }
 
-fn dir_cap(cap: &Cap) -> Result<&MutCap, DirError> {
+pub(super) fn dir_cap(cap: &Cap) -> Result<&MutCap, DirError> {
     match cap {
         Cap::Mutable(m) if m.kind == MutKind::Dir => Ok(m),
         other => Err(DirError::NotADirectory(short(other))),
@@ -195,7 +201,7 @@ fn short(cap: &Cap) -> String {
     }
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     crate::store::now_secs()
 }
 
@@ -206,8 +212,9 @@ impl Dirs {
             client,
             writer: writer_id(&peer),
             peer: peer.to_string(),
-            locks: Arc::default(),
+            queues: Arc::default(),
             chunks: Arc::default(),
+            walked: Arc::default(),
         }
     }
 
@@ -232,7 +239,12 @@ impl Dirs {
     /// newer version of it (this node's state was behind: its newest
     /// version sat on servers it did not reach), the log is written again
     /// above that, once.
-    async fn write_log(&self, key: &WriteKey, log: &Log, seqnum: u64) -> Result<(), DirError> {
+    pub(super) async fn write_log(
+        &self,
+        key: &WriteKey,
+        log: &Log,
+        seqnum: u64,
+    ) -> Result<(), DirError> {
         let json = serde_json::to_vec(log).expect("a log serialises");
         let happy = slot_happy(self.client.servers().len());
         let slot = Slot::sign(key, self.writer, seqnum, key.read().seal(&json));
@@ -267,7 +279,7 @@ impl Dirs {
         Ok(ops)
     }
 
-    async fn state(&self, rk: &ReadKey) -> Result<State, DirError> {
+    pub(super) async fn state(&self, rk: &ReadKey) -> Result<State, DirError> {
         let read = self.client.slots_of(&rk.verify().storage_index()).await;
         let newest = read.newest();
         if newest.is_empty() {
@@ -334,7 +346,7 @@ impl Dirs {
         Ok(st)
     }
 
-    fn listing(&self, st: &State, write: Option<&WriteKey>) -> Listing {
+    pub(super) fn listing(&self, st: &State, write: Option<&WriteKey>) -> Listing {
         let child_key = write.map(|w| w.child_key());
         let mut bad = st.bad.clone();
         let mut entries = Vec::new();
@@ -380,66 +392,37 @@ impl Dirs {
         let m = dir_cap(cap)?;
         let rk = m.read_key().ok_or(DirError::VerifyOnly)?;
         let st = self.state(&rk).await?;
-        Ok(self.listing(&st, m.write_key()))
+        let listing = self.listing(&st, m.write_key());
+        self.remember(cap, &listing);
+        Ok(listing)
     }
 
-    /// Applies the changes `f` decides, given the directory as it is now,
-    /// in one write of this node's log; returns the listing after them.
-    pub async fn update<F>(&self, cap: &Cap, f: F) -> Result<Listing, DirError>
-    where
-        F: FnOnce(&Listing) -> Result<Vec<Change>, DirError>,
-    {
-        let m = dir_cap(cap)?;
-        let key = m.write_key().ok_or(DirError::ReadOnly)?.clone();
-        let rk = key.read();
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(rk.verify().storage_index()).or_default().clone()
-        };
-        let _held = lock.lock().await;
-        let mut st = self.state(&rk).await?;
-        let before = self.listing(&st, Some(&key));
-        let changes = f(&before)?;
-        if changes.is_empty() {
-            return Ok(before);
+    /// The listing of `cap` as read less than [`WALK_TTL`] ago, else read
+    /// now. Used for the directories a path walks through, not for the
+    /// one whose entries are asked for: another node's change to a
+    /// directory in the middle of a path shows within the TTL; this node's
+    /// own changes at once.
+    pub(super) async fn list_for_walk(&self, cap: &Cap) -> Result<Listing, DirError> {
+        let cached =
+            self.walked.lock().unwrap_or_else(|e| e.into_inner()).get(&cap.to_string()).cloned();
+        match cached {
+            Some((at, l)) if at.elapsed() < WALK_TTL => Ok(l),
+            _ => self.list(cap).await,
         }
-        let child_key = key.child_key();
-        let (lamport, at) = (st.lamport + 1, now());
-        let mut log = st.mine.clone();
-        log.peer = self.peer.clone();
-        for change in changes {
-            st.my_counter += 1;
-            let id = OpId { writer: self.writer, counter: st.my_counter };
-            let action = match change {
-                Change::Add { name, cap, size, mtime } => {
-                    if !valid_name(&name) {
-                        return Err(DirError::BadName(name));
-                    }
-                    Action::Add(entry(name, &cap, size, mtime, &child_key))
-                }
-                Change::Remove(target) => Action::Remove(target),
-                Change::Rename { target, name } => {
-                    if !valid_name(&name) {
-                        return Err(DirError::BadName(name));
-                    }
-                    Action::Rename { target, name }
-                }
-            };
-            let op = Op { id, lamport, at, action };
-            log.ops.push(serde_json::to_value(&op).expect("an op serialises"));
-            st.ops.push(op);
+    }
+
+    /// Keeps `listing` of `cap` for path walks.
+    pub(super) fn remember(&self, cap: &Cap, listing: &Listing) {
+        let mut walked = self.walked.lock().unwrap_or_else(|e| e.into_inner());
+        if walked.len() >= CHUNK_CACHE {
+            walked.clear();
         }
-        let sealed = log.chunks.len();
-        self.seal_chunk(&mut log).await?;
-        st.chunks.extend(log.chunks[sealed..].iter().cloned());
-        self.write_log(&key, &log, st.my_seq + 1).await?;
-        st.ops.sort_by_key(|o| o.id);
-        Ok(self.listing(&st, Some(&key)))
+        walked.insert(cap.to_string(), (std::time::Instant::now(), listing.clone()));
     }
 
     /// Moves the inline operations into a chunk once they pass
     /// [`INLINE_MAX`].
-    async fn seal_chunk(&self, log: &mut Log) -> Result<(), DirError> {
+    pub(super) async fn seal_chunk(&self, log: &mut Log) -> Result<(), DirError> {
         let inline = serde_json::to_vec(&log.ops).expect("ops serialise");
         if inline.len() <= INLINE_MAX {
             return Ok(());
@@ -472,7 +455,7 @@ impl Dirs {
 
 /// The entry for `cap` under `name`: its read capability in the clear,
 /// its write capability (if any) sealed with the directory's child key.
-fn entry(name: String, cap: &Cap, size: u64, mtime: u64, child_key: &[u8; 32]) -> Entry {
+pub(super) fn entry(name: String, cap: &Cap, size: u64, mtime: u64, child_key: &[u8; 32]) -> Entry {
     let (kind, ro, rw) = match cap {
         Cap::Mutable(m) => {
             let kind = if m.kind == MutKind::Dir { Kind::Dir } else { Kind::File };

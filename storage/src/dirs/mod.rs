@@ -8,6 +8,7 @@ pub mod grid;
 pub mod merge;
 pub mod ops;
 pub mod paths;
+mod update;
 
 pub use deep::{DeepReport, Problem};
 pub use grid::{Change, Child, DirError, Dirs, Listing};

@@ -32,13 +32,20 @@ impl Dirs {
     }
 
     /// What `path` names under `root` (`root` itself for an empty path).
+    /// Directories in the middle of the path may be read from a listing
+    /// a second old (see `list_for_walk`); the last one is read now.
     pub async fn lookup(&self, root: &Cap, path: &[&str]) -> Result<Cap, DirError> {
         let mut cap = root.clone();
         for (i, name) in path.iter().enumerate() {
-            let child = self.child(&cap, name).await.map_err(|e| match e {
-                DirError::NoEntry(_) => DirError::NoEntry(path[..=i].join("/")),
-                other => other,
-            })?;
+            let listing = if i + 1 < path.len() {
+                self.list_for_walk(&cap).await?
+            } else {
+                self.list(&cap).await?
+            };
+            let child = listing
+                .get(name)
+                .cloned()
+                .ok_or_else(|| DirError::NoEntry(path[..=i].join("/")))?;
             if i + 1 < path.len() && child.kind != Kind::Dir {
                 return Err(DirError::NotADirectory(path[..=i].join("/")));
             }
@@ -122,13 +129,16 @@ impl Dirs {
     /// Removes entry `name` of `dir`; returns it.
     pub async fn unlink(&self, dir: &Cap, name: &str) -> Result<Child, DirError> {
         let name = name.to_string();
-        let mut removed = None;
-        self.update(dir, |l| {
-            let c = l.get(&name).ok_or_else(|| DirError::NoEntry(name.clone()))?;
-            removed = Some(c.clone());
-            Ok(c.ids().map(Change::Remove).collect())
+        let removed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (slot, looked_for) = (removed.clone(), name.clone());
+        self.update(dir, move |l| {
+            let c = l.get(&looked_for).ok_or_else(|| DirError::NoEntry(looked_for.clone()))?;
+            let changes = c.ids().map(Change::Remove).collect();
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+            Ok(changes)
         })
         .await?;
+        let removed = removed.lock().unwrap_or_else(|e| e.into_inner()).take();
         removed.ok_or(DirError::NoEntry(name))
     }
 
@@ -145,7 +155,7 @@ impl Dirs {
     ) -> Result<(), DirError> {
         let (from, to) = (from.to_string(), to.to_string());
         if same_dir(from_dir, to_dir) {
-            self.update(from_dir, |l| {
+            self.update(from_dir, move |l| {
                 let c = l.get(&from).ok_or_else(|| DirError::NoEntry(from.clone()))?;
                 let mut changes: Vec<Change> = l
                     .entries
@@ -162,7 +172,8 @@ impl Dirs {
         let c = self.child(from_dir, &from).await?;
         let entry = NewEntry { name: to, cap: c.cap.clone(), size: c.size, mtime: c.mtime };
         self.link_many(to_dir, vec![entry], true).await?;
-        self.update(from_dir, |_| Ok(c.ids().map(Change::Remove).collect())).await?;
+        let removes: Vec<Change> = c.ids().map(Change::Remove).collect();
+        self.update(from_dir, move |_| Ok(removes)).await?;
         Ok(())
     }
 }
