@@ -264,3 +264,63 @@ async fn rclone_copies_a_tree_through_webdav_and_other_nodes_see_it() {
     .await;
     assert!(std::fs::read(&got).unwrap() == files[2].1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_in_the_middle_of_directory_updates_leaves_the_directory_whole() {
+    let mut c = Community::start(4).await;
+    for node in c.members() {
+        wait_storage_servers(node, 4).await;
+    }
+    c[0].ok(&["alias", "create", "home"]).await;
+    let caps: Value = c[0].json(&["alias", "list", "--json"]).await;
+    let root = caps["home"].as_str().unwrap().to_string();
+    c[1].ok(&["alias", "add", "home", &root]).await;
+    c[0].ok(&["mkdir", "home:busy"]).await;
+    // Node 0 adds files one update at a time (each small enough to live in
+    // its capability) until it is killed.
+    let dir = c.dir().to_path_buf();
+    let home0 = c[0].home().to_path_buf();
+    let writer = tokio::spawn(async move {
+        for i in 0..400 {
+            let f = dir.join(format!("n{i:03}.txt"));
+            std::fs::write(&f, format!("file number {i}")).unwrap();
+            let ok = tokio::process::Command::new(cloudy_interop_tests::exe())
+                .arg("--home")
+                .arg(&home0)
+                .args(["cp", f.to_str().unwrap(), &format!("home:busy/n{i:03}.txt")])
+                .output()
+                .await
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                return i;
+            }
+        }
+        400
+    });
+    c[1].wait_json(&["ls", "--json", "home:busy"], "ten entries", 60, |v| {
+        v["entries"].as_array().is_some_and(|e| e.len() >= 10)
+    })
+    .await;
+    c[0].kill9().await;
+    let acknowledged = writer.await.unwrap();
+    assert!(acknowledged < 400, "the writer was cut off by the kill");
+    // The directory reads whole on the others: no entry that does not
+    // decode, every acknowledged file present, and only files that were
+    // written, each with its contents.
+    c.wait_alive_on(&[1], 2, 60).await;
+    for i in 1..4 {
+        let listing = ls(&c[i], &format!("{root}/busy")).await;
+        assert!(listing["bad"].as_array().unwrap().is_empty(), "{listing}");
+        let got = names(&listing);
+        for n in 0..acknowledged {
+            assert!(got.contains(&format!("n{n:03}.txt")), "node {i}: n{n:03}.txt acknowledged but missing");
+        }
+        assert!(got.len() <= acknowledged + 1, "node {i}: {} entries, {acknowledged} written", got.len());
+        for e in listing["entries"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            let n: usize = name[1..4].parse().unwrap();
+            let out = c[i].ok(&["get", e["cap"].as_str().unwrap()]).await;
+            assert_eq!(out, format!("file number {n}"), "{name}");
+        }
+    }
+}

@@ -121,6 +121,13 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     std::fs::write(&before, &before_data).unwrap();
     let cap_before =
         c[0].ok(&["put", before.to_str().unwrap(), "--k", "2", "--n", "5", "--happy", "5"]).await;
+    // A grid directory that node 1 (side A) and node 4 (side B) can write.
+    c[0].ok(&["alias", "create", "home"]).await;
+    let aliases = c[0].json(&["alias", "list", "--json"]).await;
+    let home = aliases["home"].as_str().unwrap().to_string();
+    for i in [1, 4] {
+        c[i].ok(&["alias", "add", "home", &home]).await;
+    }
 
     // Split {0, 1, 2} from {3, 4}; each side sees the other fail.
     let (a, b) = ([0, 1, 2], [3, 4]);
@@ -145,6 +152,15 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     std::fs::write(d[3].join("b.txt"), b"written on side B").unwrap();
     wait_file(&d[0].join("a.txt"), b"written on side A", 60).await;
     wait_file(&d[4].join("b.txt"), b"written on side B", 60).await;
+    // Both sides write the directory: a subdirectory made on both, the same
+    // name in it, and a name of their own each (small files: they live in
+    // their capabilities, so each side's servers keep only directory logs).
+    for (i, side) in [(1, "A"), (4, "B")] {
+        let f = c.dir().join(format!("from{side}.txt"));
+        std::fs::write(&f, format!("report from side {side}")).unwrap();
+        c[i].ok(&["cp", f.to_str().unwrap(), "home:inbox/report.txt"]).await;
+        c[i].ok(&["cp", f.to_str().unwrap(), &format!("home:only-{side}.txt")]).await;
+    }
     let during = c.dir().join("during.bin");
     let during_data = pseudo_random(200_000, 5);
     std::fs::write(&during, &during_data).unwrap();
@@ -172,6 +188,28 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
             contents_named(f, "sync-conflict") == vec![b"from side A".to_vec()]
         })
         .await;
+    }
+    // Every entry of both sides is in the directory, on every node: one
+    // inbox, the report twice (the later one under a conflict name).
+    for i in [0, 2, 3] {
+        let root = c[i].json(&["ls", "--json", &home]).await;
+        let names: Vec<&str> = root["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["inbox", "only-A.txt", "only-B.txt"], "node {i}");
+        let inbox = c[i].json(&["ls", "--json", &format!("{home}/inbox")]).await;
+        let names: Vec<&str> = inbox["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "node {i}: {names:?}");
+        assert!(names.contains(&"report.txt"), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("report.conflict-")), "{names:?}");
     }
     let out = c.dir().join("during4.bin");
     c[4].ok(&["get", &cap_during, "-o", out.to_str().unwrap()]).await;
