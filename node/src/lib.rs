@@ -29,6 +29,7 @@ pub mod invite;
 pub mod node;
 pub mod process;
 pub mod supervisor;
+pub mod trees;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

@@ -88,6 +88,10 @@ impl Node {
             overlay.announce(&name, meta).await?;
         }
         let (gate_for_services, sync_for_gate) = (gate.clone(), sync.clone());
+        let dirs = cloudy_storage::dirs::Dirs::new(storage.clone(), overlay.local_peer_id());
+        let trees = crate::trees::Trees::open(data.join("maintained-trees.json"));
+        let up = cfg.storage.upkeep();
+        trees.start(dirs.clone(), up.interval, up.after_failure, &supervisor.services);
         let state = Arc::new(ApiState {
             overlay: overlay.clone(),
             token,
@@ -95,7 +99,8 @@ impl Node {
             shutdown: stop_requested.clone(),
             tasks: supervisor.api.clone(),
             announcements,
-            dirs: cloudy_storage::dirs::Dirs::new(storage.clone(), overlay.local_peer_id()),
+            dirs,
+            trees,
             storage,
             upkeep,
             sync,

@@ -136,7 +136,15 @@ fn print_report(r: &cloudy_node::control::api::CheckReport) {
     }
 }
 
+/// Whether `cap` names a mutable file or a directory (checked as a tree).
+fn is_tree(cap: &str) -> bool {
+    cap.starts_with("cloudy:mut") || cap.starts_with("cloudy:dir")
+}
+
 pub(super) async fn check(client: &Client, cap: &str, verify: bool, json: bool) -> Result<()> {
+    if is_tree(cap) {
+        return super::tree::deep_check_cap(client, cap, "", verify, false, json).await;
+    }
     let r = client.check(cap, verify).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -170,6 +178,9 @@ fn health_verdict(r: &CheckReport) -> Result<()> {
 }
 
 pub(super) async fn repair(client: &Client, cap: &str, json: bool) -> Result<()> {
+    if is_tree(cap) {
+        return super::tree::deep_check_cap(client, cap, "", false, true, json).await;
+    }
     let r = client.repair(cap).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -193,12 +204,22 @@ pub(super) async fn repair(client: &Client, cap: &str, json: bool) -> Result<()>
 
 pub(super) async fn maintained(client: &Client, json: bool) -> Result<()> {
     let rows = client.maintained().await?;
+    let trees = client.maintained_trees().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let all = serde_json::json!({ "files": rows, "trees": trees });
+        println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    if rows.is_empty() {
+    if rows.is_empty() && trees.is_empty() {
         println!("no maintained files");
+    }
+    for t in &trees {
+        let state = match (t.checked, t.unrepaired) {
+            (None, _) => "not checked yet".to_string(),
+            (Some(_), Some(0)) => format!("healthy ({} objects)", t.healthy.unwrap_or(0)),
+            (Some(_), left) => format!("{} problems left", left.unwrap_or(0)),
+        };
+        println!("tree  {state}  {}", t.cap);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -194,8 +194,26 @@ pub(super) async fn deep_check(
     json: bool,
 ) -> Result<()> {
     let (cap, path) = Aliases::load(home.root())?.grid(path)?;
-    let req = cloudy_node::control::api::DeepCheck { cap, path, verify, repair };
-    let r = super::client(home)?.deep_check(&req).await?;
+    deep_check_cap(&super::client(home)?, &cap, &path, verify, repair, json).await
+}
+
+/// Deep check of `path` under `cap`, printed; the exit status says how it
+/// went (as `check`'s).
+pub(super) async fn deep_check_cap(
+    client: &Client,
+    cap: &str,
+    path: &str,
+    verify: bool,
+    repair: bool,
+    json: bool,
+) -> Result<()> {
+    let req = cloudy_node::control::api::DeepCheck {
+        cap: cap.to_string(),
+        path: path.to_string(),
+        verify,
+        repair,
+    };
+    let r = client.deep_check(&req).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -4,7 +4,7 @@
 //! bad input.
 
 use super::storage::wait_storage_servers;
-use cloudy_interop_tests::{Community, Member};
+use cloudy_interop_tests::{Community, Member, Options};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,12 @@ async fn ls(node: &Member, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directories_copies_and_mutable_files_across_processes() {
-    let mut c = Community::start(4).await;
+    // Nothing maintained on its own until the end, so that the damage of a
+    // killed server stays for deep-check to find.
+    let by_hand =
+        |_: usize, text: &str| text.replace("maintain_uploads = true", "maintain_uploads = false");
+    let opts = Options { config: Some(std::sync::Arc::new(by_hand)), ..Options::default() };
+    let mut c = Community::start_with(4, opts).await;
     for node in c.members() {
         wait_storage_servers(node, 4).await;
     }
@@ -171,15 +176,28 @@ async fn directories_copies_and_mutable_files_across_processes() {
     // everything back on the servers left.
     let healthy = c[0].json(&["deep-check", "--json", "home:"]).await;
     assert_eq!(healthy["problems"].as_array().unwrap().len(), 0, "{healthy}");
+    c[0].ok(&["check", &wcap]).await;
     c[3].kill9().await;
     c.wait_alive_on(&[0], 2, 60).await;
-    let out = c[0].cli(&["deep-check", "home:"]).await;
+    let out = c[0].cli(&["deep-check", "home:backup"]).await;
     assert_eq!(out.code, Some(3), "degraded: {} {}", out.stdout, out.stderr);
-    let repaired = c[0].json(&["deep-check", "--repair", "--json", "home:"]).await;
+    let repaired = c[0].json(&["deep-check", "--repair", "--json", "home:backup"]).await;
     let problems = repaired["problems"].as_array().unwrap();
     assert!(problems.iter().all(|p| p["repaired"] == true), "{repaired}");
-    let again = c[0].cli(&["deep-check", "home:"]).await;
-    assert!(again.ok, "healthy after repair: {}", again.stdout);
+    assert!(c[0].cli(&["deep-check", "home:backup"]).await.ok, "healthy after repair");
+    // Maintained, the rest of the alias is repaired by upkeep on its own.
+    c[0].ok(&["maintain", "add", &root]).await;
+    let maintained = c[0].ok(&["maintain", "list"]).await;
+    assert!(maintained.contains("tree") && maintained.contains(&root_ro), "{maintained}");
+    cloudy_interop_tests::wait_until("the maintained tree healthy again", 90, || {
+        std::process::Command::new(cloudy_interop_tests::exe())
+            .arg("--home")
+            .arg(c[0].home())
+            .args(["deep-check", "home:"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .await;
 }
 
 /// `rclone args…` against the WebDAV mount of `root` on `node`, with a
@@ -313,9 +331,16 @@ async fn a_node_killed_in_the_middle_of_directory_updates_leaves_the_directory_w
         assert!(listing["bad"].as_array().unwrap().is_empty(), "{listing}");
         let got = names(&listing);
         for n in 0..acknowledged {
-            assert!(got.contains(&format!("n{n:03}.txt")), "node {i}: n{n:03}.txt acknowledged but missing");
+            assert!(
+                got.contains(&format!("n{n:03}.txt")),
+                "node {i}: n{n:03}.txt acknowledged but missing"
+            );
         }
-        assert!(got.len() <= acknowledged + 1, "node {i}: {} entries, {acknowledged} written", got.len());
+        assert!(
+            got.len() <= acknowledged + 1,
+            "node {i}: {} entries, {acknowledged} written",
+            got.len()
+        );
         for e in listing["entries"].as_array().unwrap() {
             let name = e["name"].as_str().unwrap();
             let n: usize = name[1..4].parse().unwrap();

@@ -51,6 +51,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/maintained", get(super::upkeep::list).post(super::upkeep::add))
         .route("/v1/maintained/{cap}", axum::routing::delete(super::upkeep::remove))
         .route("/v1/maintained/run", post(super::upkeep::run))
+        .route("/v1/maintained/trees", get(super::upkeep::trees))
         .route("/v1/sync", get(super::sync::list).post(super::sync::add))
         .route("/v1/sync/join", post(super::sync::join))
         .route("/v1/sync/{id}/admit", post(super::sync::admit))

@@ -29,6 +29,8 @@ pub struct ApiState {
     pub storage: cloudy_storage::client::Client,
     /// Directories on the grid, as this node reads and writes them.
     pub dirs: cloudy_storage::dirs::Dirs,
+    /// Directories and mutable files maintained with all they reach.
+    pub trees: crate::trees::Trees,
     /// Folder sync.
     pub sync: cloudy_sync::service::SyncService,
     /// Live channels.

@@ -134,7 +134,16 @@ pub(super) async fn mkdir(
     Json(m): Json<Mkdir>,
 ) -> Result<Json<Made>, ApiError> {
     let cap = match &m.cap {
-        None => s.dirs.create().await.map_err(dir_error)?,
+        None => {
+            let cap = s.dirs.create().await.map_err(dir_error)?;
+            // A new top directory (an alias) is maintained with all it holds.
+            if s.maintain_uploads {
+                if let Err(e) = s.trees.add(&cap) {
+                    tracing::warn!("cannot add the directory to the maintained trees: {e}");
+                }
+            }
+            cap
+        }
         Some(root) => s.dirs.mkdir_p(&parse(root)?, &split(&m.path)).await.map_err(dir_error)?,
     };
     Ok(made(cap))

@@ -18,7 +18,7 @@ pub(crate) fn verify_cap(cap: &str) -> Result<VerifyCap, ApiError> {
         )),
         Cap::Mutable(_) => Err(ApiError(
             StatusCode::BAD_REQUEST,
-            "this is a mutable file or directory: check it with `deep-check`".into(),
+            "this is a mutable file or directory: check it with `deep-check` (`check` and `repair` in the CLI do that for you)".into(),
         )),
     }
 }
@@ -49,6 +49,9 @@ pub(super) async fn add(
     State(s): State<Shared>,
     Json(body): Json<CapBody>,
 ) -> Result<Json<Changed>, ApiError> {
+    if let Some(tree) = tree_cap(&body.cap)? {
+        return Ok(Json(Changed { changed: s.trees.add(&tree).map_err(list_error)? }));
+    }
     let cap = verify_cap(&body.cap)?;
     Ok(Json(Changed { changed: s.upkeep.add(&cap).map_err(list_error)? }))
 }
@@ -57,11 +60,33 @@ pub(super) async fn remove(
     State(s): State<Shared>,
     Path(cap): Path<String>,
 ) -> Result<Json<Changed>, ApiError> {
+    if let Some(tree) = tree_cap(&cap)? {
+        return Ok(Json(Changed { changed: s.trees.remove(&tree).map_err(list_error)? }));
+    }
     let cap = verify_cap(&cap)?;
     Ok(Json(Changed { changed: s.upkeep.list().remove(&cap).map_err(list_error)? }))
 }
 
 pub(super) async fn run(State(s): State<Shared>) -> Json<Changed> {
     s.upkeep.run_now();
+    s.trees.run_now();
     Json(Changed { changed: true })
+}
+
+/// A directory or mutable file capability (maintained as a tree), a verify
+/// one refused (its contents cannot be walked).
+fn tree_cap(text: &str) -> Result<Option<Cap>, ApiError> {
+    match text.parse::<Cap>() {
+        Ok(Cap::Mutable(m)) if m.read_key().is_none() => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a verify capability of a directory or mutable file cannot be walked; give its read or write capability".into(),
+        )),
+        Ok(c @ Cap::Mutable(_)) => Ok(Some(c)),
+        _ => Ok(None),
+    }
+}
+
+/// `GET /v1/maintained/trees`.
+pub(super) async fn trees(State(s): State<Shared>) -> Json<Vec<crate::trees::TreeRow>> {
+    Json(s.trees.all())
 }

@@ -53,6 +53,12 @@ impl Client {
         self.post_done("/v1/fs/rm", &FsPath { cap: cap.into(), path: path.into() }).await
     }
 
+    /// `GET /v1/maintained/trees`.
+    pub async fn maintained_trees(&self) -> Result<Vec<crate::trees::TreeRow>, ClientError> {
+        let resp = self.start(self.http.get(self.url("/v1/maintained/trees"))).await?;
+        self.json(resp).await
+    }
+
     /// `POST /v1/fs/deep-check`.
     pub async fn deep_check(&self, req: &DeepCheck) -> Result<DeepCheckReport, ClientError> {
         self.post_json("/v1/fs/deep-check", req).await
