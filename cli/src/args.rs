@@ -576,13 +576,18 @@ pub(crate) enum SyncCommand {
 /// `maintain` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum MaintainCommand {
-    /// List maintained files with the outcome of their last check.
+    /// List maintained files and trees with the outcome of their last check.
     List {
-        /// Print JSON.
+        /// Print JSON (the files; with --trees, the trees).
         #[arg(long)]
         json: bool,
+        /// Only the maintained trees (directories and mutable files, with
+        /// everything they reach).
+        #[arg(long)]
+        trees: bool,
     },
-    /// Maintain a file (a read or verify capability; only the verify part is kept).
+    /// Maintain a file (a read or verify capability; only the verify part
+    /// is kept), or a directory or mutable file with everything it reaches.
     Add {
         /// The capability.
         cap: String,

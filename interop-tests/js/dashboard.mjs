@@ -95,6 +95,28 @@ try {
   await shot('05-storage')
   step(`storage: uploaded ${original.length} bytes and downloaded them back twice`)
 
+  // Folders: a new folder by name, a file uploaded into it, downloaded,
+  // renamed and deleted, and a read-only link to share.
+  await page.fill('#new-alias input[name=name]', 'photos')
+  await page.click('#new-alias button')
+  await page.waitForSelector('#aliases button[data-alias="photos"]')
+  await page.waitForSelector('#browser:not([hidden])')
+  await page.setInputFiles('#dir-file', cfg.upload)
+  const uploaded = cfg.upload.split('/').pop()
+  await page.waitForSelector(`#dir tr[data-entry="${uploaded}"]`, { timeout: 60000 })
+  await fetch(() => page.click(`#dir tr[data-entry="${uploaded}"] a[download]`), 'downloaded-from-folder.bin')
+  page.once('dialog', (d) => d.accept('renamed.jpg'))
+  await page.click(`#dir button[data-rename="${uploaded}"]`)
+  await page.waitForSelector('#dir tr[data-entry="renamed.jpg"]')
+  await page.click('#dir-share')
+  const ro = (await page.locator('#dir-shared code.cap').textContent()).trim()
+  check(ro.startsWith('cloudy:dir-read:'), `a read-only capability to share (${ro})`)
+  await shot('05b-folder')
+  page.once('dialog', (d) => d.accept())
+  await page.click('#dir button[data-delete="renamed.jpg"]')
+  await page.waitForSelector('#dir tr[data-entry="renamed.jpg"]', { state: 'detached' })
+  step('folders: made photos, uploaded into it, downloaded, renamed, shared read-only and deleted')
+
   // Sync: the pending member is admitted.
   await page.goto(`${cfg.url}#sync`)
   const admit = page.locator(`button[data-admit][data-peer="${cfg.pending}"]`)

@@ -101,6 +101,7 @@ impl Node {
             announcements,
             dirs,
             trees,
+            aliases: home.root().join("aliases.json"),
             storage,
             upkeep,
             sync,

@@ -202,12 +202,15 @@ pub(super) async fn repair(client: &Client, cap: &str, json: bool) -> Result<()>
     Ok(())
 }
 
-pub(super) async fn maintained(client: &Client, json: bool) -> Result<()> {
-    let rows = client.maintained().await?;
+pub(super) async fn maintained(client: &Client, json: bool, only_trees: bool) -> Result<()> {
     let trees = client.maintained_trees().await?;
+    let rows = if only_trees { Vec::new() } else { client.maintained().await? };
+    if json && only_trees {
+        println!("{}", serde_json::to_string_pretty(&trees)?);
+        return Ok(());
+    }
     if json {
-        let all = serde_json::json!({ "files": rows, "trees": trees });
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() && trees.is_empty() {

@@ -113,7 +113,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Maintain { command } => {
             let c = client(&home)?;
             match command {
-                MaintainCommand::List { json } => files::maintained(&c, json).await,
+                MaintainCommand::List { json, trees } => files::maintained(&c, json, trees).await,
                 MaintainCommand::Add { cap } => {
                     let changed = c.maintain(&cap).await?;
                     println!("{}", if changed { "now maintained" } else { "already maintained" });

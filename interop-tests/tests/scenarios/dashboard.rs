@@ -72,7 +72,7 @@ async fn a_member_runs_the_node_from_the_browser() {
         "the browser test failed (screenshots in {}):\n{said}",
         screenshots().display()
     );
-    assert_eq!(said.matches("ok: ").count(), 7, "{said}");
+    assert_eq!(said.matches("ok: ").count(), 8, "{said}");
 
     // What the browser did, seen from the nodes.
     c[0].wait_json(&["sync", "status", "docs", "--json"], "node 2 admitted", 20, |v| {

@@ -74,6 +74,7 @@ pub fn router(state: Shared) -> Router {
         .route("/dav/{cap}", axum::routing::any(super::dav::handle))
         .route("/dav/{cap}/", axum::routing::any(super::dav::handle))
         .route("/dav/{cap}/{*path}", axum::routing::any(super::dav::handle))
+        .route("/v1/fs/aliases", get(super::tree::aliases).post(super::tree::create_alias))
         .route("/v1/fs/ls", post(super::tree::ls))
         .route("/v1/fs/stat", post(super::tree::stat))
         .route("/v1/fs/mkdir", post(super::tree::mkdir))

@@ -31,6 +31,8 @@ pub struct ApiState {
     pub dirs: cloudy_storage::dirs::Dirs,
     /// Directories and mutable files maintained with all they reach.
     pub trees: crate::trees::Trees,
+    /// The home's aliases file (shared with the CLI's `alias`).
+    pub aliases: std::path::PathBuf,
     /// Folder sync.
     pub sync: cloudy_sync::service::SyncService,
     /// Live channels.

@@ -385,3 +385,62 @@ pub(super) async fn deep_check(
             .collect(),
     }))
 }
+
+fn read_aliases(s: &Shared) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    match std::fs::read(&s.aliases) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{} is not valid: {e}", s.aliases.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}: {e}", s.aliases.display()),
+        )),
+    }
+}
+
+/// `GET /v1/fs/aliases`: the home's aliases (name → directory capability).
+pub(super) async fn aliases(
+    State(s): State<Shared>,
+) -> Result<Json<std::collections::BTreeMap<String, String>>, ApiError> {
+    Ok(Json(read_aliases(&s)?))
+}
+
+/// Body of `POST /v1/fs/aliases`.
+#[derive(serde::Deserialize)]
+pub(super) struct NewAlias {
+    name: String,
+}
+
+/// `POST /v1/fs/aliases`: a new directory under a new alias (as `alias
+/// create`).
+pub(super) async fn create_alias(
+    State(s): State<Shared>,
+    Json(a): Json<NewAlias>,
+) -> Result<Json<Made>, ApiError> {
+    let valid = !a.name.is_empty()
+        && a.name != "cloudy"
+        && a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(bad(format!("{:?} cannot be an alias: use letters, digits, - and _", a.name)));
+    }
+    let mut all = read_aliases(&s)?;
+    if all.contains_key(&a.name) {
+        return Err(ApiError(StatusCode::CONFLICT, format!("alias {:?} already exists", a.name)));
+    }
+    let cap = s.dirs.create().await.map_err(dir_error)?;
+    if s.maintain_uploads {
+        if let Err(e) = s.trees.add(&cap) {
+            tracing::warn!("cannot add the directory to the maintained trees: {e}");
+        }
+    }
+    all.insert(a.name, cap.to_string());
+    let json = serde_json::to_vec_pretty(&all).map_err(super::gateway::internal)?;
+    cloudy_overlay::fsutil::write_whole(&s.aliases, &json, Some(0o600)).map_err(|e| {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", s.aliases.display()))
+    })?;
+    Ok(made(cap))
+}

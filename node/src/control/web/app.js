@@ -313,3 +313,109 @@ $('#download').addEventListener('submit', (e) => {
   const href = `/uri/${encodeURIComponent(cap)}?filename=${encodeURIComponent(name)}`
   $('#download-link').innerHTML = `<a id="download-file" href="${esc(href)}" download="${esc(name)}">Download ${esc(name)}</a>`
 })
+
+// Folders on the grid: the home's aliases, opened by name and walked
+// (GET /v1/fs/aliases, POST /v1/fs/ls, …); files go up with PUT
+// /uri/DIRCAP/path and down with GET /uri/CAP?filename=.
+const browsing = { cap: null, path: [], writable: false, readCap: '' }
+const joinPath = (parts) => parts.map(encodeURIComponent).join('/')
+
+async function loadAliases () {
+  try {
+    const all = await api('GET', '/v1/fs/aliases')
+    $('#aliases').innerHTML = Object.keys(all).map((n) =>
+      `<button type="button" data-alias="${esc(n)}" data-cap="${esc(all[n])}">${esc(n)}</button>`).join(' ') ||
+      '<span class="muted">no folders yet</span>'
+  } catch (err) { say(err.message, true) }
+}
+
+async function openDir (cap, path) {
+  try {
+    const l = await api('POST', '/v1/fs/ls', { cap, path: path.join('/') })
+    Object.assign(browsing, { cap, path, writable: l.writable, readCap: l.read_cap })
+    $('#browser').hidden = false
+    $('#dir-shared').textContent = ''
+    const crumbs = [`<a href="#storage" data-crumb="0">${esc(browsing.alias ?? 'folder')}</a>`]
+    path.forEach((p, i) => crumbs.push(`<a href="#storage" data-crumb="${i + 1}">${esc(p)}</a>`))
+    $('#crumbs').innerHTML = crumbs.join(' / ') + (l.writable ? '' : ' <span class="muted">(read-only)</span>')
+    rows('#dir', l.entries.map((e) => {
+      const name = esc(e.name)
+      const open = e.kind === 'dir'
+        ? `<a href="#storage" data-open="${name}">${name}/</a>`
+        : `<a href="/uri/${encodeURIComponent(e.cap)}?filename=${encodeURIComponent(e.name)}" download="${name}">${name}</a>`
+      const change = l.writable ? ` <button type="button" data-rename="${name}">Rename</button> <button type="button" data-delete="${name}">Delete</button>` : ''
+      return `<tr data-entry="${name}"><td>${open}${e.conflict ? ' <em>(conflict copy)</em>' : ''}</td>
+        <td>${e.kind === 'dir' ? '' : bytes(e.size)}</td><td>${e.mtime ? ago(e.mtime) : ''}</td>
+        <td><button type="button" data-share="${esc(e.read_cap)}">Share read-only</button>${change}</td></tr>`
+    }))
+    for (const b of l.bad) say(`Not readable: ${b}`, true)
+  } catch (err) { say(err.message, true) }
+}
+
+function shareLink (readCap) {
+  const url = `${location.origin}/uri/${encodeURIComponent(readCap)}`
+  $('#dir-shared').innerHTML = `read-only capability: <code class="cap">${esc(readCap)}</code> <a href="${esc(url)}">link</a>`
+}
+
+$('#aliases').addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-alias]')
+  if (!b) return
+  browsing.alias = b.dataset.alias
+  openDir(b.dataset.cap, [])
+})
+$('#new-alias').addEventListener('submit', async (e) => {
+  e.preventDefault()
+  const name = String(new FormData(e.target).get('name')).trim()
+  try {
+    const made = await api('POST', '/v1/fs/aliases', { name })
+    e.target.reset()
+    await loadAliases()
+    browsing.alias = name
+    openDir(made.cap, [])
+  } catch (err) { say(err.message, true) }
+})
+$('#crumbs').addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-crumb]')
+  if (a) { e.preventDefault(); openDir(browsing.cap, browsing.path.slice(0, Number(a.dataset.crumb))) }
+})
+$('#dir').addEventListener('click', async (e) => {
+  const t = e.target
+  const here = browsing.path
+  if (t.dataset.open) { e.preventDefault(); openDir(browsing.cap, [...here, t.dataset.open]); return }
+  if (t.dataset.share) { shareLink(t.dataset.share); return }
+  try {
+    if (t.dataset.rename) {
+      const to = prompt(`Rename ${t.dataset.rename} to`, t.dataset.rename)
+      if (!to || to === t.dataset.rename) return
+      await api('POST', '/v1/fs/mv', { from: { cap: browsing.cap, path: [...here, t.dataset.rename].join('/') }, to: { cap: browsing.cap, path: [...here, to].join('/') } })
+      say(`Renamed ${t.dataset.rename} to ${to}.`)
+    } else if (t.dataset.delete) {
+      if (!confirm(`Delete ${t.dataset.delete}?`)) return
+      await api('POST', '/v1/fs/rm', { cap: browsing.cap, path: [...here, t.dataset.delete].join('/') })
+      say(`Deleted ${t.dataset.delete}.`)
+    } else return
+    openDir(browsing.cap, here)
+  } catch (err) { say(err.message, true) }
+})
+$('#dir-share').addEventListener('click', () => shareLink(browsing.readCap))
+$('#dir-mkdir').addEventListener('click', async () => {
+  const name = prompt('New subfolder name')
+  if (!name) return
+  try {
+    await api('POST', '/v1/fs/mkdir', { cap: browsing.cap, path: [...browsing.path, name].join('/') })
+    openDir(browsing.cap, browsing.path)
+  } catch (err) { say(err.message, true) }
+})
+$('#dir-file').addEventListener('change', async (e) => {
+  const files = [...e.target.files]
+  e.target.value = ''
+  for (const f of files) {
+    const path = joinPath([...browsing.path, f.name])
+    const r = await fetch(`/uri/${encodeURIComponent(browsing.cap)}/${path}`, { method: 'PUT', headers: { 'x-cloudy-csrf': '1' }, body: f })
+    if (!r.ok) { say(`${f.name}: ${(await r.json().catch(() => ({}))).error ?? r.statusText}`, true); break }
+    say(`Stored ${f.name} in ${browsing.path.join('/') || browsing.alias}.`)
+  }
+  openDir(browsing.cap, browsing.path)
+})
+window.addEventListener('hashchange', () => { if (location.hash === '#storage') loadAliases() })
+if (location.hash === '#storage') loadAliases()
