@@ -24,14 +24,9 @@ use procfs::{na, peak_rss_mb, reset_peak};
 
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
 
 fn random_file(path: &Path, len: usize) {
     use rand::RngCore;

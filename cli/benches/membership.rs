@@ -106,14 +106,9 @@ impl Bench {
     }
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
 
 fn secs(d: Option<Duration>) -> String {
     d.map_or("not reached".into(), |d| format!("{:.3} s", d.as_secs_f64()))

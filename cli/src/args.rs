@@ -77,15 +77,8 @@ pub(crate) enum Command {
         /// FILE WRITECAP` changes it later).
         #[arg(long)]
         mutable: bool,
-        /// Shares needed to read the file back [default: 3].
-        #[arg(long)]
-        k: Option<u8>,
-        /// Shares made [default: 5].
-        #[arg(long)]
-        n: Option<u8>,
-        /// Distinct servers that must hold shares [default: 4].
-        #[arg(long)]
-        happy: Option<usize>,
+        #[command(flatten)]
+        encoding: Encoding,
         /// Encrypt with a fresh random key instead of the convergent one.
         #[arg(long)]
         random_key: bool,
@@ -169,15 +162,8 @@ pub(crate) enum Command {
         /// Copy directories and everything under them.
         #[arg(short = 'r', long)]
         recursive: bool,
-        /// Shares needed to read each file stored [default: 3].
-        #[arg(long)]
-        k: Option<u8>,
-        /// Shares made of each file stored [default: 5].
-        #[arg(long)]
-        n: Option<u8>,
-        /// Distinct servers that must hold shares [default: 4].
-        #[arg(long)]
-        happy: Option<usize>,
+        #[command(flatten)]
+        encoding: Encoding,
         /// Sources, then the destination.
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
@@ -328,6 +314,20 @@ pub(crate) enum Command {
         #[arg(long)]
         keep: bool,
     },
+}
+
+/// How files stored on the grid are encoded.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Encoding {
+    /// Shares needed to read a file back [default: 3].
+    #[arg(long)]
+    pub k: Option<u8>,
+    /// Shares made of each file [default: 5].
+    #[arg(long)]
+    pub n: Option<u8>,
+    /// Distinct servers that must hold shares [default: 4].
+    #[arg(long)]
+    pub happy: Option<usize>,
 }
 
 /// `alias` subcommands.

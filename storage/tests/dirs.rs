@@ -215,3 +215,38 @@ async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_name
     assert!(listing.bad[0].contains("\"broken\""), "{:?}", listing.bad);
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_holding_a_stale_version_is_brought_up_to_date_by_repair() {
+    let g = grid(5).await;
+    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
+    let dir = a.create().await.unwrap();
+    let Cap::Mutable(m) = &dir else { panic!() };
+    let si = m.verify_key().storage_index();
+    // Every server holds version 1 of node 0's log; one is then left behind.
+    let stale_store = &g.stores[4];
+    let before = stale_store.slots(&si).unwrap();
+    assert_eq!(before.len(), 1, "every server holds the new directory");
+    let file = Cap::Literal(b"x".to_vec());
+    a.link_many(&dir, vec![NewEntry { name: "x".into(), cap: file, size: 1, mtime: 1 }], false)
+        .await
+        .unwrap();
+    let _ = stale_store.expire_slots(u64::MAX);
+    let row = SlotRow {
+        si,
+        writer: Slot::decode(&before[0]).unwrap().writer,
+        seqnum: 1,
+        bytes: before[0].clone(),
+        owner: "test".into(),
+        until: now_secs() + 60,
+    };
+    stale_store.put_slot(row).unwrap();
+    let report = a.deep_check(&dir, false, false).await;
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let report = a.deep_check(&dir, false, true).await;
+    assert!(report.problems.iter().all(|p| p.repaired), "{:?}", report.problems);
+    let held = Slot::decode(&stale_store.slots(&si).unwrap()[0]).unwrap();
+    assert_eq!(held.seqnum, 2, "the stale server holds the newest version again");
+    assert!(a.deep_check(&dir, false, false).await.problems.is_empty());
+    g.cancel.cancel();
+}

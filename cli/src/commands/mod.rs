@@ -60,8 +60,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { nodes, dir, keep } => demo::run(nodes, dir, keep).await,
         Command::Put { file, dest: Some(dest), .. } => copy::put_to(&home, &file, &dest).await,
-        Command::Put { file, dest: None, mutable, k, n, happy, random_key, json } => {
-            let q = files::PutQuery { k, n, happy, random_key, mutable };
+        Command::Put { file, dest: None, mutable, encoding: e, random_key, json } => {
+            let q = files::PutQuery { k: e.k, n: e.n, happy: e.happy, random_key, mutable };
             files::put(&client(&home)?, &file, q, json).await
         }
         Command::Get { cap, url: true, name, .. } => {
@@ -78,8 +78,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Alias { command } => tree::alias(&home, command).await,
         Command::Mkdir { path } => tree::mkdir(&home, path).await,
         Command::Ls { path, long, json } => tree::ls(&home, &path, long, json).await,
-        Command::Cp { recursive, paths, k, n, happy } => {
-            let q = files::PutQuery { k, n, happy, random_key: false, mutable: false };
+        Command::Cp { recursive, paths, encoding: e } => {
+            let q = files::PutQuery {
+                k: e.k,
+                n: e.n,
+                happy: e.happy,
+                random_key: false,
+                mutable: false,
+            };
             copy::cp(&home, recursive, paths, &q.to_query()).await
         }
         Command::Mv { from, to } => tree::mv(&home, &from, &to).await,

@@ -192,24 +192,16 @@ async fn a_partition_splits_the_community_and_everything_converges_after_it_heal
     // Every entry of both sides is in the directory, on every node: one
     // inbox, the report twice (the later one under a conflict name).
     for i in [0, 2, 3] {
-        let root = c[i].json(&["ls", "--json", &home]).await;
-        let names: Vec<&str> = root["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, vec!["inbox", "only-A.txt", "only-B.txt"], "node {i}");
-        let inbox = c[i].json(&["ls", "--json", &format!("{home}/inbox")]).await;
-        let names: Vec<&str> = inbox["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names.len(), 2, "node {i}: {names:?}");
-        assert!(names.contains(&"report.txt"), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("report.conflict-")), "{names:?}");
+        let names = |v: serde_json::Value| -> Vec<String> {
+            let entries = v["entries"].as_array().unwrap();
+            entries.iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+        };
+        let root = names(c[i].json(&["ls", "--json", &home]).await);
+        assert_eq!(root, vec!["inbox", "only-A.txt", "only-B.txt"], "node {i}");
+        let inbox = names(c[i].json(&["ls", "--json", &format!("{home}/inbox")]).await);
+        assert_eq!(inbox.len(), 2, "node {i}: {inbox:?}");
+        assert!(inbox.contains(&"report.txt".to_string()), "{inbox:?}");
+        assert!(inbox.iter().any(|n| n.starts_with("report.conflict-")), "{inbox:?}");
     }
     let out = c.dir().join("during4.bin");
     c[4].ok(&["get", &cap_during, "-o", out.to_str().unwrap()]).await;
