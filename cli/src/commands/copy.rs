@@ -58,7 +58,7 @@ pub(super) async fn cp(
                 up(&client, &from, cap, path, recursive, many, query).await?
             }
             (Loc::Grid { cap, path }, Loc::Local(to)) => {
-                down(&client, &cap, &path, to, recursive, many).await?
+                down(&client, src, &cap, &path, to, recursive, many).await?
             }
             (Loc::Grid { cap, path }, Loc::Grid { cap: dc, path: dp }) => {
                 across(&client, &cap, &path, dc, dp).await?
@@ -196,6 +196,7 @@ async fn up_tree(client: &Client, from: &Path, cap: &str, target: &str, query: &
 /// Grid → local.
 async fn down(
     client: &Client,
+    src: &str,
     cap: &str,
     path: &str,
     to: &Path,
@@ -210,7 +211,7 @@ async fn down(
         return get_into(client, &st.cap, &target).await;
     }
     if !recursive {
-        bail!("{path:?} is a directory; copy it with cp -r");
+        bail!("{src} is a directory; copy it with cp -r");
     }
     let mut jobs = Vec::new();
     let mut stack = vec![(st.cap, target)];
@@ -280,6 +281,15 @@ pub(super) async fn put_to(home: &Home, file: &Path, dest: &str) -> Result<()> {
     let client = super::client(home)?;
     if file == Path::new("-") {
         bail!("put to a destination takes a file, not standard input");
+    }
+    if dest.starts_with("cloudy:") && !dest.contains('/') {
+        // A capability: only a mutable file's write capability takes new contents.
+        let cap: cloudy_node::control::api::Cap = dest.parse()?;
+        let is_mutable_file = matches!(&cap, cloudy_node::control::api::Cap::Mutable(m)
+            if m.kind == cloudy_node::control::api::MutKind::File && m.write_key().is_some());
+        if !is_mutable_file {
+            bail!("put FILE DEST: DEST is ALIAS:path, DIRCAP/path or a mutable file's write capability (cloudy:mut:…); this capability is none of them");
+        }
     }
     if let Ok(cloudy_node::control::api::Cap::Mutable(m)) = dest.parse() {
         if m.kind == cloudy_node::control::api::MutKind::File {
