@@ -82,6 +82,10 @@ pub struct Outcome {
     pub repair_bytes_per_node_day: f64,
     /// Mean node availability drawn.
     pub mean_availability: f64,
+    /// Files lost by the end of each day (cumulative).
+    pub lost_by_day: Vec<usize>,
+    /// The share of files readable, averaged over each day's hours.
+    pub readable_by_day: Vec<f64>,
 }
 
 struct Node {
@@ -183,6 +187,8 @@ pub fn run(s: &Setup) -> Outcome {
     }
     let loss_per_hour = s.disk_loss_per_year / f64::from(YEAR_HOURS);
     let (mut readable, mut samples, mut repairs, mut repair_bytes) = (0u64, 0u64, 0u64, 0u64);
+    let (mut lost_by_day, mut readable_by_day) = (Vec::new(), Vec::new());
+    let (mut day_readable, mut day_samples) = (0u64, 0u64);
     for hour in 0..s.hours {
         for node in nodes.iter_mut() {
             if rng.gen::<f64>() < loss_per_hour {
@@ -208,8 +214,10 @@ pub fn run(s: &Setup) -> Outcome {
             let good =
                 f.shares.iter().filter(|h| h.iter().any(|(i, _)| nodes[*i].up)).count() as u8;
             samples += 1;
+            day_samples += 1;
             if good >= s.k {
                 readable += 1;
+                day_readable += 1;
             }
             let Some(tolerance) = s.repair else { continue };
             if hour % s.check_every != 0 || !nodes[f.maintainer].up {
@@ -226,9 +234,16 @@ pub fn run(s: &Setup) -> Outcome {
                 }
             }
         }
+        if (hour + 1) % 24 == 0 {
+            lost_by_day.push(files.iter().filter(|f| f.lost).count());
+            readable_by_day.push(day_readable as f64 / day_samples.max(1) as f64);
+            (day_readable, day_samples) = (0, 0);
+        }
     }
     let days = f64::from(s.hours) / 24.0;
     Outcome {
+        lost_by_day,
+        readable_by_day,
         lost: files.iter().filter(|f| f.lost).count(),
         readable: readable as f64 / samples.max(1) as f64,
         repairs,

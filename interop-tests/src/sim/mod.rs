@@ -2,3 +2,4 @@
 //! durability of stored files under Guifi-like churn.
 
 pub mod durability;
+pub mod plot;
