@@ -119,9 +119,19 @@ impl Client {
     /// Renews this node's lease on the file's shares held by `holders`;
     /// returns the servers that renewed.
     pub async fn renew(&self, cap: &VerifyCap, holders: &[PeerId]) -> Vec<PeerId> {
+        self.renew_index(cap.storage_index, holders).await
+    }
+
+    /// Renews this node's lease on what `holders` keep under `si` (shares
+    /// and slots); returns the servers that renewed.
+    pub async fn renew_index(
+        &self,
+        si: crate::store::StorageIndex,
+        holders: &[PeerId],
+    ) -> Vec<PeerId> {
         let asks = holders.iter().map(|peer| async move {
             let mut conn = self.connect(*peer).await.ok()?;
-            match conn.call(Request::Renew { si: cap.storage_index }).await {
+            match conn.call(Request::Renew { si }).await {
                 Ok(Response::Renewed { .. }) => Some(*peer),
                 _ => None,
             }

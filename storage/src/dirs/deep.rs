@@ -1,7 +1,8 @@
 //! Deep check: everything reachable from a directory — its slots, the
 //! chunks of its logs, its files and subdirectories — checked, and with
 //! `repair`, brought back to full health (a server holding an old version
-//! of a slot, or none, gets the newest one).
+//! of a slot, or none, gets the newest one). It also renews this node's
+//! leases on all it finds, so a maintained tree outlives lease expiry.
 
 use super::grid::{Dirs, Listing};
 use super::ops::Kind;
@@ -149,6 +150,9 @@ async fn check_chk(
         Ok(rep) => rep,
         Err(e) => return problem(e.to_string(), false, false),
     };
+    // A deep check keeps what it reaches alive: leases renewed where held.
+    let holders: Vec<_> = report.good.values().flatten().copied().collect();
+    client.renew(&vc, &holders).await;
     if report.healthy() {
         return None;
     }
@@ -187,6 +191,13 @@ async fn check_slots(
             repaired: false,
         });
     }
+    let holding: Vec<_> = read
+        .servers
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|v| !v.is_empty()))
+        .map(|(p, _)| *p)
+        .collect();
+    client.renew_index(*si, &holding).await;
     let servers = client.servers().len();
     let want = (DEFAULT_PARAMS.n as usize).min(servers);
     let mut short = Vec::new();

@@ -316,8 +316,17 @@ impl Dirs {
             };
             let mut values: Vec<Value> = Vec::new();
             st.chunks.extend(log.chunks.iter().cloned());
-            for c in &log.chunks {
-                match self.chunk(c).await {
+            // Chunks not cached yet are fetched eight at a time, in order.
+            let mut fetched = Vec::with_capacity(log.chunks.len());
+            for group in log.chunks.chunks(8) {
+                let mut asks = Vec::with_capacity(group.len());
+                for c in group {
+                    asks.push(self.chunk(c));
+                }
+                fetched.extend(futures::future::join_all(asks).await);
+            }
+            for got in fetched {
+                match got {
                     Ok(v) => values.extend(v.iter().cloned()),
                     Err(e) => st.bad.push(format!(
                         "part of the log of {} cannot be read ({e}); its older entries are missing",
