@@ -20,17 +20,13 @@
 
 use cloudy_node::control::api::{Announce, Evict, MakeInvite};
 use cloudy_node::control::client::Client;
-use cloudy_node::process::{init_local_home, LogLine, NodeProcess};
+use cloudy_node::process::{init_local_home, NodeProcess};
 use cloudy_node::Home;
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
-const SVC: &str = "bench-svc";
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -38,77 +34,12 @@ mod procfs;
 mod wire;
 use wire::Wire;
 
-#[derive(Default)]
-struct Tracker {
-    /// Per observer: peers it currently believes alive.
-    alive: HashMap<usize, HashSet<String>>,
-    /// (observer, peer) → when it logged the peer failed.
-    failed: HashMap<(usize, String), Instant>,
-    /// (observer, peer) → when it logged the peer left (an eviction).
-    left: HashMap<(usize, String), Instant>,
-    /// observer → when it saw the benchmark service.
-    announced: HashMap<usize, Instant>,
-    /// Every suspect or failed transition: (when, observer, peer, state).
-    suspicions: Vec<(Instant, usize, String, String)>,
-}
-
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.split_whitespace().find_map(|w| w.strip_prefix(key)).map(|v| v.trim_matches('"'))
-}
-
-impl Tracker {
-    fn on_line(&mut self, l: &LogLine) {
-        let (Some(peer), t) = (field(&l.text, "peer="), &l.text) else { return };
-        if t.contains("member state changed") {
-            let state = field(t, "state=").unwrap_or_default();
-            let set = self.alive.entry(l.index).or_default();
-            if state == "alive" {
-                set.insert(peer.to_string());
-            } else {
-                set.remove(peer);
-                self.suspicions.push((l.at, l.index, peer.to_string(), state.to_string()));
-            }
-            if state == "failed" {
-                self.failed.entry((l.index, peer.to_string())).or_insert(l.at);
-            }
-            if state == "left" {
-                self.left.entry((l.index, peer.to_string())).or_insert(l.at);
-            }
-        } else if t.contains("service announced") && field(t, "name=") == Some(SVC) {
-            self.announced.entry(l.index).or_insert(l.at);
-        }
-    }
-}
-
-struct Bench {
-    tracker: Arc<Mutex<Tracker>>,
-    changed: watch::Receiver<u64>,
-}
-
-impl Bench {
-    /// Waits until `pred` holds; returns when it first did (or None on timeout).
-    async fn wait<T>(
-        &mut self,
-        timeout: Duration,
-        pred: impl Fn(&Tracker) -> Option<T>,
-    ) -> Option<T> {
-        let fut = async {
-            loop {
-                if let Some(v) = pred(&self.tracker.lock().unwrap()) {
-                    return v;
-                }
-                if self.changed.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, fut).await.ok()
-    }
-}
-
 #[path = "common/args.rs"]
 mod args;
 use args::arg;
+#[path = "common/tracker.rs"]
+mod tracker;
+use tracker::SVC;
 
 fn secs(d: Option<Duration>) -> String {
     d.map_or("not reached".into(), |d| format!("{:.3} s", d.as_secs_f64()))
@@ -218,17 +149,7 @@ async fn main() {
     if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
         println!("keeping the nodes' homes in {}", dir.path().display());
     }
-    let (tx, mut rx) = mpsc::channel::<LogLine>(100_000);
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let (changed_tx, changed) = watch::channel(0u64);
-    let t2 = tracker.clone();
-    tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            t2.lock().unwrap().on_line(&line);
-            changed_tx.send_modify(|v| *v += 1);
-        }
-    });
-    let mut bench = Bench { tracker, changed };
+    let (tx, mut bench) = tracker::follow();
 
     println!("starting {n} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();

@@ -1,0 +1,190 @@
+//! Churn benchmark (issue 21): N real `cloudy-p2p` processes on 127.0.0.1;
+//! every minute a tenth of them restart, half with `stop` and half with
+//! `kill -9`, while a stable member reads a file over and over.
+//!
+//! ```text
+//! cargo bench -p cloudy-cli --bench churn -- [--nodes 100] [--minutes 5] [--percent 10]
+//! ```
+//!
+//! Prints: false failures among the stable nodes (nodes that never
+//! restarted, seen failed by a stable node), how long each restarted node
+//! took to be seen alive by every running node (from its start), reads
+//! that succeeded, and how long after the last restart the file (stored
+//! 3-of-5 and maintained by its uploader) was healthy again. A live
+//! channel during the churn is not part of this benchmark yet (printed
+//! `n/a`).
+#![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
+
+use cloudy_node::control::client::Client;
+use cloudy_node::process::{init_local_home, NodeProcess};
+use cloudy_node::Home;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
+
+#[path = "common/args.rs"]
+mod args;
+#[path = "common/tracker.rs"]
+mod tracker;
+use args::arg;
+
+fn secs(v: f64) -> String {
+    format!("{v:.2} s")
+}
+
+#[tokio::main]
+async fn main() {
+    let n = arg("--nodes", 100) as usize;
+    let minutes = arg("--minutes", 5) as usize;
+    let per_round = (n * arg("--percent", 10) as usize / 100).max(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut bench) = tracker::follow();
+    println!("starting {n} node processes on 127.0.0.1 ...");
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for i in 0..n {
+        let home = Home::new(dir.path().join(format!("n{i}")));
+        let boot = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
+        init_local_home(&home, boot).unwrap();
+        nodes.push(NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.unwrap());
+    }
+    let all = bench
+        .wait(Duration::from_secs(60 + n as u64), |t| {
+            (0..n).all(|i| t.alive.get(&i).is_some_and(|s| s.len() == n - 1)).then_some(())
+        })
+        .await;
+    assert!(all.is_some(), "not every node saw every other alive");
+    println!("all {n} alive; storing the file");
+
+    // A 4 MiB file stored 3-of-5 by node 0, which maintains it.
+    let up = Client::for_home(&nodes[0].home).unwrap();
+    let src = dir.path().join("file.bin");
+    let data: Vec<u8> =
+        (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&src, &data).unwrap();
+    let f = tokio::fs::File::open(&src).await.unwrap();
+    let cap = up.put(f, Some(data.len() as u64), "k=3&n=5&happy=5").await.unwrap().cap;
+
+    // Nodes 0 to n/2 never restart; the others take turns.
+    let stable: Vec<usize> = (0..n / 2).collect();
+    let pool: Vec<usize> = (n / 2..n).collect();
+    let ids: Vec<String> = nodes.iter().map(|p| p.peer_id.clone()).collect();
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        let client = Client::for_home(&nodes[1].home).unwrap();
+        let (cap, data) = (cap.clone(), data.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut out = Vec::new();
+                match client.get_file(&cap, &mut out).await {
+                    Ok(_) if out == data => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+
+    let churn_start = Instant::now();
+    let mut rejoin = Vec::new();
+    let mut next = 0;
+    let mut last_restart = Instant::now();
+    for round in 0..minutes {
+        let round_start = Instant::now();
+        let chosen: Vec<usize> = (0..per_round).map(|j| pool[(next + j) % pool.len()]).collect();
+        next += per_round;
+        for (j, &i) in chosen.iter().enumerate() {
+            if j % 2 == 0 {
+                let c = Client::for_home(&nodes[i].home).unwrap();
+                let _ = c.shutdown().await;
+                nodes[i].wait_exit(Duration::from_secs(15)).await;
+            } else {
+                nodes[i].kill9().await;
+            }
+        }
+        let mut started = Vec::new();
+        for &i in &chosen {
+            let home = nodes[i].home.clone();
+            nodes[i] =
+                NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.unwrap();
+            started.push((i, Instant::now()));
+        }
+        last_restart = Instant::now();
+        for (i, at) in started {
+            let peer = ids[i].clone();
+            let seen = bench
+                .wait(Duration::from_secs(30), |t| {
+                    let times: Option<Vec<Instant>> = (0..n)
+                        .filter(|o| *o != i)
+                        .map(|o| t.alive_at.get(&(o, peer.clone())).copied().filter(|a| *a >= at))
+                        .collect();
+                    times.and_then(|v| v.into_iter().max())
+                })
+                .await;
+            rejoin.push(seen.map(|s| (s - at).as_secs_f64()));
+        }
+        println!("round {}: restarted {} nodes", round + 1, chosen.len());
+        let wait = Duration::from_secs(60).saturating_sub(round_start.elapsed());
+        tokio::time::sleep(wait).await;
+    }
+
+    // The maintained file healthy again after the last restart.
+    let mut healthy_after = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Ok(r) = up.check(&cap, false).await {
+            if r.healthy {
+                healthy_after = Some((Instant::now() - last_restart).as_secs_f64());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.await;
+
+    let false_failures = {
+        let t = bench.tracker.lock().unwrap();
+        t.failed
+            .iter()
+            .filter(|((o, p), at)| {
+                stable.contains(o) && **at >= churn_start && stable.iter().any(|s| ids[*s] == **p)
+            })
+            .count()
+    };
+    let missing = rejoin.iter().filter(|r| r.is_none()).count();
+    let times: Vec<f64> = rejoin.iter().flatten().copied().collect();
+    let max = times.iter().copied().fold(f64::NAN, f64::max);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    let within = times.iter().filter(|t| **t <= 5.0).count();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!();
+    println!("| figure ({n} nodes, {per_round} restarted a minute for {minutes} min) | measured | target |");
+    println!("|---|---|---|");
+    println!("| false failures among stable nodes | {false_failures} | 0 |");
+    println!(
+        "| restarted node alive everywhere, mean / max | {} / {} | ≤ 5 s |",
+        if times.is_empty() { "n/a".into() } else { secs(mean) },
+        if times.is_empty() { "n/a".into() } else { secs(max) }
+    );
+    println!("| restarts seen alive everywhere within 5 s | {within} of {} ({missing} never within 30 s) | all |", rejoin.len());
+    println!("| reads of the file that succeeded | {ok} of {} | all |", ok + failed);
+    println!(
+        "| maintained file healthy after the last restart | {} | ≤ 120 s |",
+        healthy_after.map_or("not within 300 s".into(), secs)
+    );
+    println!("| live channel continuity | n/a (not measured) | ≥ 0.99 |");
+    for node in &mut nodes {
+        if let Ok(c) = Client::for_home(&node.home) {
+            let _ = c.shutdown().await;
+        }
+    }
+    for node in &mut nodes {
+        node.wait_exit(Duration::from_secs(10)).await;
+    }
+}
