@@ -3,6 +3,7 @@
 //! arguments that use them, as in Tahoe-LAFS.
 
 use anyhow::{bail, Context, Result};
+use cloudy_node::control::api::valid_alias;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,13 +20,6 @@ pub(crate) enum Loc {
     Grid { cap: String, path: String },
     /// On this machine.
     Local(PathBuf),
-}
-
-/// Whether `name` can be an alias: letters, digits, `-` and `_`.
-pub(crate) fn valid_alias(name: &str) -> bool {
-    !name.is_empty()
-        && name != "cloudy"
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Aliases {

@@ -9,6 +9,11 @@ use cloudy_storage::mutable::{Slot, WriteKey, FILE_WRITER};
 use cloudy_storage::store::{now_secs, ShareStore, SlotRow};
 use common::grid;
 
+/// Directories as node `i` of the grid reads and writes them.
+fn dirs_of(g: &common::Grid, i: usize) -> Dirs {
+    Dirs::new(g.clients[i].clone(), g.net.nodes[i].handle.local_peer_id())
+}
+
 async fn stored(client: &cloudy_storage::client::Client, data: &[u8]) -> Cap {
     let opts = PutOptions { happy: 4, ..PutOptions::default() };
     let src = Box::new(std::io::Cursor::new(data.to_vec()));
@@ -94,8 +99,8 @@ async fn a_mutable_file_changes_in_place_and_old_or_forged_versions_are_ignored(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers() {
     let g = grid(5).await;
-    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
-    let b = Dirs::new(g.clients[1].clone(), g.net.nodes[1].handle.local_peer_id());
+    let a = dirs_of(&g, 0);
+    let b = dirs_of(&g, 1);
     let root = a.create().await.unwrap();
     let photos = a.mkdir_p(&root, &split("photos/2026")).await.unwrap();
     assert_eq!(a.lookup(&root, &split("photos/2026")).await.unwrap(), photos);
@@ -113,7 +118,7 @@ async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers()
     );
     ra.unwrap();
     rb.unwrap();
-    let reader = Dirs::new(g.clients[3].clone(), g.net.nodes[3].handle.local_peer_id());
+    let reader = dirs_of(&g, 3);
     let listing = reader.list(&photos).await.unwrap();
     let names: Vec<&str> = listing.entries.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(listing.entries.len(), 4, "{names:?}");
@@ -172,7 +177,7 @@ async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_named() {
     let g = grid(5).await;
-    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
+    let a = dirs_of(&g, 0);
     let dir = a.create().await.unwrap();
     let file = Cap::Literal(b"tiny".to_vec());
     for batch in 0..6 {
@@ -186,7 +191,7 @@ async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_name
             .collect();
         a.link_many(&dir, entries, false).await.unwrap();
     }
-    let reader = Dirs::new(g.clients[2].clone(), g.net.nodes[2].handle.local_peer_id());
+    let reader = dirs_of(&g, 2);
     let listing = reader.list(&dir).await.unwrap();
     assert_eq!(listing.entries.len(), 600);
     assert!(listing.bad.is_empty(), "{:?}", listing.bad);
@@ -219,7 +224,7 @@ async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_name
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_holding_a_stale_version_is_brought_up_to_date_by_repair() {
     let g = grid(5).await;
-    let a = Dirs::new(g.clients[0].clone(), g.net.nodes[0].handle.local_peer_id());
+    let a = dirs_of(&g, 0);
     let dir = a.create().await.unwrap();
     let Cap::Mutable(m) = &dir else { panic!() };
     let si = m.verify_key().storage_index();

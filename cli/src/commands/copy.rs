@@ -282,7 +282,8 @@ pub(super) async fn put_to(home: &Home, file: &Path, dest: &str) -> Result<()> {
     if file == Path::new("-") {
         bail!("put to a destination takes a file, not standard input");
     }
-    if dest.starts_with("cloudy:") && !dest.contains('/') {
+    // The mutable file whose contents the file becomes, if there is one.
+    let mutable = if dest.starts_with("cloudy:") && !dest.contains('/') {
         // A capability: only a mutable file's write capability takes new contents.
         let cap: cloudy_node::control::api::Cap = dest.parse()?;
         let is_mutable_file = matches!(&cap, cloudy_node::control::api::Cap::Mutable(m)
@@ -290,37 +291,29 @@ pub(super) async fn put_to(home: &Home, file: &Path, dest: &str) -> Result<()> {
         if !is_mutable_file {
             bail!("put FILE DEST: DEST is ALIAS:path, DIRCAP/path or a mutable file's write capability (cloudy:mut:…); this capability is none of them");
         }
-    }
-    if let Ok(cloudy_node::control::api::Cap::Mutable(m)) = dest.parse() {
-        if m.kind == cloudy_node::control::api::MutKind::File {
-            let f = tokio::fs::File::open(file)
-                .await
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let len = f.metadata().await?.len();
-            let stored = client.put_mutable(dest, f, Some(len)).await?;
-            println!("{}", stored.cap);
-            return Ok(());
-        }
-    }
-    let (cap, path) = Aliases::load(home.root())?.grid(dest)?;
-    let target = if path.ends_with('/') || is_grid_dir(&client, &cap, &path).await {
-        join(&path, &file_name(file)?)
+        dest.to_string()
     } else {
-        path
-    };
-    // A mutable file already there is changed in place.
-    if let Ok(st) = client.stat(&cap, &target).await {
-        if st.cap.starts_with("cloudy:mut:") {
-            let f = tokio::fs::File::open(file)
-                .await
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let len = f.metadata().await?.len();
-            println!("{}", client.put_mutable(&st.cap, f, Some(len)).await?.cap);
-            return Ok(());
+        let (cap, path) = Aliases::load(home.root())?.grid(dest)?;
+        let target = if path.ends_with('/') || is_grid_dir(&client, &cap, &path).await {
+            join(&path, &file_name(file)?)
+        } else {
+            path
+        };
+        // A mutable file already there is changed in place.
+        match client.stat(&cap, &target).await {
+            Ok(st) if st.cap.starts_with("cloudy:mut:") => st.cap,
+            _ => {
+                up(&client, file, &cap, &target, false, false, "").await?;
+                println!("{}", client.stat(&cap, &target).await?.cap);
+                return Ok(());
+            }
         }
-    }
-    up(&client, file, &cap, &target, false, false, "").await?;
-    println!("{}", client.stat(&cap, &target).await?.cap);
+    };
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let len = f.metadata().await?.len();
+    println!("{}", client.put_mutable(&mutable, f, Some(len)).await?.cap);
     Ok(())
 }
 

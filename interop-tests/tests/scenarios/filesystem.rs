@@ -3,16 +3,11 @@
 //! writing one directory, the gateway's paths, deep-check and repair, and
 //! bad input.
 
+use super::lossy::pseudo_random;
 use super::storage::wait_storage_servers;
 use cloudy_interop_tests::{Community, Member, Options};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
-}
 
 /// Sizes of [`make_tree`]'s files: empty, literal, one segment, several.
 const SIZES: [usize; 5] = [0, 30, 4096, 70_000, 1_300_000];

@@ -38,7 +38,7 @@ async fn share_with_all(c: &Community, d: &[PathBuf], name: &str) {
     }
 }
 
-fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect()

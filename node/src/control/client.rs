@@ -283,11 +283,22 @@ impl Client {
         len: Option<u64>,
         query: &str,
     ) -> Result<Stored, ClientError> {
+        self.put_body(&format!("/uri?{query}"), data, len).await
+    }
+
+    /// `PUT path` with `data` (of `len` bytes if known) as the body,
+    /// streamed; answers what the gateway stored.
+    pub(crate) async fn put_body<R: tokio::io::AsyncRead + Send + 'static>(
+        &self,
+        path: &str,
+        data: R,
+        len: Option<u64>,
+    ) -> Result<Stored, ClientError> {
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
             data,
             256 << 10,
         ));
-        let mut req = self.http.put(self.url(&format!("/uri?{query}"))).body(body);
+        let mut req = self.http.put(self.url(path)).body(body);
         if let Some(len) = len {
             req = req.header(reqwest::header::CONTENT_LENGTH, len);
         }

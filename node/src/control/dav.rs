@@ -163,8 +163,9 @@ impl GridFs {
         Ok(Meta { len: c.size, mtime: c.mtime, dir: c.kind == Kind::Dir })
     }
 
-    /// The contents' capability of the file at `path`.
-    async fn contents(&self, path: &DavPath) -> FsResult<(Cap, u64)> {
+    /// The contents' capability of the file at `path`, and its metadata
+    /// (its length is the contents').
+    async fn contents(&self, path: &DavPath) -> FsResult<(Cap, Meta)> {
         let (dir, name) = self.parent(path).await?;
         let c = self.dirs.child(&dir, &name).await.map_err(fs_error)?;
         if c.kind == Kind::Dir {
@@ -182,7 +183,7 @@ impl GridFs {
             Cap::Literal(d) => d.len() as u64,
             _ => return Err(FsError::GeneralFailure),
         };
-        Ok((cap, size))
+        Ok((cap, Meta { len: size, mtime: c.mtime, dir: false }))
     }
 }
 
@@ -215,12 +216,10 @@ impl DavFileSystem for GridFs {
                 });
                 return Ok(f);
             }
-            let (cap, size) = self.contents(path).await?;
-            let meta = self.meta(path).await?;
+            let (cap, meta) = self.contents(path).await?;
             let f: Box<dyn DavFile> = Box::new(ReadFile {
                 fs: self.clone(),
                 cap,
-                size,
                 meta,
                 pos: 0,
                 buf_at: 0,
@@ -309,7 +308,7 @@ impl DavFileSystem for GridFs {
 struct ReadFile {
     fs: GridFs,
     cap: Cap,
-    size: u64,
+    /// Its metadata; `len` is the contents' size.
     meta: Meta,
     pos: u64,
     buf_at: u64,
@@ -324,7 +323,7 @@ impl std::fmt::Debug for GridFs {
 
 impl DavFile for ReadFile {
     fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
-        let m: Box<dyn DavMetaData> = Box::new(Meta { len: self.size, ..self.meta.clone() });
+        let m: Box<dyn DavMetaData> = Box::new(self.meta.clone());
         async move { Ok(m) }.boxed()
     }
     fn write_buf(&mut self, _buf: Box<dyn bytes::Buf + Send>) -> FsFuture<'_, ()> {
@@ -335,12 +334,12 @@ impl DavFile for ReadFile {
     }
     fn read_bytes(&mut self, count: usize) -> FsFuture<'_, Bytes> {
         async move {
-            if self.pos >= self.size || count == 0 {
+            if self.pos >= self.meta.len || count == 0 {
                 return Ok(Bytes::new());
             }
             let in_buf = self.pos >= self.buf_at && self.pos < self.buf_at + self.buf.len() as u64;
             if !in_buf {
-                let end = (self.pos + READ_AHEAD).min(self.size);
+                let end = (self.pos + READ_AHEAD).min(self.meta.len);
                 let data = match &self.cap {
                     Cap::Literal(d) => d[self.pos as usize..end as usize].to_vec(),
                     Cap::Read(r) => {
@@ -371,7 +370,7 @@ impl DavFile for ReadFile {
             let new = match pos {
                 SeekFrom::Start(p) => p as i64,
                 SeekFrom::Current(d) => self.pos as i64 + d,
-                SeekFrom::End(d) => self.size as i64 + d,
+                SeekFrom::End(d) => self.meta.len as i64 + d,
             };
             if new < 0 {
                 return Err(FsError::GeneralFailure);
@@ -412,7 +411,7 @@ impl WriteFile {
         let client = self.fs.dirs.client();
         let servers = client.servers().len();
         let mut opts = PutOptions::default();
-        opts.happy = opts.happy.min(servers).max(usize::from(opts.params.k));
+        opts.happy = super::gateway::default_happy(opts.happy, opts.params.k, servers).0;
         let contents = client
             .put_source(Box::new(source), "a WebDAV upload", self.len, None, opts)
             .await
@@ -426,7 +425,7 @@ impl WriteFile {
                 return Ok(());
             }
         }
-        let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mtime = cloudy_storage::store::now_secs();
         let entry = NewEntry { name: self.name.clone(), cap: contents, size: self.len, mtime };
         self.fs.dirs.link_many(&self.dir, vec![entry], true).await.map_err(fs_error)?;
         Ok(())

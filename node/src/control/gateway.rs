@@ -192,7 +192,7 @@ pub(super) async fn store_body(
 /// storage servers present (never below `k`) so that the first `put` on a
 /// small community works, with a note saying so. Tahoe-LAFS refuses
 /// instead; a user who wants that passes `--happy`.
-fn default_happy(default: usize, k: u8, servers: usize) -> (usize, Option<String>) {
+pub(super) fn default_happy(default: usize, k: u8, servers: usize) -> (usize, Option<String>) {
     let happy = default.min(servers).max(usize::from(k));
     let note = (happy < default).then(|| {
         format!(

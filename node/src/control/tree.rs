@@ -189,8 +189,13 @@ pub(super) async fn rm(
     State(s): State<Shared>,
     Json(p): Json<FsPath>,
 ) -> Result<StatusCode, ApiError> {
-    let (parent, name) = parent_and_name(&p.path)?;
-    let dir = s.dirs.lookup(&parse(&p.cap)?, &parent).await.map_err(dir_error)?;
+    unlink_at(&s, &p.cap, &p.path).await
+}
+
+/// Removes the entry `path` names under directory `cap`.
+async fn unlink_at(s: &Shared, cap: &str, path: &str) -> Result<StatusCode, ApiError> {
+    let (parent, name) = parent_and_name(path)?;
+    let dir = s.dirs.lookup(&parse(cap)?, &parent).await.map_err(dir_error)?;
     s.dirs.unlink(&dir, name).await.map_err(dir_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -319,10 +324,7 @@ pub(super) async fn delete_path(
     State(s): State<Shared>,
     Path((cap, path)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (parent, name) = parent_and_name(&path)?;
-    let dir = s.dirs.lookup(&parse(&cap)?, &parent).await.map_err(dir_error)?;
-    s.dirs.unlink(&dir, name).await.map_err(dir_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    unlink_at(&s, &cap, &path).await
 }
 
 /// Query of `POST /uri…`.
@@ -421,10 +423,7 @@ pub(super) async fn create_alias(
     State(s): State<Shared>,
     Json(a): Json<NewAlias>,
 ) -> Result<Json<Made>, ApiError> {
-    let valid = !a.name.is_empty()
-        && a.name != "cloudy"
-        && a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
+    if !super::api::valid_alias(&a.name) {
         return Err(bad(format!("{:?} cannot be an alias: use letters, digits, - and _", a.name)));
     }
     let mut all = read_aliases(&s)?;

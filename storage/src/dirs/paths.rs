@@ -1,7 +1,7 @@
 //! Paths under a directory (`photos/2026/a.jpg`), and the everyday
 //! operations on them: walk, make directories, link, unlink, rename.
 
-use super::grid::{Change, Child, DirError, Dirs, Listing};
+use super::grid::{now, Change, Child, DirError, Dirs, Listing};
 use super::ops::Kind;
 use crate::capability::Cap;
 use crate::mutable::WriteKey;
@@ -193,8 +193,4 @@ fn same_dir(a: &Cap, b: &Cap) -> bool {
         (Cap::Mutable(x), Cap::Mutable(y)) => x.verify_key() == y.verify_key(),
         _ => false,
     }
-}
-
-fn now() -> u64 {
-    crate::store::now_secs()
 }

@@ -29,20 +29,14 @@ pub async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
     let mut clients = Vec::new();
     let mut stores = Vec::new();
     for (i, node) in net.nodes.iter().enumerate() {
-        if let Some(store) = last.take_if(|_| i == n - 1) {
-            cloudy_storage::service::start(
-                node.handle.clone(),
-                store.clone(),
-                Default::default(),
-                &Tasks::new("test", cancel.clone()),
-            )
-            .await
-            .unwrap();
-            clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
-            continue;
-        }
-        let mem = MemStore::new(1 << 30);
-        let store: SharedStore = Arc::new(mem.clone());
+        let store: SharedStore = match last.take_if(|_| i == n - 1) {
+            Some(store) => store,
+            None => {
+                let mem = MemStore::new(1 << 30);
+                stores.push(mem.clone());
+                Arc::new(mem)
+            }
+        };
         cloudy_storage::service::start(
             node.handle.clone(),
             store.clone(),
@@ -52,7 +46,6 @@ pub async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
         .await
         .unwrap();
         clients.push(Client::new(node.handle.clone(), Some(store), [1; 32]));
-        stores.push(mem);
     }
     for node in &net.nodes {
         wait_until(&node.handle, "all storage servers", |s| {

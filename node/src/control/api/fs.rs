@@ -3,6 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether `name` can be an alias (`ALIAS:path`): letters, digits, `-`
+/// and `_`, and not `cloudy` (capabilities start with `cloudy:`).
+pub fn valid_alias(name: &str) -> bool {
+    !name.is_empty()
+        && name != "cloudy"
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// A directory capability and a path under it (`""`: the directory itself).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FsPath {

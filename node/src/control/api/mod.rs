@@ -457,6 +457,7 @@ mod fs;
 pub use community::{
     AddAdmin, CommunityStatus, Evict, InviteMade, MakeInvite, UsageRow, UsageTable,
 };
+pub use fs::valid_alias;
 pub use fs::{
     DeepCheck, DeepCheckReport, DeepProblem, DirEntry, DirListing, FsPath, Link, Made, Mkdir, Move,
     NewLink, Stat,

@@ -72,15 +72,6 @@ impl Client {
         data: R,
         len: Option<u64>,
     ) -> Result<Stored, ClientError> {
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            data,
-            256 << 10,
-        ));
-        let mut req = self.http.put(self.url(&format!("/uri/{}", super::encode(cap)))).body(body);
-        if let Some(len) = len {
-            req = req.header(reqwest::header::CONTENT_LENGTH, len);
-        }
-        let resp = self.start(req).await?;
-        self.json(resp).await
+        self.put_body(&format!("/uri/{}", super::encode(cap)), data, len).await
     }
 }
