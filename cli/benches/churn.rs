@@ -110,9 +110,11 @@ async fn main() {
         let mut started = Vec::new();
         for &i in &chosen {
             let home = nodes[i].home.clone();
+            // Its start: the moment the process is spawned.
+            let at = Instant::now();
             nodes[i] =
                 NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.unwrap();
-            started.push((i, Instant::now()));
+            started.push((i, at));
         }
         last_restart = Instant::now();
         for (i, at) in started {
@@ -129,6 +131,9 @@ async fn main() {
             rejoin.push(seen.map(|s| (s - at).as_secs_f64()));
         }
         println!("round {}: restarted {} nodes", round + 1, chosen.len());
+        if round + 1 == minutes {
+            break;
+        }
         let wait = Duration::from_secs(60).saturating_sub(round_start.elapsed());
         tokio::time::sleep(wait).await;
     }
@@ -136,8 +141,19 @@ async fn main() {
     // The maintained file healthy again after the last restart.
     let mut healthy_after = None;
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last_good = None;
     while Instant::now() < deadline {
+        let asked = Instant::now();
         if let Ok(r) = up.check(&cap, false).await {
+            if last_good != Some(r.good_shares) {
+                let t = (Instant::now() - last_restart).as_secs_f64();
+                let took = asked.elapsed().as_secs_f64();
+                println!(
+                    "{t:.0} s after the last restart: {} of {} shares good (the check took {took:.1} s)",
+                    r.good_shares, r.n
+                );
+                last_good = Some(r.good_shares);
+            }
             if r.healthy {
                 healthy_after = Some((Instant::now() - last_restart).as_secs_f64());
                 break;

@@ -3,7 +3,7 @@
 //! logic, [`crate::sync_msg`] the messages).
 
 use crate::event_loop::EventLoop;
-use crate::membership::sync::SyncEntry;
+use crate::membership::Change;
 use crate::sync_msg::{SyncRequest, SyncResponse, MAX_ENTRIES};
 use libp2p::request_response::{self, Message as RrMessage};
 use libp2p::PeerId;
@@ -16,9 +16,9 @@ impl EventLoop {
     /// Starts an exchange with `peer` (step 1: our summary).
     pub(crate) fn start_sync(&mut self, peer: PeerId) {
         let me = self.local.alive_info(&self.cfg.external_addrs);
-        let hash = self.table.summary(&me).to_vec();
+        let hello = self.table.hello(&me);
         self.last_sync.insert(peer, Instant::now());
-        self.swarm.behaviour_mut().members.send_request(&peer, SyncRequest::Hello { hash });
+        self.swarm.behaviour_mut().members.send_request(&peer, hello);
     }
 
     /// Every `sync_interval`: an exchange with one random connected member
@@ -54,19 +54,8 @@ impl EventLoop {
                     return;
                 }
                 let me = self.local.alive_info(&self.cfg.external_addrs);
-                let reply = match request {
-                    SyncRequest::Hello { hash } if hash[..] == self.table.summary(&me) => {
-                        SyncResponse::Equal
-                    }
-                    SyncRequest::Hello { .. } => SyncResponse::Digest(self.table.digest(&me)),
-                    SyncRequest::Exchange { push, mut want } => {
-                        want.extend(self.merge_entries(peer, push));
-                        let me = self.local.alive_info(&self.cfg.external_addrs);
-                        SyncResponse::Entries(
-                            want.iter().filter_map(|p| self.table.entry(p, &me)).collect(),
-                        )
-                    }
-                };
+                let (reply, changes) = self.table.answer(&me, request, Instant::now());
+                self.learned(peer, changes);
                 let _ = self.swarm.behaviour_mut().members.send_response(channel, reply);
             }
             request_response::Event::Message {
@@ -78,20 +67,12 @@ impl EventLoop {
                     warn!(%peer, entries = response.len(), "membership exchange too large, ignored");
                     return;
                 }
-                match response {
-                    SyncResponse::Equal => {}
-                    SyncResponse::Digest(theirs) => {
-                        let me = self.local.alive_info(&self.cfg.external_addrs);
-                        let (push, want) = self.table.compare(&me, &theirs);
-                        debug!(%peer, push = push.len(), want = want.len(), "membership tables differ");
-                        if !push.is_empty() || !want.is_empty() {
-                            self.swarm
-                                .behaviour_mut()
-                                .members
-                                .send_request(&peer, SyncRequest::Exchange { push, want });
-                        }
-                    }
-                    SyncResponse::Entries(entries) => drop(self.merge_entries(peer, entries)),
+                let me = self.local.alive_info(&self.cfg.external_addrs);
+                let (next, changes) = self.table.take(&me, response, Instant::now());
+                self.learned(peer, changes);
+                if let Some(next) = next {
+                    debug!(%peer, entries = next.len(), "membership tables differ");
+                    self.swarm.behaviour_mut().members.send_request(&peer, next);
                 }
             }
             request_response::Event::OutboundFailure { peer, error, .. } => {
@@ -101,27 +82,11 @@ impl EventLoop {
         }
     }
 
-    /// Merges entries from `from`'s table. Returns the members of which we
-    /// hold a newer entry than `from` sent.
-    fn merge_entries(&mut self, from: PeerId, entries: Vec<SyncEntry>) -> Vec<PeerId> {
-        let now = Instant::now();
-        let mut changes = Vec::new();
-        let mut ours_newer = Vec::new();
-        for e in entries {
-            if e.info.coord.as_ref().is_some_and(|c| !c.is_valid()) {
-                continue;
-            }
-            let peer = e.info.peer;
-            let merged = self.table.merge(e, now);
-            if merged.ours_newer {
-                ours_newer.push(peer);
-            }
-            changes.extend(merged.changes);
-        }
+    /// Acts on what an exchange with `from` taught us.
+    fn learned(&mut self, from: PeerId, changes: Vec<Change>) {
         if !changes.is_empty() {
             debug!(%from, changes = changes.len(), "membership news from anti-entropy");
         }
         self.apply_changes_with(changes, false);
-        ours_newer
     }
 }

@@ -118,8 +118,8 @@ pub(crate) struct EventLoop {
     pub health: crate::prober::Health,
     /// Probe results from the prober.
     pub probe_results: mpsc::Receiver<crate::prober::ProbeResult>,
-    /// Members we accused and must confirm as failed if they do not refute.
-    pub accused: HashSet<PeerId>,
+    /// The failure detector's decisions: whom we accused.
+    pub detector: crate::membership::detector::Detector,
     pub dirty: bool,
     pub last_publish: Instant,
     /// When the last anti-entropy exchange with each peer started.
@@ -383,12 +383,13 @@ impl EventLoop {
                     info!(target: "cloudy::_events::member", peer = %peer, state = %to,
                         from = from.map_or("new", |s| s.as_str()), "member state changed");
                     // An accusation ends with any state but suspect.
-                    let we_accused = to != MemberState::Suspect && self.accused.remove(&peer);
                     if to == MemberState::Failed {
                         self.history.entry(peer).or_default().record_failure(crate::unix_ms());
-                        if we_accused {
-                            self.confirm_failed(peer);
-                        }
+                    }
+                    let me = self.local.peer;
+                    if let Some(confirm) = self.detector.on_state(&self.table, me, peer, to) {
+                        debug!(%peer, "confirming failure");
+                        self.publish(confirm);
                     }
                     // A member that left or failed loses its connections: a
                     // dead QUIC connection lingers until its idle timeout,
@@ -401,6 +402,10 @@ impl EventLoop {
                     if from.is_none_or(|f| matches!(f, MemberState::Left | MemberState::Failed)) {
                         self.learn_addresses(peer);
                     }
+                }
+                Change::Restarted { peer } => {
+                    info!(target: "cloudy::_events::member", peer = %peer, "member restarted");
+                    self.learn_addresses(peer);
                 }
                 Change::Refute => {
                     info!("a member suspects this node; refuting with a fresh heartbeat");

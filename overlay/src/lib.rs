@@ -182,7 +182,7 @@ pub fn spawn_with_history(
         probe_targets,
         health,
         probe_results,
-        accused: Default::default(),
+        detector: Default::default(),
         dirty: true,
         last_publish: now,
         last_sync: Default::default(),

@@ -1,24 +1,21 @@
-//! The SWIM side of the event loop: choosing whom to probe, accusing
-//! members whose probes fail, confirming failures nobody refuted. The
-//! probing itself runs in [`crate::prober`].
+//! The SWIM side of the event loop: it carries out the decisions of
+//! [`Detector`] (whom to probe, whom to accuse; failures nobody refuted
+//! are confirmed in [`EventLoop::apply_changes`]). The probing itself runs
+//! in [`crate::prober`].
 
 use crate::event_loop::EventLoop;
-use crate::membership::monitor_targets;
-use crate::membership::wire::{Accusation, Message};
+use crate::membership::detector::Detector;
 use crate::prober::{Outcome, ProbeResult, Targets};
 use libp2p::PeerId;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::info;
 
 impl EventLoop {
-    /// Every probe interval: recompute our monitor targets, make sure we are
-    /// connected to them, hand them and our links to the prober. Suspect
-    /// members stay on the ring: their other monitors keep probing them,
-    /// and a dead member's monitors all accuse it (which shortens the
-    /// suspicion), while a live one is found alive again.
+    /// Every probe interval: recompute our monitor targets
+    /// ([`Detector::targets`]), make sure we are connected to them, hand
+    /// them and our links to the prober.
     pub(crate) fn on_probe_tick(&mut self) {
-        let up = self.table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
-        let targets = monitor_targets(self.local.peer, up, self.cfg.monitors);
+        let targets = Detector::targets(&self.table, self.local.peer, self.cfg.monitors);
         self.update_targets(Some(targets));
     }
 
@@ -58,28 +55,16 @@ impl EventLoop {
         }
     }
 
-    /// Accuses `peer` before the community, once per suspicion: a member
-    /// already suspected by others gets our accusation too, which shortens
-    /// the suspicion (Lifeguard).
+    /// Accuses `peer` before the community ([`Detector::probe_failed`]).
     pub(crate) fn probe_failed(&mut self, peer: PeerId, reason: &str) {
-        let Some(m) = self.table.get(&peer) else { return };
-        if !m.state.is_up() || self.accused.contains(&peer) {
+        let me = self.local.peer;
+        let now = Instant::now();
+        let Some((msg, changes)) = self.detector.probe_failed(&mut self.table, me, peer, now)
+        else {
             return;
-        }
+        };
         info!(%peer, "probe failed ({reason}); suspecting");
-        let (incarnation, seq) = m.version;
-        let msg = Message::Suspect(Accusation { peer, incarnation, seq, by: self.local.peer });
-        self.publish(msg.clone());
-        self.accused.insert(peer);
-        let changes = self.table.apply(msg, Instant::now());
+        self.publish(msg);
         self.apply_changes(changes);
-    }
-
-    /// Tells everyone that a member we accused did not refute in time.
-    pub(crate) fn confirm_failed(&mut self, peer: PeerId) {
-        let Some(m) = self.table.get(&peer) else { return };
-        let (incarnation, seq) = m.version;
-        debug!(%peer, "confirming failure");
-        self.publish(Message::Failed(Accusation { peer, incarnation, seq, by: self.local.peer }));
     }
 }

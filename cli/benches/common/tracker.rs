@@ -22,7 +22,8 @@ pub(crate) struct Tracker {
     pub(crate) left: HashMap<(usize, String), Instant>,
     /// observer → when it saw the benchmark service.
     pub(crate) announced: HashMap<usize, Instant>,
-    /// (observer, peer) → when it last logged the peer alive.
+    /// (observer, peer) → when it last logged the peer alive (or back
+    /// from a restart it had not noticed).
     pub(crate) alive_at: HashMap<(usize, String), Instant>,
     /// Every suspect or failed transition: (when, observer, peer, state).
     pub(crate) suspicions: Vec<(Instant, usize, String, String)>,
@@ -51,6 +52,9 @@ impl Tracker {
             if state == "left" {
                 self.left.entry((l.index, peer.to_string())).or_insert(l.at);
             }
+        } else if t.contains("member restarted") {
+            // Back under a new incarnation before this observer missed it.
+            self.alive_at.insert((l.index, peer.to_string()), l.at);
         } else if t.contains("service announced") && field(t, "name=") == Some(SVC) {
             self.announced.entry(l.index).or_insert(l.at);
         }

@@ -23,6 +23,7 @@
 //! Announced services are visible while their member is alive or suspect
 //! and expire with it.
 
+pub mod detector;
 pub mod sync;
 pub mod wire;
 
@@ -151,6 +152,13 @@ pub enum Change {
     },
     /// Someone suspects *us*: publish a newer heartbeat to refute it.
     Refute,
+    /// A member we held up came back under a new incarnation: it
+    /// restarted before we noticed it was gone. Its connections and
+    /// addresses may be stale.
+    Restarted {
+        /// The member.
+        peer: PeerId,
+    },
 }
 
 /// The members this node knows of (not itself).
@@ -330,6 +338,9 @@ fn diff(peer: PeerId, old: Option<&Member>, new: &Member) -> Vec<Change> {
     let from = old.map(|m| m.state);
     if from != Some(new.state) {
         out.push(Change::State { peer, from, to: new.state });
+    }
+    if old.is_some_and(|o| o.state.is_up() && new.state.is_up() && new.version.0 > o.version.0) {
+        out.push(Change::Restarted { peer });
     }
     let before = visible(old);
     let after = visible(Some(new));

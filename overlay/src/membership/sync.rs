@@ -33,6 +33,7 @@
 
 use super::{diff, Change, Member, MemberState, MemberTable};
 use crate::membership::wire::Alive;
+use crate::sync_msg::{SyncRequest, SyncResponse};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -199,6 +200,81 @@ impl MemberTable {
         let changes = diff(peer, old.as_ref(), &member);
         self.members.insert(peer, member);
         Merged { changes, ours_newer: false }
+    }
+}
+
+/// The exchange itself, as both sides run it ([`crate::anti_entropy`] on
+/// the network, the community simulator in memory).
+impl MemberTable {
+    /// Step 1: the opening request, our summary.
+    pub fn hello(&self, me: &Alive) -> SyncRequest {
+        SyncRequest::Hello { hash: self.summary(me).to_vec() }
+    }
+
+    /// Steps 2 and 4, the side asked: the answer to `req`, and the changes
+    /// the entries it pushed made (learned from another member's table).
+    pub fn answer(
+        &mut self,
+        me: &Alive,
+        req: SyncRequest,
+        now: Instant,
+    ) -> (SyncResponse, Vec<Change>) {
+        match req {
+            SyncRequest::Hello { hash } if hash[..] == self.summary(me) => {
+                (SyncResponse::Equal, Vec::new())
+            }
+            SyncRequest::Hello { .. } => (SyncResponse::Digest(self.digest(me)), Vec::new()),
+            SyncRequest::Exchange { push, mut want } => {
+                let (changes, ours_newer) = self.merge_all(push, now);
+                want.extend(ours_newer);
+                let entries = want.iter().filter_map(|p| self.entry(p, me)).collect();
+                (SyncResponse::Entries(entries), changes)
+            }
+        }
+    }
+
+    /// Step 3 and the end, the side that asked: takes the answer; the next
+    /// request to send, if any, and the changes.
+    pub fn take(
+        &mut self,
+        me: &Alive,
+        resp: SyncResponse,
+        now: Instant,
+    ) -> (Option<SyncRequest>, Vec<Change>) {
+        match resp {
+            SyncResponse::Equal => (None, Vec::new()),
+            SyncResponse::Digest(theirs) => {
+                let (push, want) = self.compare(me, &theirs);
+                let next = (!push.is_empty() || !want.is_empty())
+                    .then_some(SyncRequest::Exchange { push, want });
+                (next, Vec::new())
+            }
+            SyncResponse::Entries(entries) => (None, self.merge_all(entries, now).0),
+        }
+    }
+
+    /// Merges entries from another member's table (an entry with an
+    /// invalid coordinate is dropped): the changes, and the members of
+    /// which we hold a newer entry than the sender.
+    pub fn merge_all(
+        &mut self,
+        entries: Vec<SyncEntry>,
+        now: Instant,
+    ) -> (Vec<Change>, Vec<PeerId>) {
+        let mut changes = Vec::new();
+        let mut ours_newer = Vec::new();
+        for e in entries {
+            if e.info.coord.as_ref().is_some_and(|c| !c.is_valid()) {
+                continue;
+            }
+            let peer = e.info.peer;
+            let merged = self.merge(e, now);
+            if merged.ours_newer {
+                ours_newer.push(peer);
+            }
+            changes.extend(merged.changes);
+        }
+        (changes, ours_newer)
     }
 }
 

@@ -213,3 +213,22 @@ fn every_member_gets_k_monitors() {
     assert_eq!(monitor_targets(peers[0], peers[..3].iter().copied(), 5).len(), 2);
     assert!(monitor_targets(peers[0], [peers[0]], 3).is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_we_did_not_notice_is_reported() {
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let p = PeerId::random();
+    let now = Instant::now();
+    t.apply(alive(p, 1, 5, &[]), now);
+    assert!(t.apply(alive(p, 1, 6, &[]), now).is_empty(), "a newer heartbeat is no restart");
+    assert_eq!(t.apply(alive(p, 2, 1, &[]), now), vec![Change::Restarted { peer: p }]);
+    t.apply(suspect(p, 2, 1), now);
+    let c = t.apply(alive(p, 3, 1, &[]), now);
+    assert_eq!(
+        c,
+        vec![
+            Change::State { peer: p, from: Some(MemberState::Suspect), to: MemberState::Alive },
+            Change::Restarted { peer: p }
+        ]
+    );
+}

@@ -1,0 +1,69 @@
+//! The SWIM failure detector's decisions (pure logic, no I/O): whom to
+//! probe, whom to accuse when a probe fails, and which failures to confirm.
+//!
+//! The node ([`crate::probe`]) and the community simulator call the same
+//! code; the probing itself (a stream and a timer) is theirs.
+
+use super::wire::{Accusation, Message};
+use super::{monitor_targets, Change, MemberState, MemberTable};
+use libp2p::PeerId;
+use std::collections::HashSet;
+use tokio::time::Instant;
+
+/// One node's detector state: the members it accused.
+#[derive(Debug, Default)]
+pub struct Detector {
+    accused: HashSet<PeerId>,
+}
+
+impl Detector {
+    /// The members `local` must probe now: its `k` monitor targets among
+    /// the members it holds up. Suspect members stay on the ring: their
+    /// other monitors keep probing them, and a dead member's monitors all
+    /// accuse it (which shortens the suspicion), while a live one is found
+    /// alive again.
+    pub fn targets(table: &MemberTable, local: PeerId, k: usize) -> Vec<PeerId> {
+        let up = table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
+        monitor_targets(local, up, k)
+    }
+
+    /// A probe of `peer` by `local` failed: the accusation to gossip (once
+    /// per suspicion; a member already suspected by others gets ours too,
+    /// which shortens the suspicion), already applied to `table`, with the
+    /// changes it made.
+    pub fn probe_failed(
+        &mut self,
+        table: &mut MemberTable,
+        local: PeerId,
+        peer: PeerId,
+        now: Instant,
+    ) -> Option<(Message, Vec<Change>)> {
+        let m = table.get(&peer)?;
+        if !m.state.is_up() || self.accused.contains(&peer) {
+            return None;
+        }
+        let (incarnation, seq) = m.version;
+        let msg = Message::Suspect(Accusation { peer, incarnation, seq, by: local });
+        self.accused.insert(peer);
+        let changes = table.apply(msg.clone(), now);
+        Some((msg, changes))
+    }
+
+    /// A member's state changed to `to`: an accusation of ours ends with
+    /// any state but suspect, and one that ended in failure is confirmed
+    /// to everyone (the confirmation to gossip).
+    pub fn on_state(
+        &mut self,
+        table: &MemberTable,
+        local: PeerId,
+        peer: PeerId,
+        to: MemberState,
+    ) -> Option<Message> {
+        let we_accused = to != MemberState::Suspect && self.accused.remove(&peer);
+        if !(we_accused && to == MemberState::Failed) {
+            return None;
+        }
+        let (incarnation, seq) = table.get(&peer)?.version;
+        Some(Message::Failed(Accusation { peer, incarnation, seq, by: local }))
+    }
+}
