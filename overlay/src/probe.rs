@@ -1,10 +1,9 @@
 //! The SWIM side of the event loop: it carries out the decisions of
-//! [`Detector`] (whom to probe, whom to accuse; failures nobody refuted
+//! [`crate::membership::detector::Detector`] (whom to probe, whom to accuse; failures nobody refuted
 //! are confirmed in [`EventLoop::apply_changes`]). The probing itself runs
 //! in [`crate::prober`].
 
 use crate::event_loop::EventLoop;
-use crate::membership::detector::Detector;
 use crate::prober::{Outcome, ProbeResult, Targets};
 use libp2p::PeerId;
 use tokio::time::Instant;
@@ -12,10 +11,11 @@ use tracing::info;
 
 impl EventLoop {
     /// Every probe interval: recompute our monitor targets
-    /// ([`Detector::targets`]), make sure we are connected to them, hand
+    /// ([`crate::membership::detector::Detector::targets`]), make sure we are connected to them, hand
     /// them and our links to the prober.
     pub(crate) fn on_probe_tick(&mut self) {
-        let targets = Detector::targets(&self.table, self.local.peer, self.cfg.monitors);
+        let targets =
+            self.detector.targets(&self.table, self.local.peer, self.cfg.monitors).to_vec();
         self.update_targets(Some(targets));
     }
 
@@ -55,7 +55,7 @@ impl EventLoop {
         }
     }
 
-    /// Accuses `peer` before the community ([`Detector::probe_failed`]).
+    /// Accuses `peer` before the community ([`crate::membership::detector::Detector::probe_failed`]).
     pub(crate) fn probe_failed(&mut self, peer: PeerId, reason: &str) {
         let me = self.local.peer;
         let now = Instant::now();

@@ -1,25 +1,156 @@
-//! `cloudy-sim`: the durability simulation of DESIGN/simulation.md.
+//! `cloudy-sim`: the simulations of DESIGN/simulation.md.
 //!
-//! `cloudy-sim [--nodes N] [--seed S] [--plot DIR]` prints, for several
-//! encodings, with and without automatic repair, over one simulated year
-//! of Guifi-like churn: files lost, the share readable at a random moment,
-//! repairs, and repair traffic per node per day. With `--plot DIR` it also
-//! draws, as PNG, the files lost and the share readable day by day.
+//! `cloudy-sim [--nodes N] [--seed S] [--plot DIR]`: durability. Prints, for
+//! several encodings, with and without automatic repair, over one simulated
+//! year of Guifi-like churn: files lost, the share readable at a random
+//! moment, repairs, and repair traffic per node per day. With `--plot DIR`
+//! it also draws, as PNG, the files lost and the share readable day by day.
+//!
+//! `cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O]
+//! [--idle SECS] [--plot DIR]`: membership and failure detection, per
+//! community size: a newcomer known to all, an announcement seen by all, a
+//! kill -9 seen failed by all, false failures, and idle traffic and CPU
+//! per node.
 
 use cloudy_interop_tests::sim::durability::{run, Setup};
+use cloudy_interop_tests::sim::membership;
 use cloudy_interop_tests::sim::plot::{lines, Axes, Series};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn usage() -> ! {
     eprintln!("usage: cloudy-sim [--nodes N] [--seed S] [--plot DIR]");
+    eprintln!(
+        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--plot DIR]"
+    );
     std::process::exit(2);
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.2} s"))
+}
+
+/// One chart: file name, title, y axis, legend at the bottom, lines.
+type Chart<'a> = (&'a str, String, &'a str, bool, &'a [Series]);
+
+fn draw_charts(dir: &Path, x: &str, charts: &[Chart<'_>]) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    for (file, title, y, legend_low, series) in charts {
+        let path = dir.join(file);
+        match lines(&path, title, Axes { x, y, legend_low: *legend_low }, series) {
+            Ok(()) => println!("drew {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// One community size's times: newcomer, announcement, detection.
+struct Times {
+    nodes: f64,
+    join: Option<f64>,
+    announce: Option<f64>,
+    detect: Option<f64>,
+}
+
+fn membership_main(mut args: impl Iterator<Item = String>) {
+    let mut sizes = vec![100, 200, 1000, 2000, 5000, 10_000];
+    let mut seed = 1;
+    let mut observers: Option<usize> = None;
+    let mut idle: Option<u64> = None;
+    let mut plot: Option<PathBuf> = None;
+    while let Some(flag) = args.next() {
+        let Some(value) = args.next() else { usage() };
+        match flag.as_str() {
+            "--nodes" => {
+                sizes = value.split(',').map(|v| v.parse().unwrap_or_else(|_| usage())).collect()
+            }
+            "--seed" => seed = value.parse().unwrap_or_else(|_| usage()),
+            "--observers" => observers = Some(value.parse().unwrap_or_else(|_| usage())),
+            "--idle" => idle = Some(value.parse().unwrap_or_else(|_| usage())),
+            "--plot" => plot = Some(PathBuf::from(value)),
+            _ => usage(),
+        }
+    }
+    println!("membership and failure detection, simulated with the node's own code, seed {seed}");
+    println!("| nodes | tables | newcomer known to all | announcement seen by all (hops) | kill -9 seen failed by all | false failures / suspicions | idle bytes/s per node: gossip / probes / anti-entropy / total | idle CPU per table | tables agree | run time |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut times: Vec<Times> = Vec::new();
+    let mut traffic: Vec<(f64, f64)> = Vec::new();
+    for n in sizes {
+        let started = std::time::Instant::now();
+        let mut setup = membership::Setup::community(n, seed);
+        if observers.is_some() {
+            setup.observers = observers.filter(|o| *o < n);
+        }
+        setup.idle_secs = idle.unwrap_or(setup.idle_secs);
+        let o = membership::run(&setup);
+        let total: f64 = o.idle_bytes.iter().sum();
+        println!(
+            "| {n} | {} | {} | {} ({}) | {} | {} / {} | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} µs/s | {} | {:.1} s |",
+            o.observers,
+            opt(o.join),
+            opt(o.announce),
+            o.announce_hops,
+            opt(o.detect),
+            o.false_failures,
+            o.false_suspicions,
+            o.idle_bytes[0],
+            o.idle_bytes[1],
+            o.idle_bytes[2],
+            total,
+            1e6 * o.idle_cpu,
+            if o.converged { "yes" } else { "no" },
+            started.elapsed().as_secs_f64()
+        );
+        traffic.push((n as f64, total / 1000.0));
+        times.push(Times { nodes: n as f64, join: o.join, announce: o.announce, detect: o.detect });
+    }
+    let Some(dir) = plot else { return };
+    let pick = |f: fn(&Times) -> Option<f64>| -> Vec<(f64, f64)> {
+        times.iter().filter_map(|t| Some((t.nodes, f(t)?))).collect()
+    };
+    let time_series: Vec<Series> = vec![
+        ("newcomer known to all".into(), pick(|t| t.join)),
+        ("announcement seen by all".into(), pick(|t| t.announce)),
+        ("kill -9 seen failed by all".into(), pick(|t| t.detect)),
+    ];
+    let traffic_series: Vec<Series> = vec![("idle bytes sent per node (KB/s)".into(), traffic)];
+    draw_charts(
+        &dir,
+        "nodes",
+        &[
+            (
+                "membership-times.png",
+                "Membership times against community size (simulated)".into(),
+                "seconds",
+                false,
+                &time_series,
+            ),
+            (
+                "membership-traffic.png",
+                "Idle membership traffic per node (simulated)".into(),
+                "KB/s",
+                true,
+                &traffic_series,
+            ),
+        ],
+    );
 }
 
 fn main() {
     let mut nodes = 1000;
     let mut seed = 1;
     let mut plot: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "membership") {
+        args.next();
+        return membership_main(args);
+    }
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else { usage() };
         match flag.as_str() {
@@ -70,34 +201,24 @@ fn main() {
     }
     println!("run time: {:.1} s", started.elapsed().as_secs_f64());
     let Some(dir) = plot else { return };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("error: cannot create {}: {e}", dir.display());
-        std::process::exit(1);
-    }
-    let charts = [
-        (
-            "durability-lost.png",
-            format!("Files lost over a year, {nodes} nodes (Guifi availability)"),
-            "% of files lost",
-            false,
-            &lost,
-        ),
-        (
-            "durability-readable.png",
-            format!("Files readable, daily mean, {nodes} nodes"),
-            "% of files readable",
-            true,
-            &readable,
-        ),
-    ];
-    for (file, title, y, legend_low, series) in charts {
-        let path = dir.join(file);
-        match lines(&path, &title, Axes { x: "day", y, legend_low }, series) {
-            Ok(()) => println!("drew {}", path.display()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
+    draw_charts(
+        &dir,
+        "day",
+        &[
+            (
+                "durability-lost.png",
+                format!("Files lost over a year, {nodes} nodes (Guifi availability)"),
+                "% of files lost",
+                false,
+                &lost,
+            ),
+            (
+                "durability-readable.png",
+                format!("Files readable, daily mean, {nodes} nodes"),
+                "% of files readable",
+                true,
+                &readable,
+            ),
+        ],
+    );
 }

@@ -10,21 +10,29 @@ use libp2p::PeerId;
 use std::collections::HashSet;
 use tokio::time::Instant;
 
-/// One node's detector state: the members it accused.
+/// One node's detector state: the members it accused, and its monitor
+/// targets as of the table's last generation.
 #[derive(Debug, Default)]
 pub struct Detector {
     accused: HashSet<PeerId>,
+    targets: Option<(u64, Vec<PeerId>)>,
 }
 
 impl Detector {
     /// The members `local` must probe now: its `k` monitor targets among
-    /// the members it holds up. Suspect members stay on the ring: their
-    /// other monitors keep probing them, and a dead member's monitors all
-    /// accuse it (which shortens the suspicion), while a live one is found
-    /// alive again.
-    pub fn targets(table: &MemberTable, local: PeerId, k: usize) -> Vec<PeerId> {
-        let up = table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
-        monitor_targets(local, up, k)
+    /// the members it holds up, computed again only when the table changed
+    /// (every probe interval, sorting N members would cost every node
+    /// O(N log N) a second). Suspect members stay on the ring: their other
+    /// monitors keep probing them, and a dead member's monitors all accuse
+    /// it (which shortens the suspicion), while a live one is found alive
+    /// again.
+    pub fn targets(&mut self, table: &MemberTable, local: PeerId, k: usize) -> &[PeerId] {
+        let generation = table.generation();
+        if self.targets.as_ref().is_none_or(|(g, _)| *g != generation) {
+            let up = table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
+            self.targets = Some((generation, monitor_targets(local, up, k)));
+        }
+        self.targets.as_ref().map_or(&[], |(_, t)| t.as_slice())
     }
 
     /// A probe of `peer` by `local` failed: the accusation to gossip (once

@@ -83,6 +83,36 @@ fn listed(state: MemberState) -> MemberState {
     }
 }
 
+/// One digest entry's share of the summary: the entry's hash, as four
+/// numbers to add.
+pub(super) fn share(peer: &PeerId, incarnation: u64, seq: u64, state: MemberState) -> [u64; 4] {
+    let mut h = blake3::Hasher::new();
+    h.update(&peer.to_bytes());
+    h.update(&incarnation.to_be_bytes());
+    h.update(&seq.to_be_bytes());
+    h.update(&[listed(state).rank()]);
+    let bytes = h.finalize();
+    let mut out = [0u64; 4];
+    for (lane, chunk) in out.iter_mut().zip(bytes.as_bytes().chunks_exact(8)) {
+        *lane = u64::from_be_bytes(chunk.try_into().unwrap_or_default());
+    }
+    out
+}
+
+/// The share of a member's entry, if the digest lists it (up members).
+pub(super) fn share_of(m: &Member) -> Option<[u64; 4]> {
+    m.state.is_up().then(|| share(&m.info.peer, m.version.0, m.version.1, m.state))
+}
+
+/// Lane-wise sum (and, with `sub`, difference) of two shares.
+pub(super) fn add(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+}
+
+pub(super) fn sub(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+}
+
 fn key(version: (u64, u64), state: MemberState) -> Key {
     (version.0, version.1, listed(state).rank())
 }
@@ -119,16 +149,19 @@ impl MemberTable {
     }
 
     /// A hash of [`MemberTable::digest`]: equal on two members exactly
-    /// when their digests are.
+    /// when their digests are (but for hash collisions). It is the sum of
+    /// one hash per entry ([`share`]), kept up to date as entries change,
+    /// so it costs the same whatever N is; a hash of the sorted digest
+    /// cost every member a sort of N entries after every change
+    /// (DESIGN/simulation.md).
     pub fn summary(&self, me: &Alive) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        for e in self.digest(me) {
-            h.update(&e.peer.to_bytes());
-            h.update(&e.incarnation.to_be_bytes());
-            h.update(&e.seq.to_be_bytes());
-            h.update(&[e.state.rank()]);
+        let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
+        let sum = add(self.idx.sum, own);
+        let mut out = [0u8; 32];
+        for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
+            chunk.copy_from_slice(&lane.to_be_bytes());
         }
-        *h.finalize().as_bytes()
+        out
     }
 
     /// Compares the other side's digest with our table: the entries we
@@ -198,6 +231,7 @@ impl MemberTable {
             suspected_at: None,
         };
         let changes = diff(peer, old.as_ref(), &member);
+        self.idx.note(old.as_ref(), &member, self.timing.reap_after);
         self.members.insert(peer, member);
         Merged { changes, ours_newer: false }
     }

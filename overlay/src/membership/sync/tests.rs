@@ -22,7 +22,9 @@ fn info(peer: PeerId, inc: u64, seq: u64) -> Alive {
     }
 }
 
-/// Two tables exchange as the protocol does, `a` starting.
+/// Two tables exchange as the node does (`hello`, `answer`, `take`), `a`
+/// starting; `a`'s changes. Their summaries agree exactly when their
+/// digests do.
 fn exchange(
     a: &mut MemberTable,
     me_a: &Alive,
@@ -31,21 +33,18 @@ fn exchange(
     now: Instant,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
-    if a.summary(me_a) == b.summary(me_b) {
-        return changes;
+    let mut next = Some(a.hello(me_a));
+    while let Some(req) = next.take() {
+        let (resp, _) = b.answer(me_b, req, now);
+        let (again, c) = a.take(me_a, resp, now);
+        changes.extend(c);
+        next = again;
     }
-    let (push, mut want) = a.compare(me_a, &b.digest(me_b));
-    for e in push {
-        let peer = e.info.peer;
-        let m = b.merge(e, now);
-        if m.ours_newer {
-            want.push(peer);
-        }
-    }
-    let entries: Vec<SyncEntry> = want.iter().filter_map(|p| b.entry(p, me_b)).collect();
-    for e in entries {
-        changes.extend(a.merge(e, now).changes);
-    }
+    assert_eq!(
+        a.summary(me_a) == b.summary(me_b),
+        a.digest(me_a) == b.digest(me_b),
+        "summaries and digests disagree"
+    );
     changes
 }
 
@@ -135,4 +134,41 @@ async fn reaped_members_do_not_come_back_and_old_news_is_ignored() {
     let newer = SyncEntry { info: info(x, 2, 1), state: MemberState::Left };
     a.merge(newer, now);
     assert_eq!(a.get(&x).unwrap().state, MemberState::Left);
+}
+
+/// The summary kept up to date, against one made from the digest.
+#[tokio::test(start_paused = true)]
+async fn the_running_summary_is_the_digests_through_every_kind_of_change() {
+    let from_scratch = |t: &MemberTable, me: &Alive| {
+        let sum = t.digest(me).iter().fold([0u64; 4], |acc, e| {
+            add(acc, share(&e.peer, e.incarnation, e.seq, e.state))
+        });
+        let mut out = [0u8; 32];
+        for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
+            chunk.copy_from_slice(&lane.to_be_bytes());
+        }
+        out
+    };
+    let now = Instant::now();
+    let me = info(PeerId::random(), 1, 1);
+    let mut t = MemberTable::new(me.peer, T);
+    let peers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+    for (i, p) in peers.iter().enumerate() {
+        t.apply(Message::Alive(info(*p, 1, i as u64)), now);
+    }
+    assert_eq!(t.summary(&me), from_scratch(&t, &me), "after joins");
+    let accuse = |p: PeerId, seq: u64| Accusation { peer: p, incarnation: 1, seq, by: me.peer };
+    t.apply(Message::Suspect(accuse(peers[0], 0)), now);
+    t.apply(Message::Failed(accuse(peers[1], 1)), now);
+    t.apply(Message::Leave { peer: peers[2], incarnation: 1, seq: 9 }, now);
+    assert_eq!(t.summary(&me), from_scratch(&t, &me), "after a suspicion, a failure, a leave");
+    t.tick(now + Duration::from_secs(10));
+    assert_eq!(t.summary(&me), from_scratch(&t, &me), "after a suspicion ran out");
+    t.touch(&peers[3], now + Duration::from_secs(10));
+    t.merge(SyncEntry { info: info(peers[1], 2, 1), state: MemberState::Alive }, now);
+    t.merge(SyncEntry { info: info(peers[4], 1, 4), state: MemberState::Failed }, now);
+    assert_eq!(t.summary(&me), from_scratch(&t, &me), "after merges");
+    t.tick(now + Duration::from_secs(7200));
+    assert!(t.get(&peers[2]).is_none(), "reaped");
+    assert_eq!(t.summary(&me), from_scratch(&t, &me), "after reaping");
 }
