@@ -48,17 +48,19 @@ use cloudy_node::Home;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EXE: &str = env!("CARGO_BIN_EXE_cloudy-p2p");
 
 #[path = "common/wire.rs"]
 mod wire;
 use wire::Wire;
+#[path = "common/live.rs"]
+mod live;
+use live::{arrivals, encode, on_time, source};
 #[path = "common/procfs.rs"]
 mod procfs;
 use procfs::{cpu_secs, delta, mean_max, na, peak_rss_mb, rss_mb, udp_drops};
@@ -105,117 +107,6 @@ fn jain(x: &[f64]) -> f64 {
     s * s / (x.len() as f64 * q)
 }
 
-/// `(seq, cut ms, latency ms)` of a node's status.
-fn arrivals(st: &Value) -> Vec<(u64, u64, u64)> {
-    st["stats"]["arrivals"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|t| (t[0].as_u64().unwrap(), t[1].as_u64().unwrap(), t[2].as_u64().unwrap()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Share of the publisher's chunks in `seqs` that `st` got within 3 s.
-fn on_time(st: &Value, seqs: &[u64]) -> f64 {
-    let got: std::collections::HashMap<u64, u64> =
-        arrivals(st).into_iter().map(|a| (a.0, a.2)).collect();
-    let ok = seqs.iter().filter(|s| got.get(s).is_some_and(|l| *l <= 3000)).count();
-    ok as f64 / seqs.len().max(1) as f64
-}
-
-/// Encodes `secs` of 1 Mbit/s H.264 + AAC MPEG-TS (picture groups of 2 s)
-/// into `dir/film.ts`.
-async fn encode(dir: &Path, secs: u64) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let film = dir.join("film.ts");
-    let made = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            &secs.to_string(),
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-b:v",
-            "900k",
-            "-maxrate",
-            "900k",
-            "-bufsize",
-            "450k",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-            "-f",
-            "mpegts",
-        ])
-        .arg(&film)
-        .status()
-        .await
-        .expect("ffmpeg");
-    assert!(made.success(), "ffmpeg could not encode the test film");
-    film
-}
-
-/// `ffmpeg -re -c copy` of `film` and `stream publish bench` on the node of
-/// `home`: both processes, the channel id, the publisher's input and
-/// ffmpeg's output (the caller pumps one into the other).
-async fn source(
-    home: &Path,
-    film: &Path,
-) -> (
-    tokio::process::Child,
-    tokio::process::Child,
-    String,
-    tokio::process::ChildStdin,
-    tokio::process::ChildStdout,
-) {
-    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(film)
-        .args(["-c", "copy", "-f", "mpegts", "-"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg");
-    let mut publish = tokio::process::Command::new(EXE)
-        .arg("--home")
-        .arg(home)
-        .args(["stream", "publish", "bench"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("publish");
-    let stdin = publish.stdin.take().unwrap();
-    let id = tokio::io::BufReader::new(publish.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .expect("channel id");
-    let src = ffmpeg.stdout.take().unwrap();
-    (ffmpeg, publish, id, stdin, src)
-}
-
 /// Starts `n + 1` nodes in `dir` and waits until node 0 sees them all alive.
 async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
     let mut nodes: Vec<NodeProcess> = Vec::new();
@@ -258,7 +149,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // the encoder's CPU does not weigh on the nodes being measured.
     let film = encode(&dir, secs).await;
     let (mut ffmpeg, mut publish, id, mut stdin, mut src) =
-        source(nodes[0].home.root(), &film).await;
+        source(Path::new(EXE), nodes[0].home.root(), &film).await;
     let pump = tokio::spawn(async move {
         let mut total = 0u64;
         let mut buf = vec![0u8; 16 * 1024];
@@ -502,7 +393,7 @@ async fn in_browsers(n: usize, secs: u64, root: &Path) {
     let (nodes, clients) = community(n, &dir).await;
     let film = encode(&dir, secs + 30).await;
     let (mut ffmpeg, mut publish, id, mut stdin, mut src) =
-        source(nodes[0].home.root(), &film).await;
+        source(Path::new(EXE), nodes[0].home.root(), &film).await;
     let pump = tokio::spawn(async move { tokio::io::copy(&mut src, &mut stdin).await });
     let viewers: Vec<Value> = nodes[1..]
         .iter()

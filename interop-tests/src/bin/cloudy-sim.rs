@@ -7,10 +7,11 @@
 //! it also draws, as PNG, the files lost and the share readable day by day.
 //!
 //! `cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O]
-//! [--idle SECS] [--plot DIR]`: membership and failure detection, per
-//! community size: a newcomer known to all, an announcement seen by all, a
-//! kill -9 seen failed by all, false failures, and idle traffic and CPU
-//! per node.
+//! [--idle SECS] [--churn SECS] [--plot DIR]`: membership and failure
+//! detection, per community size: a newcomer known to all, an
+//! announcement seen by all, a kill -9 seen failed by all, false failures,
+//! and idle traffic and CPU per node; with `--churn`, then members going
+//! down and coming back as Guifi's do.
 
 use cloudy_interop_tests::sim::durability::{run, Setup};
 use cloudy_interop_tests::sim::membership;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn usage() -> ! {
     eprintln!("usage: cloudy-sim [--nodes N] [--seed S] [--plot DIR]");
     eprintln!(
-        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--plot DIR]"
+        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--churn SECS] [--plot DIR]"
     );
     std::process::exit(2);
 }
@@ -57,11 +58,31 @@ struct Times {
     detect: Option<f64>,
 }
 
+fn churn_row(n: usize, c: &membership::Churned) -> String {
+    let pair =
+        |v: Option<(f64, f64)>| v.map_or("n/a".into(), |(m, x)| format!("{m:.2} / {x:.2} s"));
+    format!(
+        "| {n} | {} ({} not seen by all) | {} | {} ({} not seen by all) | {} | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} µs/s |",
+        c.failures,
+        c.undetected,
+        pair(c.detect),
+        c.returns,
+        c.unseen,
+        pair(c.rejoin),
+        c.bytes[0],
+        c.bytes[1],
+        c.bytes[2],
+        c.bytes.iter().sum::<f64>(),
+        1e6 * c.cpu
+    )
+}
+
 fn membership_main(mut args: impl Iterator<Item = String>) {
     let mut sizes = vec![100, 200, 1000, 2000, 5000, 10_000];
     let mut seed = 1;
     let mut observers: Option<usize> = None;
     let mut idle: Option<u64> = None;
+    let mut churn = 0;
     let mut plot: Option<PathBuf> = None;
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else { usage() };
@@ -72,6 +93,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             "--seed" => seed = value.parse().unwrap_or_else(|_| usage()),
             "--observers" => observers = Some(value.parse().unwrap_or_else(|_| usage())),
             "--idle" => idle = Some(value.parse().unwrap_or_else(|_| usage())),
+            "--churn" => churn = value.parse().unwrap_or_else(|_| usage()),
             "--plot" => plot = Some(PathBuf::from(value)),
             _ => usage(),
         }
@@ -81,6 +103,8 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut times: Vec<Times> = Vec::new();
     let mut traffic: Vec<(f64, f64)> = Vec::new();
+    let mut churned: Vec<String> = Vec::new();
+    let mut churn_traffic: Vec<(f64, f64)> = Vec::new();
     for n in sizes {
         let started = std::time::Instant::now();
         let mut setup = membership::Setup::community(n, seed);
@@ -88,6 +112,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             setup.observers = observers.filter(|o| *o < n);
         }
         setup.idle_secs = idle.unwrap_or(setup.idle_secs);
+        setup.churn_secs = churn;
         let o = membership::run(&setup);
         let total: f64 = o.idle_bytes.iter().sum();
         println!(
@@ -107,8 +132,23 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             if o.converged { "yes" } else { "no" },
             started.elapsed().as_secs_f64()
         );
+        if let Some(c) = &o.churn {
+            churned.push(churn_row(n, c));
+            churn_traffic.push((n as f64, c.bytes.iter().sum::<f64>() / 1000.0));
+        }
         traffic.push((n as f64, total / 1000.0));
         times.push(Times { nodes: n as f64, join: o.join, announce: o.announce, detect: o.detect });
+    }
+    if !churned.is_empty() {
+        println!();
+        println!(
+            "then {churn} s of Guifi churn (members down and back as their availability says):"
+        );
+        println!("| nodes | departures | seen failed by all, mean / max | returns | seen back by all, mean / max | bytes/s per up node: gossip / probes / anti-entropy / total | CPU per table |");
+        println!("|---|---|---|---|---|---|---|");
+        for row in &churned {
+            println!("{row}");
+        }
     }
     let Some(dir) = plot else { return };
     let pick = |f: fn(&Times) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -119,7 +159,10 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         ("announcement seen by all".into(), pick(|t| t.announce)),
         ("kill -9 seen failed by all".into(), pick(|t| t.detect)),
     ];
-    let traffic_series: Vec<Series> = vec![("idle bytes sent per node (KB/s)".into(), traffic)];
+    let mut traffic_series: Vec<Series> = vec![("idle".into(), traffic)];
+    if !churn_traffic.is_empty() {
+        traffic_series.push(("under Guifi churn".into(), churn_traffic));
+    }
     draw_charts(
         &dir,
         "nodes",
@@ -133,7 +176,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             ),
             (
                 "membership-traffic.png",
-                "Idle membership traffic per node (simulated)".into(),
+                "Membership bytes sent per node (simulated)".into(),
                 "KB/s",
                 true,
                 &traffic_series,

@@ -9,6 +9,13 @@ use cloudy_storage::placement::{plan, Server};
 use cloudy_storage::upkeep::decide::{decide, Decision};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::ops::Range;
+
+/// Availability of the unreliable class of nodes (40 % of Guifi's client
+/// nodes are reachable 90 % of the time or less), and of the others.
+pub const UNRELIABLE: Range<f64> = 0.5..0.9;
+/// Availability of the reliable class.
+pub const RELIABLE: Range<f64> = 0.9..0.999;
 
 /// Hours in a simulated year.
 pub const YEAR_HOURS: u32 = 365 * 24;
@@ -115,9 +122,9 @@ fn peer_ids(n: usize, rng: &mut StdRng) -> Vec<PeerId> {
 
 fn availability(rng: &mut StdRng, unreliable: f64) -> f64 {
     if rng.gen::<f64>() < unreliable {
-        rng.gen_range(0.5..0.9)
+        rng.gen_range(UNRELIABLE)
     } else {
-        rng.gen_range(0.9..0.999)
+        rng.gen_range(RELIABLE)
     }
 }
 

@@ -5,7 +5,7 @@
 //! code; the probing itself (a stream and a timer) is theirs.
 
 use super::wire::{Accusation, Message};
-use super::{monitor_targets, Change, MemberState, MemberTable};
+use super::{Change, MemberState, MemberTable};
 use libp2p::PeerId;
 use std::collections::HashSet;
 use tokio::time::Instant;
@@ -20,17 +20,17 @@ pub struct Detector {
 
 impl Detector {
     /// The members `local` must probe now: its `k` monitor targets among
-    /// the members it holds up, computed again only when the table changed
-    /// (every probe interval, sorting N members would cost every node
-    /// O(N log N) a second). Suspect members stay on the ring: their other
+    /// the members it holds up ([`MemberTable::up_after`], the ring kept
+    /// sorted), looked up again only when the table changed. (Sorting the
+    /// N members every probe interval cost every node O(N log N) a
+    /// second, and after every change in the community.) Suspect members stay on the ring: their other
     /// monitors keep probing them, and a dead member's monitors all accuse
     /// it (which shortens the suspicion), while a live one is found alive
     /// again.
     pub fn targets(&mut self, table: &MemberTable, local: PeerId, k: usize) -> &[PeerId] {
         let generation = table.generation();
         if self.targets.as_ref().is_none_or(|(g, _)| *g != generation) {
-            let up = table.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer);
-            self.targets = Some((generation, monitor_targets(local, up, k)));
+            self.targets = Some((generation, table.up_after(&local, k)));
         }
         self.targets.as_ref().map_or(&[], |(_, t)| t.as_slice())
     }
@@ -59,7 +59,12 @@ impl Detector {
 
     /// A member's state changed to `to`: an accusation of ours ends with
     /// any state but suspect, and one that ended in failure is confirmed
-    /// to everyone (the confirmation to gossip).
+    /// to everyone (the confirmation to gossip) by one accuser only, the
+    /// least of the member's accusers: every node times the suspicion out
+    /// on its own, so the confirmation only serves nodes that missed the
+    /// suspicion, and one is enough (each further one cost every member a
+    /// message; DESIGN/simulation.md). A failure first heard as another
+    /// accuser's confirmation is not confirmed again.
     pub fn on_state(
         &mut self,
         table: &MemberTable,
@@ -71,7 +76,11 @@ impl Detector {
         if !(we_accused && to == MemberState::Failed) {
             return None;
         }
-        let (incarnation, seq) = table.get(&peer)?.version;
+        let m = table.get(&peer)?;
+        if m.accusers.iter().min().is_some_and(|first| *first != local) {
+            return None;
+        }
+        let (incarnation, seq) = m.version;
         Some(Message::Failed(Accusation { peer, incarnation, seq, by: local }))
     }
 }

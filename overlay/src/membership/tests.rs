@@ -232,3 +232,56 @@ async fn a_restart_we_did_not_notice_is_reported() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_kept_ring_gives_the_monitor_targets_of_a_sort() {
+    let me = PeerId::random();
+    let mut t = MemberTable::new(me, T);
+    let now = Instant::now();
+    let peers: Vec<PeerId> = (0..40).map(|_| PeerId::random()).collect();
+    for p in &peers {
+        t.apply(alive(*p, 1, 1, &[]), now);
+    }
+    for (i, p) in peers.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let seq = if i % 2 == 0 { 1 } else { 2 };
+        t.apply(suspect(*p, 1, 1), now);
+        if seq == 2 {
+            t.apply(alive(*p, 1, 2, &[]), now);
+        }
+    }
+    t.tick(now + Duration::from_secs(60));
+    let up: Vec<PeerId> = t.iter().filter(|m| m.state.is_up()).map(|m| m.info.peer).collect();
+    assert!(up.len() < peers.len(), "some members failed");
+    for k in [0, 1, 3, 50] {
+        assert_eq!(t.up_after(&me, k), monitor_targets(me, up.iter().copied(), k), "k = {k}");
+        assert_eq!(t.up_after(&peers[5], k), monitor_targets(peers[5], up.iter().copied(), k));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_least_accuser_confirms_a_failure() {
+    use super::detector::Detector;
+    let now = Instant::now();
+    let victim = PeerId::random();
+    let mut monitors: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+    monitors.sort();
+    let mut confirmations = 0;
+    for me in &monitors {
+        let mut t = MemberTable::new(*me, T);
+        let mut d = Detector::default();
+        t.apply(alive(victim, 1, 1, &[]), now);
+        let (_, changes) = d.probe_failed(&mut t, *me, victim, now).expect("accuses");
+        assert!(!changes.is_empty());
+        for other in monitors.iter().filter(|o| *o != me) {
+            let a = wire::Accusation { peer: victim, incarnation: 1, seq: 1, by: *other };
+            t.apply(Message::Suspect(a), now);
+        }
+        for c in t.tick(now + Duration::from_secs(10)) {
+            if let Change::State { peer, to, .. } = c {
+                confirmations += usize::from(d.on_state(&t, *me, peer, to).is_some());
+            }
+        }
+        assert_eq!(t.get(&victim).unwrap().state, MemberState::Failed);
+    }
+    assert_eq!(confirmations, 1, "one confirmation, from the least accuser");
+}

@@ -140,9 +140,10 @@ async fn reaped_members_do_not_come_back_and_old_news_is_ignored() {
 #[tokio::test(start_paused = true)]
 async fn the_running_summary_is_the_digests_through_every_kind_of_change() {
     let from_scratch = |t: &MemberTable, me: &Alive| {
-        let sum = t.digest(me).iter().fold([0u64; 4], |acc, e| {
-            add(acc, share(&e.peer, e.incarnation, e.seq, e.state))
-        });
+        let sum = t
+            .digest(me)
+            .iter()
+            .fold([0u64; 4], |acc, e| add(acc, share(&e.peer, e.incarnation, e.seq, e.state)));
         let mut out = [0u8; 32];
         for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
             chunk.copy_from_slice(&lane.to_be_bytes());
