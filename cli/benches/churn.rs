@@ -127,6 +127,8 @@ async fn main() {
     let churn_start = Instant::now();
     let churn_start_ms = unix_ms();
     let mut rejoin = Vec::new();
+    // How long each restarted process took to answer on its API.
+    let mut ready: Vec<f64> = Vec::new();
     let mut next = 0;
     let mut last_restart = Instant::now();
     for round in 0..minutes {
@@ -149,6 +151,7 @@ async fn main() {
             let at = Instant::now();
             nodes[i] =
                 NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.unwrap();
+            ready.push(at.elapsed().as_secs_f64());
             started.push((i, at));
             if let Some((_, _, id, _)) = &channel {
                 if viewers.contains(&i) {
@@ -254,6 +257,13 @@ async fn main() {
         if times.is_empty() { "n/a".into() } else { secs(max) }
     );
     println!("| restarts seen alive everywhere within 5 s | {within} of {} ({missing} never within 30 s) | all |", rejoin.len());
+    let ready_max = ready.iter().copied().fold(f64::NAN, f64::max);
+    let ready_mean = ready.iter().sum::<f64>() / ready.len().max(1) as f64;
+    println!(
+        "| of which the process starting (spawn to its API answering), mean / max | {} / {} | – |",
+        secs(ready_mean),
+        secs(ready_max)
+    );
     println!("| reads of the file that succeeded | {ok} of {} | all |", ok + failed);
     println!(
         "| maintained file healthy after the last restart | {} | ≤ 120 s |",
