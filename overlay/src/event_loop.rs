@@ -110,6 +110,8 @@ pub(crate) struct EventLoop {
     pub foreign: HashSet<PeerId>,
     /// Foreign peers we already sent our heartbeat to.
     pub greeted: HashSet<PeerId>,
+    /// Our open connections: to whom, and when they opened (unix ms).
+    pub opened: HashMap<libp2p::swarm::ConnectionId, (PeerId, u64)>,
     /// Random members we stay linked to.
     pub links: Vec<PeerId>,
     /// Our monitor targets and links, watched by the prober.
@@ -398,14 +400,19 @@ impl EventLoop {
                     if disconnect && matches!(to, MemberState::Left | MemberState::Failed) {
                         let _ = self.swarm.disconnect_peer_id(peer);
                     }
-                    // A new member, or one back with (perhaps) new addresses.
+                    // A new member, or one back with (perhaps) new addresses
+                    // (and connections to its previous process to close).
                     if from.is_none_or(|f| matches!(f, MemberState::Left | MemberState::Failed)) {
                         self.learn_addresses(peer);
+                        if from.is_some() && to == MemberState::Alive {
+                            self.close_stale(peer);
+                        }
                     }
                 }
                 Change::Restarted { peer } => {
                     info!(target: "cloudy::_events::member", peer = %peer, "member restarted");
                     self.learn_addresses(peer);
+                    self.close_stale(peer);
                 }
                 Change::Refute => {
                     info!("a member suspects this node; refuting with a fresh heartbeat");
@@ -423,6 +430,28 @@ impl EventLoop {
             }
         }
         self.publish_snapshot();
+    }
+
+    /// Closes our connections to `peer` that opened before its current
+    /// incarnation started: they lead to the process that died (a QUIC
+    /// connection to it lingers until its idle timeout). Probes over them
+    /// failed, and the restarted member was suspected and had to refute
+    /// again and again until they timed out (the churn benchmark saw it
+    /// flap for 8 s). Its incarnation is its start time in unix ms, so a
+    /// clock far off may close a fresh connection too, which is dialled
+    /// again when needed.
+    fn close_stale(&mut self, peer: PeerId) {
+        let Some(started) = self.table.get(&peer).map(|m| m.info.incarnation) else { return };
+        let stale: Vec<_> = self
+            .opened
+            .iter()
+            .filter(|(_, (p, at))| *p == peer && *at < started)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            debug!(%peer, "closing a connection to the member's previous process");
+            self.swarm.close_connection(id);
+        }
     }
 
     fn learn_addresses(&mut self, peer: PeerId) {

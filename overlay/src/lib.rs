@@ -178,6 +178,7 @@ pub fn spawn_with_history(
         announced: false,
         foreign: Default::default(),
         greeted: Default::default(),
+        opened: Default::default(),
         links: Vec::new(),
         probe_targets,
         health,

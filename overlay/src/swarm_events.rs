@@ -34,6 +34,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.opened.insert(connection_id, (peer_id, crate::unix_ms()));
                 if self.banned.is_banned(&peer_id) {
                     let _ = self.swarm.close_connection(connection_id);
                     return;
@@ -53,9 +54,14 @@ impl EventLoop {
                 }
                 self.dirty = true;
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
-                debug!(peer = %peer_id, ?cause, "disconnected");
-                self.dirty = true;
+            SwarmEvent::ConnectionClosed {
+                peer_id, connection_id, num_established, cause, ..
+            } => {
+                self.opened.remove(&connection_id);
+                if num_established == 0 {
+                    debug!(peer = %peer_id, ?cause, "disconnected");
+                    self.dirty = true;
+                }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
                 debug!(peer = ?peer_id, "outgoing connection failed: {error}");

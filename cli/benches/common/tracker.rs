@@ -27,6 +27,8 @@ pub(crate) struct Tracker {
     pub(crate) alive_at: HashMap<(usize, String), Instant>,
     /// Every suspect or failed transition: (when, observer, peer, state).
     pub(crate) suspicions: Vec<(Instant, usize, String, String)>,
+    /// (observer, peer) → what it logged of the peer, in order.
+    pub(crate) timeline: HashMap<(usize, String), Vec<(Instant, String)>>,
 }
 
 pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -36,6 +38,10 @@ pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 impl Tracker {
     pub(crate) fn on_line(&mut self, l: &LogLine) {
         let (Some(peer), t) = (field(&l.text, "peer="), &l.text) else { return };
+        if t.contains("member state changed") || t.contains("member restarted") {
+            let what = field(t, "state=").unwrap_or("restarted").to_string();
+            self.timeline.entry((l.index, peer.to_string())).or_default().push((l.at, what));
+        }
         if t.contains("member state changed") {
             let state = field(t, "state=").unwrap_or_default();
             let set = self.alive.entry(l.index).or_default();
