@@ -42,6 +42,14 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Tries of a session the server dropped before answering.
 pub(crate) const OPEN_ATTEMPTS: u32 = 4;
 
+/// Whether a failed session is worth opening again: one the server dropped
+/// (it fails at once), not one that went unanswered for [`CALL_TIMEOUT`]
+/// (an unreachable server; four tries of it made a `check` wait 40 s for
+/// one server that had just restarted).
+pub(crate) fn worth_retrying(e: &ProtocolError) -> bool {
+    matches!(e, ProtocolError::Io(io) if io.kind() != std::io::ErrorKind::TimedOut)
+}
+
 /// The pause before try `attempt` (1, 2, …): 25, 50, 100 ms, with up to
 /// half again at random so that a burst does not come back as one.
 pub(crate) fn retry_pause(attempt: u32) -> std::time::Duration {
@@ -125,16 +133,13 @@ impl Client {
             if attempt > 0 {
                 tokio::time::sleep(retry_pause(attempt)).await;
             }
-            let mut conn = match self.connect(peer).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
+            let result = match self.connect(peer).await {
+                Ok(mut conn) => conn.call(req.clone()).await.map(|r| (conn, r)),
+                Err(e) => Err(e),
             };
-            match conn.call(req.clone()).await {
-                Ok(r) => return Ok((conn, r)),
-                Err(e @ ProtocolError::Io(_)) => last = Some(e),
+            match result {
+                Ok(done) => return Ok(done),
+                Err(e) if worth_retrying(&e) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -242,5 +247,18 @@ impl Conn {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_session_is_retried_and_an_unanswered_one_is_not() {
+        let dropped = ProtocolError::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(worth_retrying(&dropped));
+        assert!(!worth_retrying(&timed_out("opening a storage session")));
+        assert!(!worth_retrying(&ProtocolError::Malformed("bad frame".into())));
     }
 }

@@ -194,8 +194,8 @@ impl Client {
         let mut attempt = 1;
         loop {
             match self.try_start_upload(peer, si, share, len).await {
-                Err(ShareError::Protocol(crate::protocol::ProtocolError::Io(_)))
-                    if attempt < super::OPEN_ATTEMPTS =>
+                Err(ShareError::Protocol(e))
+                    if super::worth_retrying(&e) && attempt < super::OPEN_ATTEMPTS =>
                 {
                     tokio::time::sleep(super::retry_pause(attempt)).await;
                     attempt += 1;
