@@ -384,10 +384,10 @@ impl EventLoop {
                 Change::State { peer, from, to } => {
                     info!(target: "cloudy::_events::member", peer = %peer, state = %to,
                         from = from.map_or("new", |s| s.as_str()), "member state changed");
-                    // An accusation ends with any state but suspect.
                     if to == MemberState::Failed {
                         self.history.entry(peer).or_default().record_failure(crate::unix_ms());
                     }
+                    // An accusation of ours ends with any state but suspect.
                     let me = self.local.peer;
                     if let Some(confirm) = self.detector.on_state(&self.table, me, peer, to) {
                         debug!(%peer, "confirming failure");

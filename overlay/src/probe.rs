@@ -1,7 +1,8 @@
 //! The SWIM side of the event loop: it carries out the decisions of
-//! [`crate::membership::detector::Detector`] (whom to probe, whom to accuse; failures nobody refuted
-//! are confirmed in [`EventLoop::apply_changes`]). The probing itself runs
-//! in [`crate::prober`].
+//! [`crate::membership::detector::Detector`] (whom
+//! to probe, whom to accuse; failures nobody refuted
+//! are confirmed in [`EventLoop::apply_changes`]). The probing itself
+//! runs in [`crate::prober`].
 
 use crate::event_loop::EventLoop;
 use crate::prober::{Outcome, ProbeResult, Targets};
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 impl EventLoop {
-    /// Every probe interval: recompute our monitor targets
+    /// Every probe interval: our monitor targets
     /// ([`crate::membership::detector::Detector::targets`]), make sure we are connected to them, hand
     /// them and our links to the prober.
     pub(crate) fn on_probe_tick(&mut self) {

@@ -21,12 +21,12 @@ pub struct Detector {
 impl Detector {
     /// The members `local` must probe now: its `k` monitor targets among
     /// the members it holds up ([`MemberTable::up_after`], the ring kept
-    /// sorted), looked up again only when the table changed. (Sorting the
-    /// N members every probe interval cost every node O(N log N) a
-    /// second, and after every change in the community.) Suspect members stay on the ring: their other
-    /// monitors keep probing them, and a dead member's monitors all accuse
-    /// it (which shortens the suspicion), while a live one is found alive
-    /// again.
+    /// sorted), looked up again only when the table changed: this runs
+    /// every probe interval on every node, and the lookup doubled the
+    /// table's idle CPU (DESIGN/simulation.md). Suspect members stay on
+    /// the ring: their other monitors keep probing them, and a dead
+    /// member's monitors all accuse it (which shortens the suspicion),
+    /// while a live one is found alive again.
     pub fn targets(&mut self, table: &MemberTable, local: PeerId, k: usize) -> &[PeerId] {
         let generation = table.generation();
         if self.targets.as_ref().is_none_or(|(g, _)| *g != generation) {

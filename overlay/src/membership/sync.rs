@@ -113,6 +113,15 @@ pub(super) fn sub(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
     std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
 }
 
+/// A sum of shares as the 32 bytes of a summary.
+fn summary_bytes(sum: [u64; 4]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
+        chunk.copy_from_slice(&lane.to_be_bytes());
+    }
+    out
+}
+
 fn key(version: (u64, u64), state: MemberState) -> Key {
     (version.0, version.1, listed(state).rank())
 }
@@ -156,12 +165,7 @@ impl MemberTable {
     /// (DESIGN/simulation.md).
     pub fn summary(&self, me: &Alive) -> [u8; 32] {
         let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
-        let sum = add(self.idx.sum, own);
-        let mut out = [0u8; 32];
-        for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
-            chunk.copy_from_slice(&lane.to_be_bytes());
-        }
-        out
+        summary_bytes(add(self.idx.sum, own))
     }
 
     /// Compares the other side's digest with our table: the entries we

@@ -22,6 +22,9 @@ const MESH_HIGH: usize = 6;
 /// Gossipsub's IHAVE fan-out and history, in heartbeats of 1 s.
 const GOSSIP_LAZY: u64 = 3;
 const GOSSIP_HISTORY_US: u64 = 3_000_000;
+/// Whom every newcomer and returning node bootstraps from: an actor of
+/// the scenario, so always up and holding a full table.
+const BOOTSTRAP: usize = 0;
 /// Successors a node without a full table keeps entries of.
 const SCOPE: usize = 9;
 /// When the scenario's events happen, simulated seconds.
@@ -183,7 +186,7 @@ impl Sim {
         // The actors: the last node joins, node 1 announces, node 2 dies;
         // node 0 is the newcomer's bootstrap.
         let (joiner, announcer, victim) = (n - 1, 1, 2);
-        let mut actors: HashSet<usize> = [0, joiner, announcer, victim].into();
+        let mut actors: HashSet<usize> = [BOOTSTRAP, joiner, announcer, victim].into();
         for d in 1..=cfg.monitors + 1 {
             actors.insert(ring[(ring_pos[victim] + n - d) % n]);
         }
@@ -337,7 +340,7 @@ impl Sim {
     /// Schedules the ups and downs of a churn phase of `secs` from `start` s.
     pub(super) fn churn(&mut self, start: u64, secs: u64) {
         let w = &self.watch;
-        let actors = [0, w.joiner, w.announcer, w.victim];
+        let actors = [BOOTSTRAP, w.joiner, w.announcer, w.victim];
         for i in 0..self.nodes.len() {
             if actors.contains(&i) {
                 continue;
@@ -433,25 +436,9 @@ impl Sim {
         for p in std::mem::take(&mut node.mesh) {
             self.nodes[p].mesh.retain(|x| *x != j);
         }
-        let boot = self.bootstrap(j);
-        let rtt = 2.0 * self.links.delay_ms(j, boot);
+        let rtt = 2.0 * self.links.delay_ms(j, BOOTSTRAP);
         // QUIC's handshake and gossipsub's subscription: two round trips.
         self.schedule(self.now + (2.0 * rtt * 1000.0) as u64, Ev::Connected(j as u32));
-    }
-
-    /// Whom `j` bootstraps from: node 0, or an up node holding a full table.
-    fn bootstrap(&self, j: usize) -> usize {
-        let n = self.nodes.len();
-        (0..64)
-            .map(|k| {
-                if k == 0 {
-                    0
-                } else {
-                    (draw((self.seed, j, self.now, k)) * n as f64) as usize % n
-                }
-            })
-            .find(|b| *b != j && self.nodes[*b].up && self.nodes[*b].full)
-            .unwrap_or(0)
     }
 
     /// The newcomer reached its bootstrap: it announces itself and starts
@@ -462,7 +449,7 @@ impl Sim {
         if !self.nodes[j].up {
             return;
         }
-        let boot = self.bootstrap(j);
+        let boot = BOOTSTRAP;
         self.nodes[j].mesh.push(boot);
         self.nodes[boot].mesh.push(j);
         let me = &mut self.nodes[j].me;

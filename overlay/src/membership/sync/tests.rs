@@ -144,11 +144,7 @@ async fn the_running_summary_is_the_digests_through_every_kind_of_change() {
             .digest(me)
             .iter()
             .fold([0u64; 4], |acc, e| add(acc, share(&e.peer, e.incarnation, e.seq, e.state)));
-        let mut out = [0u8; 32];
-        for (chunk, lane) in out.chunks_exact_mut(8).zip(sum) {
-            chunk.copy_from_slice(&lane.to_be_bytes());
-        }
-        out
+        summary_bytes(sum)
     };
     let now = Instant::now();
     let me = info(PeerId::random(), 1, 1);
