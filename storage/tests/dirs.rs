@@ -255,3 +255,56 @@ async fn a_server_holding_a_stale_version_is_brought_up_to_date_by_repair() {
     assert!(a.deep_check(&dir, false, false).await.problems.is_empty());
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_log_chunk_is_named_and_nothing_is_concluded_or_written_from_it() {
+    let g = grid(5).await;
+    let a = dirs_of(&g, 0);
+    let dir = a.create().await.unwrap();
+    let file = Cap::Literal(b"tiny".to_vec());
+    for batch in 0..3 {
+        let entries = (0..100)
+            .map(|i| NewEntry {
+                name: format!("f{batch}-{i:03}"),
+                cap: file.clone(),
+                size: 4,
+                mtime: 2,
+            })
+            .collect();
+        a.link_many(&dir, entries, false).await.unwrap();
+    }
+    let listing = dirs_of(&g, 2).list(&dir).await.unwrap();
+    assert!(!listing.chunks.is_empty() && listing.unread.is_empty(), "{:?}", listing.bad);
+    // Every share of the first chunk gone from every server.
+    let Ok(Cap::Read(chunk)) = listing.chunks[0].parse::<Cap>() else { panic!() };
+    let si = chunk.verify_cap().storage_index;
+    for store in &g.stores {
+        for share in 0..chunk.n {
+            store.remove(&si, share).unwrap();
+        }
+    }
+
+    // A reader that never held the chunk: the listing says what is
+    // missing; a name it would hold is not called absent.
+    let reader = dirs_of(&g, 3);
+    let listing = reader.list(&dir).await.unwrap();
+    assert_eq!(listing.unread.len(), 1, "{:?}", listing.bad);
+    assert!(listing.entries.len() < 300);
+    let gone = listing.entries.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let missing = (0..100).map(|i| format!("f0-{i:03}")).find(|n| !gone.contains(n)).unwrap();
+    let err = reader.lookup(&dir, &[missing.as_str()]).await.unwrap_err();
+    assert!(matches!(err, DirError::Unread(_)), "{err}");
+    assert!(err.to_string().contains("could not be read just now"), "{err}");
+    let err = reader.child(&dir, &missing).await.unwrap_err();
+    assert!(matches!(err, DirError::Unread(_)), "{err}");
+
+    // A writer that cannot read all of it changes nothing.
+    let writer = dirs_of(&g, 4);
+    let one = NewEntry { name: missing.clone(), cap: file.clone(), size: 4, mtime: 3 };
+    let err = writer.link_many(&dir, vec![one], false).await.unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    let err = writer.mkdir_p(&dir, &[missing.as_str(), "below"]).await.unwrap_err();
+    assert!(matches!(err, DirError::Unread(_)), "{err}");
+    assert_eq!(a.list(&dir).await.unwrap().writers, 1, "no second writer's log was written");
+    g.cancel.cancel();
+}

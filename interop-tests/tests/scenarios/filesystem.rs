@@ -15,15 +15,21 @@ const SIZES: [usize; 5] = [0, 30, 4096, 70_000, 1_300_000];
 const SMALLER: [usize; 5] = [0, 30, 4096, 20_000, 200_000];
 
 /// A local tree of `files` files of the `sizes` in turn, in nested
-/// directories, plus an empty one.
-pub(crate) fn make_tree(root: &Path, files: usize, sizes: &[usize]) -> Vec<(PathBuf, Vec<u8>)> {
+/// directories, plus an empty one; trees of different `seed`s share no
+/// file contents.
+pub(crate) fn make_tree(
+    root: &Path,
+    files: usize,
+    sizes: &[usize],
+    seed: u32,
+) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     std::fs::create_dir_all(root.join("empty")).unwrap();
     for i in 0..files {
         let dir = root.join(format!("d{}", i % 4)).join(if i % 3 == 0 { "deep" } else { "" });
         std::fs::create_dir_all(&dir).unwrap();
         let size = sizes[i % sizes.len()];
-        let data = pseudo_random(size, i as u32);
+        let data = pseudo_random(size, seed + i as u32);
         let path = dir.join(format!("f{i:03}.bin"));
         std::fs::write(&path, &data).unwrap();
         out.push((path.strip_prefix(root).unwrap().to_path_buf(), data));
@@ -64,7 +70,7 @@ async fn directories_copies_and_mutable_files_across_processes() {
 
     // cp -r a tree in, list it elsewhere, copy it back out byte for byte.
     let src = dir.join("src");
-    let files = make_tree(&src, 40, &SIZES);
+    let files = make_tree(&src, 40, &SIZES, 0);
     c[0].ok(&["cp", "-r", src.to_str().unwrap(), "home:backup"]).await;
     c[2].ok(&["alias", "add", "shared", &root_ro]).await;
     let top = ls(&c[2], "shared:backup").await;
@@ -127,7 +133,11 @@ async fn directories_copies_and_mutable_files_across_processes() {
     assert!(notes["cap"].as_str().unwrap().starts_with("cloudy:mut-read:"), "{notes}");
 
     // Backups: a snapshot, one with nothing changed (nothing read, no
-    // directory made), one after a change; Latest follows.
+    // directory made), one after a change; Latest follows. The tree
+    // backed up shares no contents with `backup`, so that what the kill
+    // below takes from `backup` is not stored a second time elsewhere.
+    let src = dir.join("bsrc");
+    let files = make_tree(&src, 40, &SIZES, 1000);
     let first = c[0].ok(&["backup", src.to_str().unwrap(), "home:bk"]).await;
     assert!(first.contains("(40 stored, 0 unchanged)"), "{first}");
     let second = c[0].ok(&["backup", src.to_str().unwrap(), "home:bk"]).await;
@@ -235,7 +245,7 @@ async fn rclone_copies_a_tree_through_webdav_and_other_nodes_see_it() {
     // 500 files of mixed sizes in nested directories, in; checked
     // byte for byte against the source; out again.
     let src = dir.join("src");
-    let files = make_tree(&src, 500, &SMALLER);
+    let files = make_tree(&src, 500, &SMALLER, 0);
     rclone(&c[0], &root, &dir, &["copy", src.to_str().unwrap(), "grid:tree"]).await;
     rclone(&c[0], &root, &dir, &["check", "--download", src.to_str().unwrap(), "grid:tree"]).await;
     let out = dir.join("out");

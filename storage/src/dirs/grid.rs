@@ -65,6 +65,13 @@ pub enum DirError {
     /// A failure shared by the updates written together in one batch.
     #[error("{0}")]
     Batch(String),
+    /// Part of the directory could not be read just now (a chunk of a
+    /// log on servers that did not answer), so what is missing may be in
+    /// it: nothing is concluded from, or written over, a partial listing.
+    #[error(
+        "part of the directory could not be read just now ({0}); nothing was changed, try again"
+    )]
+    Unread(String),
 }
 
 impl From<SlotWriteError> for DirError {
@@ -109,12 +116,26 @@ pub struct Listing {
     /// Read capabilities of the immutable chunks its logs keep older
     /// entries in (checked and repaired with it).
     pub chunks: Vec<String>,
+    /// Chunks that could not be read just now, and why (also in `bad`):
+    /// entries may be missing from this listing.
+    pub unread: Vec<String>,
 }
 
 impl Listing {
     /// The entry shown as `name`.
     pub fn get(&self, name: &str) -> Option<&Child> {
         self.entries.iter().find(|c| c.name == name)
+    }
+
+    /// The entry shown as `name`; not there is [`DirError::NoEntry`] of
+    /// `path`, unless part of the listing could not be read (then it may
+    /// be in that part: [`DirError::Unread`]).
+    pub fn entry(&self, name: &str, path: impl FnOnce() -> String) -> Result<&Child, DirError> {
+        match (self.get(name), self.unread.first()) {
+            (Some(c), _) => Ok(c),
+            (None, Some(why)) => Err(DirError::Unread(why.clone())),
+            (None, None) => Err(DirError::NoEntry(path())),
+        }
     }
 }
 
@@ -156,6 +177,8 @@ pub(super) struct State {
     pub(super) chunks: Vec<String>,
     pub(super) peers: HashMap<[u8; 16], String>,
     pub(super) bad: Vec<String>,
+    /// Chunks that could not be read (see [`Listing::unread`]).
+    pub(super) unread: Vec<String>,
     pub(super) mine: Log,
     pub(super) my_seq: u64,
     pub(super) my_counter: u64,
@@ -294,6 +317,7 @@ impl Dirs {
             chunks: Vec::new(),
             peers: HashMap::new(),
             bad: Vec::new(),
+            unread: Vec::new(),
             mine: Log { v: 1, peer: self.peer.clone(), ..Log::default() },
             my_seq: 0,
             my_counter: 0,
@@ -325,13 +349,23 @@ impl Dirs {
                 }
                 fetched.extend(futures::future::join_all(asks).await);
             }
-            for got in fetched {
+            for (got, c) in fetched.into_iter().zip(&log.chunks) {
+                // A chunk that failed is asked for once more: a server
+                // busy a moment ago usually answers now.
+                let got = match got {
+                    Ok(v) => Ok(v),
+                    Err(_) => self.chunk(c).await,
+                };
                 match got {
                     Ok(v) => values.extend(v.iter().cloned()),
-                    Err(e) => st.bad.push(format!(
-                        "part of the log of {} cannot be read ({e}); its older entries are missing",
-                        log.peer
-                    )),
+                    Err(e) => {
+                        let why = format!(
+                            "part of the log of {} cannot be read ({e}); its older entries are missing",
+                            log.peer
+                        );
+                        st.unread.push(why.clone());
+                        st.bad.push(why);
+                    }
                 }
             }
             values.extend(log.ops.iter().cloned());
@@ -393,6 +427,7 @@ impl Dirs {
             writers: st.peers.len(),
             lamport: st.lamport,
             chunks: st.chunks.clone(),
+            unread: st.unread.clone(),
         }
     }
 

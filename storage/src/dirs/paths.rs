@@ -28,7 +28,7 @@ impl Dirs {
     /// The entry `name` of directory `dir`.
     pub async fn child(&self, dir: &Cap, name: &str) -> Result<Child, DirError> {
         let listing = self.list(dir).await?;
-        listing.get(name).cloned().ok_or_else(|| DirError::NoEntry(name.to_string()))
+        listing.entry(name, || name.to_string()).cloned()
     }
 
     /// What `path` names under `root` (`root` itself for an empty path).
@@ -42,10 +42,7 @@ impl Dirs {
             } else {
                 self.list(&cap).await?
             };
-            let child = listing
-                .get(name)
-                .cloned()
-                .ok_or_else(|| DirError::NoEntry(path[..=i].join("/")))?;
+            let child = listing.entry(name, || path[..=i].join("/"))?.clone();
             if i + 1 < path.len() && child.kind != Kind::Dir {
                 return Err(DirError::NotADirectory(path[..=i].join("/")));
             }
@@ -63,6 +60,9 @@ impl Dirs {
             cap = match listing.get(name).cloned() {
                 Some(c) if c.kind == Kind::Dir => c.cap,
                 Some(_) => return Err(DirError::NotADirectory(path[..=i].join("/"))),
+                None if !listing.unread.is_empty() => {
+                    return Err(DirError::Unread(listing.unread.join("; ")))
+                }
                 None => {
                     // Writers making the same name at once make the same
                     // directory (see `merge`).

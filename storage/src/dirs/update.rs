@@ -64,7 +64,10 @@ impl Dirs {
     /// Writes `batch` in one write of this node's log.
     async fn commit(&self, cap: &Cap, key: &WriteKey, batch: Vec<Waiting>) {
         let mut st = match self.state(&key.read()).await {
-            Ok(st) => st,
+            Ok(st) if st.unread.is_empty() => st,
+            // Changes decided on a partial listing could miss an entry
+            // that exists (a name taken, an entry to remove): none made.
+            Ok(st) => return fail(batch, &DirError::Unread(st.unread.join("; "))),
             Err(e) => return fail(batch, &e),
         };
         let mut log = st.mine.clone();
