@@ -308,3 +308,26 @@ async fn an_unreadable_log_chunk_is_named_and_nothing_is_concluded_or_written_fr
     assert_eq!(a.list(&dir).await.unwrap().writers, 1, "no second writer's log was written");
     g.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_made_by_another_node_a_moment_ago_is_found_on_a_path() {
+    let g = grid(5).await;
+    let (a, reader) = (dirs_of(&g, 0), dirs_of(&g, 3));
+    let root = a.create().await.unwrap();
+    // The reader keeps the root's listing for path walks (`WALK_TTL`)...
+    assert!(reader.list(&root).await.unwrap().entries.is_empty());
+    // ...and another node adds a directory with a file in it at once.
+    let sub = a.mkdir_p(&root, &["sub"]).await.unwrap();
+    let x = Cap::Literal(b"x".to_vec());
+    a.link_many(
+        &sub,
+        vec![NewEntry { name: "x".into(), cap: x.clone(), size: 1, mtime: 1 }],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reader.lookup(&root, &split("sub/x")).await.unwrap(), x);
+    let err = reader.lookup(&root, &split("nothing/x")).await.unwrap_err();
+    assert!(matches!(err, DirError::NoEntry(ref p) if p == "nothing"), "{err}");
+    g.cancel.cancel();
+}

@@ -441,18 +441,18 @@ impl Dirs {
         Ok(listing)
     }
 
-    /// The listing of `cap` as read less than [`WALK_TTL`] ago, else read
-    /// now. Used for the directories a path walks through, not for the
-    /// one whose entries are asked for: another node's change to a
-    /// directory in the middle of a path shows within the TTL; this node's
-    /// own changes at once.
-    pub(super) async fn list_for_walk(&self, cap: &Cap) -> Result<Listing, DirError> {
-        let cached =
-            self.walked.lock().unwrap_or_else(|e| e.into_inner()).get(&cap.to_string()).cloned();
-        match cached {
-            Some((at, l)) if at.elapsed() < WALK_TTL => Ok(l),
-            _ => self.list(cap).await,
-        }
+    /// The listing of `cap` as read less than [`WALK_TTL`] ago, if any.
+    /// Used for the directories a path walks through, not for the one
+    /// whose entries are asked for: another node's change to a directory
+    /// in the middle of a path shows within the TTL (a name it added at
+    /// once: a name missing from the kept listing is read again); this
+    /// node's own changes at once.
+    pub(super) fn walked_recently(&self, cap: &Cap) -> Option<Listing> {
+        let walked = self.walked.lock().unwrap_or_else(|e| e.into_inner());
+        walked
+            .get(&cap.to_string())
+            .filter(|(at, _)| at.elapsed() < WALK_TTL)
+            .map(|(_, l)| l.clone())
     }
 
     /// Keeps `listing` of `cap` for path walks.

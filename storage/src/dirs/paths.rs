@@ -33,14 +33,14 @@ impl Dirs {
 
     /// What `path` names under `root` (`root` itself for an empty path).
     /// Directories in the middle of the path may be read from a listing
-    /// a second old (see `list_for_walk`); the last one is read now.
+    /// a second old (see `walked_recently`); the last one is read now.
     pub async fn lookup(&self, root: &Cap, path: &[&str]) -> Result<Cap, DirError> {
         let mut cap = root.clone();
         for (i, name) in path.iter().enumerate() {
-            let listing = if i + 1 < path.len() {
-                self.list_for_walk(&cap).await?
-            } else {
-                self.list(&cap).await?
+            let kept = if i + 1 < path.len() { self.walked_recently(&cap) } else { None };
+            let listing = match kept {
+                Some(l) if l.get(name).is_some_and(|c| c.kind == Kind::Dir) => l,
+                _ => self.list(&cap).await?,
             };
             let child = listing.entry(name, || path[..=i].join("/"))?.clone();
             if i + 1 < path.len() && child.kind != Kind::Dir {
