@@ -1,7 +1,7 @@
 //! Membership benchmark: N real `cloudy-p2p` processes on 127.0.0.1.
 //!
 //! ```text
-//! cargo bench -p cloudy-cli --bench membership -- [--nodes 20] [--settle-secs 10] [--idle-secs 60]
+//! cargo bench -p cloudy-cli --bench membership -- [--nodes 20] [--settle-secs 10] [--idle-secs 60] [--set key=value ...]
 //! ```
 //!
 //! Prints a table: time until every node sees all others alive (from the
@@ -14,6 +14,8 @@
 //! `cloudy_protocol_bytes_total`), all measured after a settling period
 //! (start-up work is not "idle"). Targets and Serf's figures are those of
 //! issue 15 for the N given.
+//! `--set monitors=2` (any number of them) changes a setting of every
+//! node's `config.toml`, to compare settings in one sitting.
 //! Times come from the nodes' own `cloudy::_events` log lines, stamped as
 //! they are read from each process's stderr.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
@@ -160,6 +162,7 @@ async fn main() {
         let home = Home::new(dir.path().join(format!("n{i}")));
         let boot = nodes.first().map(|f| f.listen.clone()).unwrap_or_default();
         init_local_home(&home, boot.clone()).expect("init");
+        args::apply_settings(&home.root().join("config.toml"));
         if private && i == 0 {
             cloudy_node::community::create(&home, "bench").expect("community create");
         }

@@ -10,11 +10,14 @@ use std::time::Duration;
 /// Defaults (see [`Config::default`]):
 /// - listen on QUIC v1 and TCP on all IPv4 addresses, port 7391;
 /// - mDNS on; no bootstrap peers; empty zone label;
-/// - every member probed every 1 s by 3 monitors, probe timeout 1 s, a
-///   suspicion all 3 monitors make fails a member after 2 s, one made by a
+/// - every member probed every 1 s by 2 monitors, probe timeout 1 s, a
+///   suspicion both monitors make fails a member after 2 s, one made by a
 ///   single monitor after 4 s (kill -9 is seen as failed by all within
 ///   probe interval + probe timeout + suspicion timeout ≈ 4 s, whatever N
-///   is); failed and left members listed for 24 h;
+///   is); failed and left members listed for 24 h. Two monitors rather
+///   than three: probes are most of an idle node's packets, and a third
+///   monitor cost 35 % more CPU and wire bytes for no faster detection
+///   (DESIGN/failure-detection.md);
 /// - a member's state is gossiped when it changes; its coordinate again
 ///   when it moved, checked every 30 s; tables compared with one random
 ///   connected member every 10 s (anti-entropy);
@@ -77,11 +80,11 @@ impl Default for Config {
             sync_interval: Duration::from_secs(10),
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
-            monitors: 3,
+            monitors: 2,
             timing: Timing {
                 suspicion_timeout: Duration::from_secs(2),
                 suspicion_max_factor: 2,
-                expected_accusers: 3,
+                expected_accusers: 2,
                 reap_after: Duration::from_secs(24 * 3600),
             },
             target_peers: 3,

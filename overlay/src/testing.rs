@@ -12,13 +12,15 @@ use tokio_util::sync::CancellationToken;
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Faster timers for tests: coordinate check and anti-entropy every 1 s,
-/// probe every 500 ms with a 1 s timeout, suspicion 1 to 2 s, ping 1 s.
+/// probe every 500 ms with a 1 s timeout by 3 monitors, suspicion 1 to
+/// 2 s, ping 1 s.
 pub fn fast_config() -> Config {
     Config {
         heartbeat_interval: Duration::from_secs(1),
         sync_interval: Duration::from_secs(1),
         probe_interval: Duration::from_millis(500),
         probe_timeout: Duration::from_secs(1),
+        monitors: 3,
         timing: Timing {
             suspicion_timeout: Duration::from_secs(1),
             suspicion_max_factor: 2,
