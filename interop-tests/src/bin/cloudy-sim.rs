@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn usage() -> ! {
     eprintln!("usage: cloudy-sim [--nodes N] [--seed S] [--plot DIR]");
     eprintln!(
-        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--churn SECS] [--plot DIR]"
+        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--churn SECS] [--timeouts PROBE,SUSPICION] [--plot DIR]"
     );
     std::process::exit(2);
 }
@@ -84,9 +84,17 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
     let mut idle: Option<u64> = None;
     let mut churn = 0;
     let mut plot: Option<PathBuf> = None;
+    let mut timeouts = None;
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else { usage() };
         match flag.as_str() {
+            "--timeouts" => {
+                let secs = |v: &str| v.parse().map(std::time::Duration::from_secs_f64).ok();
+                timeouts = value
+                    .split_once(',')
+                    .and_then(|(p, s)| secs(p).zip(secs(s)))
+                    .or_else(|| usage());
+            }
             "--nodes" => {
                 sizes = value.split(',').map(|v| v.parse().unwrap_or_else(|_| usage())).collect()
             }
@@ -113,6 +121,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         }
         setup.idle_secs = idle.unwrap_or(setup.idle_secs);
         setup.churn_secs = churn;
+        setup.timeouts = timeouts;
         let o = membership::run(&setup);
         let total: f64 = o.idle_bytes.iter().sum();
         println!(

@@ -182,7 +182,11 @@ impl Sim {
         for (pos, i) in ring.iter().enumerate() {
             ring_pos[*i] = pos;
         }
-        let cfg = Config::default();
+        let mut cfg = Config::default();
+        if let Some((probe, suspicion)) = s.timeouts {
+            cfg.probe_timeout = probe;
+            cfg.timing.suspicion_timeout = suspicion;
+        }
         // The actors: the last node joins, node 1 announces, node 2 dies;
         // node 0 is the newcomer's bootstrap.
         let (joiner, announcer, victim) = (n - 1, 1, 2);

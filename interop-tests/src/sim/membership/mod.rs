@@ -49,6 +49,9 @@ pub struct Setup {
     pub idle_secs: u64,
     /// Length of the churn phase after it, simulated seconds (0: none).
     pub churn_secs: u64,
+    /// Probe and suspicion timeouts instead of the defaults' (to compare
+    /// with real processes run with the same `config.toml` settings).
+    pub timeouts: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 impl Setup {
@@ -56,7 +59,7 @@ impl Setup {
     /// 2,000 nodes, 300 observers beyond; no churn phase.
     pub fn community(nodes: usize, seed: u64) -> Setup {
         let observers = (nodes > 2000).then_some(300);
-        Setup { nodes, observers, seed, loss: 0.01, idle_secs: 60, churn_secs: 0 }
+        Setup { nodes, observers, seed, loss: 0.01, idle_secs: 60, churn_secs: 0, timeouts: None }
     }
 }
 
