@@ -174,13 +174,11 @@ async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers()
     g.cancel.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_named() {
-    let g = grid(5).await;
-    let a = dirs_of(&g, 0);
+/// A new directory of `a` with `batches` × 100 entries of `file`, added
+/// 100 at a time (`f<batch>-<i>`): large enough for chunks.
+async fn large_dir(a: &Dirs, file: &Cap, batches: usize) -> Cap {
     let dir = a.create().await.unwrap();
-    let file = Cap::Literal(b"tiny".to_vec());
-    for batch in 0..6 {
+    for batch in 0..batches {
         let entries = (0..100)
             .map(|i| NewEntry {
                 name: format!("f{batch}-{i:03}"),
@@ -191,6 +189,15 @@ async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_name
             .collect();
         a.link_many(&dir, entries, false).await.unwrap();
     }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_directory_moves_old_entries_into_chunks_and_a_bad_entry_is_named() {
+    let g = grid(5).await;
+    let a = dirs_of(&g, 0);
+    let file = Cap::Literal(b"tiny".to_vec());
+    let dir = large_dir(&a, &file, 6).await;
     let reader = dirs_of(&g, 2);
     let listing = reader.list(&dir).await.unwrap();
     assert_eq!(listing.entries.len(), 600);
@@ -260,19 +267,8 @@ async fn a_server_holding_a_stale_version_is_brought_up_to_date_by_repair() {
 async fn an_unreadable_log_chunk_is_named_and_nothing_is_concluded_or_written_from_it() {
     let g = grid(5).await;
     let a = dirs_of(&g, 0);
-    let dir = a.create().await.unwrap();
     let file = Cap::Literal(b"tiny".to_vec());
-    for batch in 0..3 {
-        let entries = (0..100)
-            .map(|i| NewEntry {
-                name: format!("f{batch}-{i:03}"),
-                cap: file.clone(),
-                size: 4,
-                mtime: 2,
-            })
-            .collect();
-        a.link_many(&dir, entries, false).await.unwrap();
-    }
+    let dir = large_dir(&a, &file, 3).await;
     let listing = dirs_of(&g, 2).list(&dir).await.unwrap();
     assert!(!listing.chunks.is_empty() && listing.unread.is_empty(), "{:?}", listing.bad);
     // Every share of the first chunk gone from every server.
