@@ -16,7 +16,7 @@ use std::time::Duration;
 ///   probe interval + probe timeout + suspicion timeout ≈ 4 s, whatever N
 ///   is); failed and left members listed for 24 h. Two monitors rather
 ///   than three: probes are most of an idle node's packets, and a third
-///   monitor cost 35 % more CPU and wire bytes for no faster detection
+///   monitor cost about a third more CPU and wire bytes for no faster detection
 ///   (DESIGN/failure-detection.md);
 /// - a member's state is gossiped when it changes; its coordinate again
 ///   when it moved, checked every 30 s; tables compared with one random

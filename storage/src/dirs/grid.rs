@@ -131,12 +131,14 @@ impl Listing {
     /// `path`, unless part of the listing could not be read (then it may
     /// be in that part: [`DirError::Unread`]).
     pub fn entry(&self, name: &str, path: impl FnOnce() -> String) -> Result<&Child, DirError> {
-        match (self.get(name), self.unread.first()) {
-            (Some(c), _) => Ok(c),
-            (None, Some(why)) => Err(DirError::Unread(why.clone())),
-            (None, None) => Err(DirError::NoEntry(path())),
-        }
+        self.get(name)
+            .ok_or_else(|| unread_error(&self.unread).unwrap_or_else(|| DirError::NoEntry(path())))
     }
+}
+
+/// [`DirError::Unread`] naming the parts in `unread`, if there are any.
+pub(super) fn unread_error(unread: &[String]) -> Option<DirError> {
+    (!unread.is_empty()).then(|| DirError::Unread(unread.join("; ")))
 }
 
 impl Child {

@@ -57,13 +57,10 @@ impl Dirs {
         let mut cap = root.clone();
         for (i, name) in path.iter().enumerate() {
             let listing = self.list(&cap).await?;
-            cap = match listing.get(name).cloned() {
-                Some(c) if c.kind == Kind::Dir => c.cap,
-                Some(_) => return Err(DirError::NotADirectory(path[..=i].join("/"))),
-                None if !listing.unread.is_empty() => {
-                    return Err(DirError::Unread(listing.unread.join("; ")))
-                }
-                None => {
+            cap = match listing.entry(name, String::new) {
+                Ok(c) if c.kind == Kind::Dir => c.cap.clone(),
+                Ok(_) => return Err(DirError::NotADirectory(path[..=i].join("/"))),
+                Err(DirError::NoEntry(_)) => {
                     // Writers making the same name at once make the same
                     // directory (see `merge`).
                     let parent = match &cap {
@@ -91,6 +88,7 @@ impl Dirs {
                     }
                     made.cap.clone()
                 }
+                Err(e) => return Err(e),
             };
         }
         Ok(cap)

@@ -7,7 +7,7 @@
 //! files copied into one directory at once (a WebDAV client, `cp -r`)
 //! then cost a few directory writes, not one each.
 
-use super::grid::{dir_cap, entry, now, Change, DirError, Dirs, Listing, State};
+use super::grid::{dir_cap, entry, now, unread_error, Change, DirError, Dirs, Listing, State};
 use super::ops::{Action, Log, Op, OpId};
 use super::valid_name;
 use crate::capability::Cap;
@@ -64,12 +64,14 @@ impl Dirs {
     /// Writes `batch` in one write of this node's log.
     async fn commit(&self, cap: &Cap, key: &WriteKey, batch: Vec<Waiting>) {
         let mut st = match self.state(&key.read()).await {
-            Ok(st) if st.unread.is_empty() => st,
-            // Changes decided on a partial listing could miss an entry
-            // that exists (a name taken, an entry to remove): none made.
-            Ok(st) => return fail(batch, &DirError::Unread(st.unread.join("; "))),
+            Ok(st) => st,
             Err(e) => return fail(batch, &e),
         };
+        // Changes decided on a partial listing could miss an entry that
+        // exists (a name taken, an entry to remove): none are made.
+        if let Some(e) = unread_error(&st.unread) {
+            return fail(batch, &e);
+        }
         let mut log = st.mine.clone();
         log.peer = self.peer.clone();
         let mut applied = Vec::new();
