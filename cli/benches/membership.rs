@@ -155,6 +155,8 @@ async fn main() {
 
     println!("starting {n} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();
+    let first_start = Instant::now();
+    let mut starts = Vec::new();
     let mut last_start = Instant::now();
     let mut ticket = None;
     let mut joins = Vec::new();
@@ -173,6 +175,7 @@ async fn main() {
             joins.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         last_start = Instant::now();
+        starts.push(last_start);
         nodes.push(
             NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.expect("start"),
         );
@@ -190,6 +193,12 @@ async fn main() {
         })
         .await
         .map(|at| at - last_start);
+    // CPU all nodes used to start and join, up to all alive: what a start
+    // costs the machine, which at N = 200 on 2 cores is what sets off
+    // false suspicions.
+    let start_cpu: Vec<f64> =
+        nodes.iter().filter_map(|p| procfs::cpu_ticks(p.pid())).map(|t| t as f64 / 100.0).collect();
+    let start_wall = first_start.elapsed().as_secs_f64();
 
     // Announcement propagation.
     let client = Client::for_home(&nodes[1].home).expect("client");
@@ -314,6 +323,7 @@ async fn main() {
         let _ = dir.keep();
     }
 
+    print_timeline(first_start, &starts, &bench.tracker.lock().unwrap().suspicions);
     let r = reference(n);
     let family_rows: Vec<String> = FAMILIES
         .iter()
@@ -346,6 +356,12 @@ async fn main() {
         r.serf[1]
     );
     println!("| announcement visible on all | {} | {} | - |", secs(announce), r.announce);
+    println!(
+        "| CPU to start and join, per node, mean / max (all nodes: {:.0} s in {:.0} s) | {} | - | - |",
+        start_cpu.iter().sum::<f64>(),
+        start_wall,
+        mean_max(&start_cpu, 2, " s")
+    );
     println!("| members falsely marked failed during idle | {false_failed} | 0 | - |");
     println!("| false suspicions during idle (refuted) | {false_suspects} | - | - |");
     println!(
@@ -381,4 +397,35 @@ async fn main() {
             secs(eviction)
         );
     }
+}
+
+/// Suspicions and failures seen, per 20 s from the first node's start,
+/// with how many nodes had started by then: where a storm begins.
+fn print_timeline(first: Instant, starts: &[Instant], seen: &[(Instant, usize, String, String)]) {
+    if seen.is_empty() {
+        return;
+    }
+    const STEP: f64 = 20.0;
+    let slot = |at: Instant| ((at - first).as_secs_f64() / STEP) as usize;
+    let last = seen.iter().map(|s| slot(s.0)).max().unwrap_or(0);
+    println!(
+        "suspicions (refuted or not) and failures reported, per {STEP} s since the first start:"
+    );
+    println!("| from | nodes started | suspect | failed |");
+    println!("|---|---|---|---|");
+    for i in 0..=last {
+        let (mut suspect, mut failed) = (0, 0);
+        for s in seen.iter().filter(|s| slot(s.0) == i) {
+            match s.3.as_str() {
+                "suspect" => suspect += 1,
+                "failed" => failed += 1,
+                _ => {}
+            }
+        }
+        let started = starts.iter().filter(|at| slot(**at) <= i).count();
+        if suspect + failed > 0 {
+            println!("| {} s | {started} | {suspect} | {failed} |", i as f64 * STEP);
+        }
+    }
+    println!();
 }
