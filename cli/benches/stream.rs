@@ -3,6 +3,8 @@
 //! ```text
 //! cargo bench -p cloudy-cli --bench stream            # N = 10 and 30, 60 s each
 //! STREAM_BENCH_N=10 STREAM_BENCH_SECS=30 cargo bench -p cloudy-cli --bench stream
+//! STREAM_BENCH_N=5 STREAM_BENCH_COMMUNITY=100 STREAM_BENCH_NO_VOD=1 STREAM_BENCH_BROWSERS=0 \
+//!     cargo bench -p cloudy-cli --bench stream   # 5 viewers among 100 members
 //! ```
 //!
 //! A 1 Mbit/s H.264 + AAC MPEG-TS film, encoded beforehand, is sent in real
@@ -128,9 +130,16 @@ async fn community(n: usize, dir: &Path) -> (Vec<NodeProcess>, Vec<Client>) {
 }
 
 async fn run(n: usize, secs: u64, root: &Path) {
-    println!("\n== 1 publisher + {n} viewers, {secs} s of 1 Mbit/s MPEG-TS ==");
+    // Members that watch nothing, so the channel runs inside a large
+    // community (issue 15: a channel on 100 nodes as on 6).
+    let size = community_size().max(n + 1);
+    let bystanders = size - n - 1;
+    println!(
+        "\n== 1 publisher + {n} viewers{}, {secs} s of 1 Mbit/s MPEG-TS ==",
+        if bystanders > 0 { format!(" in a community of {size}") } else { String::new() }
+    );
     let dir = root.join(format!("n{n}"));
-    let (mut nodes, clients) = community(n, &dir).await;
+    let (mut nodes, clients) = community(size - 1, &dir).await;
     let wire = Wire::setup("cloudybench", &nodes);
     tokio::time::sleep(Duration::from_secs(5)).await;
     // The overlay's own traffic over one whole heartbeat period: every
@@ -143,7 +152,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     let idle_rate: Option<f64> =
         wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
 
-    let idle_rss: Vec<Option<f64>> = nodes[1..].iter().map(|p| rss_mb(p.pid())).collect();
+    let idle_rss: Vec<Option<f64>> = nodes[1..=n].iter().map(|p| rss_mb(p.pid())).collect();
     // The source.
     // Encoded beforehand and sent in real time by `ffmpeg -re -c copy`, so
     // the encoder's CPU does not weigh on the nodes being measured.
@@ -172,7 +181,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // Viewers join, 100 ms apart.
     let mut players = Vec::new();
     let mut joined = Vec::new();
-    for (i, client) in clients.iter().enumerate().skip(1) {
+    for (i, client) in clients.iter().enumerate().take(n + 1).skip(1) {
         let out = dir.join(format!("recv{i}.ts"));
         let first = Arc::new(Mutex::new(None));
         let mut rec = Recorder { file: std::fs::File::create(&out).unwrap(), first: first.clone() };
@@ -353,6 +362,12 @@ async fn run(n: usize, secs: u64, root: &Path) {
         p.kill9().await;
     }
     drop(wire);
+}
+
+/// `STREAM_BENCH_COMMUNITY`: members in all, viewers and publisher
+/// included (the rest watch nothing); 0 (the default) for none besides.
+fn community_size() -> usize {
+    std::env::var("STREAM_BENCH_COMMUNITY").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 #[tokio::main]
