@@ -333,7 +333,7 @@ async fn run(n: usize, secs: u64, root: &Path) {
             );
             println!(
                 "| all traffic ÷ media (with membership, probes, DHT: {:.1} KB/s per node idle) | {:.1} % | — |",
-                idle_rate.unwrap_or(0.0) / (n + 1) as f64 / 1e3,
+                idle_rate.unwrap_or(0.0) / size as f64 / 1e3,
                 (total - received) / received * 100.0
             );
         }

@@ -224,6 +224,9 @@ impl EventLoop {
                 }
                 let _ = reply.send(Ok(existed));
             }
+            Command::DialMember { peer } => {
+                self.dial_member(peer);
+            }
             Command::Dial { addr, reply } => {
                 let res = self.swarm.dial(addr.clone());
                 let _ =

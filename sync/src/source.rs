@@ -45,8 +45,7 @@ struct Session {
 
 impl Session {
     async fn open(overlay: &Handle, tasks: &Tasks, peer: PeerId) -> Result<Session, AskError> {
-        let mut control = overlay.stream_control();
-        let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
+        let open = overlay.open_stream(peer, StreamProtocol::new(PROTOCOL));
         let stream = tokio::time::timeout(TIMEOUT, open)
             .await
             .map_err(|_| AskError::NoSession(peer))?

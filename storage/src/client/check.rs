@@ -94,7 +94,7 @@ impl Client {
         cap: &VerifyCap,
         verify: bool,
     ) -> Result<(Report, Holders, Option<Decoder>), RepairError> {
-        let mut h = self.find_holders(cap.storage_index).await;
+        let mut h = self.find_holders(cap.storage_index, None).await;
         let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };
         let mut decoder: Option<Decoder> = None;
         for (share, peers) in h.map.clone() {

@@ -153,8 +153,7 @@ impl Client {
                 return Ok(Conn::Local(store.clone(), peer.to_string()));
             }
         }
-        let mut control = self.overlay.stream_control();
-        let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
+        let open = self.overlay.open_stream(peer, StreamProtocol::new(PROTOCOL));
         let stream = tokio::time::timeout(CALL_TIMEOUT, open)
             .await
             .map_err(|_| timed_out("opening a storage session"))?

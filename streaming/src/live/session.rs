@@ -69,13 +69,13 @@ pub enum Event {
 /// Opens a session to `peer` for `channel`; the outcome arrives as
 /// [`Event::Opened`] or [`Event::DialFailed`].
 pub async fn dial(
-    mut control: cloudy_overlay::stream::Control,
+    overlay: cloudy_overlay::Handle,
     peer: PeerId,
     channel: String,
     events: mpsc::Sender<Event>,
 ) {
     let attempt = async {
-        let mut s = control
+        let mut s = overlay
             .open_stream(peer, StreamProtocol::new(PROTOCOL))
             .await
             .map_err(|e| e.to_string())?;

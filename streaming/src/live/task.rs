@@ -334,9 +334,8 @@ impl Task {
                     }
                 }
                 Action::Dial(peer) => {
-                    let control = self.overlay.stream_control();
                     tokio::spawn(session::dial(
-                        control,
+                        self.overlay.clone(),
                         peer,
                         self.id.to_string(),
                         self.events_tx.clone(),

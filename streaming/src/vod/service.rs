@@ -286,13 +286,13 @@ impl Vod {
     }
 
     async fn ask_within(&self, peer: PeerId, req: Req, limit: Duration) -> Result<Resp, AskError> {
-        let mut control = self.0.overlay.stream_control();
+        let overlay = &self.0.overlay;
         let first_byte = self.first_byte_limit(&peer).min(limit);
         let attempt = async {
             // Opening waits for the other side to accept the protocol: a
             // silent provider is given as long as for its first byte.
             let open = async {
-                let mut s = control.open_stream(peer, StreamProtocol::new(PROTOCOL)).await?;
+                let mut s = overlay.open_stream(peer, StreamProtocol::new(PROTOCOL)).await?;
                 send(&mut s, &req).await?;
                 Ok::<_, AskError>(s)
             };

@@ -100,8 +100,7 @@ enum FollowError {
 /// One `Index` session with `peer`, until it ends.
 async fn follow(inner: &Inner, id: &str, r: &Running, peer: PeerId) -> Result<(), FollowError> {
     let generation = *r.resubscribe.borrow();
-    let mut control = inner.overlay.stream_control();
-    let open = control.open_stream(peer, StreamProtocol::new(PROTOCOL));
+    let open = inner.overlay.open_stream(peer, StreamProtocol::new(PROTOCOL));
     let mut s = tokio::time::timeout(TIMEOUT, open).await.map_err(|_| FollowError::NoSession)??;
     let seen = r.index.peer_seen(&peer.to_string())?;
     send(&mut s, &Request::Index { folder: id.to_string(), since: seen }).await?;
@@ -171,12 +170,7 @@ async fn ask_to_join(inner: &Inner, id: &str, peer: PeerId) {
         return;
     }
     let ask = async {
-        let mut s = inner
-            .overlay
-            .stream_control()
-            .open_stream(peer, StreamProtocol::new(PROTOCOL))
-            .await
-            .ok()?;
+        let mut s = inner.overlay.open_stream(peer, StreamProtocol::new(PROTOCOL)).await.ok()?;
         send(&mut s, &Request::Join { folder: id.to_string() }).await.ok()?;
         recv::<_, Response>(&mut s).await.ok()?
     };
