@@ -46,6 +46,9 @@ async fn main() {
     let small = arg("--small", 200) as usize;
     let runs = arg("--runs", 1).max(1) as usize;
     let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+        println!("keeping the nodes' homes in {}", dir.path().display());
+    }
     println!("starting {n_nodes} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..n_nodes {
@@ -132,6 +135,9 @@ async fn main() {
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;
     }
+    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+        let _ = dir.keep();
+    }
 
     println!();
     let keys = if convergent { "convergent keys" } else { "random keys" };
@@ -143,7 +149,9 @@ async fn main() {
             if runs > 1 { format!("{mib} MiB (run {})", run + 1) } else { format!("{mib} MiB") };
         println!("| {label} | {put:.1} | {get:.1} | {} MB | {} MB |", na(ur, 1), na(sr, 1));
     }
-    println!("| {small} x 4 KiB | {small_put:.1} files/s | {small_get:.1} files/s | - | - |");
+    if small > 0 {
+        println!("| {small} x 4 KiB | {small_put:.1} files/s | {small_get:.1} files/s | - | - |");
+    }
     println!();
     println!("targets (256 MiB): put >= 100 MB/s, get >= 150 MB/s, >= 100 small files/s, uploader peak RSS <= 64 MB");
     println!("Tahoe-LAFS 1.20, 6 nodes 3-of-6, same machine: 256 MiB put 44.8 MB/s, get 55.2 MB/s; 200 x 4 KiB put 14.5 files/s; client RSS 120 MB");

@@ -1,16 +1,26 @@
 //! Where the shares of one upload go (pure logic).
 //!
-//! 1. Servers without room for a share are dropped.
-//! 2. The rest are ordered per file: first by locality score, in buckets of
-//!    0.1 (so a clearly nearer or more available server comes first), then,
-//!    within a bucket, by Tahoe's permuted ring — `blake3(storage index ‖
-//!    peer id)` — so that files spread evenly over similar servers.
+//! 1. Servers are ordered per file on Tahoe's permuted ring —
+//!    `blake3(storage index ‖ peer id)` — so that files spread evenly, and
+//!    the ring is cut into windows of [`window`]`(n)` = 2n servers. Within
+//!    a window, servers go by locality score, in buckets of 0.1 (a clearly
+//!    nearer or more available server first), then by ring position.
+//! 2. Servers without room for a share are dropped (after ordering, so
+//!    the windows are the same at every node).
 //! 3. Shares go one per server, first to servers in zones not yet used
 //!    (where zones are known), then to the remaining servers; if there are
 //!    more shares than servers, the extra ones go round again.
 //! 4. The upload is *happy* when its shares sit on at least `happy`
 //!    distinct servers (servers-of-happiness); otherwise it fails, saying
 //!    how many servers were found and how many are needed.
+//!
+//! Why windows: scores are each node's own view (round-trip times,
+//! availability it saw), so a downloader cannot know which servers the
+//! uploader preferred. Ordered by score first, a download in a community
+//! of 100 asked 48 to 100 servers to find the 6 shares of a file. With
+//! windows, the shares sit in the file's first window of the ring as long
+//! as its servers have room, and a download asks those 2n servers first,
+//! whatever the scores; the uploader still picks the best half of them.
 //!
 //! Defaults ([`DEFAULT_PARAMS`], [`DEFAULT_HAPPY`]): 3-of-5, happy 4,
 //! 1 MiB segments. A community of 5 storage nodes then holds one share per
@@ -73,20 +83,26 @@ pub fn ring_position(si: &StorageIndex, peer: &PeerId) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// Servers in upload preference order for `si` (see the module docs).
-pub fn order(si: &StorageIndex, servers: &[Server]) -> Vec<Server> {
-    let mut v: Vec<(i64, [u8; 32], Server)> = servers
-        .iter()
-        .map(|s| {
-            (
-                -((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64),
-                ring_position(si, &s.peer),
-                s.clone(),
-            )
+/// Servers a file's placement chooses among at a time for `n` shares: 2n
+/// (see the module docs).
+pub fn window(n: u8) -> usize {
+    (2 * usize::from(n)).max(1)
+}
+
+/// Servers in upload preference order for `si`: the permuted ring in
+/// windows of `window` servers, each window best-scored first (see the
+/// module docs).
+pub fn order(si: &StorageIndex, servers: &[Server], window: usize) -> Vec<Server> {
+    let mut ring: Vec<([u8; 32], &Server)> =
+        servers.iter().map(|s| (ring_position(si, &s.peer), s)).collect();
+    ring.sort_by_key(|(pos, _)| *pos);
+    let bucket = |s: &Server| -((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64);
+    ring.chunks_mut(window.max(1))
+        .flat_map(|w| {
+            w.sort_by_key(|(pos, s)| (bucket(s), *pos));
+            w.iter().map(|(_, s)| (*s).clone()).collect::<Vec<_>>()
         })
-        .collect();
-    v.sort_by_key(|x| (x.0, x.1));
-    v.into_iter().map(|(_, _, s)| s).collect()
+        .collect()
 }
 
 /// Plans `n` shares of `share_len` bytes each over `servers`.
@@ -97,9 +113,22 @@ pub fn plan(
     share_len: u64,
     happy: usize,
 ) -> Result<Plan, PlacementError> {
-    let with_room: Vec<Server> = servers.iter().filter(|s| s.free >= share_len).cloned().collect();
-    let without_room = servers.len() - with_room.len();
-    let ordered = order(si, &with_room);
+    plan_in_window(si, servers, n, window(n), share_len, happy)
+}
+
+/// [`plan`] in windows of `window` servers: a repair that regenerates a
+/// few shares of a file of n places them in windows of 2n, like its upload.
+pub fn plan_in_window(
+    si: &StorageIndex,
+    servers: &[Server],
+    n: u8,
+    window: usize,
+    share_len: u64,
+    happy: usize,
+) -> Result<Plan, PlacementError> {
+    let ordered: Vec<Server> =
+        order(si, servers, window).into_iter().filter(|s| s.free >= share_len).collect();
+    let without_room = servers.len() - ordered.len();
     // One share per server, distinct zones first.
     let mut picked: Vec<&Server> = Vec::new();
     let mut zones: HashSet<&str> = HashSet::new();
@@ -183,16 +212,60 @@ mod tests {
         s[5].score = 0.95;
         for si in 0..20u8 {
             assert_eq!(
-                order(&[si; 16], &s)[0].peer,
+                order(&[si; 16], &s, 6)[0].peer,
                 s[5].peer,
                 "the near server leads for every file"
             );
         }
         // Among equal scores, different files start at different servers.
         let firsts: HashSet<PeerId> =
-            (0..40u8).map(|si| order(&[si; 16], &s[..5])[0].peer).collect();
+            (0..40u8).map(|si| order(&[si; 16], &s[..5], 6)[0].peer).collect();
         assert!(firsts.len() >= 3, "permuted ring spreads load: {}", firsts.len());
-        assert_eq!(order(&[7; 16], &s), order(&[7; 16], &s), "deterministic");
+        assert_eq!(order(&[7; 16], &s, 6), order(&[7; 16], &s, 6), "deterministic");
+    }
+
+    #[test]
+    fn a_downloader_with_other_scores_finds_every_share_in_the_first_window() {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let mut up = servers(99);
+        for (i, s) in up.iter_mut().enumerate() {
+            s.score = rng.gen();
+            // Some servers are full: they must not shift the windows.
+            if i % 11 == 0 {
+                s.free = 10;
+            }
+        }
+        let mut down = up.clone();
+        for s in &mut down {
+            s.score = rng.gen();
+        }
+        for si in 0..50u8 {
+            let p = plan(&[si; 16], &up, 6, 100, 4).unwrap();
+            let first: HashSet<PeerId> =
+                order(&[si; 16], &down, window(6)).iter().take(window(6)).map(|s| s.peer).collect();
+            let held = holders(&p);
+            assert!(
+                held.is_subset(&first),
+                "file {si}: {} of 6 holders outside the downloader's first window",
+                held.difference(&first).count()
+            );
+            // The uploader took the best-scored servers with room in it.
+            let bucket = |s: &Server| (s.score * 10.0).floor() as i64;
+            let window_of_up: Vec<&Server> = order(&[si; 16], &up, window(6))
+                .iter()
+                .take(window(6))
+                .map(|w| up.iter().find(|s| s.peer == w.peer).unwrap())
+                .collect();
+            let worst_held =
+                window_of_up.iter().filter(|s| held.contains(&s.peer)).map(|s| bucket(s)).min();
+            let best_left = window_of_up
+                .iter()
+                .filter(|s| !held.contains(&s.peer) && s.free >= 100)
+                .map(|s| bucket(s))
+                .max();
+            assert!(best_left <= worst_held, "file {si}: a better server was left out");
+        }
     }
 
     #[test]

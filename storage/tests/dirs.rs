@@ -105,16 +105,24 @@ async fn directories_merge_concurrent_writers_and_hide_write_caps_from_readers()
     let photos = a.mkdir_p(&root, &split("photos/2026")).await.unwrap();
     assert_eq!(a.lookup(&root, &split("photos/2026")).await.unwrap(), photos);
 
-    // Two nodes add at once, one entry each and one of the same name; b
-    // adds without looking, as a writer cut off from a would.
+    // Two nodes add at once, one entry each and one of the same name,
+    // both without looking, as writers cut off from each other would (a
+    // `link_many` that looks first refuses a name the other already
+    // wrote, which made this test fail when b's write landed first).
     let (fa, fb) = (stored(&g.clients[0], b"from a").await, stored(&g.clients[1], b"from b").await);
     let add =
         |name: &str, cap: &Cap| NewEntry { name: name.into(), cap: cap.clone(), size: 6, mtime: 1 };
-    let blind = |name: &str| Change::Add { name: name.into(), cap: fb.clone(), size: 6, mtime: 1 };
-    let changes = vec![blind("b.txt"), blind("same.txt")];
+    let blind = |name: &str, cap: &Cap| Change::Add {
+        name: name.into(),
+        cap: cap.clone(),
+        size: 6,
+        mtime: 1,
+    };
+    let from_a = vec![blind("a.txt", &fa), blind("same.txt", &fa)];
+    let from_b = vec![blind("b.txt", &fb), blind("same.txt", &fb)];
     let (ra, rb) = tokio::join!(
-        a.link_many(&photos, vec![add("a.txt", &fa), add("same.txt", &fa)], false),
-        b.update(&photos, move |_| Ok(changes)),
+        a.update(&photos, move |_| Ok(from_a)),
+        b.update(&photos, move |_| Ok(from_b)),
     );
     ra.unwrap();
     rb.unwrap();

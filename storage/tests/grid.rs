@@ -12,7 +12,7 @@ use cloudy_storage::store::ShareStore;
 use std::sync::Arc;
 
 mod common;
-use common::{file, grid, grid_with};
+use common::{file, grid, grid_sized, grid_with};
 
 const OPTS: PutOptions = PutOptions {
     params: Params { k: 3, n: 5, segment_size: 64 << 10 },
@@ -356,6 +356,50 @@ async fn a_server_whose_disk_is_full_refuses_and_the_upload_places_elsewhere() {
     let mut out = Vec::new();
     g.clients[5].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap());
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_are_looked_for_a_placement_window_at_a_time_and_found_beyond_it() {
+    use cloudy_storage::placement::{order, window};
+    // Ten servers, seven too small for a share: each file goes to the
+    // three with room, wherever they sit on its ring.
+    let mut sizes = vec![1u64 << 30; 10];
+    for s in sizes.iter_mut().take(7) {
+        *s = 1000;
+    }
+    let g = grid_sized(&sizes, None).await;
+    let big: Vec<_> = g.net.nodes[7..].iter().map(|n| n.handle.local_peer_id()).collect();
+    let opts = PutOptions {
+        params: Params { k: 2, n: 3, segment_size: 64 << 10 },
+        happy: 3,
+        random_key: true,
+    };
+    let (mut inside, mut beyond) = (0, 0);
+    while inside == 0 || beyond == 0 {
+        let f = file(100_000);
+        let Cap::Read(cap) = g.clients[0].put(f.path(), opts).await.unwrap() else { panic!() };
+        let si = cap.verify_cap().storage_index;
+        let first: Vec<_> = order(&si, &g.clients[1].servers(), window(3))
+            .into_iter()
+            .take(window(3))
+            .map(|s| s.peer)
+            .collect();
+        let all_in_first = big.iter().all(|p| first.contains(p));
+        let mut out = Vec::new();
+        g.clients[1].get(&cap, &mut out).await.unwrap();
+        assert_eq!(out, std::fs::read(f.path()).unwrap());
+        let report = g.clients[1].check(&cap.verify_cap(), false).await.unwrap();
+        assert!(report.healthy(), "{report:?}");
+        if all_in_first {
+            // A healthy file costs one window of questions, not ten.
+            assert_eq!(report.notes.len(), window(3), "{:?}", report.notes);
+            inside += 1;
+        } else {
+            assert_eq!(report.notes.len(), 10, "{:?}", report.notes);
+            beyond += 1;
+        }
+    }
     g.cancel.cancel();
 }
 

@@ -1,6 +1,7 @@
 //! Check, verify and repair a stored file with its verify capability.
 //!
-//! - `check` asks every server which shares it holds (cheap).
+//! - `check` asks servers which shares they hold (cheap), a placement
+//!   window at a time, until every share has a good copy.
 //! - `check` with `verify` also fetches every copy of every share and
 //!   checks its hash list and each block against the root record.
 //! - `repair` rebuilds the ciphertext of each segment from k good shares
@@ -8,13 +9,13 @@
 //!   copy, checks the regenerated hash lists against the root record, and
 //!   uploads them through placement like a `put` does.
 
-use super::get::Holders;
+use super::get::{Holders, Search};
 use super::put::Upload;
 use super::share_error::ShareError;
 use super::{Client, Conn};
 use crate::capability::VerifyCap;
 use crate::coding::Decoder;
-use crate::placement::{plan, DEFAULT_HAPPY};
+use crate::placement::{plan_in_window, window, DEFAULT_HAPPY};
 use crate::protocol::{Request, Response};
 use crate::root::{block_hash, hashes_root};
 use crate::store::share_len;
@@ -94,20 +95,32 @@ impl Client {
         cap: &VerifyCap,
         verify: bool,
     ) -> Result<(Report, Holders, Option<Decoder>), RepairError> {
-        let mut h = self.find_holders(cap.storage_index, None).await;
+        // Ask where the upload put the shares, a placement window at a
+        // time, until every share has a good copy: a healthy file costs 2n
+        // questions, not one per server in the community. A file with a
+        // share missing is looked for everywhere before it is repaired.
+        let window = crate::placement::window(cap.n);
+        let mut search = Search::new(cap.storage_index, self.servers(), window, None);
+        let mut h = Holders::default();
+        let mut judged: BTreeSet<(u8, PeerId)> = BTreeSet::new();
         let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };
         let mut decoder: Option<Decoder> = None;
-        for (share, peers) in h.map.clone() {
-            for peer in peers {
-                let Some(conn) = h.conns.get_mut(&peer) else { continue };
-                let verdict = if verify || decoder.is_none() {
-                    verify_copy(conn, cap, share, &mut decoder, verify).await
-                } else {
-                    Ok(())
-                };
-                match verdict {
-                    Ok(()) => report.good.entry(share).or_default().push(peer),
-                    Err(why) => report.corrupt.push((share, peer, why.to_string())),
+        while !report.healthy() && self.ask_wave(&mut search, &mut h).await {
+            for (share, peers) in h.map.clone() {
+                for peer in peers {
+                    if !judged.insert((share, peer)) {
+                        continue;
+                    }
+                    let Some(conn) = h.conns.get_mut(&peer) else { continue };
+                    let verdict = if verify || decoder.is_none() {
+                        verify_copy(conn, cap, share, &mut decoder, verify).await
+                    } else {
+                        Ok(())
+                    };
+                    match verdict {
+                        Ok(()) => report.good.entry(share).or_default().push(peer),
+                        Err(why) => report.corrupt.push((share, peer, why.to_string())),
+                    }
                 }
             }
         }
@@ -174,12 +187,21 @@ impl Client {
             all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
         let servers = if fresh.is_empty() { all } else { fresh };
         let happy = missing.len().min(servers.len()).clamp(1, DEFAULT_HAPPY);
-        let placed_plan = plan(&cap.storage_index, &servers, missing.len() as u8, len, happy)
-            .map_err(|e| RepairError::Unrecoverable {
-                good: before.good_shares(),
-                k: cap.k,
-                notes: e.to_string(),
-            })?;
+        // Windows of the file's 2n, so the new shares land near the start
+        // of its ring, where a download looks first.
+        let placed_plan = plan_in_window(
+            &cap.storage_index,
+            &servers,
+            missing.len() as u8,
+            window(cap.n),
+            len,
+            happy,
+        )
+        .map_err(|e| RepairError::Unrecoverable {
+            good: before.good_shares(),
+            k: cap.k,
+            notes: e.to_string(),
+        })?;
         let mut failures = Vec::new();
         let mut uploads: Vec<Upload> = Vec::new();
         for (i, (_, peer)) in placed_plan.shares.iter().enumerate() {

@@ -57,6 +57,7 @@ pub enum GetError {
 }
 
 /// Who holds which shares of a file, with open sessions to them.
+#[derive(Default)]
 pub(crate) struct Holders {
     /// Share number → servers holding it, best-scored first.
     pub map: BTreeMap<u8, Vec<PeerId>>,
@@ -81,6 +82,8 @@ struct Spares<'a> {
     notes: Vec<String>,
     /// Shares whose root record did not match the capability.
     mismatched: usize,
+    /// Servers not asked yet.
+    search: Search,
 }
 
 impl Client {
@@ -106,12 +109,24 @@ impl Client {
             return Err(GetError::Range { start: range.start, end: range.end, size: cap.size });
         }
         let si = storage_index(&cap.key);
-        let Holders { map: holders, conns, notes } =
-            self.find_holders(si, Some(cap.n as usize)).await;
-        let mut candidates: Vec<(u8, PeerId)> =
-            holders.iter().flat_map(|(sh, peers)| peers.iter().map(move |p| (*sh, *p))).collect();
-        candidates.reverse();
-        let mut spares = Spares { cap, candidates, conns, notes, mismatched: 0 };
+        // Ask where the upload put the shares, a window at a time, until
+        // k distinct shares are known; further windows are asked only if
+        // those fail (`Spares::next_share`).
+        // A wave stops at the first k shares to answer: the nearest
+        // holders, and no wait for the slowest of the window.
+        let window = crate::placement::window(cap.n);
+        let mut search = Search::new(si, self.servers(), window, Some(cap.k as usize));
+        let mut found = Holders::default();
+        while found.map.len() < cap.k as usize && self.ask_wave(&mut search, &mut found).await {}
+        let mut spares = Spares {
+            cap,
+            candidates: Vec::new(),
+            conns: HashMap::new(),
+            notes: Vec::new(),
+            mismatched: 0,
+            search,
+        };
+        spares.take(found);
         // Pick k distinct shares whose hash lists check out.
         let mut decoder: Option<Decoder> = None;
         let mut chosen: Vec<Chosen> = Vec::new();
@@ -229,49 +244,83 @@ impl Client {
         }
     }
 
-    /// Asks the storage servers which shares of `si` they hold, in waves
-    /// of [`ASK_AT_ONCE`] in placement order, until `enough` distinct
-    /// shares are found (`None`: asks them all, for a census).
-    pub(crate) async fn find_holders(
-        &self,
-        si: crate::store::StorageIndex,
-        enough: Option<usize>,
-    ) -> Holders {
-        let servers = crate::placement::order(&si, &self.servers());
-        let mut h = Holders { map: BTreeMap::new(), conns: HashMap::new(), notes: Vec::new() };
-        for wave in servers.chunks(ASK_AT_ONCE) {
-            let asks = wave.iter().map(|s| async move {
-                let listed = self.open_and_call(s.peer, Request::List { si }).await;
-                (s.peer, listed)
-            });
-            for (peer, listed) in futures::future::join_all(asks).await {
-                match listed {
-                    Ok((conn, Response::Shares(v))) => {
-                        h.notes.push(format!("{peer} has {v:?}"));
-                        for sh in v {
-                            h.map.entry(sh).or_default().push(peer);
-                        }
-                        h.conns.insert(peer, conn);
+    /// Asks the next wave of `search`'s servers which shares they hold,
+    /// adding what they said to `h`; `false` once every server was asked.
+    /// With `search.enough`, the wave ends as soon as `h` knows that many
+    /// shares; servers that had not answered yet go back to the front.
+    pub(crate) async fn ask_wave(&self, search: &mut Search, h: &mut Holders) -> bool {
+        use futures::stream::StreamExt;
+        let take = search.wave.min(search.rest.len());
+        let wave: Vec<PeerId> = search.rest.drain(..take).collect();
+        if wave.is_empty() {
+            return false;
+        }
+        let si = search.si;
+        let started = std::time::Instant::now();
+        let mut asks: futures::stream::FuturesUnordered<_> = wave
+            .iter()
+            .map(|peer| async move {
+                let listed = self.open_and_call(*peer, Request::List { si }).await;
+                (*peer, listed)
+            })
+            .collect();
+        let mut answered = Vec::new();
+        while let Some((peer, listed)) = asks.next().await {
+            answered.push(peer);
+            match listed {
+                Ok((conn, Response::Shares(v))) => {
+                    h.notes.push(format!("{peer} has {v:?}"));
+                    for sh in v {
+                        h.map.entry(sh).or_default().push(peer);
                     }
-                    Ok((_, other)) => h.notes.push(format!("{peer}: {other:?}")),
-                    Err(e) => h.notes.push(format!("{peer}: {e}")),
+                    h.conns.insert(peer, conn);
                 }
+                Ok((_, other)) => h.notes.push(format!("{peer}: {other:?}")),
+                Err(e) => h.notes.push(format!("{peer}: {e}")),
             }
-            if enough.is_some_and(|n| h.map.len() >= n) {
+            if search.enough.is_some_and(|k| h.map.len() >= k) {
                 break;
             }
         }
-        h
+        drop(asks);
+        for peer in wave.iter().rev().filter(|p| !answered.contains(p)) {
+            search.rest.push_front(*peer);
+        }
+        tracing::debug!(
+            asked = wave.len(),
+            answered = answered.len(),
+            shares = h.map.len(),
+            took = ?started.elapsed(),
+            "asked a wave of servers for a file's shares"
+        );
+        true
     }
 }
 
-/// Storage servers asked at once where a file's shares are. A download
-/// asks them in the order an upload from this node would place shares
-/// ([`crate::placement::order`]), a wave at a time, and stops once it has
-/// found every share: in a community of 100 it asked all 99 at once, and
-/// 60 of those sessions (each a new connection) were not open within
-/// 10 s on a 2-core machine.
-const ASK_AT_ONCE: usize = 16;
+/// The servers not yet asked where a file's shares are, in the order its
+/// upload placed them ([`crate::placement::order`]).
+pub(crate) struct Search {
+    si: crate::store::StorageIndex,
+    rest: std::collections::VecDeque<PeerId>,
+    wave: usize,
+    /// Shares after which a wave stops waiting for the rest of its answers.
+    enough: Option<usize>,
+}
+
+impl Search {
+    /// A search for `si` among `servers`, `wave` at a time, each wave
+    /// ending once `enough` shares are known (`None`: when all answered).
+    pub(crate) fn new(
+        si: crate::store::StorageIndex,
+        servers: Vec<crate::placement::Server>,
+        wave: usize,
+        enough: Option<usize>,
+    ) -> Self {
+        let rest =
+            crate::placement::order(&si, &servers, wave).into_iter().map(|s| s.peer).collect();
+        Search { si, rest, wave, enough }
+    }
+}
 
 fn si_of(cap: &ReadCap) -> crate::store::StorageIndex {
     storage_index(&cap.key)
@@ -287,7 +336,16 @@ impl Spares<'_> {
         taken: &[u8],
     ) -> Option<Chosen> {
         let si = si_of(self.cap);
-        while let Some((share, peer)) = self.candidates.pop() {
+        loop {
+            let Some((share, peer)) = self.candidates.pop() else {
+                // Every holder found so far was tried: ask the next window.
+                let mut more = Holders::default();
+                if !client.ask_wave(&mut self.search, &mut more).await {
+                    return None;
+                }
+                self.take(more);
+                continue;
+            };
             if taken.contains(&share) {
                 continue;
             }
@@ -329,6 +387,16 @@ impl Spares<'_> {
                 Err(e) => self.notes.push(format!("{peer}: {e}")),
             }
         }
-        None
+    }
+
+    /// Adds newly found holders as candidates, share by share, tried
+    /// after any left from earlier.
+    fn take(&mut self, found: Holders) {
+        let mut fresh: Vec<(u8, PeerId)> =
+            found.map.iter().flat_map(|(sh, peers)| peers.iter().map(move |p| (*sh, *p))).collect();
+        fresh.reverse();
+        self.candidates.splice(0..0, fresh);
+        self.conns.extend(found.conns);
+        self.notes.extend(found.notes);
     }
 }

@@ -22,7 +22,14 @@ pub async fn grid(n: usize) -> Grid {
 }
 
 /// A grid whose last node serves `last` (when given) instead of a MemStore.
-pub async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
+pub async fn grid_with(n: usize, last: Option<SharedStore>) -> Grid {
+    grid_sized(&vec![1 << 30; n], last).await
+}
+
+/// A grid of one node per capacity, each serving a MemStore of that many
+/// bytes, but the last, which serves `last` when given.
+pub async fn grid_sized(capacities: &[u64], mut last: Option<SharedStore>) -> Grid {
+    let n = capacities.len();
     let net = TestNet::start(n, fast_config()).await.unwrap();
     net.wait_all_alive().await.unwrap();
     let cancel = CancellationToken::new();
@@ -32,7 +39,7 @@ pub async fn grid_with(n: usize, mut last: Option<SharedStore>) -> Grid {
         let store: SharedStore = match last.take_if(|_| i == n - 1) {
             Some(store) => store,
             None => {
-                let mem = MemStore::new(1 << 30);
+                let mem = MemStore::new(capacities[i]);
                 stores.push(mem.clone());
                 Arc::new(mem)
             }
