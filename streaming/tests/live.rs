@@ -81,8 +81,11 @@ async fn viewers_play_exactly_what_the_publisher_sent_and_see_the_end() {
     }
     assert!(matches!(svcs[1].watch("no-such-channel").await, Err(StreamError::Unknown(_))));
     assert!(matches!(svcs[1].watch("12D3KooWnotachannel").await, Err(StreamError::BadChannel(_))));
-    // Opaque bytes (not MPEG-TS), 4 s of them.
-    let source: Vec<u8> = (0..4 * RATE).map(|i| (i * 7 % 253) as u8).collect();
+    // Opaque bytes (not MPEG-TS), 6 s of them: long enough that the
+    // start, when every viewer pulls from the publisher before its
+    // neighbours have anything, does not decide the publisher's upload
+    // (with 4 s, one loaded CI run saw 2.06× against the 2× bound).
+    let source: Vec<u8> = (0..6 * RATE).map(|i| (i * 7 % 253) as u8).collect();
     let players: Vec<Player> =
         futures::future::join_all(svcs[1..].iter().map(|s| s.watch("test-channel")))
             .await
