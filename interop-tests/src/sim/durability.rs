@@ -1,10 +1,13 @@
 //! Storage durability under Guifi-like churn, over a simulated year, with
-//! the project's own placement (`cloudy_storage::placement::plan`) and
-//! upkeep decision (`cloudy_storage::upkeep::decide::decide`). Deterministic:
-//! one seed, one result. The model and its sources are in
-//! DESIGN/simulation.md.
+//! the project's own peer scores (`cloudy_overlay::scoring`: availability
+//! history and the score formula), placement
+//! (`cloudy_storage::placement::plan`) and upkeep decision
+//! (`cloudy_storage::upkeep::decide::decide`). Deterministic: one seed, one
+//! result. The model and its sources are in DESIGN/simulation.md.
 
-use cloudy_overlay::PeerId;
+use cloudy_overlay::scoring::history::Availability;
+use cloudy_overlay::scoring::{score, ScoreInputs};
+use cloudy_overlay::{MemberState, PeerId};
 use cloudy_storage::placement::{plan, Server};
 use cloudy_storage::upkeep::decide::{decide, Decision};
 use rand::rngs::StdRng;
@@ -19,6 +22,10 @@ pub const RELIABLE: Range<f64> = 0.9..0.999;
 
 /// Hours in a simulated year.
 pub const YEAR_HOURS: u32 = 365 * 24;
+/// Hours the community runs before the files are uploaded: the members'
+/// availability history (what their scores are made of) starts here.
+pub const WARMUP_HOURS: u32 = 30 * 24;
+const HOUR_MS: u64 = 3_600_000;
 
 /// One simulation's settings.
 #[derive(Clone, Debug)]
@@ -97,9 +104,42 @@ pub struct Outcome {
 
 struct Node {
     up: bool,
+    /// The chance to be up the model drew; placement never sees it.
     availability: f64,
     /// Disk generation: a share stored on an earlier one is gone.
     disk: u32,
+    /// What the community has seen of the node, as the overlay keeps it.
+    history: Availability,
+}
+
+impl Node {
+    /// The overlay's score of the node from its history (the same for
+    /// every observer: one community, one view). Round trips are not
+    /// modelled, so the latency term is the same for all.
+    fn score(&self, now_ms: u64) -> f64 {
+        score(&ScoreInputs {
+            state: if self.up { MemberState::Alive } else { MemberState::Failed },
+            rtt: None,
+            availability: self.history.ratio(),
+            failures: self.history.failures_at(now_ms),
+            same_zone: false,
+        })
+    }
+
+    /// One hour of the up/down chain, seen by the community.
+    fn hour(&mut self, rng: &mut StdRng, mean_down_hours: f64, end_ms: u64) {
+        let was_up = self.up;
+        let down = (1.0 - self.availability) / (self.availability * mean_down_hours);
+        self.up = if self.up {
+            rng.gen::<f64>() >= down
+        } else {
+            rng.gen::<f64>() >= 1.0 / mean_down_hours
+        };
+        self.history.observe(HOUR_MS, self.up);
+        if was_up && !self.up {
+            self.history.record_failure(end_ms);
+        }
+    }
 }
 
 struct File {
@@ -130,8 +170,10 @@ fn availability(rng: &mut StdRng, unreliable: f64) -> f64 {
 
 /// Places the shares `numbers` of a file on up nodes among a random sample
 /// of candidates, with the node's own placement; `false` if not happy.
+#[allow(clippy::too_many_arguments)] // the simulation's state, passed apart
 fn place(
     s: &Setup,
+    now_ms: u64,
     nodes: &[Node],
     ids: &[PeerId],
     f: &mut File,
@@ -152,7 +194,7 @@ fn place(
             index.insert(ids[i], i);
             servers.push(Server {
                 peer: ids[i],
-                score: nodes[i].availability,
+                score: nodes[i].score(now_ms),
                 zone: String::new(),
                 free: u64::MAX,
             });
@@ -175,9 +217,16 @@ pub fn run(s: &Setup) -> Outcome {
     let mut nodes: Vec<Node> = (0..s.nodes)
         .map(|_| {
             let a = availability(&mut rng, s.unreliable);
-            Node { up: rng.gen::<f64>() < a, availability: a, disk: 0 }
+            Node { up: rng.gen::<f64>() < a, availability: a, disk: 0, history: Default::default() }
         })
         .collect();
+    // The community has run for a while when the files are uploaded.
+    for hour in 0..WARMUP_HOURS {
+        for node in nodes.iter_mut() {
+            node.hour(&mut rng, s.mean_down_hours, u64::from(hour + 1) * HOUR_MS);
+        }
+    }
+    let start_ms = u64::from(WARMUP_HOURS) * HOUR_MS;
     let mean_availability = nodes.iter().map(|n| n.availability).sum::<f64>() / s.nodes as f64;
     // Uploads, all at the start, by members whose node is up.
     let mut files = Vec::new();
@@ -188,7 +237,7 @@ pub fn run(s: &Setup) -> Outcome {
             continue;
         }
         let mut f = File { maintainer: m, shares: vec![Vec::new(); usize::from(s.n)], lost: false };
-        if place(s, &nodes, &ids, &mut f, &all, s.happy, &mut rng) {
+        if place(s, start_ms, &nodes, &ids, &mut f, &all, s.happy, &mut rng) {
             files.push(f);
         }
     }
@@ -197,16 +246,12 @@ pub fn run(s: &Setup) -> Outcome {
     let (mut lost_by_day, mut readable_by_day) = (Vec::new(), Vec::new());
     let (mut day_readable, mut day_samples) = (0u64, 0u64);
     for hour in 0..s.hours {
+        let now_ms = start_ms + u64::from(hour + 1) * HOUR_MS;
         for node in nodes.iter_mut() {
             if rng.gen::<f64>() < loss_per_hour {
                 node.disk += 1;
             }
-            let down = (1.0 - node.availability) / (node.availability * s.mean_down_hours);
-            node.up = if node.up {
-                rng.gen::<f64>() >= down
-            } else {
-                rng.gen::<f64>() >= 1.0 / s.mean_down_hours
-            };
+            node.hour(&mut rng, s.mean_down_hours, now_ms);
         }
         for f in files.iter_mut().filter(|f| !f.lost) {
             let alive = |n: &(usize, u32)| nodes[n.0].disk == n.1;
@@ -234,7 +279,7 @@ pub fn run(s: &Setup) -> Outcome {
                 let missing: Vec<u8> = (0..s.n)
                     .filter(|&i| !f.shares[usize::from(i)].iter().any(|(h, _)| nodes[*h].up))
                     .collect();
-                if place(s, &nodes, &ids, f, &missing, 1, &mut rng) {
+                if place(s, now_ms, &nodes, &ids, f, &missing, 1, &mut rng) {
                     repairs += 1;
                     let share = s.file_bytes / u64::from(s.k);
                     repair_bytes += s.file_bytes + share * missing.len() as u64;
