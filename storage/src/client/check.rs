@@ -99,8 +99,7 @@ impl Client {
         // time, until every share has a good copy: a healthy file costs 2n
         // questions, not one per server in the community. A file with a
         // share missing is looked for everywhere before it is repaired.
-        let window = crate::placement::window(cap.n);
-        let mut search = Search::new(cap.storage_index, self.servers(), window, None);
+        let mut search = Search::new(cap.storage_index, self.servers(), window(cap.n), None);
         let mut h = Holders::default();
         let mut judged: BTreeSet<(u8, PeerId)> = BTreeSet::new();
         let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };

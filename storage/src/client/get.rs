@@ -59,7 +59,7 @@ pub enum GetError {
 /// Who holds which shares of a file, with open sessions to them.
 #[derive(Default)]
 pub(crate) struct Holders {
-    /// Share number → servers holding it, best-scored first.
+    /// Share number → servers holding it, in the order they answered.
     pub map: BTreeMap<u8, Vec<PeerId>>,
     /// Sessions with every server that answered.
     pub conns: HashMap<PeerId, Conn>,
@@ -110,10 +110,10 @@ impl Client {
         }
         let si = storage_index(&cap.key);
         // Ask where the upload put the shares, a window at a time, until
-        // k distinct shares are known; further windows are asked only if
-        // those fail (`Spares::next_share`).
-        // A wave stops at the first k shares to answer: the nearest
-        // holders, and no wait for the slowest of the window.
+        // k distinct shares are known. A wave stops at the first k shares
+        // to answer (the nearest holders; no wait for the slowest of the
+        // window), and further windows are asked only if those fail
+        // (`Spares::next_share`).
         let window = crate::placement::window(cap.n);
         let mut search = Search::new(si, self.servers(), window, Some(cap.k as usize));
         let mut found = Holders::default();
