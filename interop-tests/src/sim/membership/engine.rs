@@ -36,9 +36,20 @@ pub(super) const T_IDLE: u64 = 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Tick(u32),
+    /// A suspicion runs out (the node wakes at its table's next deadline).
+    Check(u32),
     ProbeFail(u32, u32),
-    Gossip { to: u32, from: u32, msg: u32, hops: u32 },
-    Sync { to: u32, from: u32, payload: u32 },
+    Gossip {
+        to: u32,
+        from: u32,
+        msg: u32,
+        hops: u32,
+    },
+    Sync {
+        to: u32,
+        from: u32,
+        payload: u32,
+    },
     Up(u32),
     Connected(u32),
     Announce(u32),
@@ -74,6 +85,8 @@ struct Node {
     heard: Vec<u64>,
     sent: [u64; 3],
     cpu: Duration,
+    /// When its next [`Ev::Check`] is due, µs.
+    check_at: Option<u64>,
 }
 
 /// A member went down or came back at `at` µs; when each observer saw it.
@@ -225,6 +238,7 @@ impl Sim {
                 heard: Vec::new(),
                 sent: [0; 3],
                 cpu: Duration::ZERO,
+                check_at: None,
             })
             .collect();
         let watch = Watch { joiner, announcer, victim, ..Watch::default() };
@@ -374,6 +388,7 @@ impl Sim {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Tick(i) => self.tick(i as usize),
+            Ev::Check(i) => self.check(i as usize),
             Ev::ProbeFail(i, t) => self.probe_failed(i as usize, t as usize),
             Ev::Gossip { to, from, msg, hops } => {
                 self.gossip(to as usize, from as usize, msg as usize, hops)
@@ -502,6 +517,32 @@ impl Sim {
         let sec = self.now / 1_000_000;
         if (sec + i as u64).is_multiple_of(self.cfg.sync_interval.as_secs().max(1)) {
             self.start_sync(i);
+        }
+    }
+
+    /// A suspicion ran out: the node's table fails the member now, not at
+    /// its next second (the node sleeps until `next_deadline`).
+    fn check(&mut self, i: usize) {
+        if self.nodes[i].check_at != Some(self.now) {
+            return;
+        }
+        self.nodes[i].check_at = None;
+        if !self.nodes[i].up {
+            return;
+        }
+        let now = self.at();
+        let changes = self.code(i, |n| n.table.tick(now));
+        self.changes(i, changes);
+    }
+
+    /// Wakes node `i` when its first suspicion runs out.
+    fn arm(&mut self, i: usize) {
+        let Some(due) = self.nodes[i].table.next_deadline() else { return };
+        let at = due.saturating_duration_since(self.base).as_micros() as u64;
+        let at = at.max(self.now);
+        if self.nodes[i].check_at.is_none_or(|c| at < c) {
+            self.nodes[i].check_at = Some(at);
+            self.schedule(at, Ev::Check(i as u32));
         }
     }
 
@@ -696,6 +737,9 @@ impl Sim {
                     self.record(i, p, MemberState::Alive);
                 }
             }
+        }
+        if self.nodes[i].up {
+            self.arm(i);
         }
         if i == self.watch.joiner && self.watch.joiner_full.is_none() {
             let up = self.nodes.iter().filter(|n| n.up).count() - 1;

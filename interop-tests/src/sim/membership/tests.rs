@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn key(o: &Outcome) -> (Option<f64>, Option<f64>, Option<f64>, u32, [u64; 3]) {
     let bytes = o.idle_bytes.map(|b| b.round() as u64);
@@ -59,4 +60,18 @@ fn under_guifi_churn_departures_and_returns_are_seen_by_all() {
     assert!(c.detect.is_some_and(|(_, max)| max <= 5.0), "{c:?}");
     assert!(c.rejoin.is_some_and(|(_, max)| max <= 5.0), "{c:?}");
     assert_eq!(o.false_failures, 0, "{o:?}");
+}
+
+/// A suspicion ends at its deadline, as the node's event loop wakes for
+/// it, not at the simulated node's next second: a probe timeout half a
+/// second shorter detects a kill about half a second sooner (with the
+/// suspicion checked once a second both detected it in the same second).
+#[test]
+fn a_shorter_probe_timeout_detects_sooner() {
+    let with = |probe: f64| {
+        let timeouts = Some((Duration::from_secs_f64(probe), Duration::from_secs(2)));
+        run(&Setup { timeouts, ..Setup::community(100, 1) }).detect.expect("kill detected")
+    };
+    let (slow, fast) = (with(1.0), with(0.5));
+    assert!((slow - fast - 0.5).abs() <= 0.1, "1 s: {slow:.2} s, 0.5 s: {fast:.2} s");
 }
