@@ -22,7 +22,8 @@ use std::time::Duration;
 ///   when it moved, checked every 30 s; tables compared with one random
 ///   connected member every 10 s (anti-entropy);
 /// - links to 3 random members besides the monitor ring, idle connections
-///   closed after 30 s, ping every connection every 60 s (RTT samples;
+///   closed after 10 s (a start's burst of connections then does not stay
+///   in the heap; DESIGN/failure-detection.md), ping every connection every 60 s (RTT samples;
 ///   monitors also measure one with every probe);
 /// - availability history saved every 30 s.
 #[derive(Clone, Debug)]
@@ -88,7 +89,7 @@ impl Default for Config {
                 reap_after: Duration::from_secs(24 * 3600),
             },
             target_peers: 3,
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(60),
             history_path: None,
             history_save_interval: Duration::from_secs(30),
