@@ -45,10 +45,7 @@ async fn main() {
     let (k, n, happy) = (arg("--k", 3), arg("--n", 6), arg("--happy", 4));
     let small = arg("--small", 200) as usize;
     let runs = arg("--runs", 1).max(1) as usize;
-    let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
-        println!("keeping the nodes' homes in {}", dir.path().display());
-    }
+    let dir = args::homes_dir();
     println!("starting {n_nodes} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..n_nodes {
@@ -135,9 +132,7 @@ async fn main() {
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;
     }
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
-        let _ = dir.keep();
-    }
+    args::keep_if_asked(dir);
 
     println!();
     let keys = if convergent { "convergent keys" } else { "random keys" };

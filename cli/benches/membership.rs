@@ -147,10 +147,7 @@ async fn main() {
     let settle = Duration::from_secs(arg("--settle-secs", 10));
     // A private community: node 0 makes it, the others join with an invite.
     let private = std::env::args().any(|a| a == "--private");
-    let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
-        println!("keeping the nodes' homes in {}", dir.path().display());
-    }
+    let dir = args::homes_dir();
     let (tx, mut bench) = tracker::follow();
 
     println!("starting {n} node processes on 127.0.0.1 ...");
@@ -319,9 +316,7 @@ async fn main() {
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;
     }
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
-        let _ = dir.keep();
-    }
+    args::keep_if_asked(dir);
 
     print_timeline(first_start, &starts, &bench.tracker.lock().unwrap().suspicions);
     let r = reference(n);
