@@ -147,10 +147,14 @@ async fn run(n: usize, secs: u64, root: &Path) {
     // catches a varying share of them, as the members started together.)
     let idle_secs =
         cloudy_node::config::MembershipConfig::default().heartbeat_interval.as_secs_f64();
-    let idle0 = wire.as_ref().map(|w| w.total());
+    let idle0 = wire.as_ref().map(|w| w.read());
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
-    let idle_rate: Option<f64> =
-        wire.as_ref().zip(idle0).map(|(w, a)| (w.total() - a) as f64 / idle_secs);
+    // Bytes per second each node sent while idle.
+    let idle_rates: Option<Vec<f64>> = wire
+        .as_ref()
+        .zip(idle0)
+        .map(|(w, a)| w.read().iter().zip(&a).map(|(y, x)| (y - x) as f64 / idle_secs).collect());
+    let idle_rate: Option<f64> = idle_rates.as_ref().map(|r| r.iter().sum());
 
     let idle_rss: Vec<Option<f64>> = nodes[1..=n].iter().map(|p| rss_mb(p.pid())).collect();
     // The source.
@@ -321,15 +325,23 @@ async fn run(n: usize, secs: u64, root: &Path) {
                 );
             }
             println!("(wire: {packets} packets, {} dropped by full receive buffers, {:.0} bytes each on average; chunk payload sent by all {:.2} MB, received {:.2} MB)", na(drops.map(|d| d as f64), 0), total / packets.max(1) as f64, statuses.values().map(|s| s["stats"]["bytes_up"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6 + pub_app / 1e6, received / 1e6);
-            let overlay = idle_rate.unwrap_or(0.0) * elapsed;
+            // The channel's members (the publisher, nodes[0], and the
+            // viewers, nodes[1..=n]), less their own idle traffic: in a
+            // community larger than the channel, the bystanders' traffic
+            // (membership news of the killed viewers, say) is not the
+            // channel's.
+            let members = n + 1;
+            let channel: f64 = sent[..members].iter().sum::<f64>() + tcp_dialer;
+            let channel_idle =
+                idle_rates.as_ref().map_or(0.0, |r| r[..members].iter().sum::<f64>() * elapsed);
             println!(
                 "| source upload ÷ stream (wire) | {:.2}× (chunk payload alone {:.2}×) | ≤ 2.0× |",
                 sent[0] / media as f64,
                 pub_app / media as f64
             );
             println!(
-                "| streaming overhead ÷ media (wire, without the overlay's idle traffic) | {:.1} % | ≤ 10 % |",
-                (total - overlay - received) / received * 100.0
+                "| streaming overhead ÷ media (wire, the channel's members, without their idle traffic) | {:.1} % | ≤ 10 % |",
+                (channel - channel_idle - received) / received * 100.0
             );
             println!(
                 "| all traffic ÷ media (with membership, probes, DHT: {:.1} KB/s per node idle) | {:.1} % | — |",
