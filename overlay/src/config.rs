@@ -23,8 +23,8 @@ use std::time::Duration;
 ///   connected member every 10 s (anti-entropy);
 /// - links to 3 random members besides the monitor ring, idle connections
 ///   closed after 10 s (a start's burst of connections then does not stay
-///   in the heap; DESIGN/failure-detection.md), ping every connection every 60 s (RTT samples;
-///   monitors also measure one with every probe);
+///   in the heap; DESIGN/failure-detection.md), ping every connection
+///   every 60 s (RTT samples; monitors also measure one with every probe);
 /// - availability history saved every 30 s.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

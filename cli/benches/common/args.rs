@@ -41,12 +41,15 @@ pub(crate) fn apply_settings(config: &std::path::Path) {
     std::fs::write(config, lines.join("\n") + "\n").expect("config.toml");
 }
 
+/// Set in the environment, keeps the nodes' homes after a run.
+const KEEP: &str = "CLOUDY_KEEP_COMMUNITY";
+
 /// The directory for the nodes' homes. With `CLOUDY_KEEP_COMMUNITY` set
 /// in the environment it outlives the run ([`keep_if_asked`]), for reading
 /// the nodes' logs afterwards; its path is printed.
 pub(crate) fn homes_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+    if std::env::var_os(KEEP).is_some() {
         println!("keeping the nodes' homes in {}", dir.path().display());
     }
     dir
@@ -54,7 +57,7 @@ pub(crate) fn homes_dir() -> tempfile::TempDir {
 
 /// Keeps `dir` when `CLOUDY_KEEP_COMMUNITY` asks for it; removes it otherwise.
 pub(crate) fn keep_if_asked(dir: tempfile::TempDir) {
-    if std::env::var_os("CLOUDY_KEEP_COMMUNITY").is_some() {
+    if std::env::var_os(KEEP).is_some() {
         let _ = dir.keep();
     }
 }
