@@ -38,6 +38,8 @@ use wire::Wire;
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/layout.rs"]
+mod layout;
 use args::arg;
 #[path = "common/tracker.rs"]
 mod tracker;
@@ -365,6 +367,7 @@ async fn main() {
         r.rss,
         r.serf[2]
     );
+    println!("{}", layout::row(EXE));
     println!(
         "| idle CPU per node, mean / max | {} | {} | {} |",
         mean_max(&cpu, 2, " %"),

@@ -46,6 +46,17 @@ fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> 
             };
         }
         trim::start();
+    } else {
+        // A client command piped into `head` or `less` stops quietly when
+        // the reader goes away, as other Unix tools do, instead of
+        // panicking on the broken pipe. (The node keeps Rust's default:
+        // a closed log pipe must not kill it.)
+        // SAFETY: restores the default action of one signal before any
+        // other thread exists.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     b.enable_all().build()
 }

@@ -188,3 +188,25 @@ async fn completions_manual_page_and_bad_invites() {
     fails_with(&home, &["join", "cloudy-join:1:abc!"], "bad invite: not base32").await;
     assert!(!home.exists(), "a bad invite creates no home");
 }
+
+/// `cloudy-p2p … | head -1`: the reader goes away after one line, and the
+/// command stops quietly, as Unix tools do (it used to panic, or print
+/// "error: Broken pipe").
+#[test]
+fn a_reader_that_goes_away_stops_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(EXE)
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("cloudy"), "{first:?}");
+    // The reader is dropped here, with 130 KB of the script unread.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nothing on stderr");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
