@@ -13,8 +13,12 @@ pub const ACK: u64 = 60;
 /// A gossipsub message beyond its data: author, sequence number, topic,
 /// signature, protobuf framing.
 pub const GOSSIP_ENVELOPE: u64 = 150;
-/// A gossip message id in an IHAVE (author and sequence number).
-pub const GOSSIP_ID: u64 = 46;
+/// A gossip message id in an IHAVE: the node's 16-byte BLAKE3 id
+/// (`overlay/src/behaviour.rs`) and its protobuf field header.
+pub const GOSSIP_ID: u64 = 18;
+/// An IHAVE beyond its ids: the RPC, control and IHAVE framing and the
+/// topic name.
+pub const GOSSIP_IHAVE: u64 = 27;
 /// Opening a request-response stream: multistream-select's header and
 /// the protocol name, each way.
 pub const NEGOTIATION: u64 = 45;

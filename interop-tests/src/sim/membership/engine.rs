@@ -566,7 +566,8 @@ impl Sim {
         node.heard.retain(|t| now.saturating_sub(*t) < GOSSIP_HISTORY_US);
         let ids = node.heard.len() as u64;
         if ids > 0 {
-            node.sent[GOSSIP] += GOSSIP_LAZY * (wire::PACKET + ids * wire::GOSSIP_ID);
+            node.sent[GOSSIP] +=
+                GOSSIP_LAZY * (wire::PACKET + wire::GOSSIP_IHAVE + ids * wire::GOSSIP_ID);
         }
     }
 
