@@ -37,7 +37,7 @@ pub struct Behaviour {
     pub(crate) addresses: crate::addresses::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) kad: crate::quiet_kad::Behaviour,
     pub(crate) gossipsub: crate::quiet_gossip::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) members: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
@@ -106,7 +106,7 @@ impl Behaviour {
             addresses: Default::default(),
             identify,
             ping,
-            kad,
+            kad: crate::quiet_kad::Behaviour(kad),
             gossipsub: crate::quiet_gossip::Behaviour(gossipsub),
             mdns: mdns.into(),
             members: request_response::cbor::Behaviour::new(

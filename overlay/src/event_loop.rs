@@ -161,10 +161,7 @@ impl EventLoop {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
-                ev = self.swarm.select_next_some() => {
-                    self.on_swarm_event(ev);
-                    self.end_kad_bootstrap();
-                }
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = heartbeat.tick() => self.gossip_moved_coordinate(),
                 _ = sync.tick() => self.sync_with_random_member(),
                 _ = probe.tick() => self.on_probe_tick(),

@@ -232,24 +232,6 @@ impl EventLoop {
         Ok(msg)
     }
 
-    /// Ends Kademlia's bootstrap as soon as it starts. Kademlia starts one
-    /// by itself whenever a peer enters a routing table of fewer than 20
-    /// (libp2p-kad's `bootstrap_on_low_peers`, which no setting turns
-    /// off), so every newcomer, whose routing table fills from the member
-    /// table, ran one: a walk that dialed most of the community. At
-    /// N = 200 that was the bulk of the CPU a start cost, and the machine
-    /// stayed saturated for the whole start (DESIGN/failure-detection.md).
-    /// The routing table needs no walk here: every member's addresses
-    /// reach it from the member table ([`EventLoop::learn_addresses`]).
-    /// Only the walk's first requests (its parallelism, 3) go out.
-    pub(crate) fn end_kad_bootstrap(&mut self) {
-        for mut q in self.swarm.behaviour_mut().kad.iter_queries_mut() {
-            if matches!(q.info(), kad::QueryInfo::Bootstrap { .. }) {
-                q.finish();
-            }
-        }
-    }
-
     fn on_kad(&mut self, ev: kad::Event) {
         let kad::Event::OutboundQueryProgressed { id, result, step, .. } = ev else { return };
         match (result, self.pending_kad.remove(&id)) {

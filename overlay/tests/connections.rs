@@ -18,7 +18,10 @@ async fn a_newcomer_connects_to_a_few_members_not_to_all() {
     // at once are not a newcomer and a community: each then learns the
     // others one by one, and every one that enters a Kademlia routing
     // table of fewer than 20 starts another of libp2p-kad's bootstrap
-    // walks, whose first requests dial; that flaked this test 1 run in 10.)
+    // walks.) Each step of such a walk dialed three members before the
+    // event loop could end it, and the newcomer reached 22 of 29 in 1 CI
+    // run of 4; Kademlia now dials for the node's own queries only
+    // (`overlay/src/quiet_kad.rs`): 6–8 here, against 8–11 before.
     let net = TestNet::start(N - 1, Config::for_test()).await.unwrap();
     net.wait_all_alive().await.unwrap();
     let mut cfg = Config::for_test();
@@ -37,8 +40,9 @@ async fn a_newcomer_connects_to_a_few_members_not_to_all() {
         most = most.max(connected);
     }
     most = most.max(last.snapshot().peers.values().filter(|p| p.connected).count());
-    // Its monitor targets and random links, those for whom it is one,
-    // the bootstrap node and Kademlia's first requests: about a dozen.
+    // Its monitor targets and random links, those for whom it is one, and
+    // the bootstrap node: under a dozen, with room for links replaced
+    // when a loaded machine makes a member look suspect.
     assert!(most <= 18, "the newcomer connected to {most} of {} members", N - 1);
     assert!(most >= 3, "the newcomer connected to only {most} members");
 }
