@@ -87,6 +87,10 @@ impl Aliases {
             let (cap, path) = arg.split_once('/').unwrap_or((arg, ""));
             return Ok(Loc::Grid { cap: cap.to_string(), path: path.to_string() });
         }
+        if arg.starts_with("URI:") && !self.map.contains_key("URI") {
+            // A Tahoe-LAFS capability: the grid says what it is.
+            return Ok(Loc::Grid { cap: arg.to_string(), path: String::new() });
+        }
         if let Some((name, path)) = arg.split_once(':') {
             if let Some(cap) = self.map.get(name) {
                 return Ok(Loc::Grid { cap: cap.clone(), path: path.to_string() });
@@ -134,5 +138,7 @@ mod tests {
         let err = a.locate("nosuch:x").unwrap_err().to_string();
         assert!(err.contains("unknown alias \"nosuch\""), "{err}");
         assert!(a.grid("plain/path").is_err());
+        // A Tahoe-LAFS capability goes to the grid, which names it.
+        assert_eq!(a.locate("URI:CHK:abc:def:3:10:9").unwrap(), grid("URI:CHK:abc:def:3:10:9", ""));
     }
 }

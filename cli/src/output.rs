@@ -50,7 +50,8 @@ impl PartFile {
         let part = target.with_extension(format!("part-{}", std::process::id()));
         let f = tokio::fs::File::create(&part)
             .await
-            .with_context(|| format!("cannot write {}", part.display()))?;
+            // The user's name for it: the part file is ours.
+            .with_context(|| format!("cannot write {}", target.display()))?;
         Ok((PartFile { part, target: target.to_path_buf() }, f))
     }
 

@@ -94,7 +94,7 @@ pub(crate) struct EventLoop {
     pub scores_tx: watch::Sender<Arc<PeerScores>>,
     pub pending_kad: HashMap<kad::QueryId, KadPending>,
     /// Dials asked for by [`Command::Connect`], by connection.
-    pub pending_connects: HashMap<libp2p::swarm::ConnectionId, Reply<PeerId>>,
+    pub pending_connects: HashMap<libp2p::swarm::ConnectionId, (String, Reply<PeerId>)>,
     /// Peers kept off for abuse, until when.
     pub banned: crate::limits::Banned,
     /// Membership messages per author: a member gossiping far over
@@ -226,20 +226,19 @@ impl EventLoop {
             }
             Command::Dial { addr, reply } => {
                 let res = self.swarm.dial(addr.clone());
-                let _ =
-                    reply.send(res.map_err(|e| Error::Dial {
-                        target: addr.to_string(),
-                        reason: e.to_string(),
-                    }));
+                let _ = reply.send(res.map_err(|e| Error::Dial {
+                    target: addr.to_string(),
+                    reason: crate::dial_error::reason(&e),
+                }));
             }
             Command::Connect { addr, reply } => {
                 let opts = DialOpts::from(addr.clone());
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
-                    Ok(()) => drop(self.pending_connects.insert(id, reply)),
+                    Ok(()) => drop(self.pending_connects.insert(id, (addr.to_string(), reply))),
                     Err(e) => drop(reply.send(Err(Error::Dial {
                         target: addr.to_string(),
-                        reason: e.to_string(),
+                        reason: crate::dial_error::reason(&e),
                     }))),
                 }
             }

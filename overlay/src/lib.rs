@@ -35,6 +35,7 @@ mod anti_entropy;
 pub mod behaviour;
 pub mod community;
 pub mod config;
+mod dial_error;
 mod error;
 pub mod event_loop;
 mod forward;

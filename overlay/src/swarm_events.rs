@@ -39,7 +39,7 @@ impl EventLoop {
                     let _ = self.swarm.close_connection(connection_id);
                     return;
                 }
-                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                if let Some((_, reply)) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
                 // The dialer compares tables with the member it reached.
@@ -65,10 +65,9 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
                 debug!(peer = ?peer_id, "outgoing connection failed: {error}");
-                if let Some(reply) = self.pending_connects.remove(&connection_id) {
-                    let target =
-                        peer_id.map_or_else(|| "the address".to_string(), |p| p.to_string());
-                    let _ = reply.send(Err(Error::Dial { target, reason: error.to_string() }));
+                if let Some((target, reply)) = self.pending_connects.remove(&connection_id) {
+                    let reason = crate::dial_error::reason(&error);
+                    let _ = reply.send(Err(Error::Dial { target, reason }));
                 }
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {

@@ -233,6 +233,9 @@ pub enum CapError {
     /// Not one of ours at all.
     #[error("not a cloudy capability (expected it to start with \"cloudy:\"): {0:?}")]
     NotACapability(String),
+    /// A Tahoe-LAFS capability (`URI:CHK:…`, `URI:DIR2:…`): another grid.
+    #[error("{0:?} is a Tahoe-LAFS capability; this grid has its own (they start with \"cloudy:\"): copy the file out of Tahoe with `tahoe get` and store it here with `cloudy-p2p put`")]
+    Tahoe(String),
     /// Unknown kind after `cloudy:`.
     #[error("unknown capability kind {0:?} (expected chk, chk-verify, lit, mut or dir)")]
     UnknownKind(String),
@@ -285,13 +288,22 @@ fn params(f: &[&str]) -> Result<(u8, u8, u64), CapError> {
     Ok((k, n, number("size", f[2])?))
 }
 
+/// `URI:CHK:…`: a foreign capability's kind, without its secrets.
+fn short(s: &str) -> String {
+    let kind: Vec<&str> = s.splitn(3, ':').take(2).collect();
+    format!("{}:…", kind.join(":"))
+}
+
 impl FromStr for Cap {
     type Err = CapError;
 
     fn from_str(s: &str) -> Result<Cap, CapError> {
         let s = s.trim();
         let Some(rest) = s.strip_prefix("cloudy:") else {
-            return Err(CapError::NotACapability(s.to_string()));
+            return Err(match s.starts_with("URI:") {
+                true => CapError::Tahoe(short(s)),
+                false => CapError::NotACapability(s.to_string()),
+            });
         };
         let f: Vec<&str> = rest.split(':').collect();
         let count = |kind, expected| {
@@ -471,7 +483,9 @@ mod tests {
     fn malformed_and_truncated_caps_name_the_part() {
         let good = Cap::Read(read()).to_string();
         let err = |s: &str| s.parse::<Cap>().unwrap_err().to_string();
-        assert!(err("URI:CHK:abc").contains("not a cloudy capability"));
+        assert!(err("URI:CHK:abc").contains("is a Tahoe-LAFS capability"));
+        assert!(err("URI:DIR2:abc:def").contains("`tahoe get`"));
+        assert!(err("chk:abc").contains("not a cloudy capability"));
         assert!(err("cloudy:folder:x").contains("unknown capability kind \"folder\""));
         let truncated = &good[..good.rfind(':').unwrap()];
         assert!(

@@ -185,5 +185,10 @@ async fn a_new_member_joins_with_an_invite_in_one_step() {
     .await;
     let config = std::fs::read_to_string(alone[0].home().join("config.toml")).unwrap();
     assert!(config.contains(c[1].peer_id()), "the invite's addresses are in the bootstrap list");
+    // Addresses that lead nowhere get one plain line each.
+    alone[0].fails_with(&["connect", "/ip4/127.0.0.1"], "names no port").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = format!("/ip4/127.0.0.1/tcp/{closed}");
+    alone[0].fails_with(&["connect", &closed], "connection refused").await;
     alone[0].kill9().await;
 }

@@ -60,6 +60,10 @@ async fn put_and_get_across_processes() {
     );
     c[0].fails_with(&["cap", "info", &cap[..cap.len() - 9]], "field").await;
     c[0].fails_with(&["get", "cloudy:chk:nonsense"], "read capability has 2 fields").await;
+    c[0].fails_with(&["get", "URI:CHK:abc:def:3:10:4096"], "is a Tahoe-LAFS capability").await;
+    let nowhere = c.dir().join("no-such-dir/out.bin");
+    let nowhere = nowhere.to_str().unwrap();
+    c[0].fails_with(&["get", &cap, "-o", nowhere], &format!("cannot write {nowhere}:")).await;
 
     let fetched = c.dir().join("fetched.bin");
     let out = c[2].cli(&["get", &cap, "-o", fetched.to_str().unwrap()]).await;

@@ -1,0 +1,149 @@
+//! Why a dial failed, in the user's terms rather than libp2p's
+//! ("Failed to negotiate transport protocol(s): [(…: : Handshake with the
+//! remote timed out.: Handshake with the remote timed out.)]").
+
+use libp2p::core::transport::TransportError;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::DialError;
+use libp2p::Multiaddr;
+use std::io;
+
+/// One line saying why a dial failed.
+pub(crate) fn reason(e: &DialError) -> String {
+    match e {
+        DialError::LocalPeerId { .. } => "that is this node's own address".into(),
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("another node answers there ({obtained}); the address is out of date")
+        }
+        DialError::NoAddresses => "no address is known for it".into(),
+        DialError::Denied { cause } => cause.to_string(),
+        DialError::Transport(errors) => {
+            // One address: the caller names it already.
+            let one = errors.len() == 1;
+            let mut reasons: Vec<String> = errors
+                .iter()
+                .map(|(addr, e)| match (transport_reason(addr, e), one) {
+                    (r, true) => r,
+                    (r, false) => format!("{r} at {addr}"),
+                })
+                .collect();
+            reasons.dedup();
+            reasons.join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn transport_reason(addr: &Multiaddr, e: &TransportError<io::Error>) -> String {
+    match e {
+        TransportError::MultiaddrNotSupported(_) => unsupported(addr),
+        TransportError::Other(io) => {
+            // libp2p's wrappers may hide the socket's error behind their
+            // own (a transparent wrapper forwards its text, not itself):
+            // its text says it then.
+            let kinds = kinds(io);
+            let text = innermost(io).to_lowercase();
+            if kinds.contains(&io::ErrorKind::ConnectionRefused) || text.contains("refused") {
+                "connection refused (nothing listens on that port)".to_string()
+            } else if kinds.contains(&io::ErrorKind::TimedOut) || text.contains("timed out") {
+                no_answer()
+            } else {
+                innermost(io)
+            }
+        }
+    }
+}
+
+fn no_answer() -> String {
+    "no answer (nothing listens there, or a firewall drops the packets)".into()
+}
+
+/// Why this node cannot use `addr` at all.
+fn unsupported(addr: &Multiaddr) -> String {
+    let mut names_port = false;
+    for p in addr.iter() {
+        match p {
+            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_) => {
+                return format!(
+                    "{addr} names a host; give its IP address instead (/ip4/… or /ip6/…)"
+                )
+            }
+            Protocol::Udp(_) | Protocol::Tcp(_) => names_port = true,
+            _ => {}
+        }
+    }
+    match names_port {
+        false => format!(
+            "{addr} names no port; a member's address looks like /ip4/10.0.0.5/udp/7391/quic-v1 (`cloudy-p2p status` on it prints them)"
+        ),
+        true => format!("{addr} is not an address this node can dial (it speaks QUIC and TCP)"),
+    }
+}
+
+/// The kinds of the I/O errors in an error's chain (libp2p's transports
+/// wrap the socket's error in their own).
+fn kinds(e: &io::Error) -> Vec<io::ErrorKind> {
+    let mut kinds = vec![e.kind()];
+    let mut source = e.get_ref().map(|s| s as &(dyn std::error::Error + 'static));
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            kinds.push(io.kind());
+        }
+        source = s.source();
+    }
+    kinds
+}
+
+/// The last distinct message in an error's chain (libp2p wraps an error in
+/// one that prints the same words).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() {
+            last = text;
+        }
+        source = s.source();
+    }
+    last.trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(addr: &str, e: TransportError<io::Error>) -> String {
+        let addr: Multiaddr = addr.parse().unwrap();
+        reason(&DialError::Transport(vec![(addr, e)]))
+    }
+
+    #[test]
+    fn a_failed_dial_says_why_in_plain_words() {
+        // As libp2p-tcp reports it: the socket's error inside another.
+        let refused = io::Error::other(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let r = transport("/ip4/127.0.0.1/tcp/9", TransportError::Other(refused));
+        assert_eq!(r, "connection refused (nothing listens on that port)");
+        let hidden = io::Error::other("Connection refused (os error 111)");
+        let r = transport("/ip4/127.0.0.1/tcp/9", TransportError::Other(hidden));
+        assert_eq!(r, "connection refused (nothing listens on that port)");
+        let timeout = io::Error::other(io::Error::other("Handshake with the remote timed out."));
+        let r = transport("/ip4/127.0.0.1/udp/9/quic-v1", TransportError::Other(timeout));
+        assert!(r.starts_with("no answer (nothing listens there"), "{r}");
+        let bare: Multiaddr = "/ip4/1.2.3.4".parse().unwrap();
+        let r = transport("/ip4/1.2.3.4", TransportError::MultiaddrNotSupported(bare));
+        assert!(r.contains("names no port") && r.contains("/udp/7391/quic-v1"), "{r}");
+        let dns: Multiaddr = "/dns4/example.org/tcp/7391".parse().unwrap();
+        let r = transport("/dns4/example.org/tcp/7391", TransportError::MultiaddrNotSupported(dns));
+        assert!(r.contains("names a host"), "{r}");
+        let odd = io::Error::other(io::Error::other("peer sent garbage"));
+        let r = transport("/ip4/127.0.0.1/tcp/9", TransportError::Other(odd));
+        assert_eq!(r, "peer sent garbage");
+        // Several addresses of one peer: each says where.
+        let (a, b): (Multiaddr, Multiaddr) =
+            ("/ip4/10.0.0.1/tcp/9".parse().unwrap(), "/ip4/10.0.0.2/tcp/9".parse().unwrap());
+        let refused = || TransportError::Other(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let r = reason(&DialError::Transport(vec![(a, refused()), (b, refused())]));
+        assert!(r.contains("at /ip4/10.0.0.1/tcp/9; connection refused"), "{r}");
+    }
+}
