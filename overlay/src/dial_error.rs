@@ -42,13 +42,18 @@ fn transport_reason(addr: &Multiaddr, e: &TransportError<io::Error>) -> String {
             // own (a transparent wrapper forwards its text, not itself):
             // its text says it then.
             let kinds = kinds(io);
-            let text = innermost(io).to_lowercase();
-            if kinds.contains(&io::ErrorKind::ConnectionRefused) || text.contains("refused") {
+            let text = first_words(io);
+            let lower = text.to_lowercase();
+            if kinds.contains(&io::ErrorKind::ConnectionRefused)
+                || lower.contains("connection refused")
+            {
                 "connection refused (nothing listens on that port)".to_string()
-            } else if kinds.contains(&io::ErrorKind::TimedOut) || text.contains("timed out") {
+            } else if kinds.contains(&io::ErrorKind::TimedOut) || lower.contains("timed out") {
                 no_answer()
             } else {
-                innermost(io)
+                // The other side's own words (a private community's gate:
+                // "… refused this node: … was evicted from the community").
+                text
             }
         }
     }
@@ -94,19 +99,18 @@ fn kinds(e: &io::Error) -> Vec<io::ErrorKind> {
     kinds
 }
 
-/// The last distinct message in an error's chain (libp2p wraps an error in
-/// one that prints the same words).
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
+/// The first message in an error's chain that says something (libp2p's
+/// outer errors may print nothing, or the same words as their source).
+fn first_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
         if !text.is_empty() {
-            last = text;
+            return text.trim_end_matches('.').to_string();
         }
-        source = s.source();
+        next = err.source();
     }
-    last.trim_end_matches('.').to_string()
+    String::new()
 }
 
 #[cfg(test)]
@@ -139,6 +143,10 @@ mod tests {
         let odd = io::Error::other(io::Error::other("peer sent garbage"));
         let r = transport("/ip4/127.0.0.1/tcp/9", TransportError::Other(odd));
         assert_eq!(r, "peer sent garbage");
+        // A gate's refusal keeps its own words (it says "refused" too).
+        let gate = io::Error::other("12D3KooW… refused this node: it was evicted");
+        let r = transport("/ip4/127.0.0.1/udp/9/quic-v1", TransportError::Other(gate));
+        assert_eq!(r, "12D3KooW… refused this node: it was evicted");
         // Several addresses of one peer: each says where.
         let (a, b): (Multiaddr, Multiaddr) =
             ("/ip4/10.0.0.1/tcp/9".parse().unwrap(), "/ip4/10.0.0.2/tcp/9".parse().unwrap());
