@@ -210,3 +210,47 @@ fn a_reader_that_goes_away_stops_the_output_quietly() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nothing on stderr");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+#[tokio::test]
+async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
+    assert!(cli(&home, &init).await.ok);
+    // A key restored from a backup readable by everyone.
+    let key = home.join("identity.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut node = tokio::process::Command::new(EXE)
+        .arg("--home")
+        .arg(&home)
+        .arg("up")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let stderr = node.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut log = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push(line);
+        }
+        log
+    });
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.next_line()).await;
+    assert!(ready.unwrap().unwrap().unwrap().starts_with("ready"));
+    // Past Kademlia's wish to walk (0.5 s after the node's addresses
+    // appear); then the node stops when asked, which ends its log.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(cli(&home, &["stop"]).await.ok);
+    let log = tokio::time::timeout(std::time::Duration::from_secs(30), log).await.unwrap().unwrap();
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("identity.key was readable by other users"), "{warnings:#?}");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -252,6 +252,40 @@ impl Home {
         Ok(t.trim().to_string())
     }
 
+    /// Makes the home's secrets (identity key, API token, convergence
+    /// secret, a community admin's key) readable by their owner only
+    /// again where someone opened them up (a copy, a restore, a chmod);
+    /// returns one line for each it had to close, for the log.
+    pub fn tighten_secrets(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let secrets = [
+            self.identity_path(),
+            self.token_path(),
+            self.convergence_path(),
+            self.root.join("community").join("community.key"),
+        ];
+        let mut said = Vec::new();
+        for path in secrets {
+            let Ok(meta) = fs::metadata(&path) else { continue };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            let done = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+            said.push(match done {
+                Ok(()) => format!(
+                    "{} was readable by other users of this machine (mode {mode:o}); it is 600 now",
+                    path.display()
+                ),
+                Err(e) => format!(
+                    "{} is readable by other users of this machine (mode {mode:o}) and could not be made 600 ({e}): chmod 600 it",
+                    path.display()
+                ),
+            });
+        }
+        said
+    }
+
     /// The data directory named in the config (relative paths are under home).
     pub fn data_dir(&self, cfg: &NodeConfig) -> PathBuf {
         self.root.join(&cfg.data_dir)
@@ -282,4 +316,35 @@ fn render_config(opts: &InitOptions) -> String {
         .replace("@MDNS@", if opts.no_mdns { "false" } else { "true" })
         .replace("@API@", opts.api.as_deref().unwrap_or("127.0.0.1:7390"))
         .replace("@ZONE@", &format!("{:?}", opts.zone.as_deref().unwrap_or("")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn secrets_opened_to_other_users_are_closed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        home.init(&InitOptions::default()).unwrap();
+        assert!(home.tighten_secrets().is_empty(), "init writes them 600");
+        // A restore from a backup, or a careless chmod.
+        fs::set_permissions(home.identity_path(), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(home.token_path(), fs::Permissions::from_mode(0o640)).unwrap();
+        let said = home.tighten_secrets();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains("identity.key was readable by other users") && said[0].contains("644")
+        );
+        assert!(said[1].contains("api.token") && said[1].contains("600 now"));
+        assert_eq!((mode(&home.identity_path()), mode(&home.token_path())), (0o600, 0o600));
+        assert!(home.tighten_secrets().is_empty());
+        // config.toml is not a secret.
+        assert_eq!(mode(&home.config_path()), 0o644);
+    }
 }

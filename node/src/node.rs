@@ -42,6 +42,9 @@ impl Node {
         }
         let key = home.load_identity()?;
         let token = home.load_token()?;
+        for line in home.tighten_secrets() {
+            tracing::warn!("{line}");
+        }
         let data = home.data_dir(&cfg);
         std::fs::create_dir_all(&data).map_err(|e| NodeError::io(&data, e))?;
         let announcements = Announcements::load(home.announcements_path())?;

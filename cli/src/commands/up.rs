@@ -30,8 +30,12 @@ pub(super) async fn run(home: &Home, format: LogFormat) -> Result<()> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn"));
+    // libp2p-kad warns "Failed to trigger bootstrap: No known peers" on
+    // every start of a node that is alone so far: the walk it means is one
+    // this node never wants (`overlay/src/quiet_kad.rs`), and a new user
+    // took it for a fault.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn,libp2p_kad::behaviour=error"));
     let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
