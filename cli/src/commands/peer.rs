@@ -44,6 +44,9 @@ fn pick(fragment: &str, ids: &[String]) -> Result<String> {
     found.dedup();
     match found.as_slice() {
         [one] => Ok(one.to_string()),
+        [] if fragment.starts_with('/') => bail!(
+            "{fragment:?} is an address; this command takes a member's peer id (see `peers`), and `cloudy-p2p connect ADDRESS` dials an address"
+        ),
         [] => bail!(
             "no member's peer id starts or ends with {fragment:?} (see `peers` for the members)"
         ),
@@ -79,6 +82,8 @@ mod tests {
         let err = pick(fragment("nothing"), &ids).unwrap_err().to_string();
         assert!(err.contains("no member's peer id starts or ends with \"nothing\""), "{err}");
         assert!(pick(fragment("…"), &ids).is_err());
+        let err = pick(fragment("/ip4/10.0.0.5/udp/7391/quic-v1"), &ids).unwrap_err().to_string();
+        assert!(err.contains("is an address") && err.contains("connect ADDRESS"), "{err}");
         assert_eq!(pick(fragment("12D3KooW…Uq62G1"), &ids).unwrap(), ids[1]);
         assert!(looks_full("12D3KooWN4aihBqGyP3pNXD9wxEfGP7dY4u6YFejG8CNpMs8UybT"));
     }
