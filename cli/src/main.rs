@@ -47,18 +47,54 @@ fn runtime(command: &args::Command) -> std::io::Result<tokio::runtime::Runtime> 
         }
         trim::start();
     } else {
-        // A client command piped into `head` or `less` stops quietly when
-        // the reader goes away, as other Unix tools do, instead of
-        // panicking on the broken pipe. (The node keeps Rust's default:
-        // a closed log pipe must not kill it.)
-        // SAFETY: restores the default action of one signal before any
-        // other thread exists.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        quiet_when_stdout_goes_away();
     }
     b.enable_all().build()
+}
+
+/// A client command piped into `head` or `less` stops quietly when the
+/// reader goes away, as other Unix tools do: `print!` panics on the broken
+/// pipe ("failed printing to stdout"), and this hook ends the process by
+/// SIGPIPE instead, printing nothing. SIGPIPE itself stays ignored (Rust's
+/// default): the HTTP client writes its uploads with `writev`, which
+/// raises it when the node closes the connection mid-upload, and a `put`
+/// the node refused died silently, before it could print why.
+fn quiet_when_stdout_goes_away() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            die_by_sigpipe();
+        }
+        default(info);
+    }));
+}
+
+/// Whether standard output is a pipe whose reader has gone (a broken pipe
+/// there, not on a socket to the node).
+fn stdout_reader_gone() -> bool {
+    let mut fd = libc::pollfd { fd: libc::STDOUT_FILENO, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: polls one valid pollfd for its state, without waiting.
+    #[allow(unsafe_code)]
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// Ends the process as a Unix tool whose reader went away: by SIGPIPE,
+/// printing nothing.
+fn die_by_sigpipe() -> ! {
+    // SAFETY: restores one signal's default action and raises it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +114,13 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(v.code)
             }
             None => {
+                let broken = e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                });
+                if broken && stdout_reader_gone() {
+                    die_by_sigpipe();
+                }
                 eprintln!("error: {}", output::one_line(&e));
                 std::process::ExitCode::FAILURE
             }

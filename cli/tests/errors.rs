@@ -213,7 +213,6 @@ fn a_reader_that_goes_away_stops_the_output_quietly() {
 
 #[tokio::test]
 async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("a");
     let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
@@ -221,9 +220,26 @@ async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
     // A key restored from a backup readable by everyone.
     let key = home.join("identity.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_node, log) = start_node(&home).await;
+    // Past Kademlia's wish to walk (0.5 s after the node's addresses
+    // appear); then the node stops when asked, which ends its log.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(cli(&home, &["stop"]).await.ok);
+    let log = tokio::time::timeout(std::time::Duration::from_secs(30), log).await.unwrap().unwrap();
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("identity.key was readable by other users"), "{warnings:#?}");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// Starts `up` on `home` with the default log filter; returns the child
+/// once it printed "ready", and a task collecting its log until it exits.
+async fn start_node(home: &Path) -> (tokio::process::Child, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::AsyncBufReadExt;
     let mut node = tokio::process::Command::new(EXE)
         .arg("--home")
-        .arg(&home)
+        .arg(home)
         .arg("up")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
@@ -243,14 +259,37 @@ async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
     });
     let ready = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.next_line()).await;
     assert!(ready.unwrap().unwrap().unwrap().starts_with("ready"));
-    // Past Kademlia's wish to walk (0.5 s after the node's addresses
-    // appear); then the node stops when asked, which ends its log.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert!(cli(&home, &["stop"]).await.ok);
-    let log = tokio::time::timeout(std::time::Duration::from_secs(30), log).await.unwrap().unwrap();
-    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].contains("identity.key was readable by other users"), "{warnings:#?}");
-    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    (node, log)
+}
+
+#[tokio::test]
+async fn a_put_the_node_refuses_mid_upload_says_why() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
+    assert!(cli(&home, &init).await.ok);
+    let (_node, _log) = start_node(&home).await;
+    // The node refuses at once (one server, 7 wanted) and closes the
+    // connection while the client is still sending the file: the client
+    // died of SIGPIPE there, in silence, about 1 run in 3. It says why now,
+    // or, when its write failed before the answer came, what happened.
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![0u8; 64 << 20]).unwrap();
+    for _ in 0..4 {
+        let put =
+            ["put", big.to_str().unwrap(), "--random-key", "--k", "3", "--n", "10", "--happy", "7"];
+        let out = tokio::process::Command::new(EXE)
+            .arg("--home")
+            .arg(&home)
+            .args(put)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.signal(), None, "{:?}", out.status);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr.contains("not enough storage servers")
+            || stderr.contains("the node stopped reading what was sent");
+        assert!(why && stderr.trim().lines().count() == 1, "{stderr:?}");
+    }
 }

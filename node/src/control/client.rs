@@ -143,7 +143,15 @@ impl Client {
                 inner = next;
             }
             let cause = inner.to_string();
-            if cause.contains("canceled") || cause.contains("closed") || cause.contains("reset") {
+            if cause.contains("Broken pipe") {
+                // It closed the connection while we were still sending:
+                // an upload it refused before reading it all.
+                "the node stopped reading what was sent and closed the connection (it refused the upload, or stopped; its log says why)"
+                    .to_string()
+            } else if cause.contains("canceled")
+                || cause.contains("closed")
+                || cause.contains("reset")
+            {
                 "the node closed the connection before answering (did it stop? see its log)"
                     .to_string()
             } else {
