@@ -214,9 +214,7 @@ fn a_reader_that_goes_away_stops_the_output_quietly() {
 #[tokio::test]
 async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("a");
-    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
-    assert!(cli(&home, &init).await.ok);
+    let home = init_local(dir.path()).await;
     // A key restored from a backup readable by everyone.
     let key = home.join("identity.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -231,6 +229,15 @@ async fn a_first_start_alone_warns_only_of_what_the_user_should_fix() {
     assert!(warnings[0].contains("identity.key was readable by other users"), "{warnings:#?}");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// A new home under `dir` for a node alone on 127.0.0.1, on ports the
+/// system picks.
+async fn init_local(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("a");
+    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
+    assert!(cli(&home, &init).await.ok);
+    home
 }
 
 /// Starts `up` on `home` with the default log filter; returns the child
@@ -266,9 +273,7 @@ async fn start_node(home: &Path) -> (tokio::process::Child, tokio::task::JoinHan
 async fn a_put_the_node_refuses_mid_upload_says_why() {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("a");
-    let init = ["init", "--port", "0", "--api", "127.0.0.1:0", "--no-mdns", "--loopback"];
-    assert!(cli(&home, &init).await.ok);
+    let home = init_local(dir.path()).await;
     let (_node, _log) = start_node(&home).await;
     // The node refuses at once (one server, 7 wanted) and closes the
     // connection while the client is still sending the file: the client

@@ -262,7 +262,7 @@ impl Home {
             self.identity_path(),
             self.token_path(),
             self.convergence_path(),
-            self.root.join("community").join("community.key"),
+            self.community().key_path(),
         ];
         let mut said = Vec::new();
         for path in secrets {

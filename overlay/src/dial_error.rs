@@ -85,32 +85,29 @@ fn unsupported(addr: &Multiaddr) -> String {
     }
 }
 
+/// The errors inside `e`, outermost first. An I/O error's `source()`
+/// skips the error it wraps (it returns that error's own source), so the
+/// walk starts at `get_ref`.
+fn inner(e: &io::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    let first = e.get_ref().map(|s| s as &(dyn std::error::Error + 'static));
+    std::iter::successors(first, |s| s.source())
+}
+
 /// The kinds of the I/O errors in an error's chain (libp2p's transports
 /// wrap the socket's error in their own).
 fn kinds(e: &io::Error) -> Vec<io::ErrorKind> {
-    let mut kinds = vec![e.kind()];
-    let mut source = e.get_ref().map(|s| s as &(dyn std::error::Error + 'static));
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            kinds.push(io.kind());
-        }
-        source = s.source();
-    }
-    kinds
+    let wrapped = inner(e).filter_map(|s| s.downcast_ref::<io::Error>()).map(io::Error::kind);
+    std::iter::once(e.kind()).chain(wrapped).collect()
 }
 
 /// The first message in an error's chain that says something (libp2p's
 /// outer errors may print nothing, or the same words as their source).
-fn first_words(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut next = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        if !text.is_empty() {
-            return text.trim_end_matches('.').to_string();
-        }
-        next = err.source();
-    }
-    String::new()
+fn first_words(e: &io::Error) -> String {
+    std::iter::once(e.to_string())
+        .chain(inner(e).map(|s| s.to_string()))
+        .find(|text| !text.is_empty())
+        .map(|text| text.trim_end_matches('.').to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The community's secret key, mode 0600, on the founder's node only.
+const KEY_FILE: &str = "community.key";
+
 /// What `community.json` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Info {
@@ -169,9 +172,14 @@ impl Store {
         self.write_json("revoked.json", &list)
     }
 
+    /// Where the community's secret key is kept (on the founder's node).
+    pub fn key_path(&self) -> PathBuf {
+        self.path(KEY_FILE)
+    }
+
     /// The community's secret key, on the founder's node.
     pub fn community_key(&self) -> Result<Option<Keypair>, StoreError> {
-        let path = self.path("community.key");
+        let path = self.key_path();
         match std::fs::read(&path) {
             Ok(b) => Keypair::from_protobuf_encoding(&b)
                 .map(Some)
@@ -184,6 +192,6 @@ impl Store {
     /// Saves the community's secret key (mode 0600).
     pub fn set_community_key(&self, key: &Keypair) -> Result<(), StoreError> {
         let bytes = key.to_protobuf_encoding().expect("ed25519 keys encode");
-        self.write("community.key", &bytes, true)
+        self.write(KEY_FILE, &bytes, true)
     }
 }
