@@ -275,10 +275,12 @@ async fn a_put_the_node_refuses_mid_upload_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let home = init_local(dir.path()).await;
     let (_node, _log) = start_node(&home).await;
-    // The node refuses at once (one server, 7 wanted) and closes the
-    // connection while the client is still sending the file: the client
-    // died of SIGPIPE there, in silence, about 1 run in 3. It says why now,
-    // or, when its write failed before the answer came, what happened.
+    // The node refuses at once (one server, 7 wanted) while the client is
+    // still sending the file. The client died of SIGPIPE there, in silence,
+    // about 1 run in 3; then, with SIGPIPE ignored, it often got only a
+    // broken pipe, as the node closed the connection on the unread rest.
+    // The node reads the rest and throws it away now: the node's reason
+    // comes through every time.
     let big = dir.path().join("big");
     std::fs::write(&big, vec![0u8; 64 << 20]).unwrap();
     for _ in 0..4 {
@@ -293,8 +295,7 @@ async fn a_put_the_node_refuses_mid_upload_says_why() {
             .unwrap();
         assert_eq!(out.status.signal(), None, "{:?}", out.status);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let why = stderr.contains("not enough storage servers")
-            || stderr.contains("the node stopped reading what was sent");
+        let why = stderr.contains("not enough storage servers");
         assert!(why && stderr.trim().lines().count() == 1, "{stderr:?}");
     }
 }

@@ -9,6 +9,7 @@ mod community_gate;
 mod convert;
 mod dav;
 pub mod dht;
+mod drain;
 mod gateway;
 pub mod metrics;
 mod player;

@@ -83,6 +83,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/fs/rm", post(super::tree::rm))
         .route("/v1/fs/deep-check", post(super::tree::deep_check))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        // Outermost: a body a handler (or the guard) refused is still read.
+        .layer(middleware::from_fn(super::drain::drain_unread))
         .with_state(state)
 }
 
