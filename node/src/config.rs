@@ -165,7 +165,9 @@ pub struct MembershipConfig {
     pub probe_timeout: Duration,
     /// Members probing each member.
     pub monitors: usize,
-    /// Time a suspect has to refute once all its monitors accuse it.
+    /// Time a suspect has to refute once all its monitors accuse it, in a
+    /// community of 100 members or more; a smaller one waits less (log N,
+    /// down to three quarters of it at 32 members and below).
     #[serde(with = "humantime_serde")]
     pub suspicion_timeout: Duration,
     /// How many times longer a suspicion made by one monitor alone lasts.

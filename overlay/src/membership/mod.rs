@@ -11,6 +11,8 @@
 //!   publishing a newer [`wire::Alive`] (higher `(incarnation, seq)`);
 //! - a suspicion not refuted within `suspicion_timeout` makes the member
 //!   [`MemberState::Failed`] (the accuser also publishes a confirmation);
+//!   below 100 members the timeout is shorter, down to three quarters of
+//!   it, as a refutation reaches a small community sooner;
 //! - a suspicion lasts longer while only one monitor accuses (Lifeguard's
 //!   dynamic suspicion timeout, [`Timing::suspicion_for`]): an overloaded
 //!   accuser alone gives its target time to refute, while a member all its
@@ -96,12 +98,24 @@ pub struct Timing {
     pub reap_after: Duration,
 }
 
+/// A community of this many members or more waits the configured
+/// suspicion timeout; a smaller one waits less, down to [`LEAST_SCALE`].
+pub const FULL_SCALE_MEMBERS: usize = 100;
+/// The shortest suspicion, as a share of the configured one.
+pub const LEAST_SCALE: f64 = 0.75;
+
 impl Timing {
     /// Lifeguard's suspicion timeout after `accusers` independent
-    /// accusations: the longest with one, falling logarithmically to
-    /// `suspicion_timeout` once all `expected_accusers` have accused.
-    pub fn suspicion_for(&self, accusers: usize) -> Duration {
-        let min = self.suspicion_timeout.as_secs_f64();
+    /// accusations in a table of `members`: the longest with one, falling
+    /// logarithmically to the shortest once all `expected_accusers` have
+    /// accused. The shortest is `suspicion_timeout` from
+    /// [`FULL_SCALE_MEMBERS`] up, and scales with log N below (a refutation
+    /// reaches everyone in O(log N) gossip rounds; memberlist scales its
+    /// suspicion by log N too), never under [`LEAST_SCALE`] of it.
+    pub fn suspicion_for(&self, accusers: usize, members: usize) -> Duration {
+        let full = (FULL_SCALE_MEMBERS as f64).log10();
+        let scale = ((members.max(1) as f64).log10() / full).clamp(LEAST_SCALE, 1.0);
+        let min = self.suspicion_timeout.as_secs_f64() * scale;
         let max = min * f64::from(self.suspicion_max_factor.max(1));
         let k = self.expected_accusers.max(1) as f64;
         let c = accusers.saturating_sub(1) as f64;
@@ -344,7 +358,7 @@ impl MemberTable {
 
     /// Advances the failure detector to `now` and forgets long-gone members.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
-        let t = self.timing;
+        let (t, n) = (self.timing, self.members.len());
         let mut changes = Vec::new();
         let mut suspects: Vec<PeerId> = self.idx.suspects.iter().copied().collect();
         suspects.sort();
@@ -357,7 +371,7 @@ impl MemberTable {
                 self.idx.suspects.remove(&peer);
                 continue;
             };
-            if now.saturating_duration_since(since) >= t.suspicion_for(m.accusers.len()) {
+            if now.saturating_duration_since(since) >= t.suspicion_for(m.accusers.len(), n) {
                 let old = m.clone();
                 m.state = MemberState::Failed;
                 m.state_since = now;
@@ -384,12 +398,12 @@ impl MemberTable {
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let t = self.timing;
+        let (t, n) = (self.timing, self.members.len());
         self.idx
             .suspects
             .iter()
             .filter_map(|p| self.members.get(p))
-            .filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len())))
+            .filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len(), n)))
             .min()
     }
 }

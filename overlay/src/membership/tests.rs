@@ -48,10 +48,11 @@ async fn unrefuted_suspicion_fails_member_and_expires_services() {
     assert_eq!(t.next_deadline(), None);
     let c = t.apply(suspect(p, 1, 1), now + Duration::from_secs(1));
     assert_eq!(states(&c), vec![MemberState::Suspect]);
-    // One accuser: the longest suspicion (2 s × 2).
-    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(5)));
-    assert!(t.tick(now + Duration::from_millis(4900)).is_empty());
-    let c = t.tick(now + Duration::from_secs(5));
+    // One accuser: the longest suspicion (2 s × 2, three quarters of it
+    // in a table this small).
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
+    assert!(t.tick(now + Duration::from_millis(3900)).is_empty());
+    let c = t.tick(now + Duration::from_secs(4));
     assert_eq!(states(&c), vec![MemberState::Failed]);
     assert!(c.iter().any(
         |c| matches!(c, Change::Services { withdrawn, .. } if withdrawn == &["storage".to_string()])
@@ -107,12 +108,11 @@ async fn failed_confirmation_and_no_failure_by_silence() {
 
 #[tokio::test(start_paused = true)]
 async fn more_accusers_shorten_the_suspicion() {
-    assert_eq!(T.suspicion_for(1), Duration::from_secs(4));
-    assert!(
-        T.suspicion_for(2) > Duration::from_secs(2) && T.suspicion_for(2) < Duration::from_secs(3)
-    );
-    assert_eq!(T.suspicion_for(3), Duration::from_secs(2));
-    assert_eq!(T.suspicion_for(9), Duration::from_secs(2));
+    let at = |accusers| T.suspicion_for(accusers, 100);
+    assert_eq!(at(1), Duration::from_secs(4));
+    assert!(at(2) > Duration::from_secs(2) && at(2) < Duration::from_secs(3));
+    assert_eq!(at(3), Duration::from_secs(2));
+    assert_eq!(at(9), Duration::from_secs(2));
     let mut t = MemberTable::new(PeerId::random(), T);
     let p = PeerId::random();
     let now = Instant::now();
@@ -120,14 +120,16 @@ async fn more_accusers_shorten_the_suspicion() {
     let by =
         |who: PeerId| Message::Suspect(Accusation { peer: p, incarnation: 1, seq: 1, by: who });
     let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+    // A table of two: three quarters of the timeouts (see the test below).
     t.apply(by(a), now);
-    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(3)));
     assert!(t.apply(by(a), now).is_empty(), "the same accuser counts once");
-    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(4)));
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(3)));
     t.apply(by(b), now + Duration::from_millis(300));
     t.apply(by(c), now + Duration::from_millis(600));
-    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(2)), "all three monitors accuse");
-    assert_eq!(states(&t.tick(now + Duration::from_secs(2))), vec![MemberState::Failed]);
+    let shortest = now + Duration::from_millis(1500);
+    assert_eq!(t.next_deadline(), Some(shortest), "all three monitors accuse");
+    assert_eq!(states(&t.tick(shortest)), vec![MemberState::Failed]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,4 +286,15 @@ async fn only_the_least_accuser_confirms_a_failure() {
         assert_eq!(t.get(&victim).unwrap().state, MemberState::Failed);
     }
     assert_eq!(confirmations, 1, "one confirmation, from the least accuser");
+}
+
+#[test]
+fn a_small_community_suspects_for_less() {
+    let shortest = |members| T.suspicion_for(3, members).as_secs_f64();
+    assert_eq!(shortest(1), 1.5, "never under three quarters");
+    assert_eq!(shortest(20), 1.5);
+    assert!((shortest(50) - 2.0 * 50f64.log10() / 2.0).abs() < 1e-9, "log N between");
+    assert_eq!(shortest(100), 2.0);
+    assert_eq!(shortest(10_000), 2.0, "never over the configured timeout");
+    assert_eq!(T.suspicion_for(1, 20).as_secs_f64(), 3.0, "a lone accuser: twice as long");
 }
