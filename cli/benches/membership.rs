@@ -60,9 +60,10 @@ fn mean_max(v: &[f64], digits: usize, unit: &str) -> String {
 }
 
 /// The protocol families the table reports, by protocol-id prefix.
-const FAMILIES: [(&str, &str); 7] = [
-    ("membership gossip (gossipsub)", "/meshsub/"),
-    ("probes and links", "/cloudy/probe/"),
+const FAMILIES: [(&str, &str); 8] = [
+    ("membership broadcast tree", "/cloudy/broadcast/"),
+    ("gossipsub (foreign peers, streams)", "/meshsub/"),
+    ("probes", "/cloudy/probe/"),
     ("anti-entropy", "/cloudy/members/"),
     ("Kademlia", "/cloudy/kad/"),
     ("identify", "/ipfs/id/"),
@@ -192,6 +193,7 @@ async fn main() {
         })
         .await
         .map(|at| at - last_start);
+    let slowest = slowest_pair(&bench.tracker.lock().unwrap(), &ids, last_start);
     // CPU all nodes used to start and join, up to all alive: what a start
     // costs the machine, which at N = 200 on 2 cores is what sets off
     // false suspicions.
@@ -321,6 +323,7 @@ async fn main() {
     args::keep_if_asked(dir);
 
     print_timeline(first_start, &starts, &bench.tracker.lock().unwrap().suspicions);
+    println!("{slowest}\n");
     let r = reference(n);
     let family_rows: Vec<String> = FAMILIES
         .iter()
@@ -426,4 +429,34 @@ fn print_timeline(first: Instant, starts: &[Instant], seen: &[(Instant, usize, S
         }
     }
     println!();
+}
+
+/// The last member to be seen alive by all, by whom, and what that
+/// observer logged of it, in seconds from the last node's start: why
+/// "all alive" took as long as it did.
+fn slowest_pair(t: &tracker::Tracker, ids: &[String], last_start: Instant) -> String {
+    let Some(((observer, peer), at)) = t.alive_at.iter().max_by_key(|(_, at)| **at) else {
+        return "slowest to be seen alive: n/a".into();
+    };
+    let secs = |at: Instant| {
+        let s = at.saturating_duration_since(last_start).as_secs_f64();
+        match at < last_start {
+            true => format!("-{:.3}", last_start.duration_since(at).as_secs_f64()),
+            false => format!("+{s:.3}"),
+        }
+    };
+    let node = ids.iter().position(|id| id == peer).map_or("?".into(), |i| i.to_string());
+    let logged: Vec<String> = t
+        .timeline
+        .get(&(*observer, peer.clone()))
+        .into_iter()
+        .flatten()
+        .map(|(at, what)| format!("{what} {} s", secs(*at)))
+        .collect();
+    format!(
+        "slowest to be seen alive: node {node} by node {observer}, {} s after the last start; \
+         what node {observer} logged of it: {}",
+        secs(*at),
+        logged.join(", ")
+    )
 }

@@ -126,8 +126,17 @@ pub(crate) struct EventLoop {
     pub last_publish: Instant,
     /// When the last anti-entropy exchange with each peer started.
     pub last_sync: HashMap<PeerId, Instant>,
-    /// Cancels the prober and responder when the loop is dropped.
-    pub _helpers: tokio_util::sync::DropGuard,
+    /// Our key, which signs our membership messages.
+    pub signer: libp2p::identity::Keypair,
+    /// The broadcast tree over our links.
+    pub tree: crate::broadcast::Tree<PeerId>,
+    /// The open streams of each link (usually one), by stream number.
+    pub tree_streams: HashMap<PeerId, Vec<(u64, mpsc::Sender<crate::broadcast::Frame>)>>,
+    /// What happens on the links' streams.
+    pub link_events: mpsc::Receiver<crate::tree_links::LinkEvent>,
+    /// Cancels the prober and responder, and the broadcast links, when the
+    /// loop is dropped.
+    pub _helpers: (tokio_util::sync::DropGuard, tokio_util::sync::DropGuard),
 }
 
 impl EventLoop {
@@ -154,9 +163,13 @@ impl EventLoop {
         loop {
             let deadline = self.table.next_deadline();
             let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+            let tree_deadline = self.tree.next_deadline();
+            let tree_due = tokio::time::sleep_until(tree_deadline.unwrap_or_else(Instant::now));
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 _ = suspicion_due, if deadline.is_some() => self.on_check(),
+                _ = tree_due, if tree_deadline.is_some() => self.on_tree_tick(),
+                Some(ev) = self.link_events.recv() => self.on_link_event(ev),
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
@@ -164,7 +177,10 @@ impl EventLoop {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = heartbeat.tick() => self.gossip_moved_coordinate(),
                 _ = sync.tick() => self.sync_with_random_member(),
-                _ = probe.tick() => self.on_probe_tick(),
+                _ = probe.tick() => {
+                    self.on_probe_tick();
+                    self.on_tree_tick();
+                }
                 Some(r) = self.probe_results.recv() => self.on_probe_result(r),
                 _ = check.tick() => self.on_check(),
                 _ = maintain.tick() => self.maintain_links(),
@@ -312,14 +328,6 @@ impl EventLoop {
         }
     }
 
-    pub(crate) fn publish(&mut self, msg: Message) {
-        let bytes = msg.encode();
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
-            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => debug!("membership publish failed: {e}"),
-        }
-    }
-
     /// Gossips our state (a change, a refutation, our join announcement).
     pub(crate) fn publish_alive(&mut self) {
         let msg = self.local.alive(&self.cfg.external_addrs);
@@ -437,13 +445,13 @@ impl EventLoop {
         // A newcomer, which learns the whole table in its first exchange,
         // links to random members at once rather than at the next upkeep
         // (up to 2 s): until then it is connected to its bootstrap member
-        // alone, outside every gossip mesh but that member's, and hears
-        // of the next newcomer only from IHAVE gossip (N = 20 started 50 ms
-        // apart: the last member was seen by all 0.45 s after its start,
+        // alone, a leaf of the broadcast tree, and hears of the next
+        // newcomer only through it (measured with gossipsub's mesh, N = 20
+        // started 50 ms apart: the last member was seen by all 0.45 s after its start,
         // by most within 50 ms). Links are not probed, so a link made in a
         // hurry accuses nobody; monitor targets still change on the probe
         // tick (retargeting at every change made a just-started member,
-        // its gossip mesh not yet formed, be accused and failed before
+        // its links not yet formed, be accused and failed before
         // its refutation got out).
         if members_moved && self.links.len() < self.cfg.target_peers {
             self.maintain_links();
@@ -482,7 +490,7 @@ impl EventLoop {
 
     /// Keeps `target_peers` random up members as links: a link whose
     /// member is no longer up is replaced by another chosen at random.
-    /// Random links make the gossip mesh an expander (O(log N) hops)
+    /// Random links make the broadcast tree's graph an expander (O(log N) hops)
     /// rather than a ring, at a fixed number of connections whatever N is.
     pub(crate) fn maintain_links(&mut self) {
         use rand::seq::IteratorRandom;

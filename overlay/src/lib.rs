@@ -33,6 +33,7 @@
 mod addresses;
 mod anti_entropy;
 pub mod behaviour;
+pub mod broadcast;
 pub mod community;
 pub mod config;
 mod dial_error;
@@ -60,6 +61,8 @@ pub mod testing;
 #[cfg(feature = "test-utils")]
 pub mod tmpfs;
 pub mod traffic;
+mod tree_events;
+mod tree_links;
 
 pub use config::Config;
 pub use error::Error;
@@ -112,6 +115,7 @@ pub fn spawn_with_history(
     let history = store.load()?;
     let mut registry = prometheus_client::registry::Registry::default();
     let banned = limits::Banned::default();
+    let signer = key.clone();
     let mut swarm = build_swarm(&cfg, key, &mut registry, banned.clone())?;
     let metrics = metrics::Metrics::new(&mut registry);
     for addr in &cfg.listen {
@@ -142,6 +146,17 @@ pub fn spawn_with_history(
         limit: cfg.probe_timeout,
         health: health.clone(),
     };
+    // The links outlive the node's cancellation until the loop ends: its
+    // goodbye goes out over them.
+    let links = tokio_util::sync::CancellationToken::new();
+    let (link_tx, link_events) = mpsc::channel(1024);
+    tree_links::spawn(
+        stream.clone(),
+        targets_rx.clone(),
+        link_tx,
+        cfg.probe_interval,
+        &tasks.with_cancel(links.clone()),
+    )?;
     prober::spawn(
         stream.clone(),
         targets_rx,
@@ -190,7 +205,11 @@ pub fn spawn_with_history(
         dirty: true,
         last_publish: now,
         last_sync: Default::default(),
-        _helpers: helpers.drop_guard(),
+        signer,
+        tree: broadcast::Tree::new(broadcast::Settings::default()),
+        tree_streams: Default::default(),
+        link_events,
+        _helpers: (helpers.drop_guard(), links.drop_guard()),
     };
     event_loop.publish_snapshot();
     let task = tasks.spawn("overlay event loop", event_loop.run());

@@ -2,12 +2,13 @@
 //!
 //! - The event loop publishes [`Targets`] on a `watch` channel: the
 //!   members we must probe (our monitor targets) and the members we only
-//!   stay linked to (random links that keep the gossip mesh an expander).
-//! - [`spawn`] runs one task per target that keeps a single stream open to
-//!   it on [`crate::protocols::PROBE`]. For a monitor target it writes an
-//!   8-byte nonce every probe interval and waits for its echo; results go
-//!   back to the event loop on a bounded channel. For a link it writes
-//!   nothing: the open stream keeps the connection open, at no cost.
+//!   stay linked to (random links that make the broadcast tree's graph an expander).
+//! - [`spawn`] runs one task per monitor target that keeps a single stream
+//!   open to it on [`crate::protocols::PROBE`], writes an 8-byte nonce
+//!   every probe interval and waits for its echo; results go back to the
+//!   event loop on a bounded channel. The links are held open by the
+//!   broadcast tree's streams (`tree_links.rs`), which go to the same
+//!   targets.
 //! - Inbound probe streams are answered by echoing every 8 bytes.
 //!
 //! The probe timeout is multiplied by `1 + local health` ([`Health`],
@@ -111,29 +112,20 @@ pub(crate) fn spawn(
     let cancel = tasks.cancel().clone();
     let spawner = tasks.clone();
     tasks.spawn_loop("probers", async move {
-        let mut tasks: HashMap<(PeerId, bool), JoinHandle<()>> = HashMap::new();
+        let mut tasks: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
         loop {
-            let wanted = targets.borrow_and_update().clone();
-            let wanted: Vec<(PeerId, bool)> = wanted
-                .probe
-                .iter()
-                .map(|p| (*p, true))
-                .chain(wanted.link.iter().map(|p| (*p, false)))
-                .collect();
-            tasks.retain(|key, task| {
-                let keep = wanted.contains(key) && !task.is_finished();
+            let wanted = targets.borrow_and_update().probe.clone();
+            tasks.retain(|peer, task| {
+                let keep = wanted.contains(peer) && !task.is_finished();
                 if !keep {
                     task.abort();
                 }
                 keep
             });
-            for (peer, probing) in wanted {
-                tasks.entry((peer, probing)).or_insert_with(|| match probing {
-                    true => spawner.spawn(
-                        "probe",
-                        probe_peer(control.clone(), peer, results.clone(), pace.clone()),
-                    ),
-                    false => spawner.spawn("link", hold_link(control.clone(), peer, pace.every)),
+            for peer in wanted {
+                tasks.entry(peer).or_insert_with(|| {
+                    let probe = probe_peer(control.clone(), peer, results.clone(), pace.clone());
+                    spawner.spawn("probe", probe)
                 });
             }
             tokio::select! {
@@ -195,26 +187,6 @@ async fn probe_peer(
         if results.send(ProbeResult { peer, outcome }).await.is_err() {
             return;
         }
-    }
-}
-
-/// Keeps a silent probe stream open to `peer`, reopening it (at most once
-/// per `every`) when it closes. Ends if the peer does not speak our probe
-/// protocol.
-async fn hold_link(mut control: Control, peer: PeerId, every: Duration) {
-    loop {
-        let opened = Instant::now();
-        match control.open_stream(peer, PROBE).await {
-            Ok(mut s) => {
-                let mut buf = [0u8; 8];
-                // The other side never writes unprompted: this returns when
-                // the stream or its connection closes.
-                let _ = s.read(&mut buf).await;
-            }
-            Err(OpenStreamError::UnsupportedProtocol(_)) => return,
-            Err(e) => tracing::debug!(%peer, "cannot link to member: {e}"),
-        }
-        tokio::time::sleep_until(opened + every.max(Duration::from_secs(1))).await;
     }
 }
 

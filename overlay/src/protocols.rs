@@ -8,6 +8,9 @@ pub const KAD: StreamProtocol = StreamProtocol::new("/cloudy/kad/1.0.0");
 pub const MEMBERS_SYNC: StreamProtocol = StreamProtocol::new("/cloudy/members/2.0.0");
 /// Failure-detector probes: a long-lived stream of 8-byte nonces, echoed.
 pub const PROBE: StreamProtocol = StreamProtocol::new("/cloudy/probe/1.0.0");
+/// Membership broadcast: a long-lived stream per link of the broadcast
+/// tree (`broadcast.rs`, `tree_links.rs`), length-prefixed frames.
+pub const BROADCAST: StreamProtocol = StreamProtocol::new("/cloudy/broadcast/1.0.0");
 /// Identify's protocol-version string.
 pub const IDENTIFY_VERSION: &str = "/cloudy/1.0.0";
 /// Gossipsub topic of a private community's evictions.

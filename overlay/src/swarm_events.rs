@@ -2,7 +2,6 @@
 
 use crate::behaviour::BehaviourEvent;
 use crate::event_loop::{EventLoop, KadPending};
-use crate::limits::Verdict;
 use crate::membership::wire::Message;
 use crate::Error;
 use libp2p::swarm::SwarmEvent;
@@ -153,24 +152,14 @@ impl EventLoop {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 let verdict = self.accept_gossip(&message);
                 let acceptance = match verdict {
+                    // Over its rate: neither taken nor passed on.
+                    Ok(msg) if !self.within_rate(msg.author()) => {
+                        gossipsub::MessageAcceptance::Ignore
+                    }
                     Ok(msg) => {
-                        let author = msg.author();
-                        let v = self.gossip_limits.arrive(author, Instant::now());
-                        match v {
-                            Verdict::Serve => {
-                                self.gossip_limits.leave(&author);
-                                let changes = self.table.apply(msg, Instant::now());
-                                self.apply_changes(changes);
-                                gossipsub::MessageAcceptance::Accept
-                            }
-                            // Over its rate: neither taken nor passed on.
-                            Verdict::Refuse => gossipsub::MessageAcceptance::Ignore,
-                            Verdict::Abusive => {
-                                warn!(target: "cloudy::_events::limits", peer = %author, "gossips far over its rate; disconnecting it");
-                                self.on_command(crate::handle::Command::Abusive { peer: author });
-                                gossipsub::MessageAcceptance::Ignore
-                            }
-                        }
+                        let changes = self.table.apply(msg, Instant::now());
+                        self.apply_changes(changes);
+                        gossipsub::MessageAcceptance::Accept
                     }
                     Err(reason) => {
                         warn!(from = %propagation_source, author = ?message.source, "rejected membership message: {reason}");
@@ -184,14 +173,9 @@ impl EventLoop {
                     acceptance,
                 );
             }
-            // Our join announcement goes out once we have a first
-            // subscriber, which gossipsub has just put in our mesh.
+            // Our join announcement goes out over our first broadcast link
+            // (`tree_events.rs`); a foreign subscriber is greeted.
             gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
-                if !self.announced {
-                    self.announced = true;
-                    debug!(first = %peer_id, "announcing ourselves to the community");
-                    self.publish_alive();
-                }
                 self.greet(peer_id);
             }
             _ => {}

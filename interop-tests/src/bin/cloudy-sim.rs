@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn usage() -> ! {
     eprintln!("usage: cloudy-sim [--nodes N] [--seed S] [--plot DIR]");
     eprintln!(
-        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--churn SECS] [--timeouts PROBE,SUSPICION] [--plot DIR]"
+        "       cloudy-sim membership [--nodes N,N,...] [--seed S] [--observers O] [--idle SECS] [--churn SECS] [--timeouts PROBE,SUSPICION] [--broadcast gossipsub|tree] [--plot DIR]"
     );
     std::process::exit(2);
 }
@@ -85,6 +85,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
     let mut churn = 0;
     let mut plot: Option<PathBuf> = None;
     let mut timeouts = None;
+    let mut tree = true;
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else { usage() };
         match flag.as_str() {
@@ -103,6 +104,13 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             "--idle" => idle = Some(value.parse().unwrap_or_else(|_| usage())),
             "--churn" => churn = value.parse().unwrap_or_else(|_| usage()),
             "--plot" => plot = Some(PathBuf::from(value)),
+            "--broadcast" => {
+                tree = match value.as_str() {
+                    "tree" => true,
+                    "gossipsub" => false,
+                    _ => usage(),
+                }
+            }
             _ => usage(),
         }
     }
@@ -122,6 +130,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         setup.idle_secs = idle.unwrap_or(setup.idle_secs);
         setup.churn_secs = churn;
         setup.timeouts = timeouts;
+        setup.tree = tree;
         let o = membership::run(&setup);
         let total: f64 = o.idle_bytes.iter().sum();
         println!(

@@ -19,6 +19,14 @@ pub const GOSSIP_ID: u64 = 18;
 /// An IHAVE beyond its ids: the RPC, control and IHAVE framing and the
 /// topic name.
 pub const GOSSIP_IHAVE: u64 = 27;
+/// A message pushed along the broadcast tree beyond its data: the author's
+/// peer id (38 bytes) and signature (64), the 16-byte id, the frame's tag
+/// and length (`overlay/src/broadcast.rs`).
+pub const TREE_ENVELOPE: u64 = 123;
+/// A broadcast tree control frame (IHave, Graft, Prune) beyond its ids.
+pub const TREE_FRAME: u64 = 5;
+/// An id in an IHave or Graft.
+pub const TREE_ID: u64 = 16;
 /// Opening a request-response stream: multistream-select's header and
 /// the protocol name, each way.
 pub const NEGOTIATION: u64 = 45;

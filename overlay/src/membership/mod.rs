@@ -26,6 +26,7 @@
 //! and expire with it.
 
 pub mod detector;
+pub mod signed;
 pub mod sync;
 pub mod wire;
 

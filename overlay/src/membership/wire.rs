@@ -1,10 +1,15 @@
-//! Wire format of membership gossip (topic [`crate::protocols::MEMBERSHIP_TOPIC`])
-//! and of the join-time state exchange ([`crate::protocols::MEMBERS_SYNC`]).
+//! Wire format of membership messages and of the join-time state exchange
+//! ([`crate::protocols::MEMBERS_SYNC`]).
 //!
-//! Gossip messages are UTF-8 JSON, one object per gossipsub message, signed
-//! by the author's libp2p key (gossipsub strict signing). For `alive` and
-//! `leave` the `peer` field must equal the message author, for `suspect`
-//! and `failed` the `by` field must; otherwise the message is rejected:
+//! Messages are UTF-8 JSON, one object each, signed by the author's libp2p
+//! key. Between cloudy nodes they travel over the broadcast tree
+//! ([`crate::protocols::BROADCAST`]) inside a signed envelope
+//! (`signed.rs`); to and from peers that are not cloudy nodes (a js-libp2p
+//! peer) they go as gossipsub messages on
+//! [`crate::protocols::MEMBERSHIP_TOPIC`] with gossipsub's strict signing.
+//! For `alive` and `leave` the `peer` field must equal the signer, for
+//! `suspect` and `failed` the `by` field must; otherwise the message is
+//! rejected:
 //!
 //! ```json
 //! {"v":1,"kind":"alive","peer":"12D3Koo…","incarnation":1763800000000,"seq":42,

@@ -4,6 +4,7 @@
 
 use super::{churn, Churned, Outcome, Setup, SVC};
 use crate::sim::wire::{self, draw, Links};
+use cloudy_overlay::broadcast::{self, Frame, Tree};
 use cloudy_overlay::membership::detector::Detector;
 use cloudy_overlay::membership::wire::{Alive, Message};
 use cloudy_overlay::membership::{Change, MemberState, MemberTable};
@@ -50,6 +51,14 @@ enum Ev {
         from: u32,
         payload: u32,
     },
+    /// A frame of the broadcast tree (`frames[frame]`).
+    Frame {
+        to: u32,
+        from: u32,
+        frame: u32,
+    },
+    /// A missing message is due to be asked for (the tree's deadline).
+    TreeCheck(u32),
     Up(u32),
     Connected(u32),
     Announce(u32),
@@ -79,8 +88,15 @@ struct Node {
     table: MemberTable,
     detector: Detector,
     pending: HashSet<usize>,
+    /// Gossipsub's mesh; with the broadcast tree, every connection.
     mesh: Vec<usize>,
     links: Vec<usize>,
+    /// The broadcast tree over `mesh` (when the tree disseminates).
+    tree: Tree<usize>,
+    tree_check_at: Option<u64>,
+    /// Announces itself over its first links, once it has them (the node
+    /// does so on its first broadcast link).
+    announce: bool,
     seen: HashSet<u64>,
     heard: Vec<u64>,
     sent: [u64; 3],
@@ -128,10 +144,17 @@ pub(super) struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     msgs: Vec<(Message, u64, u64)>,
     payloads: Vec<Option<Payload>>,
+    /// The broadcast tree disseminates instead of gossipsub.
+    tree: bool,
+    frames: Vec<Option<(Frame, u32)>>,
+    /// Slots of `frames` delivered, to reuse.
+    free_frames: Vec<usize>,
     watch: Watch,
 }
 
 /// Per node: bytes sent by kind, CPU time.
+mod tree;
+
 pub(super) type Counters = Vec<([u64; 3], Duration)>;
 
 /// Simulated seconds in µs.
@@ -234,6 +257,9 @@ impl Sim {
                 pending: HashSet::new(),
                 mesh: Vec::new(),
                 links: Vec::new(),
+                tree: Tree::new(broadcast::Settings::default()),
+                tree_check_at: None,
+                announce: false,
                 seen: HashSet::new(),
                 heard: Vec::new(),
                 sent: [0; 3],
@@ -256,6 +282,9 @@ impl Sim {
             queue: BinaryHeap::new(),
             msgs: Vec::new(),
             payloads: Vec::new(),
+            tree: s.tree,
+            frames: Vec::new(),
+            free_frames: Vec::new(),
             watch,
         };
         // A converged community: every table holds every up member.
@@ -290,6 +319,12 @@ impl Sim {
     fn link(&mut self, i: usize) {
         self.nodes[i].linked = true;
         self.connect(i);
+        if std::mem::take(&mut self.nodes[i].announce) {
+            let me = &mut self.nodes[i].me;
+            me.seq += 1;
+            let msg = Message::Alive(me.clone());
+            self.publish(i, msg);
+        }
     }
 
     /// `i`'s connections (its ring neighbours and three random links) and
@@ -305,6 +340,10 @@ impl Sim {
         conns.sort();
         conns.dedup();
         self.nodes[i].links = links;
+        if self.tree {
+            self.tree_links(i, conns);
+            return;
+        }
         conns.sort_by(|a, b| draw((seed, "mesh", i, a)).total_cmp(&draw((seed, "mesh", i, b))));
         for j in conns {
             if self.nodes[i].mesh.len() >= MESH_N {
@@ -333,6 +372,16 @@ impl Sim {
 
     fn at(&self) -> Instant {
         self.base + Duration::from_micros(self.now)
+    }
+
+    /// The simulated µs to wake at for a deadline: not before it (a
+    /// deadline between two µs, such as a suspicion scaled by the
+    /// community's size, woke a node a fraction early, found nothing due,
+    /// and armed it again for the same µs, for ever), and not in the past.
+    fn wake_at(&self, due: Instant) -> u64 {
+        let d = due.saturating_duration_since(self.base);
+        let at = d.as_micros() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1000));
+        at.max(self.now)
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -396,6 +445,10 @@ impl Sim {
             Ev::Sync { to, from, payload } => {
                 self.sync(to as usize, from as usize, payload as usize)
             }
+            Ev::Frame { to, from, frame } => {
+                self.tree_frame(to as usize, from as usize, frame as usize)
+            }
+            Ev::TreeCheck(i) => self.tree_check(i as usize),
             Ev::Up(j) => self.up(j as usize),
             Ev::Connected(j) => self.connected(j as usize),
             Ev::Announce(a) => {
@@ -452,8 +505,10 @@ impl Sim {
         node.table = MemberTable::new(node.peer, self.cfg.timing);
         node.detector = Detector::default();
         node.pending.clear();
+        node.tree = Tree::new(broadcast::Settings::default());
         for p in std::mem::take(&mut node.mesh) {
             self.nodes[p].mesh.retain(|x| *x != j);
+            self.tree_link_down(p, j);
         }
         let rtt = 2.0 * self.links.delay_ms(j, BOOTSTRAP);
         // QUIC's handshake and gossipsub's subscription: two round trips.
@@ -469,12 +524,18 @@ impl Sim {
             return;
         }
         let boot = BOOTSTRAP;
-        self.nodes[j].mesh.push(boot);
-        self.nodes[boot].mesh.push(j);
-        let me = &mut self.nodes[j].me;
-        me.seq += 1;
-        let msg = Message::Alive(me.clone());
-        self.publish(j, msg);
+        if self.tree {
+            // The bootstrap connection carries the first exchange only; the
+            // newcomer announces itself over its links once it has them.
+            self.nodes[j].announce = true;
+        } else {
+            self.nodes[j].mesh.push(boot);
+            self.nodes[boot].mesh.push(j);
+            let me = &mut self.nodes[j].me;
+            me.seq += 1;
+            let msg = Message::Alive(me.clone());
+            self.publish(j, msg);
+        }
         if self.nodes[j].full {
             let hello = self.code(j, |n| n.table.hello(&n.me));
             self.send_sync(j, boot, Payload::Req(hello));
@@ -513,7 +574,11 @@ impl Sim {
         if self.nodes[i].linked {
             self.mesh_upkeep(i);
         }
-        self.ihave(i);
+        if self.tree {
+            self.tree_tick(i);
+        } else {
+            self.ihave(i);
+        }
         let sec = self.now / 1_000_000;
         if (sec + i as u64).is_multiple_of(self.cfg.sync_interval.as_secs().max(1)) {
             self.start_sync(i);
@@ -538,8 +603,7 @@ impl Sim {
     /// Wakes node `i` when its first suspicion runs out.
     fn arm(&mut self, i: usize) {
         let Some(due) = self.nodes[i].table.next_deadline() else { return };
-        let at = due.saturating_duration_since(self.base).as_micros() as u64;
-        let at = at.max(self.now);
+        let at = self.wake_at(due);
         if self.nodes[i].check_at.is_none_or(|c| at < c) {
             self.nodes[i].check_at = Some(at);
             self.schedule(at, Ev::Check(i as u32));
@@ -550,9 +614,12 @@ impl Sim {
     /// below the least degree new ones are grafted.
     fn mesh_upkeep(&mut self, i: usize) {
         let before = self.nodes[i].mesh.len();
-        let mesh: Vec<usize> =
-            self.nodes[i].mesh.iter().copied().filter(|p| self.nodes[*p].up).collect();
+        let (mesh, gone): (Vec<usize>, Vec<usize>) =
+            self.nodes[i].mesh.iter().partition(|p| self.nodes[**p].up);
         self.nodes[i].mesh = mesh;
+        for p in gone {
+            self.tree_link_down(i, p);
+        }
         if self.nodes[i].mesh.len() < MESH_LOW && before >= MESH_LOW {
             self.connect(i);
         }
@@ -593,10 +660,15 @@ impl Sim {
             data.hash(&mut h);
             h.finish()
         };
-        self.msgs.push((msg, data.len() as u64 + wire::GOSSIP_ENVELOPE, id));
+        let envelope = if self.tree { wire::TREE_ENVELOPE } else { wire::GOSSIP_ENVELOPE };
+        self.msgs.push((msg, data.len() as u64 + envelope, id));
         let m = self.msgs.len() - 1;
         self.nodes[i].seen.insert(id);
         self.nodes[i].heard.push(self.now);
+        if self.tree {
+            self.tree_publish(i, m);
+            return;
+        }
         self.forward(i, usize::MAX, m, 0);
     }
 
@@ -621,6 +693,12 @@ impl Sim {
         if !self.nodes[to].up || !self.nodes[to].seen.insert(id) {
             return;
         }
+        self.take(to, m, hops);
+        self.forward(to, from, m, hops);
+    }
+
+    /// Node `to` takes message `m`, new to it, `hops` from its author.
+    fn take(&mut self, to: usize, m: usize, hops: u32) {
         self.nodes[to].heard.push(self.now);
         let msg = self.msgs[m].0.clone();
         if matches!(&msg, Message::Alive(a) if a.services.contains_key(SVC)) {
@@ -631,7 +709,6 @@ impl Sim {
             let changes = self.code(to, |n| n.table.apply(msg, now));
             self.changes(to, changes);
         }
-        self.forward(to, from, m, hops);
     }
 
     fn start_sync(&mut self, i: usize) {

@@ -52,6 +52,9 @@ pub struct Setup {
     /// Probe and suspicion timeouts instead of the defaults' (to compare
     /// with real processes run with the same `config.toml` settings).
     pub timeouts: Option<(std::time::Duration, std::time::Duration)>,
+    /// Disseminate over the broadcast tree (`cloudy_overlay::broadcast`)
+    /// instead of gossipsub's mesh.
+    pub tree: bool,
 }
 
 impl Setup {
@@ -59,7 +62,16 @@ impl Setup {
     /// 2,000 nodes, 300 observers beyond; no churn phase.
     pub fn community(nodes: usize, seed: u64) -> Setup {
         let observers = (nodes > 2000).then_some(300);
-        Setup { nodes, observers, seed, loss: 0.01, idle_secs: 60, churn_secs: 0, timeouts: None }
+        Setup {
+            nodes,
+            observers,
+            seed,
+            loss: 0.01,
+            idle_secs: 60,
+            churn_secs: 0,
+            timeouts: None,
+            tree: true,
+        }
     }
 }
 

@@ -1,0 +1,387 @@
+//! A broadcast tree over a node's links (Plumtree: Leitão, Pereira and
+//! Rodrigues, "Epidemic Broadcast Trees", SRDS 2007). Pure logic: it takes
+//! time, links and frames, and returns the frames to send.
+//!
+//! Every link starts *eager*: a new message is pushed over it whole. A
+//! node that receives a message it already has over an eager link makes
+//! the link *lazy* at both ends (`Prune`), so the eager links settle into
+//! a spanning tree and each member receives each message about once
+//! (gossipsub's mesh of degree D sends it about D − 1 times). Over lazy
+//! links a node only announces the ids it received (`IHave`, batched until
+//! the next [`Tree::tick`]); a node that hears of an id it still lacks
+//! after `graft_after` asks the announcer for it (`Graft`), which makes
+//! that link eager again. The lazy links are thus the detour around a
+//! member that left, crashed or drops messages.
+//!
+//! Messages are opaque here: the caller checks that a message is valid
+//! (signed by its author, well formed) before it hands it over, so that no
+//! node passes on what it would not accept itself.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A message id.
+pub type Id = [u8; 16];
+
+/// Ids, messages and announcers kept at most (a hostile link cannot make
+/// a node hold more).
+pub const MAX_KEPT: usize = 4096;
+/// Ids in one `IHave` or `Graft` frame, at most.
+pub const MAX_IDS: usize = 256;
+
+/// One frame on a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A message, pushed along the tree.
+    Push {
+        /// Its id.
+        id: Id,
+        /// The message (for membership: a signed envelope).
+        data: Vec<u8>,
+    },
+    /// Ids of messages the sender has (over a lazy link).
+    IHave(Vec<Id>),
+    /// Send me these messages, and push to me from now on.
+    Graft(Vec<Id>),
+    /// Do not push to me: a duplicate came over this link.
+    Prune,
+}
+
+/// A frame that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed broadcast frame: {0}")]
+pub struct BadFrame(&'static str);
+
+impl Frame {
+    /// The frame on the wire: a tag, then the id and data of a `Push`, the
+    /// ids of an `IHave` or `Graft` (16 bytes each), nothing for `Prune`.
+    pub fn encode(&self) -> Vec<u8> {
+        let (tag, ids): (u8, &[Id]) = match self {
+            Frame::Push { id, data } => {
+                let mut out = Vec::with_capacity(17 + data.len());
+                out.push(0);
+                out.extend_from_slice(id);
+                out.extend_from_slice(data);
+                return out;
+            }
+            Frame::IHave(ids) => (1, ids),
+            Frame::Graft(ids) => (2, ids),
+            Frame::Prune => (3, &[]),
+        };
+        let mut out = Vec::with_capacity(1 + 16 * ids.len());
+        out.push(tag);
+        for id in ids {
+            out.extend_from_slice(id);
+        }
+        out
+    }
+
+    /// Reads a frame written by [`Frame::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Frame, BadFrame> {
+        let (tag, rest) = bytes.split_first().ok_or(BadFrame("empty"))?;
+        let ids = || -> Result<Vec<Id>, BadFrame> {
+            if rest.len() % 16 != 0 || rest.len() / 16 > MAX_IDS {
+                return Err(BadFrame("ids are not a whole number of 16 bytes, or too many"));
+            }
+            Ok(rest.chunks_exact(16).map(|c| c.try_into().expect("16 bytes")).collect())
+        };
+        match tag {
+            0 if rest.len() > 16 => {
+                let (id, data) = rest.split_at(16);
+                Ok(Frame::Push { id: id.try_into().expect("16 bytes"), data: data.to_vec() })
+            }
+            0 => Err(BadFrame("a push without data")),
+            1 => Ok(Frame::IHave(ids()?)),
+            2 => Ok(Frame::Graft(ids()?)),
+            3 if rest.is_empty() => Ok(Frame::Prune),
+            _ => Err(BadFrame("unknown kind")),
+        }
+    }
+}
+
+/// How the tree behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How long an announced id may stay missing before it is asked for.
+    pub graft_after: Duration,
+    /// How long ids received wait to be announced (batched) over lazy
+    /// links.
+    pub announce_after: Duration,
+    /// How long messages are kept for `Graft` and ids for deduplication.
+    pub keep_for: Duration,
+    /// Lazy links announced to at each tick, at most (taken in turn);
+    /// 0: all.
+    pub lazy_fanout: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            graft_after: Duration::from_millis(150),
+            announce_after: Duration::from_millis(100),
+            keep_for: Duration::from_secs(60),
+            lazy_fanout: 3,
+        }
+    }
+}
+
+/// An id announced to us that we lack.
+#[derive(Debug)]
+struct Missing<P> {
+    announcers: VecDeque<P>,
+    due: Instant,
+}
+
+/// One node's broadcast tree; `P` names a link's far end.
+#[derive(Debug)]
+pub struct Tree<P: Copy + Ord> {
+    settings: Settings,
+    eager: BTreeSet<P>,
+    lazy: BTreeSet<P>,
+    /// Messages seen, with when (for expiry, in arrival order below).
+    kept: HashMap<Id, Vec<u8>>,
+    arrivals: VecDeque<(Instant, Id)>,
+    /// Ids to announce at the next tick, with the link each came over.
+    announce: Vec<(Id, Option<P>)>,
+    missing: BTreeMap<Id, Missing<P>>,
+    /// When the ids in `announce` are due to go out.
+    announce_due: Option<Instant>,
+    /// Where the next announcements start among the lazy links.
+    turn: usize,
+}
+
+/// What [`Tree::receive`] made of a frame: the frames to send, and the
+/// message to deliver if it was new.
+#[derive(Debug)]
+pub struct Received<P> {
+    /// Frames to send.
+    pub send: Vec<(P, Frame)>,
+    /// A message seen for the first time.
+    pub fresh: Option<(Id, Vec<u8>)>,
+}
+
+impl<P: Copy + Ord> Tree<P> {
+    /// An empty tree.
+    pub fn new(settings: Settings) -> Self {
+        Tree {
+            settings,
+            eager: BTreeSet::new(),
+            lazy: BTreeSet::new(),
+            kept: HashMap::new(),
+            arrivals: VecDeque::new(),
+            announce: Vec::new(),
+            missing: BTreeMap::new(),
+            announce_due: None,
+            turn: 0,
+        }
+    }
+
+    /// A link came up: it starts eager.
+    pub fn link_up(&mut self, p: P) {
+        if !self.lazy.contains(&p) {
+            self.eager.insert(p);
+        }
+    }
+
+    /// A link went away. If it was on the tree, the tree is cut there: a
+    /// lazy link takes its place (a `Graft` without ids makes it eager at
+    /// both ends), so that the next message does not wait for an
+    /// announcement to cross the cut. A cycle this closes is pruned by the
+    /// first duplicate.
+    pub fn link_down(&mut self, p: P) -> Vec<(P, Frame)> {
+        let on_tree = self.eager.remove(&p);
+        self.lazy.remove(&p);
+        for m in self.missing.values_mut() {
+            m.announcers.retain(|a| *a != p);
+        }
+        if !on_tree || self.lazy.is_empty() {
+            return Vec::new();
+        }
+        let n = self.lazy.len();
+        let l = *self.lazy.iter().nth(self.turn % n).expect("not empty");
+        self.turn = self.turn.wrapping_add(1);
+        self.lazy.remove(&l);
+        self.eager.insert(l);
+        vec![(l, Frame::Graft(Vec::new()))]
+    }
+
+    /// The links that push, and those that announce.
+    pub fn links(&self) -> (impl Iterator<Item = &P>, impl Iterator<Item = &P>) {
+        (self.eager.iter(), self.lazy.iter())
+    }
+
+    /// Whether the message `id` was seen (a caller may skip checking it).
+    pub fn knows(&self, id: &Id) -> bool {
+        self.kept.contains_key(id)
+    }
+
+    /// Sends a message of our own: pushed to every eager link.
+    pub fn broadcast(&mut self, id: Id, data: Vec<u8>, now: Instant) -> Vec<(P, Frame)> {
+        if !self.keep(id, &data, now) {
+            return Vec::new();
+        }
+        self.queue_announce(id, None, now);
+        self.push(id, &data, None)
+    }
+
+    /// A frame from `from`. A `Push` must already have been checked by the
+    /// caller.
+    pub fn receive(&mut self, from: P, frame: Frame, now: Instant) -> Received<P> {
+        let mut r = Received { send: Vec::new(), fresh: None };
+        let linked = self.eager.contains(&from) || self.lazy.contains(&from);
+        match frame {
+            Frame::Push { id, data } => {
+                if !self.keep(id, &data, now) {
+                    // A duplicate: that link is not on our tree.
+                    if self.eager.remove(&from) {
+                        self.lazy.insert(from);
+                        r.send.push((from, Frame::Prune));
+                    }
+                    return r;
+                }
+                self.missing.remove(&id);
+                if linked {
+                    self.lazy.remove(&from);
+                    self.eager.insert(from);
+                }
+                self.queue_announce(id, Some(from), now);
+                r.send = self.push(id, &data, Some(from));
+                r.fresh = Some((id, data));
+            }
+            Frame::IHave(ids) => {
+                let due = now + self.settings.graft_after;
+                for id in ids.into_iter().take(MAX_IDS) {
+                    if self.kept.contains_key(&id) {
+                        continue;
+                    }
+                    if !self.missing.contains_key(&id) && self.missing.len() >= MAX_KEPT {
+                        continue;
+                    }
+                    let m = self
+                        .missing
+                        .entry(id)
+                        .or_insert_with(|| Missing { announcers: VecDeque::new(), due });
+                    if linked && !m.announcers.contains(&from) {
+                        m.announcers.push_back(from);
+                    }
+                }
+            }
+            Frame::Graft(ids) => {
+                if linked {
+                    self.lazy.remove(&from);
+                    self.eager.insert(from);
+                }
+                for id in ids.into_iter().take(MAX_IDS) {
+                    if let Some(data) = self.kept.get(&id) {
+                        r.send.push((from, Frame::Push { id, data: data.clone() }));
+                    }
+                }
+            }
+            Frame::Prune => {
+                if self.eager.remove(&from) {
+                    self.lazy.insert(from);
+                }
+            }
+        }
+        r
+    }
+
+    /// Announces the ids received over the lazy links once
+    /// `announce_after` has passed, asks for ids missing for
+    /// `graft_after`, and forgets old messages. Called at
+    /// [`Tree::next_deadline`] and now and then (the node: every probe
+    /// interval).
+    pub fn tick(&mut self, now: Instant) -> Vec<(P, Frame)> {
+        let mut send = Vec::new();
+        if self.announce_due.is_some_and(|due| due <= now) {
+            self.announce_due = None;
+            let n = self.lazy.len();
+            let fanout = match self.settings.lazy_fanout {
+                0 => n,
+                f => f.min(n),
+            };
+            let start = self.turn % n.max(1);
+            self.turn = self.turn.wrapping_add(fanout);
+            let chosen = self.lazy.iter().cycle().skip(start).take(fanout);
+            for l in chosen {
+                let ids: Vec<Id> = self
+                    .announce
+                    .iter()
+                    .filter(|(_, from)| *from != Some(*l))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for chunk in ids.chunks(MAX_IDS) {
+                    send.push((*l, Frame::IHave(chunk.to_vec())));
+                }
+            }
+            self.announce.clear();
+        }
+        self.graft(now, &mut send);
+        let keep_for = self.settings.keep_for;
+        while let Some((at, id)) = self.arrivals.front().copied() {
+            if now.saturating_duration_since(at) < keep_for && self.arrivals.len() <= MAX_KEPT {
+                break;
+            }
+            self.arrivals.pop_front();
+            self.kept.remove(&id);
+        }
+        send
+    }
+
+    /// When the next announcements or the next missing id are due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.missing.values().map(|m| m.due).chain(self.announce_due).min()
+    }
+
+    fn queue_announce(&mut self, id: Id, from: Option<P>, now: Instant) {
+        self.announce.push((id, from));
+        self.announce_due.get_or_insert(now + self.settings.announce_after);
+    }
+
+    /// Asks the first announcer of every id missing for long enough; the
+    /// next announcer is asked after another `graft_after`.
+    fn graft(&mut self, now: Instant, send: &mut Vec<(P, Frame)>) {
+        let mut asks: BTreeMap<P, Vec<Id>> = BTreeMap::new();
+        let graft_after = self.settings.graft_after;
+        self.missing.retain(|id, m| {
+            if m.due > now {
+                return true;
+            }
+            let Some(a) = m.announcers.pop_front() else { return false };
+            asks.entry(a).or_default().push(*id);
+            m.due = now + graft_after;
+            true
+        });
+        for (a, ids) in asks {
+            if self.lazy.remove(&a) {
+                self.eager.insert(a);
+            }
+            for chunk in ids.chunks(MAX_IDS) {
+                send.push((a, Frame::Graft(chunk.to_vec())));
+            }
+        }
+    }
+
+    /// Records a message; false if it was seen already.
+    fn keep(&mut self, id: Id, data: &[u8], now: Instant) -> bool {
+        if self.kept.contains_key(&id) {
+            return false;
+        }
+        self.kept.insert(id, data.to_vec());
+        self.arrivals.push_back((now, id));
+        true
+    }
+
+    /// The message to every eager link but the one it came over.
+    fn push(&self, id: Id, data: &[u8], from: Option<P>) -> Vec<(P, Frame)> {
+        self.eager
+            .iter()
+            .filter(|p| Some(**p) != from)
+            .map(|p| (*p, Frame::Push { id, data: data.to_vec() }))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

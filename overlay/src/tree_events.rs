@@ -1,0 +1,136 @@
+//! The event loop's side of the broadcast tree: membership messages go out
+//! over the tree ([`crate::broadcast`]) and come in from it, checked before
+//! they are taken or passed on. Gossipsub still carries them to and from
+//! peers that are not cloudy nodes (a js-libp2p peer), while one is
+//! connected.
+
+use crate::broadcast::Frame;
+use crate::event_loop::EventLoop;
+use crate::limits::Verdict;
+use crate::membership::signed;
+use crate::membership::wire::Message;
+use crate::tree_links::LinkEvent;
+use libp2p::{gossipsub, PeerId};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+impl EventLoop {
+    /// Sends one of our membership messages to the community.
+    pub(crate) fn publish(&mut self, msg: Message) {
+        let bytes = msg.encode();
+        let sealed = signed::seal(&self.signer, &bytes);
+        let id = signed::id_of(&sealed);
+        let out = self.tree.broadcast(id, sealed, Instant::now());
+        self.send_tree(out);
+        if self.foreign.iter().any(|p| self.swarm.is_connected(p)) {
+            match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
+                Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                Err(e) => debug!("membership publish failed: {e}"),
+            }
+        }
+    }
+
+    pub(crate) fn on_link_event(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, stream, out } => {
+                let streams = self.tree_streams.entry(peer).or_default();
+                streams.push((stream, out));
+                if streams.len() == 1 {
+                    self.tree.link_up(peer);
+                }
+                // Our join announcement goes out over our first link.
+                if !self.announced {
+                    self.announced = true;
+                    debug!(first = %peer, "announcing ourselves to the community");
+                    self.publish_alive();
+                }
+            }
+            LinkEvent::Down { peer, stream } => {
+                let Some(streams) = self.tree_streams.get_mut(&peer) else { return };
+                streams.retain(|(s, _)| *s != stream);
+                if streams.is_empty() {
+                    self.tree_streams.remove(&peer);
+                    let out = self.tree.link_down(peer);
+                    self.send_tree(out);
+                }
+            }
+            LinkEvent::Frame { peer, frame } => self.on_tree_frame(peer, frame),
+        }
+    }
+
+    /// A frame from a link. A message new to us is checked (signature,
+    /// format, author, rate) before the tree may pass it on.
+    fn on_tree_frame(&mut self, peer: PeerId, frame: Frame) {
+        let mut take = None;
+        if let Frame::Push { id, data } = &frame {
+            if !self.tree.knows(id) {
+                match self.admit(peer, id, data) {
+                    Some(msg) => take = Some(msg),
+                    None => return,
+                }
+            }
+        }
+        let now = Instant::now();
+        let r = self.tree.receive(peer, frame, now);
+        self.send_tree(r.send);
+        if let (Some(msg), Some(_)) = (take, r.fresh) {
+            let changes = self.table.apply(msg, now);
+            self.apply_changes(changes);
+        }
+    }
+
+    /// The message in a pushed envelope, if it may be taken.
+    fn admit(&mut self, from: PeerId, id: &crate::broadcast::Id, data: &[u8]) -> Option<Message> {
+        let checked = signed::open(id, data).map_err(|e| e.to_string()).and_then(|(author, m)| {
+            let msg = Message::decode(m).map_err(|e| e.to_string())?;
+            match msg.author() == author {
+                true => Ok(msg),
+                false => {
+                    Err(format!("message signed by {author} claims to be from {}", msg.author()))
+                }
+            }
+        });
+        let msg = match checked {
+            Ok(msg) => msg,
+            Err(reason) => {
+                warn!(%from, "rejected membership message: {reason}");
+                return None;
+            }
+        };
+        self.within_rate(msg.author()).then_some(msg)
+    }
+
+    /// Whether a message of `author`'s may be taken now: within
+    /// [`crate::event_loop::GOSSIP_RATE`]; far over it, the author is cut off.
+    pub(crate) fn within_rate(&mut self, author: PeerId) -> bool {
+        match self.gossip_limits.arrive(author, Instant::now()) {
+            Verdict::Serve => {
+                self.gossip_limits.leave(&author);
+                true
+            }
+            Verdict::Refuse => false,
+            Verdict::Abusive => {
+                warn!(target: "cloudy::_events::limits", peer = %author, "gossips far over its rate; disconnecting it");
+                self.on_command(crate::handle::Command::Abusive { peer: author });
+                false
+            }
+        }
+    }
+
+    /// Announcements and grafts that are due, and old messages forgotten.
+    pub(crate) fn on_tree_tick(&mut self) {
+        let out = self.tree.tick(Instant::now());
+        self.send_tree(out);
+    }
+
+    fn send_tree(&mut self, out: Vec<(PeerId, Frame)>) {
+        for (peer, frame) in out {
+            let Some((_, tx)) = self.tree_streams.get(&peer).and_then(|s| s.first()) else {
+                continue;
+            };
+            if tx.try_send(frame).is_err() {
+                debug!(%peer, "broadcast link busy; a frame was dropped");
+            }
+        }
+    }
+}

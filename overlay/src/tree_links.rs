@@ -1,0 +1,166 @@
+//! The broadcast tree's transport ([`crate::broadcast`] is its logic): one
+//! long-lived stream per link on [`BROADCAST`], frames both ways.
+//!
+//! - The links are the prober's [`Targets`] (monitor targets and random
+//!   links) and whoever opened a stream to us: for each target a task keeps
+//!   one stream open, reopening it (at most once per `every`) when it
+//!   closes. The open stream also keeps the connection open.
+//! - Each stream reports [`LinkEvent::Up`] with a bounded queue of frames
+//!   to write, every frame read, and [`LinkEvent::Down`] when it ends. The
+//!   event loop keeps the tree and decides what to send.
+
+use crate::broadcast::Frame;
+use crate::frame::{read_frame, write_frame};
+use crate::prober::Targets;
+use crate::protocols::BROADCAST;
+use crate::tasks::{serve_streams, Tasks};
+use futures::AsyncReadExt;
+use libp2p::PeerId;
+use libp2p_stream::{Control, OpenStreamError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What happened on a link's stream.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// A stream is open: frames for `peer` go on `out`.
+    Up { peer: PeerId, stream: u64, out: mpsc::Sender<Frame> },
+    /// A frame from `peer`.
+    Frame { peer: PeerId, frame: Frame },
+    /// The stream `stream` to `peer` ended.
+    Down { peer: PeerId, stream: u64 },
+}
+
+/// Largest frame: a membership message in its envelope, with its id.
+const MAX_FRAME: usize = crate::membership::wire::MAX_MESSAGE_BYTES + 256;
+/// Frames waiting to be written on one stream; beyond, new ones are
+/// dropped (the tree's announcements and anti-entropy repair a loss).
+pub(crate) const OUT_QUEUE: usize = 256;
+/// Most inbound link streams at once (a member has about `2 × (monitors +
+/// links)`).
+const MAX_INBOUND: usize = 256;
+/// Frames one peer may send per second, all its streams together; beyond
+/// it the peer waits, and its stream is closed if it keeps at it.
+const FRAME_RATE: f64 = 200.0;
+
+/// Starts the inbound accept loop and a stream to every target.
+pub(crate) fn spawn(
+    mut control: Control,
+    mut targets: watch::Receiver<Targets>,
+    events: mpsc::Sender<LinkEvent>,
+    every: Duration,
+    tasks: &Tasks,
+) -> Result<(), crate::Error> {
+    let incoming = control
+        .accept(BROADCAST)
+        .map_err(|_| crate::Error::Transport("broadcast protocol registered twice".into()))?;
+    let pace = crate::limits::Pace::new(FRAME_RATE, FRAME_RATE * 2.0);
+    let inbound = events.clone();
+    let inbound_pace = pace.clone();
+    serve_streams(tasks, "broadcast link", incoming, MAX_INBOUND, move |peer, stream| {
+        run(peer, stream, inbound.clone(), inbound_pace.clone())
+    });
+    let cancel = tasks.cancel().clone();
+    let spawner = tasks.clone();
+    tasks.spawn_loop("broadcast links", async move {
+        let mut held: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
+        loop {
+            let wanted = targets.borrow_and_update().clone();
+            let wanted: Vec<PeerId> = wanted.probe.iter().chain(&wanted.link).copied().collect();
+            held.retain(|peer, task| {
+                let keep = wanted.contains(peer) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for peer in wanted {
+                held.entry(peer).or_insert_with(|| {
+                    let hold = hold(control.clone(), peer, events.clone(), pace.clone(), every);
+                    spawner.spawn("broadcast link", hold)
+                });
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = targets.changed() => if r.is_err() { break },
+            }
+        }
+        for task in held.into_values() {
+            task.abort();
+        }
+    });
+    Ok(())
+}
+
+/// Keeps a stream open to `peer`. Ends if the peer does not speak the
+/// protocol (not a cloudy node).
+async fn hold(
+    mut control: Control,
+    peer: PeerId,
+    events: mpsc::Sender<LinkEvent>,
+    pace: crate::limits::Pace,
+    every: Duration,
+) {
+    loop {
+        let opened = Instant::now();
+        match control.open_stream(peer, BROADCAST).await {
+            Ok(stream) => run(peer, stream, events.clone(), pace.clone()).await,
+            Err(OpenStreamError::UnsupportedProtocol(_)) => return,
+            Err(e) => tracing::debug!(%peer, "cannot open a broadcast link: {e}"),
+        }
+        if events.is_closed() {
+            return;
+        }
+        tokio::time::sleep_until(opened + every.max(Duration::from_secs(1))).await;
+    }
+}
+
+/// Runs one stream until it or the event loop ends.
+async fn run(
+    peer: PeerId,
+    stream: libp2p::Stream,
+    events: mpsc::Sender<LinkEvent>,
+    pace: crate::limits::Pace,
+) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (out, mut queue) = mpsc::channel::<Frame>(OUT_QUEUE);
+    if events.send(LinkEvent::Up { peer, stream: id, out }).await.is_err() {
+        return;
+    }
+    let (mut r, mut w) = stream.split();
+    let reading = async {
+        while let Ok(Some(bytes)) = read_frame(&mut r, MAX_FRAME).await {
+            if pace.request(peer).await.is_err() {
+                tracing::debug!(%peer, "broadcast frames far over their rate; closing the link");
+                return;
+            }
+            let frame = match Frame::decode(&bytes) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(%peer, "{e}; closing the link");
+                    return;
+                }
+            };
+            if events.send(LinkEvent::Frame { peer, frame }).await.is_err() {
+                return;
+            }
+        }
+    };
+    let writing = async {
+        while let Some(frame) = queue.recv().await {
+            if write_frame(&mut w, &frame.encode(), MAX_FRAME).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reading => {}
+        _ = writing => {}
+    }
+    let _ = events.send(LinkEvent::Down { peer, stream: id }).await;
+}
