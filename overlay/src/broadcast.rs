@@ -119,7 +119,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             graft_after: Duration::from_millis(150),
-            announce_after: Duration::from_millis(100),
+            announce_after: Duration::from_millis(25),
             keep_for: Duration::from_secs(60),
             lazy_fanout: 3,
         }
