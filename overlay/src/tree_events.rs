@@ -117,20 +117,54 @@ impl EventLoop {
         }
     }
 
-    /// Announcements and grafts that are due, and old messages forgotten.
+    /// Announcements and grafts that are due, old messages forgotten, and
+    /// links whose streams ended silently taken down.
     pub(crate) fn on_tree_tick(&mut self) {
+        self.drop_closed_links();
         let out = self.tree.tick(Instant::now());
         self.send_tree(out);
     }
 
-    fn send_tree(&mut self, out: Vec<(PeerId, Frame)>) {
-        for (peer, frame) in out {
-            let Some((_, tx)) = self.tree_streams.get(&peer).and_then(|s| s.first()) else {
-                continue;
-            };
-            if tx.try_send(frame).is_err() {
-                debug!(%peer, "broadcast link busy; a frame was dropped");
+    /// Sends frames over the links. A link whose streams have all ended
+    /// without saying so (their task was stopped when the member stopped
+    /// being a target) goes down here, and the tree grafts a lazy link in
+    /// its place: until then frames for it were dropped and the tree
+    /// counted it as a live branch.
+    fn send_tree(&mut self, mut out: Vec<(PeerId, Frame)>) {
+        while !out.is_empty() {
+            let mut lost = Vec::new();
+            for (peer, frame) in out {
+                let Some(streams) = self.tree_streams.get_mut(&peer) else { continue };
+                streams.retain(|(_, tx)| !tx.is_closed());
+                match streams.first() {
+                    Some((_, tx)) => {
+                        if tx.try_send(frame).is_err() {
+                            debug!(%peer, "broadcast link busy; a frame was dropped");
+                        }
+                    }
+                    None => {
+                        self.tree_streams.remove(&peer);
+                        lost.push(peer);
+                    }
+                }
             }
+            out = lost.into_iter().flat_map(|p| self.tree.link_down(p)).collect();
+        }
+    }
+
+    /// Links whose streams all ended silently go down (see `send_tree`).
+    fn drop_closed_links(&mut self) {
+        let mut dead = Vec::new();
+        for (peer, streams) in &mut self.tree_streams {
+            streams.retain(|(_, tx)| !tx.is_closed());
+            if streams.is_empty() {
+                dead.push(*peer);
+            }
+        }
+        for peer in dead {
+            self.tree_streams.remove(&peer);
+            let out = self.tree.link_down(peer);
+            self.send_tree(out);
         }
     }
 }
