@@ -309,12 +309,7 @@ impl EventLoop {
             #[cfg(feature = "test-utils")]
             Command::Accuse { peer } => self.probe_failed(peer, "accused by test"),
             #[cfg(feature = "test-utils")]
-            Command::FloodGossip { messages } => {
-                for _ in 0..messages {
-                    let msg = self.local.alive(&self.cfg.external_addrs);
-                    self.publish(msg);
-                }
-            }
+            Command::FloodGossip { messages } => self.flood(messages),
         }
     }
 

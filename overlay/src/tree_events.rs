@@ -117,6 +117,32 @@ impl EventLoop {
         }
     }
 
+    /// Test hook: `messages` heartbeats written straight onto every
+    /// link's stream as fast as it takes them, as a hostile member would
+    /// (through the tree, all but the first 256 would be dropped at our
+    /// own queue and the storm would depend on scheduling).
+    #[cfg(feature = "test-utils")]
+    pub(crate) fn flood(&mut self, messages: usize) {
+        let frames: Vec<Frame> = (0..messages)
+            .map(|_| {
+                let msg = self.local.alive(&self.cfg.external_addrs);
+                let sealed = signed::seal(&self.signer, &msg.encode());
+                Frame::Push { id: signed::id_of(&sealed), data: sealed }
+            })
+            .collect();
+        for streams in self.tree_streams.values() {
+            let Some((_, tx)) = streams.iter().find(|(_, tx)| !tx.is_closed()) else { continue };
+            let (tx, frames) = (tx.clone(), frames.clone());
+            tokio::spawn(async move {
+                for frame in frames {
+                    if tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
     /// Announcements and grafts that are due, old messages forgotten, and
     /// links whose streams ended silently taken down.
     pub(crate) fn on_tree_tick(&mut self) {
