@@ -160,18 +160,15 @@ impl EventLoop {
         while !out.is_empty() {
             let mut lost = Vec::new();
             for (peer, frame) in out {
-                let Some(streams) = self.tree_streams.get_mut(&peer) else { continue };
-                streams.retain(|(_, tx)| !tx.is_closed());
-                match streams.first() {
-                    Some((_, tx)) => {
-                        if tx.try_send(frame).is_err() {
-                            debug!(%peer, "broadcast link busy; a frame was dropped");
-                        }
-                    }
-                    None => {
-                        self.tree_streams.remove(&peer);
-                        lost.push(peer);
-                    }
+                if self.link_lost(peer) {
+                    lost.push(peer);
+                    continue;
+                }
+                let Some((_, tx)) = self.tree_streams.get(&peer).and_then(|s| s.first()) else {
+                    continue;
+                };
+                if tx.try_send(frame).is_err() {
+                    debug!(%peer, "broadcast link busy; a frame was dropped");
                 }
             }
             out = lost.into_iter().flat_map(|p| self.tree.link_down(p)).collect();
@@ -180,17 +177,21 @@ impl EventLoop {
 
     /// Links whose streams all ended silently go down (see `send_tree`).
     fn drop_closed_links(&mut self) {
-        let mut dead = Vec::new();
-        for (peer, streams) in &mut self.tree_streams {
-            streams.retain(|(_, tx)| !tx.is_closed());
-            if streams.is_empty() {
-                dead.push(*peer);
-            }
+        let peers: Vec<PeerId> = self.tree_streams.keys().copied().collect();
+        let lost: Vec<PeerId> = peers.into_iter().filter(|p| self.link_lost(*p)).collect();
+        let out = lost.into_iter().flat_map(|p| self.tree.link_down(p)).collect();
+        self.send_tree(out);
+    }
+
+    /// Forgets `peer`'s closed streams; true if that left none (the link
+    /// is then forgotten too, and the caller takes it off the tree).
+    fn link_lost(&mut self, peer: PeerId) -> bool {
+        let Some(streams) = self.tree_streams.get_mut(&peer) else { return false };
+        streams.retain(|(_, tx)| !tx.is_closed());
+        if !streams.is_empty() {
+            return false;
         }
-        for peer in dead {
-            self.tree_streams.remove(&peer);
-            let out = self.tree.link_down(peer);
-            self.send_tree(out);
-        }
+        self.tree_streams.remove(&peer);
+        true
     }
 }
