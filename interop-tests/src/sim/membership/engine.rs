@@ -152,9 +152,9 @@ pub(super) struct Sim {
     watch: Watch,
 }
 
-/// Per node: bytes sent by kind, CPU time.
 mod tree;
 
+/// Per node: bytes sent by kind, CPU time.
 pub(super) type Counters = Vec<([u64; 3], Duration)>;
 
 /// Simulated seconds in µs.
@@ -320,10 +320,7 @@ impl Sim {
         self.nodes[i].linked = true;
         self.connect(i);
         if std::mem::take(&mut self.nodes[i].announce) {
-            let me = &mut self.nodes[i].me;
-            me.seq += 1;
-            let msg = Message::Alive(me.clone());
-            self.publish(i, msg);
+            self.publish_alive(i);
         }
     }
 
@@ -382,6 +379,14 @@ impl Sim {
         let d = due.saturating_duration_since(self.base);
         let at = d.as_micros() as u64 + u64::from(!d.subsec_nanos().is_multiple_of(1000));
         at.max(self.now)
+    }
+
+    /// Node `i` gossips its state anew (join, announcement, refutation).
+    fn publish_alive(&mut self, i: usize) {
+        let me = &mut self.nodes[i].me;
+        me.seq += 1;
+        let msg = Message::Alive(me.clone());
+        self.publish(i, msg);
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -452,11 +457,8 @@ impl Sim {
             Ev::Up(j) => self.up(j as usize),
             Ev::Connected(j) => self.connected(j as usize),
             Ev::Announce(a) => {
-                let me = &mut self.nodes[a as usize].me;
-                me.seq += 1;
-                me.services.insert(SVC.into(), BTreeMap::new());
-                let msg = Message::Alive(me.clone());
-                self.publish(a as usize, msg);
+                self.nodes[a as usize].me.services.insert(SVC.into(), BTreeMap::new());
+                self.publish_alive(a as usize);
             }
             Ev::Down(v) => self.down(v as usize),
         }
@@ -531,10 +533,7 @@ impl Sim {
         } else {
             self.nodes[j].mesh.push(boot);
             self.nodes[boot].mesh.push(j);
-            let me = &mut self.nodes[j].me;
-            me.seq += 1;
-            let msg = Message::Alive(me.clone());
-            self.publish(j, msg);
+            self.publish_alive(j);
         }
         if self.nodes[j].full {
             let hello = self.code(j, |n| n.table.hello(&n.me));
@@ -798,12 +797,7 @@ impl Sim {
                         self.publish(i, m);
                     }
                 }
-                Change::Refute => {
-                    let me = &mut self.nodes[i].me;
-                    me.seq += 1;
-                    let msg = Message::Alive(me.clone());
-                    self.publish(i, msg);
-                }
+                Change::Refute => self.publish_alive(i),
                 Change::Services { peer, announced, .. } => {
                     let p = self.index[&peer];
                     if p == self.watch.announcer && announced.iter().any(|a| a == SVC) {
