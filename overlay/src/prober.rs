@@ -21,16 +21,14 @@
 //! negotiation, close) — this matters for the idle CPU budget.
 
 use crate::protocols::PROBE;
-use crate::tasks::{serve_streams, Tasks};
+use crate::tasks::{per_peer, serve_streams, Tasks};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::PeerId;
 use libp2p_stream::{Control, OpenStreamError};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 
 /// What one probe found.
@@ -97,7 +95,7 @@ pub(crate) struct Pace {
 /// Starts the responder and the per-target probers.
 pub(crate) fn spawn(
     mut control: Control,
-    mut targets: watch::Receiver<Targets>,
+    targets: watch::Receiver<Targets>,
     results: mpsc::Sender<ProbeResult>,
     pace: Pace,
     tasks: &Tasks,
@@ -109,34 +107,13 @@ pub(crate) fn spawn(
     serve_streams(tasks, "probe echo", incoming, MAX_INBOUND, move |peer, stream| {
         echo(stream, echoes.clone(), peer)
     });
-    let cancel = tasks.cancel().clone();
-    let spawner = tasks.clone();
-    tasks.spawn_loop("probers", async move {
-        let mut tasks: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
-        loop {
-            let wanted = targets.borrow_and_update().probe.clone();
-            tasks.retain(|peer, task| {
-                let keep = wanted.contains(peer) && !task.is_finished();
-                if !keep {
-                    task.abort();
-                }
-                keep
-            });
-            for peer in wanted {
-                tasks.entry(peer).or_insert_with(|| {
-                    let probe = probe_peer(control.clone(), peer, results.clone(), pace.clone());
-                    spawner.spawn("probe", probe)
-                });
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = targets.changed() => if r.is_err() { break },
-            }
-        }
-        for task in tasks.into_values() {
-            task.abort();
-        }
-    });
+    per_peer(
+        tasks,
+        "probe",
+        targets,
+        |t: &Targets| t.probe.clone(),
+        move |peer| probe_peer(control.clone(), peer, results.clone(), pace.clone()),
+    );
     Ok(())
 }
 

@@ -202,6 +202,49 @@ pub fn serve_streams<H, F>(
     });
 }
 
+/// Keeps one task per wanted peer until the part stops: `wanted` picks the
+/// peers from the latest value of `targets`; a peer no longer wanted has
+/// its task stopped, and a wanted peer whose task ended gets a new one
+/// from `start`.
+pub(crate) fn per_peer<T, W, S, F>(
+    tasks: &Tasks,
+    what: &'static str,
+    mut targets: tokio::sync::watch::Receiver<T>,
+    wanted: W,
+    mut start: S,
+) where
+    T: Send + Sync + 'static,
+    W: Fn(&T) -> Vec<PeerId> + Send + 'static,
+    S: FnMut(PeerId) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let spawner = tasks.clone();
+    tasks.spawn_loop(what, async move {
+        let mut held: std::collections::HashMap<PeerId, tokio::task::JoinHandle<()>> =
+            std::collections::HashMap::new();
+        loop {
+            let peers = wanted(&targets.borrow_and_update());
+            held.retain(|peer, task| {
+                let keep = peers.contains(peer) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for peer in peers {
+                held.entry(peer).or_insert_with(|| spawner.spawn(what, start(peer)));
+            }
+            tokio::select! {
+                _ = spawner.cancelled() => break,
+                r = targets.changed() => if r.is_err() { break },
+            }
+        }
+        for task in held.into_values() {
+            task.abort();
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

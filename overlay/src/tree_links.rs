@@ -13,15 +13,13 @@ use crate::broadcast::Frame;
 use crate::frame::{read_frame, write_frame};
 use crate::prober::Targets;
 use crate::protocols::BROADCAST;
-use crate::tasks::{serve_streams, Tasks};
+use crate::tasks::{per_peer, serve_streams, Tasks};
 use futures::AsyncReadExt;
 use libp2p::PeerId;
 use libp2p_stream::{Control, OpenStreamError};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// What happened on a link's stream.
@@ -50,7 +48,7 @@ const FRAME_RATE: f64 = 200.0;
 /// Starts the inbound accept loop and a stream to every target.
 pub(crate) fn spawn(
     mut control: Control,
-    mut targets: watch::Receiver<Targets>,
+    targets: watch::Receiver<Targets>,
     events: mpsc::Sender<LinkEvent>,
     every: Duration,
     tasks: &Tasks,
@@ -64,34 +62,9 @@ pub(crate) fn spawn(
     serve_streams(tasks, "broadcast link", incoming, MAX_INBOUND, move |peer, stream| {
         run(peer, stream, inbound.clone(), inbound_pace.clone())
     });
-    let cancel = tasks.cancel().clone();
-    let spawner = tasks.clone();
-    tasks.spawn_loop("broadcast links", async move {
-        let mut held: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
-        loop {
-            let wanted = targets.borrow_and_update().clone();
-            let wanted: Vec<PeerId> = wanted.probe.iter().chain(&wanted.link).copied().collect();
-            held.retain(|peer, task| {
-                let keep = wanted.contains(peer) && !task.is_finished();
-                if !keep {
-                    task.abort();
-                }
-                keep
-            });
-            for peer in wanted {
-                held.entry(peer).or_insert_with(|| {
-                    let hold = hold(control.clone(), peer, events.clone(), pace.clone(), every);
-                    spawner.spawn("broadcast link", hold)
-                });
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = targets.changed() => if r.is_err() { break },
-            }
-        }
-        for task in held.into_values() {
-            task.abort();
-        }
+    let wanted = |t: &Targets| t.probe.iter().chain(&t.link).copied().collect();
+    per_peer(tasks, "broadcast link", targets, wanted, move |peer| {
+        hold(control.clone(), peer, events.clone(), pace.clone(), every)
     });
     Ok(())
 }
@@ -132,6 +105,10 @@ async fn run(
     if events.send(LinkEvent::Up { peer, stream: id, out }).await.is_err() {
         return;
     }
+    // Reports Down however the task ends, aborted included (the member
+    // stopped being a target): a link the event loop still counted as up
+    // would swallow the frames sent to it.
+    let _down = DownOnDrop { peer, stream: id, events: events.clone() };
     let (mut r, mut w) = stream.split();
     let reading = async {
         while let Ok(Some(bytes)) = read_frame(&mut r, MAX_FRAME).await {
@@ -162,5 +139,26 @@ async fn run(
         _ = reading => {}
         _ = writing => {}
     }
-    let _ = events.send(LinkEvent::Down { peer, stream: id }).await;
+}
+
+/// Sends [`LinkEvent::Down`] for a stream when dropped.
+struct DownOnDrop {
+    peer: PeerId,
+    stream: u64,
+    events: mpsc::Sender<LinkEvent>,
+}
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let down = LinkEvent::Down { peer: self.peer, stream: self.stream };
+        if let Err(mpsc::error::TrySendError::Full(down)) = self.events.try_send(down) {
+            // The event loop is busy: wait for room on a task of its own.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let events = self.events.clone();
+                rt.spawn(async move {
+                    let _ = events.send(down).await;
+                });
+            }
+        }
+    }
 }
