@@ -62,7 +62,7 @@ fn churn_row(n: usize, c: &membership::Churned) -> String {
     let pair =
         |v: Option<(f64, f64)>| v.map_or("n/a".into(), |(m, x)| format!("{m:.2} / {x:.2} s"));
     format!(
-        "| {n} | {} ({} not seen by all) | {} | {} ({} not seen by all) | {} | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} µs/s |",
+        "| {n} | {} ({} not seen by all) | {} | {} ({} not seen by all) | {} | {:.0} / {:.0} / {:.0} / {:.0} | {:.0} | {} | {:.2} | {} |",
         c.failures,
         c.undetected,
         pair(c.detect),
@@ -73,8 +73,18 @@ fn churn_row(n: usize, c: &membership::Churned) -> String {
         c.bytes[1],
         c.bytes[2],
         c.bytes.iter().sum::<f64>(),
-        1e6 * c.cpu
+        c.table_sync,
+        micros(&c.cpu),
+        c.taken,
+        if c.taken > 0.0 { format!("{:.1} µs", 1e6 * c.cpu[0] / c.taken) } else { "n/a".into() }
     )
+}
+
+/// CPU shares of a core by kind as µs per second: gossip / detector /
+/// anti-entropy / total.
+fn micros(cpu: &[f64; 3]) -> String {
+    let [g, d, a] = cpu.map(|c| 1e6 * c);
+    format!("{g:.1} / {d:.1} / {a:.1} / {:.1} µs/s", g + d + a)
 }
 
 fn membership_main(mut args: impl Iterator<Item = String>) {
@@ -115,7 +125,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         }
     }
     println!("membership and failure detection, simulated with the node's own code, seed {seed}");
-    println!("| nodes | tables | newcomer known to all | announcement seen by all (hops) | kill -9 seen failed by all | false failures / suspicions | idle bytes/s per node: gossip / probes / anti-entropy / total | idle CPU per table | tables agree | run time |");
+    println!("| nodes | tables | newcomer known to all | announcement seen by all (hops) | kill -9 seen failed by all | false failures / suspicions | idle bytes/s per node: gossip / probes / anti-entropy / total | idle CPU per table: gossip / detector / anti-entropy / total | tables agree | run time |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut times: Vec<Times> = Vec::new();
     let mut traffic: Vec<(f64, f64)> = Vec::new();
@@ -134,7 +144,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         let o = membership::run(&setup);
         let total: f64 = o.idle_bytes.iter().sum();
         println!(
-            "| {n} | {} | {} | {} ({}) | {} | {} / {} | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} µs/s | {} | {:.1} s |",
+            "| {n} | {} | {} | {} ({}) | {} | {} / {} | {:.0} / {:.0} / {:.0} / {:.0} | {} | {} | {:.1} s |",
             o.observers,
             opt(o.join),
             opt(o.announce),
@@ -146,7 +156,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
             o.idle_bytes[1],
             o.idle_bytes[2],
             total,
-            1e6 * o.idle_cpu,
+            micros(&o.idle_cpu),
             if o.converged { "yes" } else { "no" },
             started.elapsed().as_secs_f64()
         );
@@ -162,8 +172,8 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         println!(
             "then {churn} s of Guifi churn (members down and back as their availability says):"
         );
-        println!("| nodes | departures | seen failed by all, mean / max | returns | seen back by all, mean / max | bytes/s per up node: gossip / probes / anti-entropy / total | CPU per table |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| nodes | departures | seen failed by all, mean / max | returns | seen back by all, mean / max | bytes/s per up node: gossip / probes / anti-entropy / total | anti-entropy bytes/s per table | CPU per table: gossip / detector / anti-entropy / total | messages taken per table per s | gossip CPU per message |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for row in &churned {
             println!("{row}");
         }

@@ -100,7 +100,10 @@ struct Node {
     seen: HashSet<u64>,
     heard: Vec<u64>,
     sent: [u64; 3],
-    cpu: Duration,
+    /// Time in the project's code: gossip, detector, anti-entropy.
+    cpu: [Duration; 3],
+    /// Messages taken (new to it).
+    taken: u64,
     /// When its next [`Ev::Check`] is due, µs.
     check_at: Option<u64>,
 }
@@ -155,7 +158,19 @@ pub(super) struct Sim {
 mod tree;
 
 /// Per node: bytes sent by kind, CPU time.
-pub(super) type Counters = Vec<([u64; 3], Duration)>;
+pub(super) type Counters = Vec<([u64; 3], [Duration; 3], u64)>;
+
+/// What [`Sim::rates`] found over a phase.
+struct Rates {
+    /// Bytes per up node per second: gossip, probes, anti-entropy.
+    bytes: [f64; 3],
+    /// CPU per observer, share of a core: gossip, detector, anti-entropy.
+    cpu: [f64; 3],
+    /// Messages taken per observer per second.
+    taken: f64,
+    /// Anti-entropy bytes sent per observer per second.
+    table_sync: f64,
+}
 
 /// Simulated seconds in µs.
 fn micros(secs: u64) -> u64 {
@@ -263,7 +278,8 @@ impl Sim {
                 seen: HashSet::new(),
                 heard: Vec::new(),
                 sent: [0; 3],
-                cpu: Duration::ZERO,
+                cpu: [Duration::ZERO; 3],
+                taken: 0,
                 check_at: None,
             })
             .collect();
@@ -466,10 +482,12 @@ impl Sim {
 
     /// Runs the project's code `f` for node `i`, adding the time it took
     /// to the node's CPU time (the simulator's own work is not counted).
-    fn code<T>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> T) -> T {
+    /// `kind` is what the time counts as: [`GOSSIP`], [`PROBES`] (the
+    /// detector) or [`SYNC`].
+    fn code<T>(&mut self, i: usize, kind: usize, f: impl FnOnce(&mut Node) -> T) -> T {
         let started = std::time::Instant::now();
         let out = f(&mut self.nodes[i]);
-        self.nodes[i].cpu += started.elapsed();
+        self.nodes[i].cpu[kind] += started.elapsed();
         out
     }
 
@@ -536,7 +554,7 @@ impl Sim {
             self.publish_alive(j);
         }
         if self.nodes[j].full {
-            let hello = self.code(j, |n| n.table.hello(&n.me));
+            let hello = self.code(j, SYNC, |n| n.table.hello(&n.me));
             self.send_sync(j, boot, Payload::Req(hello));
         } else {
             self.fill(j);
@@ -553,17 +571,17 @@ impl Sim {
         }
         let now = self.at();
         self.schedule(self.now + 1_000_000, Ev::Tick(i as u32));
-        let changes = self.code(i, |n| n.table.tick(now));
+        let changes = self.code(i, PROBES, |n| n.table.tick(now));
         self.changes(i, changes);
         let k = self.cfg.monitors;
-        let targets = self.code(i, |n| n.detector.targets(&n.table, n.peer, k).to_vec());
+        let targets = self.code(i, PROBES, |n| n.detector.targets(&n.table, n.peer, k).to_vec());
         let targets: Vec<usize> = targets.iter().map(|p| self.index[p]).collect();
         for t in targets {
             self.nodes[i].sent[PROBES] += wire::PACKET + wire::NONCE + wire::ACK;
             if self.nodes[t].up {
                 self.nodes[t].sent[PROBES] += wire::PACKET + wire::NONCE;
                 let tp = self.nodes[t].peer;
-                let changes = self.code(i, |n| n.table.touch(&tp, now));
+                let changes = self.code(i, PROBES, |n| n.table.touch(&tp, now));
                 self.changes(i, changes);
             } else if self.nodes[i].pending.insert(t) {
                 let limit = self.cfg.probe_timeout.as_micros() as u64;
@@ -595,7 +613,7 @@ impl Sim {
             return;
         }
         let now = self.at();
-        let changes = self.code(i, |n| n.table.tick(now));
+        let changes = self.code(i, PROBES, |n| n.table.tick(now));
         self.changes(i, changes);
     }
 
@@ -644,7 +662,8 @@ impl Sim {
         }
         let now = self.at();
         let (me, peer) = (self.nodes[i].peer, self.nodes[t].peer);
-        let accused = self.code(i, |n| n.detector.probe_failed(&mut n.table, me, peer, now));
+        let accused =
+            self.code(i, PROBES, |n| n.detector.probe_failed(&mut n.table, me, peer, now));
         if let Some((msg, changes)) = accused {
             self.publish(i, msg);
             self.changes(i, changes);
@@ -699,13 +718,14 @@ impl Sim {
     /// Node `to` takes message `m`, new to it, `hops` from its author.
     fn take(&mut self, to: usize, m: usize, hops: u32) {
         self.nodes[to].heard.push(self.now);
+        self.nodes[to].taken += 1;
         let msg = self.msgs[m].0.clone();
         if matches!(&msg, Message::Alive(a) if a.services.contains_key(SVC)) {
             self.watch.hops = self.watch.hops.max(hops);
         }
         if self.keeps(to, &msg.peer()) {
             let now = self.at();
-            let changes = self.code(to, |n| n.table.apply(msg, now));
+            let changes = self.code(to, GOSSIP, |n| n.table.apply(msg, now));
             self.changes(to, changes);
         }
     }
@@ -740,7 +760,7 @@ impl Sim {
             c => Some(conns[(pick * c as f64) as usize % c]),
         };
         let Some(p) = partner else { return };
-        let hello = self.code(i, |n| n.table.hello(&n.me));
+        let hello = self.code(i, SYNC, |n| n.table.hello(&n.me));
         self.send_sync(i, p, Payload::Req(hello));
     }
 
@@ -767,12 +787,12 @@ impl Sim {
         let now = self.at();
         match payload {
             Payload::Req(r) => {
-                let (resp, changes) = self.code(to, |n| n.table.answer(&n.me, r, now));
+                let (resp, changes) = self.code(to, SYNC, |n| n.table.answer(&n.me, r, now));
                 self.send_sync(to, from, Payload::Resp(resp));
                 self.changes(to, changes);
             }
             Payload::Resp(r) => {
-                let (next, changes) = self.code(to, |n| n.table.take(&n.me, r, now));
+                let (next, changes) = self.code(to, SYNC, |n| n.table.take(&n.me, r, now));
                 let done = next.is_none();
                 if let Some(next) = next {
                     self.send_sync(to, from, Payload::Req(next));
@@ -792,7 +812,8 @@ impl Sim {
                 Change::State { peer, to, .. } => {
                     let p = self.index[&peer];
                     self.record(i, p, to);
-                    let confirm = self.code(i, |n| n.detector.on_state(&n.table, n.peer, peer, to));
+                    let confirm =
+                        self.code(i, PROBES, |n| n.detector.on_state(&n.table, n.peer, peer, to));
                     if let Some(m) = confirm {
                         self.publish(i, m);
                     }
@@ -887,31 +908,42 @@ impl Sim {
     }
 
     pub(super) fn counters(&self) -> Counters {
-        self.nodes.iter().map(|n| (n.sent, n.cpu)).collect()
+        self.nodes.iter().map(|n| (n.sent, n.cpu, n.taken)).collect()
     }
 
-    /// Bytes per up node per second by kind, and CPU per up observer.
-    fn rates(&self, secs: u64, before: &Counters) -> ([f64; 3], f64) {
+    /// Bytes per up node per second by kind, and per up observer: CPU per
+    /// second by kind and messages taken per second.
+    fn rates(&self, secs: u64, before: &Counters) -> Rates {
         let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].up).collect();
         let secs = secs.max(1) as f64;
         let mut bytes = [0.0; 3];
-        let (mut cpu, mut tables) = (Duration::ZERO, 0);
+        let (mut cpu, mut taken, mut sync, mut tables) = ([Duration::ZERO; 3], 0, 0, 0);
         for i in &up {
             let n = &self.nodes[*i];
             for (k, v) in bytes.iter_mut().enumerate() {
                 *v += (n.sent[k] - before[*i].0[k]) as f64 / secs / up.len() as f64;
             }
             if n.full {
-                cpu += n.cpu.saturating_sub(before[*i].1);
+                for (k, c) in cpu.iter_mut().enumerate() {
+                    *c += n.cpu[k].saturating_sub(before[*i].1[k]);
+                }
+                taken += n.taken - before[*i].2;
+                sync += n.sent[SYNC] - before[*i].0[SYNC];
                 tables += 1;
             }
         }
-        (bytes, cpu.as_secs_f64() / secs / f64::from(tables.max(1)))
+        let per_table = |v: f64| v / secs / f64::from(tables.max(1));
+        Rates {
+            bytes,
+            cpu: cpu.map(|c| per_table(c.as_secs_f64())),
+            taken: per_table(taken as f64),
+            table_sync: per_table(sync as f64),
+        }
     }
 
     pub(super) fn outcome(&self, secs: u64, before: &Counters) -> Outcome {
         let w = &self.watch;
-        let (idle_bytes, idle_cpu) = self.rates(secs, before);
+        let Rates { bytes: idle_bytes, cpu: idle_cpu, .. } = self.rates(secs, before);
         let join = w.joiner_full.and_then(|full| {
             let others = self.all_saw(&w.joined, w.joiner, micros(T_JOIN))?;
             Some(others.max(full.saturating_sub(micros(T_JOIN)) as f64 / 1e6))
@@ -936,7 +968,7 @@ impl Sim {
 
     pub(super) fn churned(&self, secs: u64, before: &Counters) -> Churned {
         let w = &self.watch;
-        let (bytes, cpu) = self.rates(secs, before);
+        let Rates { bytes, cpu, taken, table_sync } = self.rates(secs, before);
         Churned {
             failures: w.done.0.len() + w.downs.len() + w.early,
             returns: w.done.1.len() + w.backs.len(),
@@ -946,6 +978,8 @@ impl Sim {
             unseen: w.backs.len(),
             bytes,
             cpu,
+            taken,
+            table_sync,
         }
     }
 

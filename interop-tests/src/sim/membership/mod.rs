@@ -95,8 +95,9 @@ pub struct Outcome {
     pub false_suspicions: usize,
     /// Idle bytes sent per node per second: gossip, probes, anti-entropy.
     pub idle_bytes: [f64; 3],
-    /// CPU time of the membership code per observer, share of one core, idle.
-    pub idle_cpu: f64,
+    /// CPU time of the membership code per observer, share of one core,
+    /// idle: gossip, detector, anti-entropy.
+    pub idle_cpu: [f64; 3],
     /// Mean gossip mesh degree.
     pub mesh_degree: f64,
     /// Whether every observer's table summary agrees at the end of the idle window.
@@ -122,8 +123,14 @@ pub struct Churned {
     pub unseen: usize,
     /// Bytes sent per up node per second: gossip, probes, anti-entropy.
     pub bytes: [f64; 3],
-    /// CPU time of the membership code per observer, share of one core.
-    pub cpu: f64,
+    /// CPU time of the membership code per observer, share of one core:
+    /// gossip, detector, anti-entropy.
+    pub cpu: [f64; 3],
+    /// Messages new to it that an observer took, per second.
+    pub taken: f64,
+    /// Anti-entropy bytes an observer sent per second (the others' are
+    /// counted as between agreeing tables).
+    pub table_sync: f64,
 }
 
 /// Runs one simulation.

@@ -30,7 +30,7 @@ impl Sim {
     pub(super) fn tree_publish(&mut self, i: usize, m: usize) {
         let (id, data) = ids(m, self.msgs[m].2);
         let now = self.at();
-        let out = self.code(i, |n| n.tree.broadcast(id, data, now));
+        let out = self.code(i, super::GOSSIP, |n| n.tree.broadcast(id, data, now));
         self.send_frames(i, out, 1);
         self.tree_arm(i);
     }
@@ -38,7 +38,7 @@ impl Sim {
     /// A node's second: announcements over lazy links, grafts due.
     pub(super) fn tree_tick(&mut self, i: usize) {
         let now = self.at();
-        let out = self.code(i, |n| n.tree.tick(now));
+        let out = self.code(i, super::GOSSIP, |n| n.tree.tick(now));
         self.send_frames(i, out, 0);
         self.tree_arm(i);
     }
@@ -70,7 +70,7 @@ impl Sim {
             return;
         }
         let now = self.at();
-        let r = self.code(to, |n| n.tree.receive(from, frame, now));
+        let r = self.code(to, super::GOSSIP, |n| n.tree.receive(from, frame, now));
         if let Some((_, data)) = &r.fresh {
             let m = u32::from_be_bytes(data[..4].try_into().expect("4 bytes")) as usize;
             self.nodes[to].seen.insert(self.msgs[m].2);
