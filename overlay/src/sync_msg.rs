@@ -10,8 +10,9 @@ use crate::membership::sync::{DigestEntry, SyncEntry};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-/// Most entries accepted in one message.
-pub const MAX_ENTRIES: usize = 10_000;
+/// Most entries accepted in one message: a whole digest of a community
+/// of Guifi.net's size (33,800 nodes) fits.
+pub const MAX_ENTRIES: usize = 50_000;
 
 /// A request of the exchange.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,6 +22,13 @@ pub enum SyncRequest {
         /// [`crate::membership::MemberTable::summary`].
         #[serde(with = "serde_bytes")]
         hash: Vec<u8>,
+    },
+    /// Step 2b, between large tables: the digest of these buckets only
+    /// (those whose sums differ).
+    Digest {
+        /// [`crate::membership::sync::bucket`]s.
+        #[serde(with = "serde_bytes")]
+        buckets: Vec<u8>,
     },
     /// Step 3: what the sender knows better, and what it asks for.
     Exchange {
@@ -38,6 +46,17 @@ pub enum SyncResponse {
     Equal,
     /// Step 2: the responder's digest.
     Digest(Vec<DigestEntry>),
+    /// Step 2, from a large table: the sum of each bucket's entries
+    /// ([`crate::membership::MemberTable::bucket_sums`]).
+    Buckets(Vec<u64>),
+    /// Step 2b: the digest of the buckets asked for.
+    Part {
+        /// The buckets it covers.
+        #[serde(with = "serde_bytes")]
+        buckets: Vec<u8>,
+        /// Their up members and the responder, if in one of them.
+        digest: Vec<DigestEntry>,
+    },
     /// Step 4: the entries asked for.
     Entries(Vec<SyncEntry>),
 }
@@ -47,6 +66,7 @@ impl SyncRequest {
     pub fn len(&self) -> usize {
         match self {
             SyncRequest::Hello { .. } => 0,
+            SyncRequest::Digest { buckets } => buckets.len(),
             SyncRequest::Exchange { push, want } => push.len() + want.len(),
         }
     }
@@ -63,6 +83,8 @@ impl SyncResponse {
         match self {
             SyncResponse::Equal => 0,
             SyncResponse::Digest(d) => d.len(),
+            SyncResponse::Buckets(b) => b.len(),
+            SyncResponse::Part { digest, .. } => digest.len(),
             SyncResponse::Entries(e) => e.len(),
         }
     }

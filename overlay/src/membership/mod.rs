@@ -196,10 +196,16 @@ struct Index {
     generation: u64,
     /// Members that may be suspect (cleaned by `tick`).
     suspects: HashSet<PeerId>,
-    /// When the earliest failed or left member is due to be forgotten.
-    next_reap: Option<Instant>,
+    /// Failed and left members by when they are due to be forgotten, so
+    /// that forgetting one does not walk the whole table.
+    reaps: BTreeSet<(Instant, PeerId)>,
     /// The sum of the entries' shares of the summary ([`sync::share`]).
     sum: [u64; 4],
+    /// The same sum per [`sync::bucket`] (empty until the first entry).
+    buckets: Vec<[u64; 4]>,
+    /// Up members per bucket, for a bucket's digest without a walk of the
+    /// whole table.
+    up_in: Vec<BTreeSet<PeerId>>,
     /// Up members in ring order, for monitor targets without a sort.
     up: BTreeSet<PeerId>,
 }
@@ -208,22 +214,37 @@ impl Index {
     /// A member's entry changed its version or state from `old` to `m`.
     fn note(&mut self, old: Option<&Member>, m: &Member, reap_after: Duration) {
         self.generation += 1;
+        if self.buckets.is_empty() {
+            self.buckets = vec![[0; 4]; sync::BUCKETS];
+            self.up_in = vec![BTreeSet::new(); sync::BUCKETS];
+        }
+        let b = usize::from(sync::bucket(&m.info.peer));
         if let Some(s) = old.and_then(sync::share_of) {
             self.sum = sync::sub(self.sum, s);
+            self.buckets[b] = sync::sub(self.buckets[b], s);
         }
         if let Some(s) = sync::share_of(m) {
             self.sum = sync::add(self.sum, s);
+            self.buckets[b] = sync::add(self.buckets[b], s);
         }
         match m.state.is_up() {
-            true => self.up.insert(m.info.peer),
-            false => self.up.remove(&m.info.peer),
+            true => {
+                self.up.insert(m.info.peer);
+                self.up_in[b].insert(m.info.peer);
+            }
+            false => {
+                self.up.remove(&m.info.peer);
+                self.up_in[b].remove(&m.info.peer);
+            }
         };
         if m.suspected_at.is_some() {
             self.suspects.insert(m.info.peer);
         }
+        if let Some(o) = old.filter(|o| !o.state.is_up()) {
+            self.reaps.remove(&(o.state_since + reap_after, o.info.peer));
+        }
         if !m.state.is_up() {
-            let at = m.state_since + reap_after;
-            self.next_reap = Some(self.next_reap.map_or(at, |r| r.min(at)));
+            self.reaps.insert((m.state_since + reap_after, m.info.peer));
         }
     }
 }
@@ -382,17 +403,12 @@ impl MemberTable {
                 changes.extend(diff(peer, Some(&old), m));
             }
         }
-        if self.idx.next_reap.is_some_and(|r| r <= now) {
-            self.members.retain(|_, m| {
-                m.state.is_up() || now.saturating_duration_since(m.state_since) < t.reap_after
-            });
-            self.idx.generation += 1;
-            self.idx.next_reap = self
-                .members
-                .values()
-                .filter(|m| !m.state.is_up())
-                .map(|m| m.state_since + t.reap_after)
-                .min();
+        while let Some(&(due, peer)) = self.idx.reaps.first().filter(|(due, _)| *due <= now) {
+            self.idx.reaps.remove(&(due, peer));
+            if self.members.get(&peer).is_some_and(|m| !m.state.is_up()) {
+                self.members.remove(&peer);
+                self.idx.generation += 1;
+            }
         }
         changes
     }

@@ -83,6 +83,22 @@ fn listed(state: MemberState) -> MemberState {
     }
 }
 
+/// Buckets the members are cut into (by [`bucket`]) when two large tables
+/// differ: they compare the sums of each bucket's entries first, and send
+/// each other the digest of the differing buckets only.
+pub const BUCKETS: usize = 256;
+
+/// Up to this many members a table that differs sends its whole digest
+/// at once; beyond, its bucket sums first. A digest entry is about 80
+/// bytes: at 10,000 members a whole digest is 800 KB, where one change
+/// in flight costs 2 KB of sums and the digest of one bucket (3 KB).
+pub const WHOLE_DIGEST: usize = 256;
+
+/// The bucket of a member: the last byte of its peer id (key material).
+pub fn bucket(peer: &PeerId) -> u8 {
+    peer.to_bytes().last().copied().unwrap_or(0)
+}
+
 /// One digest entry's share of the summary: the entry's hash, as four
 /// numbers to add.
 pub(super) fn share(peer: &PeerId, incarnation: u64, seq: u64, state: MemberState) -> [u64; 4] {
@@ -122,6 +138,40 @@ fn summary_bytes(sum: [u64; 4]) -> [u8; 32] {
     out
 }
 
+/// Step 3 of an exchange, unless the tables agreed after all.
+fn exchange((push, want): (Vec<SyncEntry>, Vec<PeerId>)) -> Option<SyncRequest> {
+    (!push.is_empty() || !want.is_empty()).then_some(SyncRequest::Exchange { push, want })
+}
+
+/// Which of the [`BUCKETS`] are named.
+fn mask(buckets: &[u8]) -> [bool; BUCKETS] {
+    let mut out = [false; BUCKETS];
+    for b in buckets {
+        out[usize::from(*b)] = true;
+    }
+    out
+}
+
+/// A member's line in a digest.
+fn listing(m: &Member) -> DigestEntry {
+    DigestEntry {
+        peer: m.info.peer,
+        incarnation: m.version.0,
+        seq: m.version.1,
+        state: listed(m.state),
+    }
+}
+
+/// Our own line in a digest.
+fn own_listing(me: &Alive) -> DigestEntry {
+    DigestEntry {
+        peer: me.peer,
+        incarnation: me.incarnation,
+        seq: me.seq,
+        state: MemberState::Alive,
+    }
+}
+
 fn key(version: (u64, u64), state: MemberState) -> Key {
     (version.0, version.1, listed(state).rank())
 }
@@ -136,24 +186,40 @@ impl MemberTable {
 
     /// Up members and ourselves (`me`, our current heartbeat), sorted by peer.
     pub fn digest(&self, me: &Alive) -> Vec<DigestEntry> {
-        let mut out: Vec<DigestEntry> = self
-            .members
-            .values()
-            .filter(|m| m.state.is_up())
-            .map(|m| DigestEntry {
-                peer: m.info.peer,
-                incarnation: m.version.0,
-                seq: m.version.1,
-                state: listed(m.state),
-            })
-            .collect();
-        out.push(DigestEntry {
-            peer: me.peer,
-            incarnation: me.incarnation,
-            seq: me.seq,
-            state: MemberState::Alive,
-        });
+        let mut out: Vec<DigestEntry> =
+            self.members.values().filter(|m| m.state.is_up()).map(listing).collect();
+        out.push(own_listing(me));
         out.sort_by_key(|e| e.peer);
+        out
+    }
+
+    /// [`MemberTable::digest`] restricted to the members in `buckets`.
+    pub fn digest_of(&self, me: &Alive, buckets: &[u8]) -> Vec<DigestEntry> {
+        let mask = mask(buckets);
+        let mut out: Vec<DigestEntry> = (0..BUCKETS)
+            .filter(|b| mask[*b])
+            .filter_map(|b| self.idx.up_in.get(b))
+            .flatten()
+            .filter_map(|p| self.members.get(p))
+            .map(listing)
+            .collect();
+        if mask[usize::from(bucket(&me.peer))] {
+            out.push(own_listing(me));
+        }
+        out.sort_by_key(|e| e.peer);
+        out
+    }
+
+    /// The first lane of each bucket's share of the summary, ours included:
+    /// what two large tables compare before their digests.
+    pub fn bucket_sums(&self, me: &Alive) -> Vec<u64> {
+        let mut out: Vec<u64> = match self.idx.buckets.is_empty() {
+            true => vec![0; BUCKETS],
+            false => self.idx.buckets.iter().map(|s| s[0]).collect(),
+        };
+        let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
+        let b = usize::from(bucket(&me.peer));
+        out[b] = out[b].wrapping_add(own[0]);
         out
     }
 
@@ -171,6 +237,16 @@ impl MemberTable {
     /// Compares the other side's digest with our table: the entries we
     /// know better (to send), and the members it knows better (to ask for).
     pub fn compare(&self, me: &Alive, theirs: &[DigestEntry]) -> (Vec<SyncEntry>, Vec<PeerId>) {
+        self.compare_in(me, theirs, None)
+    }
+
+    /// [`MemberTable::compare`] with the digest of some buckets only.
+    fn compare_in(
+        &self,
+        me: &Alive,
+        theirs: &[DigestEntry],
+        buckets: Option<&[u8]>,
+    ) -> (Vec<SyncEntry>, Vec<PeerId>) {
         let mut push = Vec::new();
         let mut want = Vec::new();
         for e in theirs {
@@ -182,7 +258,11 @@ impl MemberTable {
             }
         }
         let listed: std::collections::HashSet<&PeerId> = theirs.iter().map(|e| &e.peer).collect();
-        for d in self.digest(me) {
+        let ours = match buckets {
+            Some(b) => self.digest_of(me, b),
+            None => self.digest(me),
+        };
+        for d in ours {
             if !listed.contains(&d.peer) {
                 push.extend(self.entry(&d.peer, me));
             }
@@ -261,7 +341,14 @@ impl MemberTable {
             SyncRequest::Hello { hash } if hash[..] == self.summary(me) => {
                 (SyncResponse::Equal, Vec::new())
             }
-            SyncRequest::Hello { .. } => (SyncResponse::Digest(self.digest(me)), Vec::new()),
+            SyncRequest::Hello { .. } if self.members.len() < WHOLE_DIGEST => {
+                (SyncResponse::Digest(self.digest(me)), Vec::new())
+            }
+            SyncRequest::Hello { .. } => (SyncResponse::Buckets(self.bucket_sums(me)), Vec::new()),
+            SyncRequest::Digest { buckets } => {
+                let digest = self.digest_of(me, &buckets);
+                (SyncResponse::Part { buckets, digest }, Vec::new())
+            }
             SyncRequest::Exchange { push, mut want } => {
                 let (changes, ours_newer) = self.merge_all(push, now);
                 want.extend(ours_newer);
@@ -281,11 +368,18 @@ impl MemberTable {
     ) -> (Option<SyncRequest>, Vec<Change>) {
         match resp {
             SyncResponse::Equal => (None, Vec::new()),
-            SyncResponse::Digest(theirs) => {
-                let (push, want) = self.compare(me, &theirs);
-                let next = (!push.is_empty() || !want.is_empty())
-                    .then_some(SyncRequest::Exchange { push, want });
+            SyncResponse::Digest(theirs) => (exchange(self.compare(me, &theirs)), Vec::new()),
+            SyncResponse::Buckets(theirs) if theirs.len() == BUCKETS => {
+                let ours = self.bucket_sums(me);
+                let buckets: Vec<u8> = (0..=u8::MAX)
+                    .filter(|b| ours[usize::from(*b)] != theirs[usize::from(*b)])
+                    .collect();
+                let next = (!buckets.is_empty()).then_some(SyncRequest::Digest { buckets });
                 (next, Vec::new())
+            }
+            SyncResponse::Buckets(_) => (None, Vec::new()),
+            SyncResponse::Part { buckets, digest } => {
+                (exchange(self.compare_in(me, &digest, Some(&buckets))), Vec::new())
             }
             SyncResponse::Entries(entries) => (None, self.merge_all(entries, now).0),
         }

@@ -165,6 +165,14 @@ async fn failed_member_comes_back_and_reaping() {
     t.apply(suspect(p, 1, 2), now + Duration::from_secs(7));
     t.tick(now + Duration::from_secs(11));
     assert_eq!(t.get(&p).unwrap().state, MemberState::Failed);
+    let q = PeerId::random();
+    t.apply(alive(q, 1, 1, &[]), now);
+    t.apply(Message::Leave { peer: q, incarnation: 1, seq: 2 }, now + Duration::from_secs(8));
+    t.tick(now + Duration::from_secs(5) + T.reap_after);
+    assert!(t.get(&p).is_some(), "its first failure's reaping was called off when it came back");
+    t.tick(now + Duration::from_secs(9) + T.reap_after);
+    assert!(t.get(&q).is_none(), "the member that left is forgotten first");
+    assert!(t.get(&p).is_some());
     t.tick(now + Duration::from_secs(11) + T.reap_after);
     assert!(t.get(&p).is_none());
 }

@@ -144,6 +144,12 @@ async fn the_running_summary_is_the_digests_through_every_kind_of_change() {
             .digest(me)
             .iter()
             .fold([0u64; 4], |acc, e| add(acc, share(&e.peer, e.incarnation, e.seq, e.state)));
+        let mut buckets = vec![0u64; BUCKETS];
+        for e in t.digest(me) {
+            let b = usize::from(bucket(&e.peer));
+            buckets[b] = buckets[b].wrapping_add(share(&e.peer, e.incarnation, e.seq, e.state)[0]);
+        }
+        assert_eq!(t.bucket_sums(me), buckets, "the bucket sums are the digest's");
         summary_bytes(sum)
     };
     let now = Instant::now();
@@ -168,4 +174,45 @@ async fn the_running_summary_is_the_digests_through_every_kind_of_change() {
     t.tick(now + Duration::from_secs(7200));
     assert!(t.get(&peers[2]).is_none(), "reaped");
     assert_eq!(t.summary(&me), from_scratch(&t, &me), "after reaping");
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_tables_compare_bucket_sums_and_send_only_the_digest_of_what_differs() {
+    let now = Instant::now();
+    let (pa, pb) = (PeerId::random(), PeerId::random());
+    let (me_a, me_b) = (info(pa, 1, 1), info(pb, 1, 1));
+    let mut b = MemberTable::new(pb, T);
+    let peers: Vec<PeerId> = (0..1000).map(|_| PeerId::random()).collect();
+    for p in &peers {
+        b.apply(Message::Alive(info(*p, 1, 1)), now);
+    }
+    // A newcomer learns the 1,000 through the buckets, every one of which differs.
+    let mut a = MemberTable::new(pa, T);
+    let resp = b.answer(&me_b, a.hello(&me_a), now).0;
+    assert!(matches!(&resp, SyncResponse::Buckets(s) if s.len() == BUCKETS), "{resp:?}");
+    exchange(&mut a, &me_a, &mut b, &me_b, now);
+    assert_eq!(a.iter().filter(|m| m.state.is_up()).count(), 1001, "the 1,000 and b itself");
+    assert_eq!(a.summary(&me_a), b.summary(&me_b));
+
+    // One member restarts and another fails, as `b` alone heard: only
+    // their buckets' digests travel, and the tables agree again.
+    b.apply(Message::Alive(info(peers[7], 2, 1)), now);
+    let by = pb;
+    b.apply(Message::Failed(Accusation { peer: peers[9], incarnation: 1, seq: 1, by }), now);
+    let resp = b.answer(&me_b, a.hello(&me_a), now).0;
+    let (req, _) = a.take(&me_a, resp, now);
+    let Some(SyncRequest::Digest { buckets }) = &req else { panic!("{req:?}") };
+    let mut expected = vec![bucket(&peers[7]), bucket(&peers[9])];
+    expected.sort();
+    expected.dedup();
+    assert_eq!(*buckets, expected);
+    let (part, _) = b.answer(&me_b, req.expect("a request"), now);
+    let SyncResponse::Part { digest, .. } = &part else { panic!("{part:?}") };
+    assert!(digest.len() < 40, "{} entries, not the whole table", digest.len());
+    let (exch, _) = a.take(&me_a, part, now);
+    let (entries, _) = b.answer(&me_b, exch.expect("an exchange"), now);
+    a.take(&me_a, entries, now);
+    assert_eq!(a.summary(&me_a), b.summary(&me_b), "they agree again");
+    assert_eq!(a.get(&peers[9]).map(|m| m.state), Some(MemberState::Failed));
+    assert_eq!(a.get(&peers[7]).map(|m| m.version), Some((2, 1)));
 }
