@@ -247,7 +247,12 @@ impl Client {
     /// Asks the next wave of `search`'s servers which shares they hold,
     /// adding what they said to `h`; `false` once every server was asked.
     /// With `search.enough`, the wave ends as soon as `h` knows that many
-    /// shares; servers that had not answered yet go back to the front.
+    /// shares; servers that had not answered (or not been asked) go back
+    /// to the front. A wave with `enough` asks the first half of its
+    /// servers first: the upload put the shares on the first n of the
+    /// window of 2n whenever both sides rank the servers alike, so the
+    /// other half is asked only if those answers fall short or are not
+    /// all in after [`HEDGE`].
     pub(crate) async fn ask_wave(&self, search: &mut Search, h: &mut Holders) -> bool {
         use futures::stream::StreamExt;
         let take = search.wave.min(search.rest.len());
@@ -257,15 +262,34 @@ impl Client {
         }
         let si = search.si;
         let started = std::time::Instant::now();
-        let mut asks: futures::stream::FuturesUnordered<_> = wave
-            .iter()
-            .map(|peer| async move {
-                let listed = self.open_and_call(*peer, Request::List { si }).await;
-                (*peer, listed)
-            })
-            .collect();
+        let ask = |peer: PeerId| async move {
+            let listed = self.open_and_call(peer, Request::List { si }).await;
+            (peer, listed)
+        };
+        let first = match search.enough {
+            Some(_) => wave.len().div_ceil(2),
+            None => wave.len(),
+        };
+        let mut asks: futures::stream::FuturesUnordered<_> =
+            wave[..first].iter().map(|p| ask(*p)).collect();
+        let mut later: Vec<PeerId> = wave[first..].to_vec();
+        let mut asked = first;
+        let hedge = tokio::time::sleep(HEDGE);
+        tokio::pin!(hedge);
         let mut answered = Vec::new();
-        while let Some((peer, listed)) = asks.next().await {
+        loop {
+            let next = tokio::select! {
+                next = asks.next() => next,
+                _ = &mut hedge, if !later.is_empty() => None,
+            };
+            let Some((peer, listed)) = next else {
+                if later.is_empty() && asks.is_empty() {
+                    break;
+                }
+                asked += later.len();
+                asks.extend(later.drain(..).map(ask));
+                continue;
+            };
             answered.push(peer);
             match listed {
                 Ok((conn, Response::Shares(v))) => {
@@ -287,7 +311,7 @@ impl Client {
             search.rest.push_front(*peer);
         }
         tracing::debug!(
-            asked = wave.len(),
+            asked,
             answered = answered.len(),
             shares = h.map.len(),
             took = ?started.elapsed(),
@@ -296,6 +320,11 @@ impl Client {
         true
     }
 }
+
+/// How long a wave waits for the answers of the first half of its servers
+/// before it asks the other half too (a server that is down may take
+/// seconds to fail; one that answers does so within a few round trips).
+const HEDGE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The servers not yet asked where a file's shares are, in the order its
 /// upload placed them ([`crate::placement::order`]).
