@@ -140,6 +140,8 @@ pub(super) struct Sim {
     index: HashMap<PeerId, usize>,
     ring: Vec<usize>,
     ring_pos: Vec<usize>,
+    /// The nodes holding a full table, in index order.
+    observers: Vec<usize>,
     seed: u64,
     base: Instant,
     now: u64,
@@ -283,6 +285,8 @@ impl Sim {
                 check_at: None,
             })
             .collect();
+        let mut observers: Vec<usize> = full.iter().copied().collect();
+        observers.sort();
         let watch = Watch { joiner, announcer, victim, ..Watch::default() };
         let mut sim = Sim {
             links: Links::new(n, s.loss, s.seed),
@@ -291,6 +295,7 @@ impl Sim {
             index,
             ring,
             ring_pos,
+            observers,
             seed: s.seed,
             base,
             now: 0,
@@ -338,6 +343,10 @@ impl Sim {
         if std::mem::take(&mut self.nodes[i].announce) {
             self.publish_alive(i);
         }
+        // The node compares tables with every member it dials: what was
+        // broadcast while it was joining, before it had links, comes
+        // this way. One exchange stands for them.
+        self.start_sync(i);
     }
 
     /// `i`'s connections (its ring neighbours and three random links) and
@@ -746,7 +755,7 @@ impl Sim {
         }
         // A random connected member holding a full table, as the node
         // picks; where none does (few observers), a random observer.
-        let n = self.nodes.len();
+        let n = self.observers.len();
         let ok = |p: &usize| *p != i && self.nodes[*p].up && self.nodes[*p].full;
         let mut conns: Vec<usize> =
             self.nodes[i].mesh.iter().chain(&self.nodes[i].links).copied().filter(ok).collect();
@@ -755,7 +764,10 @@ impl Sim {
         let pick = draw((self.seed, self.now, i, "sync"));
         let partner = match conns.len() {
             0 => {
-                (0..8).map(|k| (draw((self.seed, self.now, i, k)) * n as f64) as usize % n).find(ok)
+                let random = |k: usize| {
+                    self.observers[(draw((self.seed, self.now, i, k)) * n as f64) as usize % n]
+                };
+                (0..8).map(random).find(ok)
             }
             c => Some(conns[(pick * c as f64) as usize % c]),
         };

@@ -16,7 +16,11 @@
 //! neighbourhood only: the members its detector needs (its nine
 //! successors), and applies only the gossip about them. Those nodes' own
 //! anti-entropy exchanges are counted as the converged case (a hash and
-//! `Equal`). A test checks that the sample sees what every node sees.
+//! `Equal`), and an observer with no observer among its connections
+//! exchanges with a random observer. A test checks that the sample sees
+//! what every node sees. A node that gets its links runs one exchange
+//! then: the node compares tables with every member it dials, which is
+//! how it catches what was broadcast while it was joining.
 //!
 //! The scenario, in simulated time: a converged community; at 2 s a
 //! newcomer starts; at 10 s a member announces a service; at 15 s another
