@@ -190,7 +190,7 @@ pub struct MemberTable {
 /// touches only what changed, not every member. Before, the community
 /// simulation measured the idle CPU of a table growing about 60-fold from
 /// 100 to 5,000 members (DESIGN/simulation.md).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Index {
     /// Bumped whenever an entry's version or state changes.
     generation: u64,
@@ -199,9 +199,8 @@ struct Index {
     /// Failed and left members by when they are due to be forgotten, so
     /// that forgetting one does not walk the whole table.
     reaps: BTreeSet<(Instant, PeerId)>,
-    /// The sum of the entries' shares of the summary ([`sync::share`]).
-    sum: [u64; 4],
-    /// The same sum per [`sync::bucket`] (empty until the first entry).
+    /// The sum of the entries' shares of the summary ([`sync::share`]) per
+    /// [`sync::bucket`]; the summary adds them up.
     buckets: Vec<[u64; 4]>,
     /// Up members per bucket, for a bucket's digest without a walk of the
     /// whole table.
@@ -211,20 +210,25 @@ struct Index {
 }
 
 impl Index {
+    fn new() -> Self {
+        Index {
+            generation: 0,
+            suspects: HashSet::new(),
+            reaps: BTreeSet::new(),
+            buckets: vec![[0; 4]; sync::BUCKETS],
+            up_in: vec![BTreeSet::new(); sync::BUCKETS],
+            up: BTreeSet::new(),
+        }
+    }
+
     /// A member's entry changed its version or state from `old` to `m`.
     fn note(&mut self, old: Option<&Member>, m: &Member, reap_after: Duration) {
         self.generation += 1;
-        if self.buckets.is_empty() {
-            self.buckets = vec![[0; 4]; sync::BUCKETS];
-            self.up_in = vec![BTreeSet::new(); sync::BUCKETS];
-        }
         let b = usize::from(sync::bucket(&m.info.peer));
         if let Some(s) = old.and_then(sync::share_of) {
-            self.sum = sync::sub(self.sum, s);
             self.buckets[b] = sync::sub(self.buckets[b], s);
         }
         if let Some(s) = sync::share_of(m) {
-            self.sum = sync::add(self.sum, s);
             self.buckets[b] = sync::add(self.buckets[b], s);
         }
         match m.state.is_up() {
@@ -252,7 +256,7 @@ impl Index {
 impl MemberTable {
     /// An empty table for the node `local`.
     pub fn new(local: PeerId, timing: Timing) -> Self {
-        MemberTable { local, timing, members: HashMap::new(), idx: Index::default() }
+        MemberTable { local, timing, members: HashMap::new(), idx: Index::new() }
     }
 
     /// Changes whenever a member's version or state does (not when a

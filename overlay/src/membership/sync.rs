@@ -198,8 +198,7 @@ impl MemberTable {
         let mask = mask(buckets);
         let mut out: Vec<DigestEntry> = (0..BUCKETS)
             .filter(|b| mask[*b])
-            .filter_map(|b| self.idx.up_in.get(b))
-            .flatten()
+            .flat_map(|b| &self.idx.up_in[b])
             .filter_map(|p| self.members.get(p))
             .map(listing)
             .collect();
@@ -213,10 +212,7 @@ impl MemberTable {
     /// The first lane of each bucket's share of the summary, ours included:
     /// what two large tables compare before their digests.
     pub fn bucket_sums(&self, me: &Alive) -> Vec<u64> {
-        let mut out: Vec<u64> = match self.idx.buckets.is_empty() {
-            true => vec![0; BUCKETS],
-            false => self.idx.buckets.iter().map(|s| s[0]).collect(),
-        };
+        let mut out: Vec<u64> = self.idx.buckets.iter().map(|s| s[0]).collect();
         let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
         let b = usize::from(bucket(&me.peer));
         out[b] = out[b].wrapping_add(own[0]);
@@ -225,13 +221,14 @@ impl MemberTable {
 
     /// A hash of [`MemberTable::digest`]: equal on two members exactly
     /// when their digests are (but for hash collisions). It is the sum of
-    /// one hash per entry ([`share`]), kept up to date as entries change,
-    /// so it costs the same whatever N is; a hash of the sorted digest
+    /// one hash per entry ([`share`]), kept up to date per bucket as
+    /// entries change, so it costs the same whatever N is (the 256
+    /// bucket sums added up); a hash of the sorted digest
     /// cost every member a sort of N entries after every change
     /// (DESIGN/simulation.md).
     pub fn summary(&self, me: &Alive) -> [u8; 32] {
         let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
-        summary_bytes(add(self.idx.sum, own))
+        summary_bytes(self.idx.buckets.iter().fold(own, |acc, b| add(acc, *b)))
     }
 
     /// Compares the other side's digest with our table: the entries we

@@ -283,7 +283,8 @@ impl Client {
                 _ = &mut hedge, if !later.is_empty() => None,
             };
             let Some((peer, listed)) = next else {
-                if later.is_empty() && asks.is_empty() {
+                // Every answer is in, or the hedge ran out: the rest, if any.
+                if later.is_empty() {
                     break;
                 }
                 asked += later.len();
