@@ -199,8 +199,9 @@ struct Index {
     /// Failed and left members by when they are due to be forgotten, so
     /// that forgetting one does not walk the whole table.
     reaps: BTreeSet<(Instant, PeerId)>,
-    /// The sum of the entries' shares of the summary ([`sync::share`]) per
-    /// [`sync::bucket`]; the summary adds them up.
+    /// The sum of the entries' shares of the summary ([`sync::share`]).
+    sum: [u64; 4],
+    /// The same sum per [`sync::bucket`].
     buckets: Vec<[u64; 4]>,
     /// Up members per bucket, for a bucket's digest without a walk of the
     /// whole table.
@@ -215,6 +216,7 @@ impl Index {
             generation: 0,
             suspects: HashSet::new(),
             reaps: BTreeSet::new(),
+            sum: [0; 4],
             buckets: vec![[0; 4]; sync::BUCKETS],
             up_in: vec![BTreeSet::new(); sync::BUCKETS],
             up: BTreeSet::new(),
@@ -226,9 +228,11 @@ impl Index {
         self.generation += 1;
         let b = usize::from(sync::bucket(&m.info.peer));
         if let Some(s) = old.and_then(sync::share_of) {
+            self.sum = sync::sub(self.sum, s);
             self.buckets[b] = sync::sub(self.buckets[b], s);
         }
         if let Some(s) = sync::share_of(m) {
+            self.sum = sync::add(self.sum, s);
             self.buckets[b] = sync::add(self.buckets[b], s);
         }
         match m.state.is_up() {

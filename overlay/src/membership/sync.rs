@@ -221,14 +221,13 @@ impl MemberTable {
 
     /// A hash of [`MemberTable::digest`]: equal on two members exactly
     /// when their digests are (but for hash collisions). It is the sum of
-    /// one hash per entry ([`share`]), kept up to date per bucket as
-    /// entries change, so it costs the same whatever N is (the 256
-    /// bucket sums added up); a hash of the sorted digest
+    /// one hash per entry ([`share`]), kept up to date as entries change,
+    /// so it costs the same whatever N is; a hash of the sorted digest
     /// cost every member a sort of N entries after every change
     /// (DESIGN/simulation.md).
     pub fn summary(&self, me: &Alive) -> [u8; 32] {
         let own = share(&me.peer, me.incarnation, me.seq, MemberState::Alive);
-        summary_bytes(self.idx.buckets.iter().fold(own, |acc, b| add(acc, *b)))
+        summary_bytes(add(self.idx.sum, own))
     }
 
     /// Compares the other side's digest with our table: the entries we
