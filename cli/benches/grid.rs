@@ -1,7 +1,7 @@
 //! Storage grid benchmark: 6 real `cloudy-p2p` processes on 127.0.0.1.
 //!
 //! ```text
-//! cargo bench -p cloudy-cli --bench grid -- [--nodes 6] [--k 3] [--n 6] [--happy 4] [--small 200] [--runs 1] [--convergent]
+//! cargo bench -p cloudy-cli --bench grid -- [--nodes 6] [--k 3] [--n 6] [--happy 4] [--small 200] [--runs 1] [--large 1] [--convergent]
 //! ```
 //!
 //! Node 0 uploads and node 3 downloads, through the same control API the
@@ -11,6 +11,7 @@
 //! been reached), and the peak RSS of the uploading node and of a
 //! storage node during each transfer (VmHWM, reset before each one through
 //! `/proc/PID/clear_refs`). Every download is compared with its file.
+//! `--large 0` skips the large files (small files only).
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
 use cloudy_node::control::client::Client;
@@ -46,6 +47,7 @@ async fn main() {
     let (k, n, happy) = (arg("--k", 3), arg("--n", 6), arg("--happy", 4));
     let small = arg("--small", 200) as usize;
     let runs = arg("--runs", 1).max(1) as usize;
+    let large: &[u64] = if arg("--large", 1) == 0 { &[] } else { &[64, 256] };
     let dir = args::homes_dir();
     println!("starting {n_nodes} node processes on 127.0.0.1 ...");
     let mut nodes: Vec<NodeProcess> = Vec::new();
@@ -78,7 +80,7 @@ async fn main() {
     let query = format!("k={k}&n={n}&happy={happy}&random_key={}", !convergent);
     let (up_pid, store_pid) = (nodes[0].pid(), nodes[n_nodes - 1].pid());
     let mut rows = Vec::new();
-    for mib in [64u64, 256] {
+    for &mib in large {
         for run in 0..runs {
             let bytes = mib << 20;
             let src = dir.path().join(format!("f{mib}"));

@@ -3,8 +3,9 @@
 //! 1. Servers are ordered per file on Tahoe's permuted ring —
 //!    `blake3(storage index ‖ peer id)` — so that files spread evenly, and
 //!    the ring is cut into windows of [`window`]`(n)` = 2n servers. Within
-//!    a window, servers go by locality score, in buckets of 0.1 (a clearly
-//!    nearer or more available server first), then by ring position.
+//!    a window, servers go by placement tier (alive, up at least half the
+//!    time and no failure in the last hour first; see
+//!    `cloudy_overlay::scoring::placement_tier`), then by ring position.
 //! 2. Servers without room for a share are dropped (after ordering, so
 //!    the windows are the same at every node).
 //! 3. Shares go one per server, first to servers in zones not yet used
@@ -20,7 +21,15 @@
 //! of 100 asked 48 to 100 servers to find the 6 shares of a file. With
 //! windows, the shares sit in the file's first window of the ring as long
 //! as its servers have room, and a download asks those 2n servers first,
-//! whatever the scores; the uploader still picks the best half of them.
+//! whatever the scores.
+//!
+//! Why tiers, not scores, within a window: with score tenths, which take
+//! in the round trip each node measures for itself, the uploader's best
+//! half of a window held about half of the downloader's best half, and a
+//! download asked 7 to 11 servers for 3 shares. Tiers leave out what is
+//! each node's own view, so both ends order the window alike and a
+//! download finds its k shares on the first k servers it asks. Nearness
+//! still counts when reading: the first holders to answer are read from.
 //!
 //! Defaults ([`DEFAULT_PARAMS`], [`DEFAULT_HAPPY`]): 3-of-5, happy 4,
 //! 1 MiB segments. A community of 5 storage nodes then holds one share per
@@ -42,8 +51,11 @@ pub const DEFAULT_HAPPY: usize = 4;
 pub struct Server {
     /// Its peer id.
     pub peer: PeerId,
-    /// Its locality score (overlay), in [0, 1].
+    /// Its locality score (overlay) in [0, 1], this node's own view:
+    /// which holders a download asks first.
     pub score: f64,
+    /// Its placement tier (overlay), 0 best: the order within a window.
+    pub tier: u8,
     /// Its zone label; empty if unknown.
     pub zone: String,
     /// Bytes it says it has free.
@@ -90,16 +102,15 @@ pub fn window(n: u8) -> usize {
 }
 
 /// Servers in upload preference order for `si`: the permuted ring in
-/// windows of `window` servers, each window best-scored first (see the
+/// windows of `window` servers, each window best tier first (see the
 /// module docs).
 pub fn order(si: &StorageIndex, servers: &[Server], window: usize) -> Vec<Server> {
     let mut ring: Vec<([u8; 32], &Server)> =
         servers.iter().map(|s| (ring_position(si, &s.peer), s)).collect();
     ring.sort_by_key(|(pos, _)| *pos);
-    let bucket = |s: &Server| -((s.score.clamp(0.0, 1.0) * 10.0).floor() as i64);
     ring.chunks_mut(window.max(1))
         .flat_map(|w| {
-            w.sort_by_key(|(pos, s)| (bucket(s), *pos));
+            w.sort_by_key(|(pos, s)| (s.tier, *pos));
             w.iter().map(|(_, s)| (*s).clone()).collect::<Vec<_>>()
         })
         .collect()
@@ -164,6 +175,7 @@ mod tests {
             .map(|_| Server {
                 peer: PeerId::random(),
                 score: 0.5,
+                tier: 0,
                 zone: String::new(),
                 free: 1 << 30,
             })
@@ -207,17 +219,19 @@ mod tests {
     }
 
     #[test]
-    fn better_scored_servers_come_first_and_ring_spreads_files() {
+    fn better_tiers_come_first_and_ring_spreads_files() {
         let mut s = servers(6);
-        s[5].score = 0.95;
+        for srv in &mut s[..5] {
+            srv.tier = 1;
+        }
         for si in 0..20u8 {
             assert_eq!(
                 order(&[si; 16], &s, 6)[0].peer,
                 s[5].peer,
-                "the near server leads for every file"
+                "the reliable server leads for every file"
             );
         }
-        // Among equal scores, different files start at different servers.
+        // Within a tier, different files start at different servers.
         let firsts: HashSet<PeerId> =
             (0..40u8).map(|si| order(&[si; 16], &s[..5], 6)[0].peer).collect();
         assert!(firsts.len() >= 3, "permuted ring spreads load: {}", firsts.len());
@@ -225,12 +239,12 @@ mod tests {
     }
 
     #[test]
-    fn a_downloader_with_other_scores_finds_every_share_in_the_first_window() {
+    fn a_downloader_with_other_tiers_finds_every_share_in_the_first_window() {
         use rand::Rng;
         let mut rng = rand::thread_rng();
         let mut up = servers(99);
         for (i, s) in up.iter_mut().enumerate() {
-            s.score = rng.gen();
+            s.tier = rng.gen_range(0..3);
             // Some servers are full: they must not shift the windows.
             if i % 11 == 0 {
                 s.free = 10;
@@ -238,7 +252,7 @@ mod tests {
         }
         let mut down = up.clone();
         for s in &mut down {
-            s.score = rng.gen();
+            s.tier = rng.gen_range(0..3);
         }
         for si in 0..50u8 {
             let p = plan(&[si; 16], &up, 6, 100, 4).unwrap();
@@ -250,8 +264,8 @@ mod tests {
                 "file {si}: {} of 6 holders outside the downloader's first window",
                 held.difference(&first).count()
             );
-            // The uploader took the best-scored servers with room in it.
-            let bucket = |s: &Server| (s.score * 10.0).floor() as i64;
+            // The uploader took the best tiers with room in it.
+            let bucket = |s: &Server| -i64::from(s.tier);
             let window_of_up: Vec<&Server> = order(&[si; 16], &up, window(6))
                 .iter()
                 .take(window(6))
@@ -265,6 +279,23 @@ mod tests {
                 .map(|s| bucket(s))
                 .max();
             assert!(best_left <= worst_held, "file {si}: a better server was left out");
+        }
+    }
+
+    #[test]
+    fn with_the_same_tiers_a_download_finds_k_shares_on_the_first_k_servers() {
+        // What the tiers are for: scores differ between the two ends (each
+        // measures its own round trips), tiers do not, so the downloader's
+        // first k servers of a window hold k of the shares.
+        let mut up = servers(99);
+        up[3].tier = 1;
+        up[40].tier = 2;
+        for si in 0..50u8 {
+            let p = plan(&[si; 16], &up, 6, 100, 4).unwrap();
+            let first: Vec<PeerId> =
+                order(&[si; 16], &up, window(6)).iter().take(3).map(|s| s.peer).collect();
+            let held = holders(&p);
+            assert!(first.iter().all(|s| held.contains(s)), "file {si}");
         }
     }
 

@@ -43,7 +43,29 @@ pub enum Request {
         /// Storage index.
         si: StorageIndex,
     },
+    /// Which shares of `si` the server holds, with the root record and
+    /// hash list of each (what `Meta` answers), so that a download knows
+    /// where its shares are and can check them after one round trip.
+    Find {
+        /// Storage index.
+        si: StorageIndex,
+    },
 }
+
+/// Root record and hash list of one share, in an answer to `Find`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundMeta {
+    /// Share number.
+    pub share: u8,
+    /// Root record.
+    pub root: Vec<u8>,
+    /// Hash list.
+    pub hashes: Vec<Hash>,
+}
+
+/// Bytes of root records and hash lists one answer to `Find` carries at
+/// most; shares past it are listed without (the client asks `Meta`).
+pub const FOUND_META_BUDGET: usize = 1 << 20;
 
 /// Why a server refused or failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +113,14 @@ pub enum Response {
     },
     /// Answer to `Slots`.
     Slots(Vec<Vec<u8>>),
+    /// Answer to `Find`: every share held, and the root record and hash
+    /// list of those within [`FOUND_META_BUDGET`].
+    Found {
+        /// Share numbers held.
+        shares: Vec<u8>,
+        /// Their root records and hash lists (some may be missing).
+        metas: Vec<FoundMeta>,
+    },
 }
 
 /// Protocol failures.
@@ -206,6 +236,10 @@ impl Request {
                 o.push(10);
                 o.extend_from_slice(si);
             }
+            Request::Find { si } => {
+                o.push(11);
+                o.extend_from_slice(si);
+            }
         }
         o
     }
@@ -224,6 +258,7 @@ impl Request {
             8 => Request::Usage,
             9 => Request::SlotPut(f.bytes()?),
             10 => Request::Slots { si: f.si()? },
+            11 => Request::Find { si: f.si()? },
             t => return malformed(format!("unknown request tag {t}")),
         };
         f.end()?;
@@ -278,6 +313,16 @@ impl Response {
                     put_bytes(&mut o, b);
                 }
             }
+            Response::Found { shares, metas } => {
+                o.push(12);
+                put_bytes(&mut o, shares);
+                o.extend_from_slice(&(metas.len() as u64).to_be_bytes());
+                for m in metas {
+                    o.push(m.share);
+                    put_bytes(&mut o, &m.root);
+                    put_bytes(&mut o, &m.hashes.concat());
+                }
+            }
         }
         o
     }
@@ -308,6 +353,18 @@ impl Response {
                     v.push(f.bytes()?);
                 }
                 Response::Slots(v)
+            }
+            12 => {
+                let shares = f.bytes()?;
+                let count = f.u64()?;
+                if count > shares.len() as u64 {
+                    return malformed(format!("{count} share records for {} shares", shares.len()));
+                }
+                let mut metas = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    metas.push(FoundMeta { share: f.u8()?, root: f.bytes()?, hashes: f.hashes()? });
+                }
+                Response::Found { shares, metas }
             }
             6 => {
                 let kind = match f.u8()? {
@@ -386,6 +443,7 @@ mod tests {
             Request::Meta { si: [2; 16], share: 1 },
             Request::Get { si: [2; 16], share: 1, segment: 77 },
             Request::List { si: [4; 16] },
+            Request::Find { si: [5; 16] },
             Request::Renew { si: [5; 16] },
             Request::Usage,
             Request::SlotPut(vec![1, 2, 3]),
@@ -404,6 +462,10 @@ mod tests {
             Response::Meta { root: vec![3], hashes: vec![[1; 32]] },
             Response::Block(vec![9; 3]),
             Response::Shares(vec![0, 2]),
+            Response::Found {
+                shares: vec![0, 2],
+                metas: vec![FoundMeta { share: 2, root: vec![7], hashes: vec![[9; 32]] }],
+            },
             Response::Renewed { shares: 2, until: 1_900_000_000 },
             Response::Error { kind: ErrorKind::Full, message: "disk full".into() },
             Response::SlotStored,

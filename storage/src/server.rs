@@ -11,6 +11,7 @@
 
 use crate::mutable::Slot;
 use crate::protocol::{read_frame_paced, write_frame, ErrorKind, ProtocolError, Request, Response};
+use crate::protocol::{FoundMeta, FOUND_META_BUDGET};
 use crate::store::now_secs;
 use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
 use crate::store::{SlotPut, SlotRow, MAX_WRITERS};
@@ -206,6 +207,10 @@ pub async fn answer(
             Ok(v) => Response::Shares(v),
             Err(e) => refusal(&e),
         },
+        Request::Find { si } => match blocking(move || find(&store, &si)).await? {
+            Ok(found) => found,
+            Err(e) => refusal(&e),
+        },
         Request::Usage => Response::Usage { bytes: used_by(&store, owner).await?, quota: u64::MAX },
         Request::SlotPut(bytes) => put_slot(store, owner, bytes).await?,
         Request::Slots { si } => match blocking(move || store.slots(&si)).await? {
@@ -228,11 +233,33 @@ fn request_name(r: &Request) -> &'static str {
         Request::Meta { .. } => "meta",
         Request::Get { .. } => "get",
         Request::List { .. } => "list",
+        Request::Find { .. } => "find",
         Request::Renew { .. } => "renew",
         Request::Usage => "usage",
         Request::SlotPut(_) => "slot put",
         Request::Slots { .. } => "slots",
     }
+}
+
+/// The answer to `Find`: the shares of `si` held here, with the root
+/// record and hash list of each that reads back and fits in
+/// [`FOUND_META_BUDGET`]. A share whose record does not read (damaged) is
+/// listed without it, so that the client's `Meta` gets the refusal that
+/// names the damage.
+fn find(store: &SharedStore, si: &StorageIndex) -> Result<Response, StoreError> {
+    let shares = store.list(si)?;
+    let mut metas = Vec::new();
+    let mut budget = FOUND_META_BUDGET;
+    for &share in &shares {
+        let Ok(m) = store.read_meta(si, share) else { continue };
+        let size = m.root.len() + 32 * m.hashes.len();
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        metas.push(FoundMeta { share, root: m.root, hashes: m.hashes });
+    }
+    Ok(Response::Found { shares, metas })
 }
 
 /// One upload: `Ready`, blocks, `Finish`, `Stored` (or a refusal).

@@ -469,3 +469,127 @@ async fn a_member_flooding_a_server_with_streams_is_cut_off_and_others_still_put
     assert!(!held_on_victim.is_empty(), "node 1 took part in the put");
     g.cancel.cancel();
 }
+
+/// A stream that reads `prefix` first, then `r`, and writes to `w`: a
+/// session whose first frame was already read, handed to the server.
+struct Replayed<R, W> {
+    r: futures::io::Chain<futures::io::Cursor<Vec<u8>>, R>,
+    w: W,
+}
+
+impl<R: futures::AsyncRead + Unpin, W: Unpin> futures::AsyncRead for Replayed<R, W> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.r).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin, W: futures::AsyncWrite + Unpin> futures::AsyncWrite for Replayed<R, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.w).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.w).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.w).poll_close(cx)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_from_before_find_is_asked_with_list_and_its_shares_are_read() {
+    use cloudy_storage::protocol::{read_frame, Request, PROTOCOL};
+    use futures::{AsyncReadExt, StreamExt};
+    // Three servers, all holding a share of a 2-of-3 file; the last is an
+    // older version that does not know `Find` and closes the session, as
+    // it does on any request it cannot decode.
+    let net = cloudy_overlay::testing::TestNet::start(3, cloudy_overlay::testing::fast_config())
+        .await
+        .unwrap();
+    net.wait_all_alive().await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let tasks = Tasks::new("test", cancel.clone());
+    let mut clients = Vec::new();
+    for node in &net.nodes[..2] {
+        let store: SharedStore = Arc::new(cloudy_storage::store::MemStore::new(1 << 30));
+        cloudy_storage::service::start(
+            node.handle.clone(),
+            store.clone(),
+            Default::default(),
+            &tasks,
+        )
+        .await
+        .unwrap();
+        clients.push(cloudy_storage::client::Client::new(
+            node.handle.clone(),
+            Some(store),
+            [1; 32],
+        ));
+    }
+    let old = &net.nodes[2].handle;
+    let old_store: SharedStore = Arc::new(cloudy_storage::store::MemStore::new(1 << 30));
+    let mut incoming =
+        old.stream_control().accept(cloudy_overlay::StreamProtocol::new(PROTOCOL)).unwrap();
+    old.announce("storage", [("free".to_string(), (1u64 << 30).to_string())].into()).await.unwrap();
+    let finds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (served, seen) = (old_store.clone(), finds.clone());
+    tokio::spawn(async move {
+        while let Some((peer, mut stream)) = incoming.next().await {
+            let (store, seen) = (served.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(Some(frame)) = read_frame(&mut stream).await else { return };
+                if matches!(Request::decode(&frame), Ok(Request::Find { .. })) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return; // "unknown request tag": the session ends
+                }
+                let mut prefix = (frame.len() as u32).to_be_bytes().to_vec();
+                prefix.extend(frame);
+                let (r, w) = stream.split();
+                let mut s = Replayed { r: futures::io::Cursor::new(prefix).chain(r), w };
+                let _ = cloudy_storage::server::serve(store, &peer.to_string(), &mut s, None, None)
+                    .await;
+            });
+        }
+    });
+    for node in &net.nodes {
+        wait_until(&node.handle, "three storage servers", |s| {
+            s.providers(Some("storage")).len() == 3
+        })
+        .await
+        .unwrap();
+    }
+    let opts = PutOptions {
+        params: Params { k: 2, n: 3, segment_size: 64 << 10 },
+        happy: 3,
+        random_key: true,
+    };
+    let f = file(200_000);
+    let Cap::Read(cap) = clients[0].put(f.path(), opts).await.unwrap() else { panic!() };
+    let si = cap.verify_cap().storage_index;
+    assert_eq!(old_store.list(&si).unwrap().len(), 1, "the older server holds a share");
+    // Node 1 reads with the older server's share among the two it needs:
+    // its own share is one, so the other must come from node 0 or node 2;
+    // node 0's store loses its share.
+    let held = clients[0].local_store().unwrap().list(&si).unwrap();
+    for share in held {
+        clients[0].local_store().unwrap().remove(&si, share).unwrap();
+    }
+    let mut out = Vec::new();
+    clients[1].get(&cap, &mut out).await.unwrap();
+    assert_eq!(out, std::fs::read(f.path()).unwrap());
+    assert!(finds.load(std::sync::atomic::Ordering::Relaxed) > 0, "Find was tried first");
+    cancel.cancel();
+}

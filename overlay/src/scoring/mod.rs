@@ -73,6 +73,29 @@ pub fn score(i: &ScoreInputs) -> f64 {
     state * (0.45 * latency + 0.35 * i.availability.clamp(0.0, 1.0) + 0.10 * reliab + 0.10 * zone)
 }
 
+/// Availability below which a member is placed after the others.
+pub const TIER_AVAILABILITY: f64 = 0.5;
+/// Decayed failure count from which a member is placed after the others
+/// (one failure within the last hour, at [`history::FAILURE_HALF_LIFE_MS`]).
+pub const TIER_FAILURES: f64 = 0.5;
+
+/// A member's placement tier, 0 best: 0 when alive, up at least half the
+/// time it was watched and without a failure in the last hour; 1 when
+/// alive otherwise; 2 when not alive. Unlike the score it leaves out the
+/// round trip and the zone, which are each node's own view: storage orders
+/// the servers of a file's window by tier, so that an uploader and a
+/// downloader anywhere in the community put them in the same order (with
+/// score tenths they did not, and a download asked about twice as many
+/// servers as it needed). The two thresholds sit far from where a healthy
+/// member's figures are, so two nodes rarely disagree about one.
+pub fn placement_tier(state: MemberState, availability: f64, failures: f64) -> u8 {
+    match state {
+        MemberState::Alive if availability >= TIER_AVAILABILITY && failures < TIER_FAILURES => 0,
+        MemberState::Alive => 1,
+        _ => 2,
+    }
+}
+
 /// What this node knows of one member, as published in a snapshot.
 #[derive(Clone, Debug, Serialize)]
 pub struct PeerView {
@@ -147,6 +170,13 @@ pub struct PeerScores {
     pub local: LocalView,
     /// Every member we know of (not ourselves), alive or not.
     pub peers: HashMap<PeerId, PeerView>,
+}
+
+impl PeerView {
+    /// Its placement tier, see [`placement_tier`].
+    pub fn tier(&self) -> u8 {
+        placement_tier(self.state, self.availability, self.failures)
+    }
 }
 
 impl PeerScores {

@@ -2,7 +2,7 @@
 //! k blocks per segment from the best holders, switch holder on failure.
 
 use super::reader::ShareReader;
-use super::{Client, Conn};
+use super::{worth_retrying, Client, Conn};
 use crate::capability::ReadCap;
 use crate::coding::Decoder;
 use crate::crypt::storage_index;
@@ -65,6 +65,9 @@ pub(crate) struct Holders {
     pub conns: HashMap<PeerId, Conn>,
     /// What each server said or why it did not answer.
     pub notes: Vec<String>,
+    /// Root record and hash list of a share, where its server sent them
+    /// with its answer (`Find`): no `Meta` round trip for it.
+    pub metas: HashMap<(PeerId, u8), (Vec<u8>, Vec<Hash>)>,
 }
 
 /// Shares chosen for a download, before their readers start.
@@ -84,6 +87,8 @@ struct Spares<'a> {
     mismatched: usize,
     /// Servers not asked yet.
     search: Search,
+    /// Root records and hash lists that came with the servers' answers.
+    metas: HashMap<(PeerId, u8), (Vec<u8>, Vec<Hash>)>,
 }
 
 impl Client {
@@ -109,6 +114,7 @@ impl Client {
             return Err(GetError::Range { start: range.start, end: range.end, size: cap.size });
         }
         let si = storage_index(&cap.key);
+        let started = std::time::Instant::now();
         // Ask where the upload put the shares, a window at a time, until
         // k distinct shares are known. A wave stops at the first k shares
         // to answer (the nearest holders; no wait for the slowest of the
@@ -125,6 +131,7 @@ impl Client {
             notes: Vec::new(),
             mismatched: 0,
             search,
+            metas: HashMap::new(),
         };
         spares.take(found);
         // Pick k distinct shares whose hash lists check out.
@@ -135,6 +142,7 @@ impl Client {
             let Some(c) = spares.next_share(self, &mut decoder, &taken).await else { break };
             chosen.push(c);
         }
+        let chosen_at = started.elapsed();
         if decoder.is_none() && spares.mismatched > 0 {
             return Err(GetError::CapMismatch { shares: spares.mismatched });
         }
@@ -218,6 +226,7 @@ impl Client {
             dec.finish()?;
         }
         out.flush().await.map_err(GetError::Write)?;
+        tracing::debug!(bytes = written, ?chosen_at, took = ?started.elapsed(), "read a file");
         Ok(written)
     }
 
@@ -248,11 +257,13 @@ impl Client {
     /// adding what they said to `h`; `false` once every server was asked.
     /// With `search.enough`, the wave ends as soon as `h` knows that many
     /// shares; servers that had not answered (or not been asked) go back
-    /// to the front. A wave with `enough` asks the first half of its
-    /// servers first: the upload put the shares on the first n of the
-    /// window of 2n whenever both sides rank the servers alike, so the
-    /// other half is asked only if those answers fall short or are not
-    /// all in after [`HEDGE`].
+    /// to the front. A wave with `enough` = k asks k servers first: the
+    /// upload put the shares on the first n of the window of 2n (both
+    /// ends order it by placement tier, which they agree on), and of
+    /// those the k this node scores best (nearest). Each answer without a
+    /// new share is replaced at once by the next server, first of that
+    /// half, then of the other; whatever is left is asked after
+    /// [`HEDGE`] if answers are still out.
     pub(crate) async fn ask_wave(&self, search: &mut Search, h: &mut Holders) -> bool {
         use futures::stream::StreamExt;
         let take = search.wave.min(search.rest.len());
@@ -262,17 +273,35 @@ impl Client {
         }
         let si = search.si;
         let started = std::time::Instant::now();
+        // A download asks with `Find` (the shares' records come with the
+        // answer); a server that does not know `Find` (an older version
+        // closes the session) is asked again with `List`.
+        let find = search.enough.is_some();
         let ask = |peer: PeerId| async move {
-            let listed = self.open_and_call(peer, Request::List { si }).await;
-            (peer, listed)
+            if find {
+                match self.open_and_call(peer, Request::Find { si }).await {
+                    Err(e) if worth_retrying(&e) || matches!(e, ProtocolError::Malformed(_)) => {}
+                    done => return (peer, done),
+                }
+            }
+            (peer, self.open_and_call(peer, Request::List { si }).await)
         };
+        // A download asks the k servers it scores best among the first
+        // half of the window, where the upload put the shares; a check
+        // asks the whole window at once.
+        let mut order = wave.clone();
         let first = match search.enough {
-            Some(_) => wave.len().div_ceil(2),
+            Some(k) => {
+                let half = wave.len().div_ceil(2);
+                let score = |p: &PeerId| search.scores.get(p).copied().unwrap_or(0.0);
+                order[..half].sort_by(|a, b| score(b).total_cmp(&score(a)));
+                k.min(half)
+            }
             None => wave.len(),
         };
         let mut asks: futures::stream::FuturesUnordered<_> =
-            wave[..first].iter().map(|p| ask(*p)).collect();
-        let mut later: Vec<PeerId> = wave[first..].to_vec();
+            order[..first].iter().map(|p| ask(*p)).collect();
+        let mut later: Vec<PeerId> = order[first..].to_vec();
         let mut asked = first;
         let hedge = tokio::time::sleep(HEDGE);
         tokio::pin!(hedge);
@@ -292,19 +321,43 @@ impl Client {
                 continue;
             };
             answered.push(peer);
-            match listed {
-                Ok((conn, Response::Shares(v))) => {
-                    h.notes.push(format!("{peer} has {v:?}"));
-                    for sh in v {
-                        h.map.entry(sh).or_default().push(peer);
+            let known = h.map.len();
+            let held = match listed {
+                Ok((conn, Response::Shares(v))) => Some((conn, v)),
+                Ok((conn, Response::Found { shares, metas })) => {
+                    for m in metas.into_iter().filter(|m| shares.contains(&m.share)) {
+                        h.metas.insert((peer, m.share), (m.root, m.hashes));
                     }
-                    h.conns.insert(peer, conn);
+                    Some((conn, shares))
                 }
-                Ok((_, other)) => h.notes.push(format!("{peer}: {other:?}")),
-                Err(e) => h.notes.push(format!("{peer}: {e}")),
+                Ok((_, other)) => {
+                    h.notes.push(format!("{peer}: {other:?}"));
+                    None
+                }
+                Err(e) => {
+                    h.notes.push(format!("{peer}: {e}"));
+                    None
+                }
+            };
+            if let Some((conn, shares)) = held {
+                h.notes.push(format!("{peer} has {shares:?}"));
+                for sh in shares {
+                    h.map.entry(sh).or_default().push(peer);
+                }
+                h.conns.insert(peer, conn);
             }
-            if search.enough.is_some_and(|k| h.map.len() >= k) {
-                break;
+            match search.enough {
+                Some(k) if h.map.len() >= k => break,
+                // An answer that brought no new share is replaced at once
+                // by a server of the other half, rather than after every
+                // answer is in or the hedge ran out: with the two ends
+                // ranking the window differently, the first half holds
+                // about half the shares.
+                Some(_) if h.map.len() == known && !later.is_empty() => {
+                    asked += 1;
+                    asks.push(ask(later.remove(0)));
+                }
+                _ => {}
             }
         }
         drop(asks);
@@ -335,6 +388,8 @@ pub(crate) struct Search {
     wave: usize,
     /// Shares after which a wave stops waiting for the rest of its answers.
     enough: Option<usize>,
+    /// This node's score of each server: which to ask first.
+    scores: HashMap<PeerId, f64>,
 }
 
 impl Search {
@@ -346,9 +401,10 @@ impl Search {
         wave: usize,
         enough: Option<usize>,
     ) -> Self {
+        let scores = servers.iter().map(|s| (s.peer, s.score)).collect();
         let rest =
             crate::placement::order(&si, &servers, wave).into_iter().map(|s| s.peer).collect();
-        Search { si, rest, wave, enough }
+        Search { si, rest, wave, enough, scores }
     }
 }
 
@@ -379,15 +435,21 @@ impl Spares<'_> {
             if taken.contains(&share) {
                 continue;
             }
-            let mut conn = match client.conn_for(&mut self.conns, peer).await {
-                Ok(c) => c,
-                Err(e) => {
-                    self.notes.push(format!("{peer}: {e}"));
-                    continue;
+            let answer = match self.metas.remove(&(peer, share)) {
+                Some((root, hashes)) => Ok(Response::Meta { root, hashes }),
+                None => {
+                    let mut conn = match client.conn_for(&mut self.conns, peer).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.notes.push(format!("{peer}: {e}"));
+                            continue;
+                        }
+                    };
+                    let answer = conn.call(Request::Meta { si, share }).await;
+                    self.conns.insert(peer, conn);
+                    answer
                 }
             };
-            let answer = conn.call(Request::Meta { si, share }).await;
-            self.conns.insert(peer, conn);
             let (root, hashes) = match answer {
                 Ok(Response::Meta { root, hashes }) => (root, hashes),
                 Ok(other) => {
@@ -428,5 +490,6 @@ impl Spares<'_> {
         self.candidates.splice(0..0, fresh);
         self.conns.extend(found.conns);
         self.notes.extend(found.notes);
+        self.metas.extend(found.metas);
     }
 }

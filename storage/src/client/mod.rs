@@ -95,14 +95,16 @@ impl Client {
         let snap = self.overlay.snapshot();
         snap.providers(Some(SERVICE))
             .into_iter()
-            .map(|(_, p)| Server {
-                peer: p.peer,
-                score: p.score,
-                zone: snap
-                    .peers
-                    .get(&p.peer)
-                    .map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
-                free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
+            .map(|(_, p)| {
+                let view = snap.peers.get(&p.peer);
+                Server {
+                    peer: p.peer,
+                    score: p.score,
+                    // This node (no view of its own) is up as it runs.
+                    tier: view.map_or(0, |v| v.tier()),
+                    zone: view.map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
+                    free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
+                }
             })
             .collect()
     }

@@ -106,7 +106,16 @@ async fn upload_then_download_over_the_protocol() {
     else {
         panic!()
     };
-    dec.accept_hashes(2, h2).unwrap();
+    dec.accept_hashes(2, h2.clone()).unwrap();
+    // `Find` answers what `List` and `Meta` do, in one round trip.
+    let Response::Found { shares, metas } = ask(&mut c, Request::Find { si }).await else {
+        panic!()
+    };
+    assert_eq!(shares, vec![0, 2]);
+    assert_eq!(metas.len(), 2);
+    assert_eq!((metas[1].share, &metas[1].root, &metas[1].hashes), (2, &root, &h2));
+    let none = ask(&mut c, Request::Find { si: [9; 16] }).await;
+    assert_eq!(none, Response::Found { shares: vec![], metas: vec![] });
     let mut out = Vec::new();
     for segment in 0..segments.len() as u64 {
         let mut blocks = Vec::new();
