@@ -61,7 +61,14 @@ pub struct FoundMeta {
     pub root: Vec<u8>,
     /// Hash list.
     pub hashes: Vec<Hash>,
+    /// The share's one block, when the file is one segment and the block
+    /// at most [`FOUND_BLOCK_MAX`] bytes: a small file is read in one
+    /// round trip per server.
+    pub block: Option<Vec<u8>>,
 }
+
+/// Largest block an answer to `Find` carries.
+pub const FOUND_BLOCK_MAX: usize = 64 << 10;
 
 /// Bytes of root records and hash lists one answer to `Find` carries at
 /// most; shares past it are listed without (the client asks `Meta`).
@@ -321,6 +328,13 @@ impl Response {
                     o.push(m.share);
                     put_bytes(&mut o, &m.root);
                     put_bytes(&mut o, &m.hashes.concat());
+                    match &m.block {
+                        Some(b) => {
+                            o.push(1);
+                            put_bytes(&mut o, b);
+                        }
+                        None => o.push(0),
+                    }
                 }
             }
         }
@@ -362,7 +376,13 @@ impl Response {
                 }
                 let mut metas = Vec::with_capacity(count as usize);
                 for _ in 0..count {
-                    metas.push(FoundMeta { share: f.u8()?, root: f.bytes()?, hashes: f.hashes()? });
+                    let (share, root, hashes) = (f.u8()?, f.bytes()?, f.hashes()?);
+                    let block = match f.u8()? {
+                        0 => None,
+                        1 => Some(f.bytes()?),
+                        b => return malformed(format!("block flag {b} in a share record")),
+                    };
+                    metas.push(FoundMeta { share, root, hashes, block });
                 }
                 Response::Found { shares, metas }
             }
@@ -464,7 +484,15 @@ mod tests {
             Response::Shares(vec![0, 2]),
             Response::Found {
                 shares: vec![0, 2],
-                metas: vec![FoundMeta { share: 2, root: vec![7], hashes: vec![[9; 32]] }],
+                metas: vec![
+                    FoundMeta { share: 0, root: vec![7], hashes: vec![[9; 32]], block: None },
+                    FoundMeta {
+                        share: 2,
+                        root: vec![7],
+                        hashes: vec![[8; 32]],
+                        block: Some(vec![5]),
+                    },
+                ],
             },
             Response::Renewed { shares: 2, until: 1_900_000_000 },
             Response::Error { kind: ErrorKind::Full, message: "disk full".into() },

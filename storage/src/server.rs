@@ -11,7 +11,7 @@
 
 use crate::mutable::Slot;
 use crate::protocol::{read_frame_paced, write_frame, ErrorKind, ProtocolError, Request, Response};
-use crate::protocol::{FoundMeta, FOUND_META_BUDGET};
+use crate::protocol::{FoundMeta, FOUND_BLOCK_MAX, FOUND_META_BUDGET};
 use crate::store::now_secs;
 use crate::store::{PipedWriter, ShareStore, StorageIndex, StoreError, LEASE_SECS};
 use crate::store::{SlotPut, SlotRow, MAX_WRITERS};
@@ -243,9 +243,11 @@ fn request_name(r: &Request) -> &'static str {
 
 /// The answer to `Find`: the shares of `si` held here, with the root
 /// record and hash list of each that reads back and fits in
-/// [`FOUND_META_BUDGET`]. A share whose record does not read (damaged) is
-/// listed without it, so that the client's `Meta` gets the refusal that
-/// names the damage.
+/// [`FOUND_META_BUDGET`], and its block if it is a one-segment share of at
+/// most [`FOUND_BLOCK_MAX`] bytes. A share whose record does not read
+/// (damaged) is listed without it, so that the client's `Meta` gets the
+/// refusal that names the damage; a block that does not read is left out
+/// (the client asks for it and gets the refusal).
 fn find(store: &SharedStore, si: &StorageIndex) -> Result<Response, StoreError> {
     let shares = store.list(si)?;
     let mut metas = Vec::new();
@@ -257,7 +259,13 @@ fn find(store: &SharedStore, si: &StorageIndex) -> Result<Response, StoreError> 
             break;
         }
         budget -= size;
-        metas.push(FoundMeta { share, root: m.root, hashes: m.hashes });
+        let block = match m.hashes.len() {
+            1 => store.read_block(si, share, 0).ok(),
+            _ => None,
+        }
+        .filter(|b| b.len() <= FOUND_BLOCK_MAX.min(budget));
+        budget -= block.as_ref().map_or(0, Vec::len);
+        metas.push(FoundMeta { share, root: m.root, hashes: m.hashes, block });
     }
     Ok(Response::Found { shares, metas })
 }

@@ -142,6 +142,31 @@ async fn get_switches_away_from_corrupt_shares() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_whose_blocks_come_with_the_answers_skips_corrupt_ones() {
+    // One segment: each holder's block comes with its answer to `Find`,
+    // and is checked against the hash list before it is used.
+    let g = grid(5).await;
+    let f = file(3000);
+    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
+    let vcap = cap.verify_cap();
+    let report = g.clients[0].check(&vcap, false).await.unwrap();
+    for share in [0u8, 1] {
+        for peer in &report.good[&share] {
+            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
+            g.stores[i].corrupt(&vcap.storage_index, share, 10);
+        }
+    }
+    for client in &g.clients {
+        let mut out = Vec::new();
+        client.get(&cap, &mut out).await.unwrap();
+        assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
+    }
+    let verified = g.clients[4].check(&vcap, true).await.unwrap();
+    assert_eq!(verified.corrupt.len(), 2, "{verified:?}");
+    g.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_goes_silent_mid_transfer_is_not_waited_on() {
     let g = grid(5).await;
     let f = file(1_500_000);

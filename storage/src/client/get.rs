@@ -6,7 +6,7 @@ use super::{worth_retrying, Client, Conn};
 use crate::capability::ReadCap;
 use crate::coding::Decoder;
 use crate::crypt::storage_index;
-use crate::protocol::{ProtocolError, Request, Response};
+use crate::protocol::{FoundMeta, ProtocolError, Request, Response};
 use crate::root::Hash;
 use crate::CodingError;
 use cloudy_overlay::PeerId;
@@ -65,9 +65,10 @@ pub(crate) struct Holders {
     pub conns: HashMap<PeerId, Conn>,
     /// What each server said or why it did not answer.
     pub notes: Vec<String>,
-    /// Root record and hash list of a share, where its server sent them
-    /// with its answer (`Find`): no `Meta` round trip for it.
-    pub metas: HashMap<(PeerId, u8), (Vec<u8>, Vec<Hash>)>,
+    /// Root record and hash list of a share (and its block, if small),
+    /// where its server sent them with its answer (`Find`): no `Meta`
+    /// round trip for it.
+    pub metas: HashMap<(PeerId, u8), FoundMeta>,
 }
 
 /// Shares chosen for a download, before their readers start.
@@ -75,6 +76,8 @@ struct Chosen {
     share: u8,
     peer: PeerId,
     hashes: Vec<Hash>,
+    /// The share's one block, if it came with the server's answer.
+    block: Option<Vec<u8>>,
 }
 
 /// What is left to try when a share fails mid-download.
@@ -88,7 +91,7 @@ struct Spares<'a> {
     /// Servers not asked yet.
     search: Search,
     /// Root records and hash lists that came with the servers' answers.
-    metas: HashMap<(PeerId, u8), (Vec<u8>, Vec<Hash>)>,
+    metas: HashMap<(PeerId, u8), FoundMeta>,
 }
 
 impl Client {
@@ -160,7 +163,11 @@ impl Client {
         let seg_size = dec.record().segment_size as u64;
         let segments = range.start / seg_size..(range.end - 1) / seg_size + 1;
         let mut readers = Vec::new();
-        for c in chosen {
+        for mut c in chosen {
+            if let Some(block) = c.block.take().filter(|_| segments == (0..1)) {
+                readers.push(ShareReader::ready(c.share, c.peer, &c.hashes, block));
+                continue;
+            }
             match self.conn_for(&mut spares.conns, c.peer).await {
                 Ok(conn) => readers.push(self.reader(conn, si, c, segments.clone())),
                 Err(e) => spares.notes.push(format!("{} share {}: {e}", c.peer, c.share)),
@@ -326,7 +333,7 @@ impl Client {
                 Ok((conn, Response::Shares(v))) => Some((conn, v)),
                 Ok((conn, Response::Found { shares, metas })) => {
                     for m in metas.into_iter().filter(|m| shares.contains(&m.share)) {
-                        h.metas.insert((peer, m.share), (m.root, m.hashes));
+                        h.metas.insert((peer, m.share), m);
                     }
                     Some((conn, shares))
                 }
@@ -435,8 +442,12 @@ impl Spares<'_> {
             if taken.contains(&share) {
                 continue;
             }
+            let mut block = None;
             let answer = match self.metas.remove(&(peer, share)) {
-                Some((root, hashes)) => Ok(Response::Meta { root, hashes }),
+                Some(m) => {
+                    block = m.block;
+                    Ok(Response::Meta { root: m.root, hashes: m.hashes })
+                }
                 None => {
                     let mut conn = match client.conn_for(&mut self.conns, peer).await {
                         Ok(c) => c,
@@ -475,7 +486,7 @@ impl Spares<'_> {
             }
             let dec = decoder.as_mut().expect("set above");
             match dec.accept_hashes(share as usize, hashes.clone()) {
-                Ok(()) => return Some(Chosen { share, peer, hashes }),
+                Ok(()) => return Some(Chosen { share, peer, hashes, block }),
                 Err(e) => self.notes.push(format!("{peer}: {e}")),
             }
         }

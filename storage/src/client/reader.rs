@@ -35,12 +35,14 @@ pub(super) struct ShareReader {
     pub share: u8,
     pub peer: PeerId,
     rx: mpsc::Receiver<Result<Vec<u8>, ShareError>>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for ShareReader {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -62,7 +64,21 @@ impl ShareReader {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        ShareReader { share, peer, rx, task }
+        ShareReader { share, peer, rx, task: Some(task) }
+    }
+
+    /// A reader of a one-segment share whose block already came with the
+    /// server's answer to `Find`: checked against the hash list here, no
+    /// session needed.
+    pub(super) fn ready(share: u8, peer: PeerId, hashes: &[Hash], block: Vec<u8>) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let checked = if hashes.first() == Some(&block_hash(&block)) {
+            Ok(block)
+        } else {
+            Err(CodingError::CorruptBlock { share: share as usize, segment: 0 }.into())
+        };
+        let _ = tx.try_send(checked);
+        ShareReader { share, peer, rx, task: None }
     }
 
     /// The next checked block, or why there is none.

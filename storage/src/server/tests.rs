@@ -114,8 +114,22 @@ async fn upload_then_download_over_the_protocol() {
     assert_eq!(shares, vec![0, 2]);
     assert_eq!(metas.len(), 2);
     assert_eq!((metas[1].share, &metas[1].root, &metas[1].hashes), (2, &root, &h2));
+    assert_eq!(metas[1].block, None, "three segments: blocks are asked for");
     let none = ask(&mut c, Request::Find { si: [9; 16] }).await;
     assert_eq!(none, Response::Found { shares: vec![], metas: vec![] });
+    // A one-segment file: its block comes with the answer.
+    let small = Params { k: 2, n: 3, segment_size: 4096 };
+    let (rec, hs, segs) = crate::coding::encode_all([5; 32], small, &data);
+    assert_eq!(segs.len(), 1);
+    let put = Request::Put { si: [7; 16], share: 1, len: share_len(&rec) };
+    assert_eq!(ask(&mut c, put).await, Response::Ready);
+    write_frame(&mut c, &Request::Block(segs[0][1].clone()).encode()).await.unwrap();
+    let fin = Request::Finish { root: rec.encode(), hashes: hs[1].clone() };
+    assert_eq!(ask(&mut c, fin).await, Response::Stored);
+    let Response::Found { metas, .. } = ask(&mut c, Request::Find { si: [7; 16] }).await else {
+        panic!()
+    };
+    assert_eq!(metas[0].block.as_ref(), Some(&segs[0][1]));
     let mut out = Vec::new();
     for segment in 0..segments.len() as u64 {
         let mut blocks = Vec::new();
