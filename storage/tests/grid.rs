@@ -119,20 +119,29 @@ async fn verify_finds_corruption_and_repair_restores_full_health() {
     g.cancel.cancel();
 }
 
+/// Flips the byte at `offset` of shares 0 and 1 wherever they are held.
+async fn rot_first_two_shares(
+    g: &common::Grid,
+    vcap: &cloudy_storage::capability::VerifyCap,
+    offset: usize,
+) {
+    let report = g.clients[0].check(vcap, false).await.unwrap();
+    for share in [0u8, 1] {
+        for peer in &report.good[&share] {
+            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
+            g.stores[i].corrupt(&vcap.storage_index, share, offset);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_switches_away_from_corrupt_shares() {
     let g = grid(5).await;
     let f = file(300_000);
     let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
     let vcap = cap.verify_cap();
-    let report = g.clients[0].check(&vcap, false).await.unwrap();
     // Shares are tried in ascending order: rot 0 and 1 so the first picks fail.
-    for share in [0u8, 1] {
-        for peer in &report.good[&share] {
-            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
-            g.stores[i].corrupt(&vcap.storage_index, share, 70_000);
-        }
-    }
+    rot_first_two_shares(&g, &vcap, 70_000).await;
     let mut out = Vec::new();
     g.clients[4].get(&cap, &mut out).await.unwrap();
     assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
@@ -149,13 +158,7 @@ async fn a_small_file_whose_blocks_come_with_the_answers_skips_corrupt_ones() {
     let f = file(3000);
     let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
     let vcap = cap.verify_cap();
-    let report = g.clients[0].check(&vcap, false).await.unwrap();
-    for share in [0u8, 1] {
-        for peer in &report.good[&share] {
-            let i = g.net.nodes.iter().position(|n| n.handle.local_peer_id() == *peer).unwrap();
-            g.stores[i].corrupt(&vcap.storage_index, share, 10);
-        }
-    }
+    rot_first_two_shares(&g, &vcap, 10).await;
     for client in &g.clients {
         let mut out = Vec::new();
         client.get(&cap, &mut out).await.unwrap();
