@@ -37,15 +37,6 @@ impl EventLoop {
                 streams.push((stream, out));
                 if streams.len() == 1 {
                     self.tree.link_up(peer);
-                    // A new link compares tables with us (unless we did
-                    // within the sync interval): what the tree carried
-                    // while this member had no link up here never reaches
-                    // it through the tree, and waiting for the random
-                    // exchange left a member unseen by one other for 6 s
-                    // after a start (N = 100, one run in six).
-                    if !self.last_sync.contains_key(&peer) {
-                        self.start_sync(peer);
-                    }
                 }
                 // Our join announcement goes out over our first link.
                 if !self.announced {
