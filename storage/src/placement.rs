@@ -29,7 +29,8 @@
 //! download asked 7 to 11 servers for 3 shares. Tiers leave out what is
 //! each node's own view, so both ends order the window alike and a
 //! download finds its k shares on the first k servers it asks. Nearness
-//! still counts when reading: the first holders to answer are read from.
+//! still counts when reading: of the window's first n, a download asks
+//! the k it scores best.
 //!
 //! Defaults ([`DEFAULT_PARAMS`], [`DEFAULT_HAPPY`]): 3-of-5, happy 4,
 //! 1 MiB segments. A community of 5 storage nodes then holds one share per

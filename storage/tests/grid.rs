@@ -134,39 +134,36 @@ async fn rot_first_two_shares(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_switches_away_from_corrupt_shares() {
+/// Puts a file of `size` bytes, rots shares 0 and 1 at `offset`, reads it
+/// back on the nodes `readers` from the three good shares, and checks that
+/// a verifying check finds the two rotten ones.
+async fn reads_around_two_rotten_shares(size: usize, offset: usize, readers: &[usize]) {
     let g = grid(5).await;
-    let f = file(300_000);
+    let f = file(size);
     let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
     let vcap = cap.verify_cap();
-    // Shares are tried in ascending order: rot 0 and 1 so the first picks fail.
-    rot_first_two_shares(&g, &vcap, 70_000).await;
-    let mut out = Vec::new();
-    g.clients[4].get(&cap, &mut out).await.unwrap();
-    assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
+    rot_first_two_shares(&g, &vcap, offset).await;
+    for &i in readers {
+        let mut out = Vec::new();
+        g.clients[i].get(&cap, &mut out).await.unwrap();
+        assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
+    }
     let verified = g.clients[4].check(&vcap, true).await.unwrap();
     assert_eq!(verified.corrupt.len(), 2, "{verified:?}");
     g.cancel.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_switches_away_from_corrupt_shares() {
+    // Shares are tried in ascending order: rot 0 and 1 so the first picks fail.
+    reads_around_two_rotten_shares(300_000, 70_000, &[4]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_file_whose_blocks_come_with_the_answers_skips_corrupt_ones() {
     // One segment: each holder's block comes with its answer to `Find`,
     // and is checked against the hash list before it is used.
-    let g = grid(5).await;
-    let f = file(3000);
-    let Cap::Read(cap) = g.clients[0].put(f.path(), OPTS).await.unwrap() else { panic!() };
-    let vcap = cap.verify_cap();
-    rot_first_two_shares(&g, &vcap, 10).await;
-    for client in &g.clients {
-        let mut out = Vec::new();
-        client.get(&cap, &mut out).await.unwrap();
-        assert_eq!(out, std::fs::read(f.path()).unwrap(), "rebuilt from the three good shares");
-    }
-    let verified = g.clients[4].check(&vcap, true).await.unwrap();
-    assert_eq!(verified.corrupt.len(), 2, "{verified:?}");
-    g.cancel.cancel();
+    reads_around_two_rotten_shares(3000, 10, &[0, 1, 2, 3, 4]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,12 +72,7 @@ impl ShareReader {
     /// session needed.
     pub(super) fn ready(share: u8, peer: PeerId, hashes: &[Hash], block: Vec<u8>) -> Self {
         let (tx, rx) = mpsc::channel(1);
-        let checked = if hashes.first() == Some(&block_hash(&block)) {
-            Ok(block)
-        } else {
-            Err(CodingError::CorruptBlock { share: share as usize, segment: 0 }.into())
-        };
-        let _ = tx.try_send(checked);
+        let _ = tx.try_send(checked(hashes, share, 0, block));
         ShareReader { share, peer, rx, task: None }
     }
 
@@ -176,12 +171,23 @@ async fn run(
             Response::Block(b) => b,
             other => return Err(ShareError::answer(other)),
         };
-        if hashes.get(segment as usize) != Some(&block_hash(&block)) {
-            return Err(CodingError::CorruptBlock { share: share as usize, segment }.into());
-        }
+        let block = checked(hashes, share, segment, block)?;
         if tx.send(Ok(block)).await.is_err() {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// `block` if it is segment `segment` of `share` by the hash list.
+fn checked(
+    hashes: &[Hash],
+    share: u8,
+    segment: u64,
+    block: Vec<u8>,
+) -> Result<Vec<u8>, ShareError> {
+    match hashes.get(segment as usize) == Some(&block_hash(&block)) {
+        true => Ok(block),
+        false => Err(CodingError::CorruptBlock { share: share as usize, segment }.into()),
+    }
 }
