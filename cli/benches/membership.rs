@@ -226,6 +226,7 @@ async fn main() {
     let wire = Wire::setup("cloudymembers", &nodes);
     let before: Vec<_> =
         nodes.iter().map(|p| procfs::rss_mb(p.pid()).zip(procfs::cpu_ticks(p.pid()))).collect();
+    let wakes_before: Vec<_> = nodes.iter().map(|p| procfs::wakeups(p.pid())).collect();
     let mut sent_before = Vec::new();
     for node in &nodes {
         sent_before.push(sent_by_family(&node.home).await);
@@ -238,6 +239,12 @@ async fn main() {
     let wire_after = wire.as_ref().map(|w| w.read());
     let after: Vec<_> =
         nodes.iter().map(|p| procfs::rss_mb(p.pid()).zip(procfs::cpu_ticks(p.pid()))).collect();
+    let wakes: Vec<f64> = nodes
+        .iter()
+        .zip(&wakes_before)
+        .filter_map(|(p, b)| procfs::delta(*b, procfs::wakeups(p.pid())))
+        .map(|d| d as f64 / idle_elapsed)
+        .collect();
     let mut by_family = vec![Vec::new(); FAMILIES.len()];
     for (node, b) in nodes.iter().zip(&sent_before) {
         if let (Some(b), Some(a)) = (b, sent_by_family(&node.home).await) {
@@ -376,6 +383,10 @@ async fn main() {
         mean_max(&cpu, 2, " %"),
         r.cpu,
         r.serf[3]
+    );
+    println!(
+        "| idle wake-ups (context switches) per node, mean / max | {} | - | - |",
+        mean_max(&wakes, 1, " /s")
     );
     println!(
         "| idle bytes sent per node on the wire, mean / max | {} | <= 1 KB/s | - |",

@@ -7,6 +7,9 @@ use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response};
 use std::time::Duration;
 
+/// Gossipsub's heartbeat (mesh upkeep, gossip to non-mesh peers).
+const GOSSIP_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// A gossip message's id: 16 bytes of BLAKE3 over its author and sequence
 /// number, which identify it as gossipsub's default id does (the author's
 /// base58 peer id followed by the decimal sequence number, 71 bytes).
@@ -90,6 +93,12 @@ impl Behaviour {
                 .gossip_factor(0.0)
                 .flood_publish(false)
                 .message_id_fn(message_id)
+                // Membership crosses the broadcast tree; gossipsub carries
+                // only foreign peers' messages and evictions, and its mesh
+                // forms on subscription. A heartbeat every second (the
+                // default) woke every idle node once more a second, on a
+                // timer thread of its own.
+                .heartbeat_interval(GOSSIP_HEARTBEAT)
                 .build()?,
         )
         .map_err(BuildError::Gossip)?;

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -124,6 +124,9 @@ pub(crate) struct EventLoop {
     pub detector: crate::membership::detector::Detector,
     pub dirty: bool,
     pub last_publish: Instant,
+    /// The node's beat, which every periodic timer keeps to
+    /// ([`crate::prober::on_beat`]).
+    pub beat: Instant,
     /// When the last anti-entropy exchange with each peer started.
     pub last_sync: HashMap<PeerId, Instant>,
     /// Our key, which signs our membership messages.
@@ -141,24 +144,15 @@ pub(crate) struct EventLoop {
 
 impl EventLoop {
     pub(crate) async fn run(mut self) {
-        let mut heartbeat = interval(self.cfg.heartbeat_interval);
-        let mut sync = interval(self.cfg.sync_interval);
-        let mut probe = interval(self.cfg.probe_interval);
-        let mut check = interval(CHECK_INTERVAL);
-        let mut maintain = interval(MAINTAIN_INTERVAL);
-        let mut save = interval(self.cfg.history_save_interval);
-        let mut reconnect = interval(RECONNECT_INTERVAL);
-        for t in [
-            &mut heartbeat,
-            &mut sync,
-            &mut probe,
-            &mut check,
-            &mut maintain,
-            &mut save,
-            &mut reconnect,
-        ] {
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        }
+        // Every timer keeps to the node's beat, as the probers do.
+        let beat = |every| crate::prober::on_beat(self.beat, every);
+        let mut heartbeat = beat(self.cfg.heartbeat_interval);
+        let mut sync = beat(self.cfg.sync_interval);
+        let mut probe = beat(self.cfg.probe_interval);
+        let mut check = beat(CHECK_INTERVAL);
+        let mut maintain = beat(MAINTAIN_INTERVAL);
+        let mut save = beat(self.cfg.history_save_interval);
+        let mut reconnect = beat(RECONNECT_INTERVAL);
         let mut evictions = self.cfg.community.as_ref().map(|g| g.evictions());
         loop {
             let deadline = self.table.next_deadline();

@@ -141,10 +141,12 @@ pub fn spawn_with_history(
     // whose loop died must not keep answering probes.
     let helpers = cancel.child_token();
     let health = prober::Health::default();
+    let beat = Instant::now();
     let pace = prober::Pace {
         every: cfg.probe_interval,
         limit: cfg.probe_timeout,
         health: health.clone(),
+        origin: beat,
     };
     // The links outlive the node's cancellation until the loop ends: its
     // goodbye goes out over them.
@@ -204,6 +206,7 @@ pub fn spawn_with_history(
         detector: Default::default(),
         dirty: true,
         last_publish: now,
+        beat,
         last_sync: Default::default(),
         signer,
         tree: broadcast::Tree::new(broadcast::Settings::default()),

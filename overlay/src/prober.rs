@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 /// What one probe found.
 #[derive(Debug)]
@@ -90,6 +90,22 @@ pub(crate) struct Pace {
     pub every: Duration,
     pub limit: Duration,
     pub health: Health,
+    /// The node's beat: probes go out at `origin + k × every`, when the
+    /// event loop's own per-second work runs too ([`on_beat`]).
+    pub origin: Instant,
+}
+
+/// An interval on the node's beat, `origin + k × every`: it ticks at once
+/// (a new prober probes its target at once), then on the beat, and a tick
+/// missed under load is skipped rather than shifting the beat. Every prober
+/// and the event loop's timers keep to it, so an idle node wakes once a
+/// probe interval for all of them rather than once for each (each wake-up
+/// of an idle node costs more than the work it does;
+/// DESIGN/failure-detection.md).
+pub(crate) fn on_beat(origin: Instant, every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(origin, every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    tick
 }
 
 /// Starts the responder and the per-target probers.
@@ -123,8 +139,7 @@ async fn probe_peer(
     results: mpsc::Sender<ProbeResult>,
     pace: Pace,
 ) {
-    let mut tick = interval(pace.every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut tick = on_beat(pace.origin, pace.every);
     let mut stream = None;
     let mut nonce: u64 = rand::random();
     loop {
@@ -193,5 +208,30 @@ async fn echo(mut stream: libp2p::Stream, pace: crate::limits::Pace, peer: PeerI
         if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_started_at_any_time_keep_to_one_beat() {
+        let origin = Instant::now();
+        let every = Duration::from_secs(1);
+        let mut first = on_beat(origin, every);
+        first.tick().await;
+        tokio::time::advance(Duration::from_millis(300)).await;
+        // A prober started later ticks at once, then on the node's beat.
+        let mut late = on_beat(origin, every);
+        late.tick().await;
+        assert_eq!(Instant::now(), origin + Duration::from_millis(300), "at once");
+        let (a, b) = tokio::join!(first.tick(), late.tick());
+        assert_eq!((a, b), (origin + every, origin + every));
+        assert_eq!(Instant::now(), origin + every, "both woke at the same beat");
+        // A tick missed under load is skipped; the beat stays.
+        tokio::time::advance(Duration::from_millis(2_500)).await;
+        late.tick().await;
+        assert_eq!(late.tick().await, origin + every * 4);
     }
 }

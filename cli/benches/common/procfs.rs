@@ -36,6 +36,22 @@ pub(crate) fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Context switches of a process so far, all its threads together
+/// (voluntary and not): how often it woke up, which is what an idle
+/// node's CPU mostly pays for.
+pub(crate) fn wakeups(pid: Option<u32>) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut total = 0;
+    for task in tasks {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        for field in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            total += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
 /// CPU seconds of a process so far.
 pub(crate) fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     cpu_ticks(pid).map(|t| t as f64 / 100.0)
