@@ -29,8 +29,6 @@ pub type Id = [u8; 16];
 pub const MAX_KEPT: usize = 4096;
 /// Ids in one `IHave` or `Graft` frame, at most.
 pub const MAX_IDS: usize = 256;
-/// New links waiting to be told of recent ids, at most.
-const MAX_TELLS: usize = 64;
 
 /// One frame on a link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,17 +113,6 @@ pub struct Settings {
     /// Lazy links announced to at each tick, at most (taken in turn);
     /// 0: all.
     pub lazy_fanout: usize,
-    /// A new link is told the ids of the messages that arrived this
-    /// recently before it came up (at most [`MAX_IDS`], newest first), so
-    /// that what went out while its far end had no link reaches it by a
-    /// graft.
-    pub tell_new_links: Duration,
-    /// How long after a link comes up it is told: what is still crossing
-    /// the tree arrives first, and only what the far end really missed is
-    /// grafted (told at once, a join's messages in flight were grafted
-    /// too, and the extra eager links and prunes left the tree cut in
-    /// more places after the join).
-    pub tell_after: Duration,
 }
 
 impl Default for Settings {
@@ -135,8 +122,6 @@ impl Default for Settings {
             announce_after: Duration::from_millis(25),
             keep_for: Duration::from_secs(60),
             lazy_fanout: 3,
-            tell_new_links: Duration::from_secs(10),
-            tell_after: Duration::from_millis(500),
         }
     }
 }
@@ -162,8 +147,6 @@ pub struct Tree<P: Copy + Ord> {
     missing: BTreeMap<Id, Missing<P>>,
     /// When the ids in `announce` are due to go out.
     announce_due: Option<Instant>,
-    /// New links to tell of recent ids: when, whom, which.
-    tells: VecDeque<(Instant, P, Vec<Id>)>,
     /// Where the next announcements start among the lazy links.
     turn: usize,
 }
@@ -190,32 +173,14 @@ impl<P: Copy + Ord> Tree<P> {
             announce: Vec::new(),
             missing: BTreeMap::new(),
             announce_due: None,
-            tells: VecDeque::new(),
             turn: 0,
         }
     }
 
-    /// A link came up: it starts eager. After `tell_after` it is told
-    /// the ids of the messages that arrived in the `tell_new_links` before
-    /// it came up (an `IHave`, at [`Tree::tick`]); the far end asks for
-    /// those it lacks. A message broadcast while it had no link up, or
-    /// only links that announced it elsewhere, then reaches it at its next
-    /// link rather than at its next anti-entropy exchange.
-    pub fn link_up(&mut self, p: P, now: Instant) {
+    /// A link came up: it starts eager.
+    pub fn link_up(&mut self, p: P) {
         if !self.lazy.contains(&p) {
             self.eager.insert(p);
-        }
-        let window = self.settings.tell_new_links;
-        let recent: Vec<Id> = self
-            .arrivals
-            .iter()
-            .rev()
-            .take_while(|(at, _)| now.saturating_duration_since(*at) < window)
-            .map(|(_, id)| *id)
-            .take(MAX_IDS)
-            .collect();
-        if !recent.is_empty() && self.tells.len() < MAX_TELLS {
-            self.tells.push_back((now + self.settings.tell_after, p, recent));
         }
     }
 
@@ -227,7 +192,6 @@ impl<P: Copy + Ord> Tree<P> {
     pub fn link_down(&mut self, p: P) -> Vec<(P, Frame)> {
         let on_tree = self.eager.remove(&p);
         self.lazy.remove(&p);
-        self.tells.retain(|(_, to, _)| *to != p);
         for m in self.missing.values_mut() {
             m.announcers.retain(|a| *a != p);
         }
@@ -353,10 +317,6 @@ impl<P: Copy + Ord> Tree<P> {
             }
             self.announce.clear();
         }
-        while self.tells.front().is_some_and(|(due, _, _)| *due <= now) {
-            let (_, to, ids) = self.tells.pop_front().expect("a tell is due");
-            send.push((to, Frame::IHave(ids)));
-        }
         self.graft(now, &mut send);
         let keep_for = self.settings.keep_for;
         while let Some((at, id)) = self.arrivals.front().copied() {
@@ -371,8 +331,7 @@ impl<P: Copy + Ord> Tree<P> {
 
     /// When the next announcements or the next missing id are due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let tell = self.tells.front().map(|(due, _, _)| *due);
-        self.missing.values().map(|m| m.due).chain(self.announce_due).chain(tell).min()
+        self.missing.values().map(|m| m.due).chain(self.announce_due).min()
     }
 
     fn queue_announce(&mut self, id: Id, from: Option<P>, now: Instant) {

@@ -7,20 +7,16 @@ use super::{Ev, Frame, Sim};
 use crate::sim::wire;
 
 impl Sim {
-    /// `i`'s connections become links of its tree (both ends); each end
-    /// tells the other of the ids it received lately, a moment later.
+    /// `i`'s connections become links of its tree (both ends).
     pub(super) fn tree_links(&mut self, i: usize, conns: Vec<usize>) {
-        let now = self.at();
         for j in conns {
             if j == i || self.nodes[i].mesh.contains(&j) {
                 continue;
             }
             self.nodes[i].mesh.push(j);
             self.nodes[j].mesh.push(i);
-            for (a, b) in [(i, j), (j, i)] {
-                self.code(a, super::GOSSIP, |n| n.tree.link_up(b, now));
-                self.tree_arm(a);
-            }
+            self.nodes[i].tree.link_up(j);
+            self.nodes[j].tree.link_up(i);
         }
     }
 
