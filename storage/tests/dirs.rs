@@ -335,3 +335,27 @@ async fn a_directory_made_by_another_node_a_moment_ago_is_found_on_a_path() {
     assert!(matches!(err, DirError::NoEntry(ref p) if p == "nothing"), "{err}");
     g.cancel.cancel();
 }
+
+/// Many uploads into one new folder at once (a WebDAV client with eight
+/// transfers) each make the folder: on one node they all write this
+/// writer's first log of one directory. Once, whichever version the
+/// servers kept was taken as "changed by someone else" and the folder
+/// could never be made, on any retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_making_the_same_directory_many_times_at_once_makes_it_once() {
+    let g = grid(5).await;
+    let a = dirs_of(&g, 0);
+    let root = a.create().await.unwrap();
+    let made = futures::future::join_all((0..8).map(|_| a.mkdir_p(&root, &["tree", "d0"]))).await;
+    let caps: Vec<Cap> = made.into_iter().map(|r| r.unwrap()).collect();
+    assert!(caps.iter().all(|c| *c == caps[0]), "one directory for every caller");
+    let listing = a.list(&root).await.unwrap();
+    assert_eq!(listing.entries.len(), 1, "{:?}", listing.entries);
+    // Made again later, it is the same directory, and it takes entries.
+    assert_eq!(a.mkdir_p(&root, &["tree", "d0"]).await.unwrap(), caps[0]);
+    let x = Cap::Literal(b"x".to_vec());
+    let entry = NewEntry { name: "x".into(), cap: x.clone(), size: 1, mtime: 1 };
+    a.link_many(&caps[0], vec![entry], false).await.unwrap();
+    assert_eq!(dirs_of(&g, 2).lookup(&root, &split("tree/d0/x")).await.unwrap(), x);
+    g.cancel.cancel();
+}

@@ -260,6 +260,28 @@ impl Dirs {
         Ok(Cap::Mutable(MutCap { kind: MutKind::Dir, access: Access::Write(key) }))
     }
 
+    /// Makes the subdirectory of `key` exist, as [`Dirs::create_with`];
+    /// but a version of this writer's log already there is the directory,
+    /// not a conflict. Uploads into one new folder at once each make it
+    /// with the same key (see `mkdir_p`), and an attempt cut short leaves
+    /// a log that no later attempt could write over: taking either as
+    /// "changed by someone else" made the folder impossible to make.
+    pub(super) async fn create_sub(&self, key: WriteKey) -> Result<Cap, DirError> {
+        match self.create_with(key.clone()).await {
+            Err(DirError::Mutable(MutableError::Write(SlotWriteError::Stale { held, tried }))) => {
+                let si = key.read().verify().storage_index();
+                // Only a validly signed log of this writer counts: a server
+                // that merely claims a version proves nothing.
+                if self.client.slots_of(&si).await.newest().contains_key(&self.writer) {
+                    Ok(Cap::Mutable(MutCap { kind: MutKind::Dir, access: Access::Write(key) }))
+                } else {
+                    Err(SlotWriteError::Stale { held, tried }.into())
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Writes this writer's log as version `seqnum`. If a server holds a
     /// newer version of it (this node's state was behind: its newest
     /// version sat on servers it did not reach), the log is written again

@@ -68,7 +68,7 @@ impl Dirs {
                         other => return Err(DirError::NotADirectory(other.to_string())),
                     };
                     let new =
-                        self.create_with(subdir_key(&parent, name, listing.lamport + 1)).await?;
+                        self.create_sub(subdir_key(&parent, name, listing.lamport + 1)).await?;
                     let (owned, made) = (name.to_string(), new.clone());
                     let after = self
                         .update(&cap, move |l| match l.get(&owned) {
