@@ -36,7 +36,8 @@ impl EventLoop {
                 let streams = self.tree_streams.entry(peer).or_default();
                 streams.push((stream, out));
                 if streams.len() == 1 {
-                    self.tree.link_up(peer);
+                    let out = self.tree.link_up(peer, Instant::now());
+                    self.send_tree(out);
                 }
                 // Our join announcement goes out over our first link.
                 if !self.announced {

@@ -17,8 +17,8 @@ impl Net {
         for i in 0..n {
             for j in [(i + 1) % n, (i + 2) % n, (i * 7 + 3) % n] {
                 if j != i {
-                    trees[i].link_up(j);
-                    trees[j].link_up(i);
+                    trees[i].link_up(j, Instant::now());
+                    trees[j].link_up(i, Instant::now());
                 }
             }
         }
@@ -137,7 +137,7 @@ async fn a_graft_asks_the_next_announcer_if_the_first_does_not_answer() {
     let now = Instant::now();
     let mut t: Tree<usize> = Tree::new(Settings::default());
     for p in [1, 2] {
-        t.link_up(p);
+        t.link_up(p, now);
     }
     assert!(t.receive(1, Frame::IHave(vec![id(9)]), now).send.is_empty());
     t.receive(2, Frame::IHave(vec![id(9)]), now);
@@ -156,10 +156,83 @@ async fn a_graft_asks_the_next_announcer_if_the_first_does_not_answer() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
+    let mut now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    for p in 1..=7 {
+        t.link_up(p, now);
+    }
+    for p in 2..=7 {
+        t.receive(p, Frame::Prune, now);
+    }
+    // Messages keep coming over the one eager link; each tick announces
+    // to 3 of the 6 lazy links in turn.
+    let mut told: BTreeMap<usize, BTreeSet<Id>> = BTreeMap::new();
+    for m in 1..=4 {
+        t.receive(1, Frame::Push { id: id(m), data: vec![m] }, now);
+        now = t.next_deadline().expect("announcements due");
+        for (p, f) in t.tick(now) {
+            if let Frame::IHave(ids) = f {
+                told.entry(p).or_default().extend(ids);
+            }
+        }
+    }
+    // The first id came while only 3 links had their turn; the other 3
+    // are told it at theirs, not never.
+    for p in 2..=7 {
+        let ids = told.get(&p).cloned().unwrap_or_default();
+        assert!(ids.contains(&id(1)), "link {p} was told {ids:?}");
+    }
+    assert!(!told.contains_key(&1), "the eager link is pushed, not told");
+    // Once told, an id is not told again; ids older than `OWED_FOR` are
+    // not told at all.
+    t.receive(1, Frame::Push { id: id(9), data: vec![9] }, now);
+    now += OWED_FOR;
+    t.receive(1, Frame::Push { id: id(10), data: vec![10] }, now);
+    assert!(t.next_deadline().is_some_and(|due| due <= now), "announcements due");
+    for (_, f) in t.tick(now) {
+        assert_eq!(f, Frame::IHave(vec![id(10)]));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn our_message_lost_with_a_link_that_closed_at_once_reaches_the_next_links() {
+    // A newcomer announces itself over its first link, which closes at
+    // once (its target changed): the push never left.
+    let mut now = Instant::now();
+    let mut newcomer: Tree<usize> = Tree::new(Settings::default());
+    assert!(newcomer.link_up(1, now).is_empty(), "nothing of ours to tell yet");
+    assert_eq!(newcomer.broadcast(id(7), vec![7], now).len(), 1);
+    assert!(newcomer.link_down(1).is_empty());
+    // The next link is told of it, grafts it and gets it.
+    let mut member: Tree<usize> = Tree::new(Settings::default());
+    member.link_up(0, now);
+    let told = newcomer.link_up(2, now);
+    assert_eq!(told, vec![(2, Frame::IHave(vec![id(7)]))]);
+    for (_, f) in told {
+        member.receive(0, f, now);
+    }
+    now += Settings::default().graft_after;
+    let graft = member.tick(now);
+    assert_eq!(graft, vec![(0, Frame::Graft(vec![id(7)]))]);
+    let mut pushed = Vec::new();
+    for (_, f) in graft {
+        pushed.extend(newcomer.receive(2, f, now).send);
+    }
+    let (_, push) = pushed.pop().expect("the message");
+    assert_eq!(member.receive(0, push, now).fresh, Some((id(7), vec![7])));
+    // Messages of others are not told to a new link (they are the tree's
+    // to carry), nor ours once they are older than `OWED_FOR`.
+    newcomer.receive(2, Frame::Push { id: id(8), data: vec![8] }, now);
+    assert_eq!(newcomer.link_up(3, now), vec![(3, Frame::IHave(vec![id(7)]))]);
+    assert!(newcomer.link_up(4, now + OWED_FOR).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hostile_link_cannot_make_a_node_hold_more_than_its_bound() {
     let now = Instant::now();
     let mut t: Tree<usize> = Tree::new(Settings::default());
-    t.link_up(1);
+    t.link_up(1, now);
     for round in 0..40u32 {
         let ids: Vec<Id> = (0..1000u32)
             .map(|k| {
