@@ -87,12 +87,11 @@ async fn sent_by_family(home: &Home) -> Option<[u64; FAMILIES.len()]> {
 }
 
 /// Members each node is connected to.
-async fn connections(nodes: &[NodeProcess]) -> Vec<f64> {
+async fn connections(nodes: &[NodeProcess]) -> Vec<Option<f64>> {
     let mut out = Vec::new();
     for node in nodes {
-        if let Ok(peers) = Client::for_home(&node.home).expect("client").peers().await {
-            out.push(peers.iter().filter(|p| p.connected).count() as f64);
-        }
+        let peers = Client::for_home(&node.home).expect("client").peers().await;
+        out.push(peers.ok().map(|p| p.iter().filter(|p| p.connected).count() as f64));
     }
     out
 }
@@ -253,7 +252,19 @@ async fn main() {
             }
         }
     }
-    let conns = connections(&nodes).await;
+    let per_node_conns = connections(&nodes).await;
+    let conns: Vec<f64> = per_node_conns.iter().flatten().copied().collect();
+    // Which node is the largest, and how many connections it keeps (the
+    // bootstrap node, node 0, was: early joiners linked to it).
+    let largest = after
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.map(|(r, _)| (i, r)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or("n/a".to_string(), |(i, r)| {
+            let c = per_node_conns[i].map_or("n/a".to_string(), |c| format!("{c:.0}"));
+            format!("node {i}: {r:.1} MB, {c} connections")
+        });
     drop(wire);
     let (false_suspects, false_failed) = {
         let t = bench.tracker.lock().unwrap();
@@ -396,6 +407,7 @@ async fn main() {
         "| connections per node, mean / max | {} | bounded, not growing with N | - |",
         mean_max(&conns, 1, "")
     );
+    println!("| the largest node at idle (node 0 is the bootstrap) | {largest} | - | - |");
     for row in family_rows {
         println!("{row}");
     }
