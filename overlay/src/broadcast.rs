@@ -190,27 +190,11 @@ impl<P: Copy + Ord> Tree<P> {
         }
     }
 
-    /// A link came up: it starts eager, and is told our own messages of
-    /// the last [`OWED_FOR`] (`IHave`; it grafts those it lacks). A
-    /// newcomer announces itself over its first link, and links come and
-    /// go while it joins: the announcement pushed into a link that closed
-    /// at once was lost, and with it the newcomer, for every member the
-    /// joins' anti-entropy did not reach (seen in a test of 29 members
-    /// started at once: one member learnt of the last only 10 s later).
-    pub fn link_up(&mut self, p: P, now: Instant) -> Vec<(P, Frame)> {
-        if self.eager.contains(&p) || self.lazy.contains(&p) {
-            return Vec::new();
+    /// A link came up: it starts eager.
+    pub fn link_up(&mut self, p: P) {
+        if !self.lazy.contains(&p) {
+            self.eager.insert(p);
         }
-        self.eager.insert(p);
-        let ours: Vec<Id> = self
-            .told
-            .iter()
-            .filter(|(_, at, _, came)| {
-                came.is_none() && now.saturating_duration_since(*at) < OWED_FOR
-            })
-            .map(|(_, _, id, _)| *id)
-            .collect();
-        ours.chunks(MAX_IDS).map(|c| (p, Frame::IHave(c.to_vec()))).collect()
     }
 
     /// A link went away. If it was on the tree, the tree is cut there: a

@@ -15,11 +15,8 @@ impl Sim {
             }
             self.nodes[i].mesh.push(j);
             self.nodes[j].mesh.push(i);
-            let now = self.at();
-            let to_j = self.code(i, super::GOSSIP, |n| n.tree.link_up(j, now));
-            let to_i = self.code(j, super::GOSSIP, |n| n.tree.link_up(i, now));
-            self.send_frames(i, to_j, 0);
-            self.send_frames(j, to_i, 0);
+            self.nodes[i].tree.link_up(j);
+            self.nodes[j].tree.link_up(i);
         }
     }
 
