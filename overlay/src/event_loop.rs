@@ -114,8 +114,6 @@ pub(crate) struct EventLoop {
     pub opened: HashMap<libp2p::swarm::ConnectionId, (PeerId, u64)>,
     /// Random members we stay linked to.
     pub links: Vec<PeerId>,
-    /// How many members were up when each link was drawn.
-    pub link_pool: HashMap<PeerId, usize>,
     /// Our monitor targets and links, watched by the prober.
     pub probe_targets: watch::Sender<crate::prober::Targets>,
     /// Lifeguard's local health multiplier, shared with the prober.
@@ -480,17 +478,13 @@ impl EventLoop {
     }
 
     /// Keeps `target_peers` random up members as links: a link whose
-    /// member is no longer up, or that was drawn from a table half the
-    /// size or less ([`outgrown`]), is replaced by another chosen at random.
+    /// member is no longer up is replaced by another chosen at random.
     /// Random links make the broadcast tree's graph an expander (O(log N) hops)
     /// rather than a ring, at a fixed number of connections whatever N is.
     pub(crate) fn maintain_links(&mut self) {
         use rand::seq::IteratorRandom;
-        let pool = self.table.up_count();
         let up = |p: &PeerId| self.table.get(p).is_some_and(|m| m.state == MemberState::Alive);
-        let kept = |p: &PeerId| !outgrown(self.link_pool.get(p).copied().unwrap_or(0), pool);
-        let mut links: Vec<PeerId> =
-            self.links.iter().copied().filter(|p| up(p) && kept(p)).collect();
+        let mut links: Vec<PeerId> = self.links.iter().copied().filter(up).collect();
         let want = self.cfg.target_peers.saturating_sub(links.len());
         if want > 0 {
             let fresh = self
@@ -500,16 +494,12 @@ impl EventLoop {
                 .filter(|m| !self.foreign.contains(&m.info.peer))
                 .map(|m| m.info.peer)
                 .choose_multiple(&mut rand::thread_rng(), want);
-            for peer in &fresh {
-                self.link_pool.insert(*peer, pool);
-            }
             links.extend(fresh);
         }
         if links != self.links {
             for peer in links.clone() {
                 self.dial_member(peer);
             }
-            self.link_pool.retain(|p, _| links.contains(p));
             self.links = links;
             self.update_targets(None);
         }
@@ -665,31 +655,4 @@ async fn evicted(rx: &mut Option<watch::Receiver<u64>>) {
         }
     }
     std::future::pending().await
-}
-
-/// Whether a random link drawn when `then` members were up is drawn again
-/// now that `now` are: once the community has doubled. Early joiners draw
-/// their links from the few members there are, so without it the first
-/// members keep most of the community's links (at N = 200 the bootstrap
-/// node held 28 connections against 10 for a typical member, and the
-/// most memory). Each link is drawn again at most log₂ N times.
-pub(crate) fn outgrown(then: usize, now: usize) -> bool {
-    now >= 2 * then.max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::outgrown;
-
-    #[test]
-    fn a_link_is_drawn_again_each_time_the_community_doubles() {
-        // Drawn when the joiner knew only the bootstrap node and itself.
-        assert!(!outgrown(2, 3));
-        assert!(outgrown(2, 4));
-        // Drawn again then, kept until 8; at community size it stays.
-        assert!(!outgrown(4, 7) && outgrown(4, 8));
-        assert!(!outgrown(200, 150) && !outgrown(200, 399));
-        // A link whose draw is not on record is drawn again.
-        assert!(outgrown(0, 2));
-    }
 }

@@ -200,7 +200,6 @@ pub fn spawn_with_history(
         greeted: Default::default(),
         opened: Default::default(),
         links: Vec::new(),
-        link_pool: Default::default(),
         probe_targets,
         health,
         probe_results,

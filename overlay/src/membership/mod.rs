@@ -280,12 +280,6 @@ impl MemberTable {
         after.chain(before).take(k).copied().collect()
     }
 
-    /// How many members are up (alive or suspect), this one included if
-    /// it is in the table.
-    pub fn up_count(&self) -> usize {
-        self.idx.up.len()
-    }
-
     /// The timing in force.
     pub fn timing(&self) -> Timing {
         self.timing
