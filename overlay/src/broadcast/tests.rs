@@ -190,7 +190,9 @@ async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
     now += OWED_FOR;
     t.receive(1, Frame::Push { id: id(10), data: vec![10] }, now);
     assert!(t.next_deadline().is_some_and(|due| due <= now), "announcements due");
-    for (_, f) in t.tick(now) {
+    let sent = t.tick(now);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    for (_, f) in sent {
         assert_eq!(f, Frame::IHave(vec![id(10)]));
     }
 }

@@ -268,14 +268,14 @@ impl Dirs {
     /// "changed by someone else" made the folder impossible to make.
     pub(super) async fn create_sub(&self, key: WriteKey) -> Result<Cap, DirError> {
         match self.create_with(key.clone()).await {
-            Err(DirError::Mutable(MutableError::Write(SlotWriteError::Stale { held, tried }))) => {
+            Err(stale @ DirError::Mutable(MutableError::Write(SlotWriteError::Stale { .. }))) => {
                 let si = key.read().verify().storage_index();
                 // Only a validly signed log of this writer counts: a server
                 // that merely claims a version proves nothing.
                 if self.client.slots_of(&si).await.newest().contains_key(&self.writer) {
                     Ok(Cap::Mutable(MutCap { kind: MutKind::Dir, access: Access::Write(key) }))
                 } else {
-                    Err(SlotWriteError::Stale { held, tried }.into())
+                    Err(stale)
                 }
             }
             other => other,
