@@ -58,7 +58,7 @@ pub(super) async fn usage(State(s): State<Shared>) -> Json<UsageTable> {
     }
     let quota_here = s.storage.local_store().map(|_| s.member_quota);
     let servers: Vec<_> =
-        s.storage.servers().into_iter().map(|v| v.peer).filter(|p| p.to_string() != me).collect();
+        s.storage.servers().iter().map(|v| v.peer).filter(|p| p.to_string() != me).collect();
     let storage = &s.storage;
     let asks = servers.iter().map(|p| async move {
         (*p, tokio::time::timeout(ASK_TIMEOUT, storage.usage_on(*p)).await)

@@ -99,7 +99,7 @@ impl Client {
         // time, until every share has a good copy: a healthy file costs 2n
         // questions, not one per server in the community. A file with a
         // share missing is looked for everywhere before it is repaired.
-        let mut search = Search::new(cap.storage_index, self.servers(), window(cap.n), None);
+        let mut search = Search::new(cap.storage_index, &self.servers(), window(cap.n), None);
         let mut h = Holders::default();
         let mut judged: BTreeSet<(u8, PeerId)> = BTreeSet::new();
         let mut report = Report { k: cap.k, n: cap.n, verified: verify, ..Report::default() };
@@ -184,7 +184,7 @@ impl Client {
         let all = self.servers();
         let fresh: Vec<_> =
             all.iter().filter(|s| !busy.contains(&s.peer) && s.free >= len).cloned().collect();
-        let servers = if fresh.is_empty() { all } else { fresh };
+        let servers = if fresh.is_empty() { all.to_vec() } else { fresh };
         let happy = missing.len().min(servers.len()).clamp(1, DEFAULT_HAPPY);
         // Windows of the file's 2n, so the new shares land near the start
         // of its ring, where a download looks first.

@@ -124,7 +124,8 @@ impl Client {
         // window), and further windows are asked only if those fail
         // (`Spares::next_share`).
         let window = crate::placement::window(cap.n);
-        let mut search = Search::new(si, self.servers(), window, Some(cap.k as usize));
+        let mut search = Search::new(si, &self.servers(), window, Some(cap.k as usize));
+        let planned_at = started.elapsed();
         let mut found = Holders::default();
         while found.map.len() < cap.k as usize && self.ask_wave(&mut search, &mut found).await {}
         let mut spares = Spares {
@@ -233,7 +234,7 @@ impl Client {
             dec.finish()?;
         }
         out.flush().await.map_err(GetError::Write)?;
-        tracing::debug!(bytes = written, ?chosen_at, took = ?started.elapsed(), "read a file");
+        tracing::debug!(bytes = written, ?planned_at, ?chosen_at, took = ?started.elapsed(), "read a file");
         Ok(written)
     }
 
@@ -404,13 +405,13 @@ impl Search {
     /// ending once `enough` shares are known (`None`: when all answered).
     pub(crate) fn new(
         si: crate::store::StorageIndex,
-        servers: Vec<crate::placement::Server>,
+        servers: &[crate::placement::Server],
         wave: usize,
         enough: Option<usize>,
     ) -> Self {
         let scores = servers.iter().map(|s| (s.peer, s.score)).collect();
         let rest =
-            crate::placement::order(&si, &servers, wave).into_iter().map(|s| s.peer).collect();
+            crate::placement::order(&si, servers, wave).into_iter().map(|s| s.peer).collect();
         Search { si, rest, wave, enough, scores }
     }
 }

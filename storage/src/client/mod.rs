@@ -28,8 +28,9 @@ pub use slots::{SlotWrite, SlotWriteError, SlotsRead};
 use crate::placement::Server;
 use crate::protocol::{read_frame, write_frame, ProtocolError, Request, Response, PROTOCOL};
 use crate::server::{answer, SharedStore};
-use cloudy_overlay::{Handle, PeerId, StreamProtocol};
+use cloudy_overlay::{Handle, PeerId, PeerScores, StreamProtocol};
 use progress::{Meter, Metered};
+use std::sync::{Arc, Mutex};
 
 /// Name of the storage service in the overlay's directory.
 pub const SERVICE: &str = "storage";
@@ -58,6 +59,24 @@ pub(crate) fn retry_pause(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(base + rand::thread_rng().gen_range(0..=base / 2))
 }
 
+/// The storage servers of one snapshot, best scored first.
+fn derive_servers(snap: &PeerScores) -> Vec<Server> {
+    snap.providers(Some(SERVICE))
+        .into_iter()
+        .map(|(_, p)| {
+            let view = snap.peers.get(&p.peer);
+            Server {
+                peer: p.peer,
+                score: p.score,
+                // This node (no view of its own) is up as it runs.
+                tier: view.map_or(0, |v| v.tier()),
+                zone: view.map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
+                free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
 fn timed_out(what: &str) -> ProtocolError {
     ProtocolError::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -71,13 +90,22 @@ pub struct Client {
     overlay: Handle,
     local: Option<SharedStore>,
     convergence: [u8; 32],
+    servers: Arc<Mutex<Option<Servers>>>,
+}
+
+/// The servers derived from one snapshot of the overlay, kept until the
+/// overlay publishes another: deriving them walks and sorts every member
+/// (about 0.1 ms a file at 100 members, on each put and get).
+struct Servers {
+    from: Arc<PeerScores>,
+    servers: Arc<[Server]>,
 }
 
 impl Client {
     /// A client for a node with overlay `overlay`, its own store if it is a
     /// storage server, and its convergence secret.
     pub fn new(overlay: Handle, local: Option<SharedStore>, convergence: [u8; 32]) -> Self {
-        Client { overlay, local, convergence }
+        Client { overlay, local, convergence, servers: Arc::default() }
     }
 
     /// The overlay this client uses.
@@ -91,22 +119,15 @@ impl Client {
     }
 
     /// Storage servers known now, this node included if it serves.
-    pub fn servers(&self) -> Vec<Server> {
+    pub fn servers(&self) -> Arc<[Server]> {
         let snap = self.overlay.snapshot();
-        snap.providers(Some(SERVICE))
-            .into_iter()
-            .map(|(_, p)| {
-                let view = snap.peers.get(&p.peer);
-                Server {
-                    peer: p.peer,
-                    score: p.score,
-                    // This node (no view of its own) is up as it runs.
-                    tier: view.map_or(0, |v| v.tier()),
-                    zone: view.map_or_else(|| snap.local.zone.clone(), |v| v.zone.clone()),
-                    free: p.meta.get(META_FREE).and_then(|f| f.parse().ok()).unwrap_or(0),
-                }
-            })
-            .collect()
+        let mut cached = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = cached.as_ref().filter(|c| Arc::ptr_eq(&c.from, &snap)) {
+            return c.servers.clone();
+        }
+        let servers: Arc<[Server]> = derive_servers(&snap).into();
+        *cached = Some(Servers { from: snap, servers: servers.clone() });
+        servers
     }
 
     /// What storage server `peer` keeps for this node (bytes under its

@@ -93,7 +93,7 @@ impl SlotsRead {
 impl Client {
     /// Storage servers in ring order for `si`.
     pub fn slot_servers(&self, si: &StorageIndex) -> Vec<PeerId> {
-        let mut v: Vec<PeerId> = self.servers().into_iter().map(|s| s.peer).collect();
+        let mut v: Vec<PeerId> = self.servers().iter().map(|s| s.peer).collect();
         v.sort_by_key(|p| ring_position(si, p));
         v
     }
