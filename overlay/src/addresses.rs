@@ -37,6 +37,14 @@ impl Behaviour {
         }
     }
 
+    /// Sets the addresses of one member (`None`: forgets it).
+    pub fn update(&mut self, peer: PeerId, addrs: Option<&[Multiaddr]>) {
+        match addrs {
+            Some(addrs) => self.book.insert(peer, quic_first(addrs)),
+            None => self.book.remove(&peer),
+        };
+    }
+
     /// The addresses a dial to `peer` tries first.
     pub fn get(&self, peer: &PeerId) -> &[Multiaddr] {
         self.book.get(peer).map_or(&[], Vec::as_slice)

@@ -23,7 +23,7 @@ use crate::Error;
 use futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{gossipsub, kad, PeerId, Swarm};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -155,6 +155,8 @@ impl EventLoop {
         let mut reconnect = beat(RECONNECT_INTERVAL);
         let mut evictions = self.cfg.community.as_ref().map(|g| g.evictions());
         loop {
+            // A node that is behind waits longer before it fails anyone.
+            self.table.set_slack(self.health.get());
             let deadline = self.table.next_deadline();
             let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
             let tree_deadline = self.tree.next_deadline();
@@ -171,7 +173,9 @@ impl EventLoop {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = heartbeat.tick() => self.gossip_moved_coordinate(),
                 _ = sync.tick() => self.sync_with_random_member(),
-                _ = probe.tick() => {
+                due = probe.tick() => {
+                    let late = Instant::now().saturating_duration_since(due);
+                    self.health.late_by(late, self.cfg.probe_timeout / 4);
                     self.on_probe_tick();
                     self.on_tree_tick();
                 }
@@ -364,7 +368,8 @@ impl EventLoop {
     }
 
     /// Logs and acts on membership changes, then publishes a fresh snapshot
-    /// at once (readers must never see a change later than the log says).
+    /// at once (readers must never see a change later than the log says),
+    /// in which the members that changed are looked at again.
     pub(crate) fn apply_changes(&mut self, changes: Vec<Change>) {
         self.apply_changes_with(changes, true);
     }
@@ -380,8 +385,16 @@ impl EventLoop {
         // Whether a member came or went (a place for a missing link).
         let members_moved =
             changes.iter().any(|c| matches!(c, Change::State { .. } | Change::Restarted { .. }));
+        let touched: BTreeSet<PeerId> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::State { peer, .. }
+                | Change::Restarted { peer }
+                | Change::Services { peer, .. } => Some(*peer),
+                Change::Refute => None,
+            })
+            .collect();
         for change in changes {
-            self.dirty = true;
             match change {
                 Change::State { peer, from, to } => {
                     info!(target: "cloudy::_events::member", peer = %peer, state = %to,
@@ -391,15 +404,24 @@ impl EventLoop {
                     }
                     // An accusation of ours ends with any state but suspect.
                     let me = self.local.peer;
+                    let we_accused = self.detector.accused(&peer);
                     if let Some(confirm) = self.detector.on_state(&self.table, me, peer, to) {
                         debug!(%peer, "confirming failure");
                         self.publish(confirm);
                     }
-                    // A member that left or failed loses its connections: a
-                    // dead QUIC connection lingers until its idle timeout,
-                    // and a member restarted in the meantime would be
-                    // probed over it and wrongly found dead.
-                    if disconnect && matches!(to, MemberState::Left | MemberState::Failed) {
+                    // A member that left, or that failed our own probes,
+                    // loses its connections: a dead QUIC connection lingers
+                    // until its idle timeout, and a member restarted in the
+                    // meantime would be probed over it and wrongly found
+                    // dead. A failure heard from others leaves them alone:
+                    // the member may be alive (its accusers were slow), and
+                    // closing every connection it had made it accuse its
+                    // own probe targets in turn ("connection lost"), which
+                    // kept a storm of false failures going on 200 members
+                    // (DESIGN/failure-detection.md). Its restart, if it
+                    // restarted, closes them (`close_stale`).
+                    let ours = to == MemberState::Failed && we_accused;
+                    if disconnect && (to == MemberState::Left || ours) {
                         let _ = self.swarm.disconnect_peer_id(peer);
                     }
                     // A new member, or one back with (perhaps) new addresses
@@ -445,7 +467,7 @@ impl EventLoop {
         if members_moved && self.links.len() < self.cfg.target_peers {
             self.maintain_links();
         }
-        self.publish_snapshot();
+        self.publish_members(&touched);
     }
 
     /// Closes our connections to `peer` that opened before its current
@@ -586,53 +608,86 @@ impl EventLoop {
         self.last_publish = Instant::now();
     }
 
-    fn build_snapshot(&self) -> PeerScores {
-        let now = Instant::now();
-        let now_ms = crate::unix_ms();
-        let me = self.local.vivaldi.coordinate();
-        let mut peers = HashMap::new();
-        for m in self.table.iter() {
-            let peer = m.info.peer;
-            let measured = self.rtt.get(&peer).and_then(|e| e.get());
-            let estimated = m.info.coord.as_ref().map(|c| me.distance_to(c));
-            // An estimate from unsettled coordinates is noise: do not score on it.
-            let settled = m.info.coord.as_ref().is_some_and(|c| (c.error + me.error) / 2.0 < 1.0);
-            let hist = self.history.get(&peer).cloned().unwrap_or_default();
-            let same_zone = !self.cfg.zone.is_empty() && self.cfg.zone == m.info.zone;
-            let inputs = ScoreInputs {
-                state: m.state,
-                rtt: measured.or(if settled { estimated } else { None }),
-                availability: hist.ratio(),
-                failures: hist.failures_at(now_ms),
-                same_zone,
-            };
-            let view = PeerView {
-                peer,
-                addrs: m.info.addrs.clone(),
-                state: m.state,
-                rtt_measured: measured,
-                rtt_estimated: estimated,
-                availability: hist.ratio(),
-                observed: Duration::from_millis(hist.observed_ms),
-                seen_up: Duration::from_millis(hist.up_ms),
-                failures: inputs.failures,
-                zone: m.info.zone.clone(),
-                score: score(&inputs),
-                connected: self.swarm.is_connected(&peer),
-                last_heard_ago: now.saturating_duration_since(m.last_heard),
-                services: m.info.services.clone(),
-                coordinate: m.info.coord.clone(),
-            };
-            peers.insert(peer, view);
+    /// Publishes a snapshot in which only `peers` (and this node) are
+    /// looked at again; every other member's view is the last snapshot's.
+    /// A change to one member costs one view, not the whole table: during
+    /// a storm of suspicions on 200 members, rebuilding every view for
+    /// every message was a large share of the work that kept the machine
+    /// saturated (DESIGN/failure-detection.md). The whole snapshot is
+    /// still rebuilt every [`SNAPSHOT_REFRESH`] and after connection
+    /// changes (round trips, availability, connections).
+    pub(crate) fn publish_members(&mut self, peers: &BTreeSet<PeerId>) {
+        let mut peers_now = self.scores_tx.borrow().peers.clone();
+        let at = Clock::now(&self.local);
+        for peer in peers {
+            let member = self.table.get(peer);
+            match member {
+                Some(m) => {
+                    peers_now.insert(*peer, Arc::new(self.view_of(m, &at)));
+                }
+                None => {
+                    peers_now.remove(peer);
+                }
+            }
+            let addrs = member.map(|m| m.info.addrs.as_slice());
+            self.swarm.behaviour_mut().addresses.update(*peer, addrs);
         }
-        let local = LocalView {
+        let snapshot = PeerScores { local: self.local_view(&at), peers: peers_now };
+        self.metrics.members(&snapshot);
+        self.scores_tx.send_replace(Arc::new(snapshot));
+    }
+
+    fn build_snapshot(&self) -> PeerScores {
+        let at = Clock::now(&self.local);
+        let peers =
+            self.table.iter().map(|m| (m.info.peer, Arc::new(self.view_of(m, &at)))).collect();
+        PeerScores { local: self.local_view(&at), peers }
+    }
+
+    /// What this node knows of member `m`, at `at`.
+    fn view_of(&self, m: &crate::membership::Member, at: &Clock) -> PeerView {
+        let peer = m.info.peer;
+        let me = &at.coordinate;
+        let measured = self.rtt.get(&peer).and_then(|e| e.get());
+        let estimated = m.info.coord.as_ref().map(|c| me.distance_to(c));
+        // An estimate from unsettled coordinates is noise: do not score on it.
+        let settled = m.info.coord.as_ref().is_some_and(|c| (c.error + me.error) / 2.0 < 1.0);
+        let hist = self.history.get(&peer).cloned().unwrap_or_default();
+        let same_zone = !self.cfg.zone.is_empty() && self.cfg.zone == m.info.zone;
+        let inputs = ScoreInputs {
+            state: m.state,
+            rtt: measured.or(if settled { estimated } else { None }),
+            availability: hist.ratio(),
+            failures: hist.failures_at(at.unix_ms),
+            same_zone,
+        };
+        PeerView {
+            peer,
+            addrs: m.info.addrs.clone(),
+            state: m.state,
+            rtt_measured: measured,
+            rtt_estimated: estimated,
+            availability: hist.ratio(),
+            observed: Duration::from_millis(hist.observed_ms),
+            seen_up: Duration::from_millis(hist.up_ms),
+            failures: inputs.failures,
+            zone: m.info.zone.clone(),
+            score: score(&inputs),
+            connected: self.swarm.is_connected(&peer),
+            last_heard_ago: at.now.saturating_duration_since(m.last_heard),
+            services: m.info.services.clone(),
+            coordinate: m.info.coord.clone(),
+        }
+    }
+
+    fn local_view(&self, at: &Clock) -> LocalView {
+        LocalView {
             peer: Some(self.local.peer),
             listen_addrs: self.local.listen_addrs.clone(),
             zone: self.cfg.zone.clone(),
             services: self.local.services.clone(),
-            coordinate: Some(me.clone()),
-        };
-        PeerScores { local, peers }
+            coordinate: Some(at.coordinate.clone()),
+        }
     }
 }
 
@@ -655,4 +710,21 @@ async fn evicted(rx: &mut Option<watch::Receiver<u64>>) {
         }
     }
     std::future::pending().await
+}
+
+/// The moment a snapshot is taken at.
+struct Clock {
+    now: Instant,
+    unix_ms: u64,
+    coordinate: crate::scoring::vivaldi::Coordinate,
+}
+
+impl Clock {
+    fn now(local: &LocalState) -> Clock {
+        Clock {
+            now: Instant::now(),
+            unix_ms: crate::unix_ms(),
+            coordinate: local.vivaldi.coordinate().clone(),
+        }
+    }
 }

@@ -57,8 +57,21 @@ pub(crate) struct Targets {
 }
 
 /// Lifeguard's local health multiplier: 0 is healthy, up to [`Health::MAX`].
+///
+/// Two signs that this node, not its peers, is the slow one add up: its
+/// own probes failing or having to refute (Lifeguard's), and its timers
+/// firing late ([`Health::late_by`]): a node starved of CPU hears
+/// answers and refutations late, so it must wait longer before it accuses
+/// or fails anyone. Without the second, a whole machine starved for a
+/// while (200 members on two cores held to a fifth of a core for 15 s)
+/// stayed in a storm of false suspicions for minutes after the pressure
+/// ended: most probes were still answered, which kept the first at 0
+/// (DESIGN/failure-detection.md).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Health(Arc<AtomicU32>);
+pub(crate) struct Health {
+    probes: Arc<AtomicU32>,
+    late: Arc<AtomicU32>,
+}
 
 impl Health {
     /// The highest multiplier (memberlist's default awareness limit).
@@ -66,21 +79,33 @@ impl Health {
 
     /// The current multiplier.
     pub(crate) fn get(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+        let probes = self.probes.load(Ordering::Relaxed);
+        (probes + self.late.load(Ordering::Relaxed)).min(Self::MAX)
     }
 
     /// Worse by one (a probe of ours failed, or we had to refute).
     pub(crate) fn worse(&self) {
         let _ = self
-            .0
+            .probes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some((v + 1).min(Self::MAX)));
     }
 
     /// Better by one (a probe of ours was answered).
     pub(crate) fn better(&self) {
         let _ = self
-            .0
+            .probes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    /// A timer of the node's beat fired `lateness` after it was due: one
+    /// point per `unit` of lateness, or one less than before (so it
+    /// wears off a point a beat once the node keeps time again).
+    pub(crate) fn late_by(&self, lateness: Duration, unit: Duration) {
+        let level = (lateness.as_nanos() / unit.as_nanos().max(1)).min(u128::from(Self::MAX));
+        let level = level as u32;
+        let _ = self.late.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(level.max(v.saturating_sub(1)))
+        });
     }
 }
 
@@ -233,5 +258,27 @@ mod tests {
         tokio::time::advance(Duration::from_millis(2_500)).await;
         late.tick().await;
         assert_eq!(late.tick().await, origin + every * 4);
+    }
+
+    #[test]
+    fn late_timers_make_the_node_less_sure_and_wear_off_a_point_a_beat() {
+        let h = Health::default();
+        let unit = Duration::from_millis(250);
+        h.late_by(Duration::from_millis(100), unit);
+        assert_eq!(h.get(), 0, "on time");
+        h.late_by(Duration::from_millis(800), unit);
+        assert_eq!(h.get(), 3);
+        // Answered probes do not hide that the node keeps time badly.
+        h.better();
+        h.better();
+        assert_eq!(h.get(), 3);
+        h.worse();
+        assert_eq!(h.get(), 4, "both signs add up");
+        for expected in [3, 2, 1, 1] {
+            h.late_by(Duration::ZERO, unit);
+            assert_eq!(h.get(), expected);
+        }
+        h.late_by(Duration::from_secs(60), unit);
+        assert_eq!(h.get(), Health::MAX, "bounded");
     }
 }

@@ -57,6 +57,12 @@ impl Detector {
         Some((msg, changes))
     }
 
+    /// Whether our own probe accused `peer` of the suspicion (or failure)
+    /// in force.
+    pub fn accused(&self, peer: &PeerId) -> bool {
+        self.accused.contains(peer)
+    }
+
     /// A member's state changed to `to`: an accusation of ours ends with
     /// any state but suspect, and one that ended in failure is confirmed
     /// to everyone (the confirmation to gossip) by one accuser only, the

@@ -181,6 +181,9 @@ pub enum Change {
 pub struct MemberTable {
     local: PeerId,
     timing: Timing,
+    /// Suspicions last `1 + slack` times as long here: the node's own local
+    /// health ([`MemberTable::set_slack`]).
+    slack: u32,
     members: HashMap<PeerId, Member>,
     idx: Index,
 }
@@ -260,7 +263,7 @@ impl Index {
 impl MemberTable {
     /// An empty table for the node `local`.
     pub fn new(local: PeerId, timing: Timing) -> Self {
-        MemberTable { local, timing, members: HashMap::new(), idx: Index::new() }
+        MemberTable { local, timing, slack: 0, members: HashMap::new(), idx: Index::new() }
     }
 
     /// Changes whenever a member's version or state does (not when a
@@ -278,6 +281,19 @@ impl MemberTable {
         let after = self.idx.up.range((Excluded(*local), Unbounded));
         let before = self.idx.up.range(..*local);
         after.chain(before).take(k).copied().collect()
+    }
+
+    /// Makes every suspicion last `1 + slack` times as long at this node:
+    /// a node that is itself behind (Lifeguard's local health; its timers
+    /// late, its probes failing) hears refutations late, and must not fail
+    /// the members it could not hear in time.
+    pub fn set_slack(&mut self, slack: u32) {
+        self.slack = slack;
+    }
+
+    /// How long a suspicion of a member with `accusers` lasts at this node.
+    fn suspicion_here(&self, accusers: usize) -> Duration {
+        self.timing.suspicion_for(accusers, self.members.len()) * (1 + self.slack)
     }
 
     /// The timing in force.
@@ -388,7 +404,9 @@ impl MemberTable {
 
     /// Advances the failure detector to `now` and forgets long-gone members.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
-        let (t, n) = (self.timing, self.members.len());
+        let t = self.timing;
+        let slack = 1 + self.slack;
+        let n = self.members.len();
         let mut changes = Vec::new();
         let mut suspects: Vec<PeerId> = self.idx.suspects.iter().copied().collect();
         suspects.sort();
@@ -401,7 +419,8 @@ impl MemberTable {
                 self.idx.suspects.remove(&peer);
                 continue;
             };
-            if now.saturating_duration_since(since) >= t.suspicion_for(m.accusers.len(), n) {
+            if now.saturating_duration_since(since) >= t.suspicion_for(m.accusers.len(), n) * slack
+            {
                 let old = m.clone();
                 m.state = MemberState::Failed;
                 m.state_since = now;
@@ -423,12 +442,11 @@ impl MemberTable {
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let (t, n) = (self.timing, self.members.len());
         self.idx
             .suspects
             .iter()
             .filter_map(|p| self.members.get(p))
-            .filter_map(|m| Some(m.suspected_at? + t.suspicion_for(m.accusers.len(), n)))
+            .filter_map(|m| Some(m.suspected_at? + self.suspicion_here(m.accusers.len())))
             .min()
     }
 }

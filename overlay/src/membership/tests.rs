@@ -306,3 +306,20 @@ fn a_small_community_suspects_for_less() {
     assert_eq!(shortest(10_000), 2.0, "never over the configured timeout");
     assert_eq!(T.suspicion_for(1, 20).as_secs_f64(), 3.0, "a lone accuser: twice as long");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_is_behind_waits_longer_before_it_fails_a_member() {
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let p = PeerId::random();
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    t.apply(suspect(p, 1, 1), now);
+    // 3 s here when healthy (one accuser, a table this small).
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(3)));
+    t.set_slack(2);
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(9)));
+    assert!(t.tick(now + Duration::from_secs(8)).is_empty(), "still suspect while behind");
+    // Caught up again: the suspicion ends as it would have.
+    t.set_slack(0);
+    assert_eq!(states(&t.tick(now + Duration::from_secs(8))), vec![MemberState::Failed]);
+}

@@ -23,6 +23,7 @@ use crate::membership::MemberState;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// RTT assumed for a member we have neither measured nor can estimate.
@@ -168,8 +169,12 @@ pub struct Provider {
 pub struct PeerScores {
     /// This node.
     pub local: LocalView,
-    /// Every member we know of (not ourselves), alive or not.
-    pub peers: HashMap<PeerId, PeerView>,
+    /// Every member we know of (not ourselves), alive or not. Each view
+    /// is shared with the snapshots before and after it that did not
+    /// change it: a change to one member republishes one view, not every
+    /// member's (DESIGN/failure-detection.md).
+    #[serde(serialize_with = "shared_views")]
+    pub peers: HashMap<PeerId, Arc<PeerView>>,
 }
 
 impl PeerView {
@@ -177,6 +182,16 @@ impl PeerView {
     pub fn tier(&self) -> u8 {
         placement_tier(self.state, self.availability, self.failures)
     }
+}
+
+/// Serialises the shared views as the views themselves (without serde's
+/// `rc` feature, which would change every crate's symbols and so the
+/// binary's idle-code layout, `cli/build.rs`).
+fn shared_views<S: serde::Serializer>(
+    peers: &HashMap<PeerId, Arc<PeerView>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(peers.iter().map(|(peer, view)| (peer, &**view)))
 }
 
 impl PeerScores {
@@ -187,7 +202,7 @@ impl PeerScores {
 
     /// Members sorted best first (ties broken by peer id, so the order is stable).
     pub fn ranked(&self) -> Vec<&PeerView> {
-        let mut v: Vec<&PeerView> = self.peers.values().collect();
+        let mut v: Vec<&PeerView> = self.peers.values().map(|v| &**v).collect();
         v.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.peer.cmp(&b.peer)));
         v
     }
