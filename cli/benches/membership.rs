@@ -16,6 +16,11 @@
 //! issue 15 for the N given.
 //! `--set monitors=2` (any number of them) changes a setting of every
 //! node's `config.toml`, to compare settings in one sitting.
+//! `--starve SECS` then holds every live node to a thousandth of a core
+//! each (`--starve-permille`; all together, a cgroup's CPU quota: root
+//! only) for SECS, and counts the false suspicions and failures during
+//! and after it, until 30 s pass without one: whether an overloaded
+//! machine recovers, or stays in a storm of false failures.
 //! Times come from the nodes' own `cloudy::_events` log lines, stamped as
 //! they are read from each process's stderr.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
@@ -41,6 +46,8 @@ mod args;
 #[path = "common/layout.rs"]
 mod layout;
 use args::arg;
+#[path = "common/starve.rs"]
+mod starve;
 #[path = "common/tracker.rs"]
 mod tracker;
 use tracker::SVC;
@@ -307,6 +314,14 @@ async fn main() {
         .flatten()
         .map(|at| at - killed);
 
+    let starvation = match arg("--starve", 0) {
+        0 => None,
+        secs => {
+            let permille = arg("--starve-permille", 1);
+            Some(starve(&nodes[..victim], &mut bench, &ids[victim], secs, permille).await)
+        }
+    };
+
     // Eviction (private): from the admin's command to listed as left by
     // every other live member.
     let evicted = n - 2;
@@ -411,6 +426,24 @@ async fn main() {
     for row in family_rows {
         println!("{row}");
     }
+    match starvation {
+        None => {}
+        Some(Err(e)) => println!("| CPU starvation | n/a ({e}) | - | - |"),
+        Some(Ok(st)) => {
+            println!(
+                "| CPU starvation: every node held to {} for {} s, false suspicions / failures during | {} / {} | - | - |",
+                st.share, st.secs, st.during.0, st.during.1
+            );
+            println!(
+                "| false suspicions / failures after it, until 30 s without one | {} / {} | 0 / 0 | - |",
+                st.after.0, st.after.1
+            );
+            println!(
+                "| the last of them, after the starvation ended | {} | - | - |",
+                st.last.map_or("none".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
+            );
+        }
+    }
     if private {
         println!(
             "| join with an invite (dial + admission handshake), mean / max | {} | - | - |",
@@ -482,4 +515,69 @@ fn slowest_pair(t: &tracker::Tracker, ids: &[String], last_start: Instant) -> St
         secs(*at),
         logged.join(", ")
     )
+}
+
+/// What holding the nodes to a sliver of CPU did.
+struct Starvation {
+    share: String,
+    secs: u64,
+    /// False suspicions and failures while starved.
+    during: (usize, usize),
+    /// And after, until 30 s passed without one (at most 3 minutes).
+    after: (usize, usize),
+    /// The last one after the starvation ended.
+    last: Option<Duration>,
+}
+
+/// Holds `nodes` to `permille` thousandths of a core each for `secs`, then
+/// watches for false suspicions and failures (of anyone but `victim`,
+/// killed before) until 30 s pass without one.
+async fn starve(
+    nodes: &[NodeProcess],
+    bench: &mut tracker::Bench,
+    victim: &str,
+    secs: u64,
+    permille: u64,
+) -> Result<Starvation, String> {
+    let pids: Vec<u32> = nodes.iter().filter_map(|p| p.pid()).collect();
+    let quota_us = (pids.len() as u64 * permille * 100).max(1_000);
+    let share = format!("{:.1} % of a core each", permille as f64 / 10.0);
+    let seen = |b: &tracker::Bench| b.tracker.lock().unwrap().suspicions.len();
+    let count = |b: &tracker::Bench, from: usize, to: usize| {
+        let t = b.tracker.lock().unwrap();
+        let new = &t.suspicions[from..to];
+        let false_ones = new.iter().filter(|s| s.2 != victim);
+        let (s, f): (Vec<_>, Vec<_>) = false_ones.partition(|s| s.3 == "suspect");
+        (s.len(), f.len())
+    };
+    let start = seen(bench);
+    {
+        let _held = starve::Starved::start(&pids, quota_us)?;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    let released = Instant::now();
+    let mid = seen(bench);
+    let quiet = Duration::from_secs(30);
+    let mut last_count = mid;
+    let mut last_change = released;
+    while last_change.elapsed() < quiet && released.elapsed() < Duration::from_secs(180) {
+        let _ = bench.wait(Duration::from_secs(1), |_| None::<()>).await;
+        let now = seen(bench);
+        if now != last_count {
+            last_count = now;
+            last_change = Instant::now();
+        }
+    }
+    let end = seen(bench);
+    let last = {
+        let t = bench.tracker.lock().unwrap();
+        t.suspicions[mid..end].iter().filter(|s| s.2 != victim).map(|s| s.0).max()
+    };
+    Ok(Starvation {
+        share,
+        secs,
+        during: count(bench, start, mid),
+        after: count(bench, mid, end),
+        last: last.map(|at| at.saturating_duration_since(released)),
+    })
 }
