@@ -2,7 +2,6 @@
 //! quota, v2 or v1): a machine starved of CPU, as a low-end box busy with
 //! something else, or a host that stalls its VM. Needs root and the
 //! cgroup CPU controller; without them [`Starved::start`] says why.
-#![allow(dead_code)] // each benchmark uses part of it
 
 use std::path::{Path, PathBuf};
 

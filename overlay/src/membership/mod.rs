@@ -291,9 +291,11 @@ impl MemberTable {
         self.slack = slack;
     }
 
-    /// How long a suspicion of a member with `accusers` lasts at this node.
-    fn suspicion_here(&self, accusers: usize) -> Duration {
-        self.timing.suspicion_for(accusers, self.members.len()) * (1 + self.slack)
+    /// How long a suspicion with `accusers` lasts in a table of `members`
+    /// at a node of local health `slack`: [`Timing::suspicion_for`], times
+    /// `1 + slack`.
+    fn suspicion_lasts(t: Timing, slack: u32, accusers: usize, members: usize) -> Duration {
+        t.suspicion_for(accusers, members) * (1 + slack)
     }
 
     /// The timing in force.
@@ -404,9 +406,7 @@ impl MemberTable {
 
     /// Advances the failure detector to `now` and forgets long-gone members.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
-        let t = self.timing;
-        let slack = 1 + self.slack;
-        let n = self.members.len();
+        let (t, slack, n) = (self.timing, self.slack, self.members.len());
         let mut changes = Vec::new();
         let mut suspects: Vec<PeerId> = self.idx.suspects.iter().copied().collect();
         suspects.sort();
@@ -419,7 +419,8 @@ impl MemberTable {
                 self.idx.suspects.remove(&peer);
                 continue;
             };
-            if now.saturating_duration_since(since) >= t.suspicion_for(m.accusers.len(), n) * slack
+            if now.saturating_duration_since(since)
+                >= Self::suspicion_lasts(t, slack, m.accusers.len(), n)
             {
                 let old = m.clone();
                 m.state = MemberState::Failed;
@@ -442,11 +443,14 @@ impl MemberTable {
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let (t, slack, n) = (self.timing, self.slack, self.members.len());
         self.idx
             .suspects
             .iter()
             .filter_map(|p| self.members.get(p))
-            .filter_map(|m| Some(m.suspected_at? + self.suspicion_here(m.accusers.len())))
+            .filter_map(|m| {
+                Some(m.suspected_at? + Self::suspicion_lasts(t, slack, m.accusers.len(), n))
+            })
             .min()
     }
 }
