@@ -156,7 +156,7 @@ impl EventLoop {
         let mut evictions = self.cfg.community.as_ref().map(|g| g.evictions());
         loop {
             // A node that is behind waits longer before it fails anyone.
-            self.table.set_slack(self.health.get());
+            self.table.set_slack(self.health.behind());
             let deadline = self.table.next_deadline();
             let suspicion_due = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
             let tree_deadline = self.tree.next_deadline();

@@ -83,6 +83,16 @@ impl Health {
         (probes + self.late.load(Ordering::Relaxed)).min(Self::MAX)
     }
 
+    /// How far behind the node's own timers are, in points (the second
+    /// sign alone). Only this lengthens its suspicions
+    /// ([`crate::membership::MemberTable::set_slack`]): failed probes are
+    /// no sign of a slow node when the member probed is dead, and a node
+    /// left with one other member, which then dies, would lengthen the
+    /// very suspicion that should fail it, probe after failed probe.
+    pub(crate) fn behind(&self) -> u32 {
+        self.late.load(Ordering::Relaxed).min(Self::MAX)
+    }
+
     /// Worse by one (a probe of ours failed, or we had to refute).
     pub(crate) fn worse(&self) {
         let _ = self
@@ -280,5 +290,17 @@ mod tests {
         }
         h.late_by(Duration::from_secs(60), unit);
         assert_eq!(h.get(), Health::MAX, "bounded");
+        assert_eq!(h.behind(), Health::MAX, "bounded");
+    }
+
+    #[test]
+    fn failed_probes_slow_the_probes_but_only_late_timers_count_as_behind() {
+        let h = Health::default();
+        for _ in 0..5 {
+            h.worse();
+        }
+        assert_eq!((h.get(), h.behind()), (5, 0), "a dead target is not a slow node");
+        h.late_by(Duration::from_millis(500), Duration::from_millis(250));
+        assert_eq!((h.get(), h.behind()), (7, 2));
     }
 }

@@ -284,9 +284,11 @@ impl MemberTable {
     }
 
     /// Makes every suspicion last `1 + slack` times as long at this node:
-    /// a node that is itself behind (Lifeguard's local health; its timers
-    /// late, its probes failing) hears refutations late, and must not fail
-    /// the members it could not hear in time.
+    /// a node that is itself behind (its timers late, the CPU-starvation
+    /// part of its local health) hears refutations late, and must not fail
+    /// the members it could not hear in time. Failed probes, the other
+    /// part, slow the probes but not this: a lone node whose last peer
+    /// died would otherwise put off failing it, probe after failed probe.
     pub fn set_slack(&mut self, slack: u32) {
         self.slack = slack;
     }
