@@ -125,6 +125,14 @@ impl Playout {
         out
     }
 
+    /// Moves the deadline of the chunk awaited on by `by` (the node did
+    /// not run for that long, so it could not take the chunk).
+    pub fn postpone(&mut self, by: Duration) {
+        if let Some(d) = self.due.as_mut() {
+            *d += by;
+        }
+    }
+
     /// Whether the end was played.
     pub fn ended(&self) -> bool {
         self.ended

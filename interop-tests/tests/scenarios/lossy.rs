@@ -80,8 +80,19 @@ async fn slow_lossy_links_carry_a_storage_get_a_live_channel_and_a_sync_folder()
     for (i, p) in players.into_iter().enumerate() {
         let (ok, err) = finished(p, 60).await;
         assert!(ok && err.contains("ended"), "viewer {} ended cleanly: {err}", i + 1);
-        check_received(i + 1, &source, &outs[i]);
         let st = c[i + 1].json(&["stream", "status", &id, "--json"]).await;
+        let n = &st["stats"];
+        eprintln!(
+            "viewer {}: played {}, skipped {}, request timeouts {}, sessions {}/{} opened/closed, latency p50/p95/max {} ms",
+            i + 1,
+            n["played"],
+            n["skipped"],
+            n["timeouts"],
+            n["sessions_opened"],
+            n["sessions_closed"],
+            st["latency_ms"]
+        );
+        check_received(i + 1, &source, &outs[i]);
         let continuity = st["continuity"].as_f64().unwrap_or(0.0);
         assert!(continuity >= 0.99, "viewer {}: continuity {continuity} < 0.99: {st}", i + 1);
     }

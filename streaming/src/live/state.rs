@@ -18,6 +18,11 @@
 //!   falling on the first to hold each chunk.
 //! - Every node tells its neighbours what it holds on every new chunk and
 //!   at least every [`Params::keepalive`].
+//! - Time this node itself did not run (a process starved of CPU, its
+//!   100 ms tick late by more than [`STALLED`]) counts against no one: on
+//!   waking, its request timeouts, silence timers and players' deadlines
+//!   move on by the stall ([`Live::wake`]), so what its neighbours sent
+//!   meanwhile, still unread, is taken rather than skipped.
 
 use super::stats::Stats;
 use crate::chunk::Chunk;
@@ -36,6 +41,9 @@ const STORE: usize = 40;
 const STARVED: Duration = Duration::from_secs(2);
 /// How long after getting a chunk a node may refuse it for want of budget.
 const FRESH: Duration = Duration::from_millis(600);
+/// A gap this long between two calls means the node was not running (the
+/// channel's task calls [`Live::tick`] every 100 ms).
+pub const STALLED: Duration = Duration::from_millis(500);
 /// Most a request budget saves up, in bytes.
 const BUDGET_CAP: f64 = 256.0 * 1024.0;
 
@@ -200,6 +208,8 @@ pub struct Live {
     load: f64,
     load_at: (Instant, u64),
     last_reach: Instant,
+    /// The last call: a longer gap than [`STALLED`] is a stall.
+    awake: Instant,
     rng: rand::rngs::StdRng,
     dialing: BTreeSet<PeerId>,
     avoid: BTreeMap<PeerId, Instant>,
@@ -228,6 +238,7 @@ impl Live {
             load: 0.0,
             load_at: (now, 0),
             last_reach: now,
+            awake: now,
             rng: rand::SeedableRng::from_entropy(),
             dialing: BTreeSet::new(),
             avoid: BTreeMap::new(),
@@ -358,8 +369,37 @@ impl Live {
         self.avoid.insert(peer, now.at + self.params.retry);
     }
 
+    /// Notes that the node runs at `now`. After a stall (no call for more
+    /// than [`STALLED`]) every timer moves on by its length: the node could
+    /// not read what its neighbours sent meanwhile, so their answers are
+    /// not late, they are not silent, and a chunk due in that time is not
+    /// missing yet. Without this a viewer starved of CPU for 2.5 s woke
+    /// to drop its neighbours and skip chunks waiting unread in its
+    /// sockets (`sim_tests`).
+    fn wake(&mut self, now: Instant) {
+        let gap = now.saturating_duration_since(self.awake);
+        self.awake = now;
+        if gap <= STALLED {
+            return;
+        }
+        for nb in self.nbs.values_mut() {
+            nb.heard += gap;
+            for at in nb.asked.values_mut() {
+                *at += gap;
+            }
+            if let Some(b) = nb.benched.as_mut() {
+                *b += gap;
+            }
+        }
+        for p in self.subs.values_mut() {
+            p.postpone(gap);
+        }
+        self.last_new += gap;
+    }
+
     /// A message from a neighbour. Chunks must have been verified.
     pub fn on_msg(&mut self, sid: Sid, msg: Msg, now: Now) -> Vec<Action> {
+        self.wake(now.at);
         let mut acts = Vec::new();
         let Some(nb) = self.nbs.get_mut(&sid) else { return acts };
         nb.heard = now.at;
@@ -435,6 +475,7 @@ impl Live {
 
     /// The publisher's new chunk.
     pub fn publish(&mut self, c: Chunk, now: Now) -> Vec<Action> {
+        self.wake(now.at);
         let mut acts = Vec::new();
         self.save(self.params.pull_share, c.data.len());
         let end = c.is_end();
@@ -614,6 +655,7 @@ impl Live {
     /// Timers: request timeouts, silent neighbours, keepalives, playout
     /// deadlines, the stall check and new neighbours from `candidates`.
     pub fn tick(&mut self, now: Now, candidates: &[Candidate]) -> Vec<Action> {
+        self.wake(now.at);
         let mut acts = Vec::new();
         let p = self.params;
         let dt = now.at.duration_since(self.load_at.0).as_secs_f64();
