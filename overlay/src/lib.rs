@@ -200,6 +200,7 @@ pub fn spawn_with_history(
         greeted: Default::default(),
         opened: Default::default(),
         links: Vec::new(),
+        links_among: Default::default(),
         probe_targets,
         health,
         probe_results,

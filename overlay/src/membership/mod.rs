@@ -273,6 +273,11 @@ impl MemberTable {
         self.idx.generation
     }
 
+    /// How many members are up (alive or suspect).
+    pub fn up_count(&self) -> usize {
+        self.idx.up.len()
+    }
+
     /// The `k` up members that follow `local` on the ring of up members
     /// sorted by peer id: [`monitor_targets`] over this table, in
     /// O(k log N) rather than a sort of every member.
