@@ -181,8 +181,8 @@ pub enum Change {
 pub struct MemberTable {
     local: PeerId,
     timing: Timing,
-    /// Suspicions last `1 + slack` times as long here: the node's own local
-    /// health ([`MemberTable::set_slack`]).
+    /// Suspicions last `1 + slack` times as long here: how far behind the
+    /// node's own timers are ([`MemberTable::set_slack`]).
     slack: u32,
     members: HashMap<PeerId, Member>,
     idx: Index,
@@ -299,7 +299,7 @@ impl MemberTable {
     }
 
     /// How long a suspicion with `accusers` lasts in a table of `members`
-    /// at a node of local health `slack`: [`Timing::suspicion_for`], times
+    /// at a node `slack` points behind: [`Timing::suspicion_for`], times
     /// `1 + slack`.
     fn suspicion_lasts(t: Timing, slack: u32, accusers: usize, members: usize) -> Duration {
         t.suspicion_for(accusers, members) * (1 + slack)
