@@ -511,8 +511,8 @@ impl EventLoop {
     /// the members it knows, and the first members are in every
     /// newcomer's table, so without this member j of a community started
     /// one by one kept about `target_peers` × ln(N / j) links, and the
-    /// bootstrap member of 200 held 22–26 connections where the others
-    /// held 10 (and 2 MB more memory).
+    /// bootstrap member of 200 held 19–26 connections where the others
+    /// held 10 on average.
     pub(crate) fn maintain_links(&mut self) {
         use rand::seq::IteratorRandom;
         let up = |p: &PeerId| self.table.get(p).is_some_and(|m| m.state == MemberState::Alive);
