@@ -45,6 +45,9 @@ pub struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) members: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub(crate) stream: libp2p_stream::Behaviour,
+    /// Last, so that the Swarm sees a connection idle soon after its last
+    /// stream was dropped (`idle_check.rs`).
+    pub(crate) idle_check: crate::idle_check::Behaviour,
 }
 
 impl Behaviour {
@@ -123,6 +126,7 @@ impl Behaviour {
                 rr_cfg,
             ),
             stream: libp2p_stream::Behaviour::new(),
+            idle_check: crate::idle_check::Behaviour::new(cfg.idle_timeout),
         })
     }
 }

@@ -43,6 +43,7 @@ mod forward;
 pub mod frame;
 pub mod fsutil;
 mod handle;
+mod idle_check;
 pub mod limits;
 mod local;
 pub mod membership;

@@ -122,6 +122,7 @@ impl EventLoop {
             BehaviourEvent::Mdns(_) => {}
             BehaviourEvent::Members(ev) => self.on_members(ev),
             BehaviourEvent::Stream(()) => {}
+            BehaviourEvent::IdleCheck(never) => match never {},
         }
     }
 
