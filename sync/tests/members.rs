@@ -239,25 +239,26 @@ async fn entries_with_escaping_paths_from_a_member_are_refused() {
     // Node 1 is a member that speaks the protocol by hand and lies.
     let (net, m, cancel) = members(2, 1).await;
     let liar = net.nodes[1].handle.clone();
-    let folder =
-        m[0].sync.add(m[0].dir.path(), None, vec![liar.local_peer_id().to_string()]).unwrap();
+    // The folder sits one level down in a directory of this test's own,
+    // so that what would escape it lands where nothing else writes.
+    let parent = m[0].dir.path().to_path_buf();
+    let dir = parent.join("folder");
+    std::fs::create_dir(&dir).unwrap();
+    let folder = m[0].sync.add(&dir, None, vec![liar.local_peer_id().to_string()]).unwrap();
     let good = b"a fine file".to_vec();
     let entry = |path: &str| wire_file(path, &good);
+    let absolute = parent.join("absolute.txt");
     let files = vec![
         entry("../escaped.txt"),
-        entry("/tmp/absolute.txt"),
+        entry(absolute.to_str().unwrap()),
         entry("ok/../../x"),
         entry("fine.txt"),
     ];
     serve_lies(&liar, &folder.id, files, good.clone());
-    let dir = m[0].dir.path().to_path_buf();
     until("the honest entry", || read(&dir.join("fine.txt")).as_deref() == Some(&good[..])).await;
-    let parent = dir.parent().unwrap();
-    assert!(
-        !parent.join("escaped.txt").exists()
-            && !Path::new("/tmp/absolute.txt").exists()
-            && !parent.join("x").exists()
-    );
+    for escaped in [parent.join("escaped.txt"), absolute, parent.join("x")] {
+        assert!(!escaped.exists(), "{} was written", escaped.display());
+    }
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("fine.txt")], "only the honest file arrived");
     cancel.cancel();
