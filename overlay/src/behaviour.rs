@@ -45,8 +45,8 @@ pub struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) members: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub(crate) stream: libp2p_stream::Behaviour,
-    /// Last, so that the Swarm sees a connection idle soon after its last
-    /// stream was dropped (`idle_check.rs`).
+    /// Wakes every connection once per idle timeout, so that the Swarm
+    /// sees it idle soon after its last stream was dropped (`idle_check.rs`).
     pub(crate) idle_check: crate::idle_check::Behaviour,
 }
 

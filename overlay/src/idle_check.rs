@@ -137,6 +137,7 @@ mod tests {
     use futures::StreamExt;
     use libp2p::swarm::SwarmEvent;
     use libp2p::{StreamProtocol, Swarm};
+    use tokio::time::Instant;
 
     const PROTOCOL: StreamProtocol = StreamProtocol::new("/cloudy-test/idle/1");
     const IDLE: Duration = Duration::from_millis(500);
@@ -206,8 +207,6 @@ mod tests {
         client_task.abort();
         closed.ok().flatten().map(|at| at - dropped)
     }
-
-    use tokio::time::Instant;
 
     #[tokio::test]
     async fn a_connection_closes_after_the_idle_timeout_once_its_last_stream_is_dropped() {
