@@ -353,6 +353,14 @@ impl EventLoop {
     fn on_check(&mut self) {
         let now = Instant::now();
         let changes = self.table.tick(now);
+        for c in &changes {
+            if let Change::State { peer, to: MemberState::Failed, .. } = c {
+                let m = self.table.get(peer);
+                debug!(%peer, accusers = m.map_or(0, |m| m.accusers.len()),
+                    confirmed = m.is_some_and(|m| m.confirmed), behind = self.health.behind(),
+                    "suspicion ran out unrefuted");
+            }
+        }
         self.apply_changes(changes);
         self.account(now);
         if self.dirty || now.duration_since(self.last_publish) >= SNAPSHOT_REFRESH {

@@ -11,6 +11,9 @@
 //!   publishing a newer [`wire::Alive`] (higher `(incarnation, seq)`);
 //! - a suspicion not refuted within `suspicion_timeout` makes the member
 //!   [`MemberState::Failed`] (the accuser also publishes a confirmation);
+//!   every node times the suspicion out on its own: another node's
+//!   confirmation makes it suspect and shortens its suspicion, but does
+//!   not fail the member at once ([`MemberTable::confirmed`]);
 //!   below 100 members the timeout is shorter, down to three quarters of
 //!   it, as a refutation reaches a small community sooner;
 //! - a suspicion lasts longer while only one monitor accuses (Lifeguard's
@@ -125,6 +128,23 @@ impl Timing {
     }
 }
 
+/// The most a suspicion is lengthened, in points of `1 + points` times
+/// (memberlist's awareness limit).
+pub const MAX_SLACK: u32 = 8;
+
+/// Points by which a suspicion lasts longer when this node held `crowd`
+/// members suspect at once during it: none up to 2, then one per two
+/// more. Many members suspected at once are more often the observers'
+/// trouble (a starved machine, a congested link: their answers and
+/// refutations arrive late) than as many deaths: after 200 members on two
+/// cores were starved of CPU, the nodes that failed live members held 10
+/// to 80 of them suspect at once, against one for a kill -9
+/// (DESIGN/failure-detection.md). Real failures that many at once (a cut
+/// backbone link) are detected later, not missed.
+pub fn crowd_slack(crowd: usize) -> u32 {
+    (crowd.saturating_sub(2) / 2).min(MAX_SLACK as usize) as u32
+}
+
 /// One member.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -142,6 +162,23 @@ pub struct Member {
     pub state_since: Instant,
     /// When the current suspicion started, while suspect.
     pub suspected_at: Option<Instant>,
+    /// Another node confirmed the failure the current suspicion is about:
+    /// it lasts the shortest time, as if every expected monitor accused.
+    pub confirmed: bool,
+    /// The most members this node held suspect at once during the current
+    /// suspicion ([`crowd_slack`]).
+    pub crowd: usize,
+}
+
+impl Member {
+    /// The accusers the suspicion counts: all that `t` expects once
+    /// another node confirmed the failure.
+    fn counted_accusers(&self, t: Timing) -> usize {
+        match self.confirmed {
+            true => self.accusers.len().max(t.expected_accusers),
+            false => self.accusers.len(),
+        }
+    }
 }
 
 /// A change worth telling the rest of the node about.
@@ -298,11 +335,12 @@ impl MemberTable {
         self.slack = slack;
     }
 
-    /// How long a suspicion with `accusers` lasts in a table of `members`
-    /// at a node `slack` points behind: [`Timing::suspicion_for`], times
-    /// `1 + slack`.
-    fn suspicion_lasts(t: Timing, slack: u32, accusers: usize, members: usize) -> Duration {
-        t.suspicion_for(accusers, members) * (1 + slack)
+    /// How long the suspicion of `m` lasts in a table of `members` at a
+    /// node `slack` points behind: [`Timing::suspicion_for`] its accusers,
+    /// times `1 + slack +` [`crowd_slack`], at most [`MAX_SLACK`] points.
+    fn suspicion_lasts(t: Timing, slack: u32, m: &Member, members: usize) -> Duration {
+        let points = (slack + crowd_slack(m.crowd)).min(MAX_SLACK);
+        t.suspicion_for(m.counted_accusers(t), members) * (1 + points)
     }
 
     /// The timing in force.
@@ -339,6 +377,9 @@ impl MemberTable {
         if m.version > (a.incarnation, a.seq) || !m.state.is_up() {
             return Vec::new();
         }
+        if to == MemberState::Failed {
+            return self.confirmed(&a.peer, Some(a.by), None, now);
+        }
         if m.state == to {
             // Another monitor confirms the suspicion: it may end sooner.
             if !m.accusers.contains(&a.by) {
@@ -349,10 +390,71 @@ impl MemberTable {
         let old = m.clone();
         m.state = to;
         m.state_since = now;
-        m.suspected_at = (to == MemberState::Suspect).then_some(now);
+        m.suspected_at = Some(now);
         m.accusers = vec![a.by];
+        m.confirmed = false;
+        m.crowd = 0;
         self.idx.note(Some(&old), m, self.timing.reap_after);
-        diff(a.peer, Some(&old), m)
+        let changes = diff(a.peer, Some(&old), m);
+        self.count_crowd();
+        changes
+    }
+
+    /// A suspicion started: every suspect member remembers how many were
+    /// suspect at once ([`crowd_slack`]).
+    fn count_crowd(&mut self) {
+        let suspects: Vec<PeerId> = (self.idx.suspects.iter())
+            .filter(|p| self.members.get(p).is_some_and(|m| m.state == MemberState::Suspect))
+            .copied()
+            .collect();
+        for p in &suspects {
+            if let Some(m) = self.members.get_mut(p) {
+                m.crowd = m.crowd.max(suspects.len());
+            }
+        }
+    }
+
+    /// Another node failed an up member: its confirmation (`by`, gossiped)
+    /// or its table (anti-entropy, with the entry it holds, `newer` if it
+    /// is newer than ours). This node does not fail the member at once:
+    /// it suspects it, if it did not already, for the shortest suspicion,
+    /// and fails it on its own timer unless the member refutes first.
+    /// Taken at once, a single node's failure, timed out while the
+    /// member's refutation was still on its way to it, failed a live
+    /// member everywhere: after a CPU starvation most false failures were
+    /// adopted that way (DESIGN/failure-detection.md).
+    pub(crate) fn confirmed(
+        &mut self,
+        peer: &PeerId,
+        by: Option<PeerId>,
+        newer: Option<(Alive, (u64, u64))>,
+        now: Instant,
+    ) -> Vec<Change> {
+        let Some(m) = self.members.get_mut(peer).filter(|m| m.state.is_up()) else {
+            return Vec::new();
+        };
+        let old = m.clone();
+        if let Some((info, version)) = newer.filter(|(_, v)| *v > m.version) {
+            (m.info, m.version) = (info, version);
+        }
+        let started = m.state != MemberState::Suspect;
+        if started {
+            (m.state, m.state_since, m.suspected_at) = (MemberState::Suspect, now, Some(now));
+            m.accusers.clear();
+            m.crowd = 0;
+        }
+        if let Some(by) = by.filter(|b| !m.accusers.contains(b)) {
+            m.accusers.push(by);
+        }
+        m.confirmed = true;
+        if (old.version, old.state) != (m.version, m.state) {
+            self.idx.note(Some(&old), m, self.timing.reap_after);
+        }
+        let changes = diff(*peer, Some(&old), m);
+        if started {
+            self.count_crowd();
+        }
+        changes
     }
 
     /// A heartbeat or goodbye from the member itself.
@@ -385,6 +487,8 @@ impl MemberTable {
             last_heard: old_heard,
             state_since,
             suspected_at: None,
+            confirmed: false,
+            crowd: 0,
         };
         let changes = diff(peer, old.as_ref(), &member);
         self.idx.note(old.as_ref(), &member, self.timing.reap_after);
@@ -405,6 +509,7 @@ impl MemberTable {
             m.state_since = now;
             m.suspected_at = None;
             m.accusers.clear();
+            m.confirmed = false;
             self.idx.note(Some(&old), m, self.timing.reap_after);
             return diff(*peer, Some(&old), m);
         }
@@ -426,9 +531,7 @@ impl MemberTable {
                 self.idx.suspects.remove(&peer);
                 continue;
             };
-            if now.saturating_duration_since(since)
-                >= Self::suspicion_lasts(t, slack, m.accusers.len(), n)
-            {
+            if now.saturating_duration_since(since) >= Self::suspicion_lasts(t, slack, m, n) {
                 let old = m.clone();
                 m.state = MemberState::Failed;
                 m.state_since = now;
@@ -455,9 +558,7 @@ impl MemberTable {
             .suspects
             .iter()
             .filter_map(|p| self.members.get(p))
-            .filter_map(|m| {
-                Some(m.suspected_at? + Self::suspicion_lasts(t, slack, m.accusers.len(), n))
-            })
+            .filter_map(|m| Some(m.suspected_at? + Self::suspicion_lasts(t, slack, m, n)))
             .min()
     }
 }

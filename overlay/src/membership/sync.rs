@@ -18,10 +18,13 @@
 //! ([`MemberState::rank`]): a failure outranks the heartbeat of the same
 //! version, a newer heartbeat outranks it (a refutation). Suspicions are
 //! not exchanged: a suspect member is listed as alive (see [`listed`]).
-//! A failure learned this way is taken as it is, and not gossiped again: a
-//! member wrongly held failed learns it in its own next exchange with a
-//! member that holds it so (the failed entry outranks its own), and refutes
-//! with a newer heartbeat, which everybody takes. That is also how the two
+//! A failure learned this way is not gossiped again, and fails the member
+//! here only on this node's own timer: a member held up here becomes
+//! suspect for the shortest suspicion ([`MemberTable::confirmed`]), a
+//! suspicion nobody else hears of. A member wrongly held failed learns it
+//! in its own next exchange with a member that holds it so (the failed
+//! entry outranks its own), and refutes with a newer heartbeat, which
+//! everybody takes. That is also how the two
 //! sides of a healed partition find each other alive again. A first
 //! version suspected the member instead and gossiped the suspicion, as
 //! memberlist's push-pull does; at N = 200 on a saturated machine every
@@ -297,6 +300,12 @@ impl MemberTable {
         if old.is_none() && !e.state.is_up() {
             return Merged::default();
         }
+        if e.state == MemberState::Failed && old.as_ref().is_some_and(|m| m.state.is_up()) {
+            // Failed there, up here: suspected here, and failed on this
+            // node's own timer unless the member refutes first.
+            let changes = self.confirmed(&peer, None, Some((e.info, version)), now);
+            return Merged { changes, ours_newer: false };
+        }
         let state = e.state;
         // `state` is never suspect here (see `listed`): a newer entry ends
         // any suspicion we held.
@@ -309,6 +318,8 @@ impl MemberTable {
             last_heard: old.as_ref().map_or(now, |m| m.last_heard.max(now)),
             state_since: old.as_ref().filter(|_| same_state).map_or(now, |m| m.state_since),
             suspected_at: None,
+            confirmed: false,
+            crowd: 0,
         };
         let changes = diff(peer, old.as_ref(), &member);
         self.idx.note(old.as_ref(), &member, self.timing.reap_after);

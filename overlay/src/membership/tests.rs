@@ -99,11 +99,34 @@ async fn failed_confirmation_and_no_failure_by_silence() {
     t.apply(alive(q, 1, 1, &[]), now);
     let confirm =
         Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
-    assert_eq!(states(&t.apply(confirm, now)), vec![MemberState::Failed]);
+    // Another node's confirmation makes p suspect here, for the shortest
+    // suspicion (a table of three: three quarters of 2 s), and this
+    // node's own timer fails it.
+    assert_eq!(states(&t.apply(confirm, now)), vec![MemberState::Suspect]);
+    assert_eq!(t.next_deadline(), Some(now + Duration::from_millis(1500)));
+    assert_eq!(states(&t.tick(now + Duration::from_millis(1500))), vec![MemberState::Failed]);
     // State is gossiped on change only: silence is not a failure (the
     // monitors' probes are the detector).
     assert!(t.tick(now + Duration::from_secs(3600)).is_empty());
     assert_eq!(t.get(&q).unwrap().state, MemberState::Alive);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refutation_that_beats_this_nodes_own_timer_undoes_another_nodes_failure() {
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let p = PeerId::random();
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    t.apply(suspect(p, 1, 1), now);
+    // The accuser's own timer ran out first (it heard the refutation
+    // late); its confirmation reaches us before the refutation does.
+    let confirm =
+        Message::Failed(Accusation { peer: p, incarnation: 1, seq: 1, by: PeerId::random() });
+    assert!(t.apply(confirm, now + Duration::from_millis(100)).is_empty(), "still suspect");
+    let back = t.apply(alive(p, 1, 2, &[]), now + Duration::from_millis(500));
+    assert_eq!(states(&back), vec![MemberState::Alive]);
+    assert!(t.tick(now + Duration::from_secs(60)).is_empty(), "never failed here");
+    assert_eq!(t.get(&p).unwrap().state, MemberState::Alive);
 }
 
 #[tokio::test(start_paused = true)]
@@ -322,4 +345,37 @@ async fn a_node_that_is_behind_waits_longer_before_it_fails_a_member() {
     // Caught up again: the suspicion ends as it would have.
     t.set_slack(0);
     assert_eq!(states(&t.tick(now + Duration::from_secs(8))), vec![MemberState::Failed]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_members_suspected_at_once_are_given_longer_to_refute() {
+    let mut t = MemberTable::new(PeerId::random(), T);
+    let peers: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
+    let now = Instant::now();
+    for p in &peers {
+        t.apply(alive(*p, 1, 1, &[]), now);
+    }
+    let one = T.suspicion_for(1, peers.len());
+    // One suspect, two: the usual suspicion (a kill -9 or two).
+    t.apply(suspect(peers[0], 1, 1), now);
+    t.apply(suspect(peers[1], 1, 1), now);
+    assert_eq!(t.next_deadline(), Some(now + one));
+    // Ten at once: five times as long, for the first ones too.
+    for p in &peers[2..10] {
+        t.apply(suspect(*p, 1, 1), now);
+    }
+    assert_eq!(crowd_slack(10), 4);
+    assert_eq!(t.next_deadline(), Some(now + one * 5));
+    // The crowd a suspicion saw stays with it: refutations of the others
+    // do not shorten it.
+    for p in &peers[1..10] {
+        t.apply(alive(*p, 1, 2, &[]), now + Duration::from_secs(1));
+    }
+    assert!(t.tick(now + one * 5 - Duration::from_millis(1)).is_empty());
+    assert_eq!(states(&t.tick(now + one * 5)), vec![MemberState::Failed]);
+    // A new suspicion alone starts from the usual length again.
+    let later = now + Duration::from_secs(60);
+    t.apply(suspect(peers[11], 1, 1), later);
+    assert_eq!(t.next_deadline(), Some(later + one));
+    assert_eq!(crowd_slack(200), MAX_SLACK, "bounded");
 }

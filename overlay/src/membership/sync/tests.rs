@@ -86,9 +86,14 @@ async fn a_failure_travels_and_the_member_refutes_in_its_next_exchange() {
         Message::Failed(Accusation { peer: px, incarnation: 7, seq: 2, by: PeerId::random() }),
         now,
     );
-    // a holds x alive at the version b holds failed: b's failure wins,
-    // whichever side starts.
+    let now = now + Duration::from_secs(10);
+    b.tick(now);
+    assert_eq!(b.get(&px).unwrap().state, MemberState::Failed);
+    // a holds x alive at the version b holds failed: a suspects x, and
+    // fails it when its own (shortest) suspicion runs out unrefuted.
     exchange(&mut a, &me_a, &mut b, &me_b, now);
+    assert_eq!(a.get(&px).unwrap().state, MemberState::Suspect);
+    a.tick(now + Duration::from_secs(10));
     assert_eq!(a.get(&px).unwrap().state, MemberState::Failed);
     // x, alive, meets b: it learns it is held failed and must refute…
     let changes = exchange(&mut x, &me_x, &mut b, &me_b, now);
@@ -199,6 +204,8 @@ async fn large_tables_compare_bucket_sums_and_send_only_the_digest_of_what_diffe
     b.apply(Message::Alive(info(peers[7], 2, 1)), now);
     let by = pb;
     b.apply(Message::Failed(Accusation { peer: peers[9], incarnation: 1, seq: 1, by }), now);
+    let now = now + Duration::from_secs(10);
+    b.tick(now);
     let resp = b.answer(&me_b, a.hello(&me_a), now).0;
     let (req, _) = a.take(&me_a, resp, now);
     let Some(SyncRequest::Digest { buckets }) = &req else { panic!("{req:?}") };
@@ -212,6 +219,8 @@ async fn large_tables_compare_bucket_sums_and_send_only_the_digest_of_what_diffe
     let (exch, _) = a.take(&me_a, part, now);
     let (entries, _) = b.answer(&me_b, exch.expect("an exchange"), now);
     a.take(&me_a, entries, now);
+    assert_eq!(a.get(&peers[9]).map(|m| m.state), Some(MemberState::Suspect));
+    a.tick(now + Duration::from_secs(10));
     assert_eq!(a.summary(&me_a), b.summary(&me_b), "they agree again");
     assert_eq!(a.get(&peers[9]).map(|m| m.state), Some(MemberState::Failed));
     assert_eq!(a.get(&peers[7]).map(|m| m.version), Some((2, 1)));
