@@ -131,7 +131,7 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
     let mut traffic: Vec<(f64, f64)> = Vec::new();
     let mut churned: Vec<String> = Vec::new();
     let mut churn_traffic: Vec<(f64, f64)> = Vec::new();
-    for n in sizes {
+    for &n in &sizes {
         let started = std::time::Instant::now();
         let mut setup = membership::Setup::community(n, seed);
         if observers.is_some() {
@@ -177,6 +177,14 @@ fn membership_main(mut args: impl Iterator<Item = String>) {
         for row in &churned {
             println!("{row}");
         }
+    }
+    println!();
+    println!("one table alone, warm (a node's own, with no other table in its process), idle:");
+    println!("| members | CPU per idle second: tick, monitor targets, 2 probes answered, summary every sync interval |");
+    println!("|---|---|");
+    for &n in &sizes {
+        let t = membership::idle_second(n, 20_000);
+        println!("| {n} | {:.2} µs/s |", t.as_secs_f64() * 1e6);
     }
     let Some(dir) = plot else { return };
     let pick = |f: fn(&Times) -> Option<f64>| -> Vec<(f64, f64)> {

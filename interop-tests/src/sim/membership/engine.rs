@@ -179,7 +179,7 @@ fn micros(secs: u64) -> u64 {
     secs * 1_000_000
 }
 
-fn alive_of(peer: PeerId, i: usize, seed: u64) -> Alive {
+pub(super) fn alive_of(peer: PeerId, i: usize, seed: u64) -> Alive {
     let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
     let addrs: Vec<Multiaddr> =
         [format!("/ip4/{ip}/udp/7391/quic-v1"), format!("/ip4/{ip}/tcp/7391")]

@@ -29,9 +29,11 @@
 //! availability model says ([`churn`]). The model, its sources and the
 //! results are in DESIGN/simulation.md.
 
+mod alone;
 mod churn;
 mod engine;
 
+pub use alone::idle_second;
 use engine::Sim;
 
 /// The service the announcement scenario announces.
