@@ -47,7 +47,7 @@ async fn main() {
     let n = arg("--nodes", 100) as usize;
     let minutes = arg("--minutes", 5) as usize;
     let per_round = (n * arg("--percent", 10) as usize / 100).max(2);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = args::homes_dir();
     let (tx, mut bench) = tracker::follow();
     // The film plays through the churn and the health check after it.
     let ffmpeg = std::process::Command::new("ffmpeg").arg("-version").output().is_ok();
@@ -295,6 +295,7 @@ async fn main() {
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;
     }
+    args::keep_if_asked(dir);
 }
 
 /// Plays `channel` on the node of `home` into nothing, in the background

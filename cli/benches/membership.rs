@@ -16,6 +16,9 @@
 //! issue 15 for the N given.
 //! `--set monitors=2` (any number of them) changes a setting of every
 //! node's `config.toml`, to compare settings in one sitting.
+//! `--kill-together K` last kills K more members at once and times until
+//! every other live member holds all of them failed.
+//!
 //! `--starve SECS` then holds every live node to a thousandth of a core
 //! each (`--starve-permille`; all together, a cgroup's CPU quota: root
 //! only) for SECS, and counts the false suspicions and failures during
@@ -345,6 +348,38 @@ async fn main() {
         false => None,
     };
 
+    // Several members killed together (`--kill-together K`): how long until
+    // every other live member holds every one of them failed. Suspicions
+    // last longer while many members are suspect at once (`crowd_slack`),
+    // so this is what that costs a real correlated failure.
+    let together = arg("--kill-together", 0) as usize;
+    let spared = |i: &usize| !(private && *i == evicted);
+    let killed_together: Vec<usize> = (1..victim).rev().filter(spared).take(together).collect();
+    let together_detect = match killed_together.is_empty() {
+        true => None,
+        false => {
+            let survivors: Vec<usize> =
+                (0..victim).filter(|i| spared(i) && !killed_together.contains(i)).collect();
+            let gone: Vec<String> = killed_together.iter().map(|i| ids[*i].clone()).collect();
+            bench.tracker.lock().unwrap().failed.retain(|(_, p), _| !gone.contains(p));
+            let killed = Instant::now();
+            for &i in &killed_together {
+                nodes[i].kill9().await;
+            }
+            let found = bench
+                .wait(Duration::from_secs(60), |t| {
+                    let times: Option<Vec<Instant>> = (survivors.iter())
+                        .flat_map(|s| gone.iter().map(move |g| (*s, g.clone())))
+                        .map(|key| t.failed.get(&key).copied())
+                        .collect();
+                    times.map(|v| v.into_iter().max())
+                })
+                .await
+                .flatten();
+            Some(found.map(|at| at - killed))
+        }
+    };
+
     for node in &mut nodes[..victim] {
         if let Ok(c) = Client::for_home(&node.home) {
             let _ = c.shutdown().await;
@@ -443,6 +478,13 @@ async fn main() {
                 st.last.map_or("none".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
             );
         }
+    }
+    if let Some(d) = together_detect {
+        println!(
+            "| {} members killed together (kill -9), all seen failed by all others | {} | - | - |",
+            killed_together.len(),
+            d.map_or("n/a (not within 60 s)".to_string(), |d| format!("{:.3} s", d.as_secs_f64()))
+        );
     }
     if private {
         println!(

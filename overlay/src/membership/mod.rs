@@ -132,15 +132,20 @@ impl Timing {
 /// (memberlist's awareness limit).
 pub const MAX_SLACK: u32 = 8;
 
+/// A refutation this long before a suspicion started makes its crowd
+/// count ([`crowd_slack`]).
+pub const REFUTED_WITHIN: Duration = Duration::from_secs(30);
+
 /// Points by which a suspicion lasts longer when this node held `crowd`
-/// members suspect at once during it: none up to 2, then one per two
+/// members suspect at once during it, once some suspicion here was
+/// refuted lately ([`REFUTED_WITHIN`]): none up to 2, then one per two
 /// more. Many members suspected at once are more often the observers'
 /// trouble (a starved machine, a congested link: their answers and
 /// refutations arrive late) than as many deaths: after 200 members on two
 /// cores were starved of CPU, the nodes that failed live members held 10
 /// to 80 of them suspect at once, against one for a kill -9
 /// (DESIGN/failure-detection.md). Real failures that many at once (a cut
-/// backbone link) are detected later, not missed.
+/// backbone link) refute nothing, so they are not given longer.
 pub fn crowd_slack(crowd: usize) -> u32 {
     (crowd.saturating_sub(2) / 2).min(MAX_SLACK as usize) as u32
 }
@@ -221,6 +226,10 @@ pub struct MemberTable {
     /// Suspicions last `1 + slack` times as long here: how far behind the
     /// node's own timers are ([`MemberTable::set_slack`]).
     slack: u32,
+    /// When a suspicion or failure here was last refuted by its member
+    /// (the same incarnation back alive): a sign that this node's
+    /// suspicions are the observers' trouble ([`crowd_slack`]).
+    refuted: Option<Instant>,
     members: HashMap<PeerId, Member>,
     idx: Index,
 }
@@ -300,7 +309,14 @@ impl Index {
 impl MemberTable {
     /// An empty table for the node `local`.
     pub fn new(local: PeerId, timing: Timing) -> Self {
-        MemberTable { local, timing, slack: 0, members: HashMap::new(), idx: Index::new() }
+        MemberTable {
+            local,
+            timing,
+            slack: 0,
+            refuted: None,
+            members: HashMap::new(),
+            idx: Index::new(),
+        }
     }
 
     /// Changes whenever a member's version or state does (not when a
@@ -338,9 +354,37 @@ impl MemberTable {
     /// How long the suspicion of `m` lasts in a table of `members` at a
     /// node `slack` points behind: [`Timing::suspicion_for`] its accusers,
     /// times `1 + slack +` [`crowd_slack`], at most [`MAX_SLACK`] points.
-    fn suspicion_lasts(t: Timing, slack: u32, m: &Member, members: usize) -> Duration {
-        let points = (slack + crowd_slack(m.crowd)).min(MAX_SLACK);
+    /// The crowd counts only if a suspicion here was refuted within
+    /// [`REFUTED_WITHIN`] before this one started, or since: many members
+    /// dying at once (a cut link, a power failure) refute nothing, and are
+    /// failed as soon as one would be.
+    fn suspicion_lasts(
+        t: Timing,
+        slack: u32,
+        refuted: Option<Instant>,
+        m: &Member,
+        members: usize,
+    ) -> Duration {
+        let since = m.suspected_at.map(|at| at.checked_sub(REFUTED_WITHIN).unwrap_or(at));
+        let crowd = match (refuted, since) {
+            (Some(r), Some(since)) if r >= since => crowd_slack(m.crowd),
+            _ => 0,
+        };
+        let points = (slack + crowd).min(MAX_SLACK);
         t.suspicion_for(m.counted_accusers(t), members) * (1 + points)
+    }
+
+    /// A member changed from `old` to `new`: a suspicion or failure of the
+    /// same incarnation ended alive was a false alarm, heard at `now`.
+    fn note_refutation(&mut self, old: Option<&Member>, new: &Member, now: Instant) {
+        let false_alarm = old.is_some_and(|o| {
+            matches!(o.state, MemberState::Suspect | MemberState::Failed)
+                && new.state == MemberState::Alive
+                && new.version.0 == o.version.0
+        });
+        if false_alarm {
+            self.refuted = Some(self.refuted.map_or(now, |r| r.max(now)));
+        }
     }
 
     /// The timing in force.
@@ -491,6 +535,7 @@ impl MemberTable {
             crowd: 0,
         };
         let changes = diff(peer, old.as_ref(), &member);
+        self.note_refutation(old.as_ref(), &member, heard_at);
         self.idx.note(old.as_ref(), &member, self.timing.reap_after);
         self.members.insert(peer, member);
         changes
@@ -511,14 +556,16 @@ impl MemberTable {
             m.accusers.clear();
             m.confirmed = false;
             self.idx.note(Some(&old), m, self.timing.reap_after);
-            return diff(*peer, Some(&old), m);
+            let changes = diff(*peer, Some(&old), m);
+            self.refuted = Some(self.refuted.map_or(now, |r| r.max(now)));
+            return changes;
         }
         Vec::new()
     }
 
     /// Advances the failure detector to `now` and forgets long-gone members.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
-        let (t, slack, n) = (self.timing, self.slack, self.members.len());
+        let (t, slack, n, refuted) = (self.timing, self.slack, self.members.len(), self.refuted);
         let mut changes = Vec::new();
         let mut suspects: Vec<PeerId> = self.idx.suspects.iter().copied().collect();
         suspects.sort();
@@ -531,7 +578,9 @@ impl MemberTable {
                 self.idx.suspects.remove(&peer);
                 continue;
             };
-            if now.saturating_duration_since(since) >= Self::suspicion_lasts(t, slack, m, n) {
+            if now.saturating_duration_since(since)
+                >= Self::suspicion_lasts(t, slack, refuted, m, n)
+            {
                 let old = m.clone();
                 m.state = MemberState::Failed;
                 m.state_since = now;
@@ -553,12 +602,12 @@ impl MemberTable {
 
     /// When the next suspicion runs out, if any member is suspect.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let (t, slack, n) = (self.timing, self.slack, self.members.len());
+        let (t, slack, n, refuted) = (self.timing, self.slack, self.members.len(), self.refuted);
         self.idx
             .suspects
             .iter()
             .filter_map(|p| self.members.get(p))
-            .filter_map(|m| Some(m.suspected_at? + Self::suspicion_lasts(t, slack, m, n)))
+            .filter_map(|m| Some(m.suspected_at? + Self::suspicion_lasts(t, slack, refuted, m, n)))
             .min()
     }
 }

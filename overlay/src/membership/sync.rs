@@ -322,6 +322,7 @@ impl MemberTable {
             crowd: 0,
         };
         let changes = diff(peer, old.as_ref(), &member);
+        self.note_refutation(old.as_ref(), &member, now);
         self.idx.note(old.as_ref(), &member, self.timing.reap_after);
         self.members.insert(peer, member);
         Merged { changes, ours_newer: false }

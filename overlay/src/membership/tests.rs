@@ -356,7 +356,18 @@ async fn many_members_suspected_at_once_are_given_longer_to_refute() {
         t.apply(alive(*p, 1, 1, &[]), now);
     }
     let one = T.suspicion_for(1, peers.len());
-    // One suspect, two: the usual suspicion (a kill -9 or two).
+    // Ten dying at once refute nothing: the usual suspicion for each.
+    for p in &peers[10..20] {
+        t.apply(suspect(*p, 1, 1), now);
+    }
+    assert_eq!(t.next_deadline(), Some(now + one));
+    assert_eq!(t.tick(now + one).len(), 10);
+    // Once a suspicion here was refuted (this node's suspicions may be
+    // its own trouble)…
+    let now = now + Duration::from_secs(60);
+    t.apply(suspect(peers[19], 1, 1), now);
+    t.apply(alive(peers[19], 1, 2, &[]), now);
+    // … one suspect, two: still the usual suspicion (a kill -9 or two).
     t.apply(suspect(peers[0], 1, 1), now);
     t.apply(suspect(peers[1], 1, 1), now);
     assert_eq!(t.next_deadline(), Some(now + one));
@@ -375,7 +386,7 @@ async fn many_members_suspected_at_once_are_given_longer_to_refute() {
     assert_eq!(states(&t.tick(now + one * 5)), vec![MemberState::Failed]);
     // A new suspicion alone starts from the usual length again.
     let later = now + Duration::from_secs(60);
-    t.apply(suspect(peers[11], 1, 1), later);
+    t.apply(suspect(peers[1], 1, 2), later);
     assert_eq!(t.next_deadline(), Some(later + one));
     assert_eq!(crowd_slack(200), MAX_SLACK, "bounded");
 }
