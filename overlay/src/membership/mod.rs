@@ -184,6 +184,14 @@ impl Member {
             false => self.accusers.len(),
         }
     }
+
+    /// A new suspicion starts at `now`, with no accuser counted yet.
+    fn start_suspicion(&mut self, now: Instant) {
+        (self.state, self.state_since, self.suspected_at) = (MemberState::Suspect, now, Some(now));
+        self.accusers.clear();
+        self.confirmed = false;
+        self.crowd = 0;
+    }
 }
 
 /// A change worth telling the rest of the node about.
@@ -383,8 +391,13 @@ impl MemberTable {
                 && new.version.0 == o.version.0
         });
         if false_alarm {
-            self.refuted = Some(self.refuted.map_or(now, |r| r.max(now)));
+            self.refuted_at(now);
         }
+    }
+
+    /// A suspicion or failure here was refuted at `now`.
+    fn refuted_at(&mut self, now: Instant) {
+        self.refuted = Some(self.refuted.map_or(now, |r| r.max(now)));
     }
 
     /// The timing in force.
@@ -424,7 +437,7 @@ impl MemberTable {
         if to == MemberState::Failed {
             return self.confirmed(&a.peer, Some(a.by), None, now);
         }
-        if m.state == to {
+        if m.state == MemberState::Suspect {
             // Another monitor confirms the suspicion: it may end sooner.
             if !m.accusers.contains(&a.by) {
                 m.accusers.push(a.by);
@@ -432,12 +445,8 @@ impl MemberTable {
             return Vec::new();
         }
         let old = m.clone();
-        m.state = to;
-        m.state_since = now;
-        m.suspected_at = Some(now);
-        m.accusers = vec![a.by];
-        m.confirmed = false;
-        m.crowd = 0;
+        m.start_suspicion(now);
+        m.accusers.push(a.by);
         self.idx.note(Some(&old), m, self.timing.reap_after);
         let changes = diff(a.peer, Some(&old), m);
         self.count_crowd();
@@ -483,9 +492,7 @@ impl MemberTable {
         }
         let started = m.state != MemberState::Suspect;
         if started {
-            (m.state, m.state_since, m.suspected_at) = (MemberState::Suspect, now, Some(now));
-            m.accusers.clear();
-            m.crowd = 0;
+            m.start_suspicion(now);
         }
         if let Some(by) = by.filter(|b| !m.accusers.contains(b)) {
             m.accusers.push(by);
@@ -557,7 +564,7 @@ impl MemberTable {
             m.confirmed = false;
             self.idx.note(Some(&old), m, self.timing.reap_after);
             let changes = diff(*peer, Some(&old), m);
-            self.refuted = Some(self.refuted.map_or(now, |r| r.max(now)));
+            self.refuted_at(now);
             return changes;
         }
         Vec::new()
