@@ -110,7 +110,8 @@ impl NodeProcess {
     }
 
     /// Runs `exe --home <home> up` and waits for its readiness line. Log lines
-    /// go to `<home>/node.log` and, when `lines` is given, to that channel.
+    /// are appended to `<home>/node.log` and, when `lines` is given, sent to
+    /// that channel.
     pub async fn start(
         exe: &Path,
         home: &Home,
@@ -218,7 +219,10 @@ async fn copy_log(
     index: usize,
     lines: Option<mpsc::Sender<LogLine>>,
 ) {
-    let Ok(mut file) = tokio::fs::File::create(&path).await else { return };
+    // Appended to: a restarted node's log keeps its previous processes'
+    // lines (the churn benchmark reads them to explain a late restart).
+    let opened = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await;
+    let Ok(mut file) = opened else { return };
     let mut reader = BufReader::new(stderr).lines();
     while let Ok(Some(text)) = reader.next_line().await {
         let at = Instant::now();

@@ -131,6 +131,28 @@ impl Default for Settings {
     }
 }
 
+/// An id received lately: what lazy links are told.
+#[derive(Debug)]
+struct Recent<P> {
+    /// Its number (consecutive, from `Tree::next_told`).
+    n: u64,
+    at: Instant,
+    id: Id,
+    /// The link it came over, and the lazy links that announced it to
+    /// us: none of them needs telling.
+    holders: Vec<P>,
+    /// Whether it is a message of our own.
+    own: bool,
+    /// Our own message: the links it was pushed over that are still up.
+    pushed_to: Vec<P>,
+    /// Our own message, pushed over links that all went down since: it
+    /// may have died with them.
+    lost: bool,
+}
+
+/// Lazy links remembered as holding an id, at most.
+const MAX_HOLDERS: usize = 32;
+
 /// An id announced to us that we lack.
 #[derive(Debug)]
 struct Missing<P> {
@@ -147,9 +169,10 @@ pub struct Tree<P: Copy + Ord> {
     /// Messages seen, with when (for expiry, in arrival order below).
     kept: HashMap<Id, Vec<u8>>,
     arrivals: VecDeque<(Instant, Id)>,
-    /// Ids received lately, in order, each with its number, when it came
-    /// and the link it came over: what lazy links are told.
-    told: VecDeque<(u64, Instant, Id, Option<P>)>,
+    /// Ids received lately, in order: what lazy links are told.
+    told: VecDeque<Recent<P>>,
+    /// Where each id of `told` is (its number).
+    told_index: HashMap<Id, u64>,
     /// The number of the next id in `told`.
     next_told: u64,
     /// Per lazy link, the number of the first id in `told` it was not
@@ -182,6 +205,7 @@ impl<P: Copy + Ord> Tree<P> {
             kept: HashMap::new(),
             arrivals: VecDeque::new(),
             told: VecDeque::new(),
+            told_index: HashMap::new(),
             next_told: 0,
             cursors: BTreeMap::new(),
             missing: BTreeMap::new(),
@@ -190,11 +214,56 @@ impl<P: Copy + Ord> Tree<P> {
         }
     }
 
-    /// A link came up: it starts eager.
-    pub fn link_up(&mut self, p: P) {
+    /// A link came up: it starts eager. It is told (an `IHave`; it asks
+    /// for those it lacks) our own messages of the last [`OWED_FOR`] that
+    /// may be lost: every link they were pushed over went down since. A
+    /// newcomer's announcement goes out over its first link only, and the
+    /// far end may drop that stream unread. Messages that are not lost are
+    /// not told: a far end would ask for one the tree is still carrying,
+    /// get it twice and prune a link of the tree.
+    pub fn link_up(&mut self, p: P, now: Instant) -> Vec<(P, Frame)> {
         if !self.lazy.contains(&p) {
             self.eager.insert(p);
         }
+        let ids = self.lost(now);
+        ids.chunks(MAX_IDS).map(|c| (p, Frame::IHave(c.to_vec()))).collect()
+    }
+
+    /// What we pushed over `p` may not have arrived (its link, or the
+    /// stream it went on, ended): our own messages pushed over no other
+    /// link still up are lost, and every link is told of them (`p` too, if
+    /// it is still up over another stream).
+    pub fn pushes_lost(&mut self, p: P, now: Instant) -> Vec<(P, Frame)> {
+        let mut newly_lost = Vec::new();
+        for r in self.told.iter_mut().filter(|r| r.own && !r.lost) {
+            let before = r.pushed_to.len();
+            r.pushed_to.retain(|q| *q != p);
+            if before > 0 && r.pushed_to.is_empty() {
+                r.lost = true;
+                if now.saturating_duration_since(r.at) < OWED_FOR {
+                    newly_lost.push(r.id);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if newly_lost.is_empty() {
+            return out;
+        }
+        for l in self.eager.iter().chain(&self.lazy) {
+            for c in newly_lost.chunks(MAX_IDS) {
+                out.push((*l, Frame::IHave(c.to_vec())));
+            }
+        }
+        out
+    }
+
+    /// Our own messages of the last [`OWED_FOR`] that may be lost.
+    fn lost(&self, now: Instant) -> Vec<Id> {
+        self.told
+            .iter()
+            .filter(|r| r.lost && now.saturating_duration_since(r.at) < OWED_FOR)
+            .map(|r| r.id)
+            .collect()
     }
 
     /// A link went away. If it was on the tree, the tree is cut there: a
@@ -202,21 +271,26 @@ impl<P: Copy + Ord> Tree<P> {
     /// both ends), so that the next message does not wait for an
     /// announcement to cross the cut. A cycle this closes is pruned by the
     /// first duplicate.
-    pub fn link_down(&mut self, p: P) -> Vec<(P, Frame)> {
+    ///
+    /// Our own messages pushed over no link still up are told to every
+    /// remaining link (see [`Tree::link_up`]).
+    pub fn link_down(&mut self, p: P, now: Instant) -> Vec<(P, Frame)> {
         let on_tree = self.eager.remove(&p);
         self.lazy.remove(&p);
         self.cursors.remove(&p);
         for m in self.missing.values_mut() {
             m.announcers.retain(|a| *a != p);
         }
+        let mut out = self.pushes_lost(p, now);
         if !on_tree || self.lazy.is_empty() {
-            return Vec::new();
+            return out;
         }
         let n = self.lazy.len();
         let l = *self.lazy.iter().nth(self.turn % n).expect("not empty");
         self.turn = self.turn.wrapping_add(1);
         self.make_eager(l);
-        vec![(l, Frame::Graft(Vec::new()))]
+        out.push((l, Frame::Graft(Vec::new())));
+        out
     }
 
     /// The links that push, and those that announce.
@@ -234,8 +308,20 @@ impl<P: Copy + Ord> Tree<P> {
         if !self.keep(id, &data, now) {
             return Vec::new();
         }
-        self.queue_announce(id, None, now);
-        self.push(id, &data, None)
+        self.queue_announce(id, Vec::new(), true, now);
+        let out = self.push(id, &data, None);
+        if let Some(r) = self.told.back_mut() {
+            r.pushed_to = out.iter().map(|(p, _)| *p).collect();
+        }
+        out
+    }
+
+    /// Sends our last message (a goodbye): pushed to every link, lazy
+    /// ones too, as there will be no later round to announce it in.
+    pub fn broadcast_last(&mut self, id: Id, data: Vec<u8>, now: Instant) -> Vec<(P, Frame)> {
+        let mut out = self.broadcast(id, data.clone(), now);
+        out.extend(self.lazy.iter().map(|p| (*p, Frame::Push { id, data: data.clone() })));
+        out
     }
 
     /// A frame from `from`. A `Push` must already have been checked by the
@@ -246,17 +332,23 @@ impl<P: Copy + Ord> Tree<P> {
         match frame {
             Frame::Push { id, data } => {
                 if !self.keep(id, &data, now) {
-                    // A duplicate: that link is not on our tree.
+                    // A duplicate: that link is not on our tree. If it is
+                    // a message of ours, it got out.
+                    self.delivered(&id);
                     if self.make_lazy(from) {
                         r.send.push((from, Frame::Prune));
                     }
                     return r;
                 }
-                self.missing.remove(&id);
+                let mut holders =
+                    self.missing.remove(&id).map(|m| Vec::from(m.announcers)).unwrap_or_default();
                 if linked {
                     self.make_eager(from);
+                    holders.retain(|a| *a != from);
+                    holders.insert(0, from);
                 }
-                self.queue_announce(id, Some(from), now);
+                holders.truncate(MAX_HOLDERS);
+                self.queue_announce(id, holders, false, now);
                 r.send = self.push(id, &data, Some(from));
                 r.fresh = Some((id, data));
             }
@@ -264,6 +356,10 @@ impl<P: Copy + Ord> Tree<P> {
                 let due = now + self.settings.graft_after;
                 for id in ids.into_iter().take(MAX_IDS) {
                     if self.kept.contains_key(&id) {
+                        if linked {
+                            self.holds(from, &id);
+                        }
+                        self.delivered(&id);
                         continue;
                     }
                     if !self.missing.contains_key(&id) && self.missing.len() >= MAX_KEPT {
@@ -304,10 +400,11 @@ impl<P: Copy + Ord> Tree<P> {
         let mut send = Vec::new();
         // Ids are owed for as long as anti-entropy takes to repair what
         // was missed anyway; older ones are not told.
-        while let Some((_, at, _, _)) = self.told.front() {
-            if now.saturating_duration_since(*at) < OWED_FOR && self.told.len() <= MAX_KEPT {
+        while let Some(r) = self.told.front() {
+            if now.saturating_duration_since(r.at) < OWED_FOR && self.told.len() <= MAX_KEPT {
                 break;
             }
+            self.told_index.remove(&r.id);
             self.told.pop_front();
         }
         if self.announce_due.is_some_and(|due| due <= now) {
@@ -326,8 +423,8 @@ impl<P: Copy + Ord> Tree<P> {
                 let ids: Vec<Id> = self
                     .told
                     .iter()
-                    .filter(|(n, _, _, came)| *n >= from && *came != Some(l))
-                    .map(|(_, _, id, _)| *id)
+                    .filter(|r| r.n >= from && !r.holders.contains(&l))
+                    .map(|r| r.id)
                     .collect();
                 self.cursors.insert(l, self.next_told);
                 for chunk in ids.chunks(MAX_IDS) {
@@ -352,8 +449,43 @@ impl<P: Copy + Ord> Tree<P> {
         self.missing.values().map(|m| m.due).chain(self.announce_due).min()
     }
 
-    fn queue_announce(&mut self, id: Id, from: Option<P>, now: Instant) {
-        self.told.push_back((self.next_told, now, id, from));
+    /// Another node has our message `id` (it came back to us): it is not
+    /// lost whatever becomes of the links it went over.
+    fn delivered(&mut self, id: &Id) {
+        let Some(r) = self.recent_mut(id) else { return };
+        if r.own {
+            r.pushed_to.clear();
+            r.lost = false;
+        }
+    }
+
+    /// The id `id` among those received lately.
+    fn recent_mut(&mut self, id: &Id) -> Option<&mut Recent<P>> {
+        let (n, first) = (self.told_index.get(id)?, self.told.front()?);
+        let i = n.checked_sub(first.n)?;
+        self.told.get_mut(i as usize)
+    }
+
+    /// The link `l` told us it holds `id`: it need not be told it.
+    fn holds(&mut self, l: P, id: &Id) {
+        let Some(r) = self.recent_mut(id) else { return };
+        if !r.holders.contains(&l) && r.holders.len() < MAX_HOLDERS {
+            r.holders.push(l);
+        }
+    }
+
+    fn queue_announce(&mut self, id: Id, holders: Vec<P>, own: bool, now: Instant) {
+        let (pushed_to, lost) = (Vec::new(), false);
+        self.told.push_back(Recent {
+            n: self.next_told,
+            at: now,
+            id,
+            holders,
+            own,
+            pushed_to,
+            lost,
+        });
+        self.told_index.insert(id, self.next_told);
         self.next_told += 1;
         self.announce_due.get_or_insert(now + self.settings.announce_after);
     }

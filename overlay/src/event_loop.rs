@@ -208,7 +208,7 @@ impl EventLoop {
     /// Says goodbye, lets the message out, saves history.
     async fn leave(&mut self) {
         let msg = self.local.leave();
-        self.publish(msg);
+        self.publish_with(msg, true);
         let swarm = &mut self.swarm;
         let _ = tokio::time::timeout(LEAVE_DRAIN, async {
             loop {

@@ -17,10 +17,28 @@ use tracing::{debug, warn};
 impl EventLoop {
     /// Sends one of our membership messages to the community.
     pub(crate) fn publish(&mut self, msg: Message) {
+        self.publish_with(msg, false);
+    }
+
+    /// [`EventLoop::publish`]; our `last` message (the goodbye) goes over
+    /// every link, lazy ones too: no later round will announce it.
+    pub(crate) fn publish_with(&mut self, msg: Message, last: bool) {
         let bytes = msg.encode();
         let sealed = signed::seal(&self.signer, &bytes);
         let id = signed::id_of(&sealed);
-        let out = self.tree.broadcast(id, sealed, Instant::now());
+        let out = match last {
+            true => self.tree.broadcast_last(id, sealed, Instant::now()),
+            false => self.tree.broadcast(id, sealed, Instant::now()),
+        };
+        let (eager, lazy) = self.tree.links();
+        let (eager, lazy) = (eager.count(), lazy.count());
+        debug!(
+            pushed = out.len(),
+            eager,
+            lazy,
+            streams = self.tree_streams.len(),
+            "publishing a membership message over the tree"
+        );
         self.send_tree(out);
         if self.foreign.iter().any(|p| self.swarm.is_connected(p)) {
             match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
@@ -44,8 +62,10 @@ impl EventLoop {
                 }
                 let streams = self.tree_streams.entry(peer).or_default();
                 streams.push((stream, out));
+                debug!(%peer, stream, streams = streams.len(), "broadcast link stream up");
                 if streams.len() == 1 {
-                    self.tree.link_up(peer);
+                    let out = self.tree.link_up(peer, Instant::now());
+                    self.send_tree(out);
                 }
                 // Our join announcement goes out over our first link; if
                 // that link was lost meanwhile, over the next.
@@ -58,9 +78,17 @@ impl EventLoop {
             LinkEvent::Down { peer, stream } => {
                 let Some(streams) = self.tree_streams.get_mut(&peer) else { return };
                 streams.retain(|(s, _)| *s != stream);
+                debug!(%peer, stream, streams = streams.len(), "broadcast link stream down");
                 if streams.is_empty() {
                     self.tree_streams.remove(&peer);
-                    let out = self.tree.link_down(peer);
+                    let out = self.tree.link_down(peer, Instant::now());
+                    self.send_tree(out);
+                } else {
+                    // The link is up over another stream, but frames we
+                    // wrote on this one may be lost: libp2p-stream drops
+                    // an inbound stream unread when two arrive at once
+                    // (rust-libp2p#5651), and both ends of a link open one.
+                    let out = self.tree.pushes_lost(peer, Instant::now());
                     self.send_tree(out);
                 }
             }
@@ -81,10 +109,19 @@ impl EventLoop {
             }
         }
         let now = Instant::now();
+        if matches!(frame, Frame::Prune | Frame::Graft(_)) {
+            debug!(%peer, prune = matches!(frame, Frame::Prune), "tree link changed by its far end");
+        }
         let r = self.tree.receive(peer, frame, now);
+        if r.send.iter().any(|(_, f)| matches!(f, Frame::Prune)) {
+            debug!(%peer, "a duplicate: pruning the link");
+        }
+        let passed_on = r.send.len();
         self.send_tree(r.send);
         if let (Some(msg), Some(_)) = (take, r.fresh) {
+            let author = msg.author();
             let changes = self.table.apply(msg, now);
+            debug!(via = %peer, %author, changes = changes.len(), passed_on, "membership message over the tree");
             self.apply_changes(changes);
         }
     }
@@ -118,7 +155,10 @@ impl EventLoop {
                 self.gossip_limits.leave(&author);
                 true
             }
-            Verdict::Refuse => false,
+            Verdict::Refuse => {
+                debug!(%author, "membership message over its author's rate; not taken");
+                false
+            }
             Verdict::Abusive => {
                 warn!(target: "cloudy::_events::limits", peer = %author, "gossips far over its rate; disconnecting it");
                 self.on_command(crate::handle::Command::Abusive { peer: author });
@@ -181,7 +221,7 @@ impl EventLoop {
                     debug!(%peer, "broadcast link busy; a frame was dropped");
                 }
             }
-            out = lost.into_iter().flat_map(|p| self.tree.link_down(p)).collect();
+            out = lost.into_iter().flat_map(|p| self.tree.link_down(p, Instant::now())).collect();
         }
     }
 
@@ -189,7 +229,7 @@ impl EventLoop {
     fn drop_closed_links(&mut self) {
         let peers: Vec<PeerId> = self.tree_streams.keys().copied().collect();
         let lost: Vec<PeerId> = peers.into_iter().filter(|p| self.link_lost(*p)).collect();
-        let out = lost.into_iter().flat_map(|p| self.tree.link_down(p)).collect();
+        let out = lost.into_iter().flat_map(|p| self.tree.link_down(p, Instant::now())).collect();
         self.send_tree(out);
     }
 

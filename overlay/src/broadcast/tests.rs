@@ -17,8 +17,8 @@ impl Net {
         for i in 0..n {
             for j in [(i + 1) % n, (i + 2) % n, (i * 7 + 3) % n] {
                 if j != i {
-                    trees[i].link_up(j);
-                    trees[j].link_up(i);
+                    trees[i].link_up(j, Instant::now());
+                    trees[j].link_up(i, Instant::now());
                 }
             }
         }
@@ -124,7 +124,7 @@ async fn a_member_that_goes_away_is_routed_around_through_the_lazy_links() {
     // The links to the gone node are dropped by the transport; the tree
     // that remains carries the next message to everyone at once.
     for i in 0..n {
-        let out = net.trees[i].link_down(hub);
+        let out = net.trees[i].link_down(hub, net.now);
         net.queue.extend(out.into_iter().map(|(p, f)| (p, i, f)));
     }
     net.run();
@@ -137,7 +137,7 @@ async fn a_graft_asks_the_next_announcer_if_the_first_does_not_answer() {
     let now = Instant::now();
     let mut t: Tree<usize> = Tree::new(Settings::default());
     for p in [1, 2] {
-        t.link_up(p);
+        t.link_up(p, Instant::now());
     }
     assert!(t.receive(1, Frame::IHave(vec![id(9)]), now).send.is_empty());
     t.receive(2, Frame::IHave(vec![id(9)]), now);
@@ -160,7 +160,7 @@ async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
     let mut now = Instant::now();
     let mut t: Tree<usize> = Tree::new(Settings::default());
     for p in 1..=7 {
-        t.link_up(p);
+        t.link_up(p, Instant::now());
     }
     for p in 2..=7 {
         t.receive(p, Frame::Prune, now);
@@ -198,10 +198,32 @@ async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lazy_link_that_announced_an_id_is_not_told_it_back() {
+    let now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    for p in 1..=4 {
+        t.link_up(p, Instant::now());
+    }
+    for p in 2..=4 {
+        t.receive(p, Frame::Prune, now);
+    }
+    // Link 2 announced id 1 before it arrived, link 3 right after: the
+    // push came over link 1, so only link 4 is told.
+    t.receive(2, Frame::IHave(vec![id(1)]), now);
+    t.receive(1, Frame::Push { id: id(1), data: vec![1] }, now);
+    t.receive(3, Frame::IHave(vec![id(1)]), now);
+    let mut sent = Vec::new();
+    while let Some(due) = t.next_deadline() {
+        sent.extend(t.tick(due));
+    }
+    assert_eq!(sent, vec![(4, Frame::IHave(vec![id(1)]))]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hostile_link_cannot_make_a_node_hold_more_than_its_bound() {
     let now = Instant::now();
     let mut t: Tree<usize> = Tree::new(Settings::default());
-    t.link_up(1);
+    t.link_up(1, Instant::now());
     for round in 0..40u32 {
         let ids: Vec<Id> = (0..1000u32)
             .map(|k| {
@@ -237,4 +259,98 @@ fn frames_read_back_and_garbage_is_refused() {
     }
     let too_many = Frame::IHave(vec![id(1); MAX_IDS + 1]).encode();
     assert!(Frame::decode(&too_many).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newcomers_announcement_lost_on_its_first_link_reaches_the_next() {
+    let mut now = Instant::now();
+    let mut newcomer: Tree<usize> = Tree::new(Settings::default());
+    let mut far: Tree<usize> = Tree::new(Settings::default());
+    // The announcement goes out over the first link, whose far end drops
+    // the stream unread; the link goes down.
+    assert!(newcomer.link_up(1, now).is_empty());
+    let out = newcomer.broadcast(id(1), vec![1], now);
+    assert_eq!(out.len(), 1, "pushed over the one link");
+    assert!(newcomer.link_down(1, now).is_empty(), "no other link to tell");
+    // The next link is told of it, and its far end asks for it.
+    now += Duration::from_millis(300);
+    let told = newcomer.link_up(2, now);
+    assert_eq!(told, vec![(2, Frame::IHave(vec![id(1)]))]);
+    assert!(far.link_up(0, now).is_empty(), "nothing of its own to tell");
+    let (_, frame) = told.into_iter().next().expect("one frame");
+    far.receive(0, frame, now);
+    now = far.next_deadline().expect("the missing id is due");
+    let asks = far.tick(now);
+    assert_eq!(asks, vec![(0, Frame::Graft(vec![id(1)]))]);
+    let (_, graft) = asks.into_iter().next().expect("one frame");
+    let answer = newcomer.receive(2, graft, now).send;
+    assert_eq!(answer, vec![(2, Frame::Push { id: id(1), data: vec![1] })]);
+    // Messages passed on for others are not told to new links, nor our
+    // own while a link they went over is up; a lost one is told for
+    // `OWED_FOR` only.
+    newcomer.receive(2, Frame::Push { id: id(2), data: vec![2] }, now);
+    assert_eq!(newcomer.broadcast(id(3), vec![3], now).len(), 1, "pushed over link 2");
+    assert_eq!(newcomer.link_up(3, now), vec![(3, Frame::IHave(vec![id(1)]))]);
+    assert!(newcomer.link_up(4, now + OWED_FOR).is_empty());
+    // When link 2 goes, our message 3 went over no link still up: the
+    // links left are told of it at once.
+    let told = newcomer.link_down(2, now);
+    let mut to: Vec<usize> =
+        told.iter().filter(|(_, f)| *f == Frame::IHave(vec![id(3)])).map(|(p, _)| *p).collect();
+    to.sort();
+    assert_eq!(to, vec![3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_sent_before_any_link_is_not_told_to_new_links() {
+    let now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    assert!(t.broadcast(id(1), vec![1], now).is_empty());
+    assert!(
+        t.link_up(1, now).is_empty(),
+        "sent before any link: a newcomer announces itself afresh over its first"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_goodbye_goes_over_lazy_links_too() {
+    let now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    for p in 1..=3 {
+        t.link_up(p, now);
+    }
+    for p in 2..=3 {
+        t.receive(p, Frame::Prune, now);
+    }
+    assert_eq!(t.broadcast(id(1), vec![1], now).len(), 1, "a message goes to the eager link");
+    let mut to: Vec<usize> =
+        t.broadcast_last(id(2), vec![2], now).into_iter().map(|(p, _)| p).collect();
+    to.sort();
+    assert_eq!(to, vec![1, 2, 3], "the goodbye goes to every link");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_of_ours_that_came_back_is_not_lost_with_its_link() {
+    let now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    for p in 1..=2 {
+        t.link_up(p, now);
+    }
+    assert_eq!(t.broadcast(id(1), vec![1], now).len(), 2);
+    t.link_down(2, now);
+    // Link 1 pushes it back to us: it got out.
+    t.receive(1, Frame::Push { id: id(1), data: vec![1] }, now);
+    assert!(t.link_down(1, now).is_empty(), "nothing to tell, and no link left");
+    assert!(t.link_up(3, now).is_empty(), "not lost: not told");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_push_on_a_stream_that_ended_is_told_again_over_the_link() {
+    let now = Instant::now();
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    t.link_up(1, now);
+    assert_eq!(t.broadcast(id(1), vec![1], now).len(), 1);
+    // The stream it went on ended; the link is still up over another.
+    assert_eq!(t.pushes_lost(1, now), vec![(1, Frame::IHave(vec![id(1)]))]);
+    assert!(t.pushes_lost(1, now).is_empty(), "told once");
 }

@@ -15,14 +15,18 @@ impl Sim {
             }
             self.nodes[i].mesh.push(j);
             self.nodes[j].mesh.push(i);
-            self.nodes[i].tree.link_up(j);
-            self.nodes[j].tree.link_up(i);
+            let now = self.at();
+            let out = self.nodes[i].tree.link_up(j, now);
+            self.send_frames(i, out, 0);
+            let out = self.nodes[j].tree.link_up(i, now);
+            self.send_frames(j, out, 0);
         }
     }
 
     /// `i`'s link to `p` went away.
     pub(super) fn tree_link_down(&mut self, i: usize, p: usize) {
-        let out = self.nodes[i].tree.link_down(p);
+        let now = self.at();
+        let out = self.nodes[i].tree.link_down(p, now);
         self.send_frames(i, out, 0);
     }
 
