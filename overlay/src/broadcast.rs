@@ -475,15 +475,14 @@ impl<P: Copy + Ord> Tree<P> {
     }
 
     fn queue_announce(&mut self, id: Id, holders: Vec<P>, own: bool, now: Instant) {
-        let (pushed_to, lost) = (Vec::new(), false);
         self.told.push_back(Recent {
             n: self.next_told,
             at: now,
             id,
             holders,
             own,
-            pushed_to,
-            lost,
+            pushed_to: Vec::new(),
+            lost: false,
         });
         self.told_index.insert(id, self.next_told);
         self.next_told += 1;

@@ -30,12 +30,11 @@ impl EventLoop {
             true => self.tree.broadcast_last(id, sealed, Instant::now()),
             false => self.tree.broadcast(id, sealed, Instant::now()),
         };
-        let (eager, lazy) = self.tree.links();
-        let (eager, lazy) = (eager.count(), lazy.count());
+        // Fields are evaluated only when the line is enabled.
         debug!(
             pushed = out.len(),
-            eager,
-            lazy,
+            eager = self.tree.links().0.count(),
+            lazy = self.tree.links().1.count(),
             streams = self.tree_streams.len(),
             "publishing a membership message over the tree"
         );
@@ -113,7 +112,9 @@ impl EventLoop {
             debug!(%peer, prune = matches!(frame, Frame::Prune), "tree link changed by its far end");
         }
         let r = self.tree.receive(peer, frame, now);
-        if r.send.iter().any(|(_, f)| matches!(f, Frame::Prune)) {
+        if tracing::enabled!(tracing::Level::DEBUG)
+            && r.send.iter().any(|(_, f)| matches!(f, Frame::Prune))
+        {
             debug!(%peer, "a duplicate: pruning the link");
         }
         let passed_on = r.send.len();

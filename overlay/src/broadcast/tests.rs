@@ -75,6 +75,18 @@ fn id(n: u8) -> Id {
     [n; 16]
 }
 
+/// A tree linked to 1 to `links`: link 1 eager, the others pruned lazy.
+fn one_eager(links: usize, now: Instant) -> Tree<usize> {
+    let mut t: Tree<usize> = Tree::new(Settings::default());
+    for p in 1..=links {
+        t.link_up(p, now);
+    }
+    for p in 2..=links {
+        t.receive(p, Frame::Prune, now);
+    }
+    t
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_links_settle_into_a_tree_that_reaches_everyone_once() {
     let n = 40;
@@ -158,13 +170,7 @@ async fn a_graft_asks_the_next_announcer_if_the_first_does_not_answer() {
 #[tokio::test(start_paused = true)]
 async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
     let mut now = Instant::now();
-    let mut t: Tree<usize> = Tree::new(Settings::default());
-    for p in 1..=7 {
-        t.link_up(p, Instant::now());
-    }
-    for p in 2..=7 {
-        t.receive(p, Frame::Prune, now);
-    }
+    let mut t = one_eager(7, now);
     // Messages keep coming over the one eager link; each tick announces
     // to 3 of the 6 lazy links in turn.
     let mut told: BTreeMap<usize, BTreeSet<Id>> = BTreeMap::new();
@@ -200,13 +206,7 @@ async fn every_lazy_link_is_told_every_id_when_its_turn_comes() {
 #[tokio::test(start_paused = true)]
 async fn a_lazy_link_that_announced_an_id_is_not_told_it_back() {
     let now = Instant::now();
-    let mut t: Tree<usize> = Tree::new(Settings::default());
-    for p in 1..=4 {
-        t.link_up(p, Instant::now());
-    }
-    for p in 2..=4 {
-        t.receive(p, Frame::Prune, now);
-    }
+    let mut t = one_eager(4, now);
     // Link 2 announced id 1 before it arrived, link 3 right after: the
     // push came over link 1, so only link 4 is told.
     t.receive(2, Frame::IHave(vec![id(1)]), now);
@@ -315,13 +315,7 @@ async fn a_message_sent_before_any_link_is_not_told_to_new_links() {
 #[tokio::test(start_paused = true)]
 async fn a_goodbye_goes_over_lazy_links_too() {
     let now = Instant::now();
-    let mut t: Tree<usize> = Tree::new(Settings::default());
-    for p in 1..=3 {
-        t.link_up(p, now);
-    }
-    for p in 2..=3 {
-        t.receive(p, Frame::Prune, now);
-    }
+    let mut t = one_eager(3, now);
     assert_eq!(t.broadcast(id(1), vec![1], now).len(), 1, "a message goes to the eager link");
     let mut to: Vec<usize> =
         t.broadcast_last(id(2), vec![2], now).into_iter().map(|(p, _)| p).collect();
