@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints: false failures among the stable nodes (nodes that never
-//! restarted, seen failed by a stable node), how long each restarted node
+//! restarted, seen failed by a stable node), suspicions of members while
+//! they ran (before their stop was asked), how long each restarted node
 //! took to be seen alive by every running node (from its start, or from
 //! the observer's own start for one restarted later in the same round), reads
 //! that succeeded, and how long after the last restart the file (stored
@@ -132,11 +133,15 @@ async fn main() {
     let mut ready: Vec<f64> = Vec::new();
     let mut next = 0;
     let mut last_restart = Instant::now();
+    // Each node's runs during the churn: (node, from, until its stop was asked).
+    let mut up_from: Vec<Instant> = vec![churn_start; n];
+    let mut runs: Vec<(usize, Instant, Instant)> = Vec::new();
     for round in 0..minutes {
         let round_start = Instant::now();
         let chosen: Vec<usize> = (0..per_round).map(|j| pool[(next + j) % pool.len()]).collect();
         next += per_round;
         for (j, &i) in chosen.iter().enumerate() {
+            runs.push((i, up_from[i], Instant::now()));
             if j % 2 == 0 {
                 let c = Client::for_home(&nodes[i].home).unwrap();
                 let _ = c.shutdown().await;
@@ -154,6 +159,7 @@ async fn main() {
                 NodeProcess::start(Path::new(EXE), &home, i, Some(tx.clone())).await.unwrap();
             ready.push(at.elapsed().as_secs_f64());
             started.push((i, at));
+            up_from[i] = at;
             if let Some((_, _, id, _)) = &channel {
                 if viewers.contains(&i) {
                     watch(&nodes[i].home, id);
@@ -252,6 +258,42 @@ async fn main() {
             })
             .count()
     };
+    // Suspicions of members while they ran (each refuted, or a false
+    // failure), by whether the member was one that restarted. A restarted
+    // member counts from the moment the observer took its new run alive: a
+    // suspicion of its previous process (a kill -9 that its accusers found
+    // out) may reach an observer after the new process started.
+    let (stable_suspected, restarted_suspected) = {
+        let churn_end = Instant::now();
+        runs.extend((0..n).map(|i| (i, up_from[i], churn_end)));
+        let t = bench.tracker.lock().unwrap();
+        let mut counts = (0, 0);
+        for &(i, from, until) in &runs {
+            let is_stable = stable.contains(&i);
+            for o in (0..n).filter(|o| *o != i) {
+                let Some(events) = t.timeline.get(&(o, ids[i].clone())) else { continue };
+                let taken = if is_stable {
+                    Some(from)
+                } else {
+                    events
+                        .iter()
+                        .find(|(at, what)| *at >= from && (what == "alive" || what == "restarted"))
+                        .map(|(at, _)| *at)
+                };
+                let Some(taken) = taken else { continue };
+                let k = events
+                    .iter()
+                    .filter(|(at, what)| *at >= taken && *at < until && what == "suspect")
+                    .count();
+                if is_stable {
+                    counts.0 += k;
+                } else {
+                    counts.1 += k;
+                }
+            }
+        }
+        counts
+    };
     let missing = rejoin.iter().filter(|r| r.is_none()).count();
     let times: Vec<f64> = rejoin.iter().flatten().copied().collect();
     let max = times.iter().copied().fold(f64::NAN, f64::max);
@@ -262,6 +304,9 @@ async fn main() {
     println!("| figure ({n} nodes, {per_round} restarted a minute for {minutes} min) | measured | target |");
     println!("|---|---|---|");
     println!("| false failures among stable nodes | {false_failures} | 0 |");
+    println!(
+        "| suspicions of running members, per observer (refuted or not): stable / restarted | {stable_suspected} / {restarted_suspected} | – |"
+    );
     println!(
         "| restarted node alive everywhere, mean / max | {} / {} | ≤ 5 s |",
         if times.is_empty() { "n/a".into() } else { secs(mean) },

@@ -112,6 +112,12 @@ pub(crate) struct EventLoop {
     pub greeted: HashSet<PeerId>,
     /// Our open connections: to whom, and when they opened (unix ms).
     pub opened: HashMap<libp2p::swarm::ConnectionId, (PeerId, u64)>,
+    /// Members that came back under a new process lately, and when we
+    /// heard (probes sent before then went to the old process).
+    pub(crate) back: crate::probe::Returns,
+    /// Our dials still under way, by connection: to whom (the Swarm
+    /// reports the start of the dials its behaviours ask for, not of ours).
+    pub dialing: HashMap<libp2p::swarm::ConnectionId, PeerId>,
     /// Random members we stay linked to.
     pub links: Vec<PeerId>,
     /// How many members were up when each link was chosen.
@@ -439,14 +445,14 @@ impl EventLoop {
                     if from.is_none_or(|f| matches!(f, MemberState::Left | MemberState::Failed)) {
                         self.learn_addresses(peer);
                         if from.is_some() && to == MemberState::Alive {
-                            self.close_stale(peer);
+                            self.member_back(peer);
                         }
                     }
                 }
                 Change::Restarted { peer } => {
                     info!(target: "cloudy::_events::member", peer = %peer, "member restarted");
                     self.learn_addresses(peer);
-                    self.close_stale(peer);
+                    self.member_back(peer);
                 }
                 Change::Refute => {
                     info!("a member suspects this node; refuting with a fresh heartbeat");
@@ -499,6 +505,34 @@ impl EventLoop {
         for id in stale {
             debug!(%peer, "closing a connection to the member's previous process");
             self.swarm.close_connection(id);
+        }
+    }
+
+    /// `peer` is back under a new process: its old connections are closed,
+    /// a dial to its old addresses does not hold up one to its new ones,
+    /// and probes sent to the old process accuse nobody.
+    fn member_back(&mut self, peer: PeerId) {
+        self.close_stale(peer);
+        self.redial_moved(peer);
+        self.note_back(peer);
+    }
+
+    /// Dials `peer` at its new addresses when it came back at other ones
+    /// than before while a dial of ours to it is still under way: that
+    /// dial tries the addresses it had (the book is updated after the
+    /// changes are applied), and while it lasts (a QUIC handshake to a
+    /// closed port waits out its 5 s timeout, once per address) every
+    /// other dial to the member is refused as "already dialling", and
+    /// every stream opened to it waits for that dial. The churn benchmark
+    /// saw a member that restarted on new ports suspected by one of its
+    /// monitors every 2 s for 8 s, refuting each time.
+    fn redial_moved(&mut self, peer: PeerId) {
+        let Some(m) = self.table.get(&peer) else { return };
+        let moved = self.swarm.behaviour().addresses.get(&peer)
+            != crate::addresses::quic_first(&m.info.addrs).as_slice();
+        if moved && self.dialing.values().any(|p| *p == peer) {
+            debug!(%peer, "the member came back at new addresses while we were dialling its old ones; dialling the new ones");
+            self.dial_member_if(peer, PeerCondition::Always);
         }
     }
 
@@ -568,8 +602,10 @@ impl EventLoop {
             .addresses(crate::addresses::quic_first(&m.info.addrs))
             .condition(condition)
             .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            debug!(%peer, "dial failed: {e}");
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => drop(self.dialing.insert(id, peer)),
+            Err(e) => debug!(%peer, "dial failed: {e}"),
         }
         true
     }

@@ -200,6 +200,8 @@ pub fn spawn_with_history(
         foreign: Default::default(),
         greeted: Default::default(),
         opened: Default::default(),
+        dialing: Default::default(),
+        back: Default::default(),
         links: Vec::new(),
         links_among: Default::default(),
         probe_targets,

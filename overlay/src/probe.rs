@@ -7,8 +7,34 @@
 use crate::event_loop::EventLoop;
 use crate::prober::{Outcome, ProbeResult, Targets};
 use libp2p::PeerId;
+use std::collections::HashMap;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{debug, info};
+
+/// How long a return is remembered: longer than any probe takes (its
+/// timeout, doubled for a stream to open, times the local health factor).
+const BACK_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Members that came back under a new process lately (restarted, or
+/// returned after a failure or a leave), and when we heard: a probe sent
+/// before then went to the previous process.
+#[derive(Debug, Default)]
+pub(crate) struct Returns(HashMap<PeerId, Instant>);
+
+impl Returns {
+    /// `peer` is back as of `now`; returns older than any probe still out
+    /// are forgotten.
+    pub(crate) fn note(&mut self, peer: PeerId, now: Instant) {
+        let oldest = now.checked_sub(BACK_KEPT).unwrap_or(now);
+        self.0.retain(|_, at| *at > oldest);
+        self.0.insert(peer, now);
+    }
+
+    /// Whether `peer` came back after `at`, as far as we heard.
+    pub(crate) fn since(&self, peer: &PeerId, at: Instant) -> bool {
+        self.0.get(peer).is_some_and(|back| *back > at)
+    }
+}
 
 impl EventLoop {
     /// Every probe interval: our monitor targets
@@ -47,6 +73,15 @@ impl EventLoop {
                 let changes = self.table.touch(&r.peer, Instant::now());
                 self.apply_changes(changes);
             }
+            // A probe sent to the member's previous process (it restarted
+            // since, and we heard) says nothing of the new one: it may only
+            // have been cut short by our closing the old connection. Taken
+            // as a failure, it accused the new process a moment after its
+            // start, and every member heard the accusation and its
+            // refutation (the churn benchmark: one in three restarts).
+            Outcome::Failed(reason) if self.back.since(&r.peer, r.started) => {
+                debug!(peer = %r.peer, "a probe of the member's previous process failed ({reason}); not accusing");
+            }
             Outcome::Failed(reason) => {
                 self.health.worse();
                 self.probe_failed(r.peer, &reason)
@@ -54,6 +89,11 @@ impl EventLoop {
             // A peer that does not speak our probe protocol is not dead.
             Outcome::Unsupported => {}
         }
+    }
+
+    /// Notes that `peer` is back under a new process (see [`Returns`]).
+    pub(crate) fn note_back(&mut self, peer: PeerId) {
+        self.back.note(peer, Instant::now());
     }
 
     /// Accuses `peer` before the community ([`crate::membership::detector::Detector::probe_failed`]).
@@ -67,5 +107,28 @@ impl EventLoop {
         info!(%peer, "probe failed ({reason}); suspecting");
         self.publish(msg);
         self.apply_changes(changes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn probes_sent_before_a_return_are_the_old_processes() {
+        let mut r = Returns::default();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let before = t0;
+        let after = t0 + Duration::from_millis(10);
+        r.note(p, t0 + Duration::from_millis(5));
+        assert!(r.since(&p, before), "sent before the return: to the old process");
+        assert!(!r.since(&p, after), "sent after it: to the new one");
+        assert!(!r.since(&q, before), "a member that never came back");
+        // Forgotten once no probe can still be out.
+        r.note(q, t0 + BACK_KEPT + Duration::from_secs(1));
+        assert!(!r.since(&p, before));
+        assert!(r.since(&q, before));
     }
 }

@@ -47,6 +47,8 @@ pub(crate) enum Outcome {
 pub(crate) struct ProbeResult {
     pub peer: PeerId,
     pub outcome: Outcome,
+    /// When the probe was sent (or its stream began to open).
+    pub started: Instant,
 }
 
 /// Whom to probe and whom to stay linked to.
@@ -211,7 +213,7 @@ async fn probe_peer(
         if !matches!(outcome, Outcome::Answered(_)) {
             stream = None;
         }
-        if results.send(ProbeResult { peer, outcome }).await.is_err() {
+        if results.send(ProbeResult { peer, outcome, started: start }).await.is_err() {
             return;
         }
     }

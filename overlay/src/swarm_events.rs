@@ -34,6 +34,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.opened.insert(connection_id, (peer_id, crate::unix_ms()));
+                self.dialing.remove(&connection_id);
                 if self.banned.is_banned(&peer_id) {
                     let _ = self.swarm.close_connection(connection_id);
                     return;
@@ -62,8 +63,12 @@ impl EventLoop {
                     self.dirty = true;
                 }
             }
+            SwarmEvent::Dialing { peer_id: Some(peer), connection_id } => {
+                self.dialing.insert(connection_id, peer);
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
                 debug!(peer = ?peer_id, "outgoing connection failed: {error}");
+                self.dialing.remove(&connection_id);
                 if let Some((target, reply)) = self.pending_connects.remove(&connection_id) {
                     let reason = crate::dial_error::reason(&error);
                     let _ = reply.send(Err(Error::Dial { target, reason }));

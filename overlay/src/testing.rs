@@ -46,9 +46,14 @@ pub struct TestNode {
 impl TestNode {
     /// Starts one overlay and waits for its first listen address.
     pub async fn start(cfg: Config) -> Result<TestNode, Error> {
+        TestNode::start_with_key(cfg, Keypair::generate_ed25519()).await
+    }
+
+    /// [`TestNode::start`] with a given identity (a restart of a node).
+    pub async fn start_with_key(cfg: Config, key: Keypair) -> Result<TestNode, Error> {
         let cancel = CancellationToken::new();
         let tasks = crate::tasks::Tasks::new("test overlay", cancel.clone());
-        let (handle, task) = spawn(cfg, Keypair::generate_ed25519(), &tasks)?;
+        let (handle, task) = spawn(cfg, key, &tasks)?;
         let node = TestNode { handle, cancel, task };
         wait_until(&node.handle, "a listen address", |s| !s.local.listen_addrs.is_empty()).await?;
         Ok(node)

@@ -1,8 +1,9 @@
 //! Five overlays on QUIC at 127.0.0.1 in one process.
 #![allow(clippy::unwrap_used)] // test and benchmark code: a failed unwrap is a failed run
 
+use cloudy_overlay::membership::monitor_targets;
 use cloudy_overlay::testing::{fast_config, wait_until, TestNet, TestNode};
-use cloudy_overlay::MemberState;
+use cloudy_overlay::{Keypair, MemberState};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -261,4 +262,70 @@ async fn a_member_in_a_gossip_storm_is_ignored_then_cut_off_and_the_others_carry
     })
     .await
     .unwrap();
+}
+
+/// A member that restarts at new addresses while another member is still
+/// dialling its old ones (a QUIC handshake to the closed port, which waits
+/// out its 5 s timeout) is reached at its new addresses at once: until
+/// that dial ended, every other dial to the member was refused as "already
+/// dialling" and every stream opened to it (probes included) waited for
+/// it, so the member was suspected again and again although alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_back_at_new_addresses_is_reached_while_a_dial_to_its_old_ones_lasts() {
+    let net = TestNet::start(2, fast_config()).await.unwrap();
+    let (a, c) = (&net.nodes[0].handle, &net.nodes[1].handle);
+    // The returning member probes only `c` and keeps no links, so nothing
+    // of its own connects it to `a`: only `a`'s dials can.
+    let key = loop {
+        let key = Keypair::generate_ed25519();
+        let me = key.public().to_peer_id();
+        if monitor_targets(me, [a.local_peer_id(), c.local_peer_id()], 1) == [c.local_peer_id()] {
+            break key;
+        }
+    };
+    let b_id = key.public().to_peer_id();
+    let mut cfg = fast_config();
+    cfg.bootstrap = vec![net.nodes[1].addr()];
+    cfg.monitors = 1;
+    cfg.target_peers = 0;
+    let b = TestNode::start_with_key(cfg.clone(), key.clone()).await.unwrap();
+    let old_addr = b.addr();
+    for node in [a, c] {
+        wait_until(node, "the member alive", |s| {
+            s.peers.get(&b_id).is_some_and(|p| p.state == MemberState::Alive)
+        })
+        .await
+        .unwrap();
+    }
+    b.crash().await;
+    wait_until(a, "the member failed, no connection left", |s| {
+        s.peers.get(&b_id).is_some_and(|p| p.state == MemberState::Failed && !p.connected)
+    })
+    .await
+    .unwrap();
+    // A stream opened to it now dials its old address (as a probe does);
+    // the dial lasts until the handshake times out.
+    let opening = tokio::spawn({
+        let a = a.clone();
+        async move { a.open_stream(b_id, cloudy_overlay::StreamProtocol::new("/test/nothing")).await }
+    });
+    let b = TestNode::start_with_key(cfg, key).await.unwrap();
+    assert_ne!(b.addr(), old_addr, "back on another port");
+    wait_until(a, "the member back", |s| {
+        s.peers.get(&b_id).is_some_and(|p| p.state == MemberState::Alive)
+    })
+    .await
+    .unwrap();
+    let back = tokio::time::Instant::now();
+    wait_until(a, "connected to the member", |s| s.peers.get(&b_id).is_some_and(|p| p.connected))
+        .await
+        .unwrap();
+    // The old dial has about 5 s left; a dial at the new address takes
+    // milliseconds.
+    let waited = back.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "reached only after {waited:?}: the old dial held it up"
+    );
+    opening.abort();
 }

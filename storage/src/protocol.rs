@@ -140,6 +140,10 @@ pub enum ProtocolError {
     /// The peer sent something that is not a valid frame.
     #[error("malformed storage message: {0}")]
     Malformed(String),
+    /// The server ended the session without answering (it restarted, or
+    /// does not know the request).
+    #[error("the server closed the session without answering")]
+    Closed,
     /// The peer kept asking over its request rate (it was cut off).
     #[error(transparent)]
     OverRate(#[from] cloudy_overlay::limits::OverRate),

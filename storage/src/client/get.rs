@@ -2,6 +2,7 @@
 //! k blocks per segment from the best holders, switch holder on failure.
 
 use super::reader::ShareReader;
+use super::share_error::ShareError;
 use super::{worth_retrying, Client, Conn};
 use crate::capability::ReadCap;
 use crate::coding::Decoder;
@@ -164,6 +165,13 @@ impl Client {
         let seg_size = dec.record().segment_size as u64;
         let segments = range.start / seg_size..(range.end - 1) / seg_size + 1;
         let mut readers = Vec::new();
+        // A share whose session dropped mid-read is read once more over a
+        // new session if no other share is left: its holder may have just
+        // restarted (the churn benchmark lost a read when three of five
+        // holders restarted at once and the third's old connection died
+        // under the read).
+        let mut again: HashMap<u8, (PeerId, Vec<Hash>)> =
+            chosen.iter().map(|c| (c.share, (c.peer, c.hashes.clone()))).collect();
         for mut c in chosen {
             if let Some(block) = c.block.take().filter(|_| segments == (0..1)) {
                 readers.push(ShareReader::ready(c.share, c.peer, &c.hashes, block));
@@ -202,11 +210,30 @@ impl Client {
                                 .notes
                                 .push(format!("{peer} share {share} segment {segment}: {e}"));
                             readers.retain(|r| r.share != share);
+                            // Its session dropped, or its holder failed and is back.
+                            let dropped = match &e {
+                                ShareError::Protocol(p) => {
+                                    worth_retrying(p) || matches!(p, ProtocolError::Closed)
+                                }
+                                ShareError::HolderGone(p) => self
+                                    .overlay()
+                                    .snapshot()
+                                    .peers
+                                    .get(p)
+                                    .is_some_and(|v| v.state.is_up()),
+                                _ => false,
+                            };
                             // Bring in another share, if any holder has one.
                             let taken: Vec<u8> = readers.iter().map(|r| r.share).collect();
                             let mut d = Some(dec);
                             let next = spares.next_share(self, &mut d, &taken).await;
                             dec = d.expect("decoder stays");
+                            let next = match next {
+                                Some(c) => Some(c),
+                                None => again.remove(&share).filter(|_| dropped).map(
+                                    |(peer, hashes)| Chosen { share, peer, hashes, block: None },
+                                ),
+                            };
                             if let Some(c) = next {
                                 if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
                                     readers.push(self.reader(conn, si, c, segment..segments.end));
@@ -288,7 +315,10 @@ impl Client {
         let ask = |peer: PeerId| async move {
             if find {
                 match self.open_and_call(peer, Request::Find { si }).await {
-                    Err(e) if worth_retrying(&e) || matches!(e, ProtocolError::Malformed(_)) => {}
+                    Err(e)
+                        if worth_retrying(&e)
+                            || matches!(e, ProtocolError::Malformed(_) | ProtocolError::Closed) => {
+                    }
                     done => return (peer, done),
                 }
             }

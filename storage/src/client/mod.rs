@@ -189,9 +189,7 @@ impl Client {
 pub(crate) async fn read_response<S: futures::io::AsyncRead + Unpin>(
     s: &mut S,
 ) -> Result<Response, ProtocolError> {
-    let frame = read_frame(s)
-        .await?
-        .ok_or_else(|| ProtocolError::Malformed("server closed the session".into()))?;
+    let frame = read_frame(s).await?.ok_or(ProtocolError::Closed)?;
     Response::decode(&frame)
 }
 

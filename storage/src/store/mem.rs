@@ -14,6 +14,9 @@ struct Inner {
     /// Test hook: reads of blocks from this segment on hang (a holder that
     /// went silent mid-transfer) until it is lifted.
     stall_from: Option<u64>,
+    /// Test hook: the next read of a block of this segment ends the
+    /// server's session (as a holder whose process died under the read).
+    break_at: Option<u64>,
 }
 
 /// Shares in a map; clones share the map.
@@ -57,6 +60,14 @@ impl MemStore {
     /// Lifts [`MemStore::stall_from`].
     pub fn unstall(&self) {
         self.lock().stall_from = None;
+    }
+
+    /// Test hook: the next read of a block of `segment` ends the session
+    /// that asked for it, once (the server's task for the session unwinds,
+    /// so the reader sees its stream end without an answer), as a holder
+    /// that restarted under a read.
+    pub fn break_once_at(&self, segment: u64) {
+        self.lock().break_at = Some(segment);
     }
 
     /// Test hook: flips one byte of a stored share (simulated bit rot).
@@ -110,6 +121,9 @@ impl ShareStore for MemStore {
     ) -> Result<Vec<u8>, StoreError> {
         while self.lock().stall_from.is_some_and(|from| segment >= from) {
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if self.lock().break_at.take_if(|at| *at == segment).is_some() {
+            std::panic::resume_unwind(Box::new("test hook: the session ends under a read"));
         }
         let blob = self.blob(si, share)?;
         let block = self
