@@ -9,6 +9,14 @@
 //! other process running the binary, and reclaimable by the system); the
 //! ones the node runs come back on the next minor fault. See
 //! ARCHITECTURE.md.
+//!
+//! Between those minutes the thread looks every 10 s at the heap's free
+//! bytes, and hands free pages back at once when a mebibyte more was freed
+//! since the last trim: what a burst (a community joining through this
+//! node, a transfer) frees stayed resident for up to a minute (a
+//! membership benchmark of 100 nodes measured 60 s after the last start,
+//! before the minute's trim: RSS 14.7 / 21.5 MB mean / max; 90 s after:
+//! 12.2 / 17.3 MB).
 
 /// The address ranges, in a `/proc/self/smaps` text, of the read-only
 /// private file mappings (the binary's and the libraries' code and
@@ -65,20 +73,51 @@ fn drop_clean_pages() -> usize {
     advised
 }
 
+/// How often the thread looks at the node's memory.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Looks between two full trims (heap and code pages): a minute.
+const FULL_EVERY: u32 = 6;
+/// Heap freed since the last trim that makes the thread trim before the
+/// minute is up.
+const FREED: u64 = 1 << 20;
+
+/// Whether to trim the heap now: on every full trim, and between them
+/// when the heap's free bytes (`free`) grew by [`FREED`] since the last
+/// trim left them at `after_last` (the pages of free chunks a trim handed
+/// back still count as free, so only new frees make the difference).
+fn heap_due(look: u32, free: u64, after_last: Option<u64>) -> bool {
+    look.is_multiple_of(FULL_EVERY) || after_last.is_some_and(|b| free >= b.saturating_add(FREED))
+}
+
+/// Bytes in free chunks of the heap (glibc's `mallinfo2().fordblks`).
+fn free_heap() -> u64 {
+    // SAFETY: mallinfo2 only reads malloc's statistics, under its locks.
+    #[allow(unsafe_code)]
+    let info = unsafe { libc::mallinfo2() };
+    info.fordblks as u64
+}
+
 /// Starts the trimming thread of a node.
 pub(crate) fn start() {
     let trim = std::thread::Builder::new().name("memory-trim".into()).spawn(|| {
-        // First once the node has started and joined, then once a minute.
+        // First once the node has started and joined, then every minute,
+        // and between whenever a burst left the heap larger.
         std::thread::sleep(std::time::Duration::from_secs(20));
-        loop {
-            // SAFETY: malloc_trim only releases free pages; glibc's malloc
-            // is thread-safe.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::malloc_trim(0);
+        let mut after_last = None;
+        for look in 0u32.. {
+            if heap_due(look, free_heap(), after_last) {
+                // SAFETY: malloc_trim only releases free pages; glibc's
+                // malloc is thread-safe.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+                after_last = Some(free_heap());
             }
-            drop_clean_pages();
-            std::thread::sleep(std::time::Duration::from_secs(60));
+            if look.is_multiple_of(FULL_EVERY) {
+                drop_clean_pages();
+            }
+            std::thread::sleep(LOOK_EVERY);
         }
     });
     if let Err(e) = trim {
@@ -119,6 +158,26 @@ Anonymous:             0 kB
                 (0x7f0000000000, 0x100000)
             ]
         );
+    }
+
+    #[test]
+    fn the_heap_is_trimmed_every_minute_and_after_frees() {
+        let mib = 1 << 20;
+        assert!(heap_due(0, 0, None), "the first look trims");
+        assert!(heap_due(FULL_EVERY, 10 * mib, Some(10 * mib)), "every minute");
+        assert!(!heap_due(1, 10 * mib + mib - 1, Some(10 * mib)), "little freed since");
+        assert!(heap_due(1, 11 * mib, Some(10 * mib)), "a mebibyte freed since the last trim");
+        assert!(!heap_due(1, 9 * mib, Some(10 * mib)), "free chunks taken again");
+        assert!(!heap_due(1, 20 * mib, None), "before the first trim: wait for it");
+        // Every other block freed, between blocks kept: free chunks in the
+        // middle of the heap, which glibc does not hand back by itself.
+        let mut held: Vec<Option<Vec<u8>>> = (0..64).map(|_| Some(vec![1u8; 64 << 10])).collect();
+        let before = free_heap();
+        for b in held.iter_mut().step_by(2) {
+            *b = None;
+        }
+        assert!(free_heap() > before, "frees show in mallinfo2");
+        drop(held);
     }
 
     #[test]
