@@ -514,7 +514,7 @@ impl EventLoop {
     fn member_back(&mut self, peer: PeerId) {
         self.close_stale(peer);
         self.redial_moved(peer);
-        self.note_back(peer);
+        self.back.note(peer, Instant::now());
     }
 
     /// Dials `peer` at its new addresses when it came back at other ones

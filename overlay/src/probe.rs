@@ -91,11 +91,6 @@ impl EventLoop {
         }
     }
 
-    /// Notes that `peer` is back under a new process (see [`Returns`]).
-    pub(crate) fn note_back(&mut self, peer: PeerId) {
-        self.back.note(peer, Instant::now());
-    }
-
     /// Accuses `peer` before the community ([`crate::membership::detector::Detector::probe_failed`]).
     pub(crate) fn probe_failed(&mut self, peer: PeerId, reason: &str) {
         let me = self.local.peer;

@@ -3,7 +3,7 @@
 
 use super::reader::ShareReader;
 use super::share_error::ShareError;
-use super::{worth_retrying, Client, Conn};
+use super::{session_ended, Client, Conn};
 use crate::capability::ReadCap;
 use crate::coding::Decoder;
 use crate::crypt::storage_index;
@@ -210,30 +210,16 @@ impl Client {
                                 .notes
                                 .push(format!("{peer} share {share} segment {segment}: {e}"));
                             readers.retain(|r| r.share != share);
-                            // Its session dropped, or its holder failed and is back.
-                            let dropped = match &e {
-                                ShareError::Protocol(p) => {
-                                    worth_retrying(p) || matches!(p, ProtocolError::Closed)
-                                }
-                                ShareError::HolderGone(p) => self
-                                    .overlay()
-                                    .snapshot()
-                                    .peers
-                                    .get(p)
-                                    .is_some_and(|v| v.state.is_up()),
-                                _ => false,
-                            };
+                            let again_ok = self.worth_reading_again(&e);
                             // Bring in another share, if any holder has one.
                             let taken: Vec<u8> = readers.iter().map(|r| r.share).collect();
                             let mut d = Some(dec);
                             let next = spares.next_share(self, &mut d, &taken).await;
                             dec = d.expect("decoder stays");
-                            let next = match next {
-                                Some(c) => Some(c),
-                                None => again.remove(&share).filter(|_| dropped).map(
-                                    |(peer, hashes)| Chosen { share, peer, hashes, block: None },
-                                ),
-                            };
+                            let next = next.or_else(|| {
+                                let (peer, hashes) = again.remove(&share).filter(|_| again_ok)?;
+                                Some(Chosen { share, peer, hashes, block: None })
+                            });
                             if let Some(c) = next {
                                 if let Ok(conn) = self.conn_for(&mut spares.conns, c.peer).await {
                                     readers.push(self.reader(conn, si, c, segment..segments.end));
@@ -263,6 +249,19 @@ impl Client {
         out.flush().await.map_err(GetError::Write)?;
         tracing::debug!(bytes = written, ?planned_at, ?chosen_at, took = ?started.elapsed(), "read a file");
         Ok(written)
+    }
+
+    /// Whether a share that failed with `e` may be read once more over a
+    /// new session: its session ended under the read, or its holder, which
+    /// the overlay had failed, is up again (it may have just restarted).
+    fn worth_reading_again(&self, e: &ShareError) -> bool {
+        match e {
+            ShareError::Protocol(p) => session_ended(p),
+            ShareError::HolderGone(p) => {
+                self.overlay().snapshot().peers.get(p).is_some_and(|v| v.state.is_up())
+            }
+            _ => false,
+        }
     }
 
     /// Starts reading `segments` of the chosen share over `conn`.
@@ -315,10 +314,7 @@ impl Client {
         let ask = |peer: PeerId| async move {
             if find {
                 match self.open_and_call(peer, Request::Find { si }).await {
-                    Err(e)
-                        if worth_retrying(&e)
-                            || matches!(e, ProtocolError::Malformed(_) | ProtocolError::Closed) => {
-                    }
+                    Err(e) if session_ended(&e) || matches!(e, ProtocolError::Malformed(_)) => {}
                     done => return (peer, done),
                 }
             }

@@ -51,6 +51,12 @@ pub(crate) fn worth_retrying(e: &ProtocolError) -> bool {
     matches!(e, ProtocolError::Io(io) if io.kind() != std::io::ErrorKind::TimedOut)
 }
 
+/// Whether a session ended under a request: the server dropped it, or
+/// closed it without answering (it restarted, or does not know the request).
+pub(crate) fn session_ended(e: &ProtocolError) -> bool {
+    worth_retrying(e) || matches!(e, ProtocolError::Closed)
+}
+
 /// The pause before try `attempt` (1, 2, …): 25, 50, 100 ms, with up to
 /// half again at random so that a burst does not come back as one.
 pub(crate) fn retry_pause(attempt: u32) -> std::time::Duration {
