@@ -142,9 +142,11 @@ pub(crate) struct EventLoop {
     /// The broadcast tree over our links.
     pub tree: crate::broadcast::Tree<PeerId>,
     /// The open streams of each link (usually one), by stream number.
-    pub tree_streams: HashMap<PeerId, Vec<(u64, mpsc::Sender<crate::broadcast::Frame>)>>,
+    pub tree_streams: HashMap<PeerId, Vec<(u64, crate::tree_links::Lanes)>>,
     /// What happens on the links' streams.
     pub link_events: mpsc::Receiver<crate::tree_links::LinkEvent>,
+    /// Link events taken off `link_events`, not yet acted on.
+    pub inbox: crate::tree_inbox::Inbox<crate::tree_links::LinkEvent>,
     /// Cancels the prober and responder, and the broadcast links, when the
     /// loop is dropped.
     pub _helpers: (tokio_util::sync::DropGuard, tokio_util::sync::DropGuard),
@@ -173,7 +175,11 @@ impl EventLoop {
                 _ = self.cancel.cancelled() => break,
                 _ = suspicion_due, if deadline.is_some() => self.on_check(),
                 _ = tree_due, if tree_deadline.is_some() => self.on_tree_tick(),
-                Some(ev) = self.link_events.recv() => self.on_link_event(ev),
+                _ = std::future::ready(()), if !self.inbox.is_empty() => self.on_inbox(),
+                Some(ev) = self.link_events.recv(), if self.inbox.is_empty() => {
+                    self.inbox.push(ev, false);
+                    self.on_inbox();
+                }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
@@ -214,7 +220,7 @@ impl EventLoop {
     /// Says goodbye, lets the message out, saves history.
     async fn leave(&mut self) {
         let msg = self.local.leave();
-        self.publish_with(msg, true);
+        self.publish_with(msg, crate::tree_events::Publish::Goodbye);
         let swarm = &mut self.swarm;
         let _ = tokio::time::timeout(LEAVE_DRAIN, async {
             loop {
@@ -331,11 +337,21 @@ impl EventLoop {
 
     /// Gossips our state (a change, a refutation, our join announcement).
     pub(crate) fn publish_alive(&mut self) {
+        self.publish_alive_with(crate::tree_events::Publish::Gossip);
+    }
+
+    /// Refutes a suspicion of this node: our state, ahead of what is
+    /// already queued on every link.
+    fn publish_refutation(&mut self) {
+        self.publish_alive_with(crate::tree_events::Publish::Refutation);
+    }
+
+    fn publish_alive_with(&mut self, how: crate::tree_events::Publish) {
         let msg = self.local.alive(&self.cfg.external_addrs);
         if let Message::Alive(a) = &msg {
             self.gossiped_coord = a.coord.clone().map(|c| (c, Instant::now()));
         }
-        self.publish(msg);
+        self.publish_with(msg, how);
     }
 
     /// Gossips our state again if our coordinate moved far from the one
@@ -357,6 +373,9 @@ impl EventLoop {
     }
 
     fn on_check(&mut self) {
+        // A refutation already received is taken before its suspicion
+        // may run out.
+        self.settle_waiting();
         let now = Instant::now();
         let changes = self.table.tick(now);
         for c in &changes {
@@ -457,7 +476,7 @@ impl EventLoop {
                 Change::Refute => {
                     info!("a member suspects this node; refuting with a fresh heartbeat");
                     self.health.worse();
-                    self.publish_alive();
+                    self.publish_refutation();
                 }
                 Change::Services { peer, announced, withdrawn } => {
                     for name in announced {

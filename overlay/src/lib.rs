@@ -63,6 +63,7 @@ pub mod testing;
 pub mod tmpfs;
 pub mod traffic;
 mod tree_events;
+mod tree_inbox;
 mod tree_links;
 
 pub use config::Config;
@@ -215,6 +216,7 @@ pub fn spawn_with_history(
         signer,
         tree: broadcast::Tree::new(broadcast::Settings::default()),
         tree_streams: Default::default(),
+        inbox: Default::default(),
         link_events,
         _helpers: (helpers.drop_guard(), links.drop_guard()),
     };

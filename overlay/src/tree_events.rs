@@ -14,21 +14,33 @@ use libp2p::{gossipsub, PeerId};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+/// How one of our membership messages goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Publish {
+    /// Over the tree's eager links.
+    Gossip,
+    /// Our refutation of a suspicion: the same, ahead of the frames
+    /// already queued on each link.
+    Refutation,
+    /// Our last message: over every link, lazy ones too, as no later round
+    /// will announce it.
+    Goodbye,
+}
+
 impl EventLoop {
     /// Sends one of our membership messages to the community.
     pub(crate) fn publish(&mut self, msg: Message) {
-        self.publish_with(msg, false);
+        self.publish_with(msg, Publish::Gossip);
     }
 
-    /// [`EventLoop::publish`]; our `last` message (the goodbye) goes over
-    /// every link, lazy ones too: no later round will announce it.
-    pub(crate) fn publish_with(&mut self, msg: Message, last: bool) {
+    /// [`EventLoop::publish`], as `how` says.
+    pub(crate) fn publish_with(&mut self, msg: Message, how: Publish) {
         let bytes = msg.encode();
         let sealed = signed::seal(&self.signer, &bytes);
         let id = signed::id_of(&sealed);
-        let out = match last {
-            true => self.tree.broadcast_last(id, sealed, Instant::now()),
-            false => self.tree.broadcast(id, sealed, Instant::now()),
+        let out = match how {
+            Publish::Goodbye => self.tree.broadcast_last(id, sealed, Instant::now()),
+            _ => self.tree.broadcast(id, sealed, Instant::now()),
         };
         // Fields are evaluated only when the line is enabled.
         debug!(
@@ -38,7 +50,7 @@ impl EventLoop {
             streams = self.tree_streams.len(),
             "publishing a membership message over the tree"
         );
-        self.send_tree(out);
+        self.send_frames(out, how == Publish::Refutation);
         if self.foreign.iter().any(|p| self.swarm.is_connected(p)) {
             match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
                 Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
@@ -47,7 +59,48 @@ impl EventLoop {
         }
     }
 
-    pub(crate) fn on_link_event(&mut self, ev: LinkEvent) {
+    /// Moves what waits on the links' channel into the inbox, marking the
+    /// frames that settle a suspicion ([`crate::tree_inbox`]).
+    fn fill_inbox(&mut self) {
+        while !self.inbox.is_full() {
+            let Ok(ev) = self.link_events.try_recv() else { break };
+            let urgent = self.settles_suspicion(&ev);
+            self.inbox.push(ev, urgent);
+        }
+    }
+
+    /// Whether `ev` is a message new to us that, if genuine, settles a
+    /// suspicion, over a link already up (its `Up` is taken first).
+    fn settles_suspicion(&self, ev: &LinkEvent) -> bool {
+        let LinkEvent::Frame { peer, frame: Frame::Push { id, data } } = ev else { return false };
+        if !self.tree_streams.contains_key(peer) || self.tree.knows(id) {
+            return false;
+        }
+        let msg = signed::peek(data).and_then(|m| Message::decode(m).ok());
+        msg.is_some_and(|m| self.table.settles_suspicion(&m))
+    }
+
+    /// Takes the next event from the links, those that settle a suspicion
+    /// first.
+    pub(crate) fn on_inbox(&mut self) {
+        self.fill_inbox();
+        if let Some((ev, urgent)) = self.inbox.pop() {
+            self.on_link_event(ev, urgent);
+        }
+    }
+
+    /// Before suspicions may run out: takes every received frame that
+    /// settles one.
+    pub(crate) fn settle_waiting(&mut self) {
+        self.fill_inbox();
+        while let Some(ev) = self.inbox.pop_urgent() {
+            self.on_link_event(ev, true);
+        }
+    }
+
+    /// One event from the links; frames an `urgent` one makes us send go
+    /// ahead of those already queued.
+    fn on_link_event(&mut self, ev: LinkEvent, urgent: bool) {
         match ev {
             LinkEvent::Up { peer, stream, out } => {
                 // A stream that ended before we heard it opened is no link
@@ -91,13 +144,13 @@ impl EventLoop {
                     self.send_tree(out);
                 }
             }
-            LinkEvent::Frame { peer, frame } => self.on_tree_frame(peer, frame),
+            LinkEvent::Frame { peer, frame } => self.on_tree_frame(peer, frame, urgent),
         }
     }
 
     /// A frame from a link. A message new to us is checked (signature,
     /// format, author, rate) before the tree may pass it on.
-    fn on_tree_frame(&mut self, peer: PeerId, frame: Frame) {
+    fn on_tree_frame(&mut self, peer: PeerId, frame: Frame, urgent: bool) {
         let mut take = None;
         if let Frame::Push { id, data } = &frame {
             if !self.tree.knows(id) {
@@ -118,7 +171,7 @@ impl EventLoop {
             debug!(%peer, "a duplicate: pruning the link");
         }
         let passed_on = r.send.len();
-        self.send_tree(r.send);
+        self.send_frames(r.send, urgent);
         if let (Some(msg), Some(_)) = (take, r.fresh) {
             let author = msg.author();
             let changes = self.table.apply(msg, now);
@@ -182,8 +235,8 @@ impl EventLoop {
             })
             .collect();
         for streams in self.tree_streams.values() {
-            let Some((_, tx)) = streams.iter().find(|(_, tx)| !tx.is_closed()) else { continue };
-            let (tx, frames) = (tx.clone(), frames.clone());
+            let Some((_, lanes)) = streams.iter().find(|(_, l)| !l.is_closed()) else { continue };
+            let (tx, frames) = (lanes.normal.clone(), frames.clone());
             tokio::spawn(async move {
                 for frame in frames {
                     if tx.send(frame).await.is_err() {
@@ -207,7 +260,12 @@ impl EventLoop {
     /// being a target) goes down here, and the tree grafts a lazy link in
     /// its place: until then frames for it were dropped and the tree
     /// counted it as a live branch.
-    fn send_tree(&mut self, mut out: Vec<(PeerId, Frame)>) {
+    fn send_tree(&mut self, out: Vec<(PeerId, Frame)>) {
+        self.send_frames(out, false);
+    }
+
+    /// [`EventLoop::send_tree`], on the `urgent` lanes or not.
+    fn send_frames(&mut self, mut out: Vec<(PeerId, Frame)>, urgent: bool) {
         while !out.is_empty() {
             let mut lost = Vec::new();
             for (peer, frame) in out {
@@ -215,9 +273,10 @@ impl EventLoop {
                     lost.push(peer);
                     continue;
                 }
-                let Some((_, tx)) = self.tree_streams.get(&peer).and_then(|s| s.first()) else {
+                let Some((_, lanes)) = self.tree_streams.get(&peer).and_then(|s| s.first()) else {
                     continue;
                 };
+                let tx = if urgent { &lanes.urgent } else { &lanes.normal };
                 if tx.try_send(frame).is_err() {
                     debug!(%peer, "broadcast link busy; a frame was dropped");
                 }
@@ -238,7 +297,7 @@ impl EventLoop {
     /// is then forgotten too, and the caller takes it off the tree).
     fn link_lost(&mut self, peer: PeerId) -> bool {
         let Some(streams) = self.tree_streams.get_mut(&peer) else { return false };
-        streams.retain(|(_, tx)| !tx.is_closed());
+        streams.retain(|(_, lanes)| !lanes.is_closed());
         if !streams.is_empty() {
             return false;
         }

@@ -22,11 +22,26 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// The queues of frames to write on one stream: `urgent` ones (a
+/// refutation, and what passes one on) are written before the others.
+#[derive(Clone, Debug)]
+pub(crate) struct Lanes {
+    pub normal: mpsc::Sender<Frame>,
+    pub urgent: mpsc::Sender<Frame>,
+}
+
+impl Lanes {
+    /// Whether the stream's writer has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.normal.is_closed()
+    }
+}
+
 /// What happened on a link's stream.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
     /// A stream is open: frames for `peer` go on `out`.
-    Up { peer: PeerId, stream: u64, out: mpsc::Sender<Frame> },
+    Up { peer: PeerId, stream: u64, out: Lanes },
     /// A frame from `peer`.
     Frame { peer: PeerId, frame: Frame },
     /// The stream `stream` to `peer` ended.
@@ -38,6 +53,8 @@ const MAX_FRAME: usize = crate::membership::wire::MAX_MESSAGE_BYTES + 256;
 /// Frames waiting to be written on one stream; beyond, new ones are
 /// dropped (the tree's announcements and anti-entropy repair a loss).
 pub(crate) const OUT_QUEUE: usize = 256;
+/// Urgent frames waiting to be written on one stream.
+const URGENT_QUEUE: usize = 32;
 /// Most inbound link streams at once (a member has about `2 × (monitors +
 /// links)`).
 const MAX_INBOUND: usize = 256;
@@ -101,7 +118,9 @@ async fn run(
 ) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let (out, mut queue) = mpsc::channel::<Frame>(OUT_QUEUE);
+    let (normal, mut queue) = mpsc::channel::<Frame>(OUT_QUEUE);
+    let (urgent, mut urgent_queue) = mpsc::channel::<Frame>(URGENT_QUEUE);
+    let out = Lanes { normal, urgent };
     if events.send(LinkEvent::Up { peer, stream: id, out }).await.is_err() {
         return;
     }
@@ -129,7 +148,7 @@ async fn run(
         }
     };
     let writing = async {
-        while let Some(frame) = queue.recv().await {
+        while let Some(frame) = next_frame(&mut urgent_queue, &mut queue).await {
             if write_frame(&mut w, &frame.encode(), MAX_FRAME).await.is_err() {
                 return;
             }
@@ -138,6 +157,20 @@ async fn run(
     tokio::select! {
         _ = reading => {}
         _ = writing => {}
+    }
+}
+
+/// The next frame to write on a stream, urgent ones first; `None` once
+/// the event loop let go of both queues.
+async fn next_frame(
+    urgent: &mut mpsc::Receiver<Frame>,
+    normal: &mut mpsc::Receiver<Frame>,
+) -> Option<Frame> {
+    tokio::select! {
+        biased;
+        Some(frame) = urgent.recv() => Some(frame),
+        Some(frame) = normal.recv() => Some(frame),
+        else => None,
     }
 }
 
@@ -160,5 +193,30 @@ impl Drop for DownOnDrop {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urgent_frames_are_written_before_those_queued_earlier() {
+        let (normal, mut normal_rx) = mpsc::channel(OUT_QUEUE);
+        let (urgent, mut urgent_rx) = mpsc::channel(URGENT_QUEUE);
+        let lanes = Lanes { normal, urgent };
+        for _ in 0..10 {
+            lanes.normal.try_send(Frame::Prune).unwrap();
+        }
+        lanes.urgent.try_send(Frame::Graft(Vec::new())).unwrap();
+        let first = next_frame(&mut urgent_rx, &mut normal_rx).await;
+        assert!(matches!(first, Some(Frame::Graft(_))), "{first:?}");
+        drop(lanes);
+        let mut rest = 0;
+        while let Some(frame) = next_frame(&mut urgent_rx, &mut normal_rx).await {
+            assert!(matches!(frame, Frame::Prune));
+            rest += 1;
+        }
+        assert_eq!(rest, 10, "the queued frames, then the end");
     }
 }

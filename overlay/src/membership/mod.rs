@@ -427,6 +427,22 @@ impl MemberTable {
         }
     }
 
+    /// Whether `msg`, once found genuine, settles a suspicion: an
+    /// accusation of this node (which it refutes), or a suspect member's
+    /// newer state (its refutation, or its goodbye). The event loop takes
+    /// such messages before the others waiting: after a CPU starvation a
+    /// refutation queued behind the backlog reached observers after their
+    /// suspicion ran out (DESIGN/failure-detection.md).
+    pub fn settles_suspicion(&self, msg: &Message) -> bool {
+        match msg {
+            Message::Suspect(a) | Message::Failed(a) => a.peer == self.local,
+            Message::Alive(_) | Message::Leave { .. } => self
+                .members
+                .get(&msg.peer())
+                .is_some_and(|m| m.state == MemberState::Suspect && m.version < msg.version()),
+        }
+    }
+
     /// A suspicion or failure confirmation about a member. It counts only
     /// if the member has said nothing newer than what the accuser knew.
     fn accuse(&mut self, a: &wire::Accusation, now: Instant, to: MemberState) -> Vec<Change> {

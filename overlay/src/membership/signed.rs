@@ -66,6 +66,14 @@ pub fn open<'a>(id: &Id, envelope: &'a [u8]) -> Result<(PeerId, &'a [u8]), Envel
     }
 }
 
+/// The message in an envelope, unchecked: only to decide how soon to
+/// check it ([`open`] checks it before anything is taken).
+pub fn peek(envelope: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = field(envelope).ok()?;
+    let (_, message) = field(rest).ok()?;
+    Some(message)
+}
+
 /// A length-prefixed field and what follows it.
 fn field(bytes: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
     let (len, rest) = bytes.split_first().ok_or(EnvelopeError::Short)?;
@@ -101,6 +109,18 @@ mod tests {
         assert!(matches!(open(&id_of(&forged), &forged), Err(EnvelopeError::Signature(_))));
         for cut in [&env[..0], &env[..5], &env[..40]] {
             assert!(open(&id_of(cut), cut).is_err());
+        }
+    }
+
+    #[test]
+    fn a_peek_shows_the_message_unchecked_and_nothing_in_a_cut_envelope() {
+        let env = seal(&Keypair::generate_ed25519(), b"{\"kind\":\"alive\"}");
+        assert_eq!(peek(&env), Some(&b"{\"kind\":\"alive\"}"[..]));
+        let mut forged = env.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        assert!(peek(&forged).is_some(), "a peek does not check the signature");
+        for cut in [&env[..0], &env[..5], &env[..40]] {
+            assert_eq!(peek(cut), None);
         }
     }
 }

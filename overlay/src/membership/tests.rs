@@ -390,3 +390,26 @@ async fn many_members_suspected_at_once_are_given_longer_to_refute() {
     assert_eq!(t.next_deadline(), Some(later + one));
     assert_eq!(crowd_slack(200), MAX_SLACK, "bounded");
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_accusations_of_us_and_suspects_news_settle_a_suspicion() {
+    let local = PeerId::random();
+    let mut t = MemberTable::new(local, T);
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    t.apply(alive(q, 1, 1, &[]), now);
+    assert!(t.settles_suspicion(&suspect(local, 1, 1)));
+    let failed_us = Message::Failed(Accusation { peer: local, incarnation: 1, seq: 1, by: p });
+    assert!(t.settles_suspicion(&failed_us));
+    // Nobody is suspect: news of members and accusations of others wait.
+    assert!(!t.settles_suspicion(&alive(p, 2, 1, &[])));
+    assert!(!t.settles_suspicion(&suspect(p, 1, 1)));
+    t.apply(suspect(p, 1, 1), now);
+    assert!(t.settles_suspicion(&alive(p, 2, 1, &[])), "p's refutation");
+    assert!(t.settles_suspicion(&Message::Leave { peer: p, incarnation: 1, seq: 2 }));
+    assert!(!t.settles_suspicion(&alive(p, 1, 1, &[])), "what the suspicion is about");
+    assert!(!t.settles_suspicion(&alive(q, 2, 1, &[])), "q is not suspect");
+    assert!(!t.settles_suspicion(&suspect(q, 1, 1)));
+    assert!(!t.settles_suspicion(&alive(PeerId::random(), 1, 1, &[])), "a stranger");
+}
