@@ -153,7 +153,7 @@ pub fn spawn_with_history(
     // The links outlive the node's cancellation until the loop ends: its
     // goodbye goes out over them.
     let links = tokio_util::sync::CancellationToken::new();
-    let (link_tx, link_events) = mpsc::channel(1024);
+    let (link_tx, link_events) = mpsc::channel(LINK_EVENTS);
     tree_links::spawn(
         stream.clone(),
         targets_rx.clone(),
@@ -257,6 +257,9 @@ fn dial_bootstrap(swarm: &mut libp2p::Swarm<Behaviour>, bootstrap: &[Multiaddr])
 
 /// QUIC flow-control window per stream, in bytes.
 const QUIC_STREAM_WINDOW: u32 = 2_000_000;
+/// Link events waiting for the event loop on their channel; as many more
+/// wait in its inbox ([`tree_inbox::INBOX_MAX`]).
+const LINK_EVENTS: usize = tree_inbox::INBOX_MAX;
 /// Period of QUIC keep-alives on an idle connection.
 const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 

@@ -76,8 +76,10 @@ impl EventLoop {
         if !self.tree_streams.contains_key(peer) || self.tree.knows(id) {
             return false;
         }
-        let msg = signed::peek(data).and_then(|m| Message::decode(m).ok());
-        msg.is_some_and(|m| self.table.settles_suspicion(&m))
+        let Some(raw) = signed::peek(data).filter(|raw| self.table.may_settle(raw)) else {
+            return false;
+        };
+        Message::decode(raw).is_ok_and(|m| self.table.settles_suspicion(&m))
     }
 
     /// Takes the next event from the links, those that settle a suspicion

@@ -13,9 +13,10 @@
 
 use std::collections::VecDeque;
 
-/// Most events held here; beyond, the links' channel holds them (and its
-/// readers wait).
-pub(crate) const INBOX_MAX: usize = 1024;
+/// Most events held here; beyond, the links' channel holds as many (and
+/// its readers wait): with the inbox, a node holds no more link events
+/// than the channel alone held before (1,024).
+pub(crate) const INBOX_MAX: usize = 512;
 
 /// Capacity kept when the inbox empties; a larger one is given back.
 const KEEP_CAPACITY: usize = 64;

@@ -230,6 +230,8 @@ pub enum Change {
 #[derive(Debug)]
 pub struct MemberTable {
     local: PeerId,
+    /// `local` as messages spell it.
+    local_text: String,
     timing: Timing,
     /// Suspicions last `1 + slack` times as long here: how far behind the
     /// node's own timers are ([`MemberTable::set_slack`]).
@@ -319,6 +321,7 @@ impl MemberTable {
     pub fn new(local: PeerId, timing: Timing) -> Self {
         MemberTable {
             local,
+            local_text: local.to_base58(),
             timing,
             slack: 0,
             refuted: None,
@@ -425,6 +428,15 @@ impl MemberTable {
             Message::Failed(a) => self.accuse(&a, heard_at, MemberState::Failed),
             msg => self.apply_own(msg, heard_at),
         }
+    }
+
+    /// Whether a message still encoded (`raw`) may settle a suspicion
+    /// ([`MemberTable::settles_suspicion`]): one that names this node, or
+    /// any while a member is suspect. Most messages are then decoded once,
+    /// after their signature is checked, not twice.
+    pub fn may_settle(&self, raw: &[u8]) -> bool {
+        let me = self.local_text.as_bytes();
+        !self.idx.suspects.is_empty() || raw.windows(me.len()).any(|w| w == me)
     }
 
     /// Whether `msg`, once found genuine, settles a suspicion: an

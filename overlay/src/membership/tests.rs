@@ -413,3 +413,17 @@ async fn only_accusations_of_us_and_suspects_news_settle_a_suspicion() {
     assert!(!t.settles_suspicion(&suspect(q, 1, 1)));
     assert!(!t.settles_suspicion(&alive(PeerId::random(), 1, 1, &[])), "a stranger");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_is_decoded_to_look_ahead_only_if_it_names_us_or_someone_is_suspect() {
+    let local = PeerId::random();
+    let mut t = MemberTable::new(local, T);
+    let p = PeerId::random();
+    let now = Instant::now();
+    t.apply(alive(p, 1, 1, &[]), now);
+    assert!(t.may_settle(&suspect(local, 1, 1).encode()));
+    assert!(!t.may_settle(&suspect(p, 1, 1).encode()));
+    assert!(!t.may_settle(&alive(p, 2, 1, &[]).encode()));
+    t.apply(suspect(p, 1, 1), now);
+    assert!(t.may_settle(&alive(p, 2, 1, &[]).encode()));
+}
