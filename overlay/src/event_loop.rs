@@ -177,8 +177,7 @@ impl EventLoop {
                 _ = tree_due, if tree_deadline.is_some() => self.on_tree_tick(),
                 _ = std::future::ready(()), if !self.inbox.is_empty() => self.on_inbox(),
                 Some(ev) = self.link_events.recv(), if self.inbox.is_empty() => {
-                    self.inbox.push(ev, false);
-                    self.on_inbox();
+                    self.on_link_channel(ev)
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),

@@ -59,14 +59,26 @@ impl EventLoop {
         }
     }
 
-    /// Moves what waits on the links' channel into the inbox, marking the
-    /// frames that settle a suspicion ([`crate::tree_inbox`]).
+    /// An event off the links' channel: into the inbox, marked if it
+    /// settles a suspicion ([`crate::tree_inbox`]).
+    fn put_in_inbox(&mut self, ev: LinkEvent) {
+        let urgent = self.settles_suspicion(&ev);
+        self.inbox.push(ev, urgent);
+    }
+
+    /// Moves what waits on the links' channel into the inbox.
     fn fill_inbox(&mut self) {
         while !self.inbox.is_full() {
             let Ok(ev) = self.link_events.try_recv() else { break };
-            let urgent = self.settles_suspicion(&ev);
-            self.inbox.push(ev, urgent);
+            self.put_in_inbox(ev);
         }
+    }
+
+    /// An event the event loop waited for on the links' channel (the inbox
+    /// was empty), then the next one to take.
+    pub(crate) fn on_link_channel(&mut self, ev: LinkEvent) {
+        self.put_in_inbox(ev);
+        self.on_inbox();
     }
 
     /// Whether `ev` is a message new to us that, if genuine, settles a

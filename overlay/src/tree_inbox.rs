@@ -55,24 +55,30 @@ impl<T> Inbox<T> {
 
     /// The next event, urgent ones first, and whether it was urgent.
     pub(crate) fn pop(&mut self) -> Option<(T, bool)> {
-        let next = match self.pop_urgent() {
+        let next = match self.urgent.pop_front() {
             Some(ev) => Some((ev, true)),
             None => self.rest.pop_front().map(|ev| (ev, false)),
         };
+        self.shrink_if_empty();
+        next
+    }
+
+    /// The next urgent event.
+    pub(crate) fn pop_urgent(&mut self) -> Option<T> {
+        let next = self.urgent.pop_front();
+        self.shrink_if_empty();
+        next
+    }
+
+    /// A backlog's queue is not kept on an idle node.
+    fn shrink_if_empty(&mut self) {
         if self.is_empty() {
-            // A backlog's queue is not kept on an idle node.
             for q in [&mut self.urgent, &mut self.rest] {
                 if q.capacity() > KEEP_CAPACITY {
                     q.shrink_to(KEEP_CAPACITY);
                 }
             }
         }
-        next
-    }
-
-    /// The next urgent event.
-    pub(crate) fn pop_urgent(&mut self) -> Option<T> {
-        self.urgent.pop_front()
     }
 }
 
@@ -108,5 +114,11 @@ mod tests {
         while inbox.pop().is_some() {}
         assert!(inbox.urgent.capacity() <= KEEP_CAPACITY);
         assert!(inbox.rest.capacity() <= KEEP_CAPACITY);
+        // Urgent events alone, taken before a suspicion may run out.
+        for n in 0..INBOX_MAX {
+            inbox.push(n, true);
+        }
+        while inbox.pop_urgent().is_some() {}
+        assert!(inbox.urgent.capacity() <= KEEP_CAPACITY);
     }
 }
