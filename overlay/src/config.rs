@@ -89,7 +89,7 @@ impl Default for Config {
                 reap_after: Duration::from_secs(24 * 3600),
             },
             target_peers: 3,
-            idle_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(60),
             history_path: None,
             history_save_interval: Duration::from_secs(30),
