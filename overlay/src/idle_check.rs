@@ -9,14 +9,8 @@
 //! connection the next ping, 60 s later. The bootstrap member of 200 held
 //! some 30 newcomers' connections that way, each 70 s after the join.
 //!
-//! This behaviour's handler wakes its connection every idle timeout, so an
-//! unused connection closes within two of them. In its first `YOUNG_FOR`
-//! idle timeouts it wakes it every quarter of one: a connection used once
-//! (a newcomer's join exchange with its bootstrap member, a service's one
-//! request) closes within the idle timeout plus a quarter. The bootstrap
-//! member of 200 holds every newcomer's first connection until it closes,
-//! about 150 KB of heap each, and part of the heap that burst leaves is
-//! never given back (DESIGN/failure-detection.md).
+//! This behaviour's handler wakes its connection every `every`, so an
+//! unused connection closes within the idle timeout plus `every`.
 
 use libp2p::core::{transport::PortUse, upgrade::DeniedUpgrade, Endpoint};
 use libp2p::swarm::handler::ConnectionEvent;
@@ -31,38 +25,20 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Wakes every connection now and then ([`next_wake`]).
+/// Wakes every connection every `every`.
 #[derive(Debug)]
 pub struct Behaviour {
     every: Duration,
 }
 
 impl Behaviour {
-    /// A behaviour for the idle timeout `every`.
+    /// A behaviour whose connections are woken every `every`.
     pub fn new(every: Duration) -> Self {
         Behaviour { every }
     }
 
     fn handler(&self) -> Handler {
-        let every = next_wake(Duration::ZERO, self.every);
-        Handler {
-            every: self.every,
-            born: tokio::time::Instant::now(),
-            timer: Box::pin(tokio::time::sleep(every)),
-        }
-    }
-}
-
-/// How many idle timeouts a connection counts as young.
-const YOUNG_FOR: u32 = 3;
-
-/// The wait before a connection of age `age` is woken again: a quarter of
-/// the idle timeout `every` while it is young, `every` after.
-fn next_wake(age: Duration, every: Duration) -> Duration {
-    if age < every * YOUNG_FOR {
-        every / 4
-    } else {
-        every
+        Handler { every: self.every, timer: Box::pin(tokio::time::sleep(self.every)) }
     }
 }
 
@@ -108,11 +84,10 @@ impl NetworkBehaviour for Behaviour {
 }
 
 /// A handler with no protocol and a timer: its only job is to have its
-/// connection's task run now and then ([`next_wake`]).
+/// connection's task run every `every`.
 #[derive(Debug)]
 pub struct Handler {
     every: Duration,
-    born: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -138,8 +113,7 @@ impl ConnectionHandler for Handler {
     ) -> Poll<ConnectionHandlerEvent<DeniedUpgrade, Infallible, Infallible>> {
         // Polling the rearmed timer registers the task's waker again.
         while self.timer.as_mut().poll(cx).is_ready() {
-            let now = tokio::time::Instant::now();
-            let next = now + next_wake(now - self.born, self.every);
+            let next = tokio::time::Instant::now() + self.every;
             self.timer.as_mut().reset(next);
         }
         Poll::Pending
@@ -238,15 +212,6 @@ mod tests {
     async fn a_connection_closes_after_the_idle_timeout_once_its_last_stream_is_dropped() {
         let after = open_after_last_stream(true).await.expect("the connection closed");
         assert!(after <= 2 * IDLE + Duration::from_millis(500), "closed {after:?} after");
-    }
-
-    #[test]
-    fn a_young_connection_is_woken_four_times_as_often() {
-        let every = Duration::from_secs(5);
-        assert_eq!(next_wake(Duration::ZERO, every), Duration::from_millis(1250));
-        assert_eq!(next_wake(Duration::from_secs(14), every), Duration::from_millis(1250));
-        assert_eq!(next_wake(Duration::from_secs(15), every), every);
-        assert_eq!(next_wake(Duration::from_secs(3600), every), every);
     }
 
     #[tokio::test]
